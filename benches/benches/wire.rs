@@ -1,0 +1,85 @@
+//! ferry-wire benchmarks: a small admin message next to rmp-serde, and payload messages of
+//! growing size whose encode and decode must not grow with the payload (nothing is copied).
+
+use bytes::BytesMut;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ferry::wire::{Decoder, Encoder, Header, Limits, Message, decode_message};
+use ferry_benches::{TaskFinished, payload};
+use std::hint::black_box;
+
+/// The same six fields, encoded and decoded by ferry (header + framing) and by rmp-serde alone.
+fn small_admin_message(c: &mut Criterion) {
+    let admin = TaskFinished::sample();
+    let mut group = c.benchmark_group("wire/small");
+    let encoder = Encoder::default();
+    let mut decoder = Decoder::without_preamble(Limits::default());
+    // The receive buffer is reused, as a connection's is.
+    let mut buf = BytesMut::with_capacity(4096);
+    group.bench_function("ferry", |b| {
+        b.iter(|| {
+            let message = Message::new(Header::from_serde(black_box(&admin)).unwrap(), vec![]);
+            for chunk in encoder.encode(&message).unwrap().chunks() {
+                buf.extend_from_slice(chunk);
+            }
+            let decoded = decoder.decode(&mut buf).unwrap().unwrap();
+            black_box(decoded.header.deserialize::<TaskFinished>().unwrap())
+        })
+    });
+    group.bench_function("rmp-serde", |b| {
+        b.iter(|| {
+            let bytes = rmp_serde::to_vec_named(black_box(&admin)).unwrap();
+            black_box(rmp_serde::from_slice::<TaskFinished>(&bytes).unwrap())
+        })
+    });
+    group.finish();
+}
+
+/// Messages carrying 1 KiB, 1 MiB and 64 MiB payloads: encode gives chunks that reference the
+/// payload, decode gives frames that are views of the received bytes. The memcpy of the same
+/// payload into a warm buffer is the physical reference.
+fn payload_messages(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wire");
+    let mut limits = Limits::default();
+    limits.max_message_bytes = 1 << 30;
+    for (label, len) in [
+        ("1KiB", 1usize << 10),
+        ("1MiB", 1 << 20),
+        ("64MiB", 64 << 20),
+    ] {
+        let message = Message::new(
+            Header::from_serde(&TaskFinished::sample()).unwrap(),
+            vec![payload(len)],
+        );
+        let encoder = Encoder::default();
+        let wire = encoder.encode(&message).unwrap().to_bytes();
+        group.throughput(Throughput::Bytes(len as u64));
+        group.bench_with_input(BenchmarkId::new("encode", label), &message, |b, m| {
+            b.iter(|| black_box(encoder.encode(m).unwrap()))
+        });
+        group.bench_with_input(BenchmarkId::new("decode", label), &wire, |b, w| {
+            b.iter(|| black_box(decode_message(w.clone(), &limits).unwrap()))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("encode+decode", label),
+            &message,
+            |b, m| {
+                b.iter(|| {
+                    black_box(encoder.encode(m).unwrap());
+                    black_box(decode_message(wire.clone(), &limits).unwrap())
+                })
+            },
+        );
+        let source = payload(len);
+        let mut target = vec![0xA5u8; len];
+        group.bench_with_input(BenchmarkId::new("memcpy", label), &len, |b, _| {
+            b.iter(|| {
+                target.copy_from_slice(black_box(&source));
+                black_box(&target);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, small_admin_message, payload_messages);
+criterion_main!(benches);

@@ -1,0 +1,197 @@
+//! `ferry demo`: the main job, on embedded defaults; it grows with every capability of ferry.
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ferry::wire::{Codec, Decoder, EncodeOptions, Encoder, Header, Limits, Message, preamble};
+use serde::{Deserialize, Serialize};
+
+/// Options of `ferry demo`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Size of the payload frame, in MiB.
+    #[arg(long, default_value_t = 64)]
+    payload_mib: usize,
+    /// Compress frames with this codec where it pays: none, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = parse_codec)]
+    codec: Codec,
+    /// Write and check a CRC32C per frame.
+    #[arg(long)]
+    checksums: bool,
+}
+
+fn parse_codec(name: &str) -> Result<Codec, String> {
+    match name {
+        "none" => Ok(Codec::None),
+        "lz4" => Ok(Codec::Lz4),
+        "zstd" => Ok(Codec::Zstd),
+        other => Err(format!(
+            "unknown codec {other:?}: expected none, lz4 or zstd"
+        )),
+    }
+}
+
+/// The kind of small administrative message a scheduler and its workers exchange.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct TaskFinished {
+    op: String,
+    key: String,
+    worker: String,
+    nbytes: u64,
+    dtype: String,
+    shape: Vec<u64>,
+}
+
+pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let payload_len = args.payload_mib << 20;
+    // Fill the payload so its pages are real memory, not shared zero pages.
+    let payload = Bytes::from(
+        (0..payload_len)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let admin = TaskFinished {
+        op: "task-finished".into(),
+        key: "('array-sum', 0, 3)".into(),
+        worker: "tcp://127.0.0.1:40471".into(),
+        nbytes: payload_len as u64,
+        dtype: "<f8".into(),
+        shape: vec![(payload_len / 8) as u64],
+    };
+    let message = Message::new(Header::from_serde(&admin)?, vec![payload.clone()]);
+
+    let encoder = Encoder::new(
+        EncodeOptions::default()
+            .codec(args.codec)
+            .checksums(args.checksums),
+    );
+    let (encoded, encode_time) = timed(|| encoder.encode(&message));
+    let encoded = encoded?;
+    let payload_chunks = encoded
+        .chunks()
+        .iter()
+        .filter(|c| c.as_ptr() == payload.as_ptr())
+        .count();
+
+    // The stand-in for a socket: the receiver's buffer, allocated and touched up front as a pooled
+    // buffer would be, then filled with the bytes a vectored write would send.
+    let wire_len = preamble().len() + encoded.len() as usize;
+    let mut received = BytesMut::with_capacity(wire_len);
+    received.resize(wire_len, 0xA5);
+    received.clear();
+    let (_, transfer_time) = timed(|| {
+        received.extend_from_slice(&preamble());
+        for chunk in encoded.chunks() {
+            received.extend_from_slice(chunk);
+        }
+    });
+    let receive_range = received.as_ptr() as usize..received.as_ptr() as usize + received.len();
+
+    let mut limits = Limits::default();
+    limits.max_frame_bytes = limits.max_frame_bytes.max(payload_len as u64);
+    let mut decoder = Decoder::with_limits(limits);
+    let (decoded, decode_time) = timed(|| decoder.decode(&mut received));
+    let decoded =
+        decoded?.ok_or("the whole message was in the buffer, yet the decoder asked for more")?;
+    let back: TaskFinished = decoded.header.deserialize()?;
+    if back != admin || decoded.frames != message.frames {
+        return Err("the decoded message differs from the one sent".into());
+    }
+    let frame = &decoded.frames[0];
+    let copied = !receive_range.contains(&(frame.as_ptr() as usize));
+
+    let info = encoded.frames()[0];
+    println!("ferry demo: one mixed message through ferry-wire (encode, transfer, decode)");
+    println!(
+        "  admin header      {} fields, {} bytes of MessagePack",
+        6,
+        message.header.as_bytes().len()
+    );
+    println!(
+        "  payload           {} frame, {}",
+        message.frames.len(),
+        size(payload_len as u64)
+    );
+    println!(
+        "  options           codec {}, checksums {}",
+        args.codec,
+        if args.checksums { "on" } else { "off" }
+    );
+    println!(
+        "  on the wire       {} (frame sent as {}, {}), {} chunks for a vectored write",
+        size(wire_len as u64),
+        info.codec,
+        size(info.wire_len),
+        encoded.chunks().len()
+    );
+    println!("  frames decoded    {}", decoded.frames.len());
+    println!(
+        "  payload copied    encode: {}; decode: {}",
+        if payload_chunks == 1 {
+            "no (the chunk is the payload itself)"
+        } else {
+            "yes (compressed)"
+        },
+        match (copied, info.codec) {
+            (false, _) => "no (the frame is a view of the receive buffer)",
+            (true, Codec::None) => "YES",
+            (true, _) => "decompressed into one new buffer",
+        }
+    );
+    println!(
+        "  encode            {:>10}  {}",
+        duration(encode_time),
+        rate(payload_len, encode_time)
+    );
+    println!(
+        "  transfer          {:>10}  {}  (a memcpy into a warm buffer, standing in for the socket)",
+        duration(transfer_time),
+        rate(wire_len, transfer_time)
+    );
+    println!(
+        "  decode            {:>10}  {}",
+        duration(decode_time),
+        rate(payload_len, decode_time)
+    );
+    if info.codec == Codec::None && !args.checksums {
+        println!(
+            "  (encode and decode touch only the header and frame table: their time does not grow with the payload)"
+        );
+    }
+    if copied && info.codec == Codec::None {
+        return Err("the payload was copied on decode".into());
+    }
+    Ok(())
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.2} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+fn duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    match ns {
+        n if n >= 1e9 => format!("{:.2} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
+        n => format!("{n:.0} ns"),
+    }
+}
+
+/// Payload bytes per second over `d`, in GB/s.
+fn rate(bytes: usize, d: Duration) -> String {
+    let secs = d.as_secs_f64().max(1e-9);
+    format!("{:.1} GB/s of payload", bytes as f64 / secs / 1e9)
+}

@@ -1,0 +1,36 @@
+//! The `ferry` command-line tool: `ferry demo` shows what ferry does, end to end, with numbers.
+
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ferry: move objects between processes, machines and disk as a header plus zero-copy frames.
+#[derive(Parser)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encode and decode a mixed message (small admin fields plus a large payload frame) and
+    /// report sizes, frame count, whether the payload was copied, and throughput.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

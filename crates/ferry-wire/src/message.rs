@@ -1,0 +1,59 @@
+//! [`Message`] and [`Frame`]: what crosses every boundary, a header plus payload frames.
+
+use bytes::Bytes;
+
+use crate::Header;
+
+/// One payload frame: a reference-counted byte buffer that is never copied on its way through
+/// ferry-wire. After decoding, an uncompressed frame is a slice of the receive buffer.
+pub type Frame = Bytes;
+
+/// A header and a list of frames: the unit ferry sends, stores and persists.
+///
+/// The header carries small metadata as MessagePack; large payloads travel as frames of their own
+/// and are never copied into it.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ferry_wire::{Header, Message};
+///
+/// let message = Message::new(
+///     Header::from_serde(&("put", "x-1"))?,
+///     vec![Bytes::from(vec![0u8; 1 << 20])],
+/// );
+/// assert_eq!(message.payload_len(), 1 << 20);
+/// # Ok::<(), ferry_wire::HeaderError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    /// Self-describing metadata.
+    pub header: Header,
+    /// Payload frames, in order.
+    pub frames: Vec<Frame>,
+}
+
+impl Message {
+    /// A message from a header and its frames.
+    ///
+    /// ```
+    /// let message = ferry_wire::Message::new(ferry_wire::Header::empty(), vec![]);
+    /// assert!(message.frames.is_empty());
+    /// ```
+    pub fn new(header: Header, frames: Vec<Frame>) -> Message {
+        Message { header, frames }
+    }
+
+    /// Total bytes in the frames (not counting the header).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// let message = ferry_wire::Message::new(
+    ///     ferry_wire::Header::empty(),
+    ///     vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")],
+    /// );
+    /// assert_eq!(message.payload_len(), 5);
+    /// ```
+    pub fn payload_len(&self) -> u64 {
+        self.frames.iter().map(|f| f.len() as u64).sum()
+    }
+}

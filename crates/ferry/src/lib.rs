@@ -1,0 +1,39 @@
+//! ferry: move objects between the processes and machines of a distributed system, and to disk and
+//! back, as a MessagePack header and a list of zero-copy frames.
+//!
+//! This facade re-exports ferry's layers behind features, so one dependency is all most users add:
+//!
+//! | feature | module | crate |
+//! | --- | --- | --- |
+//! | `wire` (default) | [`wire`] | `ferry-wire`: messages to bytes and back, with no I/O |
+//!
+//! ```
+//! use ferry::prelude::*;
+//!
+//! let message = Message::new(Header::from_serde(&"ping")?, vec![]);
+//! let bytes = Encoder::default().encode(&message)?.to_bytes();
+//! assert_eq!(ferry::wire::decode_message(bytes, &Limits::default())?, message);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "wire")]
+#[doc(inline)]
+pub use ferry_wire as wire;
+
+/// The names most programs need, for a glob import.
+///
+/// ```
+/// use ferry::prelude::*;
+/// let header = Header::empty();
+/// # let _ = header;
+/// ```
+pub mod prelude {
+    #[cfg(feature = "wire")]
+    pub use ferry_wire::{Decoder, Encoder, Frame, Header, Limits, Message};
+}
+
+// The README's quickstart is compiled and run as a doctest, so it cannot rot.
+#[cfg(all(doctest, feature = "wire"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,79 @@
+//! The `test` task: doc tests with `cargo test --doc`, then every test with cargo-nextest.
+//!
+//! Tests that need a lot of memory are `#[ignore = "large: …"]` and named `large_…`; tests
+//! that run long are ignored too and named `long_…`. `--large` and `--long` add them back.
+
+use crate::cmd::{Cmd, Result, ensure_tool};
+
+/// Nextest filterset matching tests whose own name (last path segment) starts with `large_`.
+const LARGE: &str = "test(/(^|::)large_/)";
+/// Nextest filterset matching tests whose own name (last path segment) starts with `long_`.
+const LONG: &str = "test(/(^|::)long_/)";
+
+/// Which ignored tests to run besides the default ones.
+#[derive(Clone, Copy, Default)]
+struct Selection {
+    /// Also run the ignored `large_` tests.
+    large: bool,
+    /// Also run the ignored `long_` tests.
+    long: bool,
+}
+
+/// Runs the task with its flags (`--large`, `--long`).
+pub(crate) fn run(args: &[String]) -> Result {
+    let mut selection = Selection::default();
+    for arg in args {
+        match arg.as_str() {
+            "--large" => selection.large = true,
+            "--long" => selection.long = true,
+            other => {
+                return Err(format!(
+                    "unknown flag `{other}`; usage: cargo xtask test [--large] [--long]"
+                ));
+            }
+        }
+    }
+    run_selection(selection)
+}
+
+/// Runs the default tests only (no ignored ones), as CI does.
+pub(crate) fn run_default() -> Result {
+    run_selection(Selection::default())
+}
+
+/// Installs nextest if needed, runs the doc tests, then (last, so its summary line ends the
+/// output) nextest.
+fn run_selection(selection: Selection) -> Result {
+    ensure_tool(
+        "cargo-nextest",
+        || Cmd::cargo().args(["nextest", "--version"]),
+        Cmd::cargo().args(["install", "cargo-nextest", "--locked"]),
+    )?;
+    Cmd::cargo().args(["test", "--doc", "--workspace"]).run()?;
+    nextest(selection).run()
+}
+
+/// The nextest command line for `selection`.
+fn nextest(selection: Selection) -> Cmd {
+    let mut cmd = Cmd::cargo().args(["nextest", "run", "--workspace"]);
+    if in_ci() {
+        // The `ci` profile in .config/nextest.toml does not stop at the first failure.
+        cmd = cmd.args(["--profile", "ci"]);
+    }
+    if selection.large || selection.long {
+        // Ignored tests other than large_/long_ ones come along too: there should be none.
+        cmd = cmd.args(["--run-ignored", "all"]);
+        if !selection.long {
+            cmd = cmd.arg("-E").arg(format!("not {LONG}"));
+        }
+        if !selection.large {
+            cmd = cmd.arg("-E").arg(format!("not {LARGE}"));
+        }
+    }
+    cmd
+}
+
+/// Whether we run under CI (`CI` set to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}

@@ -1,0 +1,346 @@
+//! The `tidy` task: repo rules that the compiler and clippy do not check.
+//!
+//! 1. Layering: a crate may depend only on crates of a lower layer ([`LAYERS`]).
+//! 2. ferry-wire does not depend on tokio, even indirectly.
+//! 3. Cargo.lock holds no unmaintained crate ([`BANNED`]).
+//! 4. Every `.rs` file starts with a `//!` line saying what it holds.
+//! 5. Every `unsafe {` block and `unsafe impl` in crates/ has a `// SAFETY:` comment just above.
+//!
+//! Each violation is printed as `path:line: message`.
+
+use crate::cmd::{Cmd, Result, repo_root};
+use crate::no_args;
+use crate::workspace::{self, Workspace, is_comment_line, relative, word_positions};
+
+/// The layer of every layered workspace crate. A crate may depend only on crates of a lower
+/// layer. A new crate must be added here (or to [`UNLAYERED`]).
+const LAYERS: &[(&str, u32)] = &[
+    ("ferry-wire", 0),
+    ("ferry-family", 1),
+    ("ferry-array", 2),
+    ("ferry-pickle", 2),
+    ("ferry-transport", 3),
+    ("ferry-persist", 3),
+    ("ferry-store", 4),
+    ("ferry-dask", 5),
+    ("ferry", 6),
+    ("ferry-cli", 7),
+];
+
+/// Workspace crates outside the layering: they may depend on anything, nothing may depend on
+/// them.
+const UNLAYERED: &[&str] = &["xtask", "ferry-benches"];
+
+/// Crates Cargo.lock must not hold, and why.
+const BANNED: &[(&str, &str)] = &[
+    ("arrow2", "arrow2 is unmaintained; use the arrow crates"),
+    ("bincode", "bincode is unmaintained; use rmp-serde"),
+];
+
+/// The directories whose `.rs` files must start with a `//!` line.
+const DOC_HEADER_DIRS: &[&str] = &["crates", "xtask", "benches", "fuzz"];
+
+/// How many lines of code above an `unsafe` block may stand between it and its `// SAFETY:`
+/// comment (comment and attribute lines do not count).
+const SAFETY_LOOKBACK: usize = 3;
+
+/// One rule broken at one place.
+struct Violation {
+    /// The file, relative to the repo root.
+    path: String,
+    /// The 1-based line.
+    line: usize,
+    /// What is wrong and what to do.
+    message: String,
+}
+
+/// Runs every check and prints each violation; fails if there is any, or if a check could
+/// not run.
+pub(crate) fn run(args: &[String]) -> Result {
+    no_args("tidy", args)?;
+    let mut violations = Vec::new();
+    let mut errors = Vec::new();
+    match workspace::metadata() {
+        Ok(ws) => {
+            violations.extend(layering(&ws));
+            match no_tokio_in_wire(&ws) {
+                Ok(found) => violations.extend(found),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(e) => errors.push(format!("cannot check layering or tokio: {e}")),
+    }
+    violations.extend(banned_crates());
+    violations.extend(doc_headers());
+    violations.extend(safety_comments());
+
+    for v in &violations {
+        println!("{}:{}: {}", v.path, v.line, v.message);
+    }
+    for e in &errors {
+        println!("tidy: {e}");
+    }
+    if violations.is_empty() && errors.is_empty() {
+        eprintln!("tidy: all rules hold");
+        Ok(())
+    } else {
+        Err(format!(
+            "tidy found {} violation(s){}",
+            violations.len(),
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} check(s) could not run", errors.len())
+            }
+        ))
+    }
+}
+
+/// The layer of `name`, if it is in [`LAYERS`].
+fn layer_of(name: &str) -> Option<u32> {
+    LAYERS.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
+}
+
+/// Check 1: every member is in the layer table, and depends (normal and build dependencies)
+/// only on workspace crates of a lower layer.
+fn layering(ws: &Workspace) -> Vec<Violation> {
+    let members: Vec<&str> = ws.packages.iter().map(|p| p.name.as_str()).collect();
+    let mut violations = Vec::new();
+    for package in &ws.packages {
+        let manifest = std::fs::read_to_string(&package.manifest_path).unwrap_or_default();
+        let path = relative(&package.manifest_path);
+        if UNLAYERED.contains(&package.name.as_str()) {
+            continue;
+        }
+        let Some(layer) = layer_of(&package.name) else {
+            violations.push(Violation {
+                path,
+                line: 1,
+                message: format!(
+                    "crate `{}` has no layer: add it to the layer table (LAYERS in xtask/src/tidy.rs)",
+                    package.name
+                ),
+            });
+            continue;
+        };
+        for dep in package
+            .deps
+            .iter()
+            .filter(|d| members.contains(&d.as_str()))
+        {
+            let problem = match layer_of(dep) {
+                Some(dep_layer) if dep_layer < layer => continue,
+                Some(dep_layer) => format!(
+                    "`{}` (layer {layer}) must not depend on `{dep}` (layer {dep_layer}): \
+                     a crate may depend only on crates of a lower layer",
+                    package.name
+                ),
+                None => format!(
+                    "`{}` (layer {layer}) must not depend on `{dep}`, which is not layered",
+                    package.name
+                ),
+            };
+            violations.push(Violation {
+                path: path.clone(),
+                line: dependency_line(&manifest, dep),
+                message: problem,
+            });
+        }
+    }
+    violations
+}
+
+/// Check 2: `cargo tree -p ferry-wire` (normal and build dependencies, all features, all
+/// targets) names no `tokio` or `tokio-*` crate.
+fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
+    let Some(wire) = ws.packages.iter().find(|p| p.name == "ferry-wire") else {
+        return Ok(Vec::new());
+    };
+    let tree = Cmd::cargo()
+        .args(["tree", "--package", "ferry-wire", "--edges", "normal,build"])
+        .args(["--prefix", "none", "--all-features", "--target", "all"])
+        .output()?;
+    let manifest = std::fs::read_to_string(&wire.manifest_path).unwrap_or_default();
+    let mut found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name == "tokio" || name.starts_with("tokio-"))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    Ok(found
+        .into_iter()
+        .map(|name| Violation {
+            path: relative(&wire.manifest_path),
+            line: dependency_line(&manifest, "tokio"),
+            message: format!("ferry-wire must not depend on tokio (it pulls in `{name}`)"),
+        })
+        .collect())
+}
+
+/// Check 3: Cargo.lock holds no [`BANNED`] crate.
+fn banned_crates() -> Vec<Violation> {
+    let Ok(lock) = std::fs::read_to_string(repo_root().join("Cargo.lock")) else {
+        return Vec::new();
+    };
+    lock.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            BANNED.iter().find_map(|(name, why)| {
+                (line.trim() == format!("name = \"{name}\"")).then(|| Violation {
+                    path: "Cargo.lock".to_owned(),
+                    line: i + 1,
+                    message: format!("{why} (`cargo tree -i {name}` shows who pulls it in)"),
+                })
+            })
+        })
+        .collect()
+}
+
+/// Check 4: the first non-empty line of every `.rs` file in [`DOC_HEADER_DIRS`] is `//!…`.
+fn doc_headers() -> Vec<Violation> {
+    let root = repo_root();
+    let mut violations = Vec::new();
+    for dir in DOC_HEADER_DIRS {
+        for file in workspace::rust_files(&root.join(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let first = text.lines().enumerate().find(|(_, l)| !l.trim().is_empty());
+            if !first.is_some_and(|(_, l)| l.trim_start().starts_with("//!")) {
+                violations.push(Violation {
+                    path: relative(&file),
+                    line: first.map_or(1, |(i, _)| i + 1),
+                    message: "the first line must be a `//!` comment saying what the file holds"
+                        .to_owned(),
+                });
+            }
+        }
+    }
+    violations
+}
+
+/// Check 5: every `unsafe {` block and `unsafe impl` under crates/ has a `// SAFETY:` comment
+/// on its line or just above it.
+fn safety_comments() -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for file in workspace::rust_files(&repo_root().join("crates")) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        violations.extend(
+            missing_safety_comments(&text)
+                .into_iter()
+                .map(|line| Violation {
+                    path: relative(&file),
+                    line,
+                    message: "`unsafe` block or impl without a `// SAFETY:` comment just above it"
+                        .to_owned(),
+                }),
+        );
+    }
+    violations
+}
+
+/// The 1-based lines of `text` holding an `unsafe {` block or `unsafe impl` with no
+/// `SAFETY:` comment on the line or within [`SAFETY_LOOKBACK`] lines of code above it (and
+/// below any other `unsafe` block or impl, whose comment that would be).
+fn missing_safety_comments(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut missing = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if is_comment_line(line) || !opens_unsafe_block_or_impl(line) || line.contains("SAFETY:") {
+            continue;
+        }
+        let mut code_lines = 0;
+        let mut documented = false;
+        for above in lines[..i].iter().rev() {
+            if above.contains("SAFETY:") {
+                documented = true;
+                break;
+            }
+            if !is_comment_line(above) && opens_unsafe_block_or_impl(above) {
+                // That comment, if any, belongs to the `unsafe` above.
+                break;
+            }
+            let above = above.trim();
+            if above.is_empty() || is_comment_line(above) || above.starts_with("#[") {
+                continue;
+            }
+            code_lines += 1;
+            if code_lines >= SAFETY_LOOKBACK {
+                break;
+            }
+        }
+        if !documented {
+            missing.push(i + 1);
+        }
+    }
+    missing
+}
+
+/// Whether `line` has the word `unsafe` followed by `{` or `impl`.
+fn opens_unsafe_block_or_impl(line: &str) -> bool {
+    word_positions(line, "unsafe").any(|at| {
+        let rest = line[at + "unsafe".len()..].trim_start();
+        rest.starts_with('{') || word_positions(rest, "impl").next() == Some(0)
+    })
+}
+
+/// The 1-based number of the line of `manifest` that declares the dependency `name`
+/// (`name = …`, `name.workspace = …`, `[dependencies.name]` or `package = "name"`), or 1.
+fn dependency_line(manifest: &str, name: &str) -> usize {
+    manifest
+        .lines()
+        .position(|line| {
+            let line = line.trim();
+            let declared = line
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']));
+            declared
+                || (line.starts_with('[') && line.ends_with(&format!(".{name}]")))
+                || line.contains(&format!("package = \"{name}\""))
+        })
+        .map_or(1, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_blocks_need_safety_comments() {
+        let text = "\
+fn a() {
+    // SAFETY: the index is in bounds.
+    let x = unsafe { f() };
+    let y = unsafe { g() };
+}
+#![forbid(unsafe_code)]
+unsafe fn h() {}
+// SAFETY: Foo holds no thread-bound state.
+unsafe impl Send for Foo {}
+unsafe impl Sync for Foo {}
+fn b() {
+    let z = 1;
+    let w = 2;
+    let v = 3;
+    unsafe {
+        k();
+    }
+}
+";
+        assert_eq!(missing_safety_comments(text), vec![4, 10, 15]);
+    }
+
+    #[test]
+    fn finds_dependency_lines() {
+        let manifest = "[package]\nname = \"ferry-wire\"\n[dependencies]\nferry-wirex = 1\nferry.workspace = true\n";
+        assert_eq!(dependency_line(manifest, "ferry"), 5);
+        assert_eq!(dependency_line(manifest, "tokio"), 1);
+    }
+
+    #[test]
+    fn layer_table_has_no_duplicates() {
+        for (i, (name, _)) in LAYERS.iter().enumerate() {
+            assert!(LAYERS[i + 1..].iter().all(|(other, _)| other != name));
+            assert!(!UNLAYERED.contains(name));
+        }
+    }
+}
