@@ -1,6 +1,7 @@
 //! The `tidy` task: repo rules that the compiler and clippy do not check.
 //!
-//! 1. Layering: a crate may depend only on crates of a lower layer ([`LAYERS`]).
+//! 1. Layering: a crate may depend only on crates of a lower layer ([`LAYERS`]): checked on the
+//!    dependencies each Cargo.toml declares, and on the whole graph with `cargo tree -i`.
 //! 2. ferry-wire does not depend on tokio, even indirectly.
 //! 3. Cargo.lock holds no unmaintained crate ([`BANNED`]).
 //! 4. Every `.rs` file starts with a `//!` line saying what it holds.
@@ -63,6 +64,10 @@ pub(crate) fn run(args: &[String]) -> Result {
     match workspace::metadata() {
         Ok(ws) => {
             violations.extend(layering(&ws));
+            match layering_in_tree(&ws) {
+                Ok(found) => violations.extend(found),
+                Err(e) => errors.push(e),
+            }
             match no_tokio_in_wire(&ws) {
                 Ok(found) => violations.extend(found),
                 Err(e) => errors.push(e),
@@ -148,6 +153,57 @@ fn layering(ws: &Workspace) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// Check 1, on the resolved graph: for each layered crate, `cargo tree -i` lists every workspace
+/// crate that depends on it, directly or through any other crate (normal and build edges, all
+/// features, all targets); each must be of a higher layer.
+fn layering_in_tree(ws: &Workspace) -> Result<Vec<Violation>> {
+    let mut violations = Vec::new();
+    for package in &ws.packages {
+        let Some(layer) = layer_of(&package.name) else {
+            continue;
+        };
+        let tree = Cmd::cargo()
+            .args([
+                "tree",
+                "--invert",
+                &package.name,
+                "--workspace",
+                "--edges",
+                "normal,build",
+            ])
+            .args(["--prefix", "none", "--all-features", "--target", "all"])
+            .output()?;
+        let dependents = tree_dependents(&tree, &package.name);
+        for dependent in dependents {
+            if let Some(dependent_layer) = layer_of(dependent).filter(|&l| l <= layer) {
+                violations.push(Violation {
+                    path: relative(&package.manifest_path),
+                    line: 1,
+                    message: format!(
+                        "`cargo tree -i {}` shows `{dependent}` (layer {dependent_layer}) depending on \
+                         `{}` (layer {layer}): a crate may depend only on crates of a lower layer",
+                        package.name, package.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(violations)
+}
+
+/// The crates `cargo tree -i NAME --prefix none` prints below NAME itself, sorted, each once.
+fn tree_dependents<'a>(tree: &'a str, name: &str) -> Vec<&'a str> {
+    let mut dependents: Vec<&str> = tree
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|dependent| *dependent != name)
+        .collect();
+    dependents.sort_unstable();
+    dependents.dedup();
+    dependents
 }
 
 /// Check 2: `cargo tree -p ferry-wire` (normal and build dependencies, all features, all
@@ -303,6 +359,16 @@ fn dependency_line(manifest: &str, name: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tree_dependents_lists_each_crate_below_the_root_once() {
+        let tree = "ferry-wire v0.1.0 (/r/crates/ferry-wire)\n\
+                    ferry v0.1.0 (/r/crates/ferry)\n\
+                    ferry-cli v0.1.0 (/r/crates/ferry-cli)\n\
+                    ferry v0.1.0 (/r/crates/ferry) (*)\n";
+        assert_eq!(tree_dependents(tree, "ferry-wire"), ["ferry", "ferry-cli"]);
+        assert!(tree_dependents("ferry-cli v0.1.0 (/r)\n", "ferry-cli").is_empty());
+    }
 
     #[test]
     fn unsafe_blocks_need_safety_comments() {

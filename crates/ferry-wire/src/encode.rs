@@ -207,8 +207,14 @@ impl Encoder {
         }
 
         let header = message.header.as_bytes();
-        let head_len = PREFIX_LEN + ENTRY_LEN * wire_frames.len() + header.len();
-        let mut head = BytesMut::with_capacity(head_len + (1 << o.align_log2));
+        let head_len = (PREFIX_LEN + ENTRY_LEN * wire_frames.len() + header.len()) as u64;
+        // The padding before the first frame ends the head chunk. Sized exactly, the head freezes
+        // into `Bytes` without a second allocation.
+        let mut pos = match wire_frames.is_empty() {
+            true => head_len,
+            false => align_up(head_len, o.align_log2).expect("a message in memory fits in u64"),
+        };
+        let mut head = BytesMut::with_capacity(pos as usize);
         head.put_slice(&MESSAGE_MARKER);
         head.put_u8(if o.checksums { FLAG_CHECKSUMS } else { 0 });
         head.put_u8(o.align_log2);
@@ -227,27 +233,24 @@ impl Encoder {
             let crc = crc32c::crc32c_append(crc32c::crc32c(&head[..4]), &head[8..]);
             head[4..8].copy_from_slice(&crc.to_le_bytes());
         }
+        head.put_bytes(0, pos as usize - head.len());
 
         let mut chunks = Vec::with_capacity(1 + 2 * wire_frames.len());
-        let mut pos = head_len as u64;
+        chunks.push(head.freeze());
         for (i, wire) in wire_frames.into_iter().enumerate() {
-            let start = align_up(pos, o.align_log2).expect("a message in memory fits in u64");
-            let pad = (start - pos) as usize;
-            if i == 0 {
-                head.put_bytes(0, pad);
-                chunks.push(head.split().freeze());
-            } else if pad > 0 {
-                chunks.push(Bytes::from_static(&ZEROS[..pad]));
+            if i > 0 {
+                let start = align_up(pos, o.align_log2).expect("a message in memory fits in u64");
+                if start > pos {
+                    chunks.push(Bytes::from_static(&ZEROS[..(start - pos) as usize]));
+                }
+                pos = start;
             }
-            pos = start + wire.len() as u64;
+            pos += wire.len() as u64;
             match o.shard_size {
                 Some(size) if wire.len() > size.get() => chunks.extend(shard::split(&wire, size)),
                 _ if wire.is_empty() => {}
                 _ => chunks.push(wire),
             }
-        }
-        if !head.is_empty() {
-            chunks.push(head.freeze());
         }
         Ok(Encoded {
             chunks,

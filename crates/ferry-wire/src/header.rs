@@ -227,8 +227,8 @@ pub enum HeaderFault {
 /// map announces how many values follow, and since each takes at least one byte, a count larger
 /// than what remains is a truncation found at once.
 pub(crate) fn validate(bytes: &[u8], max_depth: usize) -> Result<(), (usize, HeaderFault)> {
-    // `pending[i]` counts the values still expected at nesting level i.
-    let mut pending: Vec<u64> = vec![1];
+    let mut pending = Pending::default();
+    pending.push(1);
     let mut pos = 0usize;
     while let Some(top) = pending.last_mut() {
         if *top == 0 {
@@ -294,6 +294,44 @@ pub(crate) fn validate(bytes: &[u8], max_depth: usize) -> Result<(), (usize, Hea
         return Err((pos, HeaderFault::TrailingBytes));
     }
     Ok(())
+}
+
+/// For each open nesting level, the count of values still expected there. The first levels live
+/// inline, so validating a typical header allocates nothing.
+#[derive(Default)]
+struct Pending {
+    inline: [u64; 16],
+    len: usize,
+    spill: Vec<u64>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, count: u64) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = count,
+            None => self.spill.push(count),
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) {
+        self.len -= 1;
+        if self.len >= self.inline.len() {
+            self.spill.pop();
+        }
+    }
+
+    fn last_mut(&mut self) -> Option<&mut u64> {
+        let top = self.len.checked_sub(1)?;
+        match self.inline.get_mut(top) {
+            Some(slot) => Some(slot),
+            None => self.spill.last_mut(),
+        }
+    }
 }
 
 #[cfg(test)]
