@@ -521,6 +521,18 @@ fn finish(head: Head, message: Bytes, base: u64) -> Result<Message, DecodeError>
 
 /// What was wrong with the bytes being decoded. Every variant names the byte offset, counted from
 /// the start of the stream (or of the buffer given to [`decode_message`]), where it was found.
+///
+/// ```
+/// use ferry_wire::{DecodeError, Limits, decode_message};
+/// let mut limits = Limits::default();
+/// limits.max_frames = 2;
+/// let mut bytes = b"\xF0M\x00\x06\x00\x00\x00\x00".to_vec();
+/// bytes.extend_from_slice(&1000u64.to_le_bytes()); // frame count
+/// bytes.extend_from_slice(&1u64.to_le_bytes()); // header length
+/// let err = decode_message(bytes.into(), &limits).unwrap_err();
+/// assert_eq!(err, DecodeError::TooManyFrames { offset: 8, count: 1000, limit: 2 });
+/// assert_eq!(err.to_string(), "frame count 1000 at byte offset 8 is over the limit of 2 (Limits::max_frames)");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {

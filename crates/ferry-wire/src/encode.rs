@@ -140,7 +140,14 @@ pub struct Encoder {
     options: EncodeOptions,
 }
 
-/// What the encoder wrote for one frame.
+/// What the encoder wrote for one frame; see [`Encoded::frames`].
+///
+/// ```
+/// let message = ferry_wire::Message::new(ferry_wire::Header::empty(), vec![bytes::Bytes::from_static(b"abc")]);
+/// let info = ferry_wire::Encoder::default().encode(&message)?.frames()[0];
+/// assert_eq!((info.codec, info.raw_len, info.wire_len), (ferry_wire::Codec::None, 3, 3));
+/// # Ok::<(), ferry_wire::EncodeError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
     /// The codec the frame travels in ([`Codec::None`] when compression did not pay).
@@ -391,6 +398,20 @@ impl Buf for Encoded {
 }
 
 /// What went wrong encoding a message.
+///
+/// Encoding fails only if a compressor does (zstd refusing a level, say):
+///
+/// ```
+/// use ferry_wire::{Codec, EncodeError, EncodeOptions, Encoder, Header, Message};
+/// let frame = bytes::Bytes::from(vec![0u8; 1 << 16]);
+/// let message = Message::new(Header::empty(), vec![frame]);
+/// let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Zstd).zstd_level(1_000));
+/// match encoder.encode(&message) {
+///     Ok(encoded) => assert_eq!(encoded.frames()[0].codec, Codec::Zstd), // zstd clamps the level
+///     Err(EncodeError::Compress { frame, .. }) => assert_eq!(frame, 0),
+///     Err(other) => panic!("{other}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EncodeError {

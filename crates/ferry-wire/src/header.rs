@@ -177,6 +177,14 @@ impl fmt::Debug for Header {
 }
 
 /// What went wrong building or reading a [`Header`].
+///
+/// ```
+/// use ferry_wire::{Header, HeaderError};
+/// let header = Header::from_serde(&"not a number")?;
+/// let err = header.deserialize::<u32>().unwrap_err();
+/// assert!(matches!(err, HeaderError::Decode(_)));
+/// # Ok::<(), HeaderError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderError {
@@ -200,6 +208,12 @@ pub enum HeaderError {
 }
 
 /// The ways header bytes can fail to be one well-formed MessagePack value.
+///
+/// ```
+/// use ferry_wire::{Header, HeaderError, HeaderFault};
+/// let err = Header::from_msgpack(bytes::Bytes::from_static(b"\x80\x80")).unwrap_err();
+/// assert!(matches!(err, HeaderError::Malformed { offset: 1, fault: HeaderFault::TrailingBytes }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderFault {

@@ -6,6 +6,12 @@ use crate::Header;
 
 /// One payload frame: a reference-counted byte buffer that is never copied on its way through
 /// ferry-wire. After decoding, an uncompressed frame is a slice of the receive buffer.
+///
+/// ```
+/// let frame: ferry_wire::Frame = bytes::Bytes::from(vec![0u8; 4096]);
+/// let view = frame.slice(1024..2048); // cheap: shares the same memory
+/// assert_eq!(view.as_ptr(), frame[1024..].as_ptr());
+/// ```
 pub type Frame = Bytes;
 
 /// A header and a list of frames: the unit ferry sends, stores and persists.

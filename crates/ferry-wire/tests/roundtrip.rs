@@ -7,6 +7,8 @@ use ferry_wire::{
     Codec, Decoder, EncodeOptions, Encoder, Header, Limits, Message, decode_message, preamble,
 };
 use proptest::prelude::*;
+
+mod common;
 use rmpv::Value;
 
 fn value() -> impl Strategy<Value = Value> {
@@ -40,19 +42,7 @@ fn frame() -> impl Strategy<Value = Bytes> {
                 .map(|i| b.wrapping_add((i / 100) as u8))
                 .collect::<Vec<_>>()
         )),
-        (any::<u64>(), 10_000usize..40_000).prop_map(|(seed, n)| {
-            let mut x = seed | 1;
-            Bytes::from(
-                (0..n)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        x as u8
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        }),
+        (any::<u64>(), 10_000usize..40_000).prop_map(|(seed, n)| common::noise(seed, n)),
     ]
 }
 

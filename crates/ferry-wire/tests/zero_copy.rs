@@ -5,6 +5,8 @@ use ferry_wire::{
     Codec, Decoder, EncodeOptions, Encoder, Header, Limits, Message, decode_message, preamble,
 };
 
+mod common;
+
 fn within(buffer_start: usize, buffer_len: usize, frame: &Bytes) -> bool {
     let p = frame.as_ptr() as usize;
     p >= buffer_start && p + frame.len() <= buffer_start + buffer_len
@@ -81,17 +83,7 @@ fn frames_start_at_aligned_offsets_from_the_message_start() {
 #[test]
 fn compressed_frames_are_decompressed_and_uncompressed_ones_are_not_copied() {
     let compressible = Bytes::from(vec![0u8; 1 << 20]);
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let noise = Bytes::from(
-        (0..1 << 16)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect::<Vec<_>>(),
-    );
+    let noise = common::noise(0x2545_F491_4F6C_DD1D, 1 << 16);
     let message = Message::new(Header::empty(), vec![compressible, noise]);
     for codec in [Codec::Lz4, Codec::Zstd] {
         let encoded = Encoder::new(EncodeOptions::default().codec(codec))
