@@ -114,6 +114,27 @@ impl Header {
         Ok(Header { bytes })
     }
 
+    /// Takes bytes the caller has just written as one well-formed MessagePack value, without
+    /// checking them again (debug builds still check). For encoders that write headers directly;
+    /// bytes from anywhere else go through [`Header::from_msgpack`]. Nothing unsafe rests on the
+    /// promise: a malformed header is refused by the decoder that receives it.
+    ///
+    /// ```
+    /// let mut bytes = Vec::new();
+    /// rmp::encode::write_str(&mut bytes, "ping").unwrap();
+    /// let header = ferry_wire::Header::from_msgpack_unchecked(bytes.into());
+    /// assert_eq!(header.to_value()?.as_str(), Some("ping"));
+    /// # Ok::<(), ferry_wire::HeaderError>(())
+    /// ```
+    pub fn from_msgpack_unchecked(bytes: Bytes) -> Header {
+        debug_assert_eq!(
+            validate(&bytes, usize::MAX),
+            Ok(()),
+            "a malformed header was passed as well-formed"
+        );
+        Header { bytes }
+    }
+
     /// Reads the header into a serde type.
     ///
     /// ```

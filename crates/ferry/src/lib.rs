@@ -6,6 +6,7 @@
 //! | feature | module | crate |
 //! | --- | --- | --- |
 //! | `wire` (default) | [`wire`] | `ferry-wire`: messages to bytes and back, with no I/O |
+//! | `family` (default) | [`family`] | `ferry-family`: families, per-type serializers, out-of-band buffers, allow-lists |
 //!
 //! ```
 //! use ferry::prelude::*;
@@ -21,6 +22,10 @@
 #[doc(inline)]
 pub use ferry_wire as wire;
 
+#[cfg(feature = "family")]
+#[doc(inline)]
+pub use ferry_family as family;
+
 /// The names most programs need, for a glob import.
 ///
 /// ```
@@ -29,6 +34,8 @@ pub use ferry_wire as wire;
 /// # let _ = header;
 /// ```
 pub mod prelude {
+    #[cfg(feature = "family")]
+    pub use ferry_family::{Buffer, Context, Registry};
     #[cfg(feature = "wire")]
     pub use ferry_wire::{Decoder, Encoder, Frame, Header, Limits, Message};
 }

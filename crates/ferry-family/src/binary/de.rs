@@ -1,0 +1,484 @@
+//! The binary decoder: a serde `Deserializer` over a body, with buffers taken from their frames.
+
+use bytes::Bytes;
+use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
+
+use super::error::{Error, ErrorKind};
+use super::path::{Segment, Track};
+use crate::buffer::{BUFFER_NAME, give_to_buffer};
+
+/// A sequence or map may announce more elements than bytes remain (zero-sized elements take no
+/// bytes), but no more than this many beyond them: enough for real data, too few to stall a
+/// decoder on a hostile count.
+const ZERO_SIZED_SLACK: u64 = 1 << 16;
+
+pub(crate) struct Decoder<'de, P> {
+    pub(crate) input: &'de [u8],
+    pub(crate) pos: usize,
+    pub(crate) buffers: &'de [Bytes],
+    pub(crate) depth: usize,
+    pub(crate) max_depth: usize,
+    pub(crate) path: P,
+}
+
+impl<'de, P: Track> Decoder<'de, P> {
+    fn eof(&self) -> Error {
+        Error::new(ErrorKind::Eof {
+            offset: self.input.len(),
+        })
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Error> {
+        let b = *self.input.get(self.pos).ok_or_else(|| self.eof())?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let bytes = self
+            .input
+            .get(self.pos..self.pos + N)
+            .ok_or_else(|| self.eof())?;
+        self.pos += N;
+        Ok(bytes.try_into().expect("N bytes"))
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Error> {
+        let start = self.pos;
+        let first = self.byte()?;
+        if first < 0x80 {
+            return Ok(u64::from(first));
+        }
+        let mut value = u64::from(first & 0x7f);
+        for shift in (7..64).step_by(7) {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                if shift == 63 && b > 1 {
+                    break;
+                }
+                return Ok(value);
+            }
+        }
+        Err(Error::new(ErrorKind::BadVarint { offset: start }))
+    }
+
+    fn remaining(&self) -> usize {
+        self.input.len() - self.pos
+    }
+
+    /// A length prefix for bytes that must follow in the body.
+    #[inline]
+    fn slice(&mut self) -> Result<(&'de [u8], usize), Error> {
+        let offset = self.pos;
+        let len = self.varint()?;
+        if len > self.remaining() as u64 {
+            return Err(Error::new(ErrorKind::BadLength {
+                len,
+                offset,
+                remaining: self.remaining(),
+            }));
+        }
+        let start = self.pos;
+        self.pos += len as usize;
+        Ok((&self.input[start..self.pos], start))
+    }
+
+    /// An element count for a sequence or map.
+    fn count(&mut self) -> Result<usize, Error> {
+        let offset = self.pos;
+        let len = self.varint()?;
+        if len > (self.remaining() as u64).max(ZERO_SIZED_SLACK) {
+            return Err(Error::new(ErrorKind::BadLength {
+                len,
+                offset,
+                remaining: self.remaining(),
+            }));
+        }
+        Ok(len as usize)
+    }
+
+    #[inline]
+    fn enter(&mut self) -> Result<(), Error> {
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return Err(Error::new(ErrorKind::TooDeep {
+                limit: self.max_depth,
+            }));
+        }
+        Ok(())
+    }
+
+    fn str(&mut self) -> Result<&'de str, Error> {
+        let (bytes, start) = self.slice()?;
+        std::str::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidUtf8 { offset: start }))
+    }
+
+    fn nested<V>(&mut self, visit: impl FnOnce(&mut Self) -> Result<V, Error>) -> Result<V, Error> {
+        self.enter()?;
+        let value = visit(self)?;
+        self.depth -= 1;
+        Ok(value)
+    }
+}
+
+macro_rules! fixed {
+    ($($method:ident => $visit:ident: $ty:ty),*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.$visit(<$ty>::from_le_bytes(self.array()?))
+        }
+    )*};
+}
+
+impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
+    type Error = Error;
+
+    fixed!(deserialize_i8 => visit_i8: i8, deserialize_i16 => visit_i16: i16,
+        deserialize_i32 => visit_i32: i32, deserialize_i64 => visit_i64: i64,
+        deserialize_i128 => visit_i128: i128, deserialize_u16 => visit_u16: u16,
+        deserialize_u32 => visit_u32: u32, deserialize_u64 => visit_u64: u64,
+        deserialize_u128 => visit_u128: u128, deserialize_f32 => visit_f32: f32,
+        deserialize_f64 => visit_f64: f64);
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+        Err(Error::new(ErrorKind::NotSelfDescribing))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+        Err(Error::new(ErrorKind::NotSelfDescribing))
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let offset = self.pos;
+        match self.byte()? {
+            0 => visitor.visit_bool(false),
+            1 => visitor.visit_bool(true),
+            byte => Err(Error::new(ErrorKind::InvalidTag {
+                what: "bool",
+                byte,
+                offset,
+            })),
+        }
+    }
+
+    #[inline]
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_u8(self.byte()?)
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let offset = self.pos;
+        let value = u32::from_le_bytes(self.array()?);
+        let c =
+            char::from_u32(value).ok_or(Error::new(ErrorKind::InvalidChar { value, offset }))?;
+        visitor.visit_char(c)
+    }
+
+    #[inline]
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_borrowed_str(self.str()?)
+    }
+
+    #[inline]
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_borrowed_str(self.str()?)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_borrowed_bytes(self.slice()?.0)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_borrowed_bytes(self.slice()?.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let offset = self.pos;
+        match self.byte()? {
+            0 => visitor.visit_none(),
+            1 => self.nested(|de| visitor.visit_some(de)),
+            byte => Err(Error::new(ErrorKind::InvalidTag {
+                what: "option",
+                byte,
+                offset,
+            })),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        if name == BUFFER_NAME {
+            let offset = self.pos;
+            let index = self.varint()?;
+            let count = self.buffers.len();
+            let bytes = usize::try_from(index)
+                .ok()
+                .and_then(|i| self.buffers.get(i))
+                .ok_or(Error::new(ErrorKind::BufferOutOfRange {
+                    index,
+                    offset,
+                    count,
+                }))?
+                .clone();
+            return give_to_buffer(bytes, || {
+                visitor.visit_newtype_struct(().into_deserializer())
+            });
+        }
+        self.nested(|de| visitor.visit_newtype_struct(de))
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let remaining = self.count()?;
+        self.nested(|de| {
+            visitor.visit_seq(Access {
+                de,
+                remaining,
+                index: 0,
+                fields: None,
+            })
+        })
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
+        self.nested(|de| {
+            visitor.visit_seq(Access {
+                de,
+                remaining: len,
+                index: 0,
+                fields: None,
+            })
+        })
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let remaining = self.count()?;
+        self.nested(|de| {
+            visitor.visit_map(Access {
+                de,
+                remaining,
+                index: 0,
+                fields: None,
+            })
+        })
+    }
+
+    #[inline]
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.nested(|de| {
+            visitor.visit_seq(Access {
+                de,
+                remaining: fields.len(),
+                index: 0,
+                fields: Some(fields),
+            })
+        })
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.nested(|de| visitor.visit_enum(Enum { de, variants }))
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        let offset = self.pos;
+        let index = self.varint()?;
+        let index = u32::try_from(index).map_err(|_| {
+            Error::new(ErrorKind::BadLength {
+                len: index,
+                offset,
+                remaining: self.remaining(),
+            })
+        })?;
+        visitor.visit_u32(index)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// Elements of a sequence, tuple, struct or map.
+struct Access<'a, 'de, P> {
+    de: &'a mut Decoder<'de, P>,
+    remaining: usize,
+    index: usize,
+    /// Field names, when the elements are a struct's fields.
+    fields: Option<&'static [&'static str]>,
+}
+
+impl<'de, P: Track> Access<'_, 'de, P> {
+    fn segment(&self) -> Segment {
+        match self.fields.and_then(|f| f.get(self.index)) {
+            Some(name) => Segment::Field(name),
+            None => Segment::Index(self.index),
+        }
+    }
+
+    #[inline]
+    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
+        self.de.path.push(self.segment());
+        let value = seed.deserialize(&mut *self.de)?;
+        self.de.path.pop();
+        Ok(value)
+    }
+}
+
+impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
+    type Error = Error;
+
+    #[inline]
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let value = self.next(seed)?;
+        self.index += 1;
+        Ok(Some(value))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.remaining)
+    }
+}
+
+impl<'de, P: Track> de::MapAccess<'de> for Access<'_, 'de, P> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        self.next(seed).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let value = self.next(seed)?;
+        self.index += 1;
+        Ok(value)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.remaining)
+    }
+}
+
+/// An enum: its variant index, then its content.
+struct Enum<'a, 'de, P> {
+    de: &'a mut Decoder<'de, P>,
+    variants: &'static [&'static str],
+}
+
+impl<'a, 'de, P: Track> de::EnumAccess<'de> for Enum<'a, 'de, P> {
+    type Error = Error;
+    type Variant = Variant<'a, 'de, P>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), Error> {
+        let offset = self.de.pos;
+        let index = self.de.varint()?;
+        let index32 = u32::try_from(index).map_err(|_| {
+            Error::new(ErrorKind::BadLength {
+                len: index,
+                offset,
+                remaining: self.de.remaining(),
+            })
+        })?;
+        let value = seed.deserialize(index32.into_deserializer())?;
+        let name = self.variants.get(index32 as usize).copied().unwrap_or("?");
+        self.de.path.push(Segment::Variant(name));
+        Ok((value, Variant { de: self.de }))
+    }
+}
+
+struct Variant<'a, 'de, P> {
+    de: &'a mut Decoder<'de, P>,
+}
+
+impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
+    type Error = Error;
+
+    fn unit_variant(self) -> Result<(), Error> {
+        self.de.path.pop();
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+        let value = seed.deserialize(&mut *self.de)?;
+        self.de.path.pop();
+        Ok(value)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
+        let value = visitor.visit_seq(Access {
+            de: &mut *self.de,
+            remaining: len,
+            index: 0,
+            fields: None,
+        })?;
+        self.de.path.pop();
+        Ok(value)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let access = Access {
+            de: &mut *self.de,
+            remaining: fields.len(),
+            index: 0,
+            fields: Some(fields),
+        };
+        let value = visitor.visit_seq(access)?;
+        self.de.path.pop();
+        Ok(value)
+    }
+}
