@@ -12,19 +12,23 @@ use crate::DeserializeError;
 /// Bodies up to this size travel inside the header; larger ones as a frame of their own.
 pub(crate) const INLINE_BODY_MAX: usize = 4 << 10;
 
-/// The serde family's header, up to the body.
+/// The serde family's header, up to the body: `{"family": "serde", "type": T, "body": ...`.
 pub(crate) fn write_serde_prefix(out: &mut Vec<u8>, type_name: &str) {
-    out.push(0x84); // fixmap of 4
-    write_str(out, "family");
-    write_str(out, crate::registry::SERDE);
-    write_str(out, "type");
+    // fixmap of 4, "family", "serde", "type"
+    out.extend_from_slice(b"\x84\xa6family\xa5serde\xa4type");
     write_str(out, type_name);
-    write_str(out, "body");
+    out.extend_from_slice(b"\xa4body");
 }
 
+/// `"buffers": count`, the serde family header's last entry.
 pub(crate) fn write_buffers(out: &mut Vec<u8>, count: usize) {
-    write_str(out, "buffers");
-    rmp::encode::write_uint(out, count as u64).expect("writing to a Vec never fails");
+    out.extend_from_slice(b"\xa7buffers");
+    match count {
+        0..0x80 => out.push(count as u8), // positive fixint
+        _ => {
+            rmp::encode::write_uint(out, count as u64).expect("writing to a Vec never fails");
+        }
+    }
 }
 
 /// A family other than serde: family, type and meta.
@@ -34,17 +38,23 @@ pub(crate) fn write_family_header(
     type_name: &str,
     meta: &rmpv::Value,
 ) {
-    out.push(0x83);
-    write_str(out, "family");
+    out.extend_from_slice(b"\x83\xa6family");
     write_str(out, family);
-    write_str(out, "type");
+    out.extend_from_slice(b"\xa4type");
     write_str(out, type_name);
-    write_str(out, "meta");
+    out.extend_from_slice(b"\xa4meta");
     rmpv::encode::write_value(out, meta).expect("writing to a Vec never fails");
 }
 
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    rmp::encode::write_str(out, s).expect("writing to a Vec never fails");
+    match s.len() {
+        len @ 0..32 => out.push(0xa0 | len as u8), // fixstr
+        len @ 32..256 => out.extend_from_slice(&[0xd9, len as u8]),
+        _ => {
+            rmp::encode::write_str_len(out, s.len() as u32).expect("writing to a Vec never fails");
+        }
+    }
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Where the serde family's body is.
@@ -54,60 +64,113 @@ pub(crate) enum Body<'a> {
     Frame,
 }
 
-/// A header as read, with borrowed fields.
+/// A header as read, with borrowed fields. Names stay bytes until a `&str` is needed: most
+/// reads only compare them.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed<'a> {
-    pub(crate) family: &'a str,
-    pub(crate) type_name: &'a str,
+    pub(crate) family: &'a [u8],
+    pub(crate) type_name: &'a [u8],
     pub(crate) body: Option<Body<'a>>,
     pub(crate) buffers: Option<u64>,
     /// The raw MessagePack of `meta`.
     pub(crate) meta: Option<&'a [u8]>,
 }
 
+/// Text for an error message: the bytes as UTF-8, with any invalid bytes replaced.
+pub(crate) fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The type name as a `&str`, for the paths that hand it to a family or look it up by name.
+pub(crate) fn type_str<'a>(parsed: &Parsed<'a>) -> Result<&'a str, DeserializeError> {
+    std::str::from_utf8(parsed.type_name).map_err(|_| wrong("type", "a UTF-8 string"))
+}
+
 fn wrong(key: &'static str, expected: &'static str) -> DeserializeError {
     DeserializeError::WrongType { key, expected }
 }
 
+/// The bytes of a MessagePack string, without checking that they are UTF-8.
+fn read_str_bytes<'a>(rd: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (&marker, rest) = rd.split_first()?;
+    let (len, rest) = match marker {
+        0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
+        0xd9 => (usize::from(*rest.first()?), &rest[1..]),
+        0xda => (
+            usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+            &rest[2..],
+        ),
+        0xdb => (
+            u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize,
+            &rest[4..],
+        ),
+        _ => return None,
+    };
+    let value = rest.get(..len)?;
+    *rd = &rest[len..];
+    Some(value)
+}
+
 /// Reads a header's fields; checks types, duplicates, and that `family` and `type` are present.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
+    match parse_serde_as_written(bytes) {
+        Some(parsed) => Ok(parsed),
+        None => parse_any(bytes),
+    }
+}
+
+/// The header exactly as [`write_serde_prefix`] and [`write_buffers`] lay it out, read without the
+/// general parser's bookkeeping; `None` for anything else, which [`parse_any`] then reads (to
+/// the same result, for a header that matches here).
+fn parse_serde_as_written(bytes: &[u8]) -> Option<Parsed<'_>> {
+    let mut rd = bytes.strip_prefix(b"\x84\xa6family\xa5serde\xa4type")?;
+    let type_name = read_str_bytes(&mut rd)?;
+    rd = rd.strip_prefix(b"\xa4body")?;
+    let body = read_body(&mut rd).ok()?;
+    let buffers = match rd.strip_prefix(b"\xa7buffers")? {
+        [n] if *n < 0x80 => u64::from(*n),
+        _ => return None,
+    };
+    Some(Parsed {
+        family: b"serde",
+        type_name,
+        body: Some(body),
+        buffers: Some(buffers),
+        meta: None,
+    })
+}
+
+/// Reads any header map, key by key.
+fn parse_any(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
     let mut rd = bytes;
     let len = rmp::decode::read_map_len(&mut rd).map_err(|_| DeserializeError::HeaderNotAMap)?;
     let mut parsed = Parsed::default();
     let (mut has_family, mut has_type) = (false, false);
     for _ in 0..len {
-        let (key, rest) =
-            rmp::decode::read_str_from_slice(rd).map_err(|_| DeserializeError::HeaderNotAMap)?;
-        rd = rest;
-        let duplicate = || DeserializeError::DuplicateKey {
-            key: key.to_string(),
-        };
+        let key = read_str_bytes(&mut rd).ok_or(DeserializeError::HeaderNotAMap)?;
+        let duplicate = || DeserializeError::DuplicateKey { key: lossy(key) };
         match key {
-            "family" => {
+            b"family" => {
                 if std::mem::replace(&mut has_family, true) {
                     return Err(duplicate());
                 }
-                let (value, rest) = rmp::decode::read_str_from_slice(rd)
-                    .map_err(|_| wrong("family", "a string"))?;
-                parsed.family = value;
-                rd = rest;
+                parsed.family =
+                    read_str_bytes(&mut rd).ok_or_else(|| wrong("family", "a string"))?;
             }
-            "type" => {
+            b"type" => {
                 if std::mem::replace(&mut has_type, true) {
                     return Err(duplicate());
                 }
-                let (value, rest) =
-                    rmp::decode::read_str_from_slice(rd).map_err(|_| wrong("type", "a string"))?;
-                parsed.type_name = value;
-                rd = rest;
+                parsed.type_name =
+                    read_str_bytes(&mut rd).ok_or_else(|| wrong("type", "a string"))?;
             }
-            "body" => {
+            b"body" => {
                 if parsed.body.is_some() {
                     return Err(duplicate());
                 }
                 parsed.body = Some(read_body(&mut rd)?);
             }
-            "buffers" => {
+            b"buffers" => {
                 if parsed.buffers.is_some() {
                     return Err(duplicate());
                 }
@@ -115,7 +178,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
                     .map_err(|_| wrong("buffers", "an unsigned integer"))?;
                 parsed.buffers = Some(n);
             }
-            "meta" => {
+            b"meta" => {
                 if parsed.meta.is_some() {
                     return Err(duplicate());
                 }

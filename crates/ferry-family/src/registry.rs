@@ -478,16 +478,16 @@ impl Registry {
         }
     }
 
-    fn local(&self) -> Session<'_> {
+    fn local(&self) -> Scope<'_> {
         static EMPTY: Context = Context {
             sender: None,
             recipient: None,
             shares_memory: false,
         };
-        Session {
+        Scope {
             registry: self,
-            context: Cow::Borrowed(&EMPTY),
-            policy: Cow::Borrowed(&self.policy),
+            context: &EMPTY,
+            policy: &self.policy,
         }
     }
 
@@ -648,6 +648,75 @@ impl<'r> Session<'r> {
     /// # Ok::<(), ferry_family::SerializeError>(())
     /// ```
     pub fn serialize<T: Serialize + Any>(&self, value: &T) -> Result<Message, SerializeError> {
+        self.scope().serialize(value)
+    }
+
+    /// [`Registry::serialize_dyn`], in this session.
+    ///
+    /// ```
+    /// let mut registry = ferry_family::Registry::new();
+    /// registry.register_type::<i32>("i32")?;
+    /// let message = registry.session(Default::default()).serialize_dyn(&5i32)?;
+    /// # let _ = message;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
+        self.scope().serialize_dyn(value)
+    }
+
+    /// [`Registry::deserialize`], in this session.
+    ///
+    /// ```
+    /// let registry = ferry_family::Registry::new();
+    /// let session = registry.session(Default::default());
+    /// let message = session.serialize(&[1.5f32, 2.5])?;
+    /// assert_eq!(session.deserialize::<[f32; 2]>(&message)?, [1.5, 2.5]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn deserialize<T: DeserializeOwned + Any>(
+        &self,
+        message: &Message,
+    ) -> Result<T, DeserializeError> {
+        self.scope().deserialize(message)
+    }
+
+    /// [`Registry::deserialize_dyn`], in this session.
+    ///
+    /// ```
+    /// let mut registry = ferry_family::Registry::new();
+    /// registry.register_type::<bool>("bool")?;
+    /// let session = registry.session(Default::default());
+    /// let value = session.deserialize_dyn(&session.serialize_dyn(&true)?)?;
+    /// assert_eq!(value.downcast_ref::<bool>(), Some(&true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn deserialize_dyn(
+        &self,
+        message: &Message,
+    ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
+        self.scope().deserialize_dyn(message)
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            registry: self.registry,
+            context: &self.context,
+            policy: &self.policy,
+        }
+    }
+}
+
+/// The registry, context and lists that one serialize or deserialize works with: borrowed, so
+/// the registry's own methods pay for no session.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    registry: &'a Registry,
+    context: &'a Context,
+    policy: &'a Policy,
+}
+
+impl<'a> Scope<'a> {
+    fn serialize<T: Serialize + Any>(&self, value: &T) -> Result<Message, SerializeError> {
         let entry = self.registry.by_type.get(&TypeId::of::<T>());
         let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         for slot in &self.policy.serializers {
@@ -673,17 +742,7 @@ impl<'r> Session<'r> {
             tried: self.tried(),
         })
     }
-
-    /// [`Registry::serialize_dyn`], in this session.
-    ///
-    /// ```
-    /// let mut registry = ferry_family::Registry::new();
-    /// registry.register_type::<i32>("i32")?;
-    /// let message = registry.session(Default::default()).serialize_dyn(&5i32)?;
-    /// # let _ = message;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
+    fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
         let entry = self.registry.by_type.get(&value.type_id());
         let type_name = entry.map_or("<unregistered>", |e| e.name.as_str());
         for slot in &self.policy.serializers {
@@ -732,7 +791,7 @@ impl<'r> Session<'r> {
         type_name: &str,
     ) -> Result<Message, SerializeError> {
         let dumped =
-            (custom.dumps)(value, &self.context).map_err(|source| SerializeError::Family {
+            (custom.dumps)(value, self.context).map_err(|source| SerializeError::Family {
                 family: CUSTOM.to_string(),
                 type_name: type_name.to_string(),
                 source,
@@ -748,7 +807,7 @@ impl<'r> Session<'r> {
         type_name: &str,
     ) -> Result<Option<Message>, SerializeError> {
         let object = Object { value, type_name };
-        match family.dumps(&object, &self.context) {
+        match family.dumps(&object, self.context) {
             Ok(Some(dumped)) => Ok(Some(family_message(name, type_name, dumped))),
             Ok(None) => Ok(None),
             Err(source) => Err(SerializeError::Family {
@@ -807,17 +866,7 @@ impl<'r> Session<'r> {
             frames,
         ))
     }
-
-    /// [`Registry::deserialize`], in this session.
-    ///
-    /// ```
-    /// let registry = ferry_family::Registry::new();
-    /// let session = registry.session(Default::default());
-    /// let message = session.serialize(&[1.5f32, 2.5])?;
-    /// assert_eq!(session.deserialize::<[f32; 2]>(&message)?, [1.5, 2.5]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn deserialize<T: DeserializeOwned + Any>(
+    fn deserialize<T: DeserializeOwned + Any>(
         &self,
         message: &Message,
     ) -> Result<T, DeserializeError> {
@@ -827,11 +876,11 @@ impl<'r> Session<'r> {
         let expected = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let mismatch = || DeserializeError::TypeMismatch {
             expected: expected.to_string(),
-            found: parsed.type_name.to_string(),
+            found: header::lossy(parsed.type_name),
         };
         match slot {
             Slot::Serde => {
-                if parsed.type_name != expected {
+                if parsed.type_name != expected.as_bytes() {
                     return Err(mismatch());
                 }
                 let (body, buffers) = serde_parts(&parsed, &message.frames)?;
@@ -848,18 +897,7 @@ impl<'r> Session<'r> {
             }
         }
     }
-
-    /// [`Registry::deserialize_dyn`], in this session.
-    ///
-    /// ```
-    /// let mut registry = ferry_family::Registry::new();
-    /// registry.register_type::<bool>("bool")?;
-    /// let session = registry.session(Default::default());
-    /// let value = session.deserialize_dyn(&session.serialize_dyn(&true)?)?;
-    /// assert_eq!(value.downcast_ref::<bool>(), Some(&true));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn deserialize_dyn(
+    fn deserialize_dyn(
         &self,
         message: &Message,
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
@@ -867,17 +905,16 @@ impl<'r> Session<'r> {
         let slot = self.accepted(parsed.family)?;
         match slot {
             Slot::Serde => {
-                let fns = self
-                    .entry(parsed.type_name)?
-                    .serde
-                    .as_ref()
-                    .ok_or_else(|| DeserializeError::UnknownType {
-                        name: parsed.type_name.to_string(),
-                    })?;
+                let type_name = header::type_str(&parsed)?;
+                let fns = self.entry(type_name)?.serde.as_ref().ok_or_else(|| {
+                    DeserializeError::UnknownType {
+                        name: type_name.to_string(),
+                    }
+                })?;
                 let (body, buffers) = serde_parts(&parsed, &message.frames)?;
                 (fns.decode)(body, buffers, self.registry.max_depth).map_err(|source| {
                     DeserializeError::Body {
-                        type_name: parsed.type_name.to_string(),
+                        type_name: type_name.to_string(),
                         source,
                     }
                 })
@@ -886,7 +923,7 @@ impl<'r> Session<'r> {
         }
     }
 
-    fn entry(&self, name: &str) -> Result<&'r TypeEntry, DeserializeError> {
+    fn entry(&self, name: &str) -> Result<&'a TypeEntry, DeserializeError> {
         self.registry
             .by_name
             .get(name)
@@ -897,31 +934,26 @@ impl<'r> Session<'r> {
     }
 
     /// The deserializer slot for `family`, if this session accepts it. Every way in passes here.
-    fn accepted(&self, family: &str) -> Result<&Slot, DeserializeError> {
+    fn accepted(&self, family: &[u8]) -> Result<&'a Slot, DeserializeError> {
         if let Some(slot) = self
             .policy
             .deserializers
             .iter()
-            .find(|s| s.name() == family)
+            .find(|s| s.name().as_bytes() == family)
         {
             return Ok(slot);
         }
+        let family = header::lossy(family);
         let accepted = self
             .policy
             .deserializers
             .iter()
             .map(|s| s.name().to_string())
             .collect();
-        if self.registry.family_names().iter().any(|n| n == family) {
-            Err(DeserializeError::NotAccepted {
-                family: family.to_string(),
-                accepted,
-            })
+        if self.registry.family_names().contains(&family) {
+            Err(DeserializeError::NotAccepted { family, accepted })
         } else {
-            Err(DeserializeError::UnknownFamily {
-                family: family.to_string(),
-                accepted,
-            })
+            Err(DeserializeError::UnknownFamily { family, accepted })
         }
     }
 
@@ -941,29 +973,28 @@ impl<'r> Session<'r> {
             }
             None => return Err(DeserializeError::MissingKey { key: "meta" }),
         };
+        let type_name = header::type_str(parsed)?;
         let loaded = Loaded {
-            type_name: parsed.type_name,
+            type_name,
             meta: &meta,
             frames,
         };
         let family = slot.name();
         let wrap = |source| DeserializeError::Family {
             family: family.to_string(),
-            type_name: parsed.type_name.to_string(),
+            type_name: type_name.to_string(),
             source,
         };
         match slot {
             Slot::Custom => {
-                let custom = self
-                    .entry(parsed.type_name)?
-                    .custom
-                    .as_ref()
-                    .ok_or_else(|| DeserializeError::UnknownType {
-                        name: parsed.type_name.to_string(),
-                    })?;
-                (custom.loads)(&loaded, &self.context).map_err(wrap)
+                let custom = self.entry(type_name)?.custom.as_ref().ok_or_else(|| {
+                    DeserializeError::UnknownType {
+                        name: type_name.to_string(),
+                    }
+                })?;
+                (custom.loads)(&loaded, self.context).map_err(wrap)
             }
-            Slot::User(_, user) => user.loads(&loaded, &self.context).map_err(wrap),
+            Slot::User(_, user) => user.loads(&loaded, self.context).map_err(wrap),
             Slot::Serde => unreachable!("the serde family has no meta"),
         }
     }
@@ -976,10 +1007,10 @@ fn serde_parts<'m>(
 ) -> Result<(&'m [u8], &'m [Frame]), DeserializeError> {
     let body = parsed
         .body
-        .ok_or(DeserializeError::MissingKey { key: "body" })?;
+        .ok_or_else(|| DeserializeError::MissingKey { key: "body" })?;
     let buffers = parsed
         .buffers
-        .ok_or(DeserializeError::MissingKey { key: "buffers" })?;
+        .ok_or_else(|| DeserializeError::MissingKey { key: "buffers" })?;
     let body_frames = u64::from(body == Body::Frame);
     let expected = buffers.saturating_add(body_frames);
     if expected != frames.len() as u64 {

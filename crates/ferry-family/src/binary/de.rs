@@ -173,8 +173,8 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let offset = self.pos;
         let value = u32::from_le_bytes(self.array()?);
-        let c =
-            char::from_u32(value).ok_or(Error::new(ErrorKind::InvalidChar { value, offset }))?;
+        let c = char::from_u32(value)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidChar { value, offset }))?;
         visitor.visit_char(c)
     }
 
@@ -233,11 +233,13 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
             let bytes = usize::try_from(index)
                 .ok()
                 .and_then(|i| self.buffers.get(i))
-                .ok_or(Error::new(ErrorKind::BufferOutOfRange {
-                    index,
-                    offset,
-                    count,
-                }))?
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::BufferOutOfRange {
+                        index,
+                        offset,
+                        count,
+                    })
+                })?
                 .clone();
             return give_to_buffer(bytes, || {
                 visitor.visit_newtype_struct(().into_deserializer())

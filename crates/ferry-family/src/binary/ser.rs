@@ -75,7 +75,7 @@ impl<P: Track> Encoder<'_, P> {
     }
 
     fn len(&mut self, len: Option<usize>) -> Result<(), Error> {
-        let len = len.ok_or(Error::new(ErrorKind::UnknownLength))?;
+        let len = len.ok_or_else(|| Error::new(ErrorKind::UnknownLength))?;
         write_varint(self.out, len as u64);
         Ok(())
     }

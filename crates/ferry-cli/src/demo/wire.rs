@@ -1,36 +1,12 @@
-//! `ferry demo`: the main job, on embedded defaults; it grows with every capability of ferry.
+//! The demo's first part: one mixed message through ferry-wire, with sizes, copies and speed.
 
 use std::error::Error;
-use std::time::{Duration, Instant};
+
+use super::{Args, duration, rate, size, timed};
 
 use bytes::{Bytes, BytesMut};
 use ferry::wire::{Codec, Decoder, EncodeOptions, Encoder, Header, Limits, Message, preamble};
 use serde::{Deserialize, Serialize};
-
-/// Options of `ferry demo`.
-#[derive(clap::Args)]
-pub(crate) struct Args {
-    /// Size of the payload frame, in MiB.
-    #[arg(long, default_value_t = 64)]
-    payload_mib: usize,
-    /// Compress frames with this codec where it pays: none, lz4 or zstd.
-    #[arg(long, default_value = "none", value_parser = parse_codec)]
-    codec: Codec,
-    /// Write and check a CRC32C per frame.
-    #[arg(long)]
-    checksums: bool,
-}
-
-fn parse_codec(name: &str) -> Result<Codec, String> {
-    match name {
-        "none" => Ok(Codec::None),
-        "lz4" => Ok(Codec::Lz4),
-        "zstd" => Ok(Codec::Zstd),
-        other => Err(format!(
-            "unknown codec {other:?}: expected none, lz4 or zstd"
-        )),
-    }
-}
 
 /// The kind of small administrative message a scheduler and its workers exchange.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -43,7 +19,7 @@ struct TaskFinished {
     shape: Vec<u64>,
 }
 
-pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let payload_len = args.payload_mib << 20;
     // Fill the payload so its pages are real memory, not shared zero pages.
     let payload = Bytes::from(
@@ -163,35 +139,4 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         return Err("the payload was copied on decode".into());
     }
     Ok(())
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
-}
-
-fn size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.2} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
-}
-
-fn duration(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    match ns {
-        n if n >= 1e9 => format!("{:.2} s", n / 1e9),
-        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
-        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
-        n => format!("{n:.0} ns"),
-    }
-}
-
-/// Payload bytes per second over `d`, in GB/s.
-fn rate(bytes: usize, d: Duration) -> String {
-    let secs = d.as_secs_f64().max(1e-9);
-    format!("{:.1} GB/s of payload", bytes as f64 / secs / 1e9)
 }
