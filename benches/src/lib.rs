@@ -2,6 +2,7 @@
 //! for ferry and for its peers.
 
 use bytes::Bytes;
+use ferry::family::Buffer;
 use serde::{Deserialize, Serialize};
 
 /// A small administrative message of six fields, the kind a scheduler and its workers exchange
@@ -40,4 +41,338 @@ impl TaskFinished {
 /// zero page) and whose content does not compress to nothing.
 pub fn payload(len: usize) -> Bytes {
     Bytes::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+/// A model whose weights travel out of band, as a frame of their own: the shape of the family
+/// layer's zero-copy path.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Model {
+    /// The model's name.
+    pub name: String,
+    /// The weights, never copied into the body.
+    pub weights: Buffer,
+}
+
+impl Model {
+    /// A model with `len` bytes of weights, written once (see [`payload`]).
+    pub fn with_weights(len: usize) -> Model {
+        Model {
+            name: "resnet-50".into(),
+            weights: Buffer::new(payload(len)),
+        }
+    }
+}
+
+/// A small, seeded xorshift64* generator: the same fixtures on every machine and every run, with
+/// no dependency on `rand`.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; zero is replaced, as xorshift cannot leave it).
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n` > 0); the slight modulo bias does not matter for fixtures.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// An element of `items` (not empty).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// A float in `[0, 1)`.
+    pub fn unit_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u32 << 24) as f32
+    }
+}
+
+/// How many records [`Logs::generate`] makes for the benchmarks (as in rust_serialization_benchmark).
+pub const LOG_RECORDS: usize = 10_000;
+
+/// How many triangles [`Mesh::generate`] makes for the benchmarks (as in
+/// rust_serialization_benchmark): 125,000 triangles of 48 bytes, about 6 MB.
+pub const MESH_TRIANGLES: usize = 125_000;
+
+/// An IPv4 address, one byte a field.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    /// First byte.
+    pub x0: u8,
+    /// Second byte.
+    pub x1: u8,
+    /// Third byte.
+    pub x2: u8,
+    /// Fourth byte.
+    pub x3: u8,
+}
+
+/// One line of a web server's access log (Common Log Format): many short strings and a few
+/// integers.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// The client's address.
+    pub address: Address,
+    /// The client's identity (always `-`, as in practice).
+    pub identity: String,
+    /// The authenticated user, or `-`.
+    pub userid: String,
+    /// When, as `day/Mon/year:hh:mm:ss zone`.
+    pub date: String,
+    /// The request line: method, route, protocol.
+    pub request: String,
+    /// The HTTP status code.
+    pub code: u16,
+    /// Size of the response in bytes.
+    pub size: u64,
+}
+
+/// A batch of access-log records: the `log` data set of rust_serialization_benchmark.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Logs {
+    /// The records.
+    pub logs: Vec<Log>,
+}
+
+impl Log {
+    /// A random record drawn from `rng`.
+    pub fn generate(rng: &mut Rng) -> Log {
+        const USERID: [&str; 9] = [
+            "-", "alice", "bob", "carmen", "david", "eric", "frank", "george", "harry",
+        ];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        const CODES: [u16; 20] = [
+            100, 101, 200, 201, 202, 204, 206, 301, 302, 304, 307, 400, 401, 403, 404, 405, 409,
+            429, 500, 503,
+        ];
+        const METHODS: [&str; 5] = ["GET", "POST", "PUT", "UPDATE", "DELETE"];
+        const ROUTES: [&str; 7] = [
+            "/favicon.ico",
+            "/css/index.css",
+            "/css/font-awsome.min.css",
+            "/img/logo-full.svg",
+            "/img/splash.jpg",
+            "/api/login",
+            "/api/logout",
+        ];
+        const PROTOCOLS: [&str; 4] = ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"];
+        let address = Address {
+            x0: rng.below(256) as u8,
+            x1: rng.below(256) as u8,
+            x2: rng.below(256) as u8,
+            x3: rng.below(256) as u8,
+        };
+        // Time zones from -1200 to +1200 in whole hours.
+        let zone = rng.below(25) as i64 - 12;
+        let date = format!(
+            "{}/{}/{}:{:02}:{:02}:{:02} {}{:02}00",
+            1 + rng.below(28),
+            rng.pick(&MONTHS),
+            1970 + rng.below(52),
+            rng.below(24),
+            rng.below(60),
+            rng.below(60),
+            if zone < 0 { '-' } else { '+' },
+            zone.abs(),
+        );
+        let request = format!(
+            "{} {} {}",
+            rng.pick(&METHODS),
+            rng.pick(&ROUTES),
+            rng.pick(&PROTOCOLS)
+        );
+        Log {
+            address,
+            identity: "-".into(),
+            userid: (*rng.pick(&USERID)).into(),
+            date,
+            request,
+            code: *rng.pick(&CODES),
+            size: rng.below(100_000_000),
+        }
+    }
+}
+
+impl Logs {
+    /// `records` random records, the same for the same `seed`.
+    pub fn generate(records: usize, seed: u64) -> Logs {
+        let mut rng = Rng::new(seed);
+        Logs {
+            logs: (0..records).map(|_| Log::generate(&mut rng)).collect(),
+        }
+    }
+}
+
+/// A point or direction in space.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Vector3 {
+    /// x coordinate.
+    pub x: f32,
+    /// y coordinate.
+    pub y: f32,
+    /// z coordinate.
+    pub z: f32,
+}
+
+/// A triangle of a mesh: three vertices and a normal.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Triangle {
+    /// First vertex.
+    pub v0: Vector3,
+    /// Second vertex.
+    pub v1: Vector3,
+    /// Third vertex.
+    pub v2: Vector3,
+    /// The normal.
+    pub normal: Vector3,
+}
+
+/// A triangle mesh: the `mesh` data set of rust_serialization_benchmark, all fixed-width floats.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Mesh {
+    /// The triangles.
+    pub triangles: Vec<Triangle>,
+}
+
+impl Vector3 {
+    /// A random vector with coordinates in `[0, 1)`.
+    pub fn generate(rng: &mut Rng) -> Vector3 {
+        Vector3 {
+            x: rng.unit_f32(),
+            y: rng.unit_f32(),
+            z: rng.unit_f32(),
+        }
+    }
+}
+
+impl Mesh {
+    /// `triangles` random triangles, the same for the same `seed`.
+    pub fn generate(triangles: usize, seed: u64) -> Mesh {
+        let mut rng = Rng::new(seed);
+        let mut vector = || Vector3::generate(&mut rng);
+        Mesh {
+            triangles: (0..triangles)
+                .map(|_| Triangle {
+                    v0: vector(),
+                    v1: vector(),
+                    v2: vector(),
+                    normal: vector(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry::family::Registry;
+    use serde::de::DeserializeOwned;
+    use std::any::Any;
+    use std::fmt::Debug;
+
+    /// `value` comes back equal through the Registry and through every peer the family
+    /// benchmarks compare it with.
+    fn round_trips<T>(value: &T)
+    where
+        T: Serialize + DeserializeOwned + Any + PartialEq + Debug,
+    {
+        let registry = Registry::new();
+        let message = registry.serialize(value).unwrap();
+        assert_eq!(
+            &registry.deserialize::<T>(&message).unwrap(),
+            value,
+            "ferry"
+        );
+
+        let bytes = rmp_serde::to_vec(value).unwrap();
+        assert_eq!(
+            &rmp_serde::from_slice::<T>(&bytes).unwrap(),
+            value,
+            "rmp-serde"
+        );
+
+        let bytes = postcard::to_allocvec(value).unwrap();
+        assert_eq!(
+            &postcard::from_bytes::<T>(&bytes).unwrap(),
+            value,
+            "postcard"
+        );
+
+        let bytes = bitcode::serialize(value).unwrap();
+        assert_eq!(
+            &bitcode::deserialize::<T>(&bytes).unwrap(),
+            value,
+            "bitcode"
+        );
+    }
+
+    #[test]
+    fn logs_have_the_intended_size_and_round_trip() {
+        let logs = Logs::generate(LOG_RECORDS, 1);
+        assert_eq!(logs.logs.len(), 10_000);
+        assert_eq!(
+            logs,
+            Logs::generate(LOG_RECORDS, 1),
+            "seeded: the same every time"
+        );
+        // Not degenerate: the random fields vary.
+        let first = &logs.logs[0];
+        assert!(logs.logs.iter().any(|log| log.date != first.date));
+        assert!(logs.logs.iter().any(|log| log.request != first.request));
+        assert!(logs.logs.iter().any(|log| log.address != first.address));
+        round_trips(&logs);
+    }
+
+    #[test]
+    fn mesh_has_the_intended_size_and_round_trips() {
+        let mesh = Mesh::generate(MESH_TRIANGLES, 2);
+        assert_eq!(mesh.triangles.len(), 125_000);
+        assert_eq!(mesh.triangles.len() * size_of::<Triangle>(), 6_000_000);
+        let first = mesh.triangles[0];
+        assert!(mesh.triangles.iter().any(|t| t != &first));
+        assert!(
+            mesh.triangles
+                .iter()
+                .flat_map(|t| [t.v0, t.v1, t.v2, t.normal])
+                .all(|v| [v.x, v.y, v.z].iter().all(|c| (0.0..1.0).contains(c)))
+        );
+        round_trips(&mesh);
+    }
+
+    #[test]
+    fn small_message_and_model_round_trip() {
+        round_trips(&TaskFinished::sample());
+        let registry = Registry::new();
+        let model = Model::with_weights(1 << 20);
+        let message = registry.serialize(&model).unwrap();
+        let back: Model = registry.deserialize(&message).unwrap();
+        assert_eq!(back, model);
+        // The weights are a view of their frame, not a copy.
+        assert!(
+            message
+                .frames
+                .iter()
+                .any(|frame| frame.as_ptr() == back.weights.as_ptr())
+        );
+    }
 }

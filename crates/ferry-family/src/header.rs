@@ -50,8 +50,13 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     match s.len() {
         len @ 0..32 => out.push(0xa0 | len as u8), // fixstr
         len @ 32..256 => out.extend_from_slice(&[0xd9, len as u8]),
-        _ => {
-            rmp::encode::write_str_len(out, s.len() as u32).expect("writing to a Vec never fails");
+        len @ 256..65536 => {
+            out.push(0xda);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0xdb);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
         }
     }
     out.extend_from_slice(s.as_bytes());

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ferry_wire::{Frame, Header, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -585,12 +585,23 @@ pub struct Session<'r> {
     policy: Cow<'r, Policy>,
 }
 
-thread_local! {
-    /// A warm buffer to encode small bodies into, so that the common case allocates once.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Where small values are encoded: a warm scratch `Vec` (fast to write), and the block that
+/// finished headers are copied into and split off, so that serializing a small value allocates
+/// nothing of its own: each header shares the block it was cut from.
+#[derive(Default)]
+struct Scratch {
+    body: Vec<u8>,
+    arena: BytesMut,
 }
 
-/// Scratch buffers larger than this are not kept for the next value.
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Size of a fresh arena block; a retained header keeps at most one block alive.
+const ARENA_BLOCK: usize = 8 << 10;
+
+/// Scratch bodies larger than this are not kept for the next value.
 const SCRATCH_KEEP: usize = 1 << 20;
 
 impl<'r> Session<'r> {
@@ -824,36 +835,49 @@ impl<'a> Scope<'a> {
         type_name: &str,
         encode: impl FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
     ) -> Result<Message, SerializeError> {
-        // Taken, not borrowed, so that a value that serializes another value inside its own
-        // `Serialize` finds an empty scratch rather than a borrowed one.
-        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        scratch.clear();
-        header::write_serde_prefix(&mut scratch, type_name);
-        let marker = scratch.len();
-        scratch.extend_from_slice(&[0xc6, 0, 0, 0, 0]); // bin 32, length patched below
-        let body_start = scratch.len();
-        let buffers = match encode(&mut scratch, self.registry.max_depth) {
-            Ok(buffers) => buffers,
-            Err(source) => {
-                SCRATCH.with(|s| *s.borrow_mut() = scratch);
-                return Err(SerializeError::Body {
-                    type_name: type_name.to_string(),
-                    source,
-                });
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let message = self.serde_dumps_into(&mut scratch, type_name, encode);
+                if scratch.body.capacity() > SCRATCH_KEEP {
+                    scratch.body = Vec::new();
+                }
+                message
             }
-        };
-        let body_len = scratch.len() - body_start;
+            // A value that serializes another inside its own `Serialize`: the scratch is busy.
+            Err(_) => self.serde_dumps_into(&mut Scratch::default(), type_name, encode),
+        })
+    }
+
+    fn serde_dumps_into(
+        &self,
+        scratch: &mut Scratch,
+        type_name: &str,
+        encode: impl FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
+    ) -> Result<Message, SerializeError> {
+        let out = &mut scratch.body;
+        out.clear();
+        header::write_serde_prefix(out, type_name);
+        let marker = out.len();
+        out.extend_from_slice(&[0xc6, 0, 0, 0, 0]); // bin 32, length patched below
+        let body_start = out.len();
+        let buffers =
+            encode(out, self.registry.max_depth).map_err(|source| SerializeError::Body {
+                type_name: type_name.to_string(),
+                source,
+            })?;
+        let body_len = out.len() - body_start;
         if body_len <= header::INLINE_BODY_MAX {
-            scratch[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
-            header::write_buffers(&mut scratch, buffers.len());
-            let header = Header::from_msgpack_unchecked(Bytes::copy_from_slice(&scratch));
-            if scratch.capacity() <= SCRATCH_KEEP {
-                SCRATCH.with(|s| *s.borrow_mut() = scratch);
+            out[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
+            header::write_buffers(out, buffers.len());
+            if scratch.arena.capacity() < out.len() {
+                scratch.arena = BytesMut::with_capacity(ARENA_BLOCK.max(out.len()));
             }
+            scratch.arena.extend_from_slice(out);
+            let header = Header::from_msgpack_unchecked(scratch.arena.split().freeze());
             return Ok(Message::new(header, buffers));
         }
         // A large body becomes frame 0 as it is, without a copy.
-        let body = Bytes::from(scratch).slice(body_start..);
+        let body = Bytes::from(std::mem::take(out)).slice(body_start..);
         let mut head = Vec::with_capacity(64 + type_name.len());
         header::write_serde_prefix(&mut head, type_name);
         head.push(0xc0); // nil: the body is frame 0
@@ -866,6 +890,7 @@ impl<'a> Scope<'a> {
             frames,
         ))
     }
+
     fn deserialize<T: DeserializeOwned + Any>(
         &self,
         message: &Message,

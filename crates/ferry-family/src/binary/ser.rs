@@ -37,6 +37,7 @@ pub(crate) struct Encoder<'a, P> {
     pub(crate) path: P,
 }
 
+#[inline]
 pub(crate) fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     if v < 0x80 {
         out.push(v as u8);
@@ -87,7 +88,7 @@ pub(crate) struct Compound<'e, 'a, P> {
     index: usize,
 }
 
-impl<'e, 'a, P: Track> Compound<'e, 'a, P> {
+impl<P: Track> Compound<'_, '_, P> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let index = self.index;
         self.index += 1;

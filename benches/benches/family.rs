@@ -1,0 +1,124 @@
+//! ferry-family benchmarks: the Registry next to the bare serde encoder it wraps, buffers that
+//! must not cost more as they grow (they travel as frames), and the `log` and `mesh` data sets of
+//! rust_serialization_benchmark next to rmp-serde, postcard and bitcode, all through serde.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use ferry::family::{Registry, binary};
+use ferry_benches::{LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The six-field admin message through the Registry (header + body) and through the bare binary
+/// encoder, both ways.
+fn small(c: &mut Criterion) {
+    let admin = TaskFinished::sample();
+    let registry = Registry::new();
+    let message = registry.serialize(&admin).unwrap();
+    let (body, buffers) = binary::to_vec(&admin, binary::DEFAULT_MAX_DEPTH).unwrap();
+
+    let mut group = c.benchmark_group("family/small");
+    group.bench_function("registry-serialize", |b| {
+        b.iter(|| registry.serialize(black_box(&admin)).unwrap())
+    });
+    group.bench_function("binary-serialize", |b| {
+        b.iter(|| binary::to_vec(black_box(&admin), binary::DEFAULT_MAX_DEPTH).unwrap())
+    });
+    group.bench_function("registry-deserialize", |b| {
+        b.iter(|| {
+            registry
+                .deserialize::<TaskFinished>(black_box(&message))
+                .unwrap()
+        })
+    });
+    group.bench_function("binary-deserialize", |b| {
+        b.iter(|| {
+            binary::from_slice::<TaskFinished>(
+                black_box(&body),
+                black_box(&buffers),
+                binary::DEFAULT_MAX_DEPTH,
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// A model whose weights are a [`ferry::family::Buffer`] of 1 MiB and of 100 MiB: the weights
+/// go out as a frame and come back as a view of it, so neither way should grow with them.
+fn buffer(c: &mut Criterion) {
+    let registry = Registry::new();
+    let mut group = c.benchmark_group("family/buffer");
+    for (label, len) in [("1MiB", 1usize << 20), ("100MiB", 100 << 20)] {
+        // Written once, outside the timing.
+        let model = Model::with_weights(len);
+        let message = registry.serialize(&model).unwrap();
+        group.bench_with_input(BenchmarkId::new("serialize", label), &model, |b, m| {
+            b.iter(|| registry.serialize(black_box(m)).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("deserialize", label), &message, |b, m| {
+            b.iter(|| registry.deserialize::<Model>(black_box(m)).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// Benches `value` both ways through ferry's Registry, rmp-serde, postcard and bitcode, in the
+/// group `family/{name}`. Each deserializes from bytes it encoded once, outside the timing.
+fn versus_peers<T>(c: &mut Criterion, name: &str, value: &T)
+where
+    T: Serialize + DeserializeOwned + 'static,
+{
+    let registry = Registry::new();
+    let message = registry.serialize(value).unwrap();
+    let rmp = rmp_serde::to_vec(value).unwrap();
+    let postcard = postcard::to_allocvec(value).unwrap();
+    let bitcode = bitcode::serialize(value).unwrap();
+
+    let mut group = c.benchmark_group(format!("family/{name}"));
+    // Each iteration handles megabytes: few samples are enough, and keep the run short.
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+
+    group.bench_function("ferry-serialize", |b| {
+        b.iter(|| registry.serialize(black_box(value)).unwrap())
+    });
+    group.bench_function("ferry-deserialize", |b| {
+        b.iter(|| registry.deserialize::<T>(black_box(&message)).unwrap())
+    });
+    group.bench_function("rmp-serde-serialize", |b| {
+        b.iter(|| rmp_serde::to_vec(black_box(value)).unwrap())
+    });
+    group.bench_function("rmp-serde-deserialize", |b| {
+        b.iter(|| rmp_serde::from_slice::<T>(black_box(&rmp)).unwrap())
+    });
+    group.bench_function("postcard-serialize", |b| {
+        b.iter(|| postcard::to_allocvec(black_box(value)).unwrap())
+    });
+    group.bench_function("postcard-deserialize", |b| {
+        b.iter(|| postcard::from_bytes::<T>(black_box(&postcard)).unwrap())
+    });
+    group.bench_function("bitcode-serialize", |b| {
+        b.iter(|| bitcode::serialize(black_box(value)).unwrap())
+    });
+    group.bench_function("bitcode-deserialize", |b| {
+        b.iter(|| bitcode::deserialize::<T>(black_box(&bitcode)).unwrap())
+    });
+    group.finish();
+}
+
+/// 10,000 access-log records: short strings and small integers.
+fn log(c: &mut Criterion) {
+    versus_peers(c, "log", &Logs::generate(LOG_RECORDS, 1));
+}
+
+/// 125,000 triangles: about 6 MB of fixed-width floats.
+fn mesh(c: &mut Criterion) {
+    versus_peers(c, "mesh", &Mesh::generate(MESH_TRIANGLES, 2));
+}
+
+criterion_group!(benches, small, buffer, log, mesh);
+criterion_main!(benches);
