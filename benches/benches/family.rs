@@ -33,6 +33,19 @@ fn small(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    group.bench_function("registry-roundtrip", |b| {
+        b.iter(|| {
+            let message = registry.serialize(black_box(&admin)).unwrap();
+            registry.deserialize::<TaskFinished>(&message).unwrap()
+        })
+    });
+    group.bench_function("binary-roundtrip", |b| {
+        b.iter(|| {
+            let (body, buffers) =
+                binary::to_vec(black_box(&admin), binary::DEFAULT_MAX_DEPTH).unwrap();
+            binary::from_slice::<TaskFinished>(&body, &buffers, binary::DEFAULT_MAX_DEPTH).unwrap()
+        })
+    });
     group.bench_function("binary-deserialize", |b| {
         b.iter(|| {
             binary::from_slice::<TaskFinished>(

@@ -42,7 +42,7 @@ pub enum SerializeError {
         tried: Vec<String>,
     },
     /// The serde family could not encode the value.
-    #[error("cannot serialize `{type_name}`{}: {}", at(&source.path, type_name), source.kind)]
+    #[error("cannot serialize `{type_name}`{}: {}", at(source.path(), type_name), source.kind())]
     Body {
         /// The value's type.
         type_name: String,
@@ -64,7 +64,7 @@ pub enum SerializeError {
 }
 
 /// ` at `Model.layers[3].weights`` for a path under a type, or nothing without a path.
-fn at(path: &Option<String>, type_name: &str) -> String {
+fn at(path: Option<&str>, type_name: &str) -> String {
     let short = type_name.rsplit("::").next().unwrap_or(type_name);
     match path {
         Some(path) if !path.is_empty() => format!(" at `{short}.{path}`"),
@@ -154,7 +154,7 @@ pub enum DeserializeError {
         found: usize,
     },
     /// The serde family's body does not decode into the type.
-    #[error("cannot deserialize `{type_name}`{}: {}", at(&source.path, type_name), source.kind)]
+    #[error("cannot deserialize `{type_name}`{}: {}", at(source.path(), type_name), source.kind())]
     Body {
         /// The type asked for.
         type_name: String,

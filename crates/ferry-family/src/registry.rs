@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ferry_wire::{Frame, Header, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,6 +32,7 @@ impl Hasher for TypeIdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
+
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
@@ -39,6 +40,7 @@ impl Hasher for TypeIdHasher {
             self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
         }
     }
+
     fn write_u64(&mut self, n: u64) {
         self.0 = self.0.rotate_left(5) ^ n;
     }
@@ -57,6 +59,7 @@ struct CustomFns {
 }
 
 type EncodeFn = fn(&dyn Any, &mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>;
+
 type DecodeFn = fn(&[u8], &[Bytes], usize) -> Result<Box<dyn Any + Send + Sync>, binary::Error>;
 
 /// A registered serde type, erased so dynamic values can reach it.
@@ -585,21 +588,11 @@ pub struct Session<'r> {
     policy: Cow<'r, Policy>,
 }
 
-/// Where small values are encoded: a warm scratch `Vec` (fast to write), and the block that
-/// finished headers are copied into and split off, so that serializing a small value allocates
-/// nothing of its own: each header shares the block it was cut from.
-#[derive(Default)]
-struct Scratch {
-    body: Vec<u8>,
-    arena: BytesMut,
-}
-
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// A warm buffer that small values are encoded into; the finished header is copied out of it
+    /// at its exact size. Const-initialized: every serialize touches it.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
-
-/// Size of a fresh arena block; a retained header keeps at most one block alive.
-const ARENA_BLOCK: usize = 8 << 10;
 
 /// Scratch bodies larger than this are not kept for the next value.
 const SCRATCH_KEEP: usize = 1 << 20;
@@ -728,63 +721,70 @@ struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     fn serialize<T: Serialize + Any>(&self, value: &T) -> Result<Message, SerializeError> {
-        let entry = self.registry.by_type.get(&TypeId::of::<T>());
+        let entry = self.registry.by_type.get(&TypeId::of::<T>()).map(|e| &**e);
         let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
-        for slot in &self.policy.serializers {
-            match slot {
-                Slot::Custom => {
-                    if let Some(custom) = entry.and_then(|e| e.custom.as_ref()) {
-                        return self.custom_dumps(custom, value, type_name);
-                    }
-                }
-                Slot::Serde => {
-                    return self
-                        .serde_dumps(type_name, |out, depth| binary::to_writer(value, out, depth));
-                }
-                Slot::User(name, family) => {
-                    if let Some(message) = self.user_dumps(name, family, value, type_name)? {
-                        return Ok(message);
-                    }
-                }
-            }
-        }
-        Err(SerializeError::NoFamily {
-            type_name: type_name.to_string(),
-            tried: self.tried(),
-        })
-    }
-    fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
-        let entry = self.registry.by_type.get(&value.type_id());
-        let type_name = entry.map_or("<unregistered>", |e| e.name.as_str());
-        for slot in &self.policy.serializers {
-            match slot {
-                Slot::Custom => {
-                    if let Some(custom) = entry.and_then(|e| e.custom.as_ref()) {
-                        return self.custom_dumps(custom, value, type_name);
-                    }
-                }
-                Slot::Serde => {
-                    if let Some(fns) = entry.and_then(|e| e.serde.as_ref()) {
-                        return self
-                            .serde_dumps(type_name, |out, depth| (fns.encode)(value, out, depth));
-                    }
-                }
-                Slot::User(name, family) => {
-                    if let Some(message) = self.user_dumps(name, family, value, type_name)? {
-                        return Ok(message);
-                    }
-                }
-            }
-        }
-        match entry {
-            Some(_) => Err(SerializeError::NoFamily {
+        let serde = |out: &mut Vec<u8>, depth| binary::to_writer(value, out, depth);
+        self.dumps(value, entry, type_name, Some(&serde))?
+            .ok_or_else(|| SerializeError::NoFamily {
                 type_name: type_name.to_string(),
                 tried: self.tried(),
-            }),
-            None => Err(SerializeError::Unregistered {
+            })
+    }
+
+    fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
+        let entry = self.registry.by_type.get(&value.type_id()).map(|e| &**e);
+        let type_name = entry.map_or("<unregistered>", |e| e.name.as_str());
+        // Only a registered serde type can be encoded from behind `dyn Any`.
+        let serde = entry
+            .and_then(|e| e.serde.as_ref())
+            .map(|fns| move |out: &mut Vec<u8>, depth| (fns.encode)(value, out, depth));
+        let message = self.dumps(value, entry, type_name, serde)?;
+        message.ok_or_else(|| match entry {
+            Some(_) => SerializeError::NoFamily {
+                type_name: type_name.to_string(),
                 tried: self.tried(),
-            }),
+            },
+            None => SerializeError::Unregistered {
+                tried: self.tried(),
+            },
+        })
+    }
+
+    /// Tries the serializer list in order: `custom` if the type has a serializer of its own, `serde`
+    /// if the value can be encoded (`serde` is `None` for an unregistered dynamic value), and each
+    /// added family, which may decline. `None` when no family took the value.
+    #[inline]
+    fn dumps<E>(
+        &self,
+        value: &dyn Any,
+        entry: Option<&TypeEntry>,
+        type_name: &str,
+        serde: Option<E>,
+    ) -> Result<Option<Message>, SerializeError>
+    where
+        E: FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
+    {
+        let mut serde = serde;
+        for slot in &self.policy.serializers {
+            match slot {
+                Slot::Custom => {
+                    if let Some(custom) = entry.and_then(|e| e.custom.as_ref()) {
+                        return self.custom_dumps(custom, value, type_name).map(Some);
+                    }
+                }
+                Slot::Serde => {
+                    if let Some(encode) = serde.take() {
+                        return serde_message(type_name, self.registry.max_depth, encode).map(Some);
+                    }
+                }
+                Slot::User(name, family) => {
+                    if let Some(message) = self.user_dumps(name, family, value, type_name)? {
+                        return Ok(Some(message));
+                    }
+                }
+            }
         }
+        Ok(None)
     }
 
     fn tried(&self) -> Vec<String> {
@@ -830,67 +830,6 @@ impl<'a> Scope<'a> {
     }
 
     /// Encodes a body (and its buffers) with the serde family, inline in the header when small.
-    fn serde_dumps(
-        &self,
-        type_name: &str,
-        encode: impl FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
-    ) -> Result<Message, SerializeError> {
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let message = self.serde_dumps_into(&mut scratch, type_name, encode);
-                if scratch.body.capacity() > SCRATCH_KEEP {
-                    scratch.body = Vec::new();
-                }
-                message
-            }
-            // A value that serializes another inside its own `Serialize`: the scratch is busy.
-            Err(_) => self.serde_dumps_into(&mut Scratch::default(), type_name, encode),
-        })
-    }
-
-    fn serde_dumps_into(
-        &self,
-        scratch: &mut Scratch,
-        type_name: &str,
-        encode: impl FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
-    ) -> Result<Message, SerializeError> {
-        let out = &mut scratch.body;
-        out.clear();
-        header::write_serde_prefix(out, type_name);
-        let marker = out.len();
-        out.extend_from_slice(&[0xc6, 0, 0, 0, 0]); // bin 32, length patched below
-        let body_start = out.len();
-        let buffers =
-            encode(out, self.registry.max_depth).map_err(|source| SerializeError::Body {
-                type_name: type_name.to_string(),
-                source,
-            })?;
-        let body_len = out.len() - body_start;
-        if body_len <= header::INLINE_BODY_MAX {
-            out[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
-            header::write_buffers(out, buffers.len());
-            if scratch.arena.capacity() < out.len() {
-                scratch.arena = BytesMut::with_capacity(ARENA_BLOCK.max(out.len()));
-            }
-            scratch.arena.extend_from_slice(out);
-            let header = Header::from_msgpack_unchecked(scratch.arena.split().freeze());
-            return Ok(Message::new(header, buffers));
-        }
-        // A large body becomes frame 0 as it is, without a copy.
-        let body = Bytes::from(std::mem::take(out)).slice(body_start..);
-        let mut head = Vec::with_capacity(64 + type_name.len());
-        header::write_serde_prefix(&mut head, type_name);
-        head.push(0xc0); // nil: the body is frame 0
-        header::write_buffers(&mut head, buffers.len());
-        let mut frames = Vec::with_capacity(1 + buffers.len());
-        frames.push(body);
-        frames.extend(buffers);
-        Ok(Message::new(
-            Header::from_msgpack_unchecked(head.into()),
-            frames,
-        ))
-    }
-
     fn deserialize<T: DeserializeOwned + Any>(
         &self,
         message: &Message,
@@ -922,6 +861,7 @@ impl<'a> Scope<'a> {
             }
         }
     }
+
     fn deserialize_dyn(
         &self,
         message: &Message,
@@ -1023,6 +963,57 @@ impl<'a> Scope<'a> {
             Slot::Serde => unreachable!("the serde family has no meta"),
         }
     }
+}
+
+/// Encodes a body (and its buffers) with the serde family, inline in the header when small.
+///
+/// One function from the scratch buffer to the finished message: the result is built once and
+/// returned once, with no layers of closures passing it along.
+#[inline]
+fn serde_message<E>(type_name: &str, max_depth: usize, encode: E) -> Result<Message, SerializeError>
+where
+    E: FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
+{
+    // Taken, not borrowed: a value that serializes another inside its own `Serialize` finds an
+    // empty scratch, not a busy one.
+    let mut out = SCRATCH.with(RefCell::take);
+    out.clear();
+    header::write_serde_prefix(&mut out, type_name);
+    let marker = out.len();
+    out.extend_from_slice(&[0xc6, 0, 0, 0, 0]); // bin 32, length patched below
+    let body_start = out.len();
+    let buffers = match encode(&mut out, max_depth) {
+        Ok(buffers) => buffers,
+        Err(source) => {
+            return Err(SerializeError::Body {
+                type_name: type_name.to_string(),
+                source,
+            });
+        }
+    };
+    let body_len = out.len() - body_start;
+    if body_len <= header::INLINE_BODY_MAX {
+        out[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
+        header::write_buffers(&mut out, buffers.len());
+        let header = Header::from_msgpack_unchecked(Bytes::from(Box::<[u8]>::from(&out[..])));
+        if out.capacity() <= SCRATCH_KEEP {
+            SCRATCH.with(|cell| cell.replace(out));
+        }
+        return Ok(Message::new(header, buffers));
+    }
+    // A large body becomes frame 0 as it is, without a copy.
+    let body = Bytes::from(out).slice(body_start..);
+    let mut head = Vec::with_capacity(64 + type_name.len());
+    header::write_serde_prefix(&mut head, type_name);
+    head.push(0xc0); // nil: the body is frame 0
+    header::write_buffers(&mut head, buffers.len());
+    let mut frames = Vec::with_capacity(1 + buffers.len());
+    frames.push(body);
+    frames.extend(buffers);
+    Ok(Message::new(
+        Header::from_msgpack_unchecked(head.into()),
+        frames,
+    ))
 }
 
 /// The serde family's body and buffer frames, after checking the frame count.

@@ -153,3 +153,26 @@ fn a_large_body_is_a_view_of_its_frame_too() {
     assert_eq!(back.0, words);
     assert!(within(&message.frames[1], &back.1));
 }
+
+#[test]
+fn many_buffers_with_repeats_are_each_sent_once() {
+    // More distinct buffers than the encoder scans before it builds an index.
+    let distinct: Vec<Buffer> = (0..40).map(|i| filled(100 + i, i as u8)).collect();
+    let value: Vec<Buffer> = distinct
+        .iter()
+        .chain(distinct.iter().rev())
+        .cloned()
+        .collect();
+    let registry = Registry::new();
+    let message = registry.serialize(&value).unwrap();
+    assert_eq!(message.frames.len(), 40);
+    let back: Vec<Buffer> = registry.deserialize(&message).unwrap();
+    assert_eq!(back, value);
+    for (i, buffer) in back[..40].iter().enumerate() {
+        assert_eq!(
+            buffer.as_ptr(),
+            back[79 - i].as_ptr(),
+            "reference {i} and its repeat share memory"
+        );
+    }
+}

@@ -141,7 +141,7 @@ fn body_err<T: serde::de::DeserializeOwned + std::fmt::Debug + 'static>(
         buffers,
     );
     match err_of::<T>(&message) {
-        DeserializeError::Body { source, .. } => source.kind,
+        DeserializeError::Body { source, .. } => source.kind().clone(),
         other => panic!("expected a body error, got {other}"),
     }
 }
@@ -233,7 +233,7 @@ fn deep_values_are_an_error_not_a_stack_overflow() {
     assert!(registry.serialize(&chain(100)).is_ok());
     let err = registry.serialize(&chain(300)).unwrap_err();
     assert!(
-        matches!(&err, SerializeError::Body { source, .. } if source.kind == ErrorKind::TooDeep { limit: 256 }),
+        matches!(&err, SerializeError::Body { source, .. } if *source.kind() == ErrorKind::TooDeep { limit: 256 }),
         "{err}"
     );
     // Decoding a hostile body 100,000 levels deep: `1` is `Link`, the last `0` is `End`.
@@ -262,7 +262,7 @@ fn a_cyclic_value_is_an_error_not_a_stack_overflow() {
     });
     *node.next.borrow_mut() = Some(node.clone());
     let err = binary::to_vec(&node, 256).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::TooDeep { limit: 256 });
+    assert_eq!(*err.kind(), ErrorKind::TooDeep { limit: 256 });
     assert!(err.to_string().contains("cyclic"), "{err}");
     node.next.borrow_mut().take(); // break the cycle so the test does not leak
 }
@@ -314,7 +314,7 @@ fn what_the_encoding_cannot_hold_is_a_clear_error() {
         note: Option<String>,
     }
     let err = binary::to_vec(&Sparse { note: None }, 256).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::SkippedField("note"));
+    assert_eq!(*err.kind(), ErrorKind::SkippedField("note"));
 
     struct Unsized;
     impl Serialize for Unsized {
@@ -323,7 +323,7 @@ fn what_the_encoding_cannot_hold_is_a_clear_error() {
         }
     }
     assert_eq!(
-        binary::to_vec(&Unsized, 256).unwrap_err().kind,
+        *binary::to_vec(&Unsized, 256).unwrap_err().kind(),
         ErrorKind::UnknownLength
     );
 
@@ -334,5 +334,5 @@ fn what_the_encoding_cannot_hold_is_a_clear_error() {
     }
     let (body, buffers) = binary::to_vec(&Loose::A(1), 256).unwrap();
     let err = binary::from_slice::<Loose>(&body, &buffers, 256).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NotSelfDescribing);
+    assert_eq!(*err.kind(), ErrorKind::NotSelfDescribing);
 }

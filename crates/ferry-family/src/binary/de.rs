@@ -14,7 +14,8 @@ const ZERO_SIZED_SLACK: u64 = 1 << 16;
 
 pub(crate) struct Decoder<'de, P> {
     pub(crate) input: &'de [u8],
-    pub(crate) pos: usize,
+    /// The bytes not read yet: the tail of `input`.
+    pub(crate) rest: &'de [u8],
     pub(crate) buffers: &'de [Bytes],
     pub(crate) depth: usize,
     pub(crate) max_depth: usize,
@@ -28,26 +29,32 @@ impl<'de, P: Track> Decoder<'de, P> {
         })
     }
 
+    /// Offset of the next byte in the body.
+    #[inline]
+    fn pos(&self) -> usize {
+        self.input.len() - self.rest.len()
+    }
+
     #[inline]
     fn byte(&mut self) -> Result<u8, Error> {
-        let b = *self.input.get(self.pos).ok_or_else(|| self.eof())?;
-        self.pos += 1;
+        let (&b, rest) = self.rest.split_first().ok_or_else(|| self.eof())?;
+        self.rest = rest;
         Ok(b)
     }
 
     #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
-        let bytes = self
-            .input
-            .get(self.pos..self.pos + N)
+        let (bytes, rest) = self
+            .rest
+            .split_first_chunk::<N>()
             .ok_or_else(|| self.eof())?;
-        self.pos += N;
-        Ok(bytes.try_into().expect("N bytes"))
+        self.rest = rest;
+        Ok(*bytes)
     }
 
     #[inline]
     fn varint(&mut self) -> Result<u64, Error> {
-        let start = self.pos;
+        let start = self.pos();
         let first = self.byte()?;
         if first < 0x80 {
             return Ok(u64::from(first));
@@ -67,13 +74,13 @@ impl<'de, P: Track> Decoder<'de, P> {
     }
 
     fn remaining(&self) -> usize {
-        self.input.len() - self.pos
+        self.rest.len()
     }
 
     /// A length prefix for bytes that must follow in the body.
     #[inline]
     fn slice(&mut self) -> Result<(&'de [u8], usize), Error> {
-        let offset = self.pos;
+        let offset = self.pos();
         let len = self.varint()?;
         if len > self.remaining() as u64 {
             return Err(Error::new(ErrorKind::BadLength {
@@ -82,14 +89,15 @@ impl<'de, P: Track> Decoder<'de, P> {
                 remaining: self.remaining(),
             }));
         }
-        let start = self.pos;
-        self.pos += len as usize;
-        Ok((&self.input[start..self.pos], start))
+        let start = self.pos();
+        let (bytes, rest) = self.rest.split_at(len as usize);
+        self.rest = rest;
+        Ok((bytes, start))
     }
 
     /// An element count for a sequence or map.
     fn count(&mut self) -> Result<usize, Error> {
-        let offset = self.pos;
+        let offset = self.pos();
         let len = self.varint()?;
         if len > (self.remaining() as u64).max(ZERO_SIZED_SLACK) {
             return Err(Error::new(ErrorKind::BadLength {
@@ -117,6 +125,7 @@ impl<'de, P: Track> Decoder<'de, P> {
         std::str::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidUtf8 { offset: start }))
     }
 
+    #[inline]
     fn nested<V>(&mut self, visit: impl FnOnce(&mut Self) -> Result<V, Error>) -> Result<V, Error> {
         self.enter()?;
         let value = visit(self)?;
@@ -153,7 +162,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let offset = self.pos;
+        let offset = self.pos();
         match self.byte()? {
             0 => visitor.visit_bool(false),
             1 => visitor.visit_bool(true),
@@ -171,7 +180,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let offset = self.pos;
+        let offset = self.pos();
         let value = u32::from_le_bytes(self.array()?);
         let c = char::from_u32(value)
             .ok_or_else(|| Error::new(ErrorKind::InvalidChar { value, offset }))?;
@@ -197,7 +206,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let offset = self.pos;
+        let offset = self.pos();
         match self.byte()? {
             0 => visitor.visit_none(),
             1 => self.nested(|de| visitor.visit_some(de)),
@@ -227,7 +236,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         if name == BUFFER_NAME {
-            let offset = self.pos;
+            let offset = self.pos();
             let index = self.varint()?;
             let count = self.buffers.len();
             let bytes = usize::try_from(index)
@@ -319,7 +328,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let offset = self.pos;
+        let offset = self.pos();
         let index = self.varint()?;
         let index = u32::try_from(index).map_err(|_| {
             Error::new(ErrorKind::BadLength {
@@ -353,8 +362,11 @@ impl<'de, P: Track> Access<'_, 'de, P> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
+        if !P::ON {
+            return seed.deserialize(&mut *self.de);
+        }
         self.de.path.push(self.segment());
         let value = seed.deserialize(&mut *self.de)?;
         self.de.path.pop();
@@ -365,7 +377,7 @@ impl<'de, P: Track> Access<'_, 'de, P> {
 impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
     type Error = Error;
 
-    #[inline]
+    #[inline(always)]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -375,8 +387,15 @@ impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
         }
         self.remaining -= 1;
         let value = self.next(seed)?;
-        self.index += 1;
+        if P::ON {
+            self.index += 1;
+        }
         Ok(Some(value))
+    }
+
+    #[inline(always)]
+    fn next_element<T: de::Deserialize<'de>>(&mut self) -> Result<Option<T>, Error> {
+        self.next_element_seed(std::marker::PhantomData)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -423,7 +442,7 @@ impl<'a, 'de, P: Track> de::EnumAccess<'de> for Enum<'a, 'de, P> {
         self,
         seed: V,
     ) -> Result<(V::Value, Self::Variant), Error> {
-        let offset = self.de.pos;
+        let offset = self.de.pos();
         let index = self.de.varint()?;
         let index32 = u32::try_from(index).map_err(|_| {
             Error::new(ErrorKind::BadLength {

@@ -4,14 +4,19 @@ use std::fmt;
 
 /// What went wrong encoding a value into, or decoding it from, the serde family's binary body.
 ///
-/// `path` is filled in when the failure could be located: a field path such as
+/// [`Error::path`] is filled in when the failure could be located: a field path such as
 /// `layers[3].weights`, relative to the value.
+///
+/// ```
+/// use ferry_family::binary::{self, ErrorKind};
+/// let err = binary::from_slice::<(u8, bool)>(&[1, 7], &[], 256).unwrap_err();
+/// assert_eq!(err.kind(), &ErrorKind::InvalidTag { what: "bool", byte: 7, offset: 1 });
+/// assert_eq!(err.path(), Some("[1]"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
-    /// What went wrong.
-    pub kind: ErrorKind,
-    /// Where in the value, when known (`layers[3].weights`).
-    pub path: Option<String>,
+    kind: ErrorKind,
+    path: Option<String>,
 }
 
 /// The kinds of [`Error`].
@@ -112,22 +117,49 @@ impl Error {
     pub(crate) fn new(kind: ErrorKind) -> Error {
         Error { kind, path: None }
     }
+
+    /// What went wrong.
+    ///
+    /// ```
+    /// use ferry_family::binary::{self, ErrorKind};
+    /// let err = binary::from_slice::<u16>(&[1], &[], 256).unwrap_err();
+    /// assert_eq!(err.kind(), &ErrorKind::Eof { offset: 1 });
+    /// ```
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// Where in the value, when known: `layers[3].weights`.
+    ///
+    /// ```
+    /// let err = ferry_family::binary::from_slice::<Vec<char>>(&[1, 0, 0xd8, 0, 0], &[], 256).unwrap_err();
+    /// assert_eq!(err.path(), Some("[0]"));
+    /// ```
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    pub(crate) fn set_path(&mut self, path: Option<String>) {
+        self.path = path;
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.path {
-            Some(path) if !path.is_empty() => write!(f, "at `{path}`: {}", self.kind),
-            _ => write!(f, "{}", self.kind),
+        match self.path() {
+            Some(path) if !path.is_empty() => write!(f, "at `{path}`: {}", self.kind()),
+            _ => write!(f, "{}", self.kind()),
         }
     }
 }
 
 impl std::error::Error for Error {}
 
-impl serde::ser::Error for Error {
-    fn custom<T: fmt::Display>(msg: T) -> Error {
-        Error::new(ErrorKind::Custom(msg.to_string()))
+/// The encoder's error is boxed: one pointer wide, so the `Result` of every serialize call fits
+/// in a register (`Box` is fundamental, so this impl is ours to write).
+impl serde::ser::Error for Box<Error> {
+    fn custom<T: fmt::Display>(msg: T) -> Box<Error> {
+        Box::new(Error::new(ErrorKind::Custom(msg.to_string())))
     }
 }
 

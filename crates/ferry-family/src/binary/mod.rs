@@ -91,8 +91,8 @@ fn encode<T: Serialize + ?Sized, P: Track>(
         path: P::default(),
     };
     if let Err(mut error) = value.serialize(&mut encoder) {
-        error.path = encoder.path.render();
-        return Err(error);
+        error.set_path(encoder.path.render());
+        return Err(*error);
     }
     Ok(buffers.frames)
 }
@@ -103,7 +103,7 @@ fn encode<T: Serialize + ?Sized, P: Track>(
 /// ```
 /// use ferry_family::binary::{self, ErrorKind};
 /// let err = binary::from_slice::<String>(&[5, b'a'], &[], 256).unwrap_err();
-/// assert!(matches!(err.kind, ErrorKind::BadLength { len: 5, offset: 0, .. }));
+/// assert!(matches!(err.kind(), ErrorKind::BadLength { len: 5, offset: 0, .. }));
 /// ```
 pub fn from_slice<'de, T: Deserialize<'de>>(
     body: &'de [u8],
@@ -126,20 +126,20 @@ fn decode<'de, T: Deserialize<'de>, P: Track>(
 ) -> Result<T, Error> {
     let mut decoder = de::Decoder {
         input: body,
-        pos: 0,
+        rest: body,
         buffers,
         depth: 0,
         max_depth,
         path: P::default(),
     };
     let value = T::deserialize(&mut decoder).map_err(|mut error| {
-        error.path = decoder.path.render();
+        error.set_path(decoder.path.render());
         error
     })?;
-    if decoder.pos != body.len() {
+    if !decoder.rest.is_empty() {
         return Err(Error::new(ErrorKind::TrailingBytes {
-            offset: decoder.pos,
-            remaining: body.len() - decoder.pos,
+            offset: body.len() - decoder.rest.len(),
+            remaining: decoder.rest.len(),
         }));
     }
     Ok(value)

@@ -16,6 +16,8 @@ pub(crate) enum Segment {
 
 /// Where an encoder or decoder is within a value.
 pub(crate) trait Track: Default {
+    /// Whether this tracker records anything; when not, callers skip even counting elements.
+    const ON: bool;
     /// Steps into `segment`.
     fn push(&mut self, segment: Segment);
     /// Steps back out, after the step succeeded.
@@ -29,6 +31,7 @@ pub(crate) trait Track: Default {
 pub(crate) struct NoPath;
 
 impl Track for NoPath {
+    const ON: bool = false;
     #[inline(always)]
     fn push(&mut self, _: Segment) {}
     #[inline(always)]
@@ -43,6 +46,7 @@ impl Track for NoPath {
 pub(crate) struct Path(Vec<Segment>);
 
 impl Track for Path {
+    const ON: bool = true;
     fn push(&mut self, segment: Segment) {
         self.0.push(segment);
     }

@@ -5,27 +5,56 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde::ser::{self, Impossible, Serialize};
 
-use super::error::{Error, ErrorKind};
+use super::error::ErrorKind;
 use super::path::{Segment, Track};
 use crate::buffer::{BUFFER_NAME, take_from_buffer};
+
+/// The encoder's error: boxed, so that every serialize call returns one register.
+pub(crate) type Error = Box<super::error::Error>;
+
+fn error(kind: ErrorKind) -> Error {
+    Box::new(super::error::Error::new(kind))
+}
 
 /// Buffers found while encoding, each once: the same bytes (same address and length) referenced
 /// twice get one frame, so they come back shared.
 #[derive(Default)]
 pub(crate) struct Buffers {
     pub(crate) frames: Vec<Bytes>,
-    seen: HashMap<(usize, usize), u64>,
+    /// Built only once there are enough frames that scanning them is slower than hashing; most
+    /// values hold no buffer at all and never pay for a map.
+    seen: Option<HashMap<(usize, usize), u64>>,
 }
+
+/// Frames scanned one by one before an index is built.
+const SCAN_LIMIT: usize = 16;
 
 impl Buffers {
     fn index_of(&mut self, bytes: Bytes) -> u64 {
         let key = (bytes.as_ptr() as usize, bytes.len());
         let next = self.frames.len() as u64;
-        let index = *self.seen.entry(key).or_insert(next);
-        if index == next {
+        let found = match &mut self.seen {
+            Some(seen) => *seen.entry(key).or_insert(next),
+            None => {
+                let found = self
+                    .frames
+                    .iter()
+                    .position(|f| (f.as_ptr() as usize, f.len()) == key);
+                found.map_or(next, |i| i as u64)
+            }
+        };
+        if found == next {
             self.frames.push(bytes);
+            if self.seen.is_none() && self.frames.len() >= SCAN_LIMIT {
+                let index = self.frames.iter().enumerate();
+                self.seen = Some(
+                    index
+                        .map(|(i, f)| ((f.as_ptr() as usize, f.len()), i as u64))
+                        .collect(),
+                );
+            }
         }
-        index
+        found
     }
 }
 
@@ -55,7 +84,7 @@ impl<P: Track> Encoder<'_, P> {
     fn enter(&mut self) -> Result<(), Error> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return Err(Error::new(ErrorKind::TooDeep {
+            return Err(error(ErrorKind::TooDeep {
                 limit: self.max_depth,
             }));
         }
@@ -69,6 +98,9 @@ impl<P: Track> Encoder<'_, P> {
 
     #[inline]
     fn nested<T: Serialize + ?Sized>(&mut self, segment: Segment, value: &T) -> Result<(), Error> {
+        if !P::ON {
+            return value.serialize(&mut *self);
+        }
         self.path.push(segment);
         value.serialize(&mut *self)?;
         self.path.pop();
@@ -76,7 +108,7 @@ impl<P: Track> Encoder<'_, P> {
     }
 
     fn len(&mut self, len: Option<usize>) -> Result<(), Error> {
-        let len = len.ok_or_else(|| Error::new(ErrorKind::UnknownLength))?;
+        let len = len.ok_or_else(|| error(ErrorKind::UnknownLength))?;
         write_varint(self.out, len as u64);
         Ok(())
     }
@@ -89,7 +121,11 @@ pub(crate) struct Compound<'e, 'a, P> {
 }
 
 impl<P: Track> Compound<'_, '_, P> {
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        if !P::ON {
+            return value.serialize(&mut *self.encoder);
+        }
         let index = self.index;
         self.index += 1;
         self.encoder.nested(Segment::Index(index), value)
@@ -194,7 +230,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
             let (result, bytes) = take_from_buffer(|| value.serialize(HandoffOnly));
             result?;
             let bytes = bytes.ok_or_else(|| {
-                ser::Error::custom(format!(
+                <Error as ser::Error>::custom(format!(
                     "the newtype name {BUFFER_NAME} is reserved for ferry_family::Buffer"
                 ))
             })?;
@@ -376,7 +412,7 @@ impl<P: Track> ser::SerializeStruct for Compound<'_, '_, P> {
         self.encoder.nested(Segment::Field(name), value)
     }
     fn skip_field(&mut self, name: &'static str) -> Result<(), Error> {
-        Err(Error::new(ErrorKind::SkippedField(name)))
+        Err(error(ErrorKind::SkippedField(name)))
     }
     fn end(self) -> Result<(), Error> {
         Compound::end(self)
@@ -394,7 +430,7 @@ impl<P: Track> ser::SerializeStructVariant for Compound<'_, '_, P> {
         self.encoder.nested(Segment::Field(name), value)
     }
     fn skip_field(&mut self, name: &'static str) -> Result<(), Error> {
-        Err(Error::new(ErrorKind::SkippedField(name)))
+        Err(error(ErrorKind::SkippedField(name)))
     }
     fn end(self) -> Result<(), Error> {
         self.encoder.path.pop();
@@ -407,7 +443,7 @@ impl<P: Track> ser::SerializeStructVariant for Compound<'_, '_, P> {
 struct HandoffOnly;
 
 fn reserved() -> Error {
-    ser::Error::custom(format!(
+    <Error as ser::Error>::custom(format!(
         "the newtype name {BUFFER_NAME} is reserved for ferry_family::Buffer"
     ))
 }
