@@ -10,6 +10,7 @@ mod cmd;
 mod demo;
 mod fuzz;
 mod miri;
+mod python;
 mod test;
 mod tidy;
 mod workspace;
@@ -36,7 +37,7 @@ const TASKS: &[Task] = &[
     Task {
         name: "test",
         usage: "[--large] [--long]",
-        about: "doc tests, then all tests with nextest; --large/--long also run the ignored large_/long_ tests",
+        about: "make/reuse the numpy venv, doc tests, then all tests with nextest; --large/--long also run the ignored large_/long_ tests",
         run: test::run,
     },
     Task {

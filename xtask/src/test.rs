@@ -1,9 +1,11 @@
-//! The `test` task: doc tests with `cargo test --doc`, then every test with cargo-nextest.
+//! The `test` task: doc tests with `cargo test --doc`, then every test with cargo-nextest, both
+//! with `FERRY_PYTHON` naming the venv (see [`crate::python`]) that the numpy interop tests run.
 //!
 //! Tests that need a lot of memory are `#[ignore = "large: …"]` and named `large_…`; tests
 //! that run long are ignored too and named `long_…`. `--large` and `--long` add them back.
 
 use crate::cmd::{Cmd, Result, ensure_tool};
+use crate::python;
 
 /// Nextest filterset matching tests whose own name (last path segment) starts with `large_`.
 const LARGE: &str = "test(/(^|::)large_/)";
@@ -41,16 +43,21 @@ pub(crate) fn run_default() -> Result {
     run_selection(Selection::default())
 }
 
-/// Installs nextest if needed, runs the doc tests, then (last, so its summary line ends the
-/// output) nextest.
+/// Installs nextest if needed, makes (or reuses) the venv the numpy interop tests run, runs the
+/// doc tests, then (last, so its summary line ends the output) nextest; both get the venv's
+/// interpreter as `FERRY_PYTHON`.
 fn run_selection(selection: Selection) -> Result {
     ensure_tool(
         "cargo-nextest",
         || Cmd::cargo().args(["nextest", "--version"]),
         Cmd::cargo().args(["install", "cargo-nextest", "--locked"]),
     )?;
-    Cmd::cargo().args(["test", "--doc", "--workspace"]).run()?;
-    nextest(selection).run()
+    let python = python::ensure_venv()?;
+    Cmd::cargo()
+        .env(python::ENV, &python)
+        .args(["test", "--doc", "--workspace"])
+        .run()?;
+    nextest(selection).env(python::ENV, &python).run()
 }
 
 /// The nextest command line for `selection`.

@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | `wire` (default) | [`wire`] | `ferry-wire`: messages to bytes and back, with no I/O |
 //! | `family` (default) | [`family`] | `ferry-family`: families, per-type serializers, out-of-band buffers, allow-lists |
+//! | `array` (default) | [`array`](mod@array) | `ferry-array`: zero-copy n-dimensional arrays and Arrow data |
 //!
 //! ```
 //! use ferry::prelude::*;
@@ -26,6 +27,10 @@ pub use ferry_wire as wire;
 #[doc(inline)]
 pub use ferry_family as family;
 
+#[cfg(feature = "array")]
+#[doc(inline)]
+pub use ferry_array as array;
+
 /// The names most programs need, for a glob import.
 ///
 /// ```
@@ -34,6 +39,8 @@ pub use ferry_family as family;
 /// # let _ = header;
 /// ```
 pub mod prelude {
+    #[cfg(feature = "array")]
+    pub use ferry_array::{Array, ArrayFamily, DType};
     #[cfg(feature = "family")]
     pub use ferry_family::{Buffer, Context, Registry};
     #[cfg(feature = "wire")]

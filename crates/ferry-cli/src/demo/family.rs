@@ -29,7 +29,9 @@ struct Model {
 }
 
 /// Sends a message over the stand-in wire: encode, copy into a receive buffer, decode.
-fn across_the_wire(message: &Message) -> Result<(Message, std::ops::Range<usize>), Box<dyn Error>> {
+pub(super) fn across_the_wire(
+    message: &Message,
+) -> Result<(Message, std::ops::Range<usize>), Box<dyn Error>> {
     let encoded = Encoder::default().encode(message)?;
     let mut received = BytesMut::with_capacity(8 + encoded.len() as usize);
     received.extend_from_slice(&preamble());

@@ -2,8 +2,10 @@
 //!
 //! Each part shows one layer at work: ferry-wire moving a mixed message without copying its
 //! payload, then ferry-family moving typed values (a type with its own serializer, a struct with
-//! out-of-band buffers) across the same wire.
+//! out-of-band buffers) across the same wire, then ferry-array: a struct holding a large array
+//! that arrives as a view of the received frame.
 
+mod array;
 mod family;
 mod wire;
 
@@ -41,7 +43,9 @@ fn parse_codec(name: &str) -> Result<Codec, String> {
 pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     wire::run(args)?;
     println!();
-    family::run(args)
+    family::run(args)?;
+    println!();
+    array::run(args)
 }
 
 pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

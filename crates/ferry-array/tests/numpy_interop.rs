@@ -1,0 +1,382 @@
+//! `.npy` files against real numpy: ferry writes, `np.load` checks; numpy writes (`np.save`),
+//! `npy::read` checks. Every dtype, both byte orders, C and Fortran order, 0-d, empty, sliced
+//! (negative and step strides) and broadcast arrays.
+//!
+//! The interpreter is `$FERRY_PYTHON`, which `cargo xtask test` sets to its venv with numpy
+//! (`target/ferry-venv`). Both sides compute the values from the same formulas (see [`element`]
+//! and `values` in [`VALUES_PY`]), so neither checks itself against its own output. One Python
+//! process runs per direction, for all the cases.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bytes::Bytes;
+use ferry_array::{Array, ByteOrder, DType, TimeUnit, npy};
+
+/// The Python interpreter with numpy, from `$FERRY_PYTHON`; fails the test when it is not set.
+fn python() -> PathBuf {
+    match std::env::var_os("FERRY_PYTHON") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!(
+            "FERRY_PYTHON is not set: the numpy interop tests need the Python venv with numpy \
+             that `cargo xtask test` makes (target/ferry-venv). Run `cargo xtask test` instead \
+             of `cargo test`, or set FERRY_PYTHON to a python with numpy >= 2."
+        ),
+    }
+}
+
+/// The values of element `i` (in C order of the base array) as little-endian bytes; the Python
+/// side's `values` computes the same.
+fn element(dtype: DType, i: usize) -> Vec<u8> {
+    let x = i as f64;
+    match dtype {
+        DType::Bool => vec![u8::from(i % 3 == 1)],
+        DType::I8
+        | DType::I16
+        | DType::I32
+        | DType::I64
+        | DType::U8
+        | DType::U16
+        | DType::U32
+        | DType::U64 => hash(i)[..dtype.size()].to_vec(),
+        DType::F32 => ((x * 0.75 - 5.5) as f32).to_le_bytes().to_vec(),
+        DType::F64 => (x * 0.75 - 5.5).to_le_bytes().to_vec(),
+        DType::C64 => [((x * 0.5 - 2.0) as f32), ((1.0 - x * 0.25) as f32)]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        DType::C128 => [x * 0.5 - 2.0, 1.0 - x * 0.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        DType::DateTime(_) | DType::TimeDelta(_) => (i as i64 * 86_400_000_123
+            + 1_600_000_000_000_000)
+            .to_le_bytes()
+            .to_vec(),
+        other => panic!("no test values for {other}"),
+    }
+}
+
+/// A 64-bit hash of `i`, little-endian; integers of every width take its low bytes.
+fn hash(i: usize) -> [u8; 8] {
+    (i as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(0x0123_4567_89AB_CDEF)
+        .to_le_bytes()
+}
+
+/// The C-order base array of `shape` holding [`element`] values, in `order`.
+fn base(dtype: DType, order: ByteOrder, shape: &[usize]) -> Array {
+    let count: usize = shape.iter().product();
+    let lane = match dtype {
+        DType::C64 | DType::C128 => dtype.size() / 2,
+        other => other.size(),
+    };
+    let mut data = Vec::with_capacity(count * dtype.size());
+    for i in 0..count {
+        let mut bytes = element(dtype, i);
+        if order == ByteOrder::Big {
+            bytes.chunks_mut(lane).for_each(<[u8]>::reverse);
+        }
+        data.extend_from_slice(&bytes);
+    }
+    let size = dtype.size() as isize;
+    let strides = c_strides(shape, size);
+    Array::from_parts(dtype, order, shape.to_vec(), strides, 0, Bytes::from(data)).unwrap()
+}
+
+/// C-order byte strides.
+fn c_strides(shape: &[usize], size: isize) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut step = size;
+    for (stride, &len) in strides.iter_mut().zip(shape).rev() {
+        *stride = step;
+        step *= len.max(1) as isize;
+    }
+    strides
+}
+
+/// One array on both sides: ferry's `array`, and numpy's `expr` over `base` (an array of
+/// `base_shape` holding the same values) that makes the same array.
+struct Case {
+    /// The file name stem.
+    name: String,
+    /// numpy's dtype string.
+    descr: String,
+    /// The shape of the base array `expr` starts from.
+    base_shape: Vec<usize>,
+    /// The numpy expression.
+    expr: &'static str,
+    /// The layout the file must load as: `C`, `F`, or `-` (no check: empty arrays).
+    order: &'static str,
+    /// ferry's array.
+    array: Array,
+}
+
+/// Every case: each dtype in each byte order, in each layout.
+fn cases() -> Vec<Case> {
+    let dtypes = [
+        DType::Bool,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::F32,
+        DType::F64,
+        DType::C64,
+        DType::C128,
+        DType::DateTime(TimeUnit::Microsecond),
+        DType::DateTime(TimeUnit::Day),
+        DType::TimeDelta(TimeUnit::Nanosecond),
+    ];
+    let mut cases = Vec::new();
+    for dtype in dtypes {
+        let orders: &[ByteOrder] = if dtype.size() == 1 {
+            &[ByteOrder::Little]
+        } else {
+            &[ByteOrder::Little, ByteOrder::Big]
+        };
+        for &order in orders {
+            let size = dtype.size() as isize;
+            let mut add = |base_shape: &[usize], expr, layout, array: Array| {
+                cases.push(Case {
+                    name: format!("case{}", cases.len()),
+                    descr: dtype.descr(order),
+                    base_shape: base_shape.to_vec(),
+                    expr,
+                    order: layout,
+                    array,
+                });
+            };
+            let b = |shape: &[usize]| base(dtype, order, shape);
+            let over = |shape: &[usize], strides: &[isize], offset: isize, of: &Array| {
+                let (shape, strides) = (shape.to_vec(), strides.to_vec());
+                let data = of.data().clone();
+                Array::from_parts(dtype, order, shape, strides, offset as usize, data).unwrap()
+            };
+            add(&[3, 4], "base", "C", b(&[3, 4]));
+            let fortran = b(&[3, 4]).transposed().to_contiguous().transposed();
+            add(&[3, 4], "np.asfortranarray(base)", "F", fortran);
+            add(&[2, 3, 4], "base.T", "F", b(&[2, 3, 4]).transposed());
+            add(&[], "base", "C", b(&[]));
+            add(&[7], "base", "C", b(&[7]));
+            add(&[2, 0], "base", "-", b(&[2, 0]));
+            add(&[0], "base", "-", b(&[0]));
+            let grid = b(&[4, 6]);
+            let sliced = over(&[4, 3], &[-6 * size, 2 * size], 18 * size, &grid);
+            add(&[4, 6], "base[::-1, ::2]", "C", sliced);
+            let stepped = over(&[2, 2], &[6 * size, -3 * size], 11 * size, &grid);
+            add(&[4, 6], "base[1:3, ::-3]", "C", stepped);
+            let broadcast = over(&[3, 6], &[0, size], 0, &grid);
+            add(&[4, 6], "np.broadcast_to(base[0], (3, 6))", "C", broadcast);
+            let column = over(&[4, 2, 6], &[6 * size, 0, size], 0, &grid);
+            add(
+                &[4, 6],
+                "np.broadcast_to(base[:, None, :], (4, 2, 6))",
+                "C",
+                column,
+            );
+        }
+    }
+    cases
+}
+
+/// A fresh directory for one test's files under cargo's per-target temp directory.
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("numpy-interop-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `manifest.tsv`: one case a line, `name descr base_shape expr shape order`.
+fn write_manifest(dir: &Path, cases: &[Case]) {
+    let dims = |shape: &[usize]| {
+        shape
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let lines: String = cases
+        .iter()
+        .map(|c| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                c.name,
+                c.descr,
+                dims(&c.base_shape),
+                c.expr,
+                dims(c.array.shape()),
+                c.order
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("manifest.tsv"), lines).unwrap();
+}
+
+/// The values formula and manifest reader both scripts start with.
+const VALUES_PY: &str = r#"
+import pathlib, sys
+import numpy as np
+
+root = pathlib.Path(sys.argv[1])
+
+def dims(text):
+    return tuple(int(d) for d in text.split(",") if d)
+
+def values(descr, shape):
+    """The same values as `element` in numpy_interop.rs, C order, as dtype `descr`."""
+    dt = np.dtype(descr)
+    le = dt.newbyteorder("<")
+    i = np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+    if dt.kind == "b":
+        v = i % 3 == 1
+    elif dt.kind in "iu":
+        h = i.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x0123456789ABCDEF)
+        if dt.itemsize < 8:
+            h = h & np.uint64((1 << (8 * dt.itemsize)) - 1)
+        v = h.astype(f"<u{dt.itemsize}").view(le)
+    elif dt.kind == "f":
+        v = (i * 0.75 - 5.5).astype(le)
+    elif dt.kind == "c":
+        v = ((i * 0.5 - 2) + 1j * (1 - i * 0.25)).astype(le)
+    elif dt.kind in "Mm":
+        v = (i * 86400000123 + 1600000000000000).astype("<i8").view(le)
+    else:
+        raise ValueError(f"no test values for {descr}")
+    return v.astype(dt).reshape(shape)
+
+def cases():
+    for line in (root / "manifest.tsv").read_text().splitlines():
+        name, descr, base_shape, expr, shape, order = line.split("\t")
+        expected = eval(expr, {"np": np, "base": values(descr, dims(base_shape))})
+        assert expected.shape == dims(shape), (name, expr, expected.shape, shape)
+        yield name, descr, expr, expected, order
+"#;
+
+/// Loads every file ferry wrote and checks dtype, shape, values and (for contiguous ones)
+/// the C/F flags.
+const CHECK_PY: &str = r#"
+failures, count = [], 0
+for name, descr, expr, expected, order in cases():
+    what = f"{name} ({descr}, {expr})"
+    try:
+        loaded = np.load(root / f"ferry_{name}.npy", allow_pickle=False)
+    except Exception as e:
+        failures.append(f"{what}: np.load failed: {e!r}")
+        continue
+    count += 1
+    if loaded.dtype.str != descr:
+        failures.append(f"{what}: dtype {loaded.dtype.str}")
+    if loaded.shape != expected.shape:
+        failures.append(f"{what}: shape {loaded.shape}, expected {expected.shape}")
+    elif not np.array_equal(loaded, expected) or loaded.tobytes() != expected.tobytes():
+        failures.append(f"{what}: values {loaded!r}, expected {expected!r}")
+    if order == "C" and not loaded.flags.c_contiguous:
+        failures.append(f"{what}: not C-contiguous: {loaded.flags}")
+    if order == "F" and not (loaded.flags.f_contiguous and not loaded.flags.c_contiguous):
+        failures.append(f"{what}: not Fortran-order: {loaded.flags}")
+print(f"numpy {np.__version__}: loaded {count} files written by ferry")
+for failure in failures:
+    print("FAIL", failure)
+sys.exit(1 if failures else 0)
+"#;
+
+/// Saves every case with `np.save`.
+const SAVE_PY: &str = r#"
+count = 0
+for name, descr, expr, expected, order in cases():
+    assert expected.dtype.str == descr, (name, expected.dtype.str, descr)
+    np.save(root / f"numpy_{name}.npy", expected, allow_pickle=False)
+    count += 1
+print(f"numpy {np.__version__}: saved {count} files")
+"#;
+
+/// Runs `script` (after [`VALUES_PY`]) with `dir` as its argument; panics with its output if
+/// it fails. Returns its stdout.
+fn run_python(script: &str, dir: &Path) -> String {
+    let python = python();
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(format!("{VALUES_PY}{script}"))
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("could not run FERRY_PYTHON={}: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} failed ({}); the files are in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        python.display(),
+        output.status,
+        dir.display()
+    );
+    stdout
+}
+
+#[test]
+fn numpy_loads_what_ferry_writes() {
+    let python = python();
+    let dir = scratch("ferry-writes");
+    let cases = cases();
+    for case in &cases {
+        let mut file = File::create(dir.join(format!("ferry_{}.npy", case.name))).unwrap();
+        for chunk in npy::write(&case.array) {
+            file.write_all(&chunk).unwrap();
+        }
+    }
+    write_manifest(&dir, &cases);
+    let stdout = run_python(CHECK_PY, &dir);
+    assert!(
+        stdout.contains(&format!("loaded {} files", cases.len())),
+        "{}: {stdout}",
+        python.display()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ferry_reads_what_numpy_saves() {
+    let dir = scratch("numpy-writes");
+    let cases = cases();
+    write_manifest(&dir, &cases);
+    let stdout = run_python(SAVE_PY, &dir);
+    assert!(
+        stdout.contains(&format!("saved {} files", cases.len())),
+        "{stdout}"
+    );
+    for case in &cases {
+        let what = format!("{} ({}, {})", case.name, case.descr, case.expr);
+        let path = dir.join(format!("numpy_{}.npy", case.name));
+        let file = Bytes::from(std::fs::read(&path).unwrap());
+        let read = npy::read(file.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(read.descr(), case.descr, "{what}");
+        assert_eq!(read.byte_order(), case.array.byte_order(), "{what}");
+        assert_eq!(read.shape(), case.array.shape(), "{what}");
+        assert_eq!(read, case.array, "{what}: values");
+        match case.order {
+            "C" => assert!(read.is_c_contiguous(), "{what}: {read:?}"),
+            "F" => assert!(
+                read.is_f_contiguous() && !read.is_c_contiguous(),
+                "{what}: {read:?}"
+            ),
+            _ => {}
+        }
+        if !read.is_empty() {
+            let bytes = file.as_ptr_range();
+            assert!(
+                bytes.contains(&read.data().as_ptr()),
+                "{what}: a view of the file"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

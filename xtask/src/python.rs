@@ -1,0 +1,117 @@
+//! The Python the interop tests run: a virtualenv at `target/ferry-venv` holding numpy and
+//! pyarrow from PyPI, made with `python3 -m venv` the first time and reused after that.
+//!
+//! `cargo xtask test` passes its interpreter to the tests as `FERRY_PYTHON`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::cmd::{Cmd, Result};
+use crate::workspace;
+
+/// The packages the venv must hold, as pip requirement specifiers.
+const REQUIREMENTS: &[&str] = &["numpy>=2,<3", "pyarrow>=17,<24"];
+
+/// The venv's directory name, under cargo's target directory.
+const VENV: &str = "ferry-venv";
+
+/// The file in the venv that records the requirements it was last installed with; a venv
+/// whose record differs from [`REQUIREMENTS`] is made anew.
+const STAMP: &str = "ferry-requirements.txt";
+
+/// The environment variable through which the tests find the venv's interpreter.
+pub(crate) const ENV: &str = "FERRY_PYTHON";
+
+/// Makes sure the venv exists with the right packages and returns its interpreter (absolute).
+/// Prints one status line (reusing, or creating and how long it took); fails with pip's
+/// error above the message if the installation fails.
+pub(crate) fn ensure_venv() -> Result<String> {
+    let venv = workspace::metadata()?.target_dir.join(VENV);
+    let python = venv.join("bin").join("python");
+    let python_str = python
+        .to_str()
+        .ok_or_else(|| format!("the venv path {} is not UTF-8", venv.display()))?
+        .to_owned();
+    let wanted = stamp_text();
+    if std::fs::read_to_string(venv.join(STAMP)).is_ok_and(|s| s == wanted)
+        && let Some(versions) = installed_versions(&python)
+    {
+        eprintln!("python: reusing {} ({versions})", venv.display());
+        return Ok(python_str);
+    }
+    let started = Instant::now();
+    eprintln!(
+        "python: creating {} with {} (python3 -m venv, then pip)",
+        venv.display(),
+        REQUIREMENTS.join(", ")
+    );
+    create(&venv, &python)?;
+    let versions = installed_versions(&python).ok_or_else(|| {
+        format!(
+            "pip installed {} into {}, but `{} -c 'import numpy, pyarrow'` still fails",
+            REQUIREMENTS.join(", "),
+            venv.display(),
+            python.display()
+        )
+    })?;
+    std::fs::write(venv.join(STAMP), wanted)
+        .map_err(|e| format!("could not write {}: {e}", venv.join(STAMP).display()))?;
+    eprintln!(
+        "python: created {} ({versions}) in {:.1} s",
+        venv.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(python_str)
+}
+
+/// The stamp file's contents: one requirement a line.
+fn stamp_text() -> String {
+    REQUIREMENTS.iter().map(|r| format!("{r}\n")).collect()
+}
+
+/// Removes whatever is at `venv`, makes a fresh venv there and installs [`REQUIREMENTS`].
+fn create(venv: &Path, python: &Path) -> Result {
+    if venv.exists() {
+        std::fs::remove_dir_all(venv)
+            .map_err(|e| format!("could not remove the old venv {}: {e}", venv.display()))?;
+    }
+    let venv_arg = path_str(venv)?;
+    Cmd::new("python3")
+        .args(["-m", "venv", venv_arg])
+        .run()
+        .map_err(|e| format!("{e}: could not create the venv (is python3 with venv installed?)"))?;
+    Cmd::new(path_str(python)?)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(REQUIREMENTS)
+        .run()
+        .map_err(|e| {
+            format!(
+                "{e}: could not install {} into {} (pip's error is above)",
+                REQUIREMENTS.join(", "),
+                venv.display()
+            )
+        })
+}
+
+/// The versions of numpy and pyarrow `python` imports, as `numpy 2.3.1, pyarrow 21.0.0`; `None`
+/// if it cannot import them (or does not run at all).
+fn installed_versions(python: &Path) -> Option<String> {
+    let output = Command::new(python)
+        .args([
+            "-c",
+            "import numpy, pyarrow; print(f'numpy {numpy.__version__}, pyarrow {pyarrow.__version__}')",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    output.status.success().then(|| text.trim().to_owned())
+}
+
+/// `path` as a `&str`, or an error naming it.
+fn path_str(path: &Path) -> Result<&str> {
+    path.to_str()
+        .ok_or_else(|| format!("the path {} is not UTF-8", path.display()))
+}
