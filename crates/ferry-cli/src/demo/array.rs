@@ -1,9 +1,13 @@
-//! The demo's third part: a struct holding a large n-dimensional array crosses the wire, and
-//! the receiver's array is a view of the received frame.
+//! The demo's third part: a struct holding a large n-dimensional array, and an Arrow
+//! RecordBatch, cross the wire; the receiver's data is a view of the received frames.
 
 use std::error::Error;
 
+use std::sync::Arc;
+
+use arrow_array::{Array as _, Float64Array, Int64Array, RecordBatch, StringArray};
 use ferry::array::Array;
+use ferry::array::arrow::ArrowFamily;
 use ferry::family::Registry;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +23,9 @@ struct Step {
 }
 
 pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    println!("ferry demo: an n-dimensional array inside a struct, across the same wire");
+    println!(
+        "ferry demo: a large array inside a struct, and an Arrow RecordBatch, across the same wire"
+    );
     let side = ((args.payload_mib.max(1) << 20) / 8).isqrt();
     let temperature = Array::build::<f64>(&[side, side], |cells| {
         for (i, cell) in cells.iter_mut().enumerate() {
@@ -64,6 +70,75 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     );
     if copied {
         return Err("the array was copied on the way in".into());
+    }
+    record_batch()
+}
+
+/// An Arrow RecordBatch through the arrow family: the IPC schema in the header, each column's
+/// buffers as frames, and columns that are views of the received frames.
+fn record_batch() -> Result<(), Box<dyn Error>> {
+    let rows = 1_000_000;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)) as _,
+        ),
+        (
+            "price",
+            Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|i| 100.0 + i as f64 / 1e4),
+            )) as _,
+        ),
+        (
+            "symbol",
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| ["AAPL", "MSFT", "NVDA"][i % 3]),
+            )) as _,
+        ),
+    ])?;
+    let mut registry = Registry::new();
+    registry.add_family(ArrowFamily::NAME, ArrowFamily)?;
+    registry.set_serializers([ArrowFamily::NAME, "serde"])?;
+    registry.set_deserializers([ArrowFamily::NAME, "serde"])?;
+    let (message, serialize_time) = timed(|| registry.serialize_dyn(&batch));
+    let message = message?;
+    let (received, receive_range) = across_the_wire(&message)?;
+    let (back, deserialize_time) = timed(|| registry.deserialize_dyn(&received));
+    let back = back?;
+    let back = back
+        .downcast_ref::<RecordBatch>()
+        .ok_or("came back as another type")?;
+    if back != &batch {
+        return Err("the record batch changed on the way".into());
+    }
+    let prices = back.column(1).to_data();
+    let copied = !receive_range.contains(&(prices.buffers()[0].as_ptr() as usize));
+    let bytes: usize = batch
+        .columns()
+        .iter()
+        .map(|c| c.get_array_memory_size())
+        .sum();
+    println!(
+        "  arrow             RecordBatch {{ {} rows: id int64, price float64, symbol utf8 }} ({}) -> {} frame(s)",
+        back.num_rows(),
+        size(bytes as u64),
+        message.frames.len()
+    );
+    println!(
+        "                    received columns copied: {}",
+        if copied {
+            "YES"
+        } else {
+            "no (views of the receive buffer)"
+        }
+    );
+    println!(
+        "                    serialize {}, deserialize {}",
+        duration(serialize_time),
+        duration(deserialize_time)
+    );
+    if copied {
+        return Err("the record batch was copied on the way in".into());
     }
     Ok(())
 }
