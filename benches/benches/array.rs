@@ -1,10 +1,20 @@
 //! ferry-array benchmarks: encoding and decoding f64 arrays of 1 KiB to 1 GiB through the array
-//! family must not grow with the size (the data is never copied).
+//! family must not grow with the size (the data is never copied); and an Arrow record batch
+//! through the arrow family and the wire, next to arrow-ipc's own stream writer and reader.
 
+use std::hint::black_box;
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use ferry::array::arrow::ArrowFamily;
 use ferry::array::{Array, ArrayFamily};
 use ferry::family::Registry;
-use std::hint::black_box;
+use ferry::wire::{Encoder, Limits, decode_message};
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
@@ -42,5 +52,105 @@ fn arrays(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, arrays);
+/// Rows of the record batch: 1,000,000, about 30 MB in all.
+const BATCH_ROWS: usize = 1_000_000;
+
+/// Four columns of [`BATCH_ROWS`] rows, no nulls: Int64, Float64, Float32 and Utf8 of short
+/// strings (2 to 7 bytes).
+fn record_batch() -> RecordBatch {
+    let ints = Int64Array::from_iter_values((0..BATCH_ROWS as i64).map(|i| i * 7));
+    let doubles = Float64Array::from_iter_values((0..BATCH_ROWS).map(|i| i as f64 * 0.5));
+    let floats = Float32Array::from_iter_values((0..BATCH_ROWS).map(|i| i as f32 * 0.25));
+    let strings =
+        StringArray::from_iter_values((0..BATCH_ROWS).map(|i| format!("s{}", i % 100_000)));
+    RecordBatch::try_from_iter([
+        ("id", Arc::new(ints) as ArrayRef),
+        ("x", Arc::new(doubles) as ArrayRef),
+        ("y", Arc::new(floats) as ArrayRef),
+        ("name", Arc::new(strings) as ArrayRef),
+    ])
+    .unwrap()
+}
+
+/// The batch as one contiguous ferry message: the arrow family's metadata and frames, encoded.
+fn ferry_serialize(registry: &Registry, encoder: &Encoder, batch: &RecordBatch) -> bytes::Bytes {
+    let message = registry.serialize_dyn(batch).unwrap();
+    encoder.encode(&message).unwrap().to_bytes()
+}
+
+/// The batch back from [`ferry_serialize`]'s bytes, its columns views of them.
+fn ferry_deserialize(registry: &Registry, limits: &Limits, bytes: bytes::Bytes) -> RecordBatch {
+    let message = decode_message(bytes, limits).unwrap();
+    let value = registry.deserialize_dyn(&message).unwrap();
+    *value.downcast::<RecordBatch>().unwrap()
+}
+
+/// The batch as an Arrow IPC stream (schema, one record batch, end of stream).
+fn ipc_write(batch: &RecordBatch) -> Vec<u8> {
+    let mut writer = StreamWriter::try_new(Vec::new(), batch.schema_ref()).unwrap();
+    writer.write(batch).unwrap();
+    writer.into_inner().unwrap()
+}
+
+/// The one batch of [`ipc_write`]'s stream, through arrow-ipc's `StreamReader`.
+fn ipc_read(stream: &[u8]) -> RecordBatch {
+    let mut reader = StreamReader::try_new(Cursor::new(stream), None).unwrap();
+    reader.next().unwrap().unwrap()
+}
+
+/// One record batch of 4 columns x 1,000,000 rows, through ferry (the arrow family, then the
+/// wire to one contiguous buffer and back) and through arrow-ipc's stream writer and reader:
+/// same batch, same run.
+fn record_batches(c: &mut Criterion) {
+    let mut registry = Registry::new();
+    registry.add_family(ArrowFamily::NAME, ArrowFamily).unwrap();
+    registry
+        .set_serializers([ArrowFamily::NAME, "custom", "serde"])
+        .unwrap();
+    registry
+        .set_deserializers([ArrowFamily::NAME, "custom", "serde"])
+        .unwrap();
+    let encoder = Encoder::default();
+    let limits = Limits::default();
+
+    // Built once, outside the timing; both ways are checked to give the batch back.
+    let batch = record_batch();
+    let ferry_bytes = ferry_serialize(&registry, &encoder, &batch);
+    assert_eq!(
+        ferry_deserialize(&registry, &limits, ferry_bytes.clone()),
+        batch
+    );
+    let ipc_stream = ipc_write(&batch);
+    assert_eq!(ipc_read(&ipc_stream), batch);
+
+    let mut group = c.benchmark_group("array/recordbatch");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function("ferry-roundtrip", |b| {
+        b.iter(|| {
+            let bytes = ferry_serialize(&registry, &encoder, black_box(&batch));
+            ferry_deserialize(&registry, &limits, bytes)
+        })
+    });
+    group.bench_function("arrow-ipc-roundtrip", |b| {
+        b.iter(|| ipc_read(&ipc_write(black_box(&batch))))
+    });
+    group.bench_function("ferry-serialize", |b| {
+        b.iter(|| ferry_serialize(&registry, &encoder, black_box(&batch)))
+    });
+    group.bench_function("arrow-ipc-write", |b| {
+        b.iter(|| ipc_write(black_box(&batch)))
+    });
+    group.bench_function("ferry-deserialize", |b| {
+        b.iter(|| ferry_deserialize(&registry, &limits, black_box(ferry_bytes.clone())))
+    });
+    group.bench_function("arrow-ipc-read", |b| {
+        b.iter(|| ipc_read(black_box(&ipc_stream)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, arrays, record_batches);
 criterion_main!(benches);

@@ -1,5 +1,5 @@
 //! Arrow: ferry [`Array`]s to and from Arrow arrays without a copy, the `arrow` family for record
-//! batches and arrays, and Arrow IPC streams.
+//! batches and arrays, and Arrow IPC streams and files.
 //!
 //! Only arrow-rs crates are used (`arrow-array`, `arrow-buffer`, `arrow-data`, `arrow-schema`,
 //! `arrow-ipc`); no Arrow compression codec is built in.
@@ -56,7 +56,7 @@
 //! (more than twice the bytes it needs, and 64 KiB more) is compacted (copied) first, so a slice
 //! does not drag its whole parent along.
 //!
-//! # IPC streams
+//! # IPC streams and files
 //!
 //! [`write_ipc_stream`] and [`read_ipc_stream`] write and read the standard Arrow IPC stream
 //! format (what `pyarrow.ipc.new_stream` writes and `pyarrow.ipc.open_stream` reads). Reading
@@ -64,15 +64,23 @@
 //! columns, dictionaries included, are views of the bytes given. Compressed streams (LZ4, zstd)
 //! are refused with an error, as no codec is built in.
 //!
+//! [`write_ipc_file`] and [`read_ipc_file`] do the same for the Arrow IPC file format (what
+//! `pyarrow.ipc.new_file` writes and `pyarrow.ipc.open_file` reads): the stream's messages
+//! between an `ARROW1` magic at each end, with a footer that holds the schema and lists where
+//! each dictionary and record batch is. Reading follows the footer and is zero-copy too
+//! (`arrow_ipc::reader::FileDecoder` over slices of one `Buffer::from(bytes::Bytes)`).
+//!
 //! # Untrusted input
 //!
-//! Both ways in treat their input as hostile: malformed input is an [`ArrayError::Arrow`].
+//! Every way in treats its input as hostile: malformed input is an [`ArrayError::Arrow`].
 //! The family checks what arrow-rs would trust (frame counts, bitmap lengths, fixed-width
 //! buffers cut to whole elements) and lets `ArrayDataBuilder::build` validate the rest; the IPC
-//! reader checks each message's flatbuffer, header and buffer ranges before arrow-ipc decodes
-//! it. arrow-ipc's decoder still panics on some malformed bodies (known upstream), so both
-//! paths also catch a panic from arrow-rs and return it as an error; this backstop needs
-//! unwinding, so with `panic = "abort"` such input would abort instead.
+//! readers check each message's flatbuffer, header and buffer ranges before arrow-ipc decodes
+//! it, and the file reader also checks the magic, the footer's length and flatbuffer, and that
+//! every block it lists lies inside the file without overlapping another. arrow-ipc's decoder
+//! still panics on some malformed bodies (known upstream), so every path also catches a panic
+//! from arrow-rs and returns it as an error; this backstop needs unwinding, so with
+//! `panic = "abort"` such input would abort instead.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -91,9 +99,10 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, Buffer, MutableBuffer, NullBuffer, ScalarBuffer};
 use arrow_data::transform::MutableArrayData;
 use arrow_data::{ArrayData, ArrayDataBuilder, BufferSpec};
-use arrow_ipc::convert::try_schema_from_ipc_buffer;
-use arrow_ipc::reader::StreamDecoder;
-use arrow_ipc::writer::StreamWriter;
+use arrow_ipc::Block;
+use arrow_ipc::convert::{try_fb_to_schema, try_schema_from_ipc_buffer};
+use arrow_ipc::reader::{FileDecoder, StreamDecoder};
+use arrow_ipc::writer::{FileWriter, StreamWriter};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit as ArrowUnit};
 use bytes::Bytes;
 use ferry_family::rmpv::Value;
@@ -846,12 +855,190 @@ pub fn read_ipc_stream(bytes: Bytes) -> Result<Vec<RecordBatch>, ArrayError> {
     })?
 }
 
+/// The Arrow IPC file of `batches` (the `ARROW1` magic, the schema, each batch, and the footer
+/// that indexes them), as `pyarrow.ipc.open_file` reads it. The batches must share one schema,
+/// which the file needs, so there must be at least one.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Int32Array, RecordBatch};
+/// use ferry_array::arrow::{read_ipc_file, write_ipc_file};
+///
+/// let batch = RecordBatch::try_from_iter([("a", Arc::new(Int32Array::from(vec![1, 2])) as _)])?;
+/// let file = write_ipc_file(&[batch.clone(), batch.clone()])?;
+/// assert!(file.starts_with(b"ARROW1") && file.ends_with(b"ARROW1"));
+/// assert_eq!(read_ipc_file(file.into())?, [batch.clone(), batch]);
+/// assert!(write_ipc_file(&[]).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_ipc_file(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrayError> {
+    let first = batches
+        .first()
+        .ok_or_else(|| ArrayError::Arrow("an IPC file needs a schema: no batches".into()))?;
+    let schema = first.schema();
+    let mut writer = FileWriter::try_new(Vec::new(), &schema)?;
+    for (i, batch) in batches.iter().enumerate() {
+        if batch.schema_ref() != &schema {
+            return Err(ArrayError::Arrow(format!(
+                "batch {i} has another schema than batch 0"
+            )));
+        }
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    Ok(writer.into_inner()?)
+}
+
+/// The record batches of an Arrow IPC file (as `pyarrow.ipc.new_file` writes it), in the order
+/// its footer lists them, without a copy: each column's buffers, dictionaries included, are
+/// views of `bytes` (a buffer misaligned for its type is copied into aligned memory). A file
+/// with no batches gives none; input that is not a whole, valid file is an
+/// [`ArrayError::Arrow`], never a panic. Compressed files (LZ4, zstd) are refused, as no codec is
+/// built in.
+///
+/// The footer is what is read: the magic at both ends, the footer's length, every block it
+/// lists (which must lie, without overlapping, between the leading magic and the footer) and
+/// every buffer of every message are checked before arrow-ipc's `FileDecoder` decodes them.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{Array as _, Float64Array, RecordBatch};
+/// use ferry_array::arrow::{read_ipc_file, write_ipc_file};
+///
+/// let batch = RecordBatch::try_from_iter([("x", Arc::new(Float64Array::from(vec![0.5; 64])) as _)])?;
+/// let file = bytes::Bytes::from(write_ipc_file(&[batch])?);
+/// let back = read_ipc_file(file.clone())?;
+/// let values = back[0].column(0).to_data().buffers()[0].as_ptr() as usize;
+/// let range = file.as_ptr() as usize..file.as_ptr() as usize + file.len();
+/// assert!(range.contains(&values)); // a view of the file
+/// assert!(read_ipc_file(file.slice(..file.len() - 1)).is_err()); // truncated
+/// assert!(read_ipc_file(file.slice(1..)).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_ipc_file(bytes: Bytes) -> Result<Vec<RecordBatch>, ArrayError> {
+    let bad = |what: String| ArrayError::Arrow(format!("malformed IPC file: {what}"));
+    // `ARROW1`, two bytes of padding, the messages, the footer, its length (i32), `ARROW1`.
+    let len = bytes.len();
+    if len < IPC_FILE_HEAD + IPC_FILE_TAIL
+        || !bytes.starts_with(IPC_FILE_MAGIC)
+        || !bytes.ends_with(IPC_FILE_MAGIC)
+    {
+        return Err(bad(format!(
+            "{len} bytes without the ARROW1 magic at both ends"
+        )));
+    }
+    let footer_end = len - IPC_FILE_TAIL;
+    let footer_len = i32::from_le_bytes(
+        bytes[footer_end..footer_end + 4]
+            .try_into()
+            .expect("four bytes"),
+    );
+    let footer_start = usize::try_from(footer_len)
+        .ok()
+        .and_then(|footer_len| footer_end.checked_sub(footer_len))
+        .filter(|&start| start >= IPC_FILE_HEAD)
+        .ok_or_else(|| bad(format!("a footer of {footer_len} bytes in {len}")))?;
+    let footer = arrow_ipc::root_as_footer(&bytes[footer_start..footer_end])
+        .map_err(|e| bad(format!("the footer: {e}")))?;
+    let ipc_schema = footer
+        .schema()
+        .ok_or_else(|| bad("a footer with no schema".into()))?;
+    if !ipc_schema.endianness().equals_to_target_endianness() {
+        return Err(ArrayError::Arrow(
+            "an IPC file in the other byte order than this machine's".into(),
+        ));
+    }
+    let schema = Arc::new(unpanicked(|| try_fb_to_schema(ipc_schema))??);
+    let dictionaries: Vec<Block> = footer.dictionaries().iter().flatten().copied().collect();
+    let records: Vec<Block> = footer
+        .recordBatches()
+        .ok_or_else(|| bad("a footer with no record batch list".into()))?
+        .iter()
+        .copied()
+        .collect();
+
+    // Every block inside the messages, none overlapping another (so decoding is bounded by the
+    // size of the input), and every message in it sound.
+    let mut ranges = Vec::with_capacity(dictionaries.len() + records.len());
+    for block in dictionaries.iter().chain(&records) {
+        let range = ipc_block_range(block)
+            .filter(|range| range.start >= IPC_FILE_HEAD && range.end <= footer_start)
+            .ok_or_else(|| {
+                bad(format!(
+                    "a block at {} of {}+{} bytes outside the {footer_start} bytes of messages",
+                    block.offset(),
+                    block.metaDataLength(),
+                    block.bodyLength()
+                ))
+            })?;
+        let data = &bytes[range.clone()];
+        // As arrow-ipc reads it: after the continuation marker and length, or the length alone.
+        let message = match data.starts_with(&[0xff; 4]) {
+            true => &data[8..],
+            false => &data[4..],
+        };
+        let message = arrow_ipc::root_as_message(message)
+            .map_err(|e| bad(format!("the message at byte {}: {e}", range.start)))?;
+        let body = range.len() - usize::try_from(block.metaDataLength()).expect("checked");
+        check_message(&message, body).map_err(bad)?;
+        ranges.push(range);
+    }
+    ranges.sort_unstable_by_key(|range| range.start);
+    if let Some(pair) = ranges.windows(2).find(|pair| pair[0].end > pair[1].start) {
+        return Err(bad(format!(
+            "blocks at {:?} and {:?} overlap",
+            pair[0], pair[1]
+        )));
+    }
+
+    unpanicked(|| {
+        let version = footer.version();
+        let buffer = Buffer::from(bytes.clone());
+        let block_buffer = |block: &Block| {
+            let range = ipc_block_range(block).expect("checked");
+            buffer.slice_with_length(range.start, range.len())
+        };
+        let mut decoder = FileDecoder::new(schema, version);
+        for block in &dictionaries {
+            decoder.read_dictionary(block, &block_buffer(block))?;
+        }
+        let mut batches = Vec::with_capacity(records.len());
+        for block in &records {
+            if let Some(batch) = decoder.read_record_batch(block, &block_buffer(block))? {
+                batches.push(batch);
+            }
+        }
+        Ok(batches)
+    })?
+}
+
+/// The magic that opens and closes an Arrow IPC file.
+const IPC_FILE_MAGIC: &[u8; 6] = b"ARROW1";
+/// The bytes before an IPC file's first message: the magic and two bytes of padding.
+const IPC_FILE_HEAD: usize = 8;
+/// The bytes after an IPC file's footer: its length and the magic.
+const IPC_FILE_TAIL: usize = 10;
+
+/// The bytes of an IPC file block (its message, then its body), if its offset and lengths are
+/// sound: none negative, the message long enough for its length prefix (arrow-ipc reads 8 bytes
+/// of it unchecked), and the end representable.
+fn ipc_block_range(block: &Block) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(block.offset()).ok()?;
+    let meta = usize::try_from(block.metaDataLength())
+        .ok()
+        .filter(|&meta| meta >= 8)?;
+    let body = usize::try_from(block.bodyLength()).ok()?;
+    let end = start.checked_add(meta)?.checked_add(body)?;
+    Some(start..end)
+}
+
 /// Runs arrow-rs decoding of untrusted bytes, turning a panic into an error.
 ///
 /// arrow-rs means to return errors for malformed input, but some of its checks still panic
 /// (upstream issues apache/arrow-rs#7124 and #10437, for instance). What it trusts is checked
-/// before it is called wherever that is practical ([`check_ipc_stream`], the buffer trimming in
-/// [`Reader::node`]); this is the backstop for the rest. Nothing outlives a caught panic: the
+/// before it is called wherever that is practical ([`check_ipc_stream`], the checks in
+/// [`read_ipc_file`], the buffer trimming in [`Reader::node`]); this is the backstop for the
+/// rest. Nothing outlives a caught panic: the
 /// closure's state is dropped with it.
 fn unpanicked<T>(decode: impl FnOnce() -> T) -> Result<T, ArrayError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
@@ -898,45 +1085,54 @@ fn check_ipc_stream(bytes: &[u8]) -> Result<(), ArrayError> {
                     message.bodyLength()
                 ))
             })?;
-        let header = message.header_type();
-        let batch = if header == arrow_ipc::MessageHeader::RecordBatch {
-            Some(
-                message
-                    .header_as_record_batch()
-                    .ok_or_else(|| bad("no record batch header".into()))?,
-            )
-        } else if header == arrow_ipc::MessageHeader::DictionaryBatch {
-            let dictionary = message
-                .header_as_dictionary_batch()
-                .ok_or_else(|| bad("no dictionary batch header".into()))?;
-            Some(
-                dictionary
-                    .data()
-                    .ok_or_else(|| bad("a dictionary batch with no data".into()))?,
-            )
-        } else if header == arrow_ipc::MessageHeader::Schema {
-            message
-                .header_as_schema()
-                .ok_or_else(|| bad("no schema header".into()))?;
-            None
-        } else {
-            None
-        };
-        for buffer in batch.and_then(|b| b.buffers()).iter().flatten() {
-            let inside = u64::try_from(buffer.offset())
-                .ok()
-                .zip(u64::try_from(buffer.length()).ok())
-                .and_then(|(offset, length)| offset.checked_add(length))
-                .is_some_and(|end| end <= body as u64);
-            if !inside {
-                return Err(bad(format!(
-                    "a buffer at {}+{} outside a body of {body} bytes",
-                    buffer.offset(),
-                    buffer.length()
-                )));
-            }
-        }
+        check_message(&message, body).map_err(bad)?;
         at += body;
+    }
+    Ok(())
+}
+
+/// Checks what arrow-ipc's decoders trust in one message whose body is `body` bytes long: that
+/// its header is of the type it says, and that every buffer of a record or dictionary batch lies
+/// inside the body (the decoders slice the body at the offsets they are given, and panic outside
+/// it). The error says what is wrong, for the caller to frame.
+fn check_message(message: &arrow_ipc::Message<'_>, body: usize) -> Result<(), String> {
+    let header = message.header_type();
+    let batch = if header == arrow_ipc::MessageHeader::RecordBatch {
+        Some(
+            message
+                .header_as_record_batch()
+                .ok_or_else(|| "no record batch header".to_string())?,
+        )
+    } else if header == arrow_ipc::MessageHeader::DictionaryBatch {
+        let dictionary = message
+            .header_as_dictionary_batch()
+            .ok_or_else(|| "no dictionary batch header".to_string())?;
+        Some(
+            dictionary
+                .data()
+                .ok_or_else(|| "a dictionary batch with no data".to_string())?,
+        )
+    } else if header == arrow_ipc::MessageHeader::Schema {
+        message
+            .header_as_schema()
+            .ok_or_else(|| "no schema header".to_string())?;
+        None
+    } else {
+        None
+    };
+    for buffer in batch.and_then(|b| b.buffers()).iter().flatten() {
+        let inside = u64::try_from(buffer.offset())
+            .ok()
+            .zip(u64::try_from(buffer.length()).ok())
+            .and_then(|(offset, length)| offset.checked_add(length))
+            .is_some_and(|end| end <= body as u64);
+        if !inside {
+            return Err(format!(
+                "a buffer at {}+{} outside a body of {body} bytes",
+                buffer.offset(),
+                buffer.length()
+            ));
+        }
     }
     Ok(())
 }

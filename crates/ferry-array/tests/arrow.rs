@@ -1,5 +1,5 @@
 //! Arrow interop: conversions without copies, the `arrow` family (directly, through a registry
-//! and over ferry-wire), IPC streams, and hostile input.
+//! and over ferry-wire), IPC streams and files, and hostile input.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use arrow_array::{
 use arrow_schema::{DataType, Field};
 use bytes::Bytes;
 use ferry_array::arrow::{
-    ArrowFamily, from_arrow, read_ipc_stream, to_arrow, to_primitive, write_ipc_stream,
+    ArrowFamily, from_arrow, read_ipc_file, read_ipc_stream, to_arrow, to_primitive,
+    write_ipc_file, write_ipc_stream,
 };
 use ferry_array::{Array, ArrayError, ByteOrder, DType, TimeUnit};
 use ferry_family::rmpv::Value;
@@ -760,6 +761,165 @@ fn hostile_ipc_streams_are_errors_not_panics() {
                 || garbage.iter().all(|&b| b == 0)
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPC files
+
+#[test]
+fn ipc_files_round_trip_without_a_copy_on_read() {
+    let batch = mixed_batch();
+    let empty = batch.slice(0, 0);
+    let batches = [batch.clone(), empty, batch.slice(1, 2)];
+    let file = Bytes::from(write_ipc_file(&batches).unwrap());
+    assert!(file.starts_with(b"ARROW1\0\0") && file.ends_with(b"ARROW1"));
+    let back = read_ipc_file(file.clone()).unwrap();
+    assert_eq!(back, batches);
+    let file_range = range_of(&file);
+    // Every column, dictionaries included, is a view of the file.
+    for column in back[0].columns() {
+        assert!(
+            all_inside(&column.to_data(), std::slice::from_ref(&file_range)),
+            "{:?}",
+            column.data_type()
+        );
+    }
+    let floats = back[0].column(1).to_data();
+    assert!(file_range.contains(&(floats.buffers()[0].as_ptr() as usize)));
+    // The batches outlive the input they are views of.
+    drop(file);
+    assert_eq!(back, batches);
+    // Files and streams hold the same batches.
+    let stream = write_ipc_stream(&batches).unwrap();
+    assert_eq!(read_ipc_stream(Bytes::from(stream)).unwrap(), batches);
+}
+
+#[test]
+fn ipc_file_errors() {
+    assert!(matches!(write_ipc_file(&[]), Err(ArrayError::Arrow(_))));
+    let a = RecordBatch::try_from_iter([("a", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
+        .unwrap();
+    let b = RecordBatch::try_from_iter([("b", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
+        .unwrap();
+    assert!(matches!(
+        write_ipc_file(&[a.clone(), b]),
+        Err(ArrayError::Arrow(_))
+    ));
+    for bytes in [
+        &b""[..],
+        b"ARROW1",
+        b"ARROW1\0\0ARROW1",
+        b"ARROW1\0\0\0\0\0\0ARROW1",
+        b"ARROW1\0\0\xff\xff\xff\x7fARROW1",
+        b"ARROW1\0\0\x08\0\0\0ARROW1",
+        b"ARROW1\0\0\xf0\xff\xff\xffARROW1",
+    ] {
+        let err = read_ipc_file(Bytes::copy_from_slice(bytes)).unwrap_err();
+        assert!(matches!(err, ArrayError::Arrow(_)), "{err:?}");
+    }
+    // A stream is not a file, nor a file a stream.
+    let stream = Bytes::from(write_ipc_stream(std::slice::from_ref(&a)).unwrap());
+    assert!(matches!(read_ipc_file(stream), Err(ArrayError::Arrow(_))));
+    let file = Bytes::from(write_ipc_file(std::slice::from_ref(&a)).unwrap());
+    assert!(matches!(read_ipc_stream(file), Err(ArrayError::Arrow(_))));
+}
+
+/// The footer's start and end in an IPC file.
+fn footer_range(file: &[u8]) -> Range<usize> {
+    let end = file.len() - 10;
+    let len = i32::from_le_bytes(file[end..end + 4].try_into().unwrap()) as usize;
+    end - len..end
+}
+
+#[test]
+fn hostile_ipc_files_are_errors_not_panics() {
+    let batch = mixed_batch();
+    let file = write_ipc_file(&[batch.clone(), batch]).unwrap();
+    // Every truncation, from either end: the footer is at the end, so none reads.
+    for cut in 0..file.len() {
+        let err = read_ipc_file(Bytes::copy_from_slice(&file[..cut])).unwrap_err();
+        assert!(matches!(err, ArrayError::Arrow(_)), "{cut}: {err:?}");
+        let err = read_ipc_file(Bytes::copy_from_slice(&file[cut + 1..])).unwrap_err();
+        assert!(matches!(err, ArrayError::Arrow(_)), "{cut}: {err:?}");
+    }
+    // Byte flips, deterministic, anywhere and in the footer alone (block offsets and lengths).
+    let footer = footer_range(&file);
+    let mut state = 0x6a09_e667_f3bc_c908u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..6000 {
+        let mut bytes = file.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = if round % 2 == 0 {
+                (next() % bytes.len() as u64) as usize
+            } else {
+                footer.start + (next() % footer.len() as u64) as usize
+            };
+            bytes[at] = next() as u8;
+        }
+        let _ = read_ipc_file(Bytes::from(bytes));
+    }
+    // Garbage between intact magics and a footer length that points at it.
+    for garbage in [vec![0u8; 64], vec![0xff; 64], (0..=255u8).collect()] {
+        let mut bytes = b"ARROW1\0\0".to_vec();
+        bytes.extend_from_slice(&garbage);
+        bytes.extend_from_slice(&(garbage.len() as i32).to_le_bytes());
+        bytes.extend_from_slice(b"ARROW1");
+        assert!(read_ipc_file(Bytes::from(bytes)).is_err());
+    }
+}
+
+#[test]
+fn ipc_file_blocks_must_lie_inside_the_file_without_overlapping() {
+    let a = RecordBatch::try_from_iter([(
+        "a",
+        Arc::new(Int64Array::from((0..100).collect::<Vec<i64>>())) as ArrayRef,
+    )])
+    .unwrap();
+    let file = write_ipc_file(&[a.clone(), a.clone()]).unwrap();
+    let footer = footer_range(&file);
+    // The two record batch blocks are 24 bytes each (offset i64, metadata length i32 and
+    // padding, body length i64); find the first by its offset, the one of the first batch.
+    let blocks = {
+        let footer = arrow_ipc::root_as_footer(&file[footer.clone()]).unwrap();
+        footer
+            .recordBatches()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(blocks.len(), 2);
+    let offset_at = |offset: i64| {
+        let needle = offset.to_le_bytes();
+        let at = file[footer.clone()]
+            .windows(8)
+            .position(|w| w == needle)
+            .unwrap();
+        footer.start + at
+    };
+    let second = offset_at(blocks[1].offset());
+    // The second block pointing at the first: overlapping, refused.
+    let mut overlapping = file.clone();
+    overlapping[second..second + 8].copy_from_slice(&blocks[0].offset().to_le_bytes());
+    let err = read_ipc_file(Bytes::from(overlapping)).unwrap_err();
+    assert!(
+        matches!(&err, ArrayError::Arrow(m) if m.contains("overlap")),
+        "{err:?}"
+    );
+    // Pointing past the messages, or before the first one.
+    for offset in [footer.start as i64, 0, 4, -8, i64::MAX] {
+        let mut outside = file.clone();
+        outside[second..second + 8].copy_from_slice(&offset.to_le_bytes());
+        let err = read_ipc_file(Bytes::from(outside)).unwrap_err();
+        assert!(matches!(err, ArrayError::Arrow(_)), "{offset}: {err:?}");
+    }
+    // The untouched file reads.
+    assert_eq!(read_ipc_file(Bytes::from(file)).unwrap(), [a.clone(), a]);
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! `.npy` files against real numpy: ferry writes, `np.load` checks; numpy writes (`np.save`),
-//! `npy::read` checks. Every dtype, both byte orders, C and Fortran order, 0-d, empty, sliced
-//! (negative and step strides) and broadcast arrays.
+//! `npy::read` checks. Likewise the `array` family's header and frame: ferry sends, numpy builds
+//! `np.ndarray(shape, dtype, buffer, offset, strides)` over the frame and checks; numpy describes
+//! its arrays (dtype string, shape, byte strides, and the smallest stretch of memory holding every
+//! element), ferry's registry receives them and checks. Every dtype, both byte orders, C and
+//! Fortran order, 0-d, empty, sliced (negative and step strides) and broadcast arrays.
 //!
 //! The interpreter is `$FERRY_PYTHON`, which `cargo xtask test` sets to its venv with numpy
 //! (`target/ferry-venv`). Both sides compute the values from the same formulas (see [`element`]
@@ -13,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
-use ferry_array::{Array, ByteOrder, DType, TimeUnit, npy};
+use ferry_array::{Array, ArrayFamily, ByteOrder, DType, TimeUnit, npy};
+use ferry_family::Registry;
+use ferry_family::rmpv::Value;
+use ferry_wire::{Header, Message};
 
 /// The Python interpreter with numpy, from `$FERRY_PYTHON`; fails the test when it is not set.
 fn python() -> PathBuf {
@@ -377,6 +383,240 @@ fn ferry_reads_what_numpy_saves() {
                 "{what}: a view of the file"
             );
         }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A registry that sends and receives arrays with the `array` family only.
+fn array_registry() -> Registry {
+    let mut registry = Registry::new();
+    registry.add_family("array", ArrayFamily).unwrap();
+    registry.set_serializers(["array"]).unwrap();
+    registry.set_deserializers(["array"]).unwrap();
+    registry
+}
+
+/// `bytes` copied to a 16-byte-aligned frame, as a receiver lays frames out: ferry copies
+/// elements misaligned for their dtype, and the test checks it makes no copy.
+fn aligned(bytes: &[u8]) -> Bytes {
+    let mut buf = vec![0u8; bytes.len() + 16];
+    let pad = buf.as_ptr().align_offset(16);
+    buf[pad..pad + bytes.len()].copy_from_slice(bytes);
+    Bytes::from(buf).slice(pad..pad + bytes.len())
+}
+
+/// `value` (a header: maps with string keys, lists, strings, integers) as JSON.
+fn json(value: &Value) -> String {
+    match value {
+        Value::Map(entries) => {
+            let fields: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", json(k), json(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(json).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::String(s) => {
+            let s = s.as_str().expect("a UTF-8 string");
+            assert!(
+                s.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\'),
+                "{s:?} would need escaping"
+            );
+            format!("\"{s}\"")
+        }
+        Value::Integer(n) => n.to_string(),
+        other => panic!("no JSON for {other}"),
+    }
+}
+
+/// Python's `byte_bounds`, wherever this numpy keeps it.
+const BOUNDS_PY: &str = r#"
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # numpy < 2
+    byte_bounds = np.byte_bounds
+"#;
+
+/// Builds an `np.ndarray` over every frame ferry's `array` family sent, from its header, and
+/// checks dtype, shape, strides (numpy's own when the frame is a view of the data, C-order ones
+/// when ferry compacted a sparse slice), that the frame is just the stretch the elements span,
+/// and the values.
+const FAMILY_CHECK_PY: &str = r#"
+import json
+
+failures, count = [], 0
+for name, descr, expr, expected, order in cases():
+    what = f"{name} ({descr}, {expr})"
+    meta = json.loads((root / f"family_{name}.json").read_text())
+    frame = (root / f"family_{name}.bin").read_bytes()
+    if sorted(meta) != ["dtype", "offset", "shape", "strides"]:
+        failures.append(f"{what}: header fields {sorted(meta)}")
+        continue
+    strides = tuple(meta["strides"])
+    try:
+        got = np.ndarray(
+            shape=tuple(meta["shape"]),
+            dtype=np.dtype(meta["dtype"]),
+            buffer=frame,
+            offset=meta["offset"],
+            strides=strides,
+        )
+    except Exception as e:
+        failures.append(f"{what}: np.ndarray refused {meta} over {len(frame)} bytes: {e!r}")
+        continue
+    count += 1
+    if got.dtype.str != descr:
+        failures.append(f"{what}: dtype {got.dtype.str}")
+    if got.shape != expected.shape:
+        failures.append(f"{what}: shape {got.shape}, expected {expected.shape}")
+        continue
+    if got.strides != strides:
+        failures.append(f"{what}: strides {got.strides}, header {strides}")
+    if expected.size:
+        lo, hi = byte_bounds(expected)
+        if hi - lo <= expected.nbytes:
+            want = expected.strides  # a view of the data: numpy's strides
+        else:
+            want = np.empty(expected.shape, expected.dtype).strides  # compacted, C order
+        if strides != want:
+            failures.append(f"{what}: strides {strides}, expected {want}")
+        start = got.__array_interface__["data"][0] - meta["offset"]
+        glo, ghi = byte_bounds(got)
+        if (glo - start, ghi - start) != (0, len(frame)):
+            failures.append(
+                f"{what}: elements span bytes {glo - start}..{ghi - start} of a "
+                f"{len(frame)}-byte frame"
+            )
+    elif frame:
+        failures.append(f"{what}: {len(frame)} bytes sent for an empty array")
+    if not np.array_equal(got, expected) or got.tobytes() != expected.tobytes():
+        failures.append(f"{what}: values {got!r}, expected {expected!r}")
+print(f"numpy {np.__version__}: built {count} arrays from ferry's array family")
+for failure in failures:
+    print("FAIL", failure)
+sys.exit(1 if failures else 0)
+"#;
+
+/// Describes every case as numpy holds it: `numpy_<name>.hdr` is `descr shape strides offset`
+/// (tab-separated; shape and byte strides comma-separated, strides as `arr.strides`), and
+/// `numpy_<name>.bin` the smallest stretch of memory holding every element, element 0 being
+/// `offset` bytes into it.
+const DESCRIBE_PY: &str = r#"
+import ctypes
+
+count = 0
+for name, descr, expr, arr, order in cases():
+    interface = arr.__array_interface__
+    assert arr.dtype.str == descr == interface["typestr"], (name, arr.dtype.str, descr)
+    lo, hi = byte_bounds(arr)
+    pointer = interface["data"][0]
+    stretch = ctypes.string_at(lo, hi - lo)
+    offset = pointer - lo
+    # The stretch and offset describe the same array.
+    rebuilt = np.ndarray(arr.shape, arr.dtype, buffer=stretch, offset=offset, strides=arr.strides)
+    assert rebuilt.tobytes() == arr.tobytes(), (name, expr)
+    text = lambda ints: ",".join(str(n) for n in ints)
+    header = "\t".join([descr, text(arr.shape), text(arr.strides), str(offset)])
+    (root / f"numpy_{name}.hdr").write_text(header)
+    (root / f"numpy_{name}.bin").write_bytes(stretch)
+    count += 1
+print(f"numpy {np.__version__}: described {count} arrays")
+"#;
+
+#[test]
+fn numpy_builds_arrays_from_the_array_family() {
+    let python = python();
+    let dir = scratch("family-to-numpy");
+    let cases = cases();
+    let registry = array_registry();
+    for case in &cases {
+        let what = format!("{} ({}, {})", case.name, case.descr, case.expr);
+        let message = registry
+            .serialize(&case.array)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let header = message.header.to_value().unwrap();
+        assert_eq!(header["family"].as_str(), Some("array"), "{what}");
+        assert_eq!(message.frames.len(), 1, "{what}: one data frame");
+        let meta = json(&header["meta"]);
+        std::fs::write(dir.join(format!("family_{}.json", case.name)), meta).unwrap();
+        std::fs::write(
+            dir.join(format!("family_{}.bin", case.name)),
+            &message.frames[0],
+        )
+        .unwrap();
+    }
+    write_manifest(&dir, &cases);
+    let stdout = run_python(&format!("{BOUNDS_PY}{FAMILY_CHECK_PY}"), &dir);
+    assert!(
+        stdout.contains(&format!("built {} arrays", cases.len())),
+        "{}: {stdout}",
+        python.display()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_array_family_receives_numpy_arrays() {
+    let dir = scratch("numpy-to-family");
+    let cases = cases();
+    write_manifest(&dir, &cases);
+    let stdout = run_python(&format!("{BOUNDS_PY}{DESCRIBE_PY}"), &dir);
+    assert!(
+        stdout.contains(&format!("described {} arrays", cases.len())),
+        "{stdout}"
+    );
+    let registry = array_registry();
+    for case in &cases {
+        let what = format!("{} ({}, {})", case.name, case.descr, case.expr);
+        let text = std::fs::read_to_string(dir.join(format!("numpy_{}.hdr", case.name))).unwrap();
+        let [descr, shape, strides, offset] = text.split('\t').collect::<Vec<_>>()[..] else {
+            panic!("{what}: header {text:?}");
+        };
+        let ints = |list: &str| -> Vec<i64> {
+            list.split(',')
+                .filter(|n| !n.is_empty())
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        let (shape, strides, offset) = (ints(shape), ints(strides), offset.parse::<u64>().unwrap());
+        let list = |ints: &[i64]| Value::Array(ints.iter().map(|&n| Value::from(n)).collect());
+        let meta = Value::Map(vec![
+            ("dtype".into(), descr.into()),
+            ("shape".into(), list(&shape)),
+            ("strides".into(), list(&strides)),
+            ("offset".into(), Value::from(offset)),
+        ]);
+        let header = Header::from_value(&Value::Map(vec![
+            ("family".into(), "array".into()),
+            ("type".into(), "numpy.ndarray".into()),
+            ("meta".into(), meta),
+        ]));
+        let frame = aligned(&std::fs::read(dir.join(format!("numpy_{}.bin", case.name))).unwrap());
+        let message = Message::new(header, vec![frame.clone()]);
+        let read: Array = registry
+            .deserialize(&message)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(read.descr(), case.descr, "{what}");
+        assert_eq!(read.dtype(), case.array.dtype(), "{what}");
+        assert_eq!(read.byte_order(), case.array.byte_order(), "{what}");
+        assert_eq!(read.shape(), case.array.shape(), "{what}");
+        // An empty array's strides are nobody's business (numpy gives a 1-d one stride 0, and
+        // ferry may lay it out afresh); every other array keeps numpy's, over numpy's bytes.
+        if !case.array.is_empty() {
+            let sent: Vec<isize> = strides.iter().map(|&s| s as isize).collect();
+            assert_eq!(read.strides(), sent, "{what}: strides as numpy sent them");
+            assert_eq!(read.strides(), case.array.strides(), "{what}: strides");
+            let bytes = frame.as_ptr_range();
+            assert!(
+                bytes.contains(&read.data().as_ptr()),
+                "{what}: a view of the frame"
+            );
+        }
+        assert_eq!(read, case.array, "{what}: values");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
