@@ -1,5 +1,6 @@
-//! The `miri` task: run the unit tests of every crate under crates/ whose source uses `unsafe`
-//! under miri (needs nightly with the miri component).
+//! The `miri` task: run the unit tests of every crate under crates/ whose source uses `unsafe`,
+//! or reinterprets bytes as typed values through `bytemuck` (unsafe code of a dependency that
+//! our inputs drive), under miri (needs nightly with the miri component).
 //!
 //! Unit tests (`--lib`) sit next to the `unsafe` code and are sized for miri, which runs a
 //! thousand times slower than native code; integration tests move megabytes and call C (zstd),
@@ -24,12 +25,20 @@ pub(crate) fn run(args: &[String]) -> Result {
         if !dir.starts_with(&crates_dir) {
             continue;
         }
-        match first_unsafe(&dir.join("src")) {
+        match first_word(&dir.join("src"), "unsafe")
+            .or_else(|| first_word(&dir.join("src"), "bytemuck"))
+        {
             Some(place) => {
-                eprintln!("miri: {} uses `unsafe` ({place})", package.name);
+                eprintln!(
+                    "miri: {} uses `unsafe` or `bytemuck` ({place})",
+                    package.name
+                );
                 chosen.push(package);
             }
-            None => eprintln!("miri: {} has no `unsafe`; skipping it", package.name),
+            None => eprintln!(
+                "miri: {} has neither `unsafe` nor `bytemuck`; skipping it",
+                package.name
+            ),
         }
     }
     if chosen.is_empty() {
@@ -60,14 +69,14 @@ pub(crate) fn run(args: &[String]) -> Result {
     Ok(())
 }
 
-/// The first place (`path:line`) in the `.rs` files under `src` that uses the word `unsafe`
-/// in code (not in comments; `unsafe_code` and the like do not count).
-fn first_unsafe(src: &Path) -> Option<String> {
+/// The first place (`path:line`) in the `.rs` files under `src` that uses `word` in code (not
+/// in comments; `unsafe_code` and the like do not count for `unsafe`).
+fn first_word(src: &Path, word: &str) -> Option<String> {
     workspace::rust_files(src).into_iter().find_map(|file| {
         let text = std::fs::read_to_string(&file).ok()?;
         let line = text
             .lines()
-            .position(|l| !is_comment_line(l) && word_positions(l, "unsafe").next().is_some())?;
+            .position(|l| !is_comment_line(l) && word_positions(l, word).next().is_some())?;
         Some(format!("{}:{}", relative(&file), line + 1))
     })
 }

@@ -656,3 +656,90 @@ impl PartialEq for Array {
         a.data[..] == b.data[..]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Small cases of every way bytes become typed views, sized for miri.
+
+    use super::*;
+
+    #[test]
+    fn typed_views_of_every_layout() {
+        let data = Bytes::from((0u8..48).collect::<Vec<u8>>());
+        let c = Array::from_parts(
+            DType::U16,
+            ByteOrder::NATIVE,
+            vec![2, 3],
+            vec![6, 2],
+            0,
+            data.clone(),
+        )
+        .unwrap();
+        assert_eq!(c.as_slice::<u16>().unwrap().len(), 6);
+        let f = Array::from_parts(
+            DType::U32,
+            ByteOrder::NATIVE,
+            vec![2, 3],
+            vec![4, 8],
+            0,
+            data.clone(),
+        )
+        .unwrap();
+        assert_eq!(f.view::<u32>().unwrap().shape(), &[2, 3]);
+        let reversed = Array::from_parts(
+            DType::U64,
+            ByteOrder::NATIVE,
+            vec![3],
+            vec![-8],
+            16,
+            data.clone(),
+        )
+        .unwrap();
+        let values: Vec<u64> = reversed.view::<u64>().unwrap().iter().copied().collect();
+        assert_eq!(
+            values[0],
+            u64::from_ne_bytes(data[16..24].try_into().unwrap())
+        );
+        let broadcast = Array::from_parts(
+            DType::I32,
+            ByteOrder::NATIVE,
+            vec![4, 2],
+            vec![0, 4],
+            0,
+            data.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            broadcast.view::<i32>().unwrap()[[3, 1]],
+            broadcast.view::<i32>().unwrap()[[0, 1]]
+        );
+        // Misaligned: copied once into aligned memory, then viewable.
+        let odd = Array::from_parts(
+            DType::U32,
+            ByteOrder::NATIVE,
+            vec![2],
+            vec![4],
+            1,
+            data.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            odd.as_slice::<u32>().unwrap()[0],
+            u32::from_ne_bytes(data[1..5].try_into().unwrap())
+        );
+        assert_eq!(odd.to_native().as_slice::<u32>().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn make_mut_in_place_and_after_sharing() {
+        let mut a = Array::from_vec(vec![1.0f64, 2.0, 3.0]);
+        a.make_mut::<f64, _>(|mut v| v[[0]] = 5.0).unwrap();
+        let shared = a.clone();
+        a.make_mut::<f64, _>(|mut v| v[[1]] = 6.0).unwrap();
+        assert_eq!(a.as_slice::<f64>().unwrap(), &[5.0, 6.0, 3.0]);
+        assert_eq!(shared.as_slice::<f64>().unwrap(), &[5.0, 2.0, 3.0]);
+        let mut nd = Array::from_ndarray(ndarray::Array2::<i16>::zeros((2, 2)));
+        nd.make_mut::<i16, _>(|mut v| v[[1, 1]] = 4).unwrap();
+        assert_eq!(nd.to_ndarray::<i16>().unwrap()[[1, 1]], 4);
+    }
+}

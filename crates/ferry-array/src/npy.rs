@@ -731,6 +731,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a 64 KiB header is slow under miri; the logic is the same as for small ones"
+    )]
     fn a_header_past_64_kib_takes_version_2() {
         let dict = format!(
             "{{'descr': '<f8', 'fortran_order': False, 'shape': (), {}}}",

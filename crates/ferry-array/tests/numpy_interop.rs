@@ -12,26 +12,15 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+mod common;
 
 use bytes::Bytes;
 use ferry_array::{Array, ArrayFamily, ByteOrder, DType, TimeUnit, npy};
 use ferry_family::Registry;
 use ferry_family::rmpv::Value;
 use ferry_wire::{Header, Message};
-
-/// The Python interpreter with numpy, from `$FERRY_PYTHON`; fails the test when it is not set.
-fn python() -> PathBuf {
-    match std::env::var_os("FERRY_PYTHON") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => panic!(
-            "FERRY_PYTHON is not set: the numpy interop tests need the Python venv with numpy \
-             that `cargo xtask test` makes (target/ferry-venv). Run `cargo xtask test` instead \
-             of `cargo test`, or set FERRY_PYTHON to a python with numpy >= 2."
-        ),
-    }
-}
 
 /// The values of element `i` (in C order of the base array) as little-endian bytes; the Python
 /// side's `values` computes the same.
@@ -193,15 +182,6 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// A fresh directory for one test's files under cargo's per-target temp directory.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("numpy-interop-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Writes `manifest.tsv`: one case a line, `name descr base_shape expr shape order`.
 fn write_manifest(dir: &Path, cases: &[Case]) {
     let dims = |shape: &[usize]| {
@@ -306,32 +286,10 @@ for name, descr, expr, expected, order in cases():
 print(f"numpy {np.__version__}: saved {count} files")
 "#;
 
-/// Runs `script` (after [`VALUES_PY`]) with `dir` as its argument; panics with its output if
-/// it fails. Returns its stdout.
-fn run_python(script: &str, dir: &Path) -> String {
-    let python = python();
-    let output = Command::new(&python)
-        .arg("-c")
-        .arg(format!("{VALUES_PY}{script}"))
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run FERRY_PYTHON={}: {e}", python.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{} failed ({}); the files are in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        python.display(),
-        output.status,
-        dir.display()
-    );
-    stdout
-}
-
 #[test]
 fn numpy_loads_what_ferry_writes() {
-    let python = python();
-    let dir = scratch("ferry-writes");
+    let python = common::python();
+    let dir = common::scratch("numpy-interop-ferry-writes");
     let cases = cases();
     for case in &cases {
         let mut file = File::create(dir.join(format!("ferry_{}.npy", case.name))).unwrap();
@@ -340,7 +298,7 @@ fn numpy_loads_what_ferry_writes() {
         }
     }
     write_manifest(&dir, &cases);
-    let stdout = run_python(CHECK_PY, &dir);
+    let stdout = common::run_python(VALUES_PY, CHECK_PY, &dir);
     assert!(
         stdout.contains(&format!("loaded {} files", cases.len())),
         "{}: {stdout}",
@@ -351,10 +309,10 @@ fn numpy_loads_what_ferry_writes() {
 
 #[test]
 fn ferry_reads_what_numpy_saves() {
-    let dir = scratch("numpy-writes");
+    let dir = common::scratch("numpy-interop-numpy-writes");
     let cases = cases();
     write_manifest(&dir, &cases);
-    let stdout = run_python(SAVE_PY, &dir);
+    let stdout = common::run_python(VALUES_PY, SAVE_PY, &dir);
     assert!(
         stdout.contains(&format!("saved {} files", cases.len())),
         "{stdout}"
@@ -529,8 +487,8 @@ print(f"numpy {np.__version__}: described {count} arrays")
 
 #[test]
 fn numpy_builds_arrays_from_the_array_family() {
-    let python = python();
-    let dir = scratch("family-to-numpy");
+    let python = common::python();
+    let dir = common::scratch("numpy-interop-family-to-numpy");
     let cases = cases();
     let registry = array_registry();
     for case in &cases {
@@ -550,7 +508,7 @@ fn numpy_builds_arrays_from_the_array_family() {
         .unwrap();
     }
     write_manifest(&dir, &cases);
-    let stdout = run_python(&format!("{BOUNDS_PY}{FAMILY_CHECK_PY}"), &dir);
+    let stdout = common::run_python(VALUES_PY, &format!("{BOUNDS_PY}{FAMILY_CHECK_PY}"), &dir);
     assert!(
         stdout.contains(&format!("built {} arrays", cases.len())),
         "{}: {stdout}",
@@ -561,10 +519,10 @@ fn numpy_builds_arrays_from_the_array_family() {
 
 #[test]
 fn the_array_family_receives_numpy_arrays() {
-    let dir = scratch("numpy-to-family");
+    let dir = common::scratch("numpy-interop-numpy-to-family");
     let cases = cases();
     write_manifest(&dir, &cases);
-    let stdout = run_python(&format!("{BOUNDS_PY}{DESCRIBE_PY}"), &dir);
+    let stdout = common::run_python(VALUES_PY, &format!("{BOUNDS_PY}{DESCRIBE_PY}"), &dir);
     assert!(
         stdout.contains(&format!("described {} arrays", cases.len())),
         "{stdout}"

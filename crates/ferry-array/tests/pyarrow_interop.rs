@@ -10,9 +10,10 @@
 //! One Python process runs per direction, for streams and files both.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
+
+mod common;
 
 use arrow_array::{
     Array as _, ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array,
@@ -25,18 +26,6 @@ use ferry_array::arrow::{read_ipc_file, read_ipc_stream, write_ipc_file, write_i
 
 /// The batches on both sides, as `(first row, rows)`: one, an empty one, and another.
 const BATCHES: [(u64, u64); 3] = [(0, 10), (10, 0), (10, 37)];
-
-/// The Python interpreter with pyarrow, from `$FERRY_PYTHON`; fails the test when it is not set.
-fn python() -> PathBuf {
-    match std::env::var_os("FERRY_PYTHON") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => panic!(
-            "FERRY_PYTHON is not set: the pyarrow interop tests need the Python venv with \
-             pyarrow that `cargo xtask test` makes (target/ferry-venv). Run `cargo xtask test` \
-             instead of `cargo test`, or set FERRY_PYTHON to a python with pyarrow."
-        ),
-    }
-}
 
 /// A 64-bit hash of row `i`; integers of every width take its low bits.
 fn hash(i: u64) -> u64 {
@@ -110,15 +99,6 @@ fn batches() -> Vec<RecordBatch> {
         .iter()
         .map(|&(start, len)| batch(start, len))
         .collect()
-}
-
-/// A fresh directory for one test's files under cargo's per-target temp directory.
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("pyarrow-interop-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Writes `batches.txt`: one batch a line, `start,len`.
@@ -239,31 +219,9 @@ with pa.OSFile(str(root / "pyarrow.arrow"), "wb") as sink:
 print(f"pyarrow {pa.__version__}: wrote {len(batches)} batches as a stream and a file")
 "#;
 
-/// Runs `script` (after [`COMMON_PY`]) with `dir` as its argument; panics with its output if
-/// it fails. Returns its stdout.
-fn run_python(script: &str, dir: &Path) -> String {
-    let python = python();
-    let output = Command::new(&python)
-        .arg("-c")
-        .arg(format!("{COMMON_PY}{script}"))
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run FERRY_PYTHON={}: {e}", python.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{} failed ({}); the files are in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        python.display(),
-        output.status,
-        dir.display()
-    );
-    stdout
-}
-
 #[test]
 fn pyarrow_reads_the_streams_and_files_ferry_writes() {
-    let dir = scratch("ferry-writes");
+    let dir = common::scratch("pyarrow-interop-ferry-writes");
     let batches = batches();
     std::fs::write(
         dir.join("ferry.arrows"),
@@ -272,7 +230,7 @@ fn pyarrow_reads_the_streams_and_files_ferry_writes() {
     .unwrap();
     std::fs::write(dir.join("ferry.arrow"), write_ipc_file(&batches).unwrap()).unwrap();
     write_manifest(&dir);
-    let stdout = run_python(CHECK_PY, &dir);
+    let stdout = common::run_python(COMMON_PY, CHECK_PY, &dir);
     assert!(
         stdout.contains(&format!("checked {} batches", 2 * BATCHES.len())),
         "{stdout}"
@@ -330,9 +288,9 @@ fn check_read(what: &str, read: &[RecordBatch], input: &Bytes) {
 
 #[test]
 fn ferry_reads_the_streams_and_files_pyarrow_writes() {
-    let dir = scratch("pyarrow-writes");
+    let dir = common::scratch("pyarrow-interop-pyarrow-writes");
     write_manifest(&dir);
-    let stdout = run_python(WRITE_PY, &dir);
+    let stdout = common::run_python(COMMON_PY, WRITE_PY, &dir);
     assert!(
         stdout.contains(&format!("wrote {} batches", BATCHES.len())),
         "{stdout}"
