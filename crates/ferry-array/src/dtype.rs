@@ -120,6 +120,27 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype without a time unit, smallest kinds first.
+    ///
+    /// ```
+    /// assert!(ferry_array::DType::NUMERIC.iter().all(|d| d.size() <= 16));
+    /// ```
+    pub const NUMERIC: [DType; 13] = [
+        DType::Bool,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::F32,
+        DType::F64,
+        DType::C64,
+        DType::C128,
+    ];
+
     /// Bytes per element.
     ///
     /// ```
@@ -291,21 +312,7 @@ mod tests {
 
     #[test]
     fn every_dtype_round_trips_through_its_string() {
-        let mut all = vec![
-            DType::Bool,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-            DType::U8,
-            DType::U16,
-            DType::U32,
-            DType::U64,
-            DType::F32,
-            DType::F64,
-            DType::C64,
-            DType::C128,
-        ];
+        let mut all = DType::NUMERIC.to_vec();
         for (unit, _) in UNITS {
             all.push(DType::DateTime(unit));
             all.push(DType::TimeDelta(unit));

@@ -7,25 +7,15 @@ use ferry_array::{Array, ArrayError, ByteOrder, DType, TimeUnit, npy};
 
 /// Every dtype ferry supports, with two of the time units.
 fn all_dtypes() -> Vec<DType> {
-    vec![
-        DType::Bool,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::F32,
-        DType::F64,
-        DType::C64,
-        DType::C128,
-        DType::DateTime(TimeUnit::Microsecond),
-        DType::DateTime(TimeUnit::Day),
-        DType::TimeDelta(TimeUnit::Nanosecond),
-        DType::TimeDelta(TimeUnit::Second),
-    ]
+    DType::NUMERIC
+        .into_iter()
+        .chain([
+            DType::DateTime(TimeUnit::Microsecond),
+            DType::DateTime(TimeUnit::Day),
+            DType::TimeDelta(TimeUnit::Nanosecond),
+            DType::TimeDelta(TimeUnit::Second),
+        ])
+        .collect()
 }
 
 /// `count` elements' worth of distinct bytes (0 or 1 for bools).

@@ -112,24 +112,11 @@ struct Case {
 
 /// Every case: each dtype in each byte order, in each layout.
 fn cases() -> Vec<Case> {
-    let dtypes = [
-        DType::Bool,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::F32,
-        DType::F64,
-        DType::C64,
-        DType::C128,
+    let dtypes = DType::NUMERIC.into_iter().chain([
         DType::DateTime(TimeUnit::Microsecond),
         DType::DateTime(TimeUnit::Day),
         DType::TimeDelta(TimeUnit::Nanosecond),
-    ];
+    ]);
     let mut cases = Vec::new();
     for dtype in dtypes {
         let orders: &[ByteOrder] = if dtype.size() == 1 {
