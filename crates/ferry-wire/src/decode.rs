@@ -55,26 +55,154 @@ pub struct Decoder {
     /// Stream offset of the first byte in the receive buffer, for error messages.
     consumed: u64,
     /// The head of the message now arriving, once it has been read and checked.
-    head: Option<Head>,
+    head: Option<MessageHead>,
     failed: Option<DecodeError>,
 }
 
-/// A checked message head: where everything is, relative to the message's first byte.
+/// A message's head, read and checked: where its header and each frame lie, relative to the
+/// message's first byte. For carriers that read frames themselves (straight into buffers of
+/// their own, say): [`MessageHead::parse`] the head, read each frame's bytes, then
+/// [`MessageHead::assemble`] the message.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ferry_wire::{Encoder, Header, Limits, Message, MessageHead};
+///
+/// let message = Message::new(Header::empty(), vec![Bytes::from(vec![7u8; 1000])]);
+/// let wire = Encoder::default().encode(&message)?.to_bytes();
+/// let head = MessageHead::parse(&wire[..100], &Limits::default())?.expect("the head is in the first 100 bytes");
+/// assert_eq!(head.len(), wire.len() as u64);
+/// let frame = &head.frames()[0];
+/// let frame_bytes = wire.slice(frame.start as usize..(frame.start + frame.wire_len) as usize);
+/// let head_bytes = wire.slice(..head.head_len());
+/// let back = head.assemble(head_bytes, vec![frame_bytes])?;
+/// assert_eq!(back, message);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
-struct Head {
+pub struct MessageHead {
     len: u64,
     header: Range<usize>,
     checksums: bool,
-    frames: Vec<FrameEntry>,
+    frames: Vec<FrameLayout>,
 }
 
-#[derive(Debug)]
-struct FrameEntry {
-    start: u64,
-    wire_len: u64,
-    raw_len: u64,
-    codec: Codec,
+/// Where one frame lies in its message, and how it is encoded.
+///
+/// ```
+/// # use ferry_wire::*;
+/// let m = Message::new(Header::empty(), vec![bytes::Bytes::from_static(b"abc")]);
+/// let wire = Encoder::default().encode(&m)?.to_bytes();
+/// let head = MessageHead::parse(&wire, &Limits::default())?.unwrap();
+/// assert_eq!((head.frames()[0].start, head.frames()[0].wire_len), (64, 3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FrameLayout {
+    /// Offset of the frame's first byte from the message's first byte (after its padding).
+    pub start: u64,
+    /// Bytes of the frame on the wire.
+    pub wire_len: u64,
+    /// Bytes of the frame once decoded.
+    pub raw_len: u64,
+    /// How the frame is encoded.
+    pub codec: Codec,
     crc: u32,
+}
+
+impl MessageHead {
+    /// Reads and checks a message head at the start of `buf` (no preamble): `Ok(None)` when `buf`
+    /// does not hold the whole head yet. Error offsets count from `buf[0]`.
+    ///
+    /// ```
+    /// let head = ferry_wire::MessageHead::parse(b"\xF0M", &ferry_wire::Limits::default())?;
+    /// assert!(head.is_none());
+    /// # Ok::<(), ferry_wire::DecodeError>(())
+    /// ```
+    pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<MessageHead>, DecodeError> {
+        match parse_head(buf, 0, limits)? {
+            Parsed::Head(head) => Ok(Some(head)),
+            Parsed::Need(_) => Ok(None),
+        }
+    }
+
+    /// The whole message's length on the wire.
+    ///
+    /// ```
+    /// # use ferry_wire::*;
+    /// let wire = Encoder::default().encode(&Message::default())?.to_bytes();
+    /// assert_eq!(MessageHead::parse(&wire, &Limits::default())?.unwrap().len(), 25);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::len_without_is_empty)] // a message is never empty
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The length of the head: prefix, frame table and header. Padding and frames follow.
+    ///
+    /// ```
+    /// # use ferry_wire::*;
+    /// let wire = Encoder::default().encode(&Message::default())?.to_bytes();
+    /// assert_eq!(MessageHead::parse(&wire, &Limits::default())?.unwrap().head_len(), 25);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn head_len(&self) -> usize {
+        self.header.end
+    }
+
+    /// Where each frame lies.
+    ///
+    /// ```
+    /// # use ferry_wire::*;
+    /// let wire = Encoder::default().encode(&Message::default())?.to_bytes();
+    /// assert!(MessageHead::parse(&wire, &Limits::default())?.unwrap().frames().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn frames(&self) -> &[FrameLayout] {
+        &self.frames
+    }
+
+    /// Builds the message from its head's bytes (at least [`MessageHead::head_len`] of them:
+    /// the same bytes `parse` read) and each frame's wire bytes, checking checksums, lengths and
+    /// the header, and decompressing. Uncompressed frames are used as given, without a copy.
+    ///
+    /// ```
+    /// # use ferry_wire::*;
+    /// let wire = Encoder::default().encode(&Message::default())?.to_bytes();
+    /// let head = MessageHead::parse(&wire, &Limits::default())?.unwrap();
+    /// assert_eq!(head.assemble(wire, vec![])?, Message::default());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn assemble(self, head: Bytes, frames: Vec<Bytes>) -> Result<Message, DecodeError> {
+        if head.len() < self.head_len() {
+            return Err(DecodeError::Truncated {
+                offset: head.len() as u64,
+            });
+        }
+        if frames.len() != self.frames.len() {
+            return Err(DecodeError::Truncated {
+                offset: self.head_len() as u64,
+            });
+        }
+        for (layout, frame) in self.frames.iter().zip(&frames) {
+            if frame.len() as u64 != layout.wire_len {
+                return Err(DecodeError::Truncated {
+                    offset: layout.start + frame.len() as u64,
+                });
+            }
+        }
+        // The head may come from anywhere: check the header again rather than trust it.
+        let header = head.slice(self.header.clone());
+        header::validate(&header, usize::MAX).map_err(|(at, fault)| {
+            DecodeError::MalformedHeader {
+                offset: (self.header.start + at) as u64,
+                fault,
+            }
+        })?;
+        assemble(self, header, frames, 0)
+    }
 }
 
 impl Default for Decoder {
@@ -283,7 +411,7 @@ fn check_preamble(src: &[u8], base: u64) -> Result<bool, DecodeError> {
 }
 
 enum Parsed {
-    Head(Head),
+    Head(MessageHead),
     /// The head is not all there: the message needs at least this many bytes.
     Need(u64),
 }
@@ -428,7 +556,7 @@ fn parse_head(buf: &[u8], base: u64, limits: &Limits) -> Result<Parsed, DecodeEr
                 });
             }
         }
-        frames.push(FrameEntry {
+        frames.push(FrameLayout {
             start,
             wire_len,
             raw_len,
@@ -444,7 +572,7 @@ fn parse_head(buf: &[u8], base: u64, limits: &Limits) -> Result<Parsed, DecodeEr
             fault,
         }
     })?;
-    Ok(Parsed::Head(Head {
+    Ok(Parsed::Head(MessageHead {
         len: pos,
         header,
         checksums,
@@ -453,12 +581,27 @@ fn parse_head(buf: &[u8], base: u64, limits: &Limits) -> Result<Parsed, DecodeEr
 }
 
 /// Cuts the frames out of a whole message, checking and decompressing them.
-fn finish(head: Head, message: Bytes, base: u64) -> Result<Message, DecodeError> {
+fn finish(head: MessageHead, message: Bytes, base: u64) -> Result<Message, DecodeError> {
+    let wires = head
+        .frames
+        .iter()
+        .map(|entry| message.slice(entry.start as usize..(entry.start + entry.wire_len) as usize))
+        .collect();
+    let header = message.slice(head.header.clone());
+    assemble(head, header, wires, base)
+}
+
+/// Checks and decompresses each frame's wire bytes into the message.
+fn assemble(
+    head: MessageHead,
+    header: Bytes,
+    wires: Vec<Bytes>,
+    base: u64,
+) -> Result<Message, DecodeError> {
     let mut frames = Vec::with_capacity(head.frames.len());
-    for (index, entry) in head.frames.iter().enumerate() {
+    for (index, (entry, wire)) in head.frames.iter().zip(wires).enumerate() {
         let frame = index as u64;
         let offset = base + entry.start;
-        let wire = message.slice(entry.start as usize..(entry.start + entry.wire_len) as usize);
         if head.checksums {
             let actual = crc32c::crc32c(&wire);
             if actual != entry.crc {
@@ -514,7 +657,7 @@ fn finish(head: Head, message: Bytes, base: u64) -> Result<Message, DecodeError>
         )?);
     }
     Ok(Message {
-        header: Header::from_validated(message.slice(head.header)),
+        header: Header::from_validated(header),
         frames,
     })
 }

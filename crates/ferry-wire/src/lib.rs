@@ -50,7 +50,7 @@ mod message;
 pub mod shard;
 
 pub use codec::{Codec, MIN_COMPRESS_LEN};
-pub use decode::{DecodeError, Decoder, decode_message};
+pub use decode::{DecodeError, Decoder, FrameLayout, MessageHead, decode_message};
 pub use encode::{EncodeError, EncodeOptions, Encoded, Encoder, FrameInfo};
 pub use format::{
     COMPRESSION_BLOCK_LEN, ENTRY_LEN, MAGIC, MAX_ALIGN_LOG2, MESSAGE_MARKER, PREAMBLE_LEN,
