@@ -352,3 +352,50 @@ fn one_shot_decoding_wants_exactly_one_message() {
         })
     );
 }
+
+#[test]
+fn assembling_from_separate_frames_checks_what_it_is_given() {
+    use ferry_wire::MessageHead;
+    let message = sample_messages().remove(1);
+    let options = EncodeOptions::default().codec(Codec::Lz4).checksums(true);
+    let wire = Encoder::new(options).encode(&message).unwrap().to_bytes();
+    let parse = || {
+        MessageHead::parse(&wire, &Limits::default())
+            .unwrap()
+            .unwrap()
+    };
+    let frames = |head: &MessageHead| -> Vec<Bytes> {
+        head.frames()
+            .iter()
+            .map(|f| wire.slice(f.start as usize..(f.start + f.wire_len) as usize))
+            .collect()
+    };
+    let head = parse();
+    let good = frames(&head);
+    let head_bytes = wire.slice(..head.head_len());
+    assert_eq!(
+        head.assemble(head_bytes.clone(), good.clone()).unwrap(),
+        message
+    );
+    // One frame missing, one frame short, a flipped byte in a frame, a head cut short.
+    assert!(
+        parse()
+            .assemble(head_bytes.clone(), good[..2].to_vec())
+            .is_err()
+    );
+    let mut short = good.clone();
+    short[0] = short[0].slice(1..);
+    assert!(matches!(
+        parse().assemble(head_bytes.clone(), short),
+        Err(DecodeError::Truncated { .. })
+    ));
+    let mut flipped = good.clone();
+    let mut bytes = flipped[1].to_vec();
+    bytes[0] ^= 1;
+    flipped[1] = bytes.into();
+    assert!(matches!(
+        parse().assemble(head_bytes.clone(), flipped),
+        Err(DecodeError::ChecksumMismatch { .. })
+    ));
+    assert!(parse().assemble(head_bytes.slice(..10), good).is_err());
+}
