@@ -8,6 +8,7 @@
 //! | `wire` (default) | [`wire`] | `ferry-wire`: messages to bytes and back, with no I/O |
 //! | `family` (default) | [`family`] | `ferry-family`: families, per-type serializers, out-of-band buffers, allow-lists |
 //! | `array` (default) | [`array`](mod@array) | `ferry-array`: zero-copy n-dimensional arrays and Arrow data |
+//! | `transport` (default) | [`transport`] | `ferry-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
 //!
 //! ```
 //! use ferry::prelude::*;
@@ -30,6 +31,10 @@ pub use ferry_family as family;
 #[cfg(feature = "array")]
 #[doc(inline)]
 pub use ferry_array as array;
+
+#[cfg(feature = "transport")]
+#[doc(inline)]
+pub use ferry_transport as transport;
 
 /// The names most programs need, for a glob import.
 ///

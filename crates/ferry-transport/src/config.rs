@@ -1,0 +1,83 @@
+//! [`Config`]: what one side of a comm says in the handshake, and its limits and timeouts.
+
+use std::time::Duration;
+
+use ferry_wire::{Codec, Limits};
+
+/// Whether this side compresses what it sends (the peer always decodes what it announced).
+///
+/// ```
+/// assert_eq!(ferry_transport::Compression::default(), ferry_transport::Compression::Auto);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// LZ4 to remote TCP peers; nothing on loopback, Unix sockets and in-process, where
+    /// compressing costs more than it saves.
+    #[default]
+    Auto,
+    /// Never compress.
+    Off,
+    /// Compress with this codec (where it pays, frame by frame), if the peer decodes it.
+    With(Codec),
+}
+
+/// One side's settings for a comm.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = ferry_transport::Config::new("worker-1");
+/// config.handshake_timeout = Duration::from_secs(2);
+/// config.accepts = vec!["serde".into()];
+/// assert_eq!(config.identity, "worker-1");
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// How this side names itself to the peer.
+    pub identity: String,
+    /// The families whose messages this side accepts: announced in the handshake, enforced by
+    /// [`Endpoint`](crate::Endpoint) on every message it receives.
+    pub accepts: Vec<String>,
+    /// Whether to compress what this side sends.
+    pub compression: Compression,
+    /// What this side accepts from the wire: message, frame and header sizes, frame count. The
+    /// message limit is announced, so the peer refuses to send larger messages.
+    pub limits: Limits,
+    /// How long a connect may take.
+    pub connect_timeout: Duration,
+    /// How long the handshake may take.
+    pub handshake_timeout: Duration,
+    /// Bytes of small messages gathered before they are written together; also the most a
+    /// sender buffers before it waits for the socket.
+    pub write_buffer: usize,
+}
+
+impl Config {
+    /// Defaults, under this identity: accepts the `custom` and `serde` families, compression
+    /// [`Compression::Auto`], default wire limits, 10 s to connect and to shake hands, 64 KiB of
+    /// write buffer.
+    ///
+    /// ```
+    /// let config = ferry_transport::Config::new("client");
+    /// assert_eq!(config.accepts, ["custom", "serde"]);
+    /// ```
+    pub fn new(identity: impl Into<String>) -> Config {
+        Config {
+            identity: identity.into(),
+            accepts: vec!["custom".into(), "serde".into()],
+            compression: Compression::Auto,
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            write_buffer: 64 << 10,
+        }
+    }
+}
+
+impl Default for Config {
+    /// [`Config::new`] with the identity `ferry-<process id>`.
+    fn default() -> Config {
+        Config::new(format!("ferry-{}", std::process::id()))
+    }
+}

@@ -1,0 +1,87 @@
+//! [`TransportError`]: what can go wrong opening, using or closing a comm.
+
+use ferry_wire::DecodeError;
+
+/// What went wrong with a comm. A malformed or oversized message costs its connection (closed),
+/// never the process.
+///
+/// ```
+/// let err = "ftp://x".parse::<ferry_transport::Address>().unwrap_err();
+/// assert!(err.to_string().contains("scheme"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// An address that cannot be parsed.
+    #[error("bad address `{address}`: {reason}")]
+    BadAddress {
+        /// The address given.
+        address: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A socket operation failed.
+    #[error("{what} {address}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The address involved.
+        address: String,
+        /// The error from the operating system.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No listener at an `inproc://` address, or one already listening there.
+    #[error("inproc address {0}")]
+    Inproc(String),
+    /// The connect or the handshake took longer than allowed.
+    #[error("{what} with {address} timed out after {seconds} s")]
+    Timeout {
+        /// What timed out.
+        what: &'static str,
+        /// The peer.
+        address: String,
+        /// The limit.
+        seconds: f64,
+    },
+    /// The peer speaks another version of the transport protocol.
+    #[error("the peer speaks transport protocol version {peer}, this side speaks {ours}")]
+    VersionMismatch {
+        /// The peer's version.
+        peer: u64,
+        /// This side's version.
+        ours: u64,
+    },
+    /// The peer's handshake is malformed.
+    #[error("bad handshake from the peer: {0}")]
+    Handshake(String),
+    /// The peer sent bytes that are not a valid message; the connection is closed.
+    #[error("bad message from {peer}: {source}")]
+    Decode {
+        /// The peer.
+        peer: String,
+        /// What was wrong.
+        #[source]
+        source: DecodeError,
+    },
+    /// The peer closed the connection in the middle of a message.
+    #[error("{peer} closed the connection in the middle of a message")]
+    Truncated {
+        /// The peer.
+        peer: String,
+    },
+    /// A message larger than the peer accepts was not sent.
+    #[error("the message is {len} bytes; the peer accepts at most {limit}")]
+    TooLarge {
+        /// The message's encoded length.
+        len: u64,
+        /// The peer's limit.
+        limit: u64,
+    },
+    /// The message could not be encoded.
+    #[error("cannot encode the message: {0}")]
+    Encode(#[from] ferry_wire::EncodeError),
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+}
