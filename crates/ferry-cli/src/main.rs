@@ -19,12 +19,16 @@ enum Command {
     /// Encode and decode a mixed message (small admin fields plus a large payload frame) and
     /// report sizes, frame count, whether the payload was copied, and throughput.
     Demo(demo::Args),
+    /// The other process of `ferry demo`'s transport part (started by the demo itself).
+    #[command(hide = true)]
+    DemoPeer(demo::PeerArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::DemoPeer(args) => demo::peer(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

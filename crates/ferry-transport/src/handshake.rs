@@ -36,7 +36,8 @@ pub struct Peer {
     /// The codec this side compresses with when sending to the peer, if any (agreed from this
     /// side's [`Compression`] and what the peer decodes).
     pub send_codec: Codec,
-    /// The codec the peer compresses with when sending here.
+    /// The codec the peer announced it would like to compress with. Informational: the peer
+    /// falls back to none if this side does not decode it, and every frame records its own codec.
     pub receive_codec: Codec,
 }
 

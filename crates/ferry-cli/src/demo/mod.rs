@@ -3,11 +3,15 @@
 //! Each part shows one layer at work: ferry-wire moving a mixed message without copying its
 //! payload, then ferry-family moving typed values (a type with its own serializer, a struct with
 //! out-of-band buffers) across the same wire, then ferry-array: a struct holding a large array
-//! that arrives as a view of the received frame.
+//! that arrives as a view of the received frame, and last ferry-transport: two processes
+//! exchanging admin messages, a custom type and large arrays over tcp://.
 
 mod array;
 mod family;
+mod transport;
 mod wire;
+
+pub(crate) use transport::{PeerArgs, peer};
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -45,7 +49,9 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!();
     family::run(args)?;
     println!();
-    array::run(args)
+    array::run(args)?;
+    println!();
+    transport::run(args)
 }
 
 pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

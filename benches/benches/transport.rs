@@ -1,0 +1,229 @@
+//! ferry-transport benchmarks: one-way throughput of messages with one payload frame (1 KiB to
+//! 100 MiB) over tcp:// and unix://, next to plain tokio sockets moving the same bytes; and small
+//! header-only messages pipelined on one connection, flushed every 1, 16 or 256 messages.
+//!
+//! Each measurement is end to end: the clock stops when a receiver task has read the last
+//! message of the batch.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ferry::transport::{Address, Comm, Config, connect, listen};
+use ferry::wire::{Header, Message};
+use ferry_benches::{TaskFinished, payload};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A Unix socket path of its own in the temporary directory.
+fn socket_path(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("ferry-bench-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// A receiver task: told how many messages the next batch holds, it answers once it has them.
+struct Receiver {
+    batches: mpsc::UnboundedSender<u64>,
+    done: mpsc::UnboundedReceiver<()>,
+}
+
+impl Receiver {
+    /// Waits until the receiver has read `n` more messages.
+    async fn expect(&mut self, n: u64) {
+        self.batches.send(n).unwrap();
+        self.done.recv().await.unwrap();
+    }
+}
+
+/// Spawns a task that receives and discards ferry messages, batch by batch.
+fn ferry_receiver(rt: &Runtime, mut comm: Comm) -> Receiver {
+    let (batches, mut batch_rx) = mpsc::unbounded_channel::<u64>();
+    let (done_tx, done) = mpsc::unbounded_channel();
+    rt.spawn(async move {
+        while let Some(n) = batch_rx.recv().await {
+            for _ in 0..n {
+                let message = comm.recv().await.unwrap().expect("a message");
+                drop(message);
+            }
+            done_tx.send(()).unwrap();
+        }
+    });
+    Receiver { batches, done }
+}
+
+/// Spawns a task that reads `len` bytes a message into one reused buffer, batch by batch.
+fn raw_receiver<R: AsyncRead + Unpin + Send + 'static>(
+    rt: &Runtime,
+    mut reader: R,
+    len: usize,
+) -> Receiver {
+    let (batches, mut batch_rx) = mpsc::unbounded_channel::<u64>();
+    let (done_tx, done) = mpsc::unbounded_channel();
+    rt.spawn(async move {
+        let mut buffer = vec![0u8; len];
+        while let Some(n) = batch_rx.recv().await {
+            for _ in 0..n {
+                reader.read_exact(&mut buffer).await.unwrap();
+            }
+            done_tx.send(()).unwrap();
+        }
+    });
+    Receiver { batches, done }
+}
+
+/// A connected pair of ferry comms at `address` (its port or path picked here).
+async fn ferry_pair(address: &str) -> (Comm, Comm) {
+    let address: Address = address.parse().unwrap();
+    let mut listener = listen(&address, Config::new("bench-server")).await.unwrap();
+    let bound = listener.address().clone();
+    let client = tokio::spawn(async move { connect(&bound, Config::new("bench-client")).await });
+    let server = listener.accept().await.unwrap().handshake().await.unwrap();
+    (client.await.unwrap().unwrap(), server)
+}
+
+type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// A connected pair of plain sockets, as (writer, reader).
+async fn raw_pair(transport: &str) -> (BoxWrite, BoxRead) {
+    match transport {
+        "tcp" => {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = tokio::spawn(async move { TcpStream::connect(addr).await });
+            let (server, _) = listener.accept().await.unwrap();
+            let client = client.await.unwrap().unwrap();
+            client.set_nodelay(true).unwrap();
+            server.set_nodelay(true).unwrap();
+            (Box::new(client), Box::new(server))
+        }
+        _ => {
+            let path = socket_path("raw");
+            let listener = UnixListener::bind(&path).unwrap();
+            let p = path.clone();
+            let client = tokio::spawn(async move { UnixStream::connect(p).await });
+            let (server, _) = listener.accept().await.unwrap();
+            let client = client.await.unwrap().unwrap();
+            let _ = std::fs::remove_file(&path);
+            (Box::new(client), Box::new(server))
+        }
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("transport/throughput");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (label, len) in [
+        ("1KiB", 1usize << 10),
+        ("1MiB", 1 << 20),
+        ("100MiB", 100 << 20),
+    ] {
+        group.throughput(Throughput::Bytes(len as u64));
+        group.sample_size(if len >= 100 << 20 { 10 } else { 50 });
+        // Written once, outside the timing, so the pages are real memory.
+        let frame: Bytes = payload(len);
+        let message = Message::new(Header::from_serde(&"payload").unwrap(), vec![frame.clone()]);
+        for transport in ["tcp", "unix"] {
+            let address = match transport {
+                "tcp" => "tcp://127.0.0.1:0".to_string(),
+                _ => format!("unix://{}", socket_path("ferry").display()),
+            };
+            let (mut sender, receiver) = rt.block_on(ferry_pair(&address));
+            let mut receiver = ferry_receiver(&rt, receiver);
+            group.bench_function(BenchmarkId::new(format!("ferry-{transport}"), label), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        let (_, ()) = tokio::join!(
+                            async {
+                                for _ in 0..iters {
+                                    sender.send(&message).await.unwrap();
+                                }
+                            },
+                            receiver.expect(iters)
+                        );
+                        start.elapsed()
+                    })
+                })
+            });
+            drop(receiver);
+            rt.block_on(sender.close()).unwrap();
+
+            let (mut writer, reader) = rt.block_on(raw_pair(transport));
+            let mut receiver = raw_receiver(&rt, reader, len);
+            group.bench_function(BenchmarkId::new(format!("raw-{transport}"), label), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        let (_, ()) = tokio::join!(
+                            async {
+                                for _ in 0..iters {
+                                    writer.write_all(&frame).await.unwrap();
+                                }
+                                writer.flush().await.unwrap();
+                            },
+                            receiver.expect(iters)
+                        );
+                        start.elapsed()
+                    })
+                })
+            });
+            drop(receiver);
+            rt.block_on(writer.shutdown()).unwrap();
+        }
+    }
+    group.finish();
+}
+
+fn small(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("transport/small");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.throughput(Throughput::Elements(1));
+    let message = Message::new(Header::from_serde(&TaskFinished::sample()).unwrap(), vec![]);
+    let (mut sender, receiver) = rt.block_on(ferry_pair("tcp://127.0.0.1:0"));
+    let mut receiver = ferry_receiver(&rt, receiver);
+    for every in [1u64, 16, 256] {
+        group.bench_function(BenchmarkId::new("ferry-tcp-flush-every", every), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let (_, ()) = tokio::join!(
+                        async {
+                            for i in 1..=iters {
+                                sender.feed(&message).await.unwrap();
+                                if i % every == 0 {
+                                    sender.flush().await.unwrap();
+                                }
+                            }
+                            sender.flush().await.unwrap();
+                        },
+                        receiver.expect(iters)
+                    );
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+    drop(receiver);
+    rt.block_on(sender.close()).unwrap();
+}
+
+criterion_group!(benches, throughput, small);
+criterion_main!(benches);
