@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
 use crate::handshake::{Peer, shake};
+use crate::pool::{POOLED_MIN, Pool};
 use crate::{Address, Config, TransportError};
 
 /// Frames start at addresses aligned to this, on the way in.
@@ -69,6 +70,7 @@ pub struct Comm {
     peer: Peer,
     shares_memory: bool,
     accepts: Vec<String>,
+    pool: std::sync::Arc<Pool>,
 }
 
 impl std::fmt::Debug for Comm {
@@ -387,6 +389,7 @@ impl Comm {
             peer,
             shares_memory,
             accepts: config.accepts,
+            pool: Pool::new(config.receive_pool),
         })
     }
 
@@ -583,28 +586,50 @@ impl Comm {
                 skip -= n;
             }
             let len = layout.wire_len as usize;
-            let mut frame = aligned_buffer(len);
-            let buffered = len.min(self.rbuf.len());
-            frame.extend_from_slice(&self.rbuf[..buffered]);
-            self.rbuf.advance(buffered);
-            while frame.len() < len {
-                let want = (len - frame.len()) as u64;
-                let address = self.remote.clone();
-                let n = (&mut self.reader)
-                    .take(want)
-                    .read_buf(&mut frame)
-                    .await
-                    .map_err(io("receiving from", &address))?;
-                if n == 0 {
-                    return Err(TransportError::Truncated {
-                        peer: self.remote.to_string(),
-                    });
-                }
-            }
-            frames.push(frame.freeze());
+            // Large frames land in pooled, warm buffers that come back when the frame is
+            // dropped; small ones get a fresh aligned buffer each.
+            let frame = if len >= POOLED_MIN {
+                let mut buffer = self.pool.take(len);
+                self.read_into(buffer.vec(), len).await?;
+                buffer.freeze()
+            } else {
+                let mut buffer = aligned_buffer(len);
+                self.read_into(&mut buffer, len).await?;
+                buffer.freeze()
+            };
+            frames.push(frame);
             position = layout.start + layout.wire_len;
         }
         head.assemble(head_bytes, frames).map(Some).map_err(decode)
+    }
+
+    /// Reads a frame of `len` bytes into `frame`: what the read buffer already holds, then the
+    /// rest straight from the socket into `frame`, never past the frame's end.
+    async fn read_into<B: BufMut>(
+        &mut self,
+        frame: &mut B,
+        len: usize,
+    ) -> Result<(), TransportError> {
+        let buffered = len.min(self.rbuf.len());
+        frame.put_slice(&self.rbuf[..buffered]);
+        self.rbuf.advance(buffered);
+        let mut filled = buffered;
+        while filled < len {
+            let want = (len - filled) as u64;
+            let address = self.remote.clone();
+            let n = (&mut self.reader)
+                .take(want)
+                .read_buf(frame)
+                .await
+                .map_err(io("receiving from", &address))?;
+            if n == 0 {
+                return Err(TransportError::Truncated {
+                    peer: self.remote.to_string(),
+                });
+            }
+            filled += n;
+        }
+        Ok(())
     }
 
     /// Flushes and closes this side of the connection; the peer's `recv` then returns `None`.

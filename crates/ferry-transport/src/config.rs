@@ -51,12 +51,15 @@ pub struct Config {
     /// Bytes of small messages gathered before they are written together; also the most a
     /// sender buffers before it waits for the socket.
     pub write_buffer: usize,
+    /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
+    /// frames land in warm memory.
+    pub receive_pool: usize,
 }
 
 impl Config {
     /// Defaults, under this identity: accepts the `custom` and `serde` families, compression
     /// [`Compression::Auto`], default wire limits, 10 s to connect and to shake hands, 64 KiB of
-    /// write buffer.
+    /// write buffer, 256 MiB of receive buffers kept for reuse.
     ///
     /// ```
     /// let config = ferry_transport::Config::new("client");
@@ -71,6 +74,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             write_buffer: 64 << 10,
+            receive_pool: 256 << 20,
         }
     }
 }

@@ -20,6 +20,7 @@ mod config;
 mod endpoint;
 mod error;
 mod handshake;
+mod pool;
 
 pub use address::Address;
 pub use comm::{Comm, FRAME_ALIGN, Incoming, Listener, connect, listen};
