@@ -589,7 +589,9 @@ impl Comm {
             // Large frames land in pooled, warm buffers that come back when the frame is
             // dropped; small ones get a fresh aligned buffer each.
             let frame = if len >= POOLED_MIN {
-                let mut buffer = self.pool.take(len);
+                let mut buffer = self.pool.take(len).ok_or(TransportError::OutOfMemory {
+                    len: layout.wire_len,
+                })?;
                 self.read_into(buffer.vec(), len).await?;
                 buffer.freeze()
             } else {

@@ -81,6 +81,13 @@ pub enum TransportError {
     /// The message could not be encoded.
     #[error("cannot encode the message: {0}")]
     Encode(#[from] ferry_wire::EncodeError),
+    /// Memory for a frame the peer announced could not be had; the connection is closed.
+    /// (The length was within this side's limits: lower them for peers you do not trust.)
+    #[error("cannot allocate {len} bytes for a frame")]
+    OutOfMemory {
+        /// The frame's length.
+        len: u64,
+    },
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,

@@ -25,8 +25,9 @@ impl Pool {
     }
 
     /// An empty buffer with room for `len` bytes after the padding that aligns them: the smallest
-    /// pooled buffer that fits, or a new one.
-    pub(crate) fn take(self: &Arc<Pool>, len: usize) -> PoolBuffer {
+    /// pooled buffer that fits, or a new one; `None` if the memory cannot be had (the length was
+    /// checked against the limits, but a limit may still be more than the machine has).
+    pub(crate) fn take(self: &Arc<Pool>, len: usize) -> Option<PoolBuffer> {
         let need = len + FRAME_ALIGN - 1;
         let recycled = {
             let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
@@ -38,15 +39,22 @@ impl Pool {
                 .map(|(i, _)| i);
             best.map(|i| free.swap_remove(i))
         };
-        let mut bytes = recycled.unwrap_or_else(|| Vec::with_capacity(need));
+        let mut bytes = match recycled {
+            Some(bytes) => bytes,
+            None => {
+                let mut fresh = Vec::new();
+                fresh.try_reserve_exact(need).ok()?;
+                fresh
+            }
+        };
         bytes.clear();
         let pad = bytes.as_ptr().align_offset(FRAME_ALIGN);
         bytes.resize(pad, 0);
-        PoolBuffer {
+        Some(PoolBuffer {
             bytes,
             pad,
             pool: Arc::downgrade(self),
-        }
+        })
     }
 
     fn give_back(&self, mut bytes: Vec<u8>) {
@@ -99,13 +107,13 @@ mod tests {
     #[test]
     fn buffers_come_back_aligned_and_warm() {
         let pool = Pool::new(1 << 30);
-        let mut first = pool.take(1 << 20);
+        let mut first = pool.take(1 << 20).unwrap();
         first.vec().extend_from_slice(&[7; 1 << 20]);
         let frame = first.freeze();
         assert_eq!(frame.as_ptr() as usize % FRAME_ALIGN, 0);
         let address = frame.as_ptr();
         drop(frame);
-        let again = pool.take(1 << 19);
+        let again = pool.take(1 << 19).unwrap();
         assert_eq!(
             again.bytes.as_ptr().wrapping_add(again.pad),
             address,
@@ -113,7 +121,11 @@ mod tests {
         );
         // Over budget: not kept.
         let small = Pool::new(10);
-        drop(small.take(1 << 20).freeze());
+        drop(small.take(1 << 20).unwrap().freeze());
+        assert!(
+            small.take(usize::MAX / 2).is_none(),
+            "an impossible buffer is refused, not an abort"
+        );
         assert!(small.free.lock().unwrap().is_empty());
     }
 }

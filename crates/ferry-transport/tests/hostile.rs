@@ -243,6 +243,30 @@ async fn a_frame_of_two_to_the_63_bytes_is_refused_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_larger_than_memory_within_raised_limits_is_an_error_not_an_abort() {
+    let mut config = Config::new("server");
+    config.limits = ferry_wire::Limits::UNLIMITED;
+    let (address, mut conns) = tcp_server(config).await;
+    let mut stream = raw_client(&address).await;
+    let mut events = guard("accept", conns.recv()).await.unwrap();
+    assert!(matches!(
+        next_event(&mut events).await,
+        Event::Handshake(Ok(_))
+    ));
+    // 2^60 bytes passes the (lifted) limits; no machine has that memory to give.
+    let mut bytes = encoded(&one_frame(16));
+    bytes[24..32].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    bytes[32..40].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    stream.write_all(&bytes).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+        Ok(Some(Event::Recv(Err(TransportError::OutOfMemory { len })))) => assert_eq!(len, 1 << 60),
+        other => panic!("expected OutOfMemory at once, got {other:?}"),
+    }
+    drop(stream);
+    well_behaved(&address, &mut conns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_frames() {
     let mut config = Config::new("server");
     config.limits.max_frames = 8;
