@@ -9,6 +9,7 @@
 //! | `family` (default) | [`family`] | `ferry-family`: families, per-type serializers, out-of-band buffers, allow-lists |
 //! | `array` (default) | [`array`](mod@array) | `ferry-array`: zero-copy n-dimensional arrays and Arrow data |
 //! | `transport` (default) | [`transport`] | `ferry-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
+//! | `persist` (default) | [`persist`] | `ferry-persist`: a durable, checksummed log of messages |
 //!
 //! ```
 //! use ferry::prelude::*;
@@ -35,6 +36,10 @@ pub use ferry_array as array;
 #[cfg(feature = "transport")]
 #[doc(inline)]
 pub use ferry_transport as transport;
+
+#[cfg(feature = "persist")]
+#[doc(inline)]
+pub use ferry_persist as persist;
 
 /// The names most programs need, for a glob import.
 ///

@@ -1,0 +1,18 @@
+//! ferry-persist: state that survives kill -9 and power loss, with nothing acknowledged ever
+//! lost.
+//!
+//! A [`Log`] is an append-only sequence of records in segment files. Each record holds a ferry
+//! message (header and frames), so anything a ferry-family registry can serialize can be logged;
+//! each carries its length, a sequence number, a kind, and a CRC32C over all of them and the
+//! payload. An append is acknowledged only once it is durable under the chosen [`Durability`].
+//! Opening a log recovers it: a torn or garbage tail in the last segment is cut (durably), and
+//! damage anywhere else is an error naming the file and byte offset, unless salvage is asked for.
+//! The byte layout is in `docs/persist-format.md`.
+#![doc(test(attr(deny(warnings))))]
+
+mod error;
+pub mod format;
+mod log;
+
+pub use error::LogError;
+pub use log::{Cut, Durability, Log, LogOptions, Record, Recovery};
