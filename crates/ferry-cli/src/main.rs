@@ -1,6 +1,8 @@
-//! The `ferry` command-line tool: `ferry demo` shows what ferry does, end to end, with numbers.
+//! The `ferry` command-line tool: `ferry demo` shows what ferry does, end to end, with numbers;
+//! `ferry log` inspects a ferry-persist log.
 
 mod demo;
+mod log;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,9 @@ enum Command {
     /// The other process of `ferry demo`'s transport part (started by the demo itself).
     #[command(hide = true)]
     DemoPeer(demo::PeerArgs),
+    /// Inspect a ferry-persist log: verify it, or dump its records.
+    #[command(subcommand)]
+    Log(log::Command),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::DemoPeer(args) => demo::peer(&args),
+        Command::Log(command) => log::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,12 +7,26 @@
 //! payload. An append is acknowledged only once it is durable under the chosen [`Durability`].
 //! Opening a log recovers it: a torn or garbage tail in the last segment is cut (durably), and
 //! damage anywhere else is an error naming the file and byte offset, unless salvage is asked for.
+//!
+//! A snapshot ([`write_snapshot`], [`load_snapshot`]) holds one message and the sequence number
+//! of the last record it includes, written atomically; [`prune`] then removes the segments it
+//! covers. [`Durable`] puts them together: application state changed only by events, each
+//! logged before it is applied, rebuilt exactly after a crash from the newest snapshot and the
+//! events after it.
+//!
 //! The byte layout is in `docs/persist-format.md`.
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
 pub mod format;
 mod log;
+mod snapshot;
+mod state;
 
 pub use error::LogError;
 pub use log::{Cut, Durability, Log, LogOptions, Record, Recovery};
+pub use snapshot::{
+    DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
+    SnapshotRecovery, encode_snapshot, load_snapshot, prune, snapshot_file_name, write_snapshot,
+};
+pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, StateError};
