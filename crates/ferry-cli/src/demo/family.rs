@@ -12,9 +12,32 @@ use super::{Args, duration, size, timed};
 
 /// A type with its own serializer: the name as a frame, the age in the header.
 #[derive(Debug, PartialEq)]
-struct Human {
-    name: String,
-    age: u16,
+pub(super) struct Human {
+    pub(super) name: String,
+    pub(super) age: u16,
+}
+
+/// Registers `Human` with its own serializer under `demo.Human`: the name as a frame, the age in
+/// the header. Every part of the demo that sends a `Human` uses this one registration.
+pub(super) fn register_human(registry: &mut Registry) -> Result<(), ferry::family::RegistryError> {
+    registry.register::<Human, _, _>(
+        "demo.Human",
+        |human, _context| {
+            let meta = rmpv::Value::Map(vec![("age".into(), human.age.into())]);
+            Ok(Dumped::new(
+                meta,
+                vec![Bytes::from(human.name.clone().into_bytes())],
+            ))
+        },
+        |loaded, _context| {
+            let age = loaded.meta["age"].as_u64().ok_or("no age")?;
+            let name = loaded.frames.first().ok_or("no name frame")?;
+            Ok(Human {
+                name: String::from_utf8(name.to_vec())?,
+                age: u16::try_from(age)?,
+            })
+        },
+    )
 }
 
 /// A model whose weights are large: they travel as frames of their own. The embedding table is
@@ -61,24 +84,7 @@ fn describe(message: &Message) -> Result<String, Box<dyn Error>> {
 pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!("ferry demo: typed values through ferry-family, across the same wire");
     let mut registry = Registry::new();
-    registry.register::<Human, _, _>(
-        "demo.Human",
-        |human, _context| {
-            let meta = rmpv::Value::Map(vec![("age".into(), human.age.into())]);
-            Ok(Dumped::new(
-                meta,
-                vec![Bytes::from(human.name.clone().into_bytes())],
-            ))
-        },
-        |loaded, _context| {
-            let age = loaded.meta["age"].as_u64().ok_or("no age")?;
-            let name = loaded.frames.first().ok_or("no name frame")?;
-            Ok(Human {
-                name: String::from_utf8(name.to_vec())?,
-                age: u16::try_from(age)?,
-            })
-        },
-    )?;
+    register_human(&mut registry)?;
 
     // 1. A type with its own registered serializer: it wins over serde for that type.
     let ada = Human {

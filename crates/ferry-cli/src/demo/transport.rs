@@ -8,13 +8,13 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ferry::array::Array;
-use ferry::family::{Dumped, Registry, rmpv};
+use ferry::family::Registry;
 use ferry::transport::{Config, Endpoint, connect, listen};
 use ferry::wire::Message;
 use serde::{Deserialize, Serialize};
 
+use super::family::{Human, register_human};
 use super::{Args, duration, rate, size};
 
 /// Small admin messages sent, pipelined.
@@ -32,13 +32,6 @@ pub(crate) struct PeerArgs {
     /// The address of the demo to connect to, e.g. tcp://127.0.0.1:40471.
     #[arg(long)]
     connect: String,
-}
-
-/// A type with its own serializer: the name as a frame, the age in the header.
-#[derive(Debug, PartialEq)]
-struct Human {
-    name: String,
-    age: u16,
 }
 
 /// What the demo tells the peer to expect.
@@ -76,24 +69,7 @@ enum Ack {
 /// The registry both sides use: serde for everything, and `Human` with its own serializer.
 fn registry() -> Result<Registry, Box<dyn Error>> {
     let mut registry = Registry::new();
-    registry.register::<Human, _, _>(
-        "demo.Human",
-        |human, _context| {
-            let meta = rmpv::Value::Map(vec![("age".into(), human.age.into())]);
-            Ok(Dumped::new(
-                meta,
-                vec![Bytes::from(human.name.clone().into_bytes())],
-            ))
-        },
-        |loaded, _context| {
-            let age = loaded.meta["age"].as_u64().ok_or("no age")?;
-            let name = loaded.frames.first().ok_or("no name frame")?;
-            Ok(Human {
-                name: String::from_utf8(name.to_vec())?,
-                age: u16::try_from(age)?,
-            })
-        },
-    )?;
+    register_human(&mut registry)?;
     Ok(registry)
 }
 
