@@ -1,5 +1,7 @@
 //! The `test` task: doc tests with `cargo test --doc`, then every test with cargo-nextest, both
 //! with `FERRY_PYTHON` naming the venv (see [`crate::python`]) that the numpy interop tests run.
+//! On Linux it also makes sure `strace` is present: ferry-persist's power-loss test watches the
+//! writer's `fdatasync` calls through it.
 //!
 //! Tests that need a lot of memory are `#[ignore = "large: …"]` and named `large_…`; tests
 //! that run long are ignored too and named `long_…`. `--large` and `--long` add them back.
@@ -52,6 +54,18 @@ fn run_selection(selection: Selection) -> Result {
         || Cmd::cargo().args(["nextest", "--version"]),
         Cmd::cargo().args(["install", "cargo-nextest", "--locked"]),
     )?;
+    if cfg!(target_os = "linux") {
+        ensure_tool(
+            "strace",
+            || Cmd::new("strace").arg("-V"),
+            // A fresh machine may have no package lists yet.
+            Cmd::new("sh").args([
+                "-c",
+                "apt-get install -y --no-install-recommends strace \
+                 || (apt-get update && apt-get install -y --no-install-recommends strace)",
+            ]),
+        )?;
+    }
     let python = python::ensure_venv()?;
     Cmd::cargo()
         .env(python::ENV, &python)

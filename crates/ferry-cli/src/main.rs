@@ -24,6 +24,10 @@ enum Command {
     /// The other process of `ferry demo`'s transport part (started by the demo itself).
     #[command(hide = true)]
     DemoPeer(demo::PeerArgs),
+    /// The writer process of `ferry demo`'s persistence part (started, then killed with
+    /// SIGKILL, by the demo itself).
+    #[command(hide = true)]
+    DemoWriter(demo::WriterArgs),
     /// Inspect a ferry-persist log: verify it, or dump its records.
     #[command(subcommand)]
     Log(log::Command),
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::DemoPeer(args) => demo::peer(&args),
+        Command::DemoWriter(args) => demo::writer(&args),
         Command::Log(command) => log::run(&command),
     };
     match result {

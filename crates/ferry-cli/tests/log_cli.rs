@@ -18,7 +18,7 @@ fn scratch(test: &str) -> PathBuf {
 /// Writes records 1..=5: kind `seq % 3`, header `{"op": "put", "n": seq}`, and `seq % 3`
 /// frames of `10 * seq` bytes.
 fn write_log(dir: &Path) {
-    let (mut log, _) = Log::open(dir, LogOptions::default()).unwrap();
+    let (log, _) = Log::open(dir, LogOptions::default()).unwrap();
     for seq in 1..=5u64 {
         let header = Header::from_value(&rmpv::Value::Map(vec![
             ("op".into(), "put".into()),

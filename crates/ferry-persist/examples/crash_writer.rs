@@ -4,18 +4,24 @@
 //! # Interface (stable: `tests/crash.rs` depends on it)
 //!
 //! ```text
-//! crash_writer DIR [--policy always|never] [--segment-bytes N]
+//! crash_writer DIR [--policy always|group|never] [--segment-bytes N]
 //! ```
 //!
 //! - Opens (recovering) the log in `DIR` and appends records from its next sequence number on,
 //!   in a loop that never ends; kill the process to stop it.
-//! - Record `seq` has kind `seq % 5` and holds [`message`]`(seq)`: a header that is the
-//!   MessagePack of `("crash", seq)` and one frame of [`frame_len`]`(seq)` (100..4096) bytes
-//!   from an xorshift64 seeded with `seq` (see [`frame`]). The test rebuilds it from the seq.
+//! - Each record has an id, kind `id % 5`, and holds [`message`]`(id)`: a header that is the
+//!   MessagePack of `("crash", id)` and one frame of [`frame_len`]`(id)` (100..4096) bytes from
+//!   an xorshift64 seeded with `id` (see [`frame`]). The test rebuilds the record from the id
+//!   in its header.
 //! - stdout carries one line per record, the decimal sequence number, written and flushed only
-//!   after the record is durable. `--policy always` (the default) uses `Durability::Always`:
-//!   each seq is printed after its `append` returns. `--policy never` uses `Durability::Never`
-//!   and calls `Log::sync` every 100 records, then prints those 100 seqs.
+//!   after the record is durable.
+//! - `--policy always` (the default) uses `Durability::Always`; one thread appends, the id is
+//!   the sequence number, and each seq is printed, in order, after its `append` returns.
+//! - `--policy group` uses `Durability::GroupCommit` with [`GROUP_THREADS`] threads appending
+//!   at once; ids are [`GROUP_IDS`] or more (so never a sequence number), and the lines come
+//!   in the order the appends return, which need not be sequence order.
+//! - `--policy never` uses `Durability::Never`, one thread, id = seq, and calls `Log::sync`
+//!   every 100 records, then prints those 100 seqs.
 //! - `--segment-bytes N` sets `LogOptions::segment_bytes` (default: the library default).
 //! - Errors go to stderr with exit status 1; a closed stdout ends the process quietly.
 
@@ -25,15 +31,21 @@ use bytes::Bytes;
 use ferry_persist::{Durability, Log, LogOptions};
 use ferry_wire::{Header, Message};
 
-/// The length of record `seq`'s frame: 100..4096 bytes.
-fn frame_len(seq: u64) -> usize {
-    100 + (seq.wrapping_mul(2_654_435_761) % 3996) as usize
+/// Appending threads under `--policy group`.
+const GROUP_THREADS: u64 = 4;
+
+/// Ids under `--policy group` start here.
+const GROUP_IDS: u64 = 1 << 40;
+
+/// The length of record `id`'s frame: 100..4096 bytes.
+fn frame_len(id: u64) -> usize {
+    100 + (id.wrapping_mul(2_654_435_761) % 3996) as usize
 }
 
-/// Record `seq`'s frame: [`frame_len`]`(seq)` bytes from an xorshift64 seeded with `seq`.
-fn frame(seq: u64) -> Bytes {
-    let mut state = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..frame_len(seq))
+/// Record `id`'s frame: [`frame_len`]`(id)` bytes from an xorshift64 seeded with `id`.
+fn frame(id: u64) -> Bytes {
+    let mut state = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..frame_len(id))
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
@@ -43,14 +55,14 @@ fn frame(seq: u64) -> Bytes {
         .collect()
 }
 
-/// The message record `seq` holds.
-fn message(seq: u64) -> Message {
-    let header = Header::from_serde(&("crash", seq)).expect("a tuple serializes");
-    Message::new(header, vec![frame(seq)])
+/// The message record `id` holds.
+fn message(id: u64) -> Message {
+    let header = Header::from_serde(&("crash", id)).expect("a tuple serializes");
+    Message::new(header, vec![frame(id)])
 }
 
 fn usage() -> ! {
-    eprintln!("usage: crash_writer DIR [--policy always|never] [--segment-bytes N]");
+    eprintln!("usage: crash_writer DIR [--policy always|group|never] [--segment-bytes N]");
     std::process::exit(2)
 }
 
@@ -61,6 +73,9 @@ fn main() {
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--policy", Some(p)) if p == "always" => options.durability = Durability::Always,
+            ("--policy", Some(p)) if p == "group" => {
+                options.durability = Durability::GroupCommit;
+            }
             ("--policy", Some(p)) if p == "never" => options.durability = Durability::Never,
             ("--segment-bytes", Some(n)) => {
                 options.segment_bytes = n.parse().unwrap_or_else(|_| usage());
@@ -75,15 +90,19 @@ fn main() {
 }
 
 fn run(dir: &str, options: LogOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let always = options.durability == Durability::Always;
-    let (mut log, _) = Log::open(dir, options)?;
+    let policy = options.durability;
+    let (log, _) = Log::open(dir, options)?;
+    if policy == Durability::GroupCommit {
+        return group(&log);
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut pending = Vec::with_capacity(100);
     loop {
-        let seq = log.append((log.next_seq() % 5) as u32, &message(log.next_seq()))?;
+        let id = log.next_seq();
+        let seq = log.append((id % 5) as u32, &message(id))?;
         pending.push(seq);
-        if !always {
+        if policy == Durability::Never {
             if pending.len() < 100 {
                 continue;
             }
@@ -96,4 +115,35 @@ fn run(dir: &str, options: LogOptions) -> Result<(), Box<dyn std::error::Error>>
             }
         }
     }
+}
+
+/// `--policy group`: several threads append at once, each printing a seq once its `append`
+/// (which waits for a shared sync) returns.
+fn group(log: &Log) -> Result<(), Box<dyn std::error::Error>> {
+    let base = GROUP_IDS + log.next_seq() * GROUP_THREADS;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..GROUP_THREADS)
+            .map(|thread| {
+                scope.spawn(move || -> Result<(), String> {
+                    for k in 0.. {
+                        let id = base + k * GROUP_THREADS + thread;
+                        let seq = log
+                            .append((id % 5) as u32, &message(id))
+                            .map_err(|e| e.to_string())?;
+                        let mut out = std::io::stdout().lock();
+                        if writeln!(out, "{seq}").and_then(|()| out.flush()).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread
+                .join()
+                .map_err(|_| "an appending thread panicked")??;
+        }
+        Ok(())
+    })
 }

@@ -52,10 +52,14 @@ pub enum LogError {
         #[source]
         source: ferry_wire::DecodeError,
     },
-    /// An earlier fsync failed: the log no longer knows what is on disk, and refuses all writes
-    /// (an fsync error is never retried and then trusted).
-    #[error("the log is poisoned by an earlier failed fsync; reopen it to recover")]
-    Poisoned,
+    /// An earlier write or fsync failed: the log no longer knows what is on disk, and refuses
+    /// all writes (an fsync error is never retried and then trusted). Reopening recovers what
+    /// is on disk.
+    #[error("the log refuses writes after an earlier failure ({cause}); reopen it to recover")]
+    Poisoned {
+        /// The first failure, as it was reported.
+        cause: String,
+    },
     /// A record larger than [`LogOptions::max_record_bytes`](crate::LogOptions::max_record_bytes)
     /// was not appended.
     #[error("a record of {len} bytes is over the limit of {limit}")]

@@ -1,9 +1,9 @@
 //! Snapshots: one ferry message (an application's state) and the sequence number of the last
 //! log record it includes, in a checksummed file written atomically (temporary file, `fsync`,
-//! rename, directory `fsync`); and [`prune`], which removes the log segments and older
-//! snapshots a durable snapshot makes unnecessary.
+//! rename, directory `fsync`); and what [`Log::prune`](crate::Log::prune) needs to remove
+//! the log segments and older snapshots a durable snapshot makes unnecessary.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use ferry_wire::{Encoder, Limits, Message, decode_message};
 
 use crate::LogError;
+use crate::log::sync_dir;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
 pub const SNAPSHOT_MAGIC: [u8; 7] = *b"\xF0FRYSNP";
@@ -24,12 +25,6 @@ pub const SNAPSHOT_HEADER_LEN: usize = 32;
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
     move |source| LogError::Io { what, path, source }
-}
-
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing the directory", dir))
 }
 
 /// The file name of the snapshot whose last included record is `last_seq`:
@@ -255,7 +250,7 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     Ok(recovery)
 }
 
-/// What [`prune`] removed.
+/// What [`Log::prune`](crate::Log::prune) removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Pruned {
@@ -265,66 +260,19 @@ pub struct Pruned {
     pub snapshots: Vec<PathBuf>,
 }
 
-/// Once the snapshot `snapshot-<last_seq>.snap` in `dir` is durable (as when [`write_snapshot`]
-/// has returned), removes what it makes unnecessary: every log segment all of whose records
-/// are at most `last_seq` (a segment's records are all below the next segment's first
-/// sequence number, read from its file name), oldest first, and every older snapshot. The last
-/// segment is never removed, so the log always keeps its place in the sequence. The directory
-/// is `fsync`ed after each segment's removal, so a crash leaves a log that is a suffix of the
-/// old one, never one with a hole.
-///
-/// A [`Log`](crate::Log) open on `dir` keeps appending, but must not read records back
-/// ([`Log::records`](crate::Log::records)) after a prune: it would look for the removed files.
-///
-/// It is an error (not found) if the snapshot file does not exist.
-///
-/// ```no_run
-/// # #[allow(dead_code)]
-/// # fn f(dir: &std::path::Path, state: &ferry_wire::Message) -> Result<(), ferry_persist::LogError> {
-/// ferry_persist::write_snapshot(dir, 1000, state)?;
-/// let pruned = ferry_persist::prune(dir, 1000)?;
-/// println!("removed {} segments", pruned.segments.len());
-/// # Ok(()) }
-/// ```
-pub fn prune(dir: impl AsRef<Path>, last_seq: u64) -> Result<Pruned, LogError> {
-    let dir = dir.as_ref();
-    let current = dir.join(snapshot_file_name(last_seq));
-    fs::metadata(&current).map_err(io("finding the snapshot", &current))?;
-
-    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
-        let entry = entry.map_err(io("listing", dir))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if let Some(first_seq) = name.strip_suffix(".log").and_then(|s| s.parse().ok()) {
-            segments.push((first_seq, entry.path()));
-        }
-    }
-    segments.sort_by_key(|&(first_seq, _)| first_seq);
-
-    let mut pruned = Pruned::default();
-    for pair in segments.windows(2) {
-        let (_, path) = &pair[0];
-        let (next_first, _) = pair[1];
-        // The segment's records are all < next_first; removable if all <= last_seq.
-        if next_first > last_seq.saturating_add(1) {
-            break;
-        }
-        fs::remove_file(path).map_err(io("removing", path))?;
-        sync_dir(dir)?;
-        pruned.segments.push(path.clone());
-    }
-
+/// Removes every snapshot in `dir` older than the one for `last_seq`, then syncs the
+/// directory; returns the paths removed.
+pub(crate) fn remove_snapshots_before(dir: &Path, last_seq: u64) -> Result<Vec<PathBuf>, LogError> {
     let (snaps, _) = list(dir)?;
+    let mut removed = Vec::new();
     for (seq, path) in snaps {
         if seq < last_seq {
             fs::remove_file(&path).map_err(io("removing", &path))?;
-            pruned.snapshots.push(path);
+            removed.push(path);
         }
     }
-    if !pruned.snapshots.is_empty() {
+    if !removed.is_empty() {
         sync_dir(dir)?;
     }
-    Ok(pruned)
+    Ok(removed)
 }

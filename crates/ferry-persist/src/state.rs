@@ -9,7 +9,7 @@ use ferry_family::{DeserializeError, Registry, SerializeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::snapshot::{Pruned, SnapshotRecovery, load_snapshot, prune, write_snapshot};
+use crate::snapshot::{Pruned, SnapshotRecovery, load_snapshot, write_snapshot};
 use crate::{Log, LogError, LogOptions, Recovery};
 
 /// The user's function that applies an event to the state.
@@ -116,7 +116,7 @@ pub struct DurableOptions {
     /// Take a snapshot automatically after this many events since the last one (`None`: only
     /// when [`Durable::snapshot`] is called).
     pub snapshot_every: Option<NonZeroU64>,
-    /// After each snapshot, [`prune`] the log segments and older snapshots it covers.
+    /// After each snapshot, [prune](crate::Log::prune) the log segments and older snapshots it covers.
     pub prune: bool,
 }
 
@@ -234,10 +234,8 @@ where
         }
         let mut expected = snapshot_seq + 1;
         let mut replayed = 0;
-        for record in log.records()? {
-            if record.seq <= snapshot_seq {
-                continue;
-            }
+        for record in log.records_from(snapshot_seq + 1)? {
+            let record = record?;
             if record.seq != expected {
                 return Err(StateError::Gap {
                     snapshot_seq,
@@ -321,7 +319,7 @@ where
         write_snapshot(&self.dir, self.last_seq, &message)?;
         self.since_snapshot = 0;
         if self.prune {
-            Ok(prune(&self.dir, self.last_seq)?)
+            Ok(self.log.prune(self.last_seq)?)
         } else {
             Ok(Pruned::default())
         }

@@ -32,7 +32,7 @@ fn options(durability: Durability) -> LogOptions {
 
 /// Writes `n` records and returns the segment's bytes and where each record ends.
 fn write_log(dir: &Path, n: u64) -> (PathBuf, Vec<u8>, Vec<usize>) {
-    let (mut log, _) = Log::open(dir, options(Durability::Never)).unwrap();
+    let (log, _) = Log::open(dir, options(Durability::Never)).unwrap();
     let mut ends = Vec::new();
     let segment = dir.join(format!("{:020}.log", 1));
     for i in 1..=n {
@@ -63,14 +63,14 @@ fn records_survive_reopening_in_order() {
     for durability in [Durability::Always, Durability::Never] {
         let _ = std::fs::remove_dir_all(&dir);
         {
-            let (mut log, recovery) = Log::open(&dir, options(durability)).unwrap();
+            let (log, recovery) = Log::open(&dir, options(durability)).unwrap();
             assert_eq!(recovery.records, 0);
             for i in 1..=20 {
                 log.append(i as u32 % 3, &message(i)).unwrap();
             }
             log.sync().unwrap();
         }
-        let (mut log, recovery) = Log::open(&dir, options(durability)).unwrap();
+        let (log, recovery) = Log::open(&dir, options(durability)).unwrap();
         assert_eq!((recovery.records, recovery.cut.clone()), (20, None));
         assert_eq!(log.append(0, &message(21)).unwrap(), 21);
         drop(log);
@@ -155,7 +155,7 @@ fn segments_rotate_and_damage_in_an_earlier_one_names_its_file() {
     let mut small = options(Durability::Always);
     small.segment_bytes = 300;
     {
-        let (mut log, _) = Log::open(&dir, small.clone()).unwrap();
+        let (log, _) = Log::open(&dir, small.clone()).unwrap();
         for i in 1..=12 {
             log.append(0, &message(i)).unwrap();
         }
@@ -197,4 +197,36 @@ fn one_process_at_a_time() {
     ));
     drop(log);
     assert!(Log::open(&dir, LogOptions::default()).is_ok());
+}
+
+#[test]
+fn a_last_segment_whose_header_never_became_durable_is_written_anew() {
+    let dir = scratch("unborn");
+    {
+        let (log, _) = Log::open(&dir, options(Durability::Always)).unwrap();
+        for i in 1..=6 {
+            log.append(0, &message(i)).unwrap();
+        }
+    }
+    // Power lost just after a rotation created the next segment, before its header was
+    // durable: the file holds garbage.
+    let unborn = dir.join(format!("{:020}.log", 7));
+    std::fs::write(&unborn, [0xA5; 40]).unwrap();
+    let (log, recovery) = Log::open(&dir, options(Durability::Always)).unwrap();
+    let cut = recovery.cut.as_ref().expect("reported as a cut");
+    assert_eq!((&cut.file, cut.offset, cut.bytes), (&unborn, 0, 40));
+    assert_eq!(recovery.records, 6);
+    assert_eq!(log.append(0, &message(7)).unwrap(), 7);
+    assert_eq!(log.records().unwrap().len(), 7);
+    drop(log);
+
+    // A damaged header with a valid record after it is corruption, not a fresh segment.
+    let mut damaged = std::fs::read(&unborn).unwrap();
+    damaged[0] ^= 0xFF;
+    std::fs::write(&unborn, &damaged).unwrap();
+    match Log::open(&dir, options(Durability::Always)) {
+        Err(LogError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (unborn, 0)),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

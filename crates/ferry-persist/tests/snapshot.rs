@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferry_persist::{
-    Log, LogOptions, encode_snapshot, load_snapshot, prune, snapshot_file_name, write_snapshot,
+    Log, LogOptions, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,
 };
 use ferry_wire::{Header, Limits, Message};
 
@@ -168,39 +168,45 @@ fn prune_removes_covered_segments_and_older_snapshots_but_never_the_last_segment
     let dir = scratch("prune");
     let mut options = LogOptions::default();
     options.segment_bytes = 300;
-    let (mut log, _) = Log::open(&dir, options.clone()).unwrap();
+    let (log, _) = Log::open(&dir, options.clone()).unwrap();
     for i in 1..=20 {
         log.append(1, &state(i)).unwrap();
     }
-    drop(log);
     let before = segments(&dir);
     assert!(before.len() > 3, "{before:?}");
+    assert_eq!(log.first_seq(), 1);
 
     // Without the snapshot file, nothing is removed.
-    assert!(prune(&dir, 7).is_err());
+    assert!(log.prune(7).is_err());
     assert_eq!(segments(&dir), before);
 
     write_snapshot(&dir, 3, &state(3)).unwrap();
     write_snapshot(&dir, 7, &state(7)).unwrap();
-    let pruned = prune(&dir, 7).unwrap();
+    let pruned = log.prune(7).unwrap();
     assert_eq!(pruned.snapshots, vec![dir.join(snapshot_file_name(3))]);
     let after = segments(&dir);
     // Every remaining segment but the first starts after 8; the first holds record 8.
     assert!(after[0] <= 8, "{after:?}");
     assert!(after.len() < 2 || after[1] > 8, "{after:?}");
     assert_eq!(pruned.segments.len(), before.len() - after.len());
-    // The log opens and starts where the first remaining segment does.
-    let (log, _) = Log::open(&dir, options.clone()).unwrap();
+    // The open log reads what remains, and knows where it starts now.
+    assert_eq!(log.first_seq(), after[0]);
     let records = log.records().unwrap();
     assert_eq!(records.first().unwrap().seq, after[0]);
     assert_eq!(records.last().unwrap().seq, 20);
+    assert_eq!(log.records_from(15).unwrap().count(), 6);
     drop(log);
+    // So does the log opened again.
+    let (log, _) = Log::open(&dir, options.clone()).unwrap();
+    assert_eq!(log.first_seq(), after[0]);
+    assert_eq!(log.records().unwrap().first().unwrap().seq, after[0]);
 
     // A snapshot past the end of the log never removes the last segment.
     write_snapshot(&dir, 20, &state(20)).unwrap();
-    prune(&dir, 20).unwrap();
+    log.prune(20).unwrap();
     assert_eq!(segments(&dir), vec![*before.last().unwrap()]);
-    let (mut log, _) = Log::open(&dir, options).unwrap();
+    drop(log);
+    let (log, _) = Log::open(&dir, options).unwrap();
     assert_eq!(log.next_seq(), 21);
     assert_eq!(log.append(1, &state(21)).unwrap(), 21);
 }

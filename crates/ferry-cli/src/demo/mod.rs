@@ -3,14 +3,18 @@
 //! Each part shows one layer at work: ferry-wire moving a mixed message without copying its
 //! payload, then ferry-family moving typed values (a type with its own serializer, a struct with
 //! out-of-band buffers) across the same wire, then ferry-array: a struct holding a large array
-//! that arrives as a view of the received frame, and last ferry-transport: two processes
-//! exchanging admin messages, a custom type and large arrays over tcp://.
+//! that arrives as a view of the received frame, then ferry-transport: two processes
+//! exchanging admin messages, a custom type and large arrays over tcp://, and last
+//! ferry-persist: a durable state whose writer is killed with SIGKILL and that is reopened with
+//! nothing acknowledged lost.
 
 mod array;
 mod family;
+mod persist;
 mod transport;
 mod wire;
 
+pub(crate) use persist::{WriterArgs, writer};
 pub(crate) use transport::{PeerArgs, peer};
 
 use std::error::Error;
@@ -51,7 +55,9 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!();
     array::run(args)?;
     println!();
-    transport::run(args)
+    transport::run(args)?;
+    println!();
+    persist::run()
 }
 
 pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

@@ -1,0 +1,98 @@
+//! Fuzz target: ferry-persist's recovery and snapshot loading, on arbitrary segment and
+//! snapshot files. Anything may be refused with an error; whatever opens must read back as
+//! valid records in sequence, and a snapshot that loads must carry the sequence its name says.
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use ferry_persist::{Durability, Log, LogOptions, load_snapshot, snapshot_file_name};
+use ferry_wire::{Header, Limits, Message};
+use libfuzzer_sys::fuzz_target;
+
+/// One directory per fuzzing process, on tmpfs when there is one (syncs cost nothing there).
+fn dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let shm = PathBuf::from("/dev/shm");
+        let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+        base.join(format!("ferry-fuzz-persist-{}", std::process::id()))
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, content)) = data.split_first() else { return };
+    let dir = dir();
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+
+    if mode & 4 != 0 {
+        damaged_log(dir, mode, content);
+    } else if mode & 1 == 0 {
+        std::fs::write(dir.join(format!("{:020}.log", 1)), content).unwrap();
+        let mut options = LogOptions::default();
+        options.salvage = mode & 2 != 0;
+        options.max_record_bytes = 1 << 20;
+        if let Ok((log, recovery)) = Log::open(dir, options) {
+            let mut previous = 0;
+            let mut count = 0;
+            for record in log.records_from(0).unwrap() {
+                let Ok(record) = record else { break };
+                assert!(record.seq > previous, "records out of order");
+                if mode & 2 == 0 {
+                    assert_eq!(record.seq, previous + 1, "a gap without salvage");
+                }
+                previous = record.seq;
+                count += 1;
+            }
+            assert!(count <= recovery.records);
+            assert_eq!(log.next_seq(), previous.max(log.first_seq() - 1) + 1);
+        }
+    } else {
+        let seq = u64::from(mode >> 1);
+        std::fs::write(dir.join(snapshot_file_name(seq)), content).unwrap();
+        if let Ok(loaded) = load_snapshot(dir, &Limits::default()) {
+            if let Some(snapshot) = loaded.snapshot {
+                assert_eq!(snapshot.last_seq, seq);
+            }
+        }
+    }
+});
+
+/// A valid log of records cut from `content` (the first 8 bytes say where to damage it: an
+/// offset, a byte to xor there, and whether to cut the file there instead), damaged, then
+/// recovered: what comes back without salvage must be exactly a prefix of what was appended.
+fn damaged_log(dir: &PathBuf, mode: u8, content: &[u8]) {
+    let Some((damage, body)) = content.split_first_chunk::<8>() else { return };
+    let mut options = LogOptions::default();
+    options.durability = Durability::Never;
+    let mut appended = Vec::new();
+    {
+        let (log, _) = Log::open(dir, options.clone()).unwrap();
+        for (i, piece) in body.chunks(1 + usize::from(mode >> 3)).enumerate().take(64) {
+            let frames = if i % 2 == 0 { vec![Bytes::copy_from_slice(piece)] } else { vec![] };
+            let message = Message::new(Header::from_serde(&(i as u64, piece)).unwrap(), frames);
+            log.append(i as u32, &message).unwrap();
+            appended.push(message);
+        }
+    }
+    let path = dir.join(format!("{:020}.log", 1));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = u32::from_le_bytes(damage[..4].try_into().unwrap()) as usize % (bytes.len() + 1);
+    if damage[5] & 1 == 0 {
+        bytes.truncate(at);
+    } else if at < bytes.len() && damage[4] != 0 {
+        bytes[at] ^= damage[4];
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    if let Ok((log, recovery)) = Log::open(dir, options) {
+        let records: Vec<_> = log.records().unwrap();
+        assert_eq!(records.len() as u64, recovery.records);
+        assert!(records.len() <= appended.len());
+        for (record, (seq, message)) in records.iter().zip((1u64..).zip(&appended)) {
+            assert_eq!(record.seq, seq);
+            assert!(record.message == *message, "record {seq} came back different");
+        }
+    }
+}
