@@ -103,7 +103,13 @@ struct Writer {
 
 impl Writer {
     fn start(dir: &Path, policy: &str, segment_bytes: u64) -> Writer {
-        let mut child = Command::new(writer_binary())
+        Writer::start_under(Command::new(writer_binary()), dir, policy, segment_bytes)
+    }
+
+    /// Starts the writer through `command`: the writer binary itself, or a tracer that runs
+    /// it (the writer's path then among `command`'s arguments already).
+    fn start_under(mut command: Command, dir: &Path, policy: &str, segment_bytes: u64) -> Writer {
+        let mut child = command
             .arg(dir)
             .args(["--policy", policy])
             .args(["--segment-bytes", &segment_bytes.to_string()])
@@ -382,22 +388,13 @@ fn power_loss_loop() {
         // Small segments now and then, so power fails around rotations too.
         let segment_bytes: u64 = if cycle % 4 == 1 { 16 << 10 } else { 64 << 20 };
         let initial = segment_sizes(&dir);
-        let mut child = Command::new(strace)
+        let mut traced = Command::new(strace);
+        traced
             .args(["-f", "-qq", "-y", "-e", "signal=none", "-o"])
             .arg(&trace_path)
             .args(["-e", "trace=write,writev,pwrite64,fsync,fdatasync"])
-            .arg(writer_binary())
-            .arg(&dir)
-            .args(["--policy", policy])
-            .args(["--segment-bytes", &segment_bytes.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut writer = Writer {
-            lines: BufReader::new(child.stdout.take().unwrap()),
-            child,
-        };
+            .arg(writer_binary());
+        let mut writer = Writer::start_under(traced, &dir, policy, segment_bytes);
         for _ in 0..lines(policy, &mut rng) {
             acked = writer.acknowledge(policy, acked, cycle);
         }
