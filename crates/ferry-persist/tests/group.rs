@@ -207,3 +207,72 @@ fn always_and_never_keep_their_meaning_through_the_shared_log() {
     check(&dir, &(0..20).map(|i| (0, i)).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn appenders_pipeliners_readers_and_syncs_mixed_never_lose_or_stall() {
+    const APPENDERS: u64 = 24;
+    const EACH: u64 = 200;
+    let dir = scratch("mixed");
+    let mut options = options(Durability::GroupCommit);
+    options.segment_bytes = 256 << 10;
+    let (log, _) = Log::open(&dir, options).unwrap();
+    let appended: Vec<Vec<(u64, u64)>> = std::thread::scope(|scope| {
+        let log = &log;
+        // A pipelining thread: submits in bursts, waits for the middle of each burst.
+        let pipeliner = scope.spawn(move || {
+            let mut mine = Vec::new();
+            for burst in 0..20u64 {
+                let seqs: Vec<u64> = (0..25)
+                    .map(|k| {
+                        let i = burst * 25 + k;
+                        let seq = log
+                            .submit(APPENDERS as u32, &message(APPENDERS, i))
+                            .unwrap();
+                        mine.push((seq, i));
+                        seq
+                    })
+                    .collect();
+                log.wait_durable(seqs[12]).unwrap();
+                assert!(log.durable_seq() >= seqs[12]);
+            }
+            mine
+        });
+        // A reader and an explicit syncer, while the appends go on.
+        let reader = scope.spawn(move || {
+            for _ in 0..20 {
+                let seen = log.records_from(1).unwrap().count() as u64;
+                assert!(seen < log.next_seq());
+                log.sync().unwrap();
+            }
+        });
+        let appenders: Vec<_> = (0..APPENDERS)
+            .map(|thread| {
+                scope.spawn(move || {
+                    (0..EACH)
+                        .map(|i| {
+                            let seq = log.append(thread as u32, &message(thread, i)).unwrap();
+                            assert!(log.durable_seq() >= seq);
+                            (seq, i)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        reader.join().unwrap();
+        let mut all: Vec<Vec<(u64, u64)>> =
+            appenders.into_iter().map(|t| t.join().unwrap()).collect();
+        all.push(pipeliner.join().unwrap());
+        all
+    });
+    drop(log);
+    let total: usize = appended.iter().map(Vec::len).sum();
+    let mut expected = vec![(u64::MAX, 0); total];
+    for (thread, seqs) in appended.iter().enumerate() {
+        for &(seq, i) in seqs {
+            expected[seq as usize - 1] = (thread as u64, i);
+        }
+    }
+    assert!(expected.iter().all(|&(thread, _)| thread != u64::MAX));
+    check(&dir, &expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
