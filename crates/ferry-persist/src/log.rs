@@ -882,7 +882,9 @@ impl Log {
 
     /// The records with sequence numbers `seq` and up, as appended when this is called, in
     /// order; segments wholly before `seq` are not read, and only one segment is in memory at
-    /// a time (plus whatever records the caller keeps, whose frames share its buffer).
+    /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
+    /// [`prune`](Log::prune) while the records are read may remove a segment not yet read:
+    /// reading it is then an error ([`LogError::Io`], not found), never a wrong record.
     ///
     /// ```
     /// use ferry_persist::{Durability, Log, LogOptions};
