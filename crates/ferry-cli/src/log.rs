@@ -79,34 +79,50 @@ fn open(dir: &Path) -> Result<(Log, ferry::persist::Recovery), Box<dyn Error>> {
 }
 
 fn verify(dir: &Path) -> Result<(), Box<dyn Error>> {
-    let (log, recovery) = open(dir)?;
+    // Opening checks every record's checksum first: a spinner while it does, on a large log.
+    let (_, size) = segments(dir)?;
+    let spinner = if size > BAR_BYTES {
+        let spinner = ProgressBar::new_spinner().with_message(format!("recovering {size} bytes"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+        spinner
+    } else {
+        ProgressBar::hidden()
+    };
+    let opened = open(dir);
+    spinner.finish_and_clear();
+    let (log, recovery) = opened?;
     let (segment_count, bytes) = segments(dir)?;
-    let records = log.records()?;
     let bar = if recovery.records > BAR_RECORDS || bytes > BAR_BYTES {
-        ProgressBar::new(records.len() as u64).with_style(ProgressStyle::with_template(
+        ProgressBar::new(recovery.records).with_style(ProgressStyle::with_template(
             "{bar:40} {pos}/{len} records {eta}",
         )?)
     } else {
         ProgressBar::hidden()
     };
-    let first = records.first().map_or(1, |r| r.seq);
-    for (expected, record) in (first..).zip(&records) {
-        if record.seq != expected {
+    // One segment in memory at a time, however large the log.
+    let mut seqs: Option<(u64, u64)> = None;
+    let mut count = 0u64;
+    for record in log.records_from(0)? {
+        let record = record.inspect_err(|_| bar.abandon())?;
+        if let Some((_, last)) = seqs
+            && record.seq != last + 1
+        {
             bar.abandon();
-            return Err(format!("record {expected} is missing (found {})", record.seq).into());
+            return Err(format!("record {} is missing (found {})", last + 1, record.seq).into());
         }
-        record
-            .message
-            .header
-            .to_value()
-            .map_err(|e| format!("record {}: its header is not MessagePack: {e}", record.seq))?;
+        record.message.header.to_value().map_err(|e| {
+            bar.abandon();
+            format!("record {}: its header is not MessagePack: {e}", record.seq)
+        })?;
+        seqs = Some((seqs.map_or(record.seq, |(first, _)| first), record.seq));
+        count += 1;
         bar.inc(1);
     }
     bar.finish_and_clear();
     println!("segments: {segment_count}");
-    println!("records:  {}", records.len());
-    if let (Some(first), Some(last)) = (records.first(), records.last()) {
-        println!("seqs:     {}..={}", first.seq, last.seq);
+    println!("records:  {count}");
+    if let Some((first, last)) = seqs {
+        println!("seqs:     {first}..={last}");
     }
     println!("bytes:    {bytes}");
     match &recovery.cut {
@@ -126,7 +142,9 @@ fn dump(dir: &Path, json: bool) -> Result<(), Box<dyn Error>> {
     let (log, _) = open(dir)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for record in log.records()? {
+    // One segment in memory at a time, however large the log.
+    for record in log.records_from(0)? {
+        let record = record?;
         let line = if json {
             json_line(&record)?
         } else {
