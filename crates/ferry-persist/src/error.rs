@@ -39,6 +39,20 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// A segment file is longer than the options it is opened with allow (`segment_bytes` plus
+    /// one record of `max_record_bytes`): it is refused before it is read into memory. A log
+    /// written with larger options must be opened with them.
+    #[error(
+        "segment {file} is {len} bytes, more than the {limit} that LogOptions::segment_bytes and max_record_bytes allow"
+    )]
+    SegmentTooLarge {
+        /// The segment file.
+        file: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The longest allowed.
+        limit: u64,
+    },
     /// A record's payload is not a ferry message.
     #[error("record {seq} in {file} at byte offset {offset} holds no valid message: {source}")]
     BadPayload {

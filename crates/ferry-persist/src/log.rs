@@ -363,6 +363,15 @@ fn wake_two(shared: &Shared) {
     two.into_iter().for_each(|thread| thread.unpark());
 }
 
+/// The longest a segment file written under `options` can be: rotation starts a new segment
+/// once the next record would pass `segment_bytes`, so one record may go past it.
+fn max_segment_bytes(options: &LogOptions) -> u64 {
+    options
+        .segment_bytes
+        .saturating_add(options.max_record_bytes)
+        .saturating_add((SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64)
+}
+
 pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
     move |source| LogError::Io { what, path, source }
@@ -438,7 +447,7 @@ impl Log {
                 offset: offset as u64,
                 reason: reason.to_string(),
             };
-            read_into(&segment.path, None, &mut bytes)?;
+            read_into(&segment.path, None, max_segment_bytes(&options), &mut bytes)?;
             recovery.bytes += bytes.len() as u64;
             let max = options.max_record_bytes;
             // A last segment whose creation was cut short (its header never made durable, so
@@ -926,6 +935,7 @@ impl Log {
             plan: plan.into_iter(),
             from: seq,
             max_record_bytes: self.shared.options.max_record_bytes,
+            max_segment_bytes: max_segment_bytes(&self.shared.options),
             limits: self.shared.options.limits,
             current: None,
         })

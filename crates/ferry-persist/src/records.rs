@@ -26,10 +26,12 @@ pub(crate) fn next_valid(
     })
 }
 
-/// Reads a whole file into `buf` (reusing its memory), or its first `limit` bytes.
+/// Reads a whole segment file into `buf` (reusing its memory), or its first `limit` bytes; a
+/// file longer than `max` is refused before anything is allocated for it.
 pub(crate) fn read_into(
     path: &Path,
     limit: Option<u64>,
+    max: u64,
     buf: &mut Vec<u8>,
 ) -> Result<(), LogError> {
     buf.clear();
@@ -39,7 +41,19 @@ pub(crate) fn read_into(
         .map_err(io("reading the size of", path))?
         .len();
     let len = limit.map_or(len, |limit| limit.min(len));
-    buf.reserve(usize::try_from(len).unwrap_or(usize::MAX));
+    if len > max {
+        return Err(LogError::SegmentTooLarge {
+            file: path.to_path_buf(),
+            len,
+            limit: max,
+        });
+    }
+    let want = usize::try_from(len).unwrap_or(usize::MAX);
+    if buf.try_reserve(want).is_err() {
+        return Err(io("allocating memory to read", path)(
+            std::io::ErrorKind::OutOfMemory.into(),
+        ));
+    }
     file.take(len)
         .read_to_end(buf)
         .map_err(io("reading", path))?;
@@ -64,6 +78,7 @@ pub struct Records {
     pub(crate) plan: std::vec::IntoIter<(PathBuf, Option<u64>)>,
     pub(crate) from: u64,
     pub(crate) max_record_bytes: u64,
+    pub(crate) max_segment_bytes: u64,
     pub(crate) limits: Limits,
     /// The segment being read: its path, its bytes, and the offset of the next record.
     pub(crate) current: Option<(PathBuf, Bytes, usize)>,
@@ -77,7 +92,7 @@ impl Iterator for Records {
             let Some((path, bytes, at)) = &mut self.current else {
                 let (path, limit) = self.plan.next()?;
                 let mut buf = Vec::new();
-                if let Err(e) = read_into(&path, limit, &mut buf) {
+                if let Err(e) = read_into(&path, limit, self.max_segment_bytes, &mut buf) {
                     self.plan = Vec::new().into_iter();
                     return Some(Err(e));
                 }

@@ -224,7 +224,20 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     if !recovery.removed_tmp.is_empty() {
         sync_dir(dir)?;
     }
+    // A snapshot holds one message: anything longer than the limits allow is damaged, and is
+    // not read into memory.
+    let max = (SNAPSHOT_HEADER_LEN as u64).saturating_add(limits.max_message_bytes);
     for (name_seq, path) in snaps {
+        let len = fs::metadata(&path)
+            .map_err(io("reading the size of", &path))?
+            .len();
+        if len > max {
+            recovery.damaged.push(DamagedSnapshot {
+                path,
+                reason: format!("{len} bytes, more than the limits allow ({max})"),
+            });
+            continue;
+        }
         let bytes = fs::read(&path).map_err(io("reading", &path))?;
         let checked = match parse_snapshot(&bytes) {
             Ok((seq, _)) if seq != name_seq => {

@@ -230,3 +230,31 @@ fn a_last_segment_whose_header_never_became_durable_is_written_anew() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_segment_longer_than_the_options_allow_is_refused_before_it_is_read() {
+    let dir = scratch("too-large");
+    {
+        let (log, _) = Log::open(&dir, options(Durability::Never)).unwrap();
+        for i in 1..=40 {
+            log.append(0, &message(i)).unwrap();
+        }
+        log.sync().unwrap();
+    }
+    let mut small = options(Durability::Never);
+    small.segment_bytes = 1000;
+    small.max_record_bytes = 1000;
+    match Log::open(&dir, small) {
+        Err(LogError::SegmentTooLarge { len, limit, .. }) => {
+            assert!(
+                len > limit && limit == 1000 + 1000 + 16 + 32,
+                "{len} {limit}"
+            );
+        }
+        other => panic!("expected SegmentTooLarge, got {other:?}"),
+    }
+    // With the options it was written under, it opens.
+    let (_, recovery) = Log::open(&dir, options(Durability::Never)).unwrap();
+    assert_eq!(recovery.records, 40);
+    let _ = std::fs::remove_dir_all(&dir);
+}

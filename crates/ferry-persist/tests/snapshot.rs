@@ -210,3 +210,27 @@ fn prune_removes_covered_segments_and_older_snapshots_but_never_the_last_segment
     assert_eq!(log.next_seq(), 21);
     assert_eq!(log.append(1, &state(21)).unwrap(), 21);
 }
+
+#[test]
+fn a_snapshot_longer_than_the_limits_allow_is_damaged_and_not_read() {
+    let dir = scratch("snapshot-too-large");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_snapshot(&dir, 1, &state(1)).unwrap();
+    write_snapshot(
+        &dir,
+        2,
+        &Message::new(state(2).header, vec![Bytes::from(vec![9u8; 4096])]),
+    )
+    .unwrap();
+    let mut limits = Limits::default();
+    limits.max_message_bytes = 1024;
+    let loaded = load_snapshot(&dir, &limits).unwrap();
+    assert_eq!(loaded.snapshot.unwrap().last_seq, 1);
+    assert_eq!(loaded.damaged.len(), 1);
+    assert!(
+        loaded.damaged[0]
+            .reason
+            .contains("more than the limits allow")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
