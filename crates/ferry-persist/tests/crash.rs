@@ -1,5 +1,5 @@
 //! Crash tests: kill -9 and simulated power loss against the `crash_writer` example (whose
-//! stdout interface is documented at the top of `examples/crash_writer.rs`), under each of its
+//! stdout interface is documented at the top of `examples/crash_writer/main.rs`), under each of its
 //! policies (`always`, `group` with concurrent appenders, `never` with explicit syncs). Every
 //! sequence number the writer printed (so acknowledged as durable) must be in the reopened log,
 //! byte for byte, in order and without gaps, and every record after it must be valid.
@@ -12,35 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
-use bytes::Bytes;
 use ferry_persist::{Log, LogOptions};
-use ferry_wire::{Header, Message};
 
-/// Must match `GROUP_IDS` in examples/crash_writer.rs: ids below it are sequence numbers.
-const GROUP_IDS: u64 = 1 << 40;
-
-/// Must match `frame_len` in examples/crash_writer.rs.
-fn frame_len(id: u64) -> usize {
-    100 + (id.wrapping_mul(2_654_435_761) % 3996) as usize
-}
-
-/// Must match `frame` in examples/crash_writer.rs.
-fn frame(id: u64) -> Bytes {
-    let mut state = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..frame_len(id))
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
-/// Must match `message` in examples/crash_writer.rs.
-fn message(id: u64) -> Message {
-    Message::new(Header::from_serde(&("crash", id)).unwrap(), vec![frame(id)])
-}
+// The writer's records, shared with it: ids, frames, messages.
+#[path = "../examples/crash_writer/record.rs"]
+mod record;
+use record::{GROUP_IDS, message};
 
 /// A small deterministic random number generator.
 struct XorShift(u64);

@@ -9,7 +9,7 @@
 //!
 //! - Opens (recovering) the log in `DIR` and appends records from its next sequence number on,
 //!   in a loop that never ends; kill the process to stop it.
-//! - Each record has an id, kind `id % 5`, and holds [`message`]`(id)`: a header that is the
+//! - Each record has an id, kind `id % 5`, and holds [`message`]`(id)` (in `record.rs`, which the test shares): a header that is the
 //!   MessagePack of `("crash", id)` and one frame of [`frame_len`]`(id)` (100..4096) bytes from
 //!   an xorshift64 seeded with `id` (see [`frame`]). The test rebuilds the record from the id
 //!   in its header.
@@ -27,39 +27,13 @@
 
 use std::io::Write;
 
-use bytes::Bytes;
 use ferry_persist::{Durability, Log, LogOptions};
-use ferry_wire::{Header, Message};
+
+mod record;
+use record::{GROUP_IDS, message};
 
 /// Appending threads under `--policy group`.
 const GROUP_THREADS: u64 = 4;
-
-/// Ids under `--policy group` start here.
-const GROUP_IDS: u64 = 1 << 40;
-
-/// The length of record `id`'s frame: 100..4096 bytes.
-fn frame_len(id: u64) -> usize {
-    100 + (id.wrapping_mul(2_654_435_761) % 3996) as usize
-}
-
-/// Record `id`'s frame: [`frame_len`]`(id)` bytes from an xorshift64 seeded with `id`.
-fn frame(id: u64) -> Bytes {
-    let mut state = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..frame_len(id))
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
-/// The message record `id` holds.
-fn message(id: u64) -> Message {
-    let header = Header::from_serde(&("crash", id)).expect("a tuple serializes");
-    Message::new(header, vec![frame(id)])
-}
 
 fn usage() -> ! {
     eprintln!("usage: crash_writer DIR [--policy always|group|never] [--segment-bytes N]");
