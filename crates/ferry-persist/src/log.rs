@@ -213,8 +213,9 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the syncer: there is something to sync, or the log is closing.
     work: Condvar,
-    /// Every record up to this one is durable: [`State::durable_seq`], readable without the
-    /// lock, so that a woken appender goes on without contending for it.
+    /// Every record up to this one is durable. Written only under the state lock (by
+    /// [`State::advance`]); read without it, so that a woken appender goes on without
+    /// contending for the lock.
     durable_seq: AtomicU64,
     /// Set with [`State::poison`].
     poisoned: AtomicBool,
@@ -237,8 +238,6 @@ struct State {
     next_seq: u64,
     /// Whole records appended but not yet written (only under `GroupCommit`).
     pending: Vec<u8>,
-    /// Every record up to this one is durable.
-    durable_seq: u64,
     /// Why the log refuses all writes, once a write or sync failed.
     poison: Option<String>,
     /// The syncer is waiting on `work` (so an append must wake it).
@@ -275,8 +274,8 @@ impl State {
     /// satisfies, to be unparked (after the lock is released, where it matters).
     #[must_use = "the waiters taken must be unparked"]
     fn advance(&mut self, shared: &Shared, seq: u64) -> Vec<(u64, Thread)> {
-        if seq > self.durable_seq {
-            self.durable_seq = seq;
+        // Never back: a rotation may have synced further than a sync that started earlier.
+        if seq > shared.durable_seq.load(Ordering::Acquire) {
             shared.durable_seq.store(seq, Ordering::Release);
         }
         let (woken, waiting) = std::mem::take(&mut self.waiters)
@@ -570,7 +569,6 @@ impl Log {
                 file_len,
                 next_seq: expected,
                 pending: Vec::new(),
-                durable_seq: expected - 1,
                 poison: None,
                 syncer_idle: false,
                 waiters: Vec::new(),
@@ -820,7 +818,7 @@ impl Log {
         let seq = seq.min(state.next_seq - 1);
         if let Err(error) = state.check() {
             Err(error)
-        } else if state.durable_seq >= seq {
+        } else if shared.durable_seq.load(Ordering::Acquire) >= seq {
             Ok(())
         } else if shared.options.durability != Durability::GroupCommit {
             state.sync(shared)
@@ -1001,7 +999,7 @@ fn syncer(shared: &Shared, every: Option<Duration>) {
     };
     let mut due = every.map(|interval| Instant::now() + interval);
     loop {
-        let behind = state.durable_seq + 1 < state.next_seq;
+        let behind = shared.durable_seq.load(Ordering::Acquire) + 1 < state.next_seq;
         if state.poison.is_some() || (state.closing && !behind) {
             break;
         }
@@ -1022,7 +1020,8 @@ fn syncer(shared: &Shared, every: Option<Duration>) {
                     wake_all(shared);
                     shared.state.lock().ok().and_then(|state| {
                         // An append may have come meanwhile, finding the syncer idle.
-                        if state.syncer_idle && state.durable_seq + 1 >= state.next_seq {
+                        let durable = shared.durable_seq.load(Ordering::Acquire);
+                        if state.syncer_idle && durable + 1 >= state.next_seq {
                             shared.work.wait(state).ok()
                         } else {
                             Some(state)

@@ -258,3 +258,34 @@ fn a_segment_longer_than_the_options_allow_is_refused_before_it_is_read() {
     assert_eq!(recovery.records, 40);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn records_of_a_mebibyte_and_more_checksummed_outside_the_lock_read_back() {
+    // From 1 MiB on, a payload's checksum is computed before the lock and combined with the
+    // header's; the bytes on disk must be the same as for the in-lock path.
+    let dir = scratch("large-crc");
+    let big = |i: u64| {
+        Message::new(
+            Header::from_serde(&("big", i)).unwrap(),
+            vec![Bytes::from(vec![i as u8; (1 << 20) + i as usize * 4099])],
+        )
+    };
+    for durability in [Durability::Always, Durability::GroupCommit] {
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let (log, _) = Log::open(&dir, options(durability)).unwrap();
+            for i in 1..=3 {
+                assert_eq!(log.append(0, &big(i)).unwrap(), i);
+            }
+        }
+        let (log, recovery) = Log::open(&dir, options(durability)).unwrap();
+        assert_eq!((recovery.records, recovery.cut.clone()), (3, None));
+        for (record, i) in log.records().unwrap().iter().zip(1..) {
+            assert!(
+                record.message == big(i),
+                "{durability:?}: record {i} differs"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
