@@ -128,6 +128,7 @@ fn hostile_headers_are_refused_with_typed_errors() {
                     type_name: "x",
                     meta,
                     frames,
+                    limits: &ferry_wire::Limits::DEFAULT,
                 },
                 &Context::new(),
             )

@@ -103,6 +103,9 @@ pub struct Loaded<'a> {
     pub meta: &'a rmpv::Value,
     /// The frames.
     pub frames: &'a [Frame],
+    /// The receiver's limits: how much the family may expand what it was sent (see
+    /// [`Limits::max_expansion`](ferry_wire::Limits::max_expansion)).
+    pub limits: &'a ferry_wire::Limits,
 }
 
 /// A serialization family: a way to turn values into metadata plus frames and back, added to a

@@ -76,6 +76,7 @@ mod context;
 mod error;
 mod family;
 mod header;
+mod limits;
 mod registry;
 
 /// The MessagePack value type families use for their metadata, re-exported so that a family's
@@ -86,4 +87,5 @@ pub use buffer::Buffer;
 pub use context::Context;
 pub use error::{DeserializeError, RegistryError, SerializeError};
 pub use family::{Dumped, Family, FamilyError, Loaded, Object};
+pub use limits::decode_limits;
 pub use registry::{CUSTOM, Custom, Registry, SERDE, Session};

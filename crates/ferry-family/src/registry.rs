@@ -9,11 +9,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_wire::{Frame, Header, Message};
+use ferry_wire::{Frame, Header, Limits, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::header::{self, Body};
+use crate::limits;
 use crate::{
     Context, DeserializeError, Dumped, Family, FamilyError, Loaded, Object, RegistryError,
     SerializeError, binary,
@@ -136,6 +137,7 @@ pub struct Registry {
     by_name: HashMap<String, (TypeId, Arc<TypeEntry>)>,
     policy: Policy,
     max_depth: usize,
+    limits: Limits,
 }
 
 impl Default for Registry {
@@ -175,6 +177,7 @@ impl Registry {
                 deserializers: both,
             },
             max_depth: binary::DEFAULT_MAX_DEPTH,
+            limits: Limits::DEFAULT,
         }
     }
 
@@ -188,6 +191,30 @@ impl Registry {
     /// ```
     pub fn set_max_depth(&mut self, depth: usize) {
         self.max_depth = depth;
+    }
+
+    /// Sets how much a deserialize may expand what it was sent (default [`Limits::DEFAULT`]):
+    /// families see these in [`Loaded::limits`], and decoders inside a serde value through
+    /// [`decode_limits`](crate::decode_limits).
+    ///
+    /// ```
+    /// let mut limits = ferry_wire::Limits::default();
+    /// limits.max_expanded_bytes = 64 << 20;
+    /// let mut registry = ferry_family::Registry::new();
+    /// registry.set_limits(limits);
+    /// assert_eq!(registry.limits().max_expanded_bytes, 64 << 20);
+    /// ```
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The limits set by [`Registry::set_limits`].
+    ///
+    /// ```
+    /// assert_eq!(*ferry_family::Registry::new().limits(), ferry_wire::Limits::DEFAULT);
+    /// ```
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Registers a serializer and a deserializer of your own for `T` under a stable `name`, in the
@@ -848,11 +875,12 @@ impl<'a> Scope<'a> {
                     return Err(mismatch());
                 }
                 let (body, buffers) = serde_parts(&parsed, &message.frames)?;
-                binary::from_slice::<T>(body, buffers, self.registry.max_depth).map_err(|source| {
-                    DeserializeError::Body {
-                        type_name: expected.to_string(),
-                        source,
-                    }
+                limits::with_limits(&self.registry.limits, || {
+                    binary::from_slice::<T>(body, buffers, self.registry.max_depth)
+                })
+                .map_err(|source| DeserializeError::Body {
+                    type_name: expected.to_string(),
+                    source,
                 })
             }
             Slot::Custom | Slot::User(..) => {
@@ -877,11 +905,12 @@ impl<'a> Scope<'a> {
                     }
                 })?;
                 let (body, buffers) = serde_parts(&parsed, &message.frames)?;
-                (fns.decode)(body, buffers, self.registry.max_depth).map_err(|source| {
-                    DeserializeError::Body {
-                        type_name: type_name.to_string(),
-                        source,
-                    }
+                limits::with_limits(&self.registry.limits, || {
+                    (fns.decode)(body, buffers, self.registry.max_depth)
+                })
+                .map_err(|source| DeserializeError::Body {
+                    type_name: type_name.to_string(),
+                    source,
                 })
             }
             Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames),
@@ -943,6 +972,7 @@ impl<'a> Scope<'a> {
             type_name,
             meta: &meta,
             frames,
+            limits: &self.registry.limits,
         };
         let family = slot.name();
         let wrap = |source| DeserializeError::Family {
@@ -957,9 +987,13 @@ impl<'a> Scope<'a> {
                         name: type_name.to_string(),
                     }
                 })?;
-                (custom.loads)(&loaded, self.context).map_err(wrap)
+                limits::with_limits(loaded.limits, || (custom.loads)(&loaded, self.context))
+                    .map_err(wrap)
             }
-            Slot::User(_, user) => user.loads(&loaded, self.context).map_err(wrap),
+            Slot::User(_, user) => {
+                limits::with_limits(loaded.limits, || user.loads(&loaded, self.context))
+                    .map_err(wrap)
+            }
             Slot::Serde => unreachable!("the serde family has no meta"),
         }
     }

@@ -57,5 +57,5 @@ pub use format::{
     PREFIX_LEN, VERSION, preamble,
 };
 pub use header::{DEFAULT_MAX_HEADER_DEPTH, Header, HeaderError, HeaderFault};
-pub use limits::Limits;
+pub use limits::{EXPANSION_FLOOR, Limits};
 pub use message::{Frame, Message};
