@@ -1,4 +1,8 @@
 //! The `fuzz` task: run every cargo-fuzz target in fuzz/ for a while (needs nightly).
+//!
+//! Each target starts from its seed corpus, `fuzz/seeds/<target>/`: committed inputs, among them
+//! every hostile case found by hand or by an earlier run. libFuzzer reads the seeds and writes
+//! what it finds to `fuzz/corpus/<target>/` (not committed), so the seeds stay as they are.
 
 use crate::cmd::{Cmd, Result, ensure_tool};
 
@@ -24,8 +28,18 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     let mut failed = Vec::new();
     for target in &targets {
-        let run = Cmd::nightly_cargo()
-            .args(["fuzz", "run", target, "--"])
+        let corpus = format!("fuzz/corpus/{target}");
+        std::fs::create_dir_all(crate::cmd::repo_root().join(&corpus))
+            .map_err(|e| format!("creating {corpus}: {e}"))?;
+        let mut run = Cmd::nightly_cargo().args(["fuzz", "run", target, &corpus]);
+        let seeds = format!("fuzz/seeds/{target}");
+        if crate::cmd::repo_root().join(&seeds).is_dir() {
+            run = run.arg(&seeds);
+        } else {
+            eprintln!("fuzz target `{target}` has no seed corpus ({seeds}/): starting from nothing");
+        }
+        let run = run
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .run();
         if let Err(e) = run {
