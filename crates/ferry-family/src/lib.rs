@@ -78,6 +78,8 @@ mod family;
 mod header;
 mod limits;
 mod registry;
+mod serde_message;
+mod session;
 
 /// The MessagePack value type families use for their metadata, re-exported so that a family's
 /// crate needs no dependency of its own on `rmpv`.
@@ -88,4 +90,5 @@ pub use context::Context;
 pub use error::{DeserializeError, RegistryError, SerializeError};
 pub use family::{Dumped, Family, FamilyError, Loaded, Object};
 pub use limits::decode_limits;
-pub use registry::{CUSTOM, Custom, Registry, SERDE, Session};
+pub use registry::{CUSTOM, Custom, Registry, SERDE};
+pub use session::Session;
