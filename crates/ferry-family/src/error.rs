@@ -153,6 +153,41 @@ pub enum DeserializeError {
         /// Frames present.
         found: usize,
     },
+    /// Decoding a family's `meta` would take more memory than the receiver's limits allow for
+    /// its size ([`Limits::max_expansion`](ferry_wire::Limits::max_expansion)); nothing was
+    /// decoded.
+    #[error(
+        "the `meta` of family `{family}` for `{type_name}` would take {decoded_bytes} bytes decoded, \
+         more than the {max_bytes} bytes this side allows for its {received_bytes} bytes"
+    )]
+    MetaTooLarge {
+        /// The family.
+        family: String,
+        /// The type name in the header.
+        type_name: String,
+        /// The size of `meta` as received.
+        received_bytes: u64,
+        /// What decoding it would take.
+        decoded_bytes: u64,
+        /// The most this side allows.
+        max_bytes: u64,
+    },
+    /// A family's `meta` is nested deeper than the registry's depth limit.
+    #[error("the `meta` of family `{family}` is nested deeper than the limit of {limit}")]
+    MetaTooDeep {
+        /// The family.
+        family: String,
+        /// The depth limit in force.
+        limit: usize,
+    },
+    /// Memory for something the message holds could not be had.
+    #[error("out of memory decoding {what} ({bytes} bytes received)")]
+    OutOfMemory {
+        /// What was being decoded.
+        what: &'static str,
+        /// Its size as received.
+        bytes: u64,
+    },
     /// The serde family's body does not decode into the type.
     #[error("cannot deserialize `{type_name}`{}: {}", at(source.path(), type_name), source.kind())]
     Body {

@@ -77,6 +77,7 @@ mod error;
 mod family;
 mod header;
 mod limits;
+mod msgpack;
 mod registry;
 mod serde_message;
 mod session;

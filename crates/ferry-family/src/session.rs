@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::header;
 use crate::limits;
+use crate::msgpack::{self, Fault};
 use crate::registry::{CUSTOM, CustomFns, Policy, Registry, Slot, TypeEntry};
 use crate::serde_message::{serde_message, serde_parts};
 use crate::{
@@ -366,51 +367,87 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// Runs a `custom` or user family's `loads`.
+    /// Runs a `custom` or user family's `loads`. The type is looked up first, so a message naming
+    /// a type nobody registered costs nothing more; then `meta` is decoded, only if what it takes
+    /// in memory is within what the receiver's limits allow for its size.
     fn loads(
         &self,
         slot: &Slot,
         parsed: &header::Parsed<'_>,
         frames: &[Frame],
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
-        let meta = match parsed.meta {
-            Some(mut raw) => {
-                rmpv::decode::read_value(&mut raw).map_err(|_| DeserializeError::WrongType {
-                    key: "meta",
-                    expected: "one MessagePack value",
-                })?
-            }
-            None => return Err(DeserializeError::MissingKey { key: "meta" }),
-        };
         let type_name = header::type_str(parsed)?;
+        let custom = match slot {
+            Slot::Custom => Some(self.entry(type_name)?.custom.as_ref().ok_or_else(|| {
+                DeserializeError::UnknownType {
+                    name: type_name.to_string(),
+                }
+            })?),
+            Slot::User(..) => None,
+            Slot::Serde => unreachable!("the serde family has no meta"),
+        };
+        let family = slot.name();
+        let meta = self.meta(family, type_name, parsed)?;
         let loaded = Loaded {
             type_name,
             meta: &meta,
             frames,
             limits: &self.registry.limits,
         };
-        let family = slot.name();
         let wrap = |source| DeserializeError::Family {
             family: family.to_string(),
             type_name: type_name.to_string(),
             source,
         };
-        match slot {
-            Slot::Custom => {
-                let custom = self.entry(type_name)?.custom.as_ref().ok_or_else(|| {
-                    DeserializeError::UnknownType {
-                        name: type_name.to_string(),
-                    }
-                })?;
+        match (custom, slot) {
+            (Some(custom), _) => {
                 limits::with_limits(loaded.limits, || (custom.loads)(&loaded, self.context))
                     .map_err(wrap)
             }
-            Slot::User(_, user) => {
+            (None, Slot::User(_, user)) => {
                 limits::with_limits(loaded.limits, || user.loads(&loaded, self.context))
                     .map_err(wrap)
             }
-            Slot::Serde => unreachable!("the serde family has no meta"),
+            (None, _) => unreachable!("only the custom family has per-type loaders"),
         }
+    }
+
+    /// The family's `meta`, decoded if it takes no more memory than
+    /// [`Limits::max_expansion`](ferry_wire::Limits::max_expansion) of its own size.
+    fn meta(
+        &self,
+        family: &str,
+        type_name: &str,
+        parsed: &header::Parsed<'_>,
+    ) -> Result<rmpv::Value, DeserializeError> {
+        let raw = parsed
+            .meta
+            .ok_or(DeserializeError::MissingKey { key: "meta" })?;
+        let received_bytes = raw.len() as u64;
+        let max_bytes = self.registry.limits.max_expansion(received_bytes);
+        msgpack::decode_value(raw, self.registry.max_depth, max_bytes).map_err(
+            |fault| match fault {
+                Fault::TooLarge { decoded_bytes } => DeserializeError::MetaTooLarge {
+                    family: family.to_string(),
+                    type_name: type_name.to_string(),
+                    received_bytes,
+                    decoded_bytes,
+                    max_bytes,
+                },
+                Fault::TooDeep => DeserializeError::MetaTooDeep {
+                    family: family.to_string(),
+                    limit: self.registry.max_depth,
+                },
+                Fault::OutOfMemory => DeserializeError::OutOfMemory {
+                    what: "meta",
+                    bytes: received_bytes,
+                },
+                Fault::Malformed => DeserializeError::WrongType {
+                    key: "meta",
+                    expected: "one MessagePack value",
+                },
+            },
+        )
     }
 }
 
