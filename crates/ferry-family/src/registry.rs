@@ -364,27 +364,32 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a family under `name`. It serializes or deserializes only once it is put on the
-    /// serializer or deserializer list.
+    /// Adds a family, under its [`name`](Family::name). It serializes or deserializes only once
+    /// it is put on the serializer or deserializer list.
     ///
     /// ```
     /// # use ferry_family::*;
-    /// # struct Nothing;
+    /// # use std::any::{Any, TypeId};
+    /// # struct Nothing(&'static str);
     /// # impl Family for Nothing {
+    /// #     fn name(&self) -> &str { self.0 }
     /// #     fn dumps(&self, _: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> { Ok(None) }
-    /// #     fn loads(&self, _: &Loaded<'_>, _: &Context) -> Result<Box<dyn std::any::Any + Send + Sync>, FamilyError> { Err("never".into()) }
+    /// #     fn produces(&self, _: &str, _: TypeId) -> bool { false }
+    /// #     fn loads(&self, _: &Loaded<'_>, _: &Context) -> Result<Box<dyn Any + Send + Sync>, FamilyError> { Err("never".into()) }
     /// # }
     /// let mut registry = Registry::new();
-    /// registry.add_family("nothing", Nothing)?;
+    /// registry.add_family(Nothing("nothing"))?;
     /// assert_eq!(registry.family_names(), ["custom", "serde", "nothing"]);
-    /// assert!(registry.add_family("serde", Nothing).is_err());
+    /// assert!(registry.add_family(Nothing("serde")).is_err());
+    /// assert!(registry.add_family(Nothing("nothing")).is_err());
     /// # Ok::<(), ferry_family::RegistryError>(())
     /// ```
-    pub fn add_family(&mut self, name: &str, family: impl Family) -> Result<(), RegistryError> {
-        if self.family_names().iter().any(|n| n == name) {
-            return Err(RegistryError::DuplicateFamily(name.to_string()));
+    pub fn add_family(&mut self, family: impl Family) -> Result<(), RegistryError> {
+        let name = family.name().to_string();
+        if self.family_names().contains(&name) {
+            return Err(RegistryError::DuplicateFamily(name));
         }
-        self.families.push((name.to_string(), Arc::new(family)));
+        self.families.push((name, Arc::new(family)));
         Ok(())
     }
 

@@ -150,6 +150,14 @@ impl<'r> Session<'r> {
     }
 }
 
+/// The type a typed deserialize asks for: checked before any family's loader runs.
+#[derive(Clone, Copy)]
+struct Requested<'a> {
+    type_id: TypeId,
+    /// Its name, for the error.
+    name: &'a str,
+}
+
 /// The registry, context and lists that one serialize or deserialize works with: borrowed, so
 /// the registry's own methods pay for no session.
 #[derive(Clone, Copy)]
@@ -300,7 +308,13 @@ impl<'a> Scope<'a> {
                 })
             }
             Slot::Custom | Slot::User(..) => {
-                let value = self.loads(slot, &parsed, &message.frames)?;
+                let requested = Requested {
+                    type_id: TypeId::of::<T>(),
+                    name: expected,
+                };
+                let value = self.loads(slot, &parsed, &message.frames, Some(requested))?;
+                // `loads` ran only for the type asked for: a value of another type is the
+                // family's mistake, refused all the same.
                 value.downcast::<T>().map(|b| *b).map_err(|_| mismatch())
             }
         }
@@ -329,15 +343,19 @@ impl<'a> Scope<'a> {
                     source,
                 })
             }
-            Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames),
+            Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames, None),
         }
     }
 
     fn entry(&self, name: &str) -> Result<&'a TypeEntry, DeserializeError> {
+        self.entry_with_id(name).map(|(_, entry)| entry)
+    }
+
+    fn entry_with_id(&self, name: &str) -> Result<(TypeId, &'a TypeEntry), DeserializeError> {
         self.registry
             .by_name
             .get(name)
-            .map(|(_, e)| &**e)
+            .map(|(id, e)| (*id, &**e))
             .ok_or_else(|| DeserializeError::UnknownType {
                 name: name.to_string(),
             })
@@ -367,23 +385,48 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// Runs a `custom` or user family's `loads`. The type is looked up first, so a message naming
-    /// a type nobody registered costs nothing more; then `meta` is decoded, only if what it takes
-    /// in memory is within what the receiver's limits allow for its size.
+    /// Runs a `custom` or user family's `loads`. First the type: looked up (custom), and checked
+    /// against the type the caller asked for, if any (custom: the registered type; a user
+    /// family: [`Family::produces`]), so that no loader runs for a type nobody asked for and a
+    /// message naming a type nobody registered costs nothing more. Then `meta` is decoded, only
+    /// if what it takes in memory is within what the receiver's limits allow for its size.
     fn loads(
         &self,
         slot: &Slot,
         parsed: &header::Parsed<'_>,
         frames: &[Frame],
+        requested: Option<Requested<'_>>,
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
         let type_name = header::type_str(parsed)?;
+        let mismatch = |requested: Requested<'_>| DeserializeError::TypeMismatch {
+            expected: requested.name.to_string(),
+            found: type_name.to_string(),
+        };
         let custom = match slot {
-            Slot::Custom => Some(self.entry(type_name)?.custom.as_ref().ok_or_else(|| {
-                DeserializeError::UnknownType {
-                    name: type_name.to_string(),
+            Slot::Custom => {
+                let (type_id, entry) = self.entry_with_id(type_name)?;
+                let custom =
+                    entry
+                        .custom
+                        .as_ref()
+                        .ok_or_else(|| DeserializeError::UnknownType {
+                            name: type_name.to_string(),
+                        })?;
+                if let Some(requested) = requested
+                    && requested.type_id != type_id
+                {
+                    return Err(mismatch(requested));
                 }
-            })?),
-            Slot::User(..) => None,
+                Some(custom)
+            }
+            Slot::User(_, user) => {
+                if let Some(requested) = requested
+                    && !user.produces(type_name, requested.type_id)
+                {
+                    return Err(mismatch(requested));
+                }
+                None
+            }
             Slot::Serde => unreachable!("the serde family has no meta"),
         };
         let family = slot.name();

@@ -1,7 +1,7 @@
 //! The registry: serde types with no registration, per-type serializers that win, families from
 //! other crates that may decline, allow-lists that hold, dynamic values, and the context.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -168,6 +168,14 @@ struct Upper {
 }
 
 impl Family for Upper {
+    fn name(&self) -> &str {
+        "upper"
+    }
+
+    fn produces(&self, _: &str, requested: TypeId) -> bool {
+        requested == TypeId::of::<String>()
+    }
+
     fn dumps(&self, object: &Object<'_>, context: &Context) -> Result<Option<Dumped>, FamilyError> {
         self.seen.lock().unwrap().push(context.clone());
         let Some(s) = object.downcast_ref::<String>() else {
@@ -198,6 +206,12 @@ impl Family for Upper {
 struct Shared(Arc<Upper>);
 
 impl Family for Shared {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn produces(&self, type_name: &str, requested: TypeId) -> bool {
+        self.0.produces(type_name, requested)
+    }
     fn dumps(&self, object: &Object<'_>, context: &Context) -> Result<Option<Dumped>, FamilyError> {
         self.0.dumps(object, context)
     }
@@ -214,7 +228,7 @@ impl Family for Shared {
 fn a_family_may_decline_and_the_next_is_tried() {
     let upper = Arc::new(Upper::default());
     let mut registry = Registry::new();
-    registry.add_family("upper", Shared(upper.clone())).unwrap();
+    registry.add_family(Shared(upper.clone())).unwrap();
     registry.set_serializers(["upper", "serde"]).unwrap();
     registry.set_deserializers(["upper", "serde"]).unwrap();
 
@@ -245,7 +259,7 @@ fn a_family_may_decline_and_the_next_is_tried() {
 fn the_context_reaches_every_family() {
     let upper = Arc::new(Upper::default());
     let mut registry = Registry::new();
-    registry.add_family("upper", Shared(upper.clone())).unwrap();
+    registry.add_family(Shared(upper.clone())).unwrap();
     registry.set_serializers(["upper"]).unwrap();
     registry.set_deserializers(["upper"]).unwrap();
     let context = Context::new()
@@ -369,4 +383,74 @@ fn reading_a_message_as_another_type_is_refused() {
         matches!(err, DeserializeError::TypeMismatch { .. }),
         "{err}"
     );
+}
+
+/// A second type with a serializer of its own, whose loader counts its runs.
+#[derive(Serialize, Deserialize)]
+struct Robot;
+
+#[test]
+fn no_loader_runs_for_a_type_other_than_the_one_asked_for() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let robot_loads = Arc::new(Mutex::new(0));
+    let mut registry = Registry::new();
+    register_human(&mut registry, calls.clone());
+    let counter = robot_loads.clone();
+    registry
+        .register::<Robot, _, _>(
+            "myapp.Robot",
+            |_, _| Ok(Dumped::new(rmpv::Value::Nil, vec![])),
+            move |_, _| {
+                *counter.lock().unwrap() += 1;
+                Ok(Robot)
+            },
+        )
+        .unwrap();
+    let upper = Arc::new(Upper::default());
+    registry.add_family(Shared(upper.clone())).unwrap();
+    registry
+        .set_deserializers(["custom", "upper", "serde"])
+        .unwrap();
+
+    let robot = registry.serialize_dyn(&Robot).unwrap();
+    let session = registry.session(Context::new());
+    for result in [
+        registry.deserialize::<Human>(&robot).map(|_| ()),
+        session.deserialize::<Human>(&robot).map(|_| ()),
+        // Asking for an unregistered type is no way around it either.
+        registry.deserialize::<u32>(&robot).map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, DeserializeError::TypeMismatch { found, .. } if found == "myapp.Robot"),
+            "{err}"
+        );
+    }
+    assert_eq!(*robot_loads.lock().unwrap(), 0, "the robot's loader ran");
+    assert!(registry.deserialize::<Robot>(&robot).is_ok());
+    assert_eq!(*robot_loads.lock().unwrap(), 1);
+
+    // A user family: `produces` is asked first, and `loads` does not run for a type it does
+    // not produce.
+    let mut upper_registry = Registry::new();
+    upper_registry.add_family(Shared(upper.clone())).unwrap();
+    upper_registry.set_serializers(["upper"]).unwrap();
+    upper_registry.set_deserializers(["upper"]).unwrap();
+    let text = upper_registry.serialize(&"Hi".to_string()).unwrap();
+    upper.seen.lock().unwrap().clear();
+    for result in [
+        upper_registry.deserialize::<Vec<u8>>(&text).map(|_| ()),
+        upper_registry
+            .session(Context::new())
+            .deserialize::<Human>(&text)
+            .map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, DeserializeError::TypeMismatch { .. }),
+            "{err}"
+        );
+    }
+    assert!(upper.seen.lock().unwrap().is_empty(), "upper's loads ran");
+    assert_eq!(upper_registry.deserialize::<String>(&text).unwrap(), "hi");
 }
