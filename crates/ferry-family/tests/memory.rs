@@ -149,3 +149,80 @@ fn a_meta_that_would_take_more_than_the_limits_allow_is_refused_before_it_is_dec
     assert!(registry.deserialize_dyn(&message).is_ok());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// Takes no bytes on the wire and 16 in memory.
+#[derive(serde::Serialize, serde::Deserialize, Default, Debug, PartialEq)]
+struct Skipped {
+    #[serde(skip)]
+    a: u64,
+    #[serde(skip)]
+    b: u64,
+}
+
+/// A serde message of `outer` sequences of 65,536 elements each, three bytes per sequence.
+fn nested_counts(type_name: &str, outer: u64) -> Message {
+    let mut body = Vec::new();
+    body.extend_from_slice(&[0x80 | (outer as u8 & 0x7f), (outer >> 7) as u8]);
+    for _ in 0..outer {
+        body.extend_from_slice(&[0x80, 0x80, 0x04]); // 65,536
+    }
+    let header = Header::from_value(&Value::Map(vec![
+        ("family".into(), "serde".into()),
+        ("type".into(), type_name.into()),
+        ("body".into(), Value::Binary(body)),
+        ("buffers".into(), 0.into()),
+    ]));
+    Message::new(header, vec![])
+}
+
+#[test]
+fn elements_that_take_no_bytes_share_one_budget_for_the_whole_body() {
+    use ferry_family::binary::ErrorKind;
+    // 64 sequences of 65,536: 194 bytes that made 64 MiB before one budget bounded them all.
+    let message = nested_counts(std::any::type_name::<Vec<Vec<Skipped>>>(), 64);
+    let registry = Registry::new();
+    let (result, peak) = peak_during(|| registry.deserialize::<Vec<Vec<Skipped>>>(&message));
+    match result {
+        Err(DeserializeError::Body { source, .. }) => assert!(
+            matches!(source.kind(), ErrorKind::Expansion { max_bytes, .. } if *max_bytes == ferry_wire::EXPANSION_FLOOR),
+            "{source}"
+        ),
+        other => panic!("expected an expansion error, got {other:?}"),
+    }
+    assert!(peak < 1 << 20, "refusing it allocated {peak} bytes");
+
+    // The budget grows with the body, and with the receiver's limits.
+    let mut registry = Registry::new();
+    let mut limits = Limits::default();
+    limits.max_expanded_bytes = 128 << 20;
+    limits.max_expansion_ratio = 1 << 20;
+    registry.set_limits(limits);
+    let back = registry.deserialize::<Vec<Vec<Skipped>>>(&message).unwrap();
+    assert_eq!(back.len(), 64);
+    assert!(back.iter().all(|inner| inner.len() == 65_536));
+}
+
+#[test]
+fn real_data_with_elements_of_no_size_still_round_trips() {
+    let registry = Registry::new();
+    let skipped: Vec<Skipped> = (0..1000).map(|_| Skipped::default()).collect();
+    let message = registry.serialize(&skipped).unwrap();
+    assert_eq!(
+        registry.deserialize::<Vec<Skipped>>(&message).unwrap(),
+        skipped
+    );
+    let units = vec![(); 60_000];
+    let message = registry.serialize(&units).unwrap();
+    assert_eq!(registry.deserialize::<Vec<()>>(&message).unwrap(), units);
+    // A count that neither the body nor the budget can back is refused before anything else.
+    let body = vec![0x81, 0x80, 0x04]; // 65,537 units: one more than the 64 KiB floor allows
+    let err = ferry_family::binary::from_slice::<Vec<()>>(&body, &[], 256).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ferry_family::binary::ErrorKind::BadLength {
+            len: 65_537,
+            offset: 0,
+            remaining: 0
+        }
+    );
+}

@@ -7,11 +7,6 @@ use super::error::{Error, ErrorKind};
 use super::path::{Segment, Track};
 use crate::buffer::{BUFFER_NAME, give_to_buffer};
 
-/// A sequence or map may announce more elements than bytes remain (zero-sized elements take no
-/// bytes), but no more than this many beyond them: enough for real data, too few to stall a
-/// decoder on a hostile count.
-const ZERO_SIZED_SLACK: u64 = 1 << 16;
-
 pub(crate) struct Decoder<'de, P> {
     pub(crate) input: &'de [u8],
     /// The bytes not read yet: the tail of `input`.
@@ -20,6 +15,13 @@ pub(crate) struct Decoder<'de, P> {
     pub(crate) depth: usize,
     pub(crate) max_depth: usize,
     pub(crate) path: P,
+    /// Bytes the elements of sequences and maps may still take in memory beyond the bytes they
+    /// took in the body: one budget for the whole body, shared by every nested sequence, so
+    /// that elements that take no bytes (or few) cannot multiply into gigabytes.
+    pub(crate) budget: u64,
+    /// The budget the decode started with (the receiver's `Limits::max_expansion` of the body
+    /// size), for the error.
+    pub(crate) max_expansion: u64,
 }
 
 impl<'de, P: Track> Decoder<'de, P> {
@@ -95,18 +97,47 @@ impl<'de, P: Track> Decoder<'de, P> {
         Ok((bytes, start))
     }
 
-    /// An element count for a sequence or map.
+    /// An element count for a sequence or map. Each element takes a byte of the body or is paid
+    /// for from the budget as it is decoded ([`Decoder::charge`]), so a count larger than both
+    /// together is refused at once, before a visitor can pre-allocate for it.
     fn count(&mut self) -> Result<usize, Error> {
         let offset = self.pos();
         let len = self.varint()?;
-        if len > (self.remaining() as u64).max(ZERO_SIZED_SLACK) {
+        if len > (self.remaining() as u64).saturating_add(self.budget) {
             return Err(Error::new(ErrorKind::BadLength {
                 len,
                 offset,
                 remaining: self.remaining(),
             }));
         }
-        Ok(len as usize)
+        usize::try_from(len).map_err(|_| {
+            Error::new(ErrorKind::BadLength {
+                len,
+                offset,
+                remaining: self.remaining(),
+            })
+        })
+    }
+
+    /// Pays from the budget for an element of a sequence or map that takes `size` bytes in
+    /// memory (at least one: an element of no size still costs a step) and took `read` bytes of
+    /// the body.
+    #[inline(always)]
+    fn charge(&mut self, size: usize, read: usize) -> Result<(), Error> {
+        let made = size.max(1);
+        if made > read {
+            let extra = (made - read) as u64;
+            match self.budget.checked_sub(extra) {
+                Some(left) => self.budget = left,
+                None => {
+                    return Err(Error::new(ErrorKind::Expansion {
+                        offset: self.pos(),
+                        max_bytes: self.max_expansion,
+                    }));
+                }
+            }
+        }
+        Ok(())
     }
 
     #[inline]
@@ -265,6 +296,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
                 remaining,
                 index: 0,
                 fields: None,
+                counted: true,
             })
         })
     }
@@ -276,6 +308,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
                 remaining: len,
                 index: 0,
                 fields: None,
+                counted: false,
             })
         })
     }
@@ -297,6 +330,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
                 remaining,
                 index: 0,
                 fields: None,
+                counted: true,
             })
         })
     }
@@ -314,6 +348,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
                 remaining: fields.len(),
                 index: 0,
                 fields: Some(fields),
+                counted: false,
             })
         })
     }
@@ -352,6 +387,9 @@ struct Access<'a, 'de, P> {
     index: usize,
     /// Field names, when the elements are a struct's fields.
     fields: Option<&'static [&'static str]>,
+    /// Whether the body said how many elements there are (a sequence or map), so that each is
+    /// paid for from the budget; a tuple's or struct's count comes from its type.
+    counted: bool,
 }
 
 impl<'de, P: Track> Access<'_, 'de, P> {
@@ -364,12 +402,19 @@ impl<'de, P: Track> Access<'_, 'de, P> {
 
     #[inline(always)]
     fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
-        if !P::ON {
-            return seed.deserialize(&mut *self.de);
+        let before = self.de.rest.len();
+        let value = if P::ON {
+            self.de.path.push(self.segment());
+            let value = seed.deserialize(&mut *self.de)?;
+            self.de.path.pop();
+            value
+        } else {
+            seed.deserialize(&mut *self.de)?
+        };
+        if self.counted {
+            let read = before - self.de.rest.len();
+            self.de.charge(std::mem::size_of::<T::Value>(), read)?;
         }
-        self.de.path.push(self.segment());
-        let value = seed.deserialize(&mut *self.de)?;
-        self.de.path.pop();
         Ok(value)
     }
 }
@@ -399,7 +444,9 @@ impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.remaining)
+        // Never more elements than bytes remain: a visitor that pre-allocates for the hint
+        // allocates no more than the body could back.
+        Some(self.remaining.min(self.de.remaining()))
     }
 }
 
@@ -424,7 +471,9 @@ impl<'de, P: Track> de::MapAccess<'de> for Access<'_, 'de, P> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.remaining)
+        // Never more elements than bytes remain: a visitor that pre-allocates for the hint
+        // allocates no more than the body could back.
+        Some(self.remaining.min(self.de.remaining()))
     }
 }
 
@@ -482,6 +531,7 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
             remaining: len,
             index: 0,
             fields: None,
+            counted: false,
         })?;
         self.de.path.pop();
         Ok(value)
@@ -497,6 +547,7 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
             remaining: fields.len(),
             index: 0,
             fields: Some(fields),
+            counted: false,
         };
         let value = visitor.visit_seq(access)?;
         self.de.path.pop();
