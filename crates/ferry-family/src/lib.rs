@@ -81,6 +81,7 @@ mod msgpack;
 mod registry;
 mod serde_message;
 mod session;
+mod type_name;
 
 /// The MessagePack value type families use for their metadata, re-exported so that a family's
 /// crate needs no dependency of its own on `rmpv`.
@@ -93,3 +94,4 @@ pub use family::{Dumped, Family, FamilyError, Loaded, Object};
 pub use limits::decode_limits;
 pub use registry::{CUSTOM, Custom, Registry, SERDE};
 pub use session::Session;
+pub use type_name::TypeName;

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::session::{Scope, Session};
 use crate::{
     Context, DeserializeError, Dumped, Family, FamilyError, Loaded, RegistryError, SerializeError,
-    binary,
+    TypeName, binary,
 };
 
 /// The built-in family of per-type serializers that users register.
@@ -109,10 +109,13 @@ pub(crate) struct Policy {
 /// - [`Registry::register_type`] gives a serde type a stable name, so it can travel as a dynamic
 ///   value ([`Registry::serialize_dyn`]).
 /// - [`Registry::add_family`] adds a whole family from another crate.
-/// - On the way in, the type is checked by name: the registered name, or else
-///   `std::any::type_name`. Deserialize into the type that was serialized (a `&str` is not a
-///   `String`); the serde family's encoding is not self-describing, so reading one type as another
-///   would give wrong values rather than an error.
+/// - On the way in, the type is checked by name: the registered name, or else the Rust name
+///   (`std::any::type_name`) with its paths taken out, so that a type may move module and two
+///   builds of a program still read each other (the rule is in `docs/family-format.md`).
+///   Deserialize into the type that was serialized (a `&str` is not a `String`); the serde
+///   family's encoding is not self-describing, so reading one type as another would give wrong
+///   values rather than an error. Give a type a stable name ([`TypeName`],
+///   [`Registry::register_named`]) for anything that must outlive the build, such as a file.
 /// - [`Registry::set_serializers`] and [`Registry::set_deserializers`] say which families may
 ///   serialize (tried in order; a family may decline) and which may deserialize. A message from a
 ///   family not on the deserializer list is refused, with no way around.
@@ -258,12 +261,15 @@ impl Registry {
     /// Registers `T`'s own [`Custom`] implementation: the trait form of [`Registry::register`].
     ///
     /// ```
-    /// use ferry_family::{Context, Custom, Dumped, FamilyError, Loaded, Registry};
+    /// use ferry_family::{Context, Custom, Dumped, FamilyError, Loaded, Registry, TypeName};
     ///
     /// struct Celsius(f64);
     ///
-    /// impl Custom for Celsius {
+    /// impl TypeName for Celsius {
     ///     const NAME: &'static str = "weather.Celsius";
+    /// }
+    ///
+    /// impl Custom for Celsius {
     ///     fn dumps(&self, _: &Context) -> Result<Dumped, FamilyError> {
     ///         Ok(Dumped::new(rmpv::Value::F64(self.0), vec![]))
     ///     }
@@ -287,9 +293,9 @@ impl Registry {
         )
     }
 
-    /// Gives the serde type `T` a stable name, so that it can be sent as a dynamic value and is
-    /// checked by that name on the way in (instead of by `std::any::type_name`, which may differ
-    /// between builds).
+    /// Gives the serde type `T` a stable name, so that it can be sent as a dynamic value, can be
+    /// written to disk, and is checked by that name on the way in (instead of by its Rust name,
+    /// which may differ between builds; see [`TypeName`] to declare the name with the type).
     ///
     /// ```
     /// use std::any::Any;
@@ -318,6 +324,49 @@ impl Registry {
             },
         };
         self.update::<T>(name, |entry| entry.serde = Some(fns))
+    }
+
+    /// Registers the serde type `T` under the stable name it declares ([`TypeName::NAME`]):
+    /// [`Registry::register_type`] with the name kept next to the type.
+    ///
+    /// ```
+    /// use ferry_family::{Registry, TypeName};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Tick(u64);
+    /// impl TypeName for Tick {
+    ///     const NAME: &'static str = "clock.Tick";
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.register_named::<Tick>()?;
+    /// let back = registry.deserialize_dyn(&registry.serialize_dyn(&Tick(3))?)?;
+    /// assert_eq!(back.downcast_ref::<Tick>().map(|t| t.0), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_named<T>(&mut self) -> Result<(), RegistryError>
+    where
+        T: TypeName + Serialize + DeserializeOwned + Any + Send + Sync,
+    {
+        self.register_type::<T>(T::NAME)
+    }
+
+    /// The stable name `T` is registered under (by [`Registry::register_type`],
+    /// [`Registry::register_named`], [`Registry::register`] or [`Registry::register_custom`]),
+    /// or `None`: then its messages carry its Rust name, fine between the processes of one build
+    /// but not for anything that must outlive it, such as a file.
+    ///
+    /// ```
+    /// let mut registry = ferry_family::Registry::new();
+    /// assert_eq!(registry.stable_name::<u64>(), None);
+    /// registry.register_type::<u64>("app.Count")?;
+    /// assert_eq!(registry.stable_name::<u64>(), Some("app.Count"));
+    /// # Ok::<(), ferry_family::RegistryError>(())
+    /// ```
+    pub fn stable_name<T: Any>(&self) -> Option<&str> {
+        self.by_type
+            .get(&TypeId::of::<T>())
+            .map(|entry| entry.name.as_str())
     }
 
     fn update<T: Any>(
@@ -591,10 +640,9 @@ impl Registry {
 }
 
 /// Implemented by a type that serializes itself in the `custom` family; register it with
-/// [`Registry::register_custom`]. The trait form of [`Registry::register`].
-pub trait Custom: Any + Send + Sync + Sized {
-    /// The stable name messages carry for this type.
-    const NAME: &'static str;
+/// [`Registry::register_custom`], under its [`TypeName`]. The trait form of
+/// [`Registry::register`].
+pub trait Custom: TypeName + Any + Send + Sync + Sized {
     /// Turns the value into metadata and frames.
     fn dumps(&self, context: &Context) -> Result<Dumped, FamilyError>;
     /// Rebuilds the value.

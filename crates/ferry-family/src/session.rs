@@ -15,6 +15,7 @@ use crate::limits;
 use crate::msgpack::{self, Fault};
 use crate::registry::{CUSTOM, CustomFns, Policy, Registry, Slot, TypeEntry};
 use crate::serde_message::{serde_message, serde_parts};
+use crate::type_name;
 use crate::{
     Context, DeserializeError, Dumped, Family, Loaded, Object, RegistryError, SerializeError,
     binary,
@@ -295,7 +296,11 @@ impl<'a> Scope<'a> {
         };
         match slot {
             Slot::Serde => {
-                if parsed.type_name != expected.as_bytes() {
+                let same = match entry {
+                    Some(_) => parsed.type_name == expected.as_bytes(),
+                    None => type_name::unregistered_matches(expected, parsed.type_name),
+                };
+                if !same {
                     return Err(mismatch());
                 }
                 let (body, buffers) = serde_parts(&parsed, &message.frames)?;

@@ -454,3 +454,75 @@ fn no_loader_runs_for_a_type_other_than_the_one_asked_for() {
     assert!(upper.seen.lock().unwrap().is_empty(), "upper's loads ran");
     assert_eq!(upper_registry.deserialize::<String>(&text).unwrap(), "hi");
 }
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+/// A serde message for `Point`, as a build that names the type `type_name` writes it.
+fn point_message(type_name: &str) -> ferry_wire::Message {
+    let (body, _) = ferry_family::binary::to_vec(&Point { x: 1, y: -2 }, 256).unwrap();
+    let header = ferry_wire::Header::from_value(&rmpv::Value::Map(vec![
+        ("family".into(), "serde".into()),
+        ("type".into(), type_name.into()),
+        ("body".into(), rmpv::Value::Binary(body)),
+        ("buffers".into(), 0.into()),
+    ]));
+    ferry_wire::Message::new(header, vec![])
+}
+
+#[test]
+fn an_unregistered_type_is_read_by_its_name_without_paths() {
+    let registry = Registry::new();
+    // Another build, where the type lives in another module or the compiler prints paths
+    // differently.
+    for name in [
+        "other_build::geometry::Point",
+        "Point",
+        std::any::type_name::<Point>(),
+    ] {
+        assert_eq!(
+            registry.deserialize::<Point>(&point_message(name)).unwrap(),
+            Point { x: 1, y: -2 },
+            "{name}"
+        );
+    }
+    // A renamed type is another type.
+    let err = registry
+        .deserialize::<Point>(&point_message("registry::Pointy"))
+        .unwrap_err();
+    assert!(
+        matches!(err, DeserializeError::TypeMismatch { .. }),
+        "{err}"
+    );
+    // A registered type is read by its registered name only.
+    let mut named = Registry::new();
+    named.register_type::<Point>("geo.Point").unwrap();
+    assert!(
+        named
+            .deserialize::<Point>(&point_message("geo.Point"))
+            .is_ok()
+    );
+    assert!(named.deserialize::<Point>(&point_message("Point")).is_err());
+}
+
+impl ferry_family::TypeName for Point {
+    const NAME: &'static str = "geo.Point";
+}
+
+#[test]
+fn a_type_declares_its_stable_name() {
+    let mut registry = Registry::new();
+    assert_eq!(registry.stable_name::<Point>(), None);
+    registry.register_named::<Point>().unwrap();
+    assert_eq!(registry.stable_name::<Point>(), Some("geo.Point"));
+    let message = registry.serialize(&Point { x: 3, y: 4 }).unwrap();
+    assert_eq!(
+        message.header.to_value().unwrap()["type"].as_str(),
+        Some("geo.Point")
+    );
+    let back = registry.deserialize_dyn(&message).unwrap();
+    assert_eq!(back.downcast_ref::<Point>(), Some(&Point { x: 3, y: 4 }));
+}
