@@ -228,6 +228,20 @@ pub enum RegistryError {
         /// The families the registry has.
         known: Vec<String>,
     },
+    /// A session named a family that is not on the registry's list: a session may only narrow
+    /// the registry's lists.
+    #[error(
+        "a session can only narrow the registry's {list} list, and `{family}` is not on it \
+         (the registry's list: {allowed:?})"
+    )]
+    Widens {
+        /// The family named.
+        family: String,
+        /// `"serializer"` or `"deserializer"`.
+        list: &'static str,
+        /// The registry's list.
+        allowed: Vec<String>,
+    },
     /// A family of this name already exists.
     #[error("a family named `{0}` already exists")]
     DuplicateFamily(String),

@@ -22,7 +22,8 @@ use crate::{
 };
 
 /// A [`Registry`] seen from one connection: its [`Context`] reaches every family, and its lists
-/// of families may be narrower than the registry's.
+/// of families may be narrower than the registry's, never wider: the registry's deserializer
+/// list is the one source of what may be read.
 ///
 /// ```
 /// use ferry_family::{Context, Registry};
@@ -38,6 +39,16 @@ pub struct Session<'r> {
     pub(crate) policy: Cow<'r, Policy>,
 }
 
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("context", &*self.context)
+            .field("serializers", &self.serializers())
+            .field("deserializers", &self.deserializers())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'r> Session<'r> {
     /// The context families see in this session.
     ///
@@ -50,12 +61,20 @@ impl<'r> Session<'r> {
         &self.context
     }
 
-    /// Narrows (or reorders) the families that may serialize in this session.
+    /// Narrows the families that may serialize in this session: each must be on the
+    /// registry's serializer list, and they are tried in the order given here.
+    ///
+    /// A session can never widen the registry's lists: naming a family that is not on the
+    /// registry's list is [`RegistryError::Widens`]. It is an error rather than impossible by
+    /// construction because the names arrive at run time (from a configuration, from a peer's
+    /// handshake), where no type can rule them out; the session resolves every name against
+    /// the registry's own list only, so a wider list cannot be built.
     ///
     /// ```
     /// let registry = ferry_family::Registry::new();
     /// let session = registry.session(Default::default()).with_serializers(["serde"])?;
     /// assert!(session.serialize(&1u8).is_ok());
+    /// assert_eq!(session.serializers(), ["serde"]);
     /// # Ok::<(), ferry_family::RegistryError>(())
     /// ```
     pub fn with_serializers<I, S>(mut self, names: I) -> Result<Session<'r>, RegistryError>
@@ -63,16 +82,23 @@ impl<'r> Session<'r> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.policy.to_mut().serializers = self.registry.resolve(names)?;
+        let narrowed = self.narrow(names, List::Serializers)?;
+        self.policy.to_mut().serializers = narrowed;
         Ok(self)
     }
 
-    /// Narrows (or widens) the families whose messages this session deserializes.
+    /// Narrows the families whose messages this session deserializes: each must be on the
+    /// registry's deserializer list, the only source of what may be read ([`RegistryError::Widens`]
+    /// otherwise; see [`Session::with_serializers`] for why that is an error).
     ///
     /// ```
-    /// let registry = ferry_family::Registry::new();
+    /// let mut registry = ferry_family::Registry::new();
+    /// registry.set_deserializers(["serde"])?;
     /// let session = registry.session(Default::default()).with_deserializers(["serde"])?;
     /// assert!(session.deserialize::<u8>(&registry.serialize(&1u8)?).is_ok());
+    /// // `custom` is not on the registry's list: no session may accept it.
+    /// let err = registry.session(Default::default()).with_deserializers(["custom", "serde"]).unwrap_err();
+    /// assert!(matches!(err, ferry_family::RegistryError::Widens { .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_deserializers<I, S>(mut self, names: I) -> Result<Session<'r>, RegistryError>
@@ -80,8 +106,67 @@ impl<'r> Session<'r> {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.policy.to_mut().deserializers = self.registry.resolve(names)?;
+        let narrowed = self.narrow(names, List::Deserializers)?;
+        self.policy.to_mut().deserializers = narrowed;
         Ok(self)
+    }
+
+    /// The families that may serialize in this session, in the order they are tried.
+    ///
+    /// ```
+    /// let registry = ferry_family::Registry::new();
+    /// assert_eq!(registry.session(Default::default()).serializers(), registry.serializers());
+    /// ```
+    pub fn serializers(&self) -> Vec<String> {
+        names(&self.policy.serializers)
+    }
+
+    /// The families whose messages this session deserializes: the registry's deserializer list,
+    /// narrowed by [`Session::with_deserializers`]. This is the list a connection announces to
+    /// its peer.
+    ///
+    /// ```
+    /// let registry = ferry_family::Registry::new();
+    /// let session = registry.session(Default::default()).with_deserializers(["serde"])?;
+    /// assert_eq!(session.deserializers(), ["serde"]);
+    /// # Ok::<(), ferry_family::RegistryError>(())
+    /// ```
+    pub fn deserializers(&self) -> Vec<String> {
+        names(&self.policy.deserializers)
+    }
+
+    /// Resolves `names` against the registry's own `list`: a family not on it is refused.
+    fn narrow<I, S>(&self, wanted: I, list: List) -> Result<Vec<Slot>, RegistryError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let allowed = match list {
+            List::Serializers => &self.registry.policy.serializers,
+            List::Deserializers => &self.registry.policy.deserializers,
+        };
+        wanted
+            .into_iter()
+            .map(|name| {
+                let name = name.as_ref();
+                if let Some(slot) = allowed.iter().find(|slot| slot.name() == name) {
+                    return Ok(slot.clone());
+                }
+                let known = self.registry.family_names();
+                if known.iter().any(|known| known == name) {
+                    Err(RegistryError::Widens {
+                        family: name.to_string(),
+                        list: list.name(),
+                        allowed: names(allowed),
+                    })
+                } else {
+                    Err(RegistryError::UnknownFamily {
+                        name: name.to_string(),
+                        known,
+                    })
+                }
+            })
+            .collect()
     }
 
     /// [`Registry::serialize`], in this session.
@@ -149,6 +234,27 @@ impl<'r> Session<'r> {
             policy: &self.policy,
         }
     }
+}
+
+/// Which of the registry's lists a session narrows.
+#[derive(Clone, Copy)]
+enum List {
+    Serializers,
+    Deserializers,
+}
+
+impl List {
+    fn name(self) -> &'static str {
+        match self {
+            List::Serializers => "serializer",
+            List::Deserializers => "deserializer",
+        }
+    }
+}
+
+/// The names of the families on a list, in order.
+fn names(slots: &[Slot]) -> Vec<String> {
+    slots.iter().map(|slot| slot.name().to_string()).collect()
 }
 
 /// The type a typed deserialize asks for: checked before any family's loader runs.

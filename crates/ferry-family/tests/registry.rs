@@ -526,3 +526,49 @@ fn a_type_declares_its_stable_name() {
     let back = registry.deserialize_dyn(&message).unwrap();
     assert_eq!(back.downcast_ref::<Point>(), Some(&Point { x: 3, y: 4 }));
 }
+
+#[test]
+fn a_session_can_narrow_the_registrys_lists_but_never_widen_them() {
+    let mut registry = Registry::new();
+    registry.add_family(Shared(Arc::default())).unwrap();
+    registry.set_serializers(["upper", "serde"]).unwrap();
+    registry.set_deserializers(["serde"]).unwrap();
+    let session = || registry.session(Context::new());
+
+    for (result, list) in [
+        (
+            session().with_deserializers(["serde", "custom"]),
+            "deserializer",
+        ),
+        (session().with_deserializers(["upper"]), "deserializer"),
+        (session().with_serializers(["custom"]), "serializer"),
+    ] {
+        let err = result.expect_err("a session must not widen the registry's lists");
+        assert!(
+            matches!(&err, ferry_family::RegistryError::Widens { list: l, .. } if *l == list),
+            "{err}"
+        );
+    }
+    // A family nobody added is unknown, as for the registry.
+    assert!(matches!(
+        session().with_deserializers(["pickle"]).err(),
+        Some(ferry_family::RegistryError::UnknownFamily { .. })
+    ));
+
+    // What a session may do: narrow, and reorder its serializers.
+    let narrowed = session()
+        .with_serializers(["serde", "upper"])
+        .unwrap()
+        .with_deserializers(Vec::<&str>::new())
+        .unwrap();
+    assert_eq!(narrowed.serializers(), ["serde", "upper"]);
+    assert!(narrowed.deserializers().is_empty());
+    let message = registry.serialize(&1u8).unwrap();
+    assert!(matches!(
+        narrowed.deserialize::<u8>(&message),
+        Err(DeserializeError::NotAccepted { .. })
+    ));
+    // Untouched, a session's lists are the registry's.
+    assert_eq!(session().deserializers(), registry.deserializers());
+    assert_eq!(session().serializers(), registry.serializers());
+}
