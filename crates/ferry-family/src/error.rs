@@ -84,7 +84,7 @@ fn at(path: Option<&str>, type_name: &str) -> String {
 /// receiver.set_deserializers(["custom"])?; // no serde
 /// let err = receiver.deserialize::<u32>(&message).unwrap_err();
 /// assert!(matches!(&err, DeserializeError::NotAccepted { family, .. } if family == "serde"));
-/// assert_eq!(err.to_string(), "family `serde` is not accepted here (accepted: [\"custom\"])");
+/// assert_eq!(err.to_string(), "family `serde` is not on this side's deserializer list ([\"custom\"])");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -114,20 +114,20 @@ pub enum DeserializeError {
         expected: &'static str,
     },
     /// The message was written by a family this registry does not know.
-    #[error("unknown family `{family}` (accepted: {accepted:?})")]
+    #[error("unknown family `{family}` (this side's deserializer list: {deserializers:?})")]
     UnknownFamily {
         /// The family named in the header.
         family: String,
-        /// The families this side accepts.
-        accepted: Vec<String>,
+        /// The families this side deserializes (its deserializer list).
+        deserializers: Vec<String>,
     },
     /// The message was written by a family this side does not accept.
-    #[error("family `{family}` is not accepted here (accepted: {accepted:?})")]
+    #[error("family `{family}` is not on this side's deserializer list ({deserializers:?})")]
     NotAccepted {
         /// The family named in the header.
         family: String,
-        /// The families this side accepts.
-        accepted: Vec<String>,
+        /// The families this side deserializes (its deserializer list).
+        deserializers: Vec<String>,
     },
     /// The header names a type this registry does not know.
     #[error("unknown type `{name}` (register it on this side)")]

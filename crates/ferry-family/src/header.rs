@@ -12,7 +12,7 @@ use crate::msgpack::{read_str_bytes, skip_value};
 use crate::DeserializeError;
 
 /// Bodies up to this size travel inside the header; larger ones as a frame of their own.
-pub(crate) const INLINE_BODY_MAX: usize = 4 << 10;
+pub(crate) const INLINE_BODY_MAX_BYTES: usize = 4 << 10;
 
 /// The serde family's header, up to the body: `{"family": "serde", "type": T, "body": ...`.
 pub(crate) fn write_serde_prefix(out: &mut Vec<u8>, type_name: &str) {

@@ -17,7 +17,7 @@ thread_local! {
 }
 
 /// Scratch bodies larger than this are not kept for the next value.
-const SCRATCH_KEEP: usize = 1 << 20;
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 /// Encodes a body (and its buffers) with the serde family, inline in the header when small.
 ///
@@ -50,11 +50,11 @@ where
         }
     };
     let body_len = out.len() - body_start;
-    if body_len <= header::INLINE_BODY_MAX {
+    if body_len <= header::INLINE_BODY_MAX_BYTES {
         out[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
         header::write_buffers(&mut out, buffers.len());
         let header = Header::from_msgpack_unchecked(Bytes::from(Box::<[u8]>::from(&out[..])));
-        if out.capacity() <= SCRATCH_KEEP {
+        if out.capacity() <= SCRATCH_KEEP_BYTES {
             SCRATCH.with(|cell| cell.replace(out));
         }
         return Ok(Message::new(header, buffers));

@@ -483,16 +483,22 @@ impl<'a> Scope<'a> {
             return Ok(slot);
         }
         let family = header::lossy(family);
-        let accepted = self
+        let deserializers = self
             .policy
             .deserializers
             .iter()
             .map(|s| s.name().to_string())
             .collect();
         if self.registry.family_names().contains(&family) {
-            Err(DeserializeError::NotAccepted { family, accepted })
+            Err(DeserializeError::NotAccepted {
+                family,
+                deserializers,
+            })
         } else {
-            Err(DeserializeError::UnknownFamily { family, accepted })
+            Err(DeserializeError::UnknownFamily {
+                family,
+                deserializers,
+            })
         }
     }
 

@@ -296,12 +296,12 @@ fn a_refused_family_is_named_with_the_accepted_list_and_nothing_gets_around_it()
     ] {
         let err = result.unwrap_err();
         assert!(
-            matches!(&err, DeserializeError::NotAccepted { family, accepted } if family == "custom" && accepted == &["serde"]),
+            matches!(&err, DeserializeError::NotAccepted { family, deserializers } if family == "custom" && deserializers == &["serde"]),
             "{err}"
         );
         assert_eq!(
             err.to_string(),
-            "family `custom` is not accepted here (accepted: [\"serde\"])"
+            "family `custom` is not on this side's deserializer list ([\"serde\"])"
         );
     }
     // A session may narrow the lists further, but the refused family's code never runs.
