@@ -17,11 +17,9 @@ pub(crate) struct Decoder<'de, P> {
     pub(crate) path: P,
     /// Bytes the elements of sequences and maps may still take in memory beyond the bytes they
     /// took in the body: one budget for the whole body, shared by every nested sequence, so
-    /// that elements that take no bytes (or few) cannot multiply into gigabytes.
-    pub(crate) budget: u64,
-    /// The budget the decode started with (the receiver's `Limits::max_expansion` of the body
-    /// size), for the error.
-    pub(crate) max_expansion: u64,
+    /// that elements that take no bytes (or few) cannot multiply into gigabytes. `None` until
+    /// first needed: most bodies never draw on it, and need not look up the limits.
+    pub(crate) budget: Option<u64>,
 }
 
 impl<'de, P: Track> Decoder<'de, P> {
@@ -103,7 +101,9 @@ impl<'de, P: Track> Decoder<'de, P> {
     fn count(&mut self) -> Result<usize, Error> {
         let offset = self.pos();
         let len = self.varint()?;
-        if len > (self.remaining() as u64).saturating_add(self.budget) {
+        if len > self.remaining() as u64
+            && len > (self.remaining() as u64).saturating_add(self.budget())
+        {
             return Err(Error::new(ErrorKind::BadLength {
                 len,
                 offset,
@@ -126,18 +126,40 @@ impl<'de, P: Track> Decoder<'de, P> {
     fn charge(&mut self, size: usize, read: usize) -> Result<(), Error> {
         let made = size.max(1);
         if made > read {
-            let extra = (made - read) as u64;
-            match self.budget.checked_sub(extra) {
-                Some(left) => self.budget = left,
-                None => {
-                    return Err(Error::new(ErrorKind::Expansion {
-                        offset: self.pos(),
-                        max_bytes: self.max_expansion,
-                    }));
-                }
-            }
+            return self.draw((made - read) as u64);
         }
         Ok(())
+    }
+
+    /// What the budget holds now.
+    fn budget(&mut self) -> u64 {
+        match self.budget {
+            Some(left) => left,
+            None => {
+                let whole = self.max_expansion();
+                self.budget = Some(whole);
+                whole
+            }
+        }
+    }
+
+    /// The whole budget: the receiver's `Limits::max_expansion` of the body's size.
+    fn max_expansion(&self) -> u64 {
+        crate::decode_limits().max_expansion(self.input.len() as u64)
+    }
+
+    #[cold]
+    fn draw(&mut self, extra: u64) -> Result<(), Error> {
+        match self.budget().checked_sub(extra) {
+            Some(left) => {
+                self.budget = Some(left);
+                Ok(())
+            }
+            None => Err(Error::new(ErrorKind::Expansion {
+                offset: self.pos(),
+                max_bytes: self.max_expansion(),
+            })),
+        }
     }
 
     #[inline]
@@ -291,24 +313,22 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let remaining = self.count()?;
         self.nested(|de| {
-            visitor.visit_seq(Access {
+            visitor.visit_seq(Access::<_, true> {
                 de,
                 remaining,
                 index: 0,
                 fields: None,
-                counted: true,
             })
         })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
         self.nested(|de| {
-            visitor.visit_seq(Access {
+            visitor.visit_seq(Access::<_, false> {
                 de,
                 remaining: len,
                 index: 0,
                 fields: None,
-                counted: false,
             })
         })
     }
@@ -325,12 +345,11 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let remaining = self.count()?;
         self.nested(|de| {
-            visitor.visit_map(Access {
+            visitor.visit_map(Access::<_, true> {
                 de,
                 remaining,
                 index: 0,
                 fields: None,
-                counted: true,
             })
         })
     }
@@ -343,12 +362,11 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         self.nested(|de| {
-            visitor.visit_seq(Access {
+            visitor.visit_seq(Access::<_, false> {
                 de,
                 remaining: fields.len(),
                 index: 0,
                 fields: Some(fields),
-                counted: false,
             })
         })
     }
@@ -380,19 +398,18 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     }
 }
 
-/// Elements of a sequence, tuple, struct or map.
-struct Access<'a, 'de, P> {
+/// Elements of a sequence, tuple, struct or map. `COUNTED`: the body said how many elements
+/// there are (a sequence or map), so each is paid for from the budget; a tuple's or struct's
+/// count comes from its type. A parameter, not a field, so that structs pay nothing for it.
+struct Access<'a, 'de, P, const COUNTED: bool> {
     de: &'a mut Decoder<'de, P>,
     remaining: usize,
     index: usize,
     /// Field names, when the elements are a struct's fields.
     fields: Option<&'static [&'static str]>,
-    /// Whether the body said how many elements there are (a sequence or map), so that each is
-    /// paid for from the budget; a tuple's or struct's count comes from its type.
-    counted: bool,
 }
 
-impl<'de, P: Track> Access<'_, 'de, P> {
+impl<'de, P: Track, const COUNTED: bool> Access<'_, 'de, P, COUNTED> {
     fn segment(&self) -> Segment {
         match self.fields.and_then(|f| f.get(self.index)) {
             Some(name) => Segment::Field(name),
@@ -402,7 +419,7 @@ impl<'de, P: Track> Access<'_, 'de, P> {
 
     #[inline(always)]
     fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
-        let before = self.de.rest.len();
+        let before = if COUNTED { self.de.rest.len() } else { 0 };
         let value = if P::ON {
             self.de.path.push(self.segment());
             let value = seed.deserialize(&mut *self.de)?;
@@ -411,7 +428,7 @@ impl<'de, P: Track> Access<'_, 'de, P> {
         } else {
             seed.deserialize(&mut *self.de)?
         };
-        if self.counted {
+        if COUNTED {
             let read = before - self.de.rest.len();
             self.de.charge(std::mem::size_of::<T::Value>(), read)?;
         }
@@ -419,7 +436,7 @@ impl<'de, P: Track> Access<'_, 'de, P> {
     }
 }
 
-impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
+impl<'de, P: Track, const COUNTED: bool> de::SeqAccess<'de> for Access<'_, 'de, P, COUNTED> {
     type Error = Error;
 
     #[inline(always)]
@@ -450,7 +467,7 @@ impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
     }
 }
 
-impl<'de, P: Track> de::MapAccess<'de> for Access<'_, 'de, P> {
+impl<'de, P: Track, const COUNTED: bool> de::MapAccess<'de> for Access<'_, 'de, P, COUNTED> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -526,12 +543,11 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
-        let value = visitor.visit_seq(Access {
+        let value = visitor.visit_seq(Access::<_, false> {
             de: &mut *self.de,
             remaining: len,
             index: 0,
             fields: None,
-            counted: false,
         })?;
         self.de.path.pop();
         Ok(value)
@@ -542,12 +558,11 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        let access = Access {
+        let access = Access::<_, false> {
             de: &mut *self.de,
             remaining: fields.len(),
             index: 0,
             fields: Some(fields),
-            counted: false,
         };
         let value = visitor.visit_seq(access)?;
         self.de.path.pop();

@@ -129,7 +129,6 @@ fn decode<'de, T: Deserialize<'de>, P: Track>(
     buffers: &'de [Bytes],
     max_depth: usize,
 ) -> Result<T, Error> {
-    let max_expansion = crate::decode_limits().max_expansion(body.len() as u64);
     let mut decoder = de::Decoder {
         input: body,
         rest: body,
@@ -137,8 +136,7 @@ fn decode<'de, T: Deserialize<'de>, P: Track>(
         depth: 0,
         max_depth,
         path: P::default(),
-        budget: max_expansion,
-        max_expansion,
+        budget: None,
     };
     let value = T::deserialize(&mut decoder).map_err(|mut error| {
         error.set_path(decoder.path.render());
