@@ -18,7 +18,7 @@ use ferry::wire::{Encoder, Limits, decode_message};
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.add_family("array", ArrayFamily).unwrap();
+    registry.add_family(ArrayFamily).unwrap();
     registry.set_serializers(["array", "serde"]).unwrap();
     registry.set_deserializers(["array", "serde"]).unwrap();
     registry
@@ -103,7 +103,7 @@ fn ipc_read(stream: &[u8]) -> RecordBatch {
 /// same batch, same run.
 fn record_batches(c: &mut Criterion) {
     let mut registry = Registry::new();
-    registry.add_family(ArrowFamily::NAME, ArrowFamily).unwrap();
+    registry.add_family(ArrowFamily).unwrap();
     registry
         .set_serializers([ArrowFamily::NAME, "custom", "serde"])
         .unwrap();

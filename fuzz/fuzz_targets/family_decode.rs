@@ -1,11 +1,15 @@
-//! Fuzz target: arbitrary headers and frames through the registry, as typed values and as dynamic
-//! ones. Anything may be refused; nothing may panic or overflow the stack.
+//! Fuzz target: arbitrary headers and frames through the registry and a narrowed session, as
+//! typed values and as dynamic ones, through the serde, custom and a user family. Anything may
+//! be refused; nothing may panic, overflow the stack or run a loader for a type not asked for.
 #![no_main]
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use ferry_family::{Buffer, Dumped, Registry, rmpv};
+use ferry_family::{
+    Buffer, Context, Dumped, Family, FamilyError, Loaded, Object, Registry, TypeName, rmpv,
+};
 use ferry_wire::{Header, Message};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
@@ -26,9 +30,46 @@ struct Record {
     letter: char,
 }
 
+impl TypeName for Record {
+    const NAME: &'static str = "fuzz.Record";
+}
+
+/// No bytes on the wire, 16 in memory: what the shared expansion budget is for.
+#[derive(Serialize, Deserialize, Debug, Default)]
+struct Skipped {
+    #[serde(skip)]
+    _unused: [u64; 2],
+}
+
+/// A user family that reads its meta as a list of strings; it produces only `Vec<String>`, so
+/// its `loads` must never run for a deserialize of another type.
+struct Words;
+
+impl Family for Words {
+    fn name(&self) -> &str {
+        "words"
+    }
+
+    fn dumps(&self, object: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> {
+        Ok(object.downcast_ref::<Vec<String>>().map(|words| {
+            Dumped::new(rmpv::Value::Array(words.iter().map(|w| w.as_str().into()).collect()), vec![])
+        }))
+    }
+
+    fn produces(&self, _: &str, requested: TypeId) -> bool {
+        requested == TypeId::of::<Vec<String>>()
+    }
+
+    fn loads(&self, loaded: &Loaded<'_>, _: &Context) -> Result<Box<dyn Any + Send + Sync>, FamilyError> {
+        let words = loaded.meta.as_array().ok_or("meta is not a list")?;
+        let words: Option<Vec<String>> = words.iter().map(|w| w.as_str().map(String::from)).collect();
+        Ok(Box::new(words.ok_or("a word is not a string")?))
+    }
+}
+
 fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.register_type::<Record>("fuzz.Record").unwrap();
+    registry.register_named::<Record>().unwrap();
     registry
         .register::<String, _, _>(
             "fuzz.Text",
@@ -36,6 +77,8 @@ fn registry() -> Registry {
             |loaded, _| Ok(String::from_utf8(loaded.frames.first().ok_or("no frame")?.to_vec())?),
         )
         .unwrap();
+    registry.add_family(Words).unwrap();
+    registry.set_deserializers(["custom", "serde", "words"]).unwrap();
     registry
 }
 
@@ -61,5 +104,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = registry.deserialize::<Record>(&message);
     let _ = registry.deserialize::<String>(&message);
     let _ = registry.deserialize::<Vec<Tree>>(&message);
+    let _ = registry.deserialize::<Vec<Vec<Skipped>>>(&message);
+    let _ = registry.deserialize::<Vec<String>>(&message);
     let _ = registry.deserialize_dyn(&message);
+    let session = registry
+        .session(Context::new())
+        .with_deserializers(["words", "serde"])
+        .unwrap();
+    let _ = session.deserialize::<Vec<String>>(&message);
+    let _ = session.deserialize_dyn(&message);
 });

@@ -82,7 +82,7 @@
 //! from arrow-rs and returns it as an error; this backstop needs unwinding, so with
 //! `panic = "abort"` such input would abort instead.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -369,7 +369,7 @@ pub fn to_arrow(array: &Array) -> Result<ArrayRef, ArrayError> {
 ///     ("name", Arc::new(StringArray::from(vec![Some("a"), None])) as _),
 /// ])?;
 /// let mut registry = Registry::new();
-/// registry.add_family(ArrowFamily::NAME, ArrowFamily)?;
+/// registry.add_family(ArrowFamily)?;
 /// registry.set_serializers([ArrowFamily::NAME, "custom", "serde"])?;
 /// registry.set_deserializers([ArrowFamily::NAME, "custom", "serde"])?;
 ///
@@ -489,6 +489,14 @@ impl ArrowFamily {
 }
 
 impl Family for ArrowFamily {
+    fn name(&self) -> &str {
+        ArrowFamily::NAME
+    }
+
+    fn produces(&self, _: &str, requested: TypeId) -> bool {
+        requested == TypeId::of::<RecordBatch>() || requested == TypeId::of::<ArrayRef>()
+    }
+
     fn dumps(&self, object: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> {
         if let Some(batch) = object.downcast_ref::<RecordBatch>() {
             return Ok(Some(ArrowFamily::dump_batch(batch)?));

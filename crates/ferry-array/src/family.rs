@@ -1,7 +1,7 @@
 //! The `array` family, and `Array` inside serde structs: a header with numpy's dtype string,
 //! shape and strides, and one data frame, copied on neither side.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use bytes::Bytes;
 use ferry_family::rmpv::Value;
@@ -24,7 +24,7 @@ use crate::{Array, ArrayError, DType};
 /// use ferry_family::Registry;
 ///
 /// let mut registry = Registry::new();
-/// registry.add_family("array", ArrayFamily)?;
+/// registry.add_family(ArrayFamily)?;
 /// registry.set_serializers(["array", "serde"])?;
 /// registry.set_deserializers(["array", "serde"])?;
 ///
@@ -40,6 +40,14 @@ use crate::{Array, ArrayError, DType};
 pub struct ArrayFamily;
 
 impl Family for ArrayFamily {
+    fn name(&self) -> &str {
+        "array"
+    }
+
+    fn produces(&self, _: &str, requested: TypeId) -> bool {
+        requested == TypeId::of::<Array>()
+    }
+
     fn dumps(&self, object: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> {
         let Some(array) = object.downcast_ref::<Array>() else {
             return Ok(None);

@@ -422,7 +422,7 @@ fn arrays_round_trip_as_arrays() {
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.add_family("arrow", ArrowFamily).unwrap();
+    registry.add_family(ArrowFamily).unwrap();
     registry
         .set_serializers(["arrow", "custom", "serde"])
         .unwrap();

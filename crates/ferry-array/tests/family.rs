@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.add_family("array", ArrayFamily).unwrap();
+    registry.add_family(ArrayFamily).unwrap();
     registry.set_serializers(["array", "serde"]).unwrap();
     registry.set_deserializers(["array", "serde"]).unwrap();
     registry

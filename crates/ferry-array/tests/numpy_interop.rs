@@ -335,7 +335,7 @@ fn ferry_reads_what_numpy_saves() {
 /// A registry that sends and receives arrays with the `array` family only.
 fn array_registry() -> Registry {
     let mut registry = Registry::new();
-    registry.add_family("array", ArrayFamily).unwrap();
+    registry.add_family(ArrayFamily).unwrap();
     registry.set_serializers(["array"]).unwrap();
     registry.set_deserializers(["array"]).unwrap();
     registry

@@ -84,7 +84,7 @@ fn at(path: Option<&str>, type_name: &str) -> String {
 /// receiver.set_deserializers(["custom"])?; // no serde
 /// let err = receiver.deserialize::<u32>(&message).unwrap_err();
 /// assert!(matches!(&err, DeserializeError::NotAccepted { family, .. } if family == "serde"));
-/// assert_eq!(err.to_string(), "family `serde` is not accepted here (accepted: [\"custom\"])");
+/// assert_eq!(err.to_string(), "family `serde` is not on this side's deserializer list ([\"custom\"])");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -114,20 +114,20 @@ pub enum DeserializeError {
         expected: &'static str,
     },
     /// The message was written by a family this registry does not know.
-    #[error("unknown family `{family}` (accepted: {accepted:?})")]
+    #[error("unknown family `{family}` (this side's deserializer list: {deserializers:?})")]
     UnknownFamily {
         /// The family named in the header.
         family: String,
-        /// The families this side accepts.
-        accepted: Vec<String>,
+        /// The families this side deserializes (its deserializer list).
+        deserializers: Vec<String>,
     },
     /// The message was written by a family this side does not accept.
-    #[error("family `{family}` is not accepted here (accepted: {accepted:?})")]
+    #[error("family `{family}` is not on this side's deserializer list ({deserializers:?})")]
     NotAccepted {
         /// The family named in the header.
         family: String,
-        /// The families this side accepts.
-        accepted: Vec<String>,
+        /// The families this side deserializes (its deserializer list).
+        deserializers: Vec<String>,
     },
     /// The header names a type this registry does not know.
     #[error("unknown type `{name}` (register it on this side)")]
@@ -152,6 +152,41 @@ pub enum DeserializeError {
         expected: u64,
         /// Frames present.
         found: usize,
+    },
+    /// Decoding a family's `meta` would take more memory than the receiver's limits allow for
+    /// its size ([`Limits::max_expansion`](ferry_wire::Limits::max_expansion)); nothing was
+    /// decoded.
+    #[error(
+        "the `meta` of family `{family}` for `{type_name}` would take {decoded_bytes} bytes decoded, \
+         more than the {max_bytes} bytes this side allows for its {received_bytes} bytes"
+    )]
+    MetaTooLarge {
+        /// The family.
+        family: String,
+        /// The type name in the header.
+        type_name: String,
+        /// The size of `meta` as received.
+        received_bytes: u64,
+        /// What decoding it would take.
+        decoded_bytes: u64,
+        /// The most this side allows.
+        max_bytes: u64,
+    },
+    /// A family's `meta` is nested deeper than the registry's depth limit.
+    #[error("the `meta` of family `{family}` is nested deeper than the limit of {limit}")]
+    MetaTooDeep {
+        /// The family.
+        family: String,
+        /// The depth limit in force.
+        limit: usize,
+    },
+    /// Memory for something the message holds could not be had.
+    #[error("out of memory decoding {what} ({bytes} bytes received)")]
+    OutOfMemory {
+        /// What was being decoded.
+        what: &'static str,
+        /// Its size as received.
+        bytes: u64,
     },
     /// The serde family's body does not decode into the type.
     #[error("cannot deserialize `{type_name}`{}: {}", at(source.path(), type_name), source.kind())]
@@ -192,6 +227,20 @@ pub enum RegistryError {
         name: String,
         /// The families the registry has.
         known: Vec<String>,
+    },
+    /// A session named a family that is not on the registry's list: a session may only narrow
+    /// the registry's lists.
+    #[error(
+        "a session can only narrow the registry's {list} list, and `{family}` is not on it \
+         (the registry's list: {allowed:?})"
+    )]
+    Widens {
+        /// The family named.
+        family: String,
+        /// `"serializer"` or `"deserializer"`.
+        list: &'static str,
+        /// The registry's list.
+        allowed: Vec<String>,
     },
     /// A family of this name already exists.
     #[error("a family named `{0}` already exists")]

@@ -1,6 +1,6 @@
 //! The [`Family`] trait, for serialization families defined in other crates, and what it trades in.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use ferry_wire::Frame;
 
@@ -116,13 +116,15 @@ pub struct Loaded<'a> {
 /// receiver's deserializer list.
 ///
 /// ```
-/// use std::any::Any;
+/// use std::any::{Any, TypeId};
 /// use ferry_family::{Context, Dumped, Family, FamilyError, Loaded, Object, Registry};
 ///
 /// /// Sends strings as UTF-8 frames.
 /// struct Utf8;
 ///
 /// impl Family for Utf8 {
+///     fn name(&self) -> &str { "utf8" }
+///     fn produces(&self, _: &str, requested: TypeId) -> bool { requested == TypeId::of::<String>() }
 ///     fn dumps(&self, object: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> {
 ///         Ok(object.downcast_ref::<String>().map(|s| {
 ///             Dumped::new(rmpv::Value::Nil, vec![bytes::Bytes::from(s.clone().into_bytes())])
@@ -135,17 +137,29 @@ pub struct Loaded<'a> {
 /// }
 ///
 /// let mut registry = Registry::new();
-/// registry.add_family("utf8", Utf8)?;
+/// registry.add_family(Utf8)?;
 /// registry.set_serializers(["utf8", "serde"])?;
 /// registry.set_deserializers(["utf8", "serde"])?;
 /// let message = registry.serialize(&"hello".to_string())?;
 /// assert_eq!(&message.frames[0][..], b"hello");
 /// assert_eq!(registry.deserialize::<String>(&message)?, "hello");
+/// assert!(registry.deserialize::<Vec<u8>>(&message).is_err()); // `loads` does not run
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait Family: Send + Sync + 'static {
+    /// The family's name: what its messages carry as `family` in their header, and what the
+    /// serializer and deserializer lists call it. It must not be `custom` or `serde`.
+    fn name(&self) -> &str;
+
     /// Serializes the value, or returns `Ok(None)` if this family does not handle its type.
     fn dumps(&self, object: &Object<'_>, context: &Context) -> Result<Option<Dumped>, FamilyError>;
+
+    /// Whether [`Family::loads`] may give a value of the type `requested` for a message that
+    /// names `type_name`. The registry asks before `loads` runs whenever the caller wants one
+    /// type (`deserialize::<T>`), and on `false` refuses the message
+    /// ([`DeserializeError::TypeMismatch`](crate::DeserializeError::TypeMismatch)) without
+    /// running `loads`: a loader never works for a type nobody asked for.
+    fn produces(&self, type_name: &str, requested: TypeId) -> bool;
 
     /// Rebuilds a value from what [`Family::dumps`] produced.
     fn loads(

@@ -7,10 +7,12 @@
 
 use rmp::Marker;
 
+use crate::msgpack::{read_str_bytes, skip_value};
+
 use crate::DeserializeError;
 
 /// Bodies up to this size travel inside the header; larger ones as a frame of their own.
-pub(crate) const INLINE_BODY_MAX: usize = 4 << 10;
+pub(crate) const INLINE_BODY_MAX_BYTES: usize = 4 << 10;
 
 /// The serde family's header, up to the body: `{"family": "serde", "type": T, "body": ...`.
 pub(crate) fn write_serde_prefix(out: &mut Vec<u8>, type_name: &str) {
@@ -95,27 +97,6 @@ fn wrong(key: &'static str, expected: &'static str) -> DeserializeError {
     DeserializeError::WrongType { key, expected }
 }
 
-/// The bytes of a MessagePack string, without checking that they are UTF-8.
-fn read_str_bytes<'a>(rd: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let (&marker, rest) = rd.split_first()?;
-    let (len, rest) = match marker {
-        0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
-        0xd9 => (usize::from(*rest.first()?), &rest[1..]),
-        0xda => (
-            usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
-            &rest[2..],
-        ),
-        0xdb => (
-            u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize,
-            &rest[4..],
-        ),
-        _ => return None,
-    };
-    let value = rest.get(..len)?;
-    *rd = &rest[len..];
-    Some(value)
-}
-
 /// Reads a header's fields; checks types, duplicates, and that `family` and `type` are present.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
     match parse_serde_as_written(bytes) {
@@ -191,7 +172,9 @@ fn parse_any(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
                 skip_value(&mut rd).map_err(|_| wrong("meta", "one MessagePack value"))?;
                 parsed.meta = Some(&start[..start.len() - rd.len()]);
             }
-            _ => skip_value(&mut rd).map_err(|_| DeserializeError::HeaderNotAMap)?,
+            _ => {
+                skip_value(&mut rd).map_err(|_| DeserializeError::HeaderNotAMap)?;
+            }
         }
     }
     if !has_family {
@@ -217,10 +200,4 @@ fn read_body<'a>(rd: &mut &'a [u8]) -> Result<Body<'a>, DeserializeError> {
     let (body, rest) = rd.split_at(len);
     *rd = rest;
     Ok(Body::Inline(body))
-}
-
-/// Skips one MessagePack value. Headers that arrive through ferry-wire were validated as
-/// well-formed and bounded in depth; this still checks every length against what remains.
-fn skip_value(rd: &mut &[u8]) -> Result<(), ()> {
-    rmpv::decode::read_value_ref(rd).map(|_| ()).map_err(|_| ())
 }

@@ -11,10 +11,14 @@
 //! - **Families from other crates** implement [`Family`] and are added by name; a family may
 //!   decline a value and the next on the list is tried: Dask's `register_serialization_family`.
 //! - **Allow-lists that hold.** The serializer list says which families may write (in order), the
-//!   deserializer list which may be read; per connection, a [`Session`] narrows them. A message
+//!   deserializer list which may be read; per connection, a [`Session`] narrows them (and can
+//!   never widen them). A message
 //!   from a family not on the list is refused with an error naming it and the list. No family
 //!   deserializes on another's behalf, so there is no way around the list (unlike Dask's
 //!   `__Pickled__` placeholder, unpickled even where pickle is refused).
+//! - **Names that last**: a type's stable name ([`TypeName`], [`Registry::register_named`], or
+//!   any registration) is what its messages carry, across builds and refactors; without one,
+//!   its Rust name is matched with the paths taken out, so a type may move module.
 //! - **Dynamic values**: [`Registry::serialize_dyn`] takes a `&dyn Any` of a registered type, and
 //!   [`Registry::deserialize_dyn`] gives it back as that type, found by the name in the header.
 //! - **Out-of-band buffers**: a [`Buffer`] inside any serde struct travels as a frame of its own
@@ -25,7 +29,8 @@
 //! - **Errors, never crashes**: a value that cannot be serialized names its type and the path to
 //!   the failing field (`Model.layers[3].weights`); nesting deeper than 256 (or a value that
 //!   refers to itself) is an error on encode and decode, never a stack overflow; every problem
-//!   with an untrusted header or body is its own typed error.
+//!   with an untrusted header or body is its own typed error, and what a message may make in
+//!   memory is bounded by the receiver's [`Limits`](ferry_wire::Limits) before it is allocated.
 //!
 //! ```
 //! use ferry_family::{Buffer, Registry};
@@ -77,7 +82,11 @@ mod error;
 mod family;
 mod header;
 mod limits;
+mod msgpack;
 mod registry;
+mod serde_message;
+mod session;
+mod type_name;
 
 /// The MessagePack value type families use for their metadata, re-exported so that a family's
 /// crate needs no dependency of its own on `rmpv`.
@@ -88,4 +97,6 @@ pub use context::Context;
 pub use error::{DeserializeError, RegistryError, SerializeError};
 pub use family::{Dumped, Family, FamilyError, Loaded, Object};
 pub use limits::decode_limits;
-pub use registry::{CUSTOM, Custom, Registry, SERDE, Session};
+pub use registry::{CUSTOM, Custom, Registry, SERDE};
+pub use session::Session;
+pub use type_name::TypeName;

@@ -3,21 +3,19 @@
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_wire::{Frame, Header, Limits, Message};
+use ferry_wire::{Limits, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::header::{self, Body};
-use crate::limits;
+use crate::session::{Scope, Session};
 use crate::{
-    Context, DeserializeError, Dumped, Family, FamilyError, Loaded, Object, RegistryError,
-    SerializeError, binary,
+    Context, DeserializeError, Dumped, Family, FamilyError, Loaded, RegistryError, SerializeError,
+    TypeName, binary,
 };
 
 /// The built-in family of per-type serializers that users register.
@@ -27,7 +25,7 @@ pub const SERDE: &str = "serde";
 
 /// `TypeId`s are hashes already; hashing them again is wasted work on every serialize.
 #[derive(Default)]
-struct TypeIdHasher(u64);
+pub(crate) struct TypeIdHasher(u64);
 
 impl Hasher for TypeIdHasher {
     fn finish(&self) -> u64 {
@@ -47,16 +45,16 @@ impl Hasher for TypeIdHasher {
     }
 }
 
-type ByTypeId<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+pub(crate) type ByTypeId<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
 
 type DumpsFn = dyn Fn(&dyn Any, &Context) -> Result<Dumped, FamilyError> + Send + Sync;
 type LoadsFn =
     dyn Fn(&Loaded<'_>, &Context) -> Result<Box<dyn Any + Send + Sync>, FamilyError> + Send + Sync;
 
 /// A type's user-supplied serializer and deserializer (the `custom` family).
-struct CustomFns {
-    dumps: Box<DumpsFn>,
-    loads: Box<LoadsFn>,
+pub(crate) struct CustomFns {
+    pub(crate) dumps: Box<DumpsFn>,
+    pub(crate) loads: Box<LoadsFn>,
 }
 
 type EncodeFn = fn(&dyn Any, &mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>;
@@ -64,29 +62,29 @@ type EncodeFn = fn(&dyn Any, &mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::
 type DecodeFn = fn(&[u8], &[Bytes], usize) -> Result<Box<dyn Any + Send + Sync>, binary::Error>;
 
 /// A registered serde type, erased so dynamic values can reach it.
-struct SerdeFns {
-    encode: EncodeFn,
-    decode: DecodeFn,
+pub(crate) struct SerdeFns {
+    pub(crate) encode: EncodeFn,
+    pub(crate) decode: DecodeFn,
 }
 
 /// Everything registered for one type.
-struct TypeEntry {
-    name: String,
-    rust_name: &'static str,
-    custom: Option<CustomFns>,
-    serde: Option<SerdeFns>,
+pub(crate) struct TypeEntry {
+    pub(crate) name: String,
+    pub(crate) rust_name: &'static str,
+    pub(crate) custom: Option<CustomFns>,
+    pub(crate) serde: Option<SerdeFns>,
 }
 
 /// One family on a serializer or deserializer list, resolved.
 #[derive(Clone)]
-enum Slot {
+pub(crate) enum Slot {
     Custom,
     Serde,
     User(String, Arc<dyn Family>),
 }
 
 impl Slot {
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Slot::Custom => CUSTOM,
             Slot::Serde => SERDE,
@@ -97,9 +95,9 @@ impl Slot {
 
 /// Which families may serialize (tried in order) and which may deserialize.
 #[derive(Clone)]
-struct Policy {
-    serializers: Vec<Slot>,
-    deserializers: Vec<Slot>,
+pub(crate) struct Policy {
+    pub(crate) serializers: Vec<Slot>,
+    pub(crate) deserializers: Vec<Slot>,
 }
 
 /// Named serialization families, per-type registrations, and the lists of families allowed to
@@ -111,10 +109,13 @@ struct Policy {
 /// - [`Registry::register_type`] gives a serde type a stable name, so it can travel as a dynamic
 ///   value ([`Registry::serialize_dyn`]).
 /// - [`Registry::add_family`] adds a whole family from another crate.
-/// - On the way in, the type is checked by name: the registered name, or else
-///   `std::any::type_name`. Deserialize into the type that was serialized (a `&str` is not a
-///   `String`); the serde family's encoding is not self-describing, so reading one type as another
-///   would give wrong values rather than an error.
+/// - On the way in, the type is checked by name: the registered name, or else the Rust name
+///   (`std::any::type_name`) with its paths taken out, so that a type may move module and two
+///   builds of a program still read each other (the rule is in `docs/family-format.md`).
+///   Deserialize into the type that was serialized (a `&str` is not a `String`); the serde
+///   family's encoding is not self-describing, so reading one type as another would give wrong
+///   values rather than an error. Give a type a stable name ([`TypeName`],
+///   [`Registry::register_named`]) for anything that must outlive the build, such as a file.
 /// - [`Registry::set_serializers`] and [`Registry::set_deserializers`] say which families may
 ///   serialize (tried in order; a family may decline) and which may deserialize. A message from a
 ///   family not on the deserializer list is refused, with no way around.
@@ -133,11 +134,11 @@ struct Policy {
 /// ```
 pub struct Registry {
     families: Vec<(String, Arc<dyn Family>)>,
-    by_type: ByTypeId<Arc<TypeEntry>>,
-    by_name: HashMap<String, (TypeId, Arc<TypeEntry>)>,
-    policy: Policy,
-    max_depth: usize,
-    limits: Limits,
+    pub(crate) by_type: ByTypeId<Arc<TypeEntry>>,
+    pub(crate) by_name: HashMap<String, (TypeId, Arc<TypeEntry>)>,
+    pub(crate) policy: Policy,
+    pub(crate) max_depth: usize,
+    pub(crate) limits: Limits,
 }
 
 impl Default for Registry {
@@ -260,12 +261,15 @@ impl Registry {
     /// Registers `T`'s own [`Custom`] implementation: the trait form of [`Registry::register`].
     ///
     /// ```
-    /// use ferry_family::{Context, Custom, Dumped, FamilyError, Loaded, Registry};
+    /// use ferry_family::{Context, Custom, Dumped, FamilyError, Loaded, Registry, TypeName};
     ///
     /// struct Celsius(f64);
     ///
-    /// impl Custom for Celsius {
+    /// impl TypeName for Celsius {
     ///     const NAME: &'static str = "weather.Celsius";
+    /// }
+    ///
+    /// impl Custom for Celsius {
     ///     fn dumps(&self, _: &Context) -> Result<Dumped, FamilyError> {
     ///         Ok(Dumped::new(rmpv::Value::F64(self.0), vec![]))
     ///     }
@@ -289,9 +293,9 @@ impl Registry {
         )
     }
 
-    /// Gives the serde type `T` a stable name, so that it can be sent as a dynamic value and is
-    /// checked by that name on the way in (instead of by `std::any::type_name`, which may differ
-    /// between builds).
+    /// Gives the serde type `T` a stable name, so that it can be sent as a dynamic value, can be
+    /// written to disk, and is checked by that name on the way in (instead of by its Rust name,
+    /// which may differ between builds; see [`TypeName`] to declare the name with the type).
     ///
     /// ```
     /// use std::any::Any;
@@ -320,6 +324,49 @@ impl Registry {
             },
         };
         self.update::<T>(name, |entry| entry.serde = Some(fns))
+    }
+
+    /// Registers the serde type `T` under the stable name it declares ([`TypeName::NAME`]):
+    /// [`Registry::register_type`] with the name kept next to the type.
+    ///
+    /// ```
+    /// use ferry_family::{Registry, TypeName};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Tick(u64);
+    /// impl TypeName for Tick {
+    ///     const NAME: &'static str = "clock.Tick";
+    /// }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.register_named::<Tick>()?;
+    /// let back = registry.deserialize_dyn(&registry.serialize_dyn(&Tick(3))?)?;
+    /// assert_eq!(back.downcast_ref::<Tick>().map(|t| t.0), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_named<T>(&mut self) -> Result<(), RegistryError>
+    where
+        T: TypeName + Serialize + DeserializeOwned + Any + Send + Sync,
+    {
+        self.register_type::<T>(T::NAME)
+    }
+
+    /// The stable name `T` is registered under (by [`Registry::register_type`],
+    /// [`Registry::register_named`], [`Registry::register`] or [`Registry::register_custom`]),
+    /// or `None`: then its messages carry its Rust name, fine between the processes of one build
+    /// but not for anything that must outlive it, such as a file.
+    ///
+    /// ```
+    /// let mut registry = ferry_family::Registry::new();
+    /// assert_eq!(registry.stable_name::<u64>(), None);
+    /// registry.register_type::<u64>("app.Count")?;
+    /// assert_eq!(registry.stable_name::<u64>(), Some("app.Count"));
+    /// # Ok::<(), ferry_family::RegistryError>(())
+    /// ```
+    pub fn stable_name<T: Any>(&self) -> Option<&str> {
+        self.by_type
+            .get(&TypeId::of::<T>())
+            .map(|entry| entry.name.as_str())
     }
 
     fn update<T: Any>(
@@ -366,27 +413,32 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds a family under `name`. It serializes or deserializes only once it is put on the
-    /// serializer or deserializer list.
+    /// Adds a family, under its [`name`](Family::name). It serializes or deserializes only once
+    /// it is put on the serializer or deserializer list.
     ///
     /// ```
     /// # use ferry_family::*;
-    /// # struct Nothing;
+    /// # use std::any::{Any, TypeId};
+    /// # struct Nothing(&'static str);
     /// # impl Family for Nothing {
+    /// #     fn name(&self) -> &str { self.0 }
     /// #     fn dumps(&self, _: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> { Ok(None) }
-    /// #     fn loads(&self, _: &Loaded<'_>, _: &Context) -> Result<Box<dyn std::any::Any + Send + Sync>, FamilyError> { Err("never".into()) }
+    /// #     fn produces(&self, _: &str, _: TypeId) -> bool { false }
+    /// #     fn loads(&self, _: &Loaded<'_>, _: &Context) -> Result<Box<dyn Any + Send + Sync>, FamilyError> { Err("never".into()) }
     /// # }
     /// let mut registry = Registry::new();
-    /// registry.add_family("nothing", Nothing)?;
+    /// registry.add_family(Nothing("nothing"))?;
     /// assert_eq!(registry.family_names(), ["custom", "serde", "nothing"]);
-    /// assert!(registry.add_family("serde", Nothing).is_err());
+    /// assert!(registry.add_family(Nothing("serde")).is_err());
+    /// assert!(registry.add_family(Nothing("nothing")).is_err());
     /// # Ok::<(), ferry_family::RegistryError>(())
     /// ```
-    pub fn add_family(&mut self, name: &str, family: impl Family) -> Result<(), RegistryError> {
-        if self.family_names().iter().any(|n| n == name) {
-            return Err(RegistryError::DuplicateFamily(name.to_string()));
+    pub fn add_family(&mut self, family: impl Family) -> Result<(), RegistryError> {
+        let name = family.name().to_string();
+        if self.family_names().contains(&name) {
+            return Err(RegistryError::DuplicateFamily(name));
         }
-        self.families.push((name.to_string(), Arc::new(family)));
+        self.families.push((name, Arc::new(family)));
         Ok(())
     }
 
@@ -463,7 +515,7 @@ impl Registry {
             .collect()
     }
 
-    fn resolve<I, S>(&self, names: I) -> Result<Vec<Slot>, RegistryError>
+    pub(crate) fn resolve<I, S>(&self, names: I) -> Result<Vec<Slot>, RegistryError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -588,497 +640,11 @@ impl Registry {
 }
 
 /// Implemented by a type that serializes itself in the `custom` family; register it with
-/// [`Registry::register_custom`]. The trait form of [`Registry::register`].
-pub trait Custom: Any + Send + Sync + Sized {
-    /// The stable name messages carry for this type.
-    const NAME: &'static str;
+/// [`Registry::register_custom`], under its [`TypeName`]. The trait form of
+/// [`Registry::register`].
+pub trait Custom: TypeName + Any + Send + Sync + Sized {
     /// Turns the value into metadata and frames.
     fn dumps(&self, context: &Context) -> Result<Dumped, FamilyError>;
     /// Rebuilds the value.
     fn loads(loaded: &Loaded<'_>, context: &Context) -> Result<Self, FamilyError>;
-}
-
-/// A [`Registry`] seen from one connection: its [`Context`] reaches every family, and its lists
-/// of families may be narrower than the registry's.
-///
-/// ```
-/// use ferry_family::{Context, Registry};
-/// let registry = Registry::new();
-/// let untrusted = registry.session(Context::new()).with_deserializers(["custom"])?;
-/// let message = registry.serialize(&1u8)?;
-/// assert!(untrusted.deserialize::<u8>(&message).is_err()); // serde is not accepted here
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct Session<'r> {
-    registry: &'r Registry,
-    context: Cow<'r, Context>,
-    policy: Cow<'r, Policy>,
-}
-
-thread_local! {
-    /// A warm buffer that small values are encoded into; the finished header is copied out of it
-    /// at its exact size. Const-initialized: every serialize touches it.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Scratch bodies larger than this are not kept for the next value.
-const SCRATCH_KEEP: usize = 1 << 20;
-
-impl<'r> Session<'r> {
-    /// The context families see in this session.
-    ///
-    /// ```
-    /// let registry = ferry_family::Registry::new();
-    /// let session = registry.session(ferry_family::Context::new().shares_memory(true));
-    /// assert!(session.context().shares_memory);
-    /// ```
-    pub fn context(&self) -> &Context {
-        &self.context
-    }
-
-    /// Narrows (or reorders) the families that may serialize in this session.
-    ///
-    /// ```
-    /// let registry = ferry_family::Registry::new();
-    /// let session = registry.session(Default::default()).with_serializers(["serde"])?;
-    /// assert!(session.serialize(&1u8).is_ok());
-    /// # Ok::<(), ferry_family::RegistryError>(())
-    /// ```
-    pub fn with_serializers<I, S>(mut self, names: I) -> Result<Session<'r>, RegistryError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.policy.to_mut().serializers = self.registry.resolve(names)?;
-        Ok(self)
-    }
-
-    /// Narrows (or widens) the families whose messages this session deserializes.
-    ///
-    /// ```
-    /// let registry = ferry_family::Registry::new();
-    /// let session = registry.session(Default::default()).with_deserializers(["serde"])?;
-    /// assert!(session.deserialize::<u8>(&registry.serialize(&1u8)?).is_ok());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn with_deserializers<I, S>(mut self, names: I) -> Result<Session<'r>, RegistryError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.policy.to_mut().deserializers = self.registry.resolve(names)?;
-        Ok(self)
-    }
-
-    /// [`Registry::serialize`], in this session.
-    ///
-    /// ```
-    /// let registry = ferry_family::Registry::new();
-    /// let message = registry.session(Default::default()).serialize(&"x")?;
-    /// # let _ = message;
-    /// # Ok::<(), ferry_family::SerializeError>(())
-    /// ```
-    pub fn serialize<T: Serialize + Any>(&self, value: &T) -> Result<Message, SerializeError> {
-        self.scope().serialize(value)
-    }
-
-    /// [`Registry::serialize_dyn`], in this session.
-    ///
-    /// ```
-    /// let mut registry = ferry_family::Registry::new();
-    /// registry.register_type::<i32>("i32")?;
-    /// let message = registry.session(Default::default()).serialize_dyn(&5i32)?;
-    /// # let _ = message;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
-        self.scope().serialize_dyn(value)
-    }
-
-    /// [`Registry::deserialize`], in this session.
-    ///
-    /// ```
-    /// let registry = ferry_family::Registry::new();
-    /// let session = registry.session(Default::default());
-    /// let message = session.serialize(&[1.5f32, 2.5])?;
-    /// assert_eq!(session.deserialize::<[f32; 2]>(&message)?, [1.5, 2.5]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn deserialize<T: DeserializeOwned + Any>(
-        &self,
-        message: &Message,
-    ) -> Result<T, DeserializeError> {
-        self.scope().deserialize(message)
-    }
-
-    /// [`Registry::deserialize_dyn`], in this session.
-    ///
-    /// ```
-    /// let mut registry = ferry_family::Registry::new();
-    /// registry.register_type::<bool>("bool")?;
-    /// let session = registry.session(Default::default());
-    /// let value = session.deserialize_dyn(&session.serialize_dyn(&true)?)?;
-    /// assert_eq!(value.downcast_ref::<bool>(), Some(&true));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn deserialize_dyn(
-        &self,
-        message: &Message,
-    ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
-        self.scope().deserialize_dyn(message)
-    }
-
-    fn scope(&self) -> Scope<'_> {
-        Scope {
-            registry: self.registry,
-            context: &self.context,
-            policy: &self.policy,
-        }
-    }
-}
-
-/// The registry, context and lists that one serialize or deserialize works with: borrowed, so
-/// the registry's own methods pay for no session.
-#[derive(Clone, Copy)]
-struct Scope<'a> {
-    registry: &'a Registry,
-    context: &'a Context,
-    policy: &'a Policy,
-}
-
-impl<'a> Scope<'a> {
-    fn serialize<T: Serialize + Any>(&self, value: &T) -> Result<Message, SerializeError> {
-        let entry = self.registry.by_type.get(&TypeId::of::<T>()).map(|e| &**e);
-        let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
-        let serde = |out: &mut Vec<u8>, depth| binary::to_writer(value, out, depth);
-        self.dumps(value, entry, type_name, Some(&serde))?
-            .ok_or_else(|| SerializeError::NoFamily {
-                type_name: type_name.to_string(),
-                tried: self.tried(),
-            })
-    }
-
-    fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
-        let entry = self.registry.by_type.get(&value.type_id()).map(|e| &**e);
-        let type_name = entry.map_or("<unregistered>", |e| e.name.as_str());
-        // Only a registered serde type can be encoded from behind `dyn Any`.
-        let serde = entry
-            .and_then(|e| e.serde.as_ref())
-            .map(|fns| move |out: &mut Vec<u8>, depth| (fns.encode)(value, out, depth));
-        let message = self.dumps(value, entry, type_name, serde)?;
-        message.ok_or_else(|| match entry {
-            Some(_) => SerializeError::NoFamily {
-                type_name: type_name.to_string(),
-                tried: self.tried(),
-            },
-            None => SerializeError::Unregistered {
-                tried: self.tried(),
-            },
-        })
-    }
-
-    /// Tries the serializer list in order: `custom` if the type has a serializer of its own, `serde`
-    /// if the value can be encoded (`serde` is `None` for an unregistered dynamic value), and each
-    /// added family, which may decline. `None` when no family took the value.
-    #[inline]
-    fn dumps<E>(
-        &self,
-        value: &dyn Any,
-        entry: Option<&TypeEntry>,
-        type_name: &str,
-        serde: Option<E>,
-    ) -> Result<Option<Message>, SerializeError>
-    where
-        E: FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
-    {
-        let mut serde = serde;
-        for slot in &self.policy.serializers {
-            match slot {
-                Slot::Custom => {
-                    if let Some(custom) = entry.and_then(|e| e.custom.as_ref()) {
-                        return self.custom_dumps(custom, value, type_name).map(Some);
-                    }
-                }
-                Slot::Serde => {
-                    if let Some(encode) = serde.take() {
-                        return serde_message(type_name, self.registry.max_depth, encode).map(Some);
-                    }
-                }
-                Slot::User(name, family) => {
-                    if let Some(message) = self.user_dumps(name, family, value, type_name)? {
-                        return Ok(Some(message));
-                    }
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    fn tried(&self) -> Vec<String> {
-        self.policy
-            .serializers
-            .iter()
-            .map(|s| s.name().to_string())
-            .collect()
-    }
-
-    fn custom_dumps(
-        &self,
-        custom: &CustomFns,
-        value: &dyn Any,
-        type_name: &str,
-    ) -> Result<Message, SerializeError> {
-        let dumped =
-            (custom.dumps)(value, self.context).map_err(|source| SerializeError::Family {
-                family: CUSTOM.to_string(),
-                type_name: type_name.to_string(),
-                source,
-            })?;
-        Ok(family_message(CUSTOM, type_name, dumped))
-    }
-
-    fn user_dumps(
-        &self,
-        name: &str,
-        family: &Arc<dyn Family>,
-        value: &dyn Any,
-        type_name: &str,
-    ) -> Result<Option<Message>, SerializeError> {
-        let object = Object { value, type_name };
-        match family.dumps(&object, self.context) {
-            Ok(Some(dumped)) => Ok(Some(family_message(name, type_name, dumped))),
-            Ok(None) => Ok(None),
-            Err(source) => Err(SerializeError::Family {
-                family: name.to_string(),
-                type_name: type_name.to_string(),
-                source,
-            }),
-        }
-    }
-
-    /// Encodes a body (and its buffers) with the serde family, inline in the header when small.
-    fn deserialize<T: DeserializeOwned + Any>(
-        &self,
-        message: &Message,
-    ) -> Result<T, DeserializeError> {
-        let parsed = header::parse(message.header.as_bytes())?;
-        let slot = self.accepted(parsed.family)?;
-        let entry = self.registry.by_type.get(&TypeId::of::<T>());
-        let expected = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
-        let mismatch = || DeserializeError::TypeMismatch {
-            expected: expected.to_string(),
-            found: header::lossy(parsed.type_name),
-        };
-        match slot {
-            Slot::Serde => {
-                if parsed.type_name != expected.as_bytes() {
-                    return Err(mismatch());
-                }
-                let (body, buffers) = serde_parts(&parsed, &message.frames)?;
-                limits::with_limits(&self.registry.limits, || {
-                    binary::from_slice::<T>(body, buffers, self.registry.max_depth)
-                })
-                .map_err(|source| DeserializeError::Body {
-                    type_name: expected.to_string(),
-                    source,
-                })
-            }
-            Slot::Custom | Slot::User(..) => {
-                let value = self.loads(slot, &parsed, &message.frames)?;
-                value.downcast::<T>().map(|b| *b).map_err(|_| mismatch())
-            }
-        }
-    }
-
-    fn deserialize_dyn(
-        &self,
-        message: &Message,
-    ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
-        let parsed = header::parse(message.header.as_bytes())?;
-        let slot = self.accepted(parsed.family)?;
-        match slot {
-            Slot::Serde => {
-                let type_name = header::type_str(&parsed)?;
-                let fns = self.entry(type_name)?.serde.as_ref().ok_or_else(|| {
-                    DeserializeError::UnknownType {
-                        name: type_name.to_string(),
-                    }
-                })?;
-                let (body, buffers) = serde_parts(&parsed, &message.frames)?;
-                limits::with_limits(&self.registry.limits, || {
-                    (fns.decode)(body, buffers, self.registry.max_depth)
-                })
-                .map_err(|source| DeserializeError::Body {
-                    type_name: type_name.to_string(),
-                    source,
-                })
-            }
-            Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames),
-        }
-    }
-
-    fn entry(&self, name: &str) -> Result<&'a TypeEntry, DeserializeError> {
-        self.registry
-            .by_name
-            .get(name)
-            .map(|(_, e)| &**e)
-            .ok_or_else(|| DeserializeError::UnknownType {
-                name: name.to_string(),
-            })
-    }
-
-    /// The deserializer slot for `family`, if this session accepts it. Every way in passes here.
-    fn accepted(&self, family: &[u8]) -> Result<&'a Slot, DeserializeError> {
-        if let Some(slot) = self
-            .policy
-            .deserializers
-            .iter()
-            .find(|s| s.name().as_bytes() == family)
-        {
-            return Ok(slot);
-        }
-        let family = header::lossy(family);
-        let accepted = self
-            .policy
-            .deserializers
-            .iter()
-            .map(|s| s.name().to_string())
-            .collect();
-        if self.registry.family_names().contains(&family) {
-            Err(DeserializeError::NotAccepted { family, accepted })
-        } else {
-            Err(DeserializeError::UnknownFamily { family, accepted })
-        }
-    }
-
-    /// Runs a `custom` or user family's `loads`.
-    fn loads(
-        &self,
-        slot: &Slot,
-        parsed: &header::Parsed<'_>,
-        frames: &[Frame],
-    ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
-        let meta = match parsed.meta {
-            Some(mut raw) => {
-                rmpv::decode::read_value(&mut raw).map_err(|_| DeserializeError::WrongType {
-                    key: "meta",
-                    expected: "one MessagePack value",
-                })?
-            }
-            None => return Err(DeserializeError::MissingKey { key: "meta" }),
-        };
-        let type_name = header::type_str(parsed)?;
-        let loaded = Loaded {
-            type_name,
-            meta: &meta,
-            frames,
-            limits: &self.registry.limits,
-        };
-        let family = slot.name();
-        let wrap = |source| DeserializeError::Family {
-            family: family.to_string(),
-            type_name: type_name.to_string(),
-            source,
-        };
-        match slot {
-            Slot::Custom => {
-                let custom = self.entry(type_name)?.custom.as_ref().ok_or_else(|| {
-                    DeserializeError::UnknownType {
-                        name: type_name.to_string(),
-                    }
-                })?;
-                limits::with_limits(loaded.limits, || (custom.loads)(&loaded, self.context))
-                    .map_err(wrap)
-            }
-            Slot::User(_, user) => {
-                limits::with_limits(loaded.limits, || user.loads(&loaded, self.context))
-                    .map_err(wrap)
-            }
-            Slot::Serde => unreachable!("the serde family has no meta"),
-        }
-    }
-}
-
-/// Encodes a body (and its buffers) with the serde family, inline in the header when small.
-///
-/// One function from the scratch buffer to the finished message: the result is built once and
-/// returned once, with no layers of closures passing it along.
-#[inline]
-fn serde_message<E>(type_name: &str, max_depth: usize, encode: E) -> Result<Message, SerializeError>
-where
-    E: FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
-{
-    // Taken, not borrowed: a value that serializes another inside its own `Serialize` finds an
-    // empty scratch, not a busy one.
-    let mut out = SCRATCH.with(RefCell::take);
-    out.clear();
-    header::write_serde_prefix(&mut out, type_name);
-    let marker = out.len();
-    out.extend_from_slice(&[0xc6, 0, 0, 0, 0]); // bin 32, length patched below
-    let body_start = out.len();
-    let buffers = match encode(&mut out, max_depth) {
-        Ok(buffers) => buffers,
-        Err(source) => {
-            return Err(SerializeError::Body {
-                type_name: type_name.to_string(),
-                source,
-            });
-        }
-    };
-    let body_len = out.len() - body_start;
-    if body_len <= header::INLINE_BODY_MAX {
-        out[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
-        header::write_buffers(&mut out, buffers.len());
-        let header = Header::from_msgpack_unchecked(Bytes::from(Box::<[u8]>::from(&out[..])));
-        if out.capacity() <= SCRATCH_KEEP {
-            SCRATCH.with(|cell| cell.replace(out));
-        }
-        return Ok(Message::new(header, buffers));
-    }
-    // A large body becomes frame 0 as it is, without a copy.
-    let body = Bytes::from(out).slice(body_start..);
-    let mut head = Vec::with_capacity(64 + type_name.len());
-    header::write_serde_prefix(&mut head, type_name);
-    head.push(0xc0); // nil: the body is frame 0
-    header::write_buffers(&mut head, buffers.len());
-    let mut frames = Vec::with_capacity(1 + buffers.len());
-    frames.push(body);
-    frames.extend(buffers);
-    Ok(Message::new(
-        Header::from_msgpack_unchecked(head.into()),
-        frames,
-    ))
-}
-
-/// The serde family's body and buffer frames, after checking the frame count.
-fn serde_parts<'m>(
-    parsed: &header::Parsed<'m>,
-    frames: &'m [Frame],
-) -> Result<(&'m [u8], &'m [Frame]), DeserializeError> {
-    let body = parsed
-        .body
-        .ok_or_else(|| DeserializeError::MissingKey { key: "body" })?;
-    let buffers = parsed
-        .buffers
-        .ok_or_else(|| DeserializeError::MissingKey { key: "buffers" })?;
-    let body_frames = u64::from(body == Body::Frame);
-    let expected = buffers.saturating_add(body_frames);
-    if expected != frames.len() as u64 {
-        return Err(DeserializeError::FrameCount {
-            family: SERDE.to_string(),
-            expected,
-            found: frames.len(),
-        });
-    }
-    Ok(match body {
-        Body::Inline(body) => (body, frames),
-        Body::Frame => (&frames[0][..], &frames[1..]),
-    })
-}
-
-/// A message from a family other than serde.
-fn family_message(family: &str, type_name: &str, dumped: Dumped) -> Message {
-    let mut head = Vec::with_capacity(64);
-    header::write_family_header(&mut head, family, type_name, &dumped.meta);
-    Message::new(Header::from_msgpack_unchecked(head.into()), dumped.frames)
 }

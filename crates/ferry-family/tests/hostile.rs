@@ -108,7 +108,8 @@ fn malformed_headers_get_typed_errors() {
                 ("family", "custom".into()),
                 ("type", "who.Knows".into()),
             ]),
-            "MissingKey(meta)",
+            // The type is looked up before anything else the family needs.
+            "UnknownType",
         ),
     ];
     for (header, expected) in cases {

@@ -1,7 +1,7 @@
 //! The registry: serde types with no registration, per-type serializers that win, families from
 //! other crates that may decline, allow-lists that hold, dynamic values, and the context.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -168,6 +168,14 @@ struct Upper {
 }
 
 impl Family for Upper {
+    fn name(&self) -> &str {
+        "upper"
+    }
+
+    fn produces(&self, _: &str, requested: TypeId) -> bool {
+        requested == TypeId::of::<String>()
+    }
+
     fn dumps(&self, object: &Object<'_>, context: &Context) -> Result<Option<Dumped>, FamilyError> {
         self.seen.lock().unwrap().push(context.clone());
         let Some(s) = object.downcast_ref::<String>() else {
@@ -198,6 +206,12 @@ impl Family for Upper {
 struct Shared(Arc<Upper>);
 
 impl Family for Shared {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn produces(&self, type_name: &str, requested: TypeId) -> bool {
+        self.0.produces(type_name, requested)
+    }
     fn dumps(&self, object: &Object<'_>, context: &Context) -> Result<Option<Dumped>, FamilyError> {
         self.0.dumps(object, context)
     }
@@ -214,7 +228,7 @@ impl Family for Shared {
 fn a_family_may_decline_and_the_next_is_tried() {
     let upper = Arc::new(Upper::default());
     let mut registry = Registry::new();
-    registry.add_family("upper", Shared(upper.clone())).unwrap();
+    registry.add_family(Shared(upper.clone())).unwrap();
     registry.set_serializers(["upper", "serde"]).unwrap();
     registry.set_deserializers(["upper", "serde"]).unwrap();
 
@@ -245,7 +259,7 @@ fn a_family_may_decline_and_the_next_is_tried() {
 fn the_context_reaches_every_family() {
     let upper = Arc::new(Upper::default());
     let mut registry = Registry::new();
-    registry.add_family("upper", Shared(upper.clone())).unwrap();
+    registry.add_family(Shared(upper.clone())).unwrap();
     registry.set_serializers(["upper"]).unwrap();
     registry.set_deserializers(["upper"]).unwrap();
     let context = Context::new()
@@ -282,12 +296,12 @@ fn a_refused_family_is_named_with_the_accepted_list_and_nothing_gets_around_it()
     ] {
         let err = result.unwrap_err();
         assert!(
-            matches!(&err, DeserializeError::NotAccepted { family, accepted } if family == "custom" && accepted == &["serde"]),
+            matches!(&err, DeserializeError::NotAccepted { family, deserializers } if family == "custom" && deserializers == &["serde"]),
             "{err}"
         );
         assert_eq!(
             err.to_string(),
-            "family `custom` is not accepted here (accepted: [\"serde\"])"
+            "family `custom` is not on this side's deserializer list ([\"serde\"])"
         );
     }
     // A session may narrow the lists further, but the refused family's code never runs.
@@ -369,4 +383,192 @@ fn reading_a_message_as_another_type_is_refused() {
         matches!(err, DeserializeError::TypeMismatch { .. }),
         "{err}"
     );
+}
+
+/// A second type with a serializer of its own, whose loader counts its runs.
+#[derive(Serialize, Deserialize)]
+struct Robot;
+
+#[test]
+fn no_loader_runs_for_a_type_other_than_the_one_asked_for() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let robot_loads = Arc::new(Mutex::new(0));
+    let mut registry = Registry::new();
+    register_human(&mut registry, calls.clone());
+    let counter = robot_loads.clone();
+    registry
+        .register::<Robot, _, _>(
+            "myapp.Robot",
+            |_, _| Ok(Dumped::new(rmpv::Value::Nil, vec![])),
+            move |_, _| {
+                *counter.lock().unwrap() += 1;
+                Ok(Robot)
+            },
+        )
+        .unwrap();
+    let upper = Arc::new(Upper::default());
+    registry.add_family(Shared(upper.clone())).unwrap();
+    registry
+        .set_deserializers(["custom", "upper", "serde"])
+        .unwrap();
+
+    let robot = registry.serialize_dyn(&Robot).unwrap();
+    let session = registry.session(Context::new());
+    for result in [
+        registry.deserialize::<Human>(&robot).map(|_| ()),
+        session.deserialize::<Human>(&robot).map(|_| ()),
+        // Asking for an unregistered type is no way around it either.
+        registry.deserialize::<u32>(&robot).map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, DeserializeError::TypeMismatch { found, .. } if found == "myapp.Robot"),
+            "{err}"
+        );
+    }
+    assert_eq!(*robot_loads.lock().unwrap(), 0, "the robot's loader ran");
+    assert!(registry.deserialize::<Robot>(&robot).is_ok());
+    assert_eq!(*robot_loads.lock().unwrap(), 1);
+
+    // A user family: `produces` is asked first, and `loads` does not run for a type it does
+    // not produce.
+    let mut upper_registry = Registry::new();
+    upper_registry.add_family(Shared(upper.clone())).unwrap();
+    upper_registry.set_serializers(["upper"]).unwrap();
+    upper_registry.set_deserializers(["upper"]).unwrap();
+    let text = upper_registry.serialize(&"Hi".to_string()).unwrap();
+    upper.seen.lock().unwrap().clear();
+    for result in [
+        upper_registry.deserialize::<Vec<u8>>(&text).map(|_| ()),
+        upper_registry
+            .session(Context::new())
+            .deserialize::<Human>(&text)
+            .map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, DeserializeError::TypeMismatch { .. }),
+            "{err}"
+        );
+    }
+    assert!(upper.seen.lock().unwrap().is_empty(), "upper's loads ran");
+    assert_eq!(upper_registry.deserialize::<String>(&text).unwrap(), "hi");
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+/// A serde message for `Point`, as a build that names the type `type_name` writes it.
+fn point_message(type_name: &str) -> ferry_wire::Message {
+    let (body, _) = ferry_family::binary::to_vec(&Point { x: 1, y: -2 }, 256).unwrap();
+    let header = ferry_wire::Header::from_value(&rmpv::Value::Map(vec![
+        ("family".into(), "serde".into()),
+        ("type".into(), type_name.into()),
+        ("body".into(), rmpv::Value::Binary(body)),
+        ("buffers".into(), 0.into()),
+    ]));
+    ferry_wire::Message::new(header, vec![])
+}
+
+#[test]
+fn an_unregistered_type_is_read_by_its_name_without_paths() {
+    let registry = Registry::new();
+    // Another build, where the type lives in another module or the compiler prints paths
+    // differently.
+    for name in [
+        "other_build::geometry::Point",
+        "Point",
+        std::any::type_name::<Point>(),
+    ] {
+        assert_eq!(
+            registry.deserialize::<Point>(&point_message(name)).unwrap(),
+            Point { x: 1, y: -2 },
+            "{name}"
+        );
+    }
+    // A renamed type is another type.
+    let err = registry
+        .deserialize::<Point>(&point_message("registry::Pointy"))
+        .unwrap_err();
+    assert!(
+        matches!(err, DeserializeError::TypeMismatch { .. }),
+        "{err}"
+    );
+    // A registered type is read by its registered name only.
+    let mut named = Registry::new();
+    named.register_type::<Point>("geo.Point").unwrap();
+    assert!(
+        named
+            .deserialize::<Point>(&point_message("geo.Point"))
+            .is_ok()
+    );
+    assert!(named.deserialize::<Point>(&point_message("Point")).is_err());
+}
+
+impl ferry_family::TypeName for Point {
+    const NAME: &'static str = "geo.Point";
+}
+
+#[test]
+fn a_type_declares_its_stable_name() {
+    let mut registry = Registry::new();
+    assert_eq!(registry.stable_name::<Point>(), None);
+    registry.register_named::<Point>().unwrap();
+    assert_eq!(registry.stable_name::<Point>(), Some("geo.Point"));
+    let message = registry.serialize(&Point { x: 3, y: 4 }).unwrap();
+    assert_eq!(
+        message.header.to_value().unwrap()["type"].as_str(),
+        Some("geo.Point")
+    );
+    let back = registry.deserialize_dyn(&message).unwrap();
+    assert_eq!(back.downcast_ref::<Point>(), Some(&Point { x: 3, y: 4 }));
+}
+
+#[test]
+fn a_session_can_narrow_the_registrys_lists_but_never_widen_them() {
+    let mut registry = Registry::new();
+    registry.add_family(Shared(Arc::default())).unwrap();
+    registry.set_serializers(["upper", "serde"]).unwrap();
+    registry.set_deserializers(["serde"]).unwrap();
+    let session = || registry.session(Context::new());
+
+    for (result, list) in [
+        (
+            session().with_deserializers(["serde", "custom"]),
+            "deserializer",
+        ),
+        (session().with_deserializers(["upper"]), "deserializer"),
+        (session().with_serializers(["custom"]), "serializer"),
+    ] {
+        let err = result.expect_err("a session must not widen the registry's lists");
+        assert!(
+            matches!(&err, ferry_family::RegistryError::Widens { list: l, .. } if *l == list),
+            "{err}"
+        );
+    }
+    // A family nobody added is unknown, as for the registry.
+    assert!(matches!(
+        session().with_deserializers(["pickle"]).err(),
+        Some(ferry_family::RegistryError::UnknownFamily { .. })
+    ));
+
+    // What a session may do: narrow, and reorder its serializers.
+    let narrowed = session()
+        .with_serializers(["serde", "upper"])
+        .unwrap()
+        .with_deserializers(Vec::<&str>::new())
+        .unwrap();
+    assert_eq!(narrowed.serializers(), ["serde", "upper"]);
+    assert!(narrowed.deserializers().is_empty());
+    let message = registry.serialize(&1u8).unwrap();
+    assert!(matches!(
+        narrowed.deserialize::<u8>(&message),
+        Err(DeserializeError::NotAccepted { .. })
+    ));
+    // Untouched, a session's lists are the registry's.
+    assert_eq!(session().deserializers(), registry.deserializers());
+    assert_eq!(session().serializers(), registry.serializers());
 }

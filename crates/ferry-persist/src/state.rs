@@ -85,6 +85,21 @@ pub enum StateError {
         /// The log's next sequence number.
         next_seq: u64,
     },
+    /// The state or the event type has no stable name in [`DurableOptions::registry`]: its
+    /// messages would carry its Rust name, which may change with the next build or when the type
+    /// moves module, and leave the log unreadable. Nothing was opened or written.
+    #[error(
+        "the {role} type `{type_name}` has no stable name, and a durable log must outlive this \
+         build: implement `ferry_family::TypeName` for it and call \
+         `options.registry.register_named::<T>()`, or call \
+         `options.registry.register_type::<T>(\"app.Name\")`"
+    )]
+    UnnamedType {
+        /// `"state"` or `"event"`.
+        role: &'static str,
+        /// The type's Rust name.
+        type_name: &'static str,
+    },
     /// The event `seq` was logged durably and applied, but the automatic snapshot after it
     /// failed. The state is intact; the snapshot can be retried with [`Durable::snapshot`].
     #[error("event {seq} was committed, but the automatic snapshot failed: {source}")]
@@ -111,7 +126,9 @@ pub struct DurableOptions {
     /// snapshots. Salvage makes records go missing, which opening then refuses
     /// ([`StateError::Gap`]).
     pub log: LogOptions,
-    /// Serializes events and the state (into ferry messages), and deserializes them back.
+    /// Serializes events and the state (into ferry messages), and deserializes them back. The
+    /// state and event types must have stable names in it (`register_named`, `register_type`):
+    /// [`Durable::open`] refuses them otherwise ([`StateError::UnnamedType`]).
     pub registry: Registry,
     /// Take a snapshot automatically after this many events since the last one (`None`: only
     /// when [`Durable::snapshot`] is called).
@@ -152,20 +169,33 @@ pub struct DurableRecovery {
 ///
 /// The log, the snapshots and a `LOCK` file share one directory; one process at a time.
 ///
+/// The state's and the events' types need stable names in the options' registry (the log
+/// outlives the build), declared with [`ferry_family::TypeName`] or given at registration:
+///
 /// ```
 /// use ferry_persist::{Durable, DurableOptions};
 ///
 /// let dir = std::env::temp_dir().join(format!("ferry-doc-durable-{}", std::process::id()));
 /// # let _ = std::fs::remove_dir_all(&dir);
+/// let options = || {
+///     let mut options = DurableOptions::default();
+///     options.registry.register_type::<u64>("counter.Amount").unwrap(); // state and events
+///     options
+/// };
 /// let add = |total: &mut u64, n: &u64| *total += n;
 /// {
-///     let mut counter = Durable::open(&dir, || 0u64, add, DurableOptions::default())?;
+///     let mut counter = Durable::open(&dir, || 0u64, add, options())?;
 ///     counter.apply(&5)?; // durable when it returns
 ///     counter.apply(&6)?;
 /// } // no snapshot taken: the events are replayed
-/// let counter = Durable::open(&dir, || 0u64, add, DurableOptions::default())?;
+/// let counter = Durable::open(&dir, || 0u64, add, options())?;
 /// assert_eq!(*counter.state(), 11);
 /// # drop(counter); std::fs::remove_dir_all(&dir).unwrap();
+///
+/// // Without stable names it refuses, before it touches the directory.
+/// let err = Durable::open(&dir, || 0u64, add, DurableOptions::default()).unwrap_err();
+/// assert!(matches!(err, ferry_persist::StateError::UnnamedType { role: "state", .. }));
+/// assert!(!dir.exists());
 /// # Ok::<(), ferry_persist::StateError>(())
 /// ```
 pub struct Durable<S, E> {
@@ -200,6 +230,9 @@ where
     /// snapshot that verifies (or starts from `initial()`), then applies every logged event
     /// after it, in order, with `apply`.
     ///
+    /// `S` and `E` must have stable names in [`DurableOptions::registry`]; without,
+    /// [`StateError::UnnamedType`], before the directory is touched.
+    ///
     /// `apply` must be deterministic: replaying the same events on the same state must give
     /// the same result.
     pub fn open(
@@ -209,6 +242,8 @@ where
         options: DurableOptions,
     ) -> Result<Durable<S, E>, StateError> {
         let dir = dir.as_ref().to_path_buf();
+        stable_name::<S>(&options.registry, "state")?;
+        stable_name::<E>(&options.registry, "event")?;
         let limits = options.log.limits;
         // The log first: it locks the directory before the snapshots are touched.
         let (log, log_recovery) = Log::open(&dir, options.log)?;
@@ -343,5 +378,17 @@ where
     /// The directory the state is kept in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Checks that `T` has a stable name in `registry`: the name its messages carry, which must
+/// survive rebuilds and refactors for the log to stay readable.
+fn stable_name<T: 'static>(registry: &Registry, role: &'static str) -> Result<(), StateError> {
+    match registry.stable_name::<T>() {
+        Some(_) => Ok(()),
+        None => Err(StateError::UnnamedType {
+            role,
+            type_name: std::any::type_name::<T>(),
+        }),
     }
 }

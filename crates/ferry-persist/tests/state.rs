@@ -54,8 +54,15 @@ fn expected(n: u64) -> Account {
     account
 }
 
-fn open(dir: &Path, options: DurableOptions) -> Durable<Account, Event> {
+fn open(dir: &Path, mut options: DurableOptions) -> Durable<Account, Event> {
+    name_types(&mut options.registry);
     Durable::open(dir, Account::default, apply, options).unwrap()
+}
+
+/// Gives the state and event types their stable names, as every `Durable` needs.
+fn name_types(registry: &mut Registry) {
+    registry.register_type::<Account>("test.Account").unwrap();
+    registry.register_type::<Event>("test.Event").unwrap();
 }
 
 fn segments(dir: &Path) -> Vec<u64> {
@@ -193,7 +200,9 @@ fn a_torn_tail_gives_the_state_after_the_last_whole_event() {
 /// The steps of writing a snapshot, by hand, up to step `k`: 1 tmp written (a prefix, not
 /// synced), 2 tmp synced, 3 renamed, 4 directory synced.
 fn snapshot_until(dir: &Path, last_seq: u64, state: &Account, k: usize) {
-    let message = Registry::new().serialize(state).unwrap();
+    let mut registry = Registry::new();
+    name_types(&mut registry);
+    let message = registry.serialize(state).unwrap();
     let bytes = encode_snapshot(last_seq, &message).unwrap();
     let tmp = dir.join(format!("snapshot-{last_seq:020}.tmp"));
     let mut file = File::create(&tmp).unwrap();
@@ -285,8 +294,9 @@ fn a_damaged_snapshot_falls_back_to_an_older_one_and_a_gap_is_refused() {
     }
     assert!(segments(&dir)[0] > 1);
     fs::remove_file(dir.join(snapshot_file_name(10))).unwrap();
-    let err = Durable::<Account, Event>::open(&dir, Account::default, apply, Default::default())
-        .unwrap_err();
+    let mut options = DurableOptions::default();
+    name_types(&mut options.registry);
+    let err = Durable::<Account, Event>::open(&dir, Account::default, apply, options).unwrap_err();
     assert!(
         matches!(
             err,
@@ -297,4 +307,47 @@ fn a_damaged_snapshot_falls_back_to_an_older_one_and_a_gap_is_refused() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_type_without_a_stable_name_is_refused_with_how_to_give_it_one() {
+    let dir = scratch("unnamed");
+    let err =
+        Durable::<Account, Event>::open(&dir, Account::default, apply, DurableOptions::default())
+            .unwrap_err();
+    assert!(
+        matches!(err, StateError::UnnamedType { role: "state", type_name } if type_name.ends_with("Account")),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("register_named") && message.contains("TypeName"),
+        "{message}"
+    );
+    assert!(!dir.exists(), "nothing may be written for a refused type");
+
+    // The state named, the event not.
+    let mut options = DurableOptions::default();
+    options
+        .registry
+        .register_type::<Account>("test.Account")
+        .unwrap();
+    let err = Durable::<Account, Event>::open(&dir, Account::default, apply, options).unwrap_err();
+    assert!(
+        matches!(err, StateError::UnnamedType { role: "event", .. }),
+        "{err}"
+    );
+
+    // Both named: it opens, and its records carry the stable names.
+    let mut durable = open(&dir, DurableOptions::default());
+    durable.apply(&event(1)).unwrap();
+    durable.snapshot().unwrap();
+    drop(durable);
+    let snapshot = ferry_persist::load_snapshot(&dir, &ferry_wire::Limits::default())
+        .unwrap()
+        .snapshot
+        .unwrap();
+    let header = snapshot.message.header.to_value().unwrap();
+    assert_eq!(header["type"].as_str(), Some("test.Account"));
+    fs::remove_dir_all(&dir).unwrap();
 }

@@ -516,10 +516,10 @@ async fn a_family_the_receiver_does_not_accept() {
     match guard("result", results.recv()).await {
         Some(Err(EndpointError::Deserialize(DeserializeError::NotAccepted {
             family,
-            accepted,
+            deserializers,
         }))) => {
             assert_eq!(family, "custom");
-            assert_eq!(accepted, ["serde"]);
+            assert_eq!(deserializers, ["serde"]);
         }
         other => panic!("expected NotAccepted, got {other:?}"),
     }

@@ -97,7 +97,7 @@ fn record_batch() -> Result<(), Box<dyn Error>> {
         ),
     ])?;
     let mut registry = Registry::new();
-    registry.add_family(ArrowFamily::NAME, ArrowFamily)?;
+    registry.add_family(ArrowFamily)?;
     registry.set_serializers([ArrowFamily::NAME, "serde"])?;
     registry.set_deserializers([ArrowFamily::NAME, "serde"])?;
     let (message, serialize_time) = timed(|| registry.serialize_dyn(&batch));

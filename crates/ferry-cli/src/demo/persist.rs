@@ -147,16 +147,19 @@ fn event(seq: u64) -> Event {
 
 /// The options both processes open the state with: a snapshot every [`SNAPSHOT_EVERY`]
 /// events, small segments, and the default durability (an `fdatasync` per event).
-fn options() -> DurableOptions {
+fn options() -> Result<DurableOptions, Box<dyn Error>> {
     let mut options = DurableOptions::default();
+    // The log outlives this build: the types need names that do too.
+    options.registry.register_type::<Bank>("demo.Bank")?;
+    options.registry.register_type::<Event>("demo.Event")?;
     options.snapshot_every = NonZeroU64::new(SNAPSHOT_EVERY);
     options.log.segment_bytes = SEGMENT_BYTES;
-    options
+    Ok(options)
 }
 
 /// Opens (or creates) the bank kept in `dir`.
 fn open(dir: &Path) -> Result<Durable<Bank, Event>, Box<dyn Error>> {
-    Ok(Durable::open(dir, Bank::opening, Bank::apply, options())?)
+    Ok(Durable::open(dir, Bank::opening, Bank::apply, options()?)?)
 }
 
 /// `ferry demo-writer DIR`: applies events to the bank in `DIR` until it is killed, printing

@@ -7,11 +7,6 @@ use super::error::{Error, ErrorKind};
 use super::path::{Segment, Track};
 use crate::buffer::{BUFFER_NAME, give_to_buffer};
 
-/// A sequence or map may announce more elements than bytes remain (zero-sized elements take no
-/// bytes), but no more than this many beyond them: enough for real data, too few to stall a
-/// decoder on a hostile count.
-const ZERO_SIZED_SLACK: u64 = 1 << 16;
-
 pub(crate) struct Decoder<'de, P> {
     pub(crate) input: &'de [u8],
     /// The bytes not read yet: the tail of `input`.
@@ -20,6 +15,11 @@ pub(crate) struct Decoder<'de, P> {
     pub(crate) depth: usize,
     pub(crate) max_depth: usize,
     pub(crate) path: P,
+    /// Bytes the elements of sequences and maps may still take in memory beyond the bytes they
+    /// took in the body: one budget for the whole body, shared by every nested sequence, so
+    /// that elements that take no bytes (or few) cannot multiply into gigabytes. `None` until
+    /// first needed: most bodies never draw on it, and need not look up the limits.
+    pub(crate) budget: Option<u64>,
 }
 
 impl<'de, P: Track> Decoder<'de, P> {
@@ -95,18 +95,71 @@ impl<'de, P: Track> Decoder<'de, P> {
         Ok((bytes, start))
     }
 
-    /// An element count for a sequence or map.
+    /// An element count for a sequence or map. Each element takes a byte of the body or is paid
+    /// for from the budget as it is decoded ([`Decoder::charge`]), so a count larger than both
+    /// together is refused at once, before a visitor can pre-allocate for it.
     fn count(&mut self) -> Result<usize, Error> {
         let offset = self.pos();
         let len = self.varint()?;
-        if len > (self.remaining() as u64).max(ZERO_SIZED_SLACK) {
+        if len > self.remaining() as u64
+            && len > (self.remaining() as u64).saturating_add(self.budget())
+        {
             return Err(Error::new(ErrorKind::BadLength {
                 len,
                 offset,
                 remaining: self.remaining(),
             }));
         }
-        Ok(len as usize)
+        usize::try_from(len).map_err(|_| {
+            Error::new(ErrorKind::BadLength {
+                len,
+                offset,
+                remaining: self.remaining(),
+            })
+        })
+    }
+
+    /// Pays from the budget for an element of a sequence or map that takes `size` bytes in
+    /// memory (at least one: an element of no size still costs a step) and took `read` bytes of
+    /// the body.
+    #[inline(always)]
+    fn charge(&mut self, size: usize, read: usize) -> Result<(), Error> {
+        let made = size.max(1);
+        if made > read {
+            return self.draw((made - read) as u64);
+        }
+        Ok(())
+    }
+
+    /// What the budget holds now.
+    fn budget(&mut self) -> u64 {
+        match self.budget {
+            Some(left) => left,
+            None => {
+                let whole = self.max_expansion();
+                self.budget = Some(whole);
+                whole
+            }
+        }
+    }
+
+    /// The whole budget: the receiver's `Limits::max_expansion` of the body's size.
+    fn max_expansion(&self) -> u64 {
+        crate::decode_limits().max_expansion(self.input.len() as u64)
+    }
+
+    #[cold]
+    fn draw(&mut self, extra: u64) -> Result<(), Error> {
+        match self.budget().checked_sub(extra) {
+            Some(left) => {
+                self.budget = Some(left);
+                Ok(())
+            }
+            None => Err(Error::new(ErrorKind::Expansion {
+                offset: self.pos(),
+                max_bytes: self.max_expansion(),
+            })),
+        }
     }
 
     #[inline]
@@ -260,7 +313,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let remaining = self.count()?;
         self.nested(|de| {
-            visitor.visit_seq(Access {
+            visitor.visit_seq(Access::<_, true> {
                 de,
                 remaining,
                 index: 0,
@@ -271,7 +324,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
         self.nested(|de| {
-            visitor.visit_seq(Access {
+            visitor.visit_seq(Access::<_, false> {
                 de,
                 remaining: len,
                 index: 0,
@@ -292,7 +345,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let remaining = self.count()?;
         self.nested(|de| {
-            visitor.visit_map(Access {
+            visitor.visit_map(Access::<_, true> {
                 de,
                 remaining,
                 index: 0,
@@ -309,7 +362,7 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         self.nested(|de| {
-            visitor.visit_seq(Access {
+            visitor.visit_seq(Access::<_, false> {
                 de,
                 remaining: fields.len(),
                 index: 0,
@@ -345,8 +398,10 @@ impl<'de, P: Track> de::Deserializer<'de> for &mut Decoder<'de, P> {
     }
 }
 
-/// Elements of a sequence, tuple, struct or map.
-struct Access<'a, 'de, P> {
+/// Elements of a sequence, tuple, struct or map. `COUNTED`: the body said how many elements
+/// there are (a sequence or map), so each is paid for from the budget; a tuple's or struct's
+/// count comes from its type. A parameter, not a field, so that structs pay nothing for it.
+struct Access<'a, 'de, P, const COUNTED: bool> {
     de: &'a mut Decoder<'de, P>,
     remaining: usize,
     index: usize,
@@ -354,7 +409,7 @@ struct Access<'a, 'de, P> {
     fields: Option<&'static [&'static str]>,
 }
 
-impl<'de, P: Track> Access<'_, 'de, P> {
+impl<'de, P: Track, const COUNTED: bool> Access<'_, 'de, P, COUNTED> {
     fn segment(&self) -> Segment {
         match self.fields.and_then(|f| f.get(self.index)) {
             Some(name) => Segment::Field(name),
@@ -364,17 +419,24 @@ impl<'de, P: Track> Access<'_, 'de, P> {
 
     #[inline(always)]
     fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
-        if !P::ON {
-            return seed.deserialize(&mut *self.de);
+        let before = if COUNTED { self.de.rest.len() } else { 0 };
+        let value = if P::ON {
+            self.de.path.push(self.segment());
+            let value = seed.deserialize(&mut *self.de)?;
+            self.de.path.pop();
+            value
+        } else {
+            seed.deserialize(&mut *self.de)?
+        };
+        if COUNTED {
+            let read = before - self.de.rest.len();
+            self.de.charge(std::mem::size_of::<T::Value>(), read)?;
         }
-        self.de.path.push(self.segment());
-        let value = seed.deserialize(&mut *self.de)?;
-        self.de.path.pop();
         Ok(value)
     }
 }
 
-impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
+impl<'de, P: Track, const COUNTED: bool> de::SeqAccess<'de> for Access<'_, 'de, P, COUNTED> {
     type Error = Error;
 
     #[inline(always)]
@@ -399,11 +461,13 @@ impl<'de, P: Track> de::SeqAccess<'de> for Access<'_, 'de, P> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.remaining)
+        // Never more elements than bytes remain: a visitor that pre-allocates for the hint
+        // allocates no more than the body could back.
+        Some(self.remaining.min(self.de.remaining()))
     }
 }
 
-impl<'de, P: Track> de::MapAccess<'de> for Access<'_, 'de, P> {
+impl<'de, P: Track, const COUNTED: bool> de::MapAccess<'de> for Access<'_, 'de, P, COUNTED> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -424,7 +488,9 @@ impl<'de, P: Track> de::MapAccess<'de> for Access<'_, 'de, P> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        Some(self.remaining)
+        // Never more elements than bytes remain: a visitor that pre-allocates for the hint
+        // allocates no more than the body could back.
+        Some(self.remaining.min(self.de.remaining()))
     }
 }
 
@@ -477,7 +543,7 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
-        let value = visitor.visit_seq(Access {
+        let value = visitor.visit_seq(Access::<_, false> {
             de: &mut *self.de,
             remaining: len,
             index: 0,
@@ -492,7 +558,7 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        let access = Access {
+        let access = Access::<_, false> {
             de: &mut *self.de,
             remaining: fields.len(),
             index: 0,

@@ -85,6 +85,20 @@ pub enum ErrorKind {
         /// Bytes left in the body.
         remaining: usize,
     },
+    /// The elements of the body's sequences and maps would take more memory than the receiver
+    /// allows for the body's size: [`Limits::max_expansion`](ferry_wire::Limits::max_expansion)
+    /// of it, one budget for the whole body (elements that take no bytes on the wire, such as
+    /// structs whose fields are all `#[serde(skip)]`, draw on it most).
+    #[error(
+        "the body's sequences would take more than the {max_bytes} bytes in memory this side \
+         allows for it (at byte offset {offset})"
+    )]
+    Expansion {
+        /// Where the element that went over ends.
+        offset: usize,
+        /// The most the elements may take beyond their bytes in the body.
+        max_bytes: u64,
+    },
     /// A varint that runs past ten bytes.
     #[error("malformed varint at byte offset {offset}")]
     BadVarint {

@@ -100,6 +100,11 @@ fn encode<T: Serialize + ?Sized, P: Track>(
 /// Decodes a value from a body and its buffer frames. Strings and byte slices may borrow from
 /// `body`; every [`Buffer`](crate::Buffer) is a slice of its frame, not a copy.
 ///
+/// The elements of all the body's sequences and maps together may take at most
+/// [`Limits::max_expansion`](ferry_wire::Limits::max_expansion) of the body's size in memory
+/// beyond their bytes in the body, under the limits of the deserialize running on this thread
+/// ([`decode_limits`](crate::decode_limits); the registry's, inside one).
+///
 /// ```
 /// use ferry_family::binary::{self, ErrorKind};
 /// let err = binary::from_slice::<String>(&[5, b'a'], &[], 256).unwrap_err();
@@ -131,6 +136,7 @@ fn decode<'de, T: Deserialize<'de>, P: Track>(
         depth: 0,
         max_depth,
         path: P::default(),
+        budget: None,
     };
     let value = T::deserialize(&mut decoder).map_err(|mut error| {
         error.set_path(decoder.path.render());
