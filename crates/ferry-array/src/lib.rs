@@ -54,4 +54,4 @@ pub use array::{Array, MAX_DIMS};
 pub use dtype::{ByteOrder, DType, TimeUnit};
 pub use element::Element;
 pub use error::ArrayError;
-pub use family::ArrayFamily;
+pub use family::{ArrayFamily, ArrayHeaderError};
