@@ -9,7 +9,7 @@ use arrow_ipc::Block;
 use arrow_ipc::convert::try_fb_to_schema;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
 use arrow_ipc::writer::{FileWriter, StreamWriter};
-use arrow_schema::ArrowError;
+use arrow_schema::{ArrowError, DataType, Schema};
 use bytes::Bytes;
 use ferry_wire::Limits;
 
@@ -284,7 +284,7 @@ pub fn read_ipc_file(bytes: Bytes, limits: &Limits) -> Result<Vec<RecordBatch>, 
         .ok_or_else(outside)?;
         let message = arrow_ipc::root_as_message(message)
             .map_err(|e| bad(format!("the message at byte {}: {e}", range.start)))?;
-        check_message(&message, range.len() - meta, &limit)
+        check_message(&message, range.len() - meta, &limit, Some(&schema))
             .map_err(|e| e.at(range.start, "IPC file"))?;
         ranges.push(range);
     }
@@ -408,6 +408,9 @@ impl MessageError {
 /// element count is negative or past the limits.
 fn check_ipc_stream(bytes: &[u8], limit: &ElementLimit) -> Result<(), IpcReadError> {
     let bad = |what: String| IpcReadError::Malformed(format!("IPC stream: {what}"));
+    // The stream's schema, once its message has been read: what record batches are checked
+    // against.
+    let mut schema: Option<Schema> = None;
     let mut at = 0usize;
     while at < bytes.len() {
         let next = |at: usize| word(bytes, at).ok_or_else(|| bad(format!("cut at byte {at}")));
@@ -439,7 +442,13 @@ fn check_ipc_stream(bytes: &[u8], limit: &ElementLimit) -> Result<(), IpcReadErr
                     message.bodyLength()
                 ))
             })?;
-        check_message(&message, body, limit).map_err(|e| e.at(message_at, "IPC stream"))?;
+        if schema.is_none()
+            && let Some(fb) = message.header_as_schema()
+        {
+            schema = unpanicked(|| arrow_ipc::convert::try_fb_to_schema(fb))?.ok();
+        }
+        check_message(&message, body, limit, schema.as_ref())
+            .map_err(|e| e.at(message_at, "IPC stream"))?;
         at += body;
     }
     Ok(())
@@ -454,6 +463,7 @@ fn check_message(
     message: &arrow_ipc::Message<'_>,
     body: usize,
     limit: &ElementLimit,
+    schema: Option<&Schema>,
 ) -> Result<(), MessageError> {
     let malformed = |what: &str| MessageError::Malformed(what.to_string());
     let header = message.header_type();
@@ -483,6 +493,7 @@ fn check_message(
     let Some(batch) = batch else {
         return Ok(());
     };
+    let is_record_batch = header == arrow_ipc::MessageHeader::RecordBatch;
     limit.check(batch.length(), "a record batch")?;
     for node in batch.nodes().iter().flatten() {
         limit.check(node.length(), "a node")?;
@@ -515,5 +526,159 @@ fn check_message(
             )));
         }
     }
-    Ok(())
+    match schema {
+        Some(schema) if is_record_batch => UnionWalk::new(batch, message.version())
+            .fields(schema.fields().iter().map(|f| f.data_type()))
+            .or_else(|stop| match stop {
+                Stop::Mismatch => Ok(()),
+                Stop::Refuse(e) => Err(e),
+            }),
+        _ => Ok(()),
+    }
+}
+
+/// Why a [`UnionWalk`] stopped.
+enum Stop {
+    /// The message does not fit the schema (too few nodes or buffers, say): arrow-ipc gives
+    /// its own error for that.
+    Mismatch,
+    /// A union arrow-ipc would slice past its buffer.
+    Refuse(MessageError),
+}
+
+/// Walks a record batch's nodes and buffers against the schema as arrow-ipc's decoder does (one
+/// node per field, depth first, and the buffers of its type), to find what its decoder slices
+/// without a check: a union's type ids (one byte per element) and a dense union's offsets (four
+/// bytes per element), taken at the node's length.
+struct UnionWalk<'a> {
+    nodes: std::vec::IntoIter<arrow_ipc::FieldNode>,
+    buffers: std::vec::IntoIter<arrow_ipc::Buffer>,
+    variadic_counts: std::vec::IntoIter<i64>,
+    /// Unions have a validity buffer before version 5.
+    union_validity: bool,
+    _batch: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> UnionWalk<'a> {
+    fn new(batch: arrow_ipc::RecordBatch<'a>, version: arrow_ipc::MetadataVersion) -> Self {
+        UnionWalk {
+            nodes: batch
+                .nodes()
+                .iter()
+                .flatten()
+                .copied()
+                .collect::<Vec<_>>()
+                .into_iter(),
+            buffers: batch
+                .buffers()
+                .iter()
+                .flatten()
+                .copied()
+                .collect::<Vec<_>>()
+                .into_iter(),
+            variadic_counts: batch
+                .variadicBufferCounts()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .into_iter(),
+            union_validity: version < arrow_ipc::MetadataVersion::V5,
+            _batch: std::marker::PhantomData,
+        }
+    }
+
+    fn fields<'t>(&mut self, types: impl Iterator<Item = &'t DataType>) -> Result<(), Stop> {
+        for data_type in types {
+            self.field(data_type)?;
+        }
+        Ok(())
+    }
+
+    fn node(&mut self) -> Result<arrow_ipc::FieldNode, Stop> {
+        self.nodes.next().ok_or(Stop::Mismatch)
+    }
+
+    fn skip_buffers(&mut self, n: usize) -> Result<(), Stop> {
+        for _ in 0..n {
+            self.buffers.next().ok_or(Stop::Mismatch)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next buffer and refuses it if it holds fewer than `len * width` bytes.
+    fn sized_buffer(&mut self, len: i64, width: i64, what: &str) -> Result<(), Stop> {
+        let buffer = self.buffers.next().ok_or(Stop::Mismatch)?;
+        let needed = len.saturating_mul(width);
+        if buffer.length() < needed {
+            return Err(Stop::Refuse(MessageError::Malformed(format!(
+                "a union of {len} elements with {} bytes of {what}",
+                buffer.length()
+            ))));
+        }
+        Ok(())
+    }
+
+    fn field(&mut self, data_type: &DataType) -> Result<(), Stop> {
+        use DataType as T;
+        match data_type {
+            T::Null => {
+                self.node()?;
+            }
+            T::Utf8 | T::Binary | T::LargeBinary | T::LargeUtf8 => {
+                self.node()?;
+                self.skip_buffers(3)?;
+            }
+            T::BinaryView | T::Utf8View => {
+                let count = self.variadic_counts.next().ok_or(Stop::Mismatch)?;
+                let count = usize::try_from(count).map_err(|_| Stop::Mismatch)?;
+                self.skip_buffers(count.checked_add(2).ok_or(Stop::Mismatch)?)?;
+                self.node()?;
+            }
+            T::List(child) | T::LargeList(child) | T::Map(child, _) => {
+                self.node()?;
+                self.skip_buffers(2)?;
+                self.field(child.data_type())?;
+            }
+            T::ListView(child) | T::LargeListView(child) => {
+                self.node()?;
+                self.skip_buffers(3)?;
+                self.field(child.data_type())?;
+            }
+            T::FixedSizeList(child, _) => {
+                self.node()?;
+                self.skip_buffers(1)?;
+                self.field(child.data_type())?;
+            }
+            T::Struct(fields) => {
+                self.node()?;
+                self.skip_buffers(1)?;
+                self.fields(fields.iter().map(|f| f.data_type()))?;
+            }
+            T::RunEndEncoded(run_ends, values) => {
+                self.node()?;
+                self.field(run_ends.data_type())?;
+                self.field(values.data_type())?;
+            }
+            T::Dictionary(_, _) => {
+                self.node()?;
+                self.skip_buffers(2)?;
+            }
+            T::Union(fields, mode) => {
+                let len = self.node()?.length();
+                if self.union_validity {
+                    self.skip_buffers(1)?;
+                }
+                self.sized_buffer(len, 1, "type ids")?;
+                if *mode == arrow_schema::UnionMode::Dense {
+                    self.sized_buffer(len, 4, "offsets")?;
+                }
+                self.fields(fields.iter().map(|(_, f)| f.data_type()))?;
+            }
+            _ => {
+                self.node()?;
+                self.skip_buffers(2)?;
+            }
+        }
+        Ok(())
+    }
 }
