@@ -578,7 +578,7 @@ impl Array {
             .data
             .get(self.offset..self.offset + self.len() * self.dtype.size())
             .ok_or(ArrayError::NotContiguous)?;
-        Ok(bytemuck::cast_slice(bytes))
+        bytemuck::try_cast_slice(bytes).map_err(|_| ArrayError::NotContiguous)
     }
 
     /// The array as an `ndarray` view, without a copy, for any strides (negative and broadcast
@@ -609,7 +609,7 @@ impl Array {
             .zip(usize::try_from(end).ok())
             .and_then(|(start, end)| self.data.get(start..end))
             .ok_or_else(overflow)?;
-        let elements: &[T] = bytemuck::cast_slice(bytes);
+        let elements: &[T] = bytemuck::try_cast_slice(bytes).map_err(|_| overflow())?;
         let mut view = ArrayViewD::from_shape(IxDyn(&self.shape).strides(IxDyn(&abs)), elements)
             .map_err(|_| overflow())?;
         for (axis, (&stride, &len)) in self.strides.iter().zip(&self.shape).enumerate() {
@@ -669,7 +669,8 @@ impl Array {
             let bytes = buffer
                 .get_mut(self.offset..self.offset + elements)
                 .ok_or(ArrayError::NotContiguous)?;
-            let slice: &mut [T] = bytemuck::cast_slice_mut(bytes);
+            let slice: &mut [T] =
+                bytemuck::try_cast_slice_mut(bytes).map_err(|_| ArrayError::NotContiguous)?;
             let view = ArrayViewMutD::from_shape(IxDyn(&self.shape).strides(IxDyn(&abs)), slice)
                 .map_err(|_| ArrayError::NotContiguous)?;
             Ok(write(view))
