@@ -152,7 +152,10 @@ pub fn from_arrow(array: &dyn arrow_array::Array, limits: &Limits) -> Result<Arr
     }
     let len = array.len();
     if dtype == DType::Bool {
-        let values = array.as_boolean().values();
+        let values = array
+            .as_boolean_opt()
+            .ok_or_else(|| ConvertError::NoCounterpart("a Boolean array of another kind".into()))?
+            .values();
         let referenced_bytes = len.div_ceil(8) as u64;
         let limit_bytes = limits.max_expansion(referenced_bytes);
         if len as u64 > limit_bytes {
