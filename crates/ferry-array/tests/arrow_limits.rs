@@ -148,3 +148,18 @@ fn negative_node_lengths_and_null_counts_are_malformed() {
         );
     }
 }
+
+/// Found by the `arrow_ipc_read` fuzz target: a dictionary batch whose Utf8 offsets buffer is
+/// not a whole number of `i32`s made arrow-data's validation panic (behind the backstop) before
+/// the layout walk checked dictionary batches and fixed-width buffer lengths.
+#[test]
+fn fixed_width_buffers_of_part_elements_are_malformed() {
+    let stream = include_bytes!(
+        "../../../fuzz/seeds/arrow_ipc_read/dictionary-utf8-offsets-not-whole-i32-stream"
+    );
+    let err = read_ipc_stream(Bytes::from_static(stream), &Limits::DEFAULT).unwrap_err();
+    assert!(
+        matches!(&err, IpcReadError::Malformed(m) if m.contains("4-byte elements")),
+        "{err:?}"
+    );
+}

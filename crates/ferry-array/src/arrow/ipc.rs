@@ -1,10 +1,12 @@
 //! Arrow IPC streams and files: written from record batches, read back as views of the bytes
 //! given, with what arrow-ipc trusts checked first.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_buffer::Buffer;
+use arrow_data::BufferSpec;
 use arrow_ipc::Block;
 use arrow_ipc::convert::try_fb_to_schema;
 use arrow_ipc::reader::{FileDecoder, StreamDecoder};
@@ -249,6 +251,7 @@ pub fn read_ipc_file(bytes: Bytes, limits: &Limits) -> Result<Vec<RecordBatch>, 
         return Err(IpcReadError::ForeignByteOrder);
     }
     let schema = Arc::new(unpanicked(|| try_fb_to_schema(ipc_schema))??);
+    let types = SchemaTypes::new(&schema, ipc_schema);
     let dictionaries: Vec<Block> = footer.dictionaries().iter().flatten().copied().collect();
     let records: Vec<Block> = footer
         .recordBatches()
@@ -284,7 +287,7 @@ pub fn read_ipc_file(bytes: Bytes, limits: &Limits) -> Result<Vec<RecordBatch>, 
         .ok_or_else(outside)?;
         let message = arrow_ipc::root_as_message(message)
             .map_err(|e| bad(format!("the message at byte {}: {e}", range.start)))?;
-        check_message(&message, range.len() - meta, &limit, Some(&schema))
+        check_message(&message, range.len() - meta, &limit, Some(&types))
             .map_err(|e| e.at(range.start, "IPC file"))?;
         ranges.push(range);
     }
@@ -408,9 +411,8 @@ impl MessageError {
 /// element count is negative or past the limits.
 fn check_ipc_stream(bytes: &[u8], limit: &ElementLimit) -> Result<(), IpcReadError> {
     let bad = |what: String| IpcReadError::Malformed(format!("IPC stream: {what}"));
-    // The stream's schema, once its message has been read: what record batches are checked
-    // against.
-    let mut schema: Option<Schema> = None;
+    // The stream's schema, once its message has been read: what batches are checked against.
+    let mut schema: Option<SchemaTypes> = None;
     let mut at = 0usize;
     while at < bytes.len() {
         let next = |at: usize| word(bytes, at).ok_or_else(|| bad(format!("cut at byte {at}")));
@@ -445,7 +447,9 @@ fn check_ipc_stream(bytes: &[u8], limit: &ElementLimit) -> Result<(), IpcReadErr
         if schema.is_none()
             && let Some(fb) = message.header_as_schema()
         {
-            schema = unpanicked(|| arrow_ipc::convert::try_fb_to_schema(fb))?.ok();
+            schema = unpanicked(|| arrow_ipc::convert::try_fb_to_schema(fb))?
+                .ok()
+                .map(|converted| SchemaTypes::new(&converted, fb));
         }
         check_message(&message, body, limit, schema.as_ref())
             .map_err(|e| e.at(message_at, "IPC stream"))?;
@@ -463,11 +467,14 @@ fn check_message(
     message: &arrow_ipc::Message<'_>,
     body: usize,
     limit: &ElementLimit,
-    schema: Option<&Schema>,
+    schema: Option<&SchemaTypes>,
 ) -> Result<(), MessageError> {
     let malformed = |what: &str| MessageError::Malformed(what.to_string());
     let header = message.header_type();
+    // The types the batch's nodes are of: the schema's columns, or one dictionary's values.
+    let mut types: Option<Vec<&DataType>> = None;
     let batch = if header == arrow_ipc::MessageHeader::RecordBatch {
+        types = schema.map(|s| s.fields.iter().collect());
         Some(
             message
                 .header_as_record_batch()
@@ -477,6 +484,9 @@ fn check_message(
         let dictionary = message
             .header_as_dictionary_batch()
             .ok_or_else(|| malformed("no dictionary batch header"))?;
+        types = schema
+            .and_then(|s| s.dictionaries.get(&dictionary.id()))
+            .map(|values| vec![values]);
         Some(
             dictionary
                 .data()
@@ -493,7 +503,6 @@ fn check_message(
     let Some(batch) = batch else {
         return Ok(());
     };
-    let is_record_batch = header == arrow_ipc::MessageHeader::RecordBatch;
     limit.check(batch.length(), "a record batch")?;
     for node in batch.nodes().iter().flatten() {
         limit.check(node.length(), "a node")?;
@@ -526,42 +535,113 @@ fn check_message(
             )));
         }
     }
-    match schema {
-        Some(schema) if is_record_batch => UnionWalk::new(batch, message.version())
-            .fields(schema.fields().iter().map(|f| f.data_type()))
+    match types {
+        Some(types) => LayoutWalk::new(batch, message.version())
+            .fields(types.into_iter())
             .or_else(|stop| match stop {
                 Stop::Mismatch => Ok(()),
                 Stop::Refuse(e) => Err(e),
             }),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
-/// Why a [`UnionWalk`] stopped.
+/// What the batches of a stream or file are checked against: the column types, and the value
+/// type of each dictionary by id.
+struct SchemaTypes {
+    fields: Vec<DataType>,
+    dictionaries: HashMap<i64, DataType>,
+}
+
+impl SchemaTypes {
+    /// The types of `schema`, and its dictionaries' ids from `fb`, the flatbuffer it was
+    /// converted from (walked side by side: each dictionary-encoded field of `fb` is a
+    /// `Dictionary` type in `schema`).
+    fn new(schema: &Schema, fb: arrow_ipc::Schema<'_>) -> SchemaTypes {
+        let mut dictionaries = HashMap::new();
+        if let Some(fb_fields) = fb.fields() {
+            for (field, fb_field) in schema.fields().iter().zip(fb_fields.iter()) {
+                dictionary_types(field.data_type(), fb_field, &mut dictionaries, 0);
+            }
+        }
+        SchemaTypes {
+            fields: schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect(),
+            dictionaries,
+        }
+    }
+}
+
+/// Records the value type of each dictionary under `data_type` (whose flatbuffer field is `fb`).
+fn dictionary_types(
+    data_type: &DataType,
+    fb: arrow_ipc::Field<'_>,
+    out: &mut HashMap<i64, DataType>,
+    depth: usize,
+) {
+    if depth > 64 {
+        return; // the flatbuffer verifier bounds nesting already
+    }
+    let data_type = match (fb.dictionary(), data_type) {
+        (Some(encoding), DataType::Dictionary(_, values)) => {
+            out.insert(encoding.id(), values.as_ref().clone());
+            values.as_ref()
+        }
+        (Some(_), _) => return,
+        (None, data_type) => data_type,
+    };
+    if let Some(fb_children) = fb.children() {
+        for (child, fb_child) in child_types(data_type).into_iter().zip(fb_children.iter()) {
+            dictionary_types(child, fb_child, out, depth + 1);
+        }
+    }
+}
+
+/// The types of a type's children, in the order arrow-ipc reads them.
+fn child_types(data_type: &DataType) -> Vec<&DataType> {
+    use DataType as T;
+    match data_type {
+        T::List(f)
+        | T::LargeList(f)
+        | T::ListView(f)
+        | T::LargeListView(f)
+        | T::FixedSizeList(f, _)
+        | T::Map(f, _) => vec![f.data_type()],
+        T::Struct(fields) => fields.iter().map(|f| f.data_type()).collect(),
+        T::Union(fields, _) => fields.iter().map(|(_, f)| f.data_type()).collect(),
+        T::RunEndEncoded(run_ends, values) => vec![run_ends.data_type(), values.data_type()],
+        _ => Vec::new(),
+    }
+}
+
+/// Why a [`LayoutWalk`] stopped.
 enum Stop {
     /// The message does not fit the schema (too few nodes or buffers, say): arrow-ipc gives
     /// its own error for that.
     Mismatch,
-    /// A union arrow-ipc would slice past its buffer.
+    /// A buffer arrow-rs would slice past its end, or view as whole elements it does not hold.
     Refuse(MessageError),
 }
 
-/// Walks a record batch's nodes and buffers against the schema as arrow-ipc's decoder does (one
-/// node per field, depth first, and the buffers of its type), to find what its decoder slices
-/// without a check: a union's type ids (one byte per element) and a dense union's offsets (four
-/// bytes per element), taken at the node's length.
-struct UnionWalk<'a> {
+/// Walks a batch's nodes and buffers against their types as arrow-ipc's decoder does (one
+/// node per field, depth first; a validity buffer where the type can have one, then the
+/// buffers of its layout), to find what arrow-rs takes without a check: a fixed-width buffer
+/// whose length is not a whole number of elements (arrow-data's validation views it as a slice
+/// of them, and panics), and a union's type ids and dense offsets, sliced at the node's length.
+struct LayoutWalk {
     nodes: std::vec::IntoIter<arrow_ipc::FieldNode>,
     buffers: std::vec::IntoIter<arrow_ipc::Buffer>,
     variadic_counts: std::vec::IntoIter<i64>,
     /// Unions have a validity buffer before version 5.
     union_validity: bool,
-    _batch: std::marker::PhantomData<&'a ()>,
 }
 
-impl<'a> UnionWalk<'a> {
-    fn new(batch: arrow_ipc::RecordBatch<'a>, version: arrow_ipc::MetadataVersion) -> Self {
-        UnionWalk {
+impl LayoutWalk {
+    fn new(batch: arrow_ipc::RecordBatch<'_>, version: arrow_ipc::MetadataVersion) -> Self {
+        LayoutWalk {
             nodes: batch
                 .nodes()
                 .iter()
@@ -583,7 +663,6 @@ impl<'a> UnionWalk<'a> {
                 .collect::<Vec<_>>()
                 .into_iter(),
             union_validity: version < arrow_ipc::MetadataVersion::V5,
-            _batch: std::marker::PhantomData,
         }
     }
 
@@ -594,91 +673,52 @@ impl<'a> UnionWalk<'a> {
         Ok(())
     }
 
-    fn node(&mut self) -> Result<arrow_ipc::FieldNode, Stop> {
-        self.nodes.next().ok_or(Stop::Mismatch)
-    }
-
-    fn skip_buffers(&mut self, n: usize) -> Result<(), Stop> {
-        for _ in 0..n {
-            self.buffers.next().ok_or(Stop::Mismatch)?;
-        }
-        Ok(())
-    }
-
-    /// Takes the next buffer and refuses it if it holds fewer than `len * width` bytes.
-    fn sized_buffer(&mut self, len: i64, width: i64, what: &str) -> Result<(), Stop> {
-        let buffer = self.buffers.next().ok_or(Stop::Mismatch)?;
-        let needed = len.saturating_mul(width);
-        if buffer.length() < needed {
-            return Err(Stop::Refuse(MessageError::Malformed(format!(
-                "a union of {len} elements with {} bytes of {what}",
-                buffer.length()
-            ))));
-        }
-        Ok(())
+    fn buffer(&mut self) -> Result<arrow_ipc::Buffer, Stop> {
+        self.buffers.next().ok_or(Stop::Mismatch)
     }
 
     fn field(&mut self, data_type: &DataType) -> Result<(), Stop> {
-        use DataType as T;
-        match data_type {
-            T::Null => {
-                self.node()?;
-            }
-            T::Utf8 | T::Binary | T::LargeBinary | T::LargeUtf8 => {
-                self.node()?;
-                self.skip_buffers(3)?;
-            }
-            T::BinaryView | T::Utf8View => {
-                let count = self.variadic_counts.next().ok_or(Stop::Mismatch)?;
-                let count = usize::try_from(count).map_err(|_| Stop::Mismatch)?;
-                self.skip_buffers(count.checked_add(2).ok_or(Stop::Mismatch)?)?;
-                self.node()?;
-            }
-            T::List(child) | T::LargeList(child) | T::Map(child, _) => {
-                self.node()?;
-                self.skip_buffers(2)?;
-                self.field(child.data_type())?;
-            }
-            T::ListView(child) | T::LargeListView(child) => {
-                self.node()?;
-                self.skip_buffers(3)?;
-                self.field(child.data_type())?;
-            }
-            T::FixedSizeList(child, _) => {
-                self.node()?;
-                self.skip_buffers(1)?;
-                self.field(child.data_type())?;
-            }
-            T::Struct(fields) => {
-                self.node()?;
-                self.skip_buffers(1)?;
-                self.fields(fields.iter().map(|f| f.data_type()))?;
-            }
-            T::RunEndEncoded(run_ends, values) => {
-                self.node()?;
-                self.field(run_ends.data_type())?;
-                self.field(values.data_type())?;
-            }
-            T::Dictionary(_, _) => {
-                self.node()?;
-                self.skip_buffers(2)?;
-            }
-            T::Union(fields, mode) => {
-                let len = self.node()?.length();
-                if self.union_validity {
-                    self.skip_buffers(1)?;
+        let len = self.nodes.next().ok_or(Stop::Mismatch)?.length();
+        let layout = arrow_data::layout(data_type);
+        let validity = match data_type {
+            DataType::Union(..) => self.union_validity,
+            _ => layout.can_contain_null_mask,
+        };
+        if validity {
+            self.buffer()?;
+        }
+        for (i, spec) in layout.buffers.iter().enumerate() {
+            let buffer = self.buffer()?;
+            if let BufferSpec::FixedWidth { byte_width, .. } = spec {
+                let width = i64::try_from(*byte_width).unwrap_or(i64::MAX).max(1);
+                if buffer.length() % width != 0 {
+                    return Err(refuse(format!(
+                        "a buffer of {} bytes for {width}-byte elements of {data_type}",
+                        buffer.length()
+                    )));
                 }
-                self.sized_buffer(len, 1, "type ids")?;
-                if *mode == arrow_schema::UnionMode::Dense {
-                    self.sized_buffer(len, 4, "offsets")?;
+                if matches!(data_type, DataType::Union(..)) && buffer.length() / width < len {
+                    let what = if i == 0 { "type ids" } else { "offsets" };
+                    return Err(refuse(format!(
+                        "a union of {len} elements with {} bytes of {what}",
+                        buffer.length()
+                    )));
                 }
-                self.fields(fields.iter().map(|(_, f)| f.data_type()))?;
-            }
-            _ => {
-                self.node()?;
-                self.skip_buffers(2)?;
             }
         }
-        Ok(())
+        if layout.variadic {
+            let count = self.variadic_counts.next().ok_or(Stop::Mismatch)?;
+            for _ in 0..count {
+                self.buffer()?;
+            }
+        }
+        if let DataType::Dictionary(..) = data_type {
+            return Ok(()); // its values come in a dictionary batch
+        }
+        self.fields(child_types(data_type).into_iter())
     }
+}
+
+fn refuse(what: String) -> Stop {
+    Stop::Refuse(MessageError::Malformed(what))
 }

@@ -83,19 +83,23 @@
 //!
 //! The family checks what arrow-rs would trust (frame counts, bitmap lengths, element counts and
 //! offsets, fixed-width buffers cut to whole elements) and lets `ArrayDataBuilder::build`
-//! validate the rest; the IPC readers check each message's flatbuffer, header, element counts
-//! and null counts (none negative, none past the limits), variadic buffer counts and buffer
-//! ranges before arrow-ipc decodes it, and the file reader also checks the magic, the footer's
-//! length and flatbuffer, and that every block it lists lies inside the file without
-//! overlapping another.
+//! validate the rest. The IPC readers check each message before arrow-ipc decodes it: its
+//! flatbuffer and header; element and null counts (none negative, none past the limits);
+//! variadic buffer counts; every buffer inside the body; and, walking each record or dictionary
+//! batch's nodes and buffers against the schema as arrow-ipc's decoder does, every fixed-width
+//! buffer a whole number of elements (arrow-data's validation views it as a slice of them and
+//! panicked otherwise) and every union's type ids and dense offsets as long as its node
+//! (arrow-ipc slices them at the node's length, unchecked). The file reader also checks the
+//! magic, the footer's length and flatbuffer, and that every block it lists lies inside the
+//! file without overlapping another.
 //!
-//! What is still only behind a backstop: arrow-ipc's decoder slices a union's type-id and
-//! offset buffers at the node's length without checking it (and panics on a short one), and
-//! arrow-rs has panicked on other malformed bodies before (apache/arrow-rs#7124, #10437). Those
-//! need the schema walked node by node against the message, which arrow-ipc does itself; so
-//! every path also catches a panic from arrow-rs and returns it as an error
-//! (`Panicked`). This backstop needs unwinding, so with `panic = "abort"` such input would abort
-//! instead.
+//! What is still only behind a backstop: whatever else in arrow-rs panics on malformed bodies
+//! (it has before: apache/arrow-rs#7124, #10437), and batches the walk cannot place (a
+//! dictionary batch whose id the schema does not name, a message that does not fit its schema:
+//! arrow-ipc refuses those itself). So every path also catches a panic from arrow-rs and returns
+//! it as an error (`Panicked`). This backstop needs unwinding, so with `panic = "abort"` such
+//! input would abort instead; the fuzz targets run with libFuzzer's aborting panic hook, so that
+//! what still reaches the backstop is found.
 
 mod convert;
 mod family;
