@@ -20,10 +20,14 @@ fn exercise(array: &Array, frame_bytes: usize) {
     let _ = array.view::<u8>();
     let _ = array.view::<f64>();
     let _ = array.as_slice::<u8>();
-    let native = array.to_native().expect("a copy within the limits fits in memory");
+    let native = array
+        .to_native()
+        .expect("a copy within the limits fits in memory");
     let _ = native.view::<u8>();
     let _ = native.view::<f64>();
-    let contiguous = array.to_contiguous().expect("a copy within the limits fits in memory");
+    let contiguous = array
+        .to_contiguous()
+        .expect("a copy within the limits fits in memory");
     assert!(contiguous == *array, "a copy equals its original");
     let _ = array.to_ndarray::<u8>();
     let _ = array.to_ndarray::<i64>();
@@ -33,7 +37,9 @@ fn exercise(array: &Array, frame_bytes: usize) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let split = usize::from(split).min(rest.len());
     let (head, frame) = rest.split_at(split);
     let frame = Bytes::copy_from_slice(frame);
@@ -46,7 +52,12 @@ fuzz_target!(|data: &[u8]| {
             limits: &Limits::DEFAULT,
         };
         if let Ok(value) = ArrayFamily.loads(&loaded, &Context::new()) {
-            exercise(value.downcast_ref::<Array>().expect("the array family makes arrays"), frame.len());
+            exercise(
+                value
+                    .downcast_ref::<Array>()
+                    .expect("the array family makes arrays"),
+                frame.len(),
+            );
         }
     }
     if let Ok(array) = binary::from_slice::<Array>(head, std::slice::from_ref(&frame), 64) {

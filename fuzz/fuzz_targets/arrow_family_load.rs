@@ -13,7 +13,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // The metadata, then frames: each a length byte and that many bytes.
     let mut input = data;
-    let Ok(meta) = rmpv::decode::read_value(&mut input) else { return };
+    let Ok(meta) = rmpv::decode::read_value(&mut input) else {
+        return;
+    };
     let mut frames = Vec::new();
     while let Some((&len, rest)) = input.split_first() {
         let len = usize::from(len).min(rest.len());

@@ -10,10 +10,15 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let file = Bytes::copy_from_slice(data);
     let Ok(array) = npy::read(file) else { return };
-    assert!(array.len() * array.dtype().size() <= data.len(), "the data is in the file");
+    assert!(
+        array.len() * array.dtype().size() <= data.len(),
+        "the data is in the file"
+    );
     let _ = array.view::<u8>();
     let _ = array.view::<f64>();
-    let native = array.to_native().expect("a copy of bytes the file holds fits in memory");
+    let native = array
+        .to_native()
+        .expect("a copy of bytes the file holds fits in memory");
     assert!(native == array, "the native copy equals the array");
     let chunks = npy::write(&array).expect("the array is contiguous: no copy to fail");
     let back = npy::read(Bytes::from(chunks.concat())).expect("what ferry writes, ferry reads");
