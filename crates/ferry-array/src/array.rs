@@ -5,6 +5,8 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Axis, IxDyn, ShapeBuilder};
 
+use ferry_wire::Limits;
+
 use crate::{ArrayError, ByteOrder, DType, Element};
 
 /// The most dimensions an array may have (numpy's limit, too).
@@ -48,13 +50,14 @@ impl<T: Element> AsRef<[u8]> for VecOwner<T> {
     }
 }
 
-/// C-order strides in bytes for `shape`.
+/// C-order strides in bytes for `shape`. Only an empty array (whose strides are never followed)
+/// can have dimensions whose product overflows: its strides saturate.
 fn c_strides(shape: &[usize], itemsize: usize) -> Vec<isize> {
     let mut strides = vec![0isize; shape.len()];
-    let mut step = itemsize as isize;
+    let mut step = isize::try_from(itemsize).unwrap_or(isize::MAX);
     for (stride, &len) in strides.iter_mut().zip(shape).rev() {
         *stride = step;
-        step = step.saturating_mul(len.max(1) as isize);
+        step = step.saturating_mul(isize::try_from(len.max(1)).unwrap_or(isize::MAX));
     }
     strides
 }
@@ -81,13 +84,113 @@ fn span(
     Some((lo, hi))
 }
 
-/// A zeroed buffer of `len` bytes whose start is aligned to `align`.
-fn aligned_zeroed(len: usize, align: usize) -> BytesMut {
-    let mut buf = BytesMut::zeroed(len + align - 1);
-    let pad = buf.as_ptr().align_offset(align);
+/// A zeroed buffer of `len` bytes whose start is aligned to `align`, or an error if the memory
+/// cannot be had: its size comes from the array, which may come from a peer.
+fn aligned_zeroed(len: usize, align: usize) -> Result<BytesMut, ArrayError> {
+    let total = len
+        .checked_add(align.saturating_sub(1))
+        .ok_or(ArrayError::OutOfMemory { bytes: len })?;
+    let mut vec = Vec::new();
+    vec.try_reserve_exact(total)
+        .map_err(|_| ArrayError::OutOfMemory { bytes: total })?;
+    vec.resize(total, 0u8);
+    // A `Bytes` made from a vector it alone holds becomes a `BytesMut` without a copy.
+    let mut buf = BytesMut::from(Bytes::from(vec));
+    let pad = buf.as_ptr().align_offset(align).min(total - len);
     buf.advance(pad);
     buf.truncate(len);
-    buf
+    Ok(buf)
+}
+
+/// The byte offset of every element in C order (last index fastest), from the data start,
+/// without allocating: the index lives on the stack.
+struct ElementOffsets<'a> {
+    shape: &'a [usize],
+    strides: &'a [isize],
+    index: [usize; MAX_DIMS],
+    at: isize,
+    left: usize,
+}
+
+impl<'a> ElementOffsets<'a> {
+    /// The offsets of `array`'s elements. Its layout was checked when it was built: every
+    /// offset lies inside its data and every reach along an axis fits `isize`.
+    fn of(array: &'a Array) -> ElementOffsets<'a> {
+        ElementOffsets {
+            shape: &array.shape,
+            strides: &array.strides,
+            index: [0; MAX_DIMS],
+            at: isize::try_from(array.offset).unwrap_or(isize::MAX),
+            left: array.len(),
+        }
+    }
+}
+
+impl Iterator for ElementOffsets<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        self.left = self.left.checked_sub(1)?;
+        let here = usize::try_from(self.at).ok()?;
+        for ((index, &len), &stride) in self
+            .index
+            .iter_mut()
+            .zip(self.shape)
+            .zip(self.strides)
+            .rev()
+        {
+            if *index + 1 < len {
+                *index += 1;
+                self.at = self.at.wrapping_add(stride);
+                break;
+            }
+            // Back to the start of this axis: (len - 1) * stride is inside the checked span.
+            self.at = self
+                .at
+                .wrapping_sub(stride.wrapping_mul(isize::try_from(*index).unwrap_or(0)));
+            *index = 0;
+        }
+        Some(here)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// Reverses each lane of `element` in place: a whole element, or each half of a complex one.
+fn swap_lanes(dtype: DType, element: &mut [u8]) {
+    let lane = match dtype {
+        DType::C64 | DType::C128 => dtype.size() / 2,
+        other => other.size(),
+    };
+    for chunk in element.chunks_mut(lane.max(1)) {
+        chunk.reverse();
+    }
+}
+
+/// Checks what ndarray (and numpy) require of a shape for `itemsize`-byte elements: the product
+/// of its non-zero dimensions, in elements and in bytes, fits `isize`. Returns the number of
+/// elements.
+fn checked_elements(shape: &[usize], itemsize: usize) -> Result<usize, ArrayError> {
+    if shape.len() > MAX_DIMS {
+        return Err(ArrayError::TooManyDimensions(shape.len()));
+    }
+    let overflow = || ArrayError::Overflow {
+        shape: shape.to_vec(),
+    };
+    let nonzero = shape
+        .iter()
+        .filter(|&&len| len != 0)
+        .try_fold(1usize, |n, &len| n.checked_mul(len))
+        .ok_or_else(overflow)?;
+    let fits = nonzero
+        .checked_mul(itemsize.max(1))
+        .is_some_and(|bytes| isize::try_from(bytes).is_ok());
+    if !fits {
+        return Err(overflow());
+    }
+    Ok(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 impl Array {
@@ -98,8 +201,16 @@ impl Array {
     /// assert_eq!((a.shape(), a.dtype()), (&[3][..], ferry_array::DType::I32));
     /// ```
     pub fn from_vec<T: Element>(data: Vec<T>) -> Array {
-        let len = data.len();
-        Array::from_shape_vec(&[len], data).expect("a vector fits its own length")
+        let size = T::DTYPE.size();
+        Array {
+            dtype: T::DTYPE,
+            order: ByteOrder::NATIVE,
+            shape: vec![data.len()],
+            // A vector's bytes fit `isize`, so its length in elements does too.
+            strides: vec![isize::try_from(size).unwrap_or(isize::MAX)],
+            offset: 0,
+            data: Bytes::from_owner(VecOwner(data)),
+        }
     }
 
     /// An array of `shape` (C order) that takes the vector as its data, without a copy.
@@ -111,14 +222,14 @@ impl Array {
     /// # Ok::<(), ferry_array::ArrayError>(())
     /// ```
     pub fn from_shape_vec<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Array, ArrayError> {
-        let elements = element_count(shape)?;
         let size = T::DTYPE.size();
+        let elements = checked_elements(shape, size)?;
         if elements != data.len() {
             return Err(ArrayError::WrongLength {
                 elements,
                 itemsize: size,
-                needed: elements * size,
-                len: data.len() * size,
+                needed: elements.saturating_mul(size),
+                len: data.len().saturating_mul(size),
             });
         }
         Ok(Array {
@@ -132,7 +243,8 @@ impl Array {
     }
 
     /// An array of `shape` (C order) whose elements `fill` writes in place, in a buffer no one
-    /// else holds (zeroed first).
+    /// else holds (zeroed first). A buffer that cannot be allocated is an
+    /// [`ArrayError::OutOfMemory`].
     ///
     /// ```
     /// let a = ferry_array::Array::build::<f32>(&[3], |xs| xs.copy_from_slice(&[1.0, 2.0, 3.0]))?;
@@ -143,52 +255,82 @@ impl Array {
         shape: &[usize],
         fill: impl FnOnce(&mut [T]),
     ) -> Result<Array, ArrayError> {
-        let elements = element_count(shape)?;
-        let mut data = bytemuck::zeroed_vec::<T>(elements);
+        let elements = checked_elements(shape, T::DTYPE.size())?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(elements)
+            .map_err(|_| ArrayError::OutOfMemory {
+                bytes: elements.saturating_mul(T::DTYPE.size()),
+            })?;
+        data.resize(elements, T::zeroed());
         fill(&mut data);
         Array::from_shape_vec(shape, data)
     }
 
     /// An array that takes an `ndarray` array's buffer, in whatever layout it has, without a
-    /// copy.
+    /// copy. More than [`MAX_DIMS`] dimensions is an [`ArrayError::TooManyDimensions`].
     ///
     /// ```
     /// let f_order = ndarray::Array2::<f64>::zeros((3, 4).f());
     /// # use ndarray::ShapeBuilder;
-    /// let a = ferry_array::Array::from_ndarray(f_order);
+    /// let a = ferry_array::Array::from_ndarray(f_order)?;
     /// assert_eq!(a.strides(), &[8, 24]);
     /// assert!(a.is_f_contiguous());
+    /// # Ok::<(), ferry_array::ArrayError>(())
     /// ```
-    pub fn from_ndarray<T: Element, D: ndarray::Dimension>(array: ndarray::Array<T, D>) -> Array {
+    pub fn from_ndarray<T: Element, D: ndarray::Dimension>(
+        array: ndarray::Array<T, D>,
+    ) -> Result<Array, ArrayError> {
+        if array.ndim() > MAX_DIMS {
+            return Err(ArrayError::TooManyDimensions(array.ndim()));
+        }
         let size = T::DTYPE.size();
         let shape = array.shape().to_vec();
-        let strides = array.strides().iter().map(|&s| s * size as isize).collect();
+        // ndarray keeps every byte extent of its arrays inside `isize`.
+        let strides = array
+            .strides()
+            .iter()
+            .map(|&s| s.saturating_mul(size as isize))
+            .collect();
         let (vec, first) = array.into_raw_vec_and_offset();
-        Array {
+        Ok(Array {
             dtype: T::DTYPE,
             order: ByteOrder::NATIVE,
             shape,
             strides,
-            offset: first.unwrap_or(0) * size,
+            offset: first.unwrap_or(0).saturating_mul(size),
             data: Bytes::from_owner(VecOwner(vec)),
-        }
+        })
     }
 
-    /// An array over `data` as described: the checked, untrusted-input constructor.
+    /// An array over `data` as described: the checked constructor for parts from outside.
     ///
-    /// Shape and strides are checked (no overflow, every element inside `data`). If the elements
-    /// are not aligned for `dtype` in `data`, they are copied once into aligned memory, in C order.
+    /// Checked before anything is allocated: shape and strides (no overflow, ndarray's rules,
+    /// every element inside `data`), and the logical size (elements × bytes per element)
+    /// against `limits`: elements that lie in fewer bytes than they make (a broadcast array,
+    /// overlapping strides) may make at most [`Limits::max_expansion`] of the bytes they lie in
+    /// ([`ArrayError::ExpansionTooLarge`] otherwise). A broadcast array stays a view.
+    ///
+    /// If the elements are not aligned for `dtype` in `data`, the bytes they lie in (never more)
+    /// are copied once into aligned memory; only strides that are not a multiple of the
+    /// alignment make a compact C-order copy instead. A copy that cannot be allocated is an
+    /// [`ArrayError::OutOfMemory`].
     ///
     /// ```
     /// use bytes::Bytes;
     /// use ferry_array::{Array, ArrayError, ByteOrder, DType};
+    /// use ferry_wire::Limits;
     /// let data = Bytes::from(vec![0u8; 16]);
-    /// let a = Array::from_parts(DType::F64, ByteOrder::Little, vec![2], vec![8], 0, data.clone())?;
+    /// let a = Array::from_parts(DType::F64, ByteOrder::Little, vec![2], vec![8], 0, data.clone(), &Limits::DEFAULT)?;
     /// assert_eq!(a.len(), 2);
-    /// let err = Array::from_parts(DType::F64, ByteOrder::Little, vec![3], vec![8], 0, data);
+    /// let err = Array::from_parts(DType::F64, ByteOrder::Little, vec![3], vec![8], 0, data.clone(), &Limits::DEFAULT);
     /// assert!(matches!(err, Err(ArrayError::OutOfBounds { .. })));
+    /// // 2^40 elements broadcast from one: 8 TiB from 8 bytes.
+    /// let err = Array::from_parts(DType::F64, ByteOrder::Little, vec![1 << 40], vec![0], 0, data, &Limits::DEFAULT);
+    /// assert!(matches!(err, Err(ArrayError::ExpansionTooLarge { .. })));
     /// # Ok::<(), ArrayError>(())
     /// ```
+    ///
+    /// [`Limits::max_expansion`]: ferry_wire::Limits::max_expansion
     pub fn from_parts(
         dtype: DType,
         order: ByteOrder,
@@ -196,6 +338,7 @@ impl Array {
         strides: Vec<isize>,
         offset: usize,
         data: Bytes,
+        limits: &Limits,
     ) -> Result<Array, ArrayError> {
         if shape.len() != strides.len() {
             return Err(ArrayError::RankMismatch {
@@ -203,12 +346,10 @@ impl Array {
                 strides: strides.len(),
             });
         }
-        if shape.len() > MAX_DIMS {
-            return Err(ArrayError::TooManyDimensions(shape.len()));
-        }
-        element_count(&shape)?;
+        let size = dtype.size();
+        let elements = checked_elements(&shape, size)?;
         let (start, end) =
-            span(&shape, &strides, offset, dtype.size()).ok_or_else(|| ArrayError::Overflow {
+            span(&shape, &strides, offset, size).ok_or_else(|| ArrayError::Overflow {
                 shape: shape.clone(),
             })?;
         if start < 0 || end > data.len() as i128 || offset > data.len() {
@@ -218,7 +359,19 @@ impl Array {
                 len: data.len(),
             });
         }
-        let array = Array {
+        // Inside `data`, so both fit `usize`; the shape check bounds the logical size.
+        let (start, end) = (start as usize, end as usize);
+        let referenced_bytes = (end - start) as u64;
+        let logical_bytes = (elements * size) as u64;
+        let limit_bytes = limits.max_expansion(referenced_bytes);
+        if logical_bytes > referenced_bytes && logical_bytes > limit_bytes {
+            return Err(ArrayError::ExpansionTooLarge {
+                logical_bytes,
+                referenced_bytes,
+                limit_bytes,
+            });
+        }
+        let mut array = Array {
             dtype,
             order,
             shape,
@@ -226,22 +379,36 @@ impl Array {
             offset,
             data,
         };
-        Ok(if array.is_aligned() {
-            array
+        if array.is_aligned() {
+            return Ok(array);
+        }
+        let align = dtype.align();
+        if array
+            .strides
+            .iter()
+            .all(|s| s.unsigned_abs().is_multiple_of(align))
+        {
+            // Only the start is off: copy the bytes the elements lie in, strides unchanged.
+            let mut copy = aligned_zeroed(end - start, align)?;
+            copy.copy_from_slice(&array.data[start..end]);
+            array.data = copy.freeze();
+            array.offset -= start;
+            Ok(array)
         } else {
             array.to_contiguous()
-        })
+        }
     }
 
     fn is_aligned(&self) -> bool {
         let align = self.dtype.align();
-        (self.data.as_ptr() as usize + self.offset).is_multiple_of(align)
+        (self.data.as_ptr() as usize)
+            .wrapping_add(self.offset)
+            .is_multiple_of(align)
             && self
                 .strides
                 .iter()
                 .all(|s| s.unsigned_abs().is_multiple_of(align))
     }
-
     /// The element type.
     ///
     /// ```
@@ -358,16 +525,37 @@ impl Array {
     }
 
     fn check_view<T: Element>(&self) -> Result<(), ArrayError> {
+        self.check_type::<T>()?;
+        if self.order != ByteOrder::NATIVE && self.dtype.size() > 1 {
+            return Err(ArrayError::ForeignByteOrder);
+        }
+        Ok(())
+    }
+
+    fn check_type<T: Element>(&self) -> Result<(), ArrayError> {
         if !T::views(self.dtype) {
             return Err(ArrayError::WrongType {
                 actual: self.dtype,
                 requested: T::DTYPE,
             });
         }
-        if self.order != ByteOrder::NATIVE && self.dtype.size() > 1 {
-            return Err(ArrayError::ForeignByteOrder);
-        }
         Ok(())
+    }
+
+    /// The strides in elements for an ndarray view, absolute; an axis of one element or none
+    /// has no step to take, so its stride (whatever it is) counts as 0. `None` when a stride is
+    /// not a whole number of elements.
+    fn element_strides(&self) -> Option<Vec<usize>> {
+        let size = self.dtype.size();
+        self.strides
+            .iter()
+            .zip(&self.shape)
+            .map(|(&s, &len)| match (len, s.unsigned_abs()) {
+                (0 | 1, _) => Some(0),
+                (_, abs) if abs.is_multiple_of(size) => Some(abs / size),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The elements as a slice, in memory order, without a copy: for arrays that are contiguous
@@ -383,12 +571,19 @@ impl Array {
         if !(self.is_c_contiguous() || self.is_f_contiguous()) {
             return Err(ArrayError::NotContiguous);
         }
-        let bytes = &self.data[self.offset..self.offset + self.len() * self.dtype.size()];
-        Ok(bytemuck::cast_slice(bytes))
+        if self.is_empty() {
+            return Ok(&[]);
+        }
+        let bytes = self
+            .data
+            .get(self.offset..self.offset + self.len() * self.dtype.size())
+            .ok_or(ArrayError::NotContiguous)?;
+        bytemuck::try_cast_slice(bytes).map_err(|_| ArrayError::NotContiguous)
     }
 
     /// The array as an `ndarray` view, without a copy, for any strides (negative and broadcast
-    /// included), in this machine's byte order.
+    /// included), in this machine's byte order. Strides that are not whole elements are an
+    /// [`ArrayError::NotContiguous`].
     ///
     /// ```
     /// let a = ferry_array::Array::from_shape_vec(&[2, 2], vec![1i16, 2, 3, 4])?;
@@ -398,27 +593,27 @@ impl Array {
     /// ```
     pub fn view<T: Element>(&self) -> Result<ArrayViewD<'_, T>, ArrayError> {
         self.check_view::<T>()?;
-        let size = self.dtype.size() as isize;
-        if self.strides.iter().any(|s| s % size != 0) || self.is_empty() {
-            // Strides that are not whole elements cannot be an ndarray view; neither can an
-            // empty array point anywhere: give each a fresh compact copy's shape.
-            if self.is_empty() {
-                return Ok(ArrayViewD::from_shape(IxDyn(&self.shape), &[]).expect("an empty view"));
-            }
-            return Err(ArrayError::NotContiguous);
+        let overflow = || ArrayError::Overflow {
+            shape: self.shape.clone(),
+        };
+        if self.is_empty() {
+            // An empty array points nowhere: a view of no elements of its shape (which the
+            // shape check at construction made acceptable to ndarray).
+            return ArrayViewD::from_shape(IxDyn(&self.shape), &[]).map_err(|_| overflow());
         }
+        let abs = self.element_strides().ok_or(ArrayError::NotContiguous)?;
         let (start, end) = span(&self.shape, &self.strides, self.offset, self.dtype.size())
-            .expect("checked when the array was built");
-        let elements: &[T] = bytemuck::cast_slice(&self.data[start as usize..end as usize]);
-        let abs: Vec<usize> = self
-            .strides
-            .iter()
-            .map(|s| (s.unsigned_abs()) / size as usize)
-            .collect();
+            .ok_or_else(overflow)?;
+        let bytes = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(start, end)| self.data.get(start..end))
+            .ok_or_else(overflow)?;
+        let elements: &[T] = bytemuck::try_cast_slice(bytes).map_err(|_| overflow())?;
         let mut view = ArrayViewD::from_shape(IxDyn(&self.shape).strides(IxDyn(&abs)), elements)
-            .map_err(|e| ArrayError::Header(format!("ndarray refused the layout: {e}")))?;
-        for (axis, &stride) in self.strides.iter().enumerate() {
-            if stride < 0 {
+            .map_err(|_| overflow())?;
+        for (axis, (&stride, &len)) in self.strides.iter().zip(&self.shape).enumerate() {
+            if stride < 0 && len > 1 {
                 view.invert_axis(Axis(axis));
             }
         }
@@ -427,7 +622,9 @@ impl Array {
 
     /// Writes the elements through an `ndarray` view: copy-on-write. When this array is the only
     /// holder of its buffer, it is written in place, no copy; when the buffer is shared (with a
-    /// received frame, say, or a clone), the array first gets a compact copy of its own.
+    /// received frame, say, or a clone), the array first gets a compact copy of its own. A copy
+    /// that cannot be allocated is an [`ArrayError::OutOfMemory`], and leaves the array as it
+    /// was.
     ///
     /// An array built from a `Vec` keeps the vector's allocation, which `Bytes` cannot hand back
     /// for writing: its first `make_mut` copies once, and later ones do not.
@@ -457,84 +654,107 @@ impl Array {
         let data = std::mem::take(&mut self.data);
         let mut buffer = match (plain, data.try_into_mut()) {
             (true, Ok(buffer)) => buffer,
-            (_, Ok(buffer)) => {
+            (false, Ok(buffer)) => {
                 self.data = buffer.freeze();
-                *self = self.to_contiguous();
-                BytesMut::from(std::mem::take(&mut self.data))
+                self.compact_in_place()?
             }
             (_, Err(shared)) => {
                 self.data = shared;
-                *self = self.to_contiguous();
-                std::mem::take(&mut self.data)
-                    .try_into_mut()
-                    .expect("a fresh copy has one holder")
+                self.compact_in_place()?
             }
         };
         let elements = self.len() * self.dtype.size();
-        let result = {
-            let bytes = &mut buffer[self.offset..self.offset + elements];
-            let slice: &mut [T] = bytemuck::cast_slice_mut(bytes);
-            let abs: Vec<usize> = self
-                .strides
-                .iter()
-                .map(|&s| s as usize / size as usize)
-                .collect();
+        let result = (|| {
+            let abs = self.element_strides().ok_or(ArrayError::NotContiguous)?;
+            let bytes = buffer
+                .get_mut(self.offset..self.offset + elements)
+                .ok_or(ArrayError::NotContiguous)?;
+            let slice: &mut [T] =
+                bytemuck::try_cast_slice_mut(bytes).map_err(|_| ArrayError::NotContiguous)?;
             let view = ArrayViewMutD::from_shape(IxDyn(&self.shape).strides(IxDyn(&abs)), slice)
-                .map_err(|e| ArrayError::Header(format!("ndarray refused the layout: {e}")))?;
-            write(view)
-        };
+                .map_err(|_| ArrayError::NotContiguous)?;
+            Ok(write(view))
+        })();
         self.data = buffer.freeze();
-        Ok(result)
+        result
     }
 
-    /// A C-order, compact copy in the same byte order, in freshly aligned memory.
+    /// Replaces the layout by C order and returns the compact copy of the elements the array
+    /// will hold once it is frozen into `data` again.
+    fn compact_in_place(&mut self) -> Result<BytesMut, ArrayError> {
+        let copy = self.compact_bytes()?;
+        self.strides = c_strides(&self.shape, self.dtype.size());
+        self.offset = 0;
+        Ok(copy)
+    }
+
+    /// The elements in C order, compact, in freshly aligned memory of exactly their size.
+    fn compact_bytes(&self) -> Result<BytesMut, ArrayError> {
+        let size = self.dtype.size();
+        let mut out = aligned_zeroed(self.len() * size, self.dtype.align())?;
+        if self.is_c_contiguous() {
+            let start = self.offset;
+            if let Some(bytes) = self.data.get(start..start + out.len()) {
+                out.copy_from_slice(bytes);
+                return Ok(out);
+            }
+        }
+        for (chunk, at) in out.chunks_exact_mut(size).zip(ElementOffsets::of(self)) {
+            if let Some(bytes) = self.data.get(at..at + size) {
+                chunk.copy_from_slice(bytes);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A C-order, compact copy in the same byte order, in freshly aligned memory. Its size is
+    /// the array's logical size, bounded by the receiver's limits for an array built from a
+    /// peer's parts; a copy that cannot be allocated is an [`ArrayError::OutOfMemory`].
     ///
     /// ```
     /// let a = ferry_array::Array::from_shape_vec(&[2, 3], (0..6).collect::<Vec<i32>>())?;
-    /// let t = a.transposed().to_contiguous();
+    /// let t = a.transposed().to_contiguous()?;
     /// assert_eq!(t.as_slice::<i32>()?, &[0, 3, 1, 4, 2, 5]);
     /// # Ok::<(), ferry_array::ArrayError>(())
     /// ```
-    pub fn to_contiguous(&self) -> Array {
-        let size = self.dtype.size();
-        let mut out = aligned_zeroed(self.len() * size, self.dtype.align());
-        self.copy_elements(|i, bytes| out[i * size..(i + 1) * size].copy_from_slice(bytes));
-        Array {
+    pub fn to_contiguous(&self) -> Result<Array, ArrayError> {
+        Ok(Array {
             dtype: self.dtype,
             order: self.order,
             shape: self.shape.clone(),
-            strides: c_strides(&self.shape, size),
+            strides: c_strides(&self.shape, self.dtype.size()),
             offset: 0,
-            data: out.freeze(),
-        }
+            data: self.compact_bytes()?.freeze(),
+        })
     }
 
     /// A C-order copy in this machine's byte order: the explicit conversion big-endian data needs
-    /// before it can be viewed.
+    /// before it can be viewed. Fallible as [`Array::to_contiguous`] is.
     ///
     /// ```
     /// use bytes::Bytes;
     /// use ferry_array::{Array, ByteOrder, DType};
-    /// let big = Array::from_parts(DType::I32, ByteOrder::Big, vec![1], vec![4], 0, Bytes::from_static(&[0, 0, 1, 2]))?;
+    /// let data = Bytes::from_static(&[0, 0, 1, 2]);
+    /// let big = Array::from_parts(DType::I32, ByteOrder::Big, vec![1], vec![4], 0, data, &ferry_wire::Limits::DEFAULT)?;
     /// assert!(big.as_slice::<i32>().is_err());
-    /// assert_eq!(big.to_native().as_slice::<i32>()?, &[0x0102]);
+    /// assert_eq!(big.to_native()?.as_slice::<i32>()?, &[0x0102]);
     /// # Ok::<(), ferry_array::ArrayError>(())
     /// ```
-    pub fn to_native(&self) -> Array {
-        let mut out = self.to_contiguous();
+    pub fn to_native(&self) -> Result<Array, ArrayError> {
+        let mut bytes = self.compact_bytes()?;
         if self.order != ByteOrder::NATIVE {
-            let lane = match self.dtype {
-                DType::C64 | DType::C128 => self.dtype.size() / 2,
-                other => other.size(),
-            };
-            let mut bytes = BytesMut::from(std::mem::take(&mut out.data));
-            for chunk in bytes.chunks_mut(lane) {
-                chunk.reverse();
+            for element in bytes.chunks_exact_mut(self.dtype.size()) {
+                swap_lanes(self.dtype, element);
             }
-            out.data = bytes.freeze();
-            out.order = ByteOrder::NATIVE;
         }
-        out
+        Ok(Array {
+            dtype: self.dtype,
+            order: ByteOrder::NATIVE,
+            shape: self.shape.clone(),
+            strides: c_strides(&self.shape, self.dtype.size()),
+            offset: 0,
+            data: bytes.freeze(),
+        })
     }
 
     /// The array with its axes reversed, without a copy (numpy's `.T`).
@@ -551,39 +771,8 @@ impl Array {
         t
     }
 
-    /// Calls `each(i, bytes)` for every element in C order, with its bytes.
-    fn copy_elements(&self, mut each: impl FnMut(usize, &[u8])) {
-        let size = self.dtype.size();
-        if self.is_empty() {
-            return;
-        }
-        if self.is_c_contiguous() {
-            let bytes = &self.data[self.offset..self.offset + self.len() * size];
-            for (i, chunk) in bytes.chunks(size).enumerate() {
-                each(i, chunk);
-            }
-            return;
-        }
-        let mut index = vec![0usize; self.shape.len()];
-        for i in 0..self.len() {
-            let at: isize = self.offset as isize
-                + index
-                    .iter()
-                    .zip(&self.strides)
-                    .map(|(&j, &s)| j as isize * s)
-                    .sum::<isize>();
-            each(i, &self.data[at as usize..at as usize + size]);
-            for axis in (0..index.len()).rev() {
-                index[axis] += 1;
-                if index[axis] < self.shape[axis] {
-                    break;
-                }
-                index[axis] = 0;
-            }
-        }
-    }
-
-    /// Converts into an owned `ndarray` array (a copy), in this machine's byte order.
+    /// Converts into an owned `ndarray` array (a copy), in this machine's byte order: one
+    /// allocation of the array's logical size, which may fail ([`ArrayError::OutOfMemory`]).
     ///
     /// ```
     /// let a = ferry_array::Array::from_vec(vec![1u8, 2]);
@@ -591,44 +780,56 @@ impl Array {
     /// # Ok::<(), ferry_array::ArrayError>(())
     /// ```
     pub fn to_ndarray<T: Element>(&self) -> Result<ArrayD<T>, ArrayError> {
-        let native = if self.order == ByteOrder::NATIVE {
-            self.clone()
-        } else {
-            self.to_native()
-        };
-        Ok(native.view::<T>()?.to_owned())
+        self.check_type::<T>()?;
+        let size = self.dtype.size();
+        let mut elements = Vec::new();
+        elements
+            .try_reserve_exact(self.len())
+            .map_err(|_| ArrayError::OutOfMemory {
+                bytes: self.len() * size,
+            })?;
+        let foreign = self.order != ByteOrder::NATIVE;
+        let mut scratch = [0u8; 16];
+        for at in ElementOffsets::of(self) {
+            let (Some(bytes), Some(element)) =
+                (self.data.get(at..at + size), scratch.get_mut(..size))
+            else {
+                break;
+            };
+            element.copy_from_slice(bytes);
+            if foreign {
+                swap_lanes(self.dtype, element);
+            }
+            elements.push(bytemuck::pod_read_unaligned::<T>(element));
+        }
+        ArrayD::from_shape_vec(IxDyn(&self.shape), elements).map_err(|_| ArrayError::Overflow {
+            shape: self.shape.clone(),
+        })
     }
 
     /// The parts the array family sends: the smallest stretch of `data` holding every element,
     /// and the offset within it; or a compact copy when that stretch is larger than the elements
-    /// themselves (see the crate docs for the rule).
-    pub(crate) fn wire_parts(&self) -> (Bytes, Vec<isize>, usize) {
+    /// themselves (see the crate docs for the rule), which may fail.
+    pub(crate) fn wire_parts(&self) -> Result<(Bytes, Vec<isize>, usize), ArrayError> {
         let size = self.dtype.size();
-        let (start, end) =
-            span(&self.shape, &self.strides, self.offset, size).expect("checked at construction");
         let compact = self.len() * size;
-        if (end - start) as usize <= compact {
-            let stretch = self.data.slice(start as usize..end as usize);
-            (stretch, self.strides.clone(), self.offset - start as usize)
-        } else {
-            let c = self.to_contiguous();
-            (c.data, c.strides, 0)
+        let stretch = span(&self.shape, &self.strides, self.offset, size)
+            .and_then(|(start, end)| {
+                Some((usize::try_from(start).ok()?, usize::try_from(end).ok()?))
+            })
+            .filter(|(start, end)| end - start <= compact && *end <= self.data.len());
+        match stretch {
+            Some((start, end)) => Ok((
+                self.data.slice(start..end),
+                self.strides.clone(),
+                self.offset - start,
+            )),
+            None => {
+                let c = self.to_contiguous()?;
+                Ok((c.data, c.strides, 0))
+            }
         }
     }
-}
-
-/// The number of elements of `shape`, or an error if it overflows.
-pub(crate) fn element_count(shape: &[usize]) -> Result<usize, ArrayError> {
-    if shape.len() > MAX_DIMS {
-        return Err(ArrayError::TooManyDimensions(shape.len()));
-    }
-    shape
-        .iter()
-        .try_fold(1usize, |n, &len| n.checked_mul(len))
-        .filter(|&n| n.checked_mul(16).is_some())
-        .ok_or_else(|| ArrayError::Overflow {
-            shape: shape.to_vec(),
-        })
 }
 
 impl fmt::Debug for Array {
@@ -647,13 +848,32 @@ impl fmt::Debug for Array {
 }
 
 impl PartialEq for Array {
-    /// Same dtype, shape and element values (in C order); layout and byte order may differ.
+    /// Same dtype, shape and element values (in C order, byte for byte once in one byte order);
+    /// layout and byte order may differ. Compares element by element and allocates nothing.
     fn eq(&self, other: &Array) -> bool {
         if self.dtype != other.dtype || self.shape != other.shape {
             return false;
         }
-        let (a, b) = (self.to_native(), other.to_native());
-        a.data[..] == b.data[..]
+        let size = self.dtype.size();
+        let swap = self.order != other.order && size > 1;
+        let mut scratch = [0u8; 16];
+        ElementOffsets::of(self)
+            .zip(ElementOffsets::of(other))
+            .all(|(a, b)| {
+                let (Some(a), Some(b)) = (self.data.get(a..a + size), other.data.get(b..b + size))
+                else {
+                    return false;
+                };
+                if !swap {
+                    return a == b;
+                }
+                let Some(element) = scratch.get_mut(..size) else {
+                    return false;
+                };
+                element.copy_from_slice(b);
+                swap_lanes(self.dtype, element);
+                a == element
+            })
     }
 }
 
@@ -673,6 +893,7 @@ mod tests {
             vec![6, 2],
             0,
             data.clone(),
+            &Limits::DEFAULT,
         )
         .unwrap();
         assert_eq!(c.as_slice::<u16>().unwrap().len(), 6);
@@ -683,6 +904,7 @@ mod tests {
             vec![4, 8],
             0,
             data.clone(),
+            &Limits::DEFAULT,
         )
         .unwrap();
         assert_eq!(f.view::<u32>().unwrap().shape(), &[2, 3]);
@@ -693,6 +915,7 @@ mod tests {
             vec![-8],
             16,
             data.clone(),
+            &Limits::DEFAULT,
         )
         .unwrap();
         let values: Vec<u64> = reversed.view::<u64>().unwrap().iter().copied().collect();
@@ -707,6 +930,7 @@ mod tests {
             vec![0, 4],
             0,
             data.clone(),
+            &Limits::DEFAULT,
         )
         .unwrap();
         assert_eq!(
@@ -721,13 +945,14 @@ mod tests {
             vec![4],
             1,
             data.clone(),
+            &Limits::DEFAULT,
         )
         .unwrap();
         assert_eq!(
             odd.as_slice::<u32>().unwrap()[0],
             u32::from_ne_bytes(data[1..5].try_into().unwrap())
         );
-        assert_eq!(odd.to_native().as_slice::<u32>().unwrap().len(), 2);
+        assert_eq!(odd.to_native().unwrap().as_slice::<u32>().unwrap().len(), 2);
     }
 
     #[test]
@@ -738,7 +963,7 @@ mod tests {
         a.make_mut::<f64, _>(|mut v| v[[1]] = 6.0).unwrap();
         assert_eq!(a.as_slice::<f64>().unwrap(), &[5.0, 6.0, 3.0]);
         assert_eq!(shared.as_slice::<f64>().unwrap(), &[5.0, 2.0, 3.0]);
-        let mut nd = Array::from_ndarray(ndarray::Array2::<i16>::zeros((2, 2)));
+        let mut nd = Array::from_ndarray(ndarray::Array2::<i16>::zeros((2, 2))).unwrap();
         nd.make_mut::<i16, _>(|mut v| v[[1, 1]] = 4).unwrap();
         assert_eq!(nd.to_ndarray::<i16>().unwrap()[[1, 1]], 4);
     }

@@ -1,9 +1,13 @@
-//! [`ArrayError`]: what can be wrong with an array, its header, or a view asked of it.
+//! [`ArrayError`]: what can be wrong building an array, viewing it, or copying its elements.
 
 use crate::DType;
 
-/// What was wrong building, viewing or decoding an array. Headers and frames from the wire are
-/// untrusted: each problem with them is its own variant.
+/// What was wrong building an array from its parts, viewing it, or copying its elements. Parts
+/// from the wire are untrusted: each problem with them is its own variant.
+///
+/// The errors of the ways in from outside wrap this one: [`ArrayHeaderError`](crate::ArrayHeaderError)
+/// (the array family), [`NpyError`](crate::npy::NpyError) (`.npy` files), and the Arrow errors of
+/// [`arrow`](crate::arrow).
 ///
 /// ```
 /// use ferry_array::{Array, ArrayError};
@@ -27,15 +31,9 @@ pub enum ArrayError {
     /// More dimensions than supported.
     #[error("{0} dimensions is more than the supported 32")]
     TooManyDimensions(usize),
-    /// A negative dimension.
-    #[error("dimension {axis} is negative ({len})")]
-    NegativeDimension {
-        /// The axis.
-        axis: usize,
-        /// The length given.
-        len: i64,
-    },
-    /// The number of elements, or the bytes they span, overflows.
+    /// The number of elements, or the bytes they span, does not fit this machine's `isize`
+    /// (ndarray's rule, and the one numpy keeps too): for an empty array, the product of its
+    /// non-zero dimensions counts.
     #[error("the shape {shape:?} with these strides overflows")]
     Overflow {
         /// The shape.
@@ -63,6 +61,29 @@ pub enum ArrayError {
         /// Bytes available.
         len: usize,
     },
+    /// Elements that would make more memory, once copied or viewed as a whole, than the
+    /// receiver's [`Limits::max_expansion`](ferry_wire::Limits::max_expansion) allows for the
+    /// bytes they lie in (a broadcast array, or elements that overlap): refused before anything
+    /// is allocated.
+    #[error(
+        "{logical_bytes} bytes of elements from {referenced_bytes} bytes of data is more than the \
+         receiver's limits allow ({limit_bytes} bytes: max_expansion_ratio, max_expanded_bytes)"
+    )]
+    ExpansionTooLarge {
+        /// Elements times bytes per element.
+        logical_bytes: u64,
+        /// Bytes of data the elements lie in.
+        referenced_bytes: u64,
+        /// The most bytes the limits allow from `referenced_bytes`.
+        limit_bytes: u64,
+    },
+    /// An allocation for a copy of the elements failed: the machine has not that much memory
+    /// to give.
+    #[error("cannot allocate {bytes} bytes for a copy of the elements")]
+    OutOfMemory {
+        /// The bytes asked for.
+        bytes: usize,
+    },
     /// A view of another element type than the array holds.
     #[error("the array holds {actual}, not {requested}")]
     WrongType {
@@ -74,32 +95,8 @@ pub enum ArrayError {
     /// A view of non-native byte order data; convert it with [`Array::to_native`](crate::Array::to_native).
     #[error("the array is in the other byte order; convert it with to_native() first")]
     ForeignByteOrder,
-    /// A slice of an array that is not contiguous.
+    /// A slice of an array that is not contiguous, or a view of strides that are not whole
+    /// elements.
     #[error("the array is not contiguous; use view() or to_contiguous()")]
     NotContiguous,
-    /// A `bool` array holding a byte other than 0 or 1.
-    #[error("a bool element holds {0}, not 0 or 1")]
-    InvalidBool(u8),
-    /// The array family's header is malformed.
-    #[error("bad array header: {0}")]
-    Header(String),
-    /// An Arrow array with nulls, which a ferry array cannot hold.
-    #[error("the Arrow array has {0} nulls; ferry arrays cannot hold nulls")]
-    ArrowNulls(usize),
-    /// A type with no counterpart on the other side: an Arrow type with no ferry dtype, or a
-    /// dtype with no Arrow type.
-    #[error("no conversion between Arrow and ferry for {0}")]
-    ArrowType(String),
-    /// An array of other than one dimension where Arrow needs one.
-    #[error("Arrow arrays have one dimension, this array has {0}")]
-    NotOneDimensional(usize),
-    /// An error from Arrow, or malformed Arrow data (IPC bytes, or the arrow family's metadata
-    /// and frames).
-    #[error("arrow: {0}")]
-    Arrow(String),
-    /// A `.npy` file that is malformed or holds what ferry does not support (bad magic, unknown
-    /// version, a header that is not numpy's dict, a structured dtype, ...); the message says
-    /// which.
-    #[error("bad .npy file: {0}")]
-    Npy(String),
 }

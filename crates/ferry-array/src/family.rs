@@ -6,6 +6,7 @@ use std::any::{Any, TypeId};
 use bytes::Bytes;
 use ferry_family::rmpv::Value;
 use ferry_family::{Buffer, Context, Dumped, Family, FamilyError, Loaded, Object};
+use ferry_wire::Limits;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Array, ArrayError, DType};
@@ -52,7 +53,7 @@ impl Family for ArrayFamily {
         let Some(array) = object.downcast_ref::<Array>() else {
             return Ok(None);
         };
-        let (data, strides, offset) = array.wire_parts();
+        let (data, strides, offset) = array.wire_parts()?;
         let meta = Value::Map(vec![
             ("dtype".into(), array.descr().into()),
             (
@@ -79,63 +80,199 @@ impl Family for ArrayFamily {
         loaded: &Loaded<'_>,
         _: &Context,
     ) -> Result<Box<dyn Any + Send + Sync>, FamilyError> {
-        Ok(Box::new(array_from_meta(loaded.meta, loaded.frames)?))
+        Ok(Box::new(array_from_meta(
+            loaded.meta,
+            loaded.frames,
+            loaded.limits,
+        )?))
     }
 }
 
-fn header_error(what: &str) -> ArrayError {
-    ArrayError::Header(what.to_string())
+/// What was wrong with an array as the array family or `Array`'s serde form sends it: the
+/// header's fields, its frame, or the layout they describe (checked against the receiver's
+/// limits).
+///
+/// ```
+/// use ferry_array::{ArrayFamily, ArrayHeaderError};
+/// use ferry_family::{Context, Family, Loaded, rmpv::Value};
+/// let meta = Value::Map(vec![("dtype".into(), "<f8".into())]);
+/// let loaded = Loaded { type_name: "x", meta: &meta, frames: &[], limits: &ferry_wire::Limits::DEFAULT };
+/// let err = ArrayFamily.loads(&loaded, &Context::new()).unwrap_err();
+/// let err = err.downcast_ref::<ArrayHeaderError>().unwrap();
+/// assert!(matches!(err, ArrayHeaderError::Missing { key: "shape" }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArrayHeaderError {
+    /// The header is not a map.
+    #[error("the array header is not a map")]
+    NotAMap,
+    /// A field the header must have.
+    #[error("the array header has no `{key}`")]
+    Missing {
+        /// The field.
+        key: &'static str,
+    },
+    /// A field of another type than it must be.
+    #[error("the array header's `{key}` is not {expected}")]
+    WrongType {
+        /// The field.
+        key: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// More entries in `shape` or `strides` than an array has dimensions.
+    #[error("the array header's `{key}` has {len} entries, more than the supported 32")]
+    TooManyDimensions {
+        /// The field.
+        key: &'static str,
+        /// Its entries.
+        len: usize,
+    },
+    /// A negative dimension.
+    #[error("dimension {axis} is negative ({len})")]
+    NegativeDimension {
+        /// The axis.
+        axis: usize,
+        /// The length given.
+        len: i64,
+    },
+    /// A number that does not fit this machine's `usize` or `isize`.
+    #[error("the array header's `{key}` holds {value}, which does not fit this machine")]
+    DoesNotFit {
+        /// The field.
+        key: &'static str,
+        /// The value.
+        value: i128,
+    },
+    /// Other than one data frame.
+    #[error("an array has one data frame, not {0}")]
+    FrameCount(usize),
+    /// The dtype string.
+    #[error("the array header's dtype: {0}")]
+    DType(#[source] ArrayError),
+    /// The layout the header describes, over its frame: out of bounds, overflowing, or making
+    /// more than the receiver's limits allow.
+    #[error("the array header's layout: {0}")]
+    Layout(#[source] ArrayError),
 }
 
-/// Reads the family's header and frame back into an array, checking everything.
-fn array_from_meta(meta: &Value, frames: &[Bytes]) -> Result<Array, ArrayError> {
-    let field = |key: &str| {
-        meta.as_map()
-            .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(key)))
-            .map(|(_, v)| v)
-            .ok_or_else(|| header_error(&format!("missing `{key}`")))
-    };
-    let descr = field("dtype")?
-        .as_str()
-        .ok_or_else(|| header_error("`dtype` is not a string"))?;
-    let (dtype, order) = DType::parse(descr)?;
-    let ints = |key: &str| -> Result<Vec<i64>, ArrayError> {
-        let values = field(key)?
-            .as_array()
-            .ok_or_else(|| header_error(&format!("`{key}` is not a list")))?;
-        if values.len() > crate::MAX_DIMS {
-            return Err(ArrayError::TooManyDimensions(values.len()));
+/// The header's fields, as read: integers widened so that nothing is cut before it is checked.
+struct Fields<'a> {
+    dtype: &'a str,
+    shape: Vec<i128>,
+    strides: Vec<i128>,
+    offset: i128,
+}
+
+/// Checks what the fields describe and builds the array over `data`.
+fn array_from_fields(
+    fields: Fields<'_>,
+    data: Bytes,
+    limits: &Limits,
+) -> Result<Array, ArrayHeaderError> {
+    let (dtype, order) = DType::parse(fields.dtype).map_err(ArrayHeaderError::DType)?;
+    for (key, len) in [
+        ("shape", fields.shape.len()),
+        ("strides", fields.strides.len()),
+    ] {
+        if len > crate::MAX_DIMS {
+            return Err(ArrayHeaderError::TooManyDimensions { key, len });
         }
-        values
-            .iter()
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| header_error(&format!("`{key}` holds a non-integer")))
-            })
-            .collect()
-    };
-    let shape = ints("shape")?
+    }
+    let shape = fields
+        .shape
         .into_iter()
         .enumerate()
         .map(|(axis, len)| {
-            usize::try_from(len).map_err(|_| ArrayError::NegativeDimension { axis, len })
+            if len < 0 {
+                return Err(ArrayHeaderError::NegativeDimension {
+                    axis,
+                    len: i64::try_from(len).unwrap_or(i64::MIN),
+                });
+            }
+            usize::try_from(len).map_err(|_| ArrayHeaderError::DoesNotFit {
+                key: "shape",
+                value: len,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let strides = ints("strides")?
+    let strides = fields
+        .strides
         .into_iter()
-        .map(|s| isize::try_from(s).map_err(|_| header_error("a stride does not fit this machine")))
+        .map(|s| {
+            isize::try_from(s).map_err(|_| ArrayHeaderError::DoesNotFit {
+                key: "strides",
+                value: s,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let offset = field("offset")?
-        .as_u64()
-        .and_then(|o| usize::try_from(o).ok())
-        .ok_or_else(|| header_error("`offset` is not an unsigned integer"))?;
-    let [frame] = frames else {
-        return Err(header_error(&format!(
-            "expected one data frame, got {}",
-            frames.len()
-        )));
+    let offset = usize::try_from(fields.offset).map_err(|_| ArrayHeaderError::DoesNotFit {
+        key: "offset",
+        value: fields.offset,
+    })?;
+    Array::from_parts(dtype, order, shape, strides, offset, data, limits)
+        .map_err(ArrayHeaderError::Layout)
+}
+
+/// Reads the family's header and frame back into an array, checking everything.
+fn array_from_meta(
+    meta: &Value,
+    frames: &[Bytes],
+    limits: &Limits,
+) -> Result<Array, ArrayHeaderError> {
+    let map = meta.as_map().ok_or(ArrayHeaderError::NotAMap)?;
+    let field = |key: &'static str| {
+        map.iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+            .ok_or(ArrayHeaderError::Missing { key })
     };
-    Array::from_parts(dtype, order, shape, strides, offset, frame.clone())
+    let int = |key: &'static str, value: &Value| -> Result<i128, ArrayHeaderError> {
+        match value {
+            Value::Integer(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from))
+                .ok_or(ArrayHeaderError::WrongType {
+                    key,
+                    expected: "an integer",
+                }),
+            _ => Err(ArrayHeaderError::WrongType {
+                key,
+                expected: "an integer",
+            }),
+        }
+    };
+    let ints = |key: &'static str| -> Result<Vec<i128>, ArrayHeaderError> {
+        let values = field(key)?.as_array().ok_or(ArrayHeaderError::WrongType {
+            key,
+            expected: "a list of integers",
+        })?;
+        if values.len() > crate::MAX_DIMS {
+            return Err(ArrayHeaderError::TooManyDimensions {
+                key,
+                len: values.len(),
+            });
+        }
+        values.iter().map(|v| int(key, v)).collect()
+    };
+    let dtype = field("dtype")?
+        .as_str()
+        .ok_or(ArrayHeaderError::WrongType {
+            key: "dtype",
+            expected: "a string",
+        })?;
+    let fields = Fields {
+        dtype,
+        shape: ints("shape")?,
+        strides: ints("strides")?,
+        offset: int("offset", field("offset")?)?,
+    };
+    let [frame] = frames else {
+        return Err(ArrayHeaderError::FrameCount(frames.len()));
+    };
+    array_from_fields(fields, frame.clone(), limits)
 }
 
 /// How an [`Array`] looks to serde: the same fields as the family's header, with the data as a
@@ -153,7 +290,7 @@ impl Serialize for Array {
     /// Writes the dtype, shape, strides and offset, and the data as a [`Buffer`]: with ferry's
     /// serde family the data is a frame of its own; with other formats, bytes inline.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (data, strides, offset) = self.wire_parts();
+        let (data, strides, offset) = self.wire_parts().map_err(serde::ser::Error::custom)?;
         Wire {
             dtype: self.descr(),
             shape: self.shape().iter().map(|&n| n as u64).collect(),
@@ -166,34 +303,20 @@ impl Serialize for Array {
 }
 
 impl<'de> Deserialize<'de> for Array {
-    /// Reads what [`Serialize`] wrote, checking it as untrusted input.
+    /// Reads what [`Serialize`] wrote, checking it as untrusted input: against the limits of
+    /// the receiver whose deserialize runs ([`ferry_family::decode_limits`]).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Array, D::Error> {
         let wire = Wire::deserialize(deserializer)?;
-        let (dtype, order) = DType::parse(&wire.dtype).map_err(serde::de::Error::custom)?;
-        let to_usize = |n: u64| {
-            usize::try_from(n)
-                .map_err(|_| serde::de::Error::custom("a length does not fit this machine"))
+        let fields = Fields {
+            dtype: &wire.dtype,
+            shape: wire.shape.iter().map(|&n| i128::from(n)).collect(),
+            strides: wire.strides.iter().map(|&s| i128::from(s)).collect(),
+            offset: i128::from(wire.offset),
         };
-        let shape = wire
-            .shape
-            .into_iter()
-            .map(to_usize)
-            .collect::<Result<Vec<_>, _>>()?;
-        let strides = wire
-            .strides
-            .into_iter()
-            .map(|s| {
-                isize::try_from(s)
-                    .map_err(|_| serde::de::Error::custom("a stride does not fit this machine"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Array::from_parts(
-            dtype,
-            order,
-            shape,
-            strides,
-            to_usize(wire.offset)?,
+        array_from_fields(
+            fields,
             wire.data.into_bytes(),
+            &ferry_family::decode_limits(),
         )
         .map_err(serde::de::Error::custom)
     }

@@ -11,11 +11,16 @@
 //!   explicit copy that makes them viewable.
 //! - **Building**: from a `Vec<T>` or an `ndarray` array (no copy), or filled in place
 //!   ([`Array::build`]); from untrusted parts with [`Array::from_parts`], which checks every
-//!   length and stride.
+//!   length and stride, and bounds what a broadcast may make by the receiver's
+//!   [`Limits::max_expansion`](ferry_wire::Limits::max_expansion) (`docs/array-format.md`).
 //! - **Views without copy**: `ndarray::ArrayViewD<T>` ([`Array::view`]) and `&[T]` when
 //!   contiguous ([`Array::as_slice`]). Elements are always aligned: ferry's transport and store
 //!   deliver aligned frames, and a misaligned frame from elsewhere is copied once, when the array
-//!   is built.
+//!   is built: only the bytes its elements lie in.
+//! - **Copies are fallible**: every copy whose size comes from the array
+//!   ([`Array::to_contiguous`], [`Array::to_native`], [`Array::to_ndarray`], `make_mut`'s) is an
+//!   [`ArrayError::OutOfMemory`] when the memory cannot be had, never an abort; `==` copies
+//!   nothing.
 //! - **Copy-on-write**: [`Array::make_mut`] writes in place when the array is the only holder of
 //!   its buffer, and copies once when the buffer is shared.
 //! - **Across boundaries**: the [`ArrayFamily`] sends a header (dtype, shape, strides) and one data
@@ -54,4 +59,4 @@ pub use array::{Array, MAX_DIMS};
 pub use dtype::{ByteOrder, DType, TimeUnit};
 pub use element::Element;
 pub use error::ArrayError;
-pub use family::ArrayFamily;
+pub use family::{ArrayFamily, ArrayHeaderError};

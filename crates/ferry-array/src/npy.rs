@@ -11,6 +11,7 @@
 //! are refused when read.
 
 use bytes::Bytes;
+use ferry_wire::Limits;
 
 use crate::{Array, ArrayError, DType, MAX_DIMS};
 
@@ -23,6 +24,80 @@ const ALIGN: usize = 64;
 /// The header dict's keys, in the order numpy writes them.
 const KEYS: [&str; 3] = ["descr", "fortran_order", "shape"];
 
+/// What was wrong with a `.npy` file [`read()`] was given: where, and what.
+///
+/// ```
+/// use ferry_array::npy::{self, NpyError};
+/// let err = npy::read(bytes::Bytes::from_static(b"PK\x03\x04 not npy")).unwrap_err();
+/// assert!(matches!(err, NpyError::NotNpy { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NpyError {
+    /// The file does not start with the magic.
+    #[error("the file starts with \"{start}\", not the magic \"\\x93NUMPY\"")]
+    NotNpy {
+        /// The first bytes, escaped.
+        start: String,
+    },
+    /// The file ends inside its magic, version or header length.
+    #[error("the file ends after {len} bytes, inside the {part}")]
+    Truncated {
+        /// The bytes the file holds.
+        len: usize,
+        /// The part it ends in.
+        part: &'static str,
+    },
+    /// A format version other than 1.0, 2.0 and 3.0.
+    #[error("unsupported format version {major}.{minor} (1.0, 2.0 and 3.0 are supported)")]
+    Version {
+        /// Major version.
+        major: u8,
+        /// Minor version.
+        minor: u8,
+    },
+    /// A header longer than the file.
+    #[error(
+        "the header claims {claimed} bytes, but the file holds only {available} after the header length"
+    )]
+    HeaderLength {
+        /// The length the file gives.
+        claimed: usize,
+        /// The bytes after the header length.
+        available: usize,
+    },
+    /// A version 3.0 header that is not UTF-8.
+    #[error("the version 3.0 header is not UTF-8: {0}")]
+    HeaderEncoding(#[source] std::string::FromUtf8Error),
+    /// A header that is not numpy's dict of `descr`, `fortran_order` and `shape`.
+    #[error("malformed header at byte {at}: {what}; the header is {header}")]
+    Header {
+        /// The byte of the header where it goes wrong.
+        at: usize,
+        /// What is wrong.
+        what: String,
+        /// The header, quoted and cut.
+        header: String,
+    },
+    /// A header without some of its keys.
+    #[error("the header has no {missing}: {header}")]
+    MissingKeys {
+        /// The missing keys, comma-separated.
+        missing: String,
+        /// The header, quoted and cut.
+        header: String,
+    },
+    /// A shape of more than [`MAX_DIMS`] dimensions.
+    #[error("the shape has {0} dimensions or more, more than the supported 32")]
+    TooManyDimensions(usize),
+    /// A `descr` that is not a supported numeric dtype.
+    #[error("the header's descr: {0}")]
+    DType(#[source] ArrayError),
+    /// A shape whose size overflows, or data shorter than the shape needs.
+    #[error("the data: {0}")]
+    Data(#[source] ArrayError),
+}
+
 /// The `.npy` file of `array`, as chunks to write one after the other: the header (magic,
 /// version, header dict), then the data.
 ///
@@ -30,20 +105,21 @@ const KEYS: [&str; 3] = ["descr", "fortran_order", "shape"];
 /// Fortran-contiguous (a Fortran-order array is written with `fortran_order: True`); any other
 /// layout (sliced, strided, broadcast) is first compacted into C order. The byte order is kept
 /// (a big-endian array is written as `>`). The format version is 1.0 unless the header needs
-/// more than 65535 bytes (it never does for a numeric array), then 2.0.
+/// more than 65535 bytes (it never does for a numeric array), then 2.0. The compaction is the
+/// only step that can fail: an [`ArrayError::OutOfMemory`].
 ///
 /// ```
 /// use ferry_array::{Array, npy};
 /// let a = Array::from_shape_vec(&[2, 3], vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0])?;
-/// let chunks = npy::write(&a);
+/// let chunks = npy::write(&a)?;
 /// assert!(chunks[0].starts_with(b"\x93NUMPY\x01\x00"));
 /// assert_eq!(chunks[0].len() % 64, 0);
 /// assert_eq!(chunks[1].len(), 48);
 /// let file: Vec<u8> = chunks.concat();
 /// assert_eq!(npy::read(file.into())?, a);
-/// # Ok::<(), ferry_array::ArrayError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn write(array: &Array) -> Vec<Bytes> {
+pub fn write(array: &Array) -> Result<Vec<Bytes>, ArrayError> {
     let nbytes = array.len() * array.dtype().size();
     let (fortran_order, data) = if array.is_empty() {
         (false, Bytes::new())
@@ -52,10 +128,10 @@ pub fn write(array: &Array) -> Vec<Bytes> {
         let data = array.data().slice(start..start + nbytes);
         (!array.is_c_contiguous(), data)
     } else {
-        (false, array.to_contiguous().data().slice(..nbytes))
+        (false, array.to_contiguous()?.data().clone())
     };
     let dict = header_dict(&array.descr(), fortran_order, array.shape());
-    vec![Bytes::from(frame_header(&dict)), data]
+    Ok(vec![Bytes::from(frame_header(&dict)), data])
 }
 
 /// numpy's header dict, unpadded: `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }`.
@@ -105,17 +181,20 @@ fn frame_header(dict: &str) -> Vec<u8> {
 /// The header is parsed strictly (exactly the keys `descr`, `fortran_order` and `shape`, with
 /// the literal forms numpy writes: quoted strings, `True`/`False`, tuples of integers such as
 /// `(3, 4)`, `(5,)` and `()`) but tolerantly of spacing and trailing commas. The data is a view
-/// of `file`, unless it is not aligned for its dtype in memory: then
-/// [`Array::from_parts`] copies it once. Bytes after the data are ignored, as numpy does.
+/// of `file`, unless it is not aligned for its dtype in memory: then [`Array::from_parts`]
+/// copies it once. Bytes after the data are ignored, as numpy does.
 ///
-/// Every problem is an error, never a panic: a bad magic, an unknown version, a header length
-/// beyond the file, a malformed header ([`ArrayError::Npy`]); an unsupported dtype
-/// ([`ArrayError::UnknownDType`]); a shape whose size overflows ([`ArrayError::Overflow`]);
-/// data shorter than the shape needs ([`ArrayError::WrongLength`]).
+/// The data must be in the file, in full: an array read from a `.npy` file never makes more
+/// memory than the file holds, so the receiver's expansion limits cannot be exceeded here (the
+/// array is built with [`Limits::DEFAULT`], which holds for any contiguous data).
+///
+/// Every problem is an [`NpyError`], never a panic: a bad magic, an unknown version, a header
+/// length beyond the file, a malformed header, an unsupported dtype ([`NpyError::DType`]), a
+/// shape whose size overflows or data shorter than the shape needs ([`NpyError::Data`]).
 ///
 /// ```
 /// use bytes::Bytes;
-/// use ferry_array::{ArrayError, ByteOrder, DType, npy};
+/// use ferry_array::{ByteOrder, DType, npy};
 /// let mut file = b"\x93NUMPY\x01\x00\x76\x00".to_vec();
 /// file.extend_from_slice(b"{'descr': '>i2', 'fortran_order': False, 'shape': (2,), }");
 /// file.resize(127, b' ');
@@ -123,23 +202,25 @@ fn frame_header(dict: &str) -> Vec<u8> {
 /// file.extend_from_slice(&[0x01, 0x02, 0xff, 0xfe]);
 /// let a = npy::read(Bytes::from(file))?;
 /// assert_eq!((a.dtype(), a.byte_order(), a.shape()), (DType::I16, ByteOrder::Big, &[2][..]));
-/// assert_eq!(a.to_native().as_slice::<i16>()?, &[0x0102, -2]);
+/// assert_eq!(a.to_native()?.as_slice::<i16>()?, &[0x0102, -2]);
 ///
 /// let err = npy::read(Bytes::from_static(b"PK\x03\x04 not npy")).unwrap_err();
-/// assert!(matches!(err, ArrayError::Npy(_)));
-/// # Ok::<(), ArrayError>(())
+/// assert!(matches!(err, npy::NpyError::NotNpy { .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn read(file: Bytes) -> Result<Array, ArrayError> {
+pub fn read(file: Bytes) -> Result<Array, NpyError> {
     let (header, data_start) = split_header(&file)?;
     let Header {
         descr,
         fortran_order,
         shape,
     } = parse_header(&header)?;
-    let (dtype, order) = DType::parse(&descr)?;
+    let (dtype, order) = DType::parse(&descr).map_err(NpyError::DType)?;
     let size = dtype.size();
-    let overflow = || ArrayError::Overflow {
-        shape: shape.clone(),
+    let overflow = || {
+        NpyError::Data(ArrayError::Overflow {
+            shape: shape.clone(),
+        })
     };
     let elements = shape
         .iter()
@@ -149,14 +230,14 @@ pub fn read(file: Bytes) -> Result<Array, ArrayError> {
         .checked_mul(size)
         .filter(|&n| isize::try_from(n).is_ok())
         .ok_or_else(overflow)?;
-    let available = file.len() - data_start;
+    let available = file.len().saturating_sub(data_start);
     if available < needed {
-        return Err(ArrayError::WrongLength {
+        return Err(NpyError::Data(ArrayError::WrongLength {
             elements,
             itemsize: size,
             needed,
             len: available,
-        });
+        }));
     }
     let strides = if fortran_order {
         contiguous_strides(shape.iter(), size)
@@ -172,7 +253,9 @@ pub fn read(file: Bytes) -> Result<Array, ArrayError> {
         strides,
         0,
         file.slice(data_start..data_start + needed),
+        &Limits::DEFAULT,
     )
+    .map_err(NpyError::Data)
 }
 
 /// Contiguous byte strides for the axes `lens`, fastest first, in the same order; empty axes
@@ -190,44 +273,32 @@ fn contiguous_strides<'a>(lens: impl Iterator<Item = &'a usize>, size: usize) ->
 
 /// Checks the magic and version and returns the header as text (latin-1 in versions 1.0 and
 /// 2.0, UTF-8 in 3.0) and where the data starts.
-fn split_header(file: &[u8]) -> Result<(String, usize), ArrayError> {
-    let npy = ArrayError::Npy;
+fn split_header(file: &[u8]) -> Result<(String, usize), NpyError> {
+    let truncated = |part| NpyError::Truncated {
+        len: file.len(),
+        part,
+    };
     if file.len() < MAGIC.len() && MAGIC.starts_with(file) {
-        return Err(npy(format!(
-            "the file ends after {} bytes, inside the magic",
-            file.len()
-        )));
+        return Err(truncated("magic"));
     }
     if !file.starts_with(MAGIC) {
-        let start = file[..file.len().min(MAGIC.len())].escape_ascii();
-        return Err(npy(format!(
-            "the file starts with \"{start}\", not the magic \"\\x93NUMPY\""
-        )));
+        let start = file.get(..file.len().min(MAGIC.len())).unwrap_or_default();
+        return Err(NpyError::NotNpy {
+            start: start.escape_ascii().to_string(),
+        });
     }
     let [major, minor] = match file.get(6..8) {
         Some(&[major, minor]) => [major, minor],
-        _ => {
-            return Err(npy(format!(
-                "the file ends after {} bytes, inside the version",
-                file.len()
-            )));
-        }
+        _ => return Err(truncated("version")),
     };
-    let length_bytes = match (major, minor) {
-        (1, 0) => 2,
-        (2 | 3, 0) => 4,
-        _ => {
-            return Err(npy(format!(
-                "unsupported format version {major}.{minor} (1.0, 2.0 and 3.0 are supported)"
-            )));
-        }
+    let (length_bytes, part) = match (major, minor) {
+        (1, 0) => (2, "2-byte header length"),
+        (2 | 3, 0) => (4, "4-byte header length"),
+        _ => return Err(NpyError::Version { major, minor }),
     };
     let header_start = 8 + length_bytes;
     let Some(length) = file.get(8..header_start) else {
-        return Err(npy(format!(
-            "the file ends after {} bytes, inside the {length_bytes}-byte header length of version {major}.0",
-            file.len()
-        )));
+        return Err(truncated(part));
     };
     let header_len = length
         .iter()
@@ -235,14 +306,13 @@ fn split_header(file: &[u8]) -> Result<(String, usize), ArrayError> {
         .fold(0usize, |n, &b| (n << 8) | usize::from(b));
     let header_end = header_start.saturating_add(header_len);
     let Some(header) = file.get(header_start..header_end) else {
-        return Err(npy(format!(
-            "the header claims {header_len} bytes, but the file holds only {} after the header length",
-            file.len() - header_start
-        )));
+        return Err(NpyError::HeaderLength {
+            claimed: header_len,
+            available: file.len() - header_start,
+        });
     };
     let text = if major == 3 {
-        String::from_utf8(header.to_vec())
-            .map_err(|e| npy(format!("the version 3.0 header is not UTF-8: {e}")))?
+        String::from_utf8(header.to_vec()).map_err(NpyError::HeaderEncoding)?
     } else {
         header.iter().map(|&b| char::from(b)).collect()
     };
@@ -283,7 +353,7 @@ impl Value {
 
 /// Parses the header dict: exactly the keys of [`KEYS`], each once, in any order, with the
 /// literal forms numpy writes; any spacing, a trailing comma, and trailing whitespace.
-fn parse_header(text: &str) -> Result<Header, ArrayError> {
+fn parse_header(text: &str) -> Result<Header, NpyError> {
     let mut parser = Parser { text, pos: 0 };
     let (mut descr, mut fortran_order, mut shape) = (None, None, None);
     parser.expect('{')?;
@@ -347,11 +417,10 @@ fn parse_header(text: &str) -> Result<Header, ArrayError> {
                 .filter(|(missing, _)| **missing)
                 .map(|(_, key)| key)
                 .collect();
-            Err(ArrayError::Npy(format!(
-                "the header has no {}: {}",
-                missing.join(", "),
-                snippet(text)
-            )))
+            Err(NpyError::MissingKeys {
+                missing: missing.join(", "),
+                header: snippet(text),
+            })
         }
     }
 }
@@ -371,11 +440,12 @@ impl<'a> Parser<'a> {
     }
 
     /// An error at byte `at`, with the header for context.
-    fn error_at(&self, at: usize, what: &str) -> ArrayError {
-        ArrayError::Npy(format!(
-            "malformed header at byte {at}: {what}; the header is {}",
-            snippet(self.text)
-        ))
+    fn error_at(&self, at: usize, what: &str) -> NpyError {
+        NpyError::Header {
+            at,
+            what: what.to_string(),
+            header: snippet(self.text),
+        }
     }
 
     /// Skips spaces, tabs, carriage returns and newlines.
@@ -395,7 +465,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Skips spaces, then consumes `c` or fails.
-    fn expect(&mut self, c: char) -> Result<(), ArrayError> {
+    fn expect(&mut self, c: char) -> Result<(), NpyError> {
         if self.eat(c) {
             Ok(())
         } else {
@@ -412,7 +482,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A quoted string (single or double quotes, no escapes).
-    fn string(&mut self) -> Result<String, ArrayError> {
+    fn string(&mut self) -> Result<String, NpyError> {
         self.skip_space();
         let Some(quote) = self
             .rest()
@@ -442,7 +512,7 @@ impl<'a> Parser<'a> {
 
     /// A value: a string, `True`, `False`, or a tuple of non-negative integers. Lists (numpy's
     /// structured dtypes) are refused by name.
-    fn value(&mut self) -> Result<Value, ArrayError> {
+    fn value(&mut self) -> Result<Value, NpyError> {
         self.skip_space();
         let rest = self.rest();
         if rest.starts_with(['\'', '"']) {
@@ -479,7 +549,7 @@ impl<'a> Parser<'a> {
 
     /// A tuple of integers: `()`, `(5,)`, `(3, 4)`, `(3, 4,)`. `(5)` is not a tuple in Python,
     /// and is refused.
-    fn tuple(&mut self) -> Result<Vec<usize>, ArrayError> {
+    fn tuple(&mut self) -> Result<Vec<usize>, NpyError> {
         let start = self.pos;
         self.expect('(')?;
         let mut items = Vec::new();
@@ -488,7 +558,7 @@ impl<'a> Parser<'a> {
         }
         loop {
             if items.len() == MAX_DIMS {
-                return Err(ArrayError::TooManyDimensions(items.len() + 1));
+                return Err(NpyError::TooManyDimensions(items.len() + 1));
             }
             items.push(self.integer()?);
             if self.eat(')') {
@@ -508,7 +578,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A non-negative decimal integer that fits a `usize` (Python 2's `L` suffix allowed).
-    fn integer(&mut self) -> Result<usize, ArrayError> {
+    fn integer(&mut self) -> Result<usize, NpyError> {
         self.skip_space();
         let rest = self.rest();
         let digits = rest
@@ -554,7 +624,7 @@ fn snippet(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn header(text: &str) -> Result<Header, ArrayError> {
+    fn header(text: &str) -> Result<Header, NpyError> {
         parse_header(text)
     }
 
@@ -696,7 +766,10 @@ mod tests {
         ];
         for (text, reason) in cases {
             let err = header(text).expect_err(text);
-            assert!(matches!(err, ArrayError::Npy(_)), "{text}: {err:?}");
+            assert!(
+                matches!(err, NpyError::Header { .. } | NpyError::MissingKeys { .. }),
+                "{text}: {err:?}"
+            );
             assert!(
                 err.to_string().contains(reason),
                 "{text}: `{err}` does not say `{reason}`"
@@ -708,7 +781,7 @@ mod tests {
         );
         assert_eq!(
             header(&deep).unwrap_err(),
-            ArrayError::TooManyDimensions(MAX_DIMS + 1)
+            NpyError::TooManyDimensions(MAX_DIMS + 1)
         );
     }
 
@@ -749,7 +822,7 @@ mod tests {
         file.extend_from_slice(&7.5f64.to_le_bytes());
         let a = read(Bytes::from(file)).unwrap();
         assert_eq!(a.shape(), &[0usize; 0]);
-        assert_eq!(a.to_native().as_slice::<f64>().unwrap(), &[7.5]);
+        assert_eq!(a.to_native().unwrap().as_slice::<f64>().unwrap(), &[7.5]);
     }
 
     #[test]
@@ -760,7 +833,7 @@ mod tests {
         file.extend_from_slice(dict.as_bytes());
         file.extend_from_slice(&[0x34, 0x12]);
         let a = read(Bytes::from(file.clone())).unwrap();
-        assert_eq!(a.to_native().as_slice::<u16>().unwrap(), &[0x1234]);
+        assert_eq!(a.to_native().unwrap().as_slice::<u16>().unwrap(), &[0x1234]);
         file[13] = 0xff; // inside the header: not UTF-8
         let err = read(Bytes::from(file)).unwrap_err();
         assert!(err.to_string().contains("not UTF-8"), "{err}");
@@ -775,7 +848,7 @@ mod tests {
         file.extend_from_slice(&latin1);
         assert_eq!(
             read(Bytes::from(file)).unwrap_err(),
-            ArrayError::UnknownDType("<\u{e9}8".into())
+            NpyError::DType(ArrayError::UnknownDType("<\u{e9}8".into()))
         );
     }
 

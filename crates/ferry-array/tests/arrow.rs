@@ -15,10 +15,10 @@ use arrow_array::{
 use arrow_schema::{DataType, Field};
 use bytes::Bytes;
 use ferry_array::arrow::{
-    ArrowFamily, from_arrow, read_ipc_file, read_ipc_stream, to_arrow, to_primitive,
-    write_ipc_file, write_ipc_stream,
+    ArrowFamily, ConvertError, IpcReadError, IpcWriteError, LoadError, from_arrow, read_ipc_file,
+    read_ipc_stream, to_arrow, to_primitive, write_ipc_file, write_ipc_stream,
 };
-use ferry_array::{Array, ArrayError, ByteOrder, DType, TimeUnit};
+use ferry_array::{Array, ByteOrder, DType, TimeUnit};
 use ferry_family::rmpv::Value;
 use ferry_family::{Dumped, Registry};
 use ferry_wire::{Encoder, Limits, decode_message};
@@ -46,7 +46,7 @@ fn all_inside(data: &arrow_data::ArrayData, ranges: &[Range<usize>]) -> bool {
 // ferry Array <-> Arrow primitive arrays
 
 fn round_trip_primitive<T: ArrowPrimitiveType>(arrow: PrimitiveArray<T>, dtype: DType) {
-    let array = from_arrow(&arrow).unwrap();
+    let array = from_arrow(&arrow, &Limits::DEFAULT).unwrap();
     assert_eq!(array.dtype(), dtype);
     assert_eq!(array.shape(), &[arrow.len()]);
     // Arrow -> ferry: the ferry array's elements are the Arrow values buffer.
@@ -119,7 +119,7 @@ fn every_primitive_type_round_trips_without_a_copy() {
 fn a_sliced_arrow_array_becomes_a_view_of_its_slice() {
     let arrow = Int64Array::from((0..100).collect::<Vec<i64>>());
     let slice = arrow.slice(10, 5);
-    let array = from_arrow(&slice).unwrap();
+    let array = from_arrow(&slice, &Limits::DEFAULT).unwrap();
     assert_eq!(array.as_slice::<i64>().unwrap(), &[10, 11, 12, 13, 14]);
     assert_eq!(
         array.as_slice::<i64>().unwrap().as_ptr(),
@@ -150,13 +150,22 @@ fn non_contiguous_and_foreign_arrays_are_compacted() {
         vec![8],
         0,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     let arrow = to_primitive::<Int32Type>(&strided).unwrap();
     assert_eq!(arrow.values().as_ref(), &[0, 2, 4, 6]);
     // Reversed.
-    let reversed =
-        Array::from_parts(DType::I32, ByteOrder::NATIVE, vec![8], vec![-4], 28, data).unwrap();
+    let reversed = Array::from_parts(
+        DType::I32,
+        ByteOrder::NATIVE,
+        vec![8],
+        vec![-4],
+        28,
+        data,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
     let arrow = to_arrow(&reversed).unwrap();
     assert_eq!(
         arrow.as_primitive::<Int32Type>().values().as_ref(),
@@ -170,6 +179,7 @@ fn non_contiguous_and_foreign_arrays_are_compacted() {
         vec![2],
         0,
         Bytes::from_static(&[1, 2, 3, 4]),
+        &Limits::DEFAULT,
     )
     .unwrap();
     let arrow = to_primitive::<UInt16Type>(&big).unwrap();
@@ -179,44 +189,53 @@ fn non_contiguous_and_foreign_arrays_are_compacted() {
 #[test]
 fn booleans_convert_both_ways() {
     let arrow = BooleanArray::from(vec![true, false, true]);
-    let array = from_arrow(&arrow).unwrap();
+    let array = from_arrow(&arrow, &Limits::DEFAULT).unwrap();
     assert_eq!(array.dtype(), DType::Bool);
     assert_eq!(&array.data()[..], &[1, 0, 1]);
     let back = to_arrow(&array).unwrap();
     assert_eq!(back.as_boolean(), &arrow);
-    let sliced = from_arrow(&arrow.slice(1, 2)).unwrap();
+    let sliced = from_arrow(&arrow.slice(1, 2), &Limits::DEFAULT).unwrap();
     assert_eq!(&sliced.data()[..], &[0, 1]);
 }
 
 #[test]
 fn what_cannot_convert_is_a_typed_error() {
     let nulls = Int32Array::from(vec![Some(1), None, None]);
-    assert_eq!(from_arrow(&nulls).unwrap_err(), ArrayError::ArrowNulls(2));
+    assert_eq!(
+        from_arrow(&nulls, &Limits::DEFAULT).unwrap_err(),
+        ConvertError::Nulls(2)
+    );
     // A null buffer with no nulls in the slice is fine.
-    let array = from_arrow(&nulls.slice(0, 1)).unwrap();
+    let array = from_arrow(&nulls.slice(0, 1), &Limits::DEFAULT).unwrap();
     assert_eq!(array.as_slice::<i32>().unwrap(), &[1]);
 
     let strings = StringArray::from(vec!["a"]);
     assert!(matches!(
-        from_arrow(&strings),
-        Err(ArrayError::ArrowType(_))
+        from_arrow(&strings, &Limits::DEFAULT),
+        Err(ConvertError::NoCounterpart(_))
     ));
     let dates = arrow_array::Date32Array::from(vec![1]);
-    assert!(matches!(from_arrow(&dates), Err(ArrayError::ArrowType(_))));
+    assert!(matches!(
+        from_arrow(&dates, &Limits::DEFAULT),
+        Err(ConvertError::NoCounterpart(_))
+    ));
 
     let two_d = Array::from_shape_vec(&[2, 2], vec![1i32, 2, 3, 4]).unwrap();
     assert_eq!(
         to_arrow(&two_d).unwrap_err(),
-        ArrayError::NotOneDimensional(2)
+        ConvertError::NotOneDimensional(2)
     );
     let scalar = Array::from_shape_vec(&[], vec![1i32]).unwrap();
     assert_eq!(
         to_arrow(&scalar).unwrap_err(),
-        ArrayError::NotOneDimensional(0)
+        ConvertError::NotOneDimensional(0)
     );
 
     let complex = Array::from_vec(vec![num_complex::Complex64::new(1.0, 2.0)]);
-    assert!(matches!(to_arrow(&complex), Err(ArrayError::ArrowType(_))));
+    assert!(matches!(
+        to_arrow(&complex),
+        Err(ConvertError::NoCounterpart(_))
+    ));
     let days = Array::from_parts(
         DType::DateTime(TimeUnit::Day),
         ByteOrder::NATIVE,
@@ -224,16 +243,20 @@ fn what_cannot_convert_is_a_typed_error() {
         vec![8],
         0,
         Bytes::from(vec![0u8; 8]),
+        &Limits::DEFAULT,
     )
     .unwrap();
-    assert!(matches!(to_arrow(&days), Err(ArrayError::ArrowType(_))));
+    assert!(matches!(
+        to_arrow(&days),
+        Err(ConvertError::NoCounterpart(_))
+    ));
     // The wrong Arrow type for the dtype.
     let floats = Array::from_vec(vec![1.0f32]);
     assert!(matches!(
         to_primitive::<Int32Type>(&floats),
-        Err(ArrayError::ArrowType(_))
+        Err(ConvertError::NoCounterpart(_))
     ));
-    let times = from_arrow(&TimestampMicrosecondArray::from(vec![1])).unwrap();
+    let times = from_arrow(&TimestampMicrosecondArray::from(vec![1]), &Limits::DEFAULT).unwrap();
     assert!(to_primitive::<TimestampNanosecondType>(&times).is_err());
     assert!(to_primitive::<Int64Type>(&times).is_err());
 }
@@ -241,7 +264,7 @@ fn what_cannot_convert_is_a_typed_error() {
 #[test]
 fn a_time_zone_is_dropped_keeping_the_instants() {
     let arrow = TimestampMicrosecondArray::from(vec![1, 2]).with_timezone("Europe/Paris");
-    let array = from_arrow(&arrow).unwrap();
+    let array = from_arrow(&arrow, &Limits::DEFAULT).unwrap();
     assert_eq!(array.dtype(), DType::DateTime(TimeUnit::Microsecond));
     assert_eq!(array.as_slice::<i64>().unwrap(), &[1, 2]);
 }
@@ -331,7 +354,7 @@ fn a_mixed_batch_round_trips_and_its_columns_are_views_of_the_frames() {
             "a frame was copied"
         );
     }
-    let back = ArrowFamily::load_batch(&dumped.meta, &dumped.frames).unwrap();
+    let back = ArrowFamily::load_batch(&dumped.meta, &dumped.frames, &Limits::DEFAULT).unwrap();
     assert_eq!(back, batch);
     let ranges = frame_ranges(&dumped.frames);
     for column in back.columns() {
@@ -356,7 +379,7 @@ fn empty_and_columnless_batches_round_trip() {
     let empty = mixed_batch().slice(0, 0);
     let dumped = ArrowFamily::dump_batch(&empty).unwrap();
     assert_eq!(
-        ArrowFamily::load_batch(&dumped.meta, &dumped.frames).unwrap(),
+        ArrowFamily::load_batch(&dumped.meta, &dumped.frames, &Limits::DEFAULT).unwrap(),
         empty
     );
 
@@ -368,7 +391,7 @@ fn empty_and_columnless_batches_round_trip() {
     .unwrap();
     let dumped = ArrowFamily::dump_batch(&columnless).unwrap();
     assert!(dumped.frames.is_empty());
-    let back = ArrowFamily::load_batch(&dumped.meta, &dumped.frames).unwrap();
+    let back = ArrowFamily::load_batch(&dumped.meta, &dumped.frames, &Limits::DEFAULT).unwrap();
     assert_eq!(back.num_rows(), 7);
 }
 
@@ -379,7 +402,7 @@ fn slices_round_trip_and_small_slices_of_large_arrays_are_compacted() {
         let slice = batch.slice(offset, len);
         let dumped = ArrowFamily::dump_batch(&slice).unwrap();
         assert_eq!(
-            ArrowFamily::load_batch(&dumped.meta, &dumped.frames).unwrap(),
+            ArrowFamily::load_batch(&dumped.meta, &dumped.frames, &Limits::DEFAULT).unwrap(),
             slice
         );
     }
@@ -395,7 +418,7 @@ fn slices_round_trip_and_small_slices_of_large_arrays_are_compacted() {
     let sent: usize = dumped.frames.iter().map(Bytes::len).sum();
     assert!(sent < 1000, "sent {sent} bytes");
     assert_eq!(
-        ArrowFamily::load_batch(&dumped.meta, &dumped.frames).unwrap(),
+        ArrowFamily::load_batch(&dumped.meta, &dumped.frames, &Limits::DEFAULT).unwrap(),
         slice
     );
     // A primitive slice is a view already: sent as is, without a copy.
@@ -413,10 +436,10 @@ fn slices_round_trip_and_small_slices_of_large_arrays_are_compacted() {
 fn arrays_round_trip_as_arrays() {
     for column in mixed_batch().columns() {
         let dumped = ArrowFamily::dump_array(column).unwrap();
-        let back = ArrowFamily::load_array(&dumped.meta, &dumped.frames).unwrap();
+        let back = ArrowFamily::load_array(&dumped.meta, &dumped.frames, &Limits::DEFAULT).unwrap();
         assert_eq!(&back, column);
         // Not a batch.
-        assert!(ArrowFamily::load_batch(&dumped.meta, &dumped.frames).is_err());
+        assert!(ArrowFamily::load_batch(&dumped.meta, &dumped.frames, &Limits::DEFAULT).is_err());
     }
 }
 
@@ -493,10 +516,10 @@ fn with_key(meta: &Value, name: &str, value: Option<Value>) -> Value {
     Value::Map(map)
 }
 
-fn load_any(meta: &Value, frames: &[Bytes]) -> Result<(), ArrayError> {
+fn load_any(meta: &Value, frames: &[Bytes]) -> Result<(), LoadError> {
     // Batch first; the family also tries arrays.
-    let batch = ArrowFamily::load_batch(meta, frames).map(|_| ());
-    let array = ArrowFamily::load_array(meta, frames).map(|_| ());
+    let batch = ArrowFamily::load_batch(meta, frames, &Limits::DEFAULT).map(|_| ());
+    let array = ArrowFamily::load_array(meta, frames, &Limits::DEFAULT).map(|_| ());
     batch.or(array)
 }
 
@@ -506,7 +529,10 @@ fn malformed_metadata_is_a_typed_error() {
     let Dumped { meta, frames } = ArrowFamily::dump_batch(&batch).unwrap();
     let bad = |meta: Value, frames: &[Bytes]| {
         let err = load_any(&meta, frames).unwrap_err();
-        assert!(matches!(err, ArrayError::Arrow(_)), "{err:?}");
+        assert!(
+            matches!(err, LoadError::Malformed(_) | LoadError::Arrow(_)),
+            "{err:?}"
+        );
     };
     bad(Value::Nil, &frames);
     bad(Value::from("batch"), &frames);
@@ -639,15 +665,20 @@ fn garbage_frame_contents_are_refused_not_trusted() {
         .iter()
         .flat_map(|o| o.to_le_bytes())
         .collect();
-    let err =
-        ArrowFamily::load_array(&meta, &[Bytes::from(offsets), frames[1].clone()]).unwrap_err();
-    assert!(matches!(err, ArrayError::Arrow(_)));
+    let err = ArrowFamily::load_array(
+        &meta,
+        &[Bytes::from(offsets), frames[1].clone()],
+        &Limits::DEFAULT,
+    )
+    .unwrap_err();
+    assert!(matches!(err, LoadError::Arrow(_)), "{err:?}");
     let err = ArrowFamily::load_array(
         &meta,
         &[frames[0].clone(), Bytes::from_static(&[0xff, 0xfe, 0, 0])],
+        &Limits::DEFAULT,
     )
     .unwrap_err();
-    assert!(matches!(err, ArrayError::Arrow(_)));
+    assert!(matches!(err, LoadError::Arrow(_)), "{err:?}");
     // Dictionary keys out of range.
     let mut dict = StringDictionaryBuilder::<Int8Type>::new();
     dict.append_value("x");
@@ -655,7 +686,7 @@ fn garbage_frame_contents_are_refused_not_trusted() {
     let Dumped { meta, frames } = ArrowFamily::dump_array(&dict).unwrap();
     let mut keys = frames.clone();
     keys[0] = Bytes::from_static(&[9]);
-    assert!(ArrowFamily::load_array(&meta, &keys).is_err());
+    assert!(ArrowFamily::load_array(&meta, &keys, &Limits::DEFAULT).is_err());
 }
 
 #[test]
@@ -665,7 +696,7 @@ fn misaligned_frames_are_copied_into_aligned_memory() {
     let mut shifted = vec![0u8];
     shifted.extend_from_slice(&frames[0]);
     let shifted = Bytes::from(shifted).slice(1..);
-    let back = ArrowFamily::load_array(&meta, &[shifted]).unwrap();
+    let back = ArrowFamily::load_array(&meta, &[shifted], &Limits::DEFAULT).unwrap();
     assert_eq!(&back, &array);
 }
 
@@ -676,7 +707,7 @@ fn misaligned_frames_are_copied_into_aligned_memory() {
 fn ipc_streams_round_trip_without_a_copy_on_read() {
     let batch = mixed_batch();
     let stream = Bytes::from(write_ipc_stream(&[batch.clone(), batch.slice(1, 2)]).unwrap());
-    let back = read_ipc_stream(stream.clone()).unwrap();
+    let back = read_ipc_stream(stream.clone(), &Limits::DEFAULT).unwrap();
     assert_eq!(back, [batch.clone(), batch.slice(1, 2)]);
     let stream_range = range_of(&stream);
     // Every column, dictionaries included, is a view of the stream.
@@ -690,7 +721,7 @@ fn ipc_streams_round_trip_without_a_copy_on_read() {
     // A stream with a schema and no batches.
     let only_schema = {
         let mut bytes = write_ipc_stream(std::slice::from_ref(&batch)).unwrap();
-        let reference = read_ipc_stream(Bytes::from(bytes.clone())).unwrap();
+        let reference = read_ipc_stream(Bytes::from(bytes.clone()), &Limits::DEFAULT).unwrap();
         assert_eq!(reference.len(), 1);
         // Keep the schema message, drop the rest, add the end marker.
         let schema_len = 8 + u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
@@ -699,7 +730,7 @@ fn ipc_streams_round_trip_without_a_copy_on_read() {
         bytes
     };
     assert!(
-        read_ipc_stream(Bytes::from(only_schema))
+        read_ipc_stream(Bytes::from(only_schema), &Limits::DEFAULT)
             .unwrap()
             .is_empty()
     );
@@ -707,18 +738,21 @@ fn ipc_streams_round_trip_without_a_copy_on_read() {
 
 #[test]
 fn ipc_stream_errors() {
-    assert!(matches!(write_ipc_stream(&[]), Err(ArrayError::Arrow(_))));
+    assert!(matches!(
+        write_ipc_stream(&[]),
+        Err(IpcWriteError::NoBatches)
+    ));
     let a = RecordBatch::try_from_iter([("a", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
         .unwrap();
     let b = RecordBatch::try_from_iter([("b", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
         .unwrap();
     assert!(matches!(
         write_ipc_stream(&[a, b]),
-        Err(ArrayError::Arrow(_))
+        Err(IpcWriteError::SchemaMismatch(1))
     ));
     assert!(matches!(
-        read_ipc_stream(Bytes::new()),
-        Err(ArrayError::Arrow(_))
+        read_ipc_stream(Bytes::new(), &Limits::DEFAULT),
+        Err(IpcReadError::NoSchema)
     ));
 }
 
@@ -728,7 +762,7 @@ fn hostile_ipc_streams_are_errors_not_panics() {
     let stream = write_ipc_stream(&[batch.clone(), batch]).unwrap();
     // Every truncation.
     for cut in 0..stream.len() {
-        let result = read_ipc_stream(Bytes::copy_from_slice(&stream[..cut]));
+        let result = read_ipc_stream(Bytes::copy_from_slice(&stream[..cut]), &Limits::DEFAULT);
         // A cut exactly after a whole message may read; a cut inside one must fail.
         if let Ok(batches) = result {
             assert!(batches.len() <= 2);
@@ -748,7 +782,7 @@ fn hostile_ipc_streams_are_errors_not_panics() {
             let at = (next() % bytes.len() as u64) as usize;
             bytes[at] = next() as u8;
         }
-        let _ = read_ipc_stream(Bytes::from(bytes));
+        let _ = read_ipc_stream(Bytes::from(bytes), &Limits::DEFAULT);
     }
     // Garbage.
     for garbage in [
@@ -757,7 +791,7 @@ fn hostile_ipc_streams_are_errors_not_panics() {
         &[0u8; 64][..],
     ] {
         assert!(
-            read_ipc_stream(Bytes::copy_from_slice(garbage)).is_err()
+            read_ipc_stream(Bytes::copy_from_slice(garbage), &Limits::DEFAULT).is_err()
                 || garbage.iter().all(|&b| b == 0)
         );
     }
@@ -773,7 +807,7 @@ fn ipc_files_round_trip_without_a_copy_on_read() {
     let batches = [batch.clone(), empty, batch.slice(1, 2)];
     let file = Bytes::from(write_ipc_file(&batches).unwrap());
     assert!(file.starts_with(b"ARROW1\0\0") && file.ends_with(b"ARROW1"));
-    let back = read_ipc_file(file.clone()).unwrap();
+    let back = read_ipc_file(file.clone(), &Limits::DEFAULT).unwrap();
     assert_eq!(back, batches);
     let file_range = range_of(&file);
     // Every column, dictionaries included, is a view of the file.
@@ -791,19 +825,22 @@ fn ipc_files_round_trip_without_a_copy_on_read() {
     assert_eq!(back, batches);
     // Files and streams hold the same batches.
     let stream = write_ipc_stream(&batches).unwrap();
-    assert_eq!(read_ipc_stream(Bytes::from(stream)).unwrap(), batches);
+    assert_eq!(
+        read_ipc_stream(Bytes::from(stream), &Limits::DEFAULT).unwrap(),
+        batches
+    );
 }
 
 #[test]
 fn ipc_file_errors() {
-    assert!(matches!(write_ipc_file(&[]), Err(ArrayError::Arrow(_))));
+    assert!(matches!(write_ipc_file(&[]), Err(IpcWriteError::NoBatches)));
     let a = RecordBatch::try_from_iter([("a", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
         .unwrap();
     let b = RecordBatch::try_from_iter([("b", Arc::new(Int32Array::from(vec![1])) as ArrayRef)])
         .unwrap();
     assert!(matches!(
         write_ipc_file(&[a.clone(), b]),
-        Err(ArrayError::Arrow(_))
+        Err(IpcWriteError::SchemaMismatch(1))
     ));
     for bytes in [
         &b""[..],
@@ -814,14 +851,26 @@ fn ipc_file_errors() {
         b"ARROW1\0\0\x08\0\0\0ARROW1",
         b"ARROW1\0\0\xf0\xff\xff\xffARROW1",
     ] {
-        let err = read_ipc_file(Bytes::copy_from_slice(bytes)).unwrap_err();
-        assert!(matches!(err, ArrayError::Arrow(_)), "{err:?}");
+        let err = read_ipc_file(Bytes::copy_from_slice(bytes), &Limits::DEFAULT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IpcReadError::Malformed(_) | IpcReadError::Arrow(_) | IpcReadError::NoSchema
+            ),
+            "{err:?}"
+        );
     }
     // A stream is not a file, nor a file a stream.
     let stream = Bytes::from(write_ipc_stream(std::slice::from_ref(&a)).unwrap());
-    assert!(matches!(read_ipc_file(stream), Err(ArrayError::Arrow(_))));
+    assert!(matches!(
+        read_ipc_file(stream, &Limits::DEFAULT),
+        Err(IpcReadError::Malformed(_) | IpcReadError::Arrow(_) | IpcReadError::NoSchema)
+    ));
     let file = Bytes::from(write_ipc_file(std::slice::from_ref(&a)).unwrap());
-    assert!(matches!(read_ipc_stream(file), Err(ArrayError::Arrow(_))));
+    assert!(matches!(
+        read_ipc_stream(file, &Limits::DEFAULT),
+        Err(IpcReadError::Malformed(_) | IpcReadError::Arrow(_) | IpcReadError::NoSchema)
+    ));
 }
 
 /// The footer's start and end in an IPC file.
@@ -837,10 +886,24 @@ fn hostile_ipc_files_are_errors_not_panics() {
     let file = write_ipc_file(&[batch.clone(), batch]).unwrap();
     // Every truncation, from either end: the footer is at the end, so none reads.
     for cut in 0..file.len() {
-        let err = read_ipc_file(Bytes::copy_from_slice(&file[..cut])).unwrap_err();
-        assert!(matches!(err, ArrayError::Arrow(_)), "{cut}: {err:?}");
-        let err = read_ipc_file(Bytes::copy_from_slice(&file[cut + 1..])).unwrap_err();
-        assert!(matches!(err, ArrayError::Arrow(_)), "{cut}: {err:?}");
+        let err =
+            read_ipc_file(Bytes::copy_from_slice(&file[..cut]), &Limits::DEFAULT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IpcReadError::Malformed(_) | IpcReadError::Arrow(_) | IpcReadError::NoSchema
+            ),
+            "{cut}: {err:?}"
+        );
+        let err =
+            read_ipc_file(Bytes::copy_from_slice(&file[cut + 1..]), &Limits::DEFAULT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IpcReadError::Malformed(_) | IpcReadError::Arrow(_) | IpcReadError::NoSchema
+            ),
+            "{cut}: {err:?}"
+        );
     }
     // Byte flips, deterministic, anywhere and in the footer alone (block offsets and lengths).
     let footer = footer_range(&file);
@@ -861,7 +924,7 @@ fn hostile_ipc_files_are_errors_not_panics() {
             };
             bytes[at] = next() as u8;
         }
-        let _ = read_ipc_file(Bytes::from(bytes));
+        let _ = read_ipc_file(Bytes::from(bytes), &Limits::DEFAULT);
     }
     // Garbage between intact magics and a footer length that points at it.
     for garbage in [vec![0u8; 64], vec![0xff; 64], (0..=255u8).collect()] {
@@ -869,7 +932,7 @@ fn hostile_ipc_files_are_errors_not_panics() {
         bytes.extend_from_slice(&garbage);
         bytes.extend_from_slice(&(garbage.len() as i32).to_le_bytes());
         bytes.extend_from_slice(b"ARROW1");
-        assert!(read_ipc_file(Bytes::from(bytes)).is_err());
+        assert!(read_ipc_file(Bytes::from(bytes), &Limits::DEFAULT).is_err());
     }
 }
 
@@ -906,20 +969,29 @@ fn ipc_file_blocks_must_lie_inside_the_file_without_overlapping() {
     // The second block pointing at the first: overlapping, refused.
     let mut overlapping = file.clone();
     overlapping[second..second + 8].copy_from_slice(&blocks[0].offset().to_le_bytes());
-    let err = read_ipc_file(Bytes::from(overlapping)).unwrap_err();
+    let err = read_ipc_file(Bytes::from(overlapping), &Limits::DEFAULT).unwrap_err();
     assert!(
-        matches!(&err, ArrayError::Arrow(m) if m.contains("overlap")),
+        matches!(&err, IpcReadError::Malformed(m) if m.contains("overlap")),
         "{err:?}"
     );
     // Pointing past the messages, or before the first one.
     for offset in [footer.start as i64, 0, 4, -8, i64::MAX] {
         let mut outside = file.clone();
         outside[second..second + 8].copy_from_slice(&offset.to_le_bytes());
-        let err = read_ipc_file(Bytes::from(outside)).unwrap_err();
-        assert!(matches!(err, ArrayError::Arrow(_)), "{offset}: {err:?}");
+        let err = read_ipc_file(Bytes::from(outside), &Limits::DEFAULT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IpcReadError::Malformed(_) | IpcReadError::Arrow(_) | IpcReadError::NoSchema
+            ),
+            "{offset}: {err:?}"
+        );
     }
     // The untouched file reads.
-    assert_eq!(read_ipc_file(Bytes::from(file)).unwrap(), [a.clone(), a]);
+    assert_eq!(
+        read_ipc_file(Bytes::from(file), &Limits::DEFAULT).unwrap(),
+        [a.clone(), a]
+    );
 }
 
 #[test]
@@ -942,6 +1014,6 @@ fn hostile_family_frames_with_random_flips_never_panic() {
         let at = (next() % frames[i].len() as u64) as usize;
         frames[i][at] = next() as u8;
         let frames: Vec<Bytes> = frames.into_iter().map(Bytes::from).collect();
-        let _ = ArrowFamily::load_batch(&meta, &frames);
+        let _ = ArrowFamily::load_batch(&meta, &frames, &Limits::DEFAULT);
     }
 }

@@ -77,10 +77,14 @@ fn sparse_arrays_are_compacted_and_broadcast_arrays_send_their_base() {
         vec![80],
         0,
         base.data().clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     // Every other element: the stretch is twice the elements: compact too.
-    // A row broadcast 1000 times: the stretch is the row alone: sent as is.
+    // A row broadcast 1000 times: the stretch is the row alone: sent as is. That is a
+    // thousand times the bytes it lies in, more than the default limits let a peer make.
+    let mut limits = Limits::DEFAULT;
+    limits.max_expansion_ratio = 1000;
     let wide = Array::from_parts(
         DType::F64,
         ByteOrder::NATIVE,
@@ -88,9 +92,10 @@ fn sparse_arrays_are_compacted_and_broadcast_arrays_send_their_base() {
         vec![0, 8],
         0,
         base.data().clone(),
+        &limits,
     )
     .unwrap();
-    let registry = registry();
+    let mut registry = registry();
     let sent = registry.serialize(&sparse).unwrap();
     assert_eq!(sent.frames[0].len(), 100 * 8);
     let back: Array = registry.deserialize(&sent).unwrap();
@@ -98,8 +103,16 @@ fn sparse_arrays_are_compacted_and_broadcast_arrays_send_their_base() {
     let sent = registry.serialize(&wide).unwrap();
     assert_eq!(sent.frames[0].len(), 1000 * 8, "only the base row travels");
     assert_eq!(sent.frames[0].as_ptr(), base.data().as_ptr());
+    let err = registry.deserialize::<Array>(&sent).unwrap_err();
+    assert!(err.to_string().contains("limits allow"), "{err}");
+    registry.set_limits(limits);
     let back: Array = registry.deserialize(&sent).unwrap();
     assert_eq!(back.strides(), &[0, 8]);
+    assert_eq!(
+        back.data().as_ptr(),
+        sent.frames[0].as_ptr(),
+        "still a view"
+    );
     assert_eq!(back.view::<f64>().unwrap()[[999, 3]], 3.0);
 }
 
@@ -147,7 +160,9 @@ fn hostile_headers_are_refused_with_typed_errors() {
             meta("<f8", &[1; 40], &[8; 40], 0),
             "more than the supported",
         ),
-        (Value::Nil, "missing `dtype`"),
+        (Value::Nil, "not a map"),
+        (Value::Map(vec![]), "no `dtype`"),
+        (meta("<f8", &[1 << 20], &[0], 0), "limits allow"),
     ];
     for (meta, expected) in cases {
         match load(&meta, &frame) {

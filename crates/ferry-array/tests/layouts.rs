@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use ferry_array::{Array, ArrayError, ByteOrder, DType};
+use ferry_wire::Limits;
 use ndarray::{IxDyn, ShapeBuilder, arr2};
 
 fn f64s(values: &[f64]) -> Bytes {
@@ -25,6 +26,7 @@ fn views_follow_any_strides() {
         vec![24, 8],
         0,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert_eq!(
@@ -40,6 +42,7 @@ fn views_follow_any_strides() {
         vec![8, 16],
         0,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert_eq!(
@@ -60,6 +63,7 @@ fn views_follow_any_strides() {
         vec![-8],
         40,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert_eq!(
@@ -82,10 +86,11 @@ fn views_follow_any_strides() {
         vec![16],
         8,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert_eq!(
-        step.to_contiguous().as_slice::<f64>().unwrap(),
+        step.to_contiguous().unwrap().as_slice::<f64>().unwrap(),
         &[1.0, 3.0, 5.0]
     );
     // Broadcast: a row repeated four times, stride 0.
@@ -96,6 +101,7 @@ fn views_follow_any_strides() {
         vec![0, 8],
         0,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     let view = rows.view::<f64>().unwrap();
@@ -113,6 +119,7 @@ fn views_follow_any_strides() {
         vec![],
         16,
         data.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert_eq!(scalar.view::<f64>().unwrap()[IxDyn(&[])], 2.0);
@@ -124,6 +131,7 @@ fn views_follow_any_strides() {
         vec![40, 8],
         0,
         Bytes::new(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert!(empty.is_empty());
@@ -137,7 +145,7 @@ fn ndarray_layouts_come_in_without_a_copy() {
     for source in [c, f] {
         let expected = source.clone().into_dyn();
         let first = source.as_ptr();
-        let array = Array::from_ndarray(source);
+        let array = Array::from_ndarray(source).unwrap();
         assert_eq!(array.view::<f64>().unwrap(), expected);
         assert_eq!(array.data().as_ptr() as usize, first as usize);
         assert_eq!(array.to_ndarray::<f64>().unwrap(), expected);
@@ -169,6 +177,7 @@ fn make_mut_copies_only_when_shared() {
         vec![0, 2],
         0,
         base.data().clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     wide.make_mut::<u16, _>(|mut v| v[[0, 0]] = 7).unwrap();
@@ -178,17 +187,38 @@ fn make_mut_copies_only_when_shared() {
 #[test]
 fn big_endian_data_is_readable_by_an_explicit_conversion() {
     let data = Bytes::from_static(&[0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0]);
-    let big = Array::from_parts(DType::F64, ByteOrder::Big, vec![2], vec![8], 0, data).unwrap();
+    let big = Array::from_parts(
+        DType::F64,
+        ByteOrder::Big,
+        vec![2],
+        vec![8],
+        0,
+        data,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
     assert_eq!(big.descr(), ">f8");
     assert!(matches!(
         big.view::<f64>(),
         Err(ArrayError::ForeignByteOrder)
     ));
-    assert_eq!(big.to_native().as_slice::<f64>().unwrap(), &[1.0, 2.0]);
+    assert_eq!(
+        big.to_native().unwrap().as_slice::<f64>().unwrap(),
+        &[1.0, 2.0]
+    );
     // Complex numbers swap each half.
     let c = Bytes::from_static(&[0x3f, 0x80, 0, 0, 0x40, 0, 0, 0]);
-    let big = Array::from_parts(DType::C64, ByteOrder::Big, vec![1], vec![8], 0, c).unwrap();
-    let native = big.to_native();
+    let big = Array::from_parts(
+        DType::C64,
+        ByteOrder::Big,
+        vec![1],
+        vec![8],
+        0,
+        c,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
+    let native = big.to_native().unwrap();
     let z = native.as_slice::<num_complex::Complex32>().unwrap()[0];
     assert_eq!((z.re, z.im), (1.0, 2.0));
 }
@@ -207,6 +237,7 @@ fn misaligned_data_is_copied_once_into_aligned_memory() {
         vec![8],
         1,
         frame.clone(),
+        &Limits::DEFAULT,
     )
     .unwrap();
     assert_eq!(a.as_slice::<f64>().unwrap(), &[1.0, 2.0, 3.0]);
@@ -230,6 +261,7 @@ fn hostile_layouts_are_refused() {
             strides,
             offset,
             data.clone(),
+            &Limits::DEFAULT,
         )
     };
     assert!(matches!(
@@ -264,9 +296,26 @@ fn hostile_layouts_are_refused() {
         part(vec![1; 33], vec![8; 33], 0),
         Err(ArrayError::TooManyDimensions(33))
     ));
-    // A huge broadcast of one element is a valid array; it needs no memory.
+    // A huge broadcast of one element: more than the default limits let 8 bytes make, but a
+    // valid array under limits that allow it, and then a view that needs no memory.
     assert_eq!(
-        part(vec![1 << 30, 1 << 20], vec![0, 0], 0).unwrap().shape(),
-        &[1 << 30, 1 << 20]
+        part(vec![1 << 30, 1 << 20], vec![0, 0], 0).unwrap_err(),
+        ArrayError::ExpansionTooLarge {
+            logical_bytes: 1 << 53,
+            referenced_bytes: 8,
+            limit_bytes: 1 << 16,
+        }
     );
+    let huge = Array::from_parts(
+        DType::F64,
+        ByteOrder::NATIVE,
+        vec![1 << 30, 1 << 20],
+        vec![0, 0],
+        0,
+        data.clone(),
+        &Limits::UNLIMITED,
+    )
+    .unwrap();
+    assert_eq!(huge.shape(), &[1 << 30, 1 << 20]);
+    assert_eq!(huge.data().as_ptr(), data.as_ptr());
 }

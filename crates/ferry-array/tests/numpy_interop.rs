@@ -20,7 +20,7 @@ use bytes::Bytes;
 use ferry_array::{Array, ArrayFamily, ByteOrder, DType, TimeUnit, npy};
 use ferry_family::Registry;
 use ferry_family::rmpv::Value;
-use ferry_wire::{Header, Message};
+use ferry_wire::{Header, Limits, Message};
 
 /// The values of element `i` (in C order of the base array) as little-endian bytes; the Python
 /// side's `values` computes the same.
@@ -79,7 +79,16 @@ fn base(dtype: DType, order: ByteOrder, shape: &[usize]) -> Array {
     }
     let size = dtype.size() as isize;
     let strides = c_strides(shape, size);
-    Array::from_parts(dtype, order, shape.to_vec(), strides, 0, Bytes::from(data)).unwrap()
+    Array::from_parts(
+        dtype,
+        order,
+        shape.to_vec(),
+        strides,
+        0,
+        Bytes::from(data),
+        &Limits::DEFAULT,
+    )
+    .unwrap()
 }
 
 /// C-order byte strides.
@@ -140,10 +149,23 @@ fn cases() -> Vec<Case> {
             let over = |shape: &[usize], strides: &[isize], offset: isize, of: &Array| {
                 let (shape, strides) = (shape.to_vec(), strides.to_vec());
                 let data = of.data().clone();
-                Array::from_parts(dtype, order, shape, strides, offset as usize, data).unwrap()
+                Array::from_parts(
+                    dtype,
+                    order,
+                    shape,
+                    strides,
+                    offset as usize,
+                    data,
+                    &Limits::DEFAULT,
+                )
+                .unwrap()
             };
             add(&[3, 4], "base", "C", b(&[3, 4]));
-            let fortran = b(&[3, 4]).transposed().to_contiguous().transposed();
+            let fortran = b(&[3, 4])
+                .transposed()
+                .to_contiguous()
+                .unwrap()
+                .transposed();
             add(&[3, 4], "np.asfortranarray(base)", "F", fortran);
             add(&[2, 3, 4], "base.T", "F", b(&[2, 3, 4]).transposed());
             add(&[], "base", "C", b(&[]));
@@ -280,7 +302,7 @@ fn numpy_loads_what_ferry_writes() {
     let cases = cases();
     for case in &cases {
         let mut file = File::create(dir.join(format!("ferry_{}.npy", case.name))).unwrap();
-        for chunk in npy::write(&case.array) {
+        for chunk in npy::write(&case.array).unwrap() {
             file.write_all(&chunk).unwrap();
         }
     }

@@ -23,6 +23,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use ferry_array::arrow::{read_ipc_file, read_ipc_stream, write_ipc_file, write_ipc_stream};
+use ferry_wire::Limits;
 
 /// The batches on both sides, as `(first row, rows)`: one, an empty one, and another.
 const BATCHES: [(u64, u64); 3] = [(0, 10), (10, 0), (10, 37)];
@@ -296,10 +297,12 @@ fn ferry_reads_the_streams_and_files_pyarrow_writes() {
         "{stdout}"
     );
     let stream = Bytes::from(std::fs::read(dir.join("pyarrow.arrows")).unwrap());
-    let read = read_ipc_stream(stream.clone()).unwrap_or_else(|e| panic!("stream: {e}"));
+    let read =
+        read_ipc_stream(stream.clone(), &Limits::DEFAULT).unwrap_or_else(|e| panic!("stream: {e}"));
     check_read("stream", &read, &stream);
     let file = Bytes::from(std::fs::read(dir.join("pyarrow.arrow")).unwrap());
-    let read = read_ipc_file(file.clone()).unwrap_or_else(|e| panic!("file: {e}"));
+    let read =
+        read_ipc_file(file.clone(), &Limits::DEFAULT).unwrap_or_else(|e| panic!("file: {e}"));
     check_read("file", &read, &file);
     std::fs::remove_dir_all(&dir).unwrap();
 }
