@@ -58,12 +58,17 @@ fn family_lengths_past_the_limits_are_refused_before_building() {
         matches!(err, LoadError::TooManyElements { elements, received_bytes: 0, .. } if elements == 1 << 24),
         "{err:?}"
     );
-    // With no frames at all, whatever the ratio, the floor is what may be made.
-    let err = ArrowFamily::load_batch(&meta, &frames, &trusting()).unwrap_err();
+    // With no frames at all, a finite ratio allows the floor; no ratio (`u64::MAX`, as a
+    // trusting receiver sets) allows what `max_expanded_bytes` does.
+    let mut huge_ratio = Limits::DEFAULT;
+    huge_ratio.max_expansion_ratio = u64::MAX - 1;
+    let err = ArrowFamily::load_batch(&meta, &frames, &huge_ratio).unwrap_err();
     assert!(
         matches!(err, LoadError::TooManyElements { limit, .. } if limit == ferry_wire::EXPANSION_FLOOR),
         "{err:?}"
     );
+    let trusted = ArrowFamily::load_batch(&meta, &frames, &trusting()).unwrap();
+    assert_eq!(trusted.num_rows(), 1 << 24);
     let column: ArrayRef = Arc::new(NullArray::new(1 << 16));
     let floor = RecordBatch::try_from_iter([("n", column)]).unwrap();
     let Dumped { meta, frames } = ArrowFamily::dump_batch(&floor).unwrap();

@@ -80,7 +80,8 @@ impl Limits {
 
     /// The most bytes a decoder may make in memory from `received` bytes of input: the ratio's
     /// share of `received` (at least [`EXPANSION_FLOOR`]), and never more than
-    /// [`max_expanded_bytes`](Limits::max_expanded_bytes). Every decoder that can make more
+    /// [`max_expanded_bytes`](Limits::max_expanded_bytes). A ratio of `u64::MAX` means no ratio:
+    /// then only `max_expanded_bytes` applies, even to an expansion from zero bytes. Every decoder that can make more
     /// than it was given checks its output size against this *before* it allocates.
     ///
     /// ```
@@ -88,8 +89,13 @@ impl Limits {
     /// assert_eq!(limits.max_expansion(1 << 20), 256 << 20); // 256:1
     /// assert_eq!(limits.max_expansion(8), ferry_wire::EXPANSION_FLOOR); // small is always fine
     /// assert_eq!(limits.max_expansion(1 << 30), 1 << 30); // never more than 1 GiB
+    /// assert_eq!(ferry_wire::Limits::UNLIMITED.max_expansion(0), u64::MAX); // no ratio at all
     /// ```
     pub fn max_expansion(&self, received: u64) -> u64 {
+        if self.max_expansion_ratio == u64::MAX {
+            // No ratio at all (as in `UNLIMITED`), even for an expansion from nothing.
+            return self.max_expanded_bytes;
+        }
         received
             .saturating_mul(self.max_expansion_ratio)
             .max(EXPANSION_FLOOR)
