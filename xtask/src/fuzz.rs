@@ -36,7 +36,9 @@ pub(crate) fn run(args: &[String]) -> Result {
         if crate::cmd::repo_root().join(&seeds).is_dir() {
             run = run.arg(&seeds);
         } else {
-            eprintln!("fuzz target `{target}` has no seed corpus ({seeds}/): starting from nothing");
+            eprintln!(
+                "fuzz target `{target}` has no seed corpus ({seeds}/): starting from nothing"
+            );
         }
         let run = run
             .arg("--")

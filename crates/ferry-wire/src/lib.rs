@@ -40,22 +40,37 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+mod close;
 mod codec;
-mod decode;
 mod encode;
+mod error;
 mod format;
+mod head;
 mod header;
+mod hello;
 mod limits;
 mod message;
+mod reader;
 pub mod shard;
+mod stream;
 
+pub use close::{
+    CLOSE_MARKER, CLOSE_PREFIX_LEN, CloseCode, CloseFault, CloseMessage, MAX_CLOSE_REASON_BYTES,
+};
 pub use codec::{Codec, MIN_COMPRESS_LEN};
-pub use decode::{DecodeError, Decoder, FrameLayout, MessageHead, decode_message};
 pub use encode::{EncodeError, EncodeOptions, Encoded, Encoder, FrameInfo};
+pub use error::{DecodeError, DecompressFault};
 pub use format::{
     COMPRESSION_BLOCK_LEN, ENTRY_LEN, MAGIC, MAX_ALIGN_LOG2, MESSAGE_MARKER, PREAMBLE_LEN,
     PREFIX_LEN, VERSION, preamble,
 };
+pub use head::{FrameLayout, MessageHead};
 pub use header::{DEFAULT_MAX_HEADER_DEPTH, Header, HeaderError, HeaderFault};
+pub use hello::{
+    Agreed, Compression, DECODES, Hello, HelloError, PROTOCOL_VERSION, hello_limits, negotiate,
+    wanted_codec,
+};
 pub use limits::{EXPANSION_FLOOR, Limits};
 pub use message::{Frame, Message};
+pub use reader::{FRAME_ALIGN, FrameBuffers, MessageReader, RawMessage, Received, Want};
+pub use stream::{Decoder, decode_message};
