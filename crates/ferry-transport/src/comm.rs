@@ -149,16 +149,34 @@ impl WriteSide {
             return Ok(());
         }
         self.write_pending(remote).await?;
-        if let Some(close) = close {
-            let mut bytes = close.encode();
-            self.writer
-                .write_all_buf(&mut bytes)
-                .await
-                .map_err(io("closing", remote))?;
-        }
         self.shut = true;
-        self.writer.flush().await.map_err(io("closing", remote))?;
-        self.writer.shutdown().await.map_err(io("closing", remote))
+        // Everything sent has been written. A peer that has gone already cannot be told why
+        // this side closes: that is not an error of the close.
+        let gone = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::NotConnected
+            )
+        };
+        let mut said = match close {
+            Some(close) => {
+                let mut bytes = close.encode();
+                self.writer.write_all_buf(&mut bytes).await
+            }
+            None => Ok(()),
+        };
+        if said.is_ok() {
+            said = self.writer.flush().await;
+        }
+        if said.is_ok() {
+            said = self.writer.shutdown().await;
+        }
+        match said {
+            Err(e) if !gone(&e) => Err(io("closing", remote)(e)),
+            _ => Ok(()),
+        }
     }
 }
 
