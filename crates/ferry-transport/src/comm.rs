@@ -3,14 +3,15 @@
 //! [`MessageReader`], so every bit of a message in progress lives in the comm, not in a future.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use ferry_family::Context;
 use ferry_wire::{
-    CloseCode, CloseMessage, DecodeError, EncodeOptions, Encoded, Encoder, Message, MessageReader,
-    RawMessage, Received, Want,
+    CLOSE_MARKER, CloseCode, CloseMessage, DecodeError, EncodeOptions, Encoded, Encoder, Message,
+    MessageReader, RawMessage, Received, Want,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
@@ -430,6 +431,7 @@ impl Comm {
     /// Cancel safe as [`SendHalf::send`] is: a dropped send never leaves part of a message on
     /// the wire; the message is either not sent or sent whole by the next send, flush or close.
     pub async fn send(&mut self, message: &Message) -> Result<(), TransportError> {
+        self.recv.close_if_arrived()?;
         let sent = self.send.send(message).await;
         self.with_peer_reason(sent).await
     }
@@ -453,6 +455,7 @@ impl Comm {
     ///
     /// As [`Comm::send`].
     pub async fn feed(&mut self, message: &Message) -> Result<(), TransportError> {
+        self.recv.close_if_arrived()?;
         let fed = self.send.feed(message).await;
         self.with_peer_reason(fed).await
     }
@@ -869,6 +872,44 @@ impl RecvHalf {
         })
         .await;
         self.decode_error(source)
+    }
+
+    /// Between messages, whether the peer's close message has arrived: looks at what is
+    /// buffered and at what the socket has ready now, without waiting (tokio answers "not ready"
+    /// from its readiness state, with no system call). Bytes of a message stay for `recv`.
+    fn close_if_arrived(&mut self) -> Result<(), TransportError> {
+        if let Some(error) = self.shared.closed_by_peer() {
+            return Err(error);
+        }
+        if !self.reader.is_between_messages() || self.ended || self.failed.is_some() {
+            return Ok(());
+        }
+        if self.rbuf.is_empty() {
+            self.rbuf.reserve(READ_CHUNK);
+            let mut read = std::pin::pin!(self.socket.read_buf(&mut self.rbuf));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if !matches!(read.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(1..))) {
+                return Ok(());
+            }
+        }
+        if self.rbuf.starts_with(&CLOSE_MARKER)
+            && let Ok(Some(Received::Close(close))) = self.reader.read(&mut self.rbuf)
+        {
+            if close.code == CloseCode::GoingAway {
+                self.ended = true;
+                return Ok(());
+            }
+            *self
+                .shared
+                .peer_close
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(close);
+            return Err(self
+                .shared
+                .closed_by_peer()
+                .unwrap_or(TransportError::Closed));
+        }
+        Ok(())
     }
 
     /// After a failed send: reads on for the peer's close message, keeping the messages before
