@@ -297,7 +297,7 @@ impl Comm {
             seconds: timeout.as_secs_f64(),
         })??;
         let encoder = Encoder::new(EncodeOptions::default().codec(peer.send_codec));
-        let pool = Pool::new(config.receive_pool);
+        let pool = Pool::new(config.receive_pool_bytes);
         let shared = Arc::new(Shared {
             local,
             remote,
@@ -306,10 +306,10 @@ impl Comm {
             accepts: config.accepts,
             write: Mutex::new(WriteSide {
                 writer,
-                wbuf: BytesMut::with_capacity(config.write_buffer),
+                wbuf: BytesMut::with_capacity(config.write_buffer_bytes),
                 large: None,
                 encoder,
-                write_buffer: config.write_buffer,
+                write_buffer: config.write_buffer_bytes,
                 shut: false,
             }),
             peer_close: std::sync::Mutex::new(None),
@@ -525,7 +525,7 @@ impl Comm {
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
-    /// # async fn f(comm: ferry_transport::Comm) -> Result<(), ferry_transport::TransportError> {
+    /// # async fn f(mut comm: ferry_transport::Comm) -> Result<(), ferry_transport::TransportError> {
     /// comm.refuse(ferry_wire::CloseCode::NotAccepted, "family `custom` is not accepted").await?;
     /// # Ok(()) }
     /// ```
@@ -533,8 +533,9 @@ impl Comm {
     /// # Cancel safety
     ///
     /// Not cancel safe: a refusal dropped half way may leave the close message unsent (the
-    /// peer then sees the connection end). The comm was consumed either way.
-    pub async fn refuse(self, code: CloseCode, reason: &str) -> Result<(), TransportError> {
+    /// peer then sees the connection end when the comm is dropped). Sends after a refusal give
+    /// [`TransportError::Closed`].
+    pub async fn refuse(&mut self, code: CloseCode, reason: &str) -> Result<(), TransportError> {
         self.send.refuse(code, reason).await
     }
 
@@ -652,7 +653,7 @@ impl SendHalf {
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
-    /// # async fn f(send: ferry_transport::SendHalf) -> Result<(), ferry_transport::TransportError> {
+    /// # async fn f(mut send: ferry_transport::SendHalf) -> Result<(), ferry_transport::TransportError> {
     /// send.refuse(ferry_wire::CloseCode::NotAccepted, "not on the list").await?;
     /// # Ok(()) }
     /// ```
@@ -660,7 +661,7 @@ impl SendHalf {
     /// # Cancel safety
     ///
     /// As [`Comm::refuse`].
-    pub async fn refuse(self, code: CloseCode, reason: &str) -> Result<(), TransportError> {
+    pub async fn refuse(&mut self, code: CloseCode, reason: &str) -> Result<(), TransportError> {
         let close = CloseMessage::new(code, reason);
         let mut write = self.shared.write.lock().await;
         write.close(Some(&close), &self.shared.remote).await

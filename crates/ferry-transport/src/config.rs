@@ -32,10 +32,10 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Bytes of small messages gathered before they are written together; also the most a
     /// sender buffers before it waits for the socket.
-    pub write_buffer: usize,
+    pub write_buffer_bytes: usize,
     /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
     /// frames land in warm memory.
-    pub receive_pool: usize,
+    pub receive_pool_bytes: usize,
 }
 
 impl Config {
@@ -56,8 +56,8 @@ impl Config {
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
-            write_buffer: 64 << 10,
-            receive_pool: 256 << 20,
+            write_buffer_bytes: 64 << 10,
+            receive_pool_bytes: 256 << 20,
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::{DecodeError, Header, Limits, Message};
 /// let mut buf = BytesMut::from(&wire[..100]);
 /// let head = MessageHead::parse(&mut buf, &Limits::default())?.expect("the head is in the first 100 bytes");
 /// assert_eq!(head.len(), wire.len() as u64);
-/// assert_eq!(buf.len(), 100 - head.head_len()); // the head's bytes moved into `head`
+/// assert_eq!(buf.len() as u64, 100 - head.head_len()); // the head's bytes moved into `head`
 /// let frame = &head.frames()[0];
 /// let frame_bytes = wire.slice(frame.start as usize..(frame.start + frame.wire_len) as usize);
 /// assert_eq!(head.assemble(vec![frame_bytes])?, message);
@@ -106,8 +106,8 @@ impl MessageHead {
     /// assert_eq!(MessageHead::parse(&mut wire, &Limits::default())?.unwrap().head_len(), 25);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn head_len(&self) -> usize {
-        self.header.end
+    pub fn head_len(&self) -> u64 {
+        self.header.end as u64
     }
 
     /// Where each frame lies.

@@ -311,3 +311,103 @@ pub enum HelloError {
         ours: u64,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(decodes: Vec<Codec>) -> Hello {
+        Hello {
+            decodes,
+            ..Hello::new("peer", vec![], Codec::None, 1 << 20)
+        }
+    }
+
+    #[test]
+    fn compression_is_off_unless_asked_for() {
+        let remote = peer(DECODES.to_vec());
+        let agreed = negotiate(Compression::default(), false, &remote).unwrap();
+        assert_eq!(agreed.send_codec, Codec::None);
+        // Auto compresses only to remote peers, and only with what they decode.
+        assert_eq!(
+            negotiate(Compression::Auto, true, &remote)
+                .unwrap()
+                .send_codec,
+            Codec::None
+        );
+        assert_eq!(
+            negotiate(Compression::Auto, false, &remote)
+                .unwrap()
+                .send_codec,
+            Codec::Lz4
+        );
+        let lz4_less = peer(vec![Codec::Zstd]);
+        assert_eq!(
+            negotiate(Compression::Auto, false, &lz4_less)
+                .unwrap()
+                .send_codec,
+            Codec::None
+        );
+        assert_eq!(
+            negotiate(Compression::With(Codec::Zstd), true, &lz4_less)
+                .unwrap()
+                .send_codec,
+            Codec::Zstd
+        );
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let good = Hello::new("x", vec!["serde".into()], Codec::Lz4, 7).to_message();
+        let with = |key: &str, value: Value| {
+            let mut map = good.header.to_value().unwrap();
+            let Value::Map(entries) = &mut map else {
+                unreachable!()
+            };
+            match value {
+                Value::Nil => entries.retain(|(k, _)| k.as_str() != Some(key)),
+                value => {
+                    for (k, v) in entries.iter_mut() {
+                        if k.as_str() == Some(key) {
+                            *v = value.clone();
+                        }
+                    }
+                }
+            }
+            Hello::from_message(&Message::new(Header::from_value(&map), vec![]))
+        };
+        assert_eq!(
+            with("identity", Value::Nil),
+            Err(HelloError::Missing { key: "identity" })
+        );
+        assert!(matches!(
+            with("protocol", "one".into()),
+            Err(HelloError::WrongType {
+                key: "protocol",
+                ..
+            })
+        ));
+        assert!(matches!(
+            with("accepts", Value::Array(vec![1.into()])),
+            Err(HelloError::WrongType { key: "accepts", .. })
+        ));
+        assert_eq!(
+            with("compression", "brotli".into()),
+            Err(HelloError::UnknownCodec {
+                name: "brotli".into()
+            })
+        );
+        // Codecs this build does not know are skipped in `decodes`; unknown keys are ignored.
+        let hello = with(
+            "decodes",
+            Value::Array(vec!["brotli".into(), "zstd".into()]),
+        )
+        .unwrap();
+        assert_eq!(hello.decodes, [Codec::Zstd]);
+        let framed = Message::new(good.header.clone(), vec![bytes::Bytes::from_static(b"x")]);
+        assert_eq!(
+            Hello::from_message(&framed),
+            Err(HelloError::HasFrames { count: 1 })
+        );
+    }
+}

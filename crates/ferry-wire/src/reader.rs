@@ -591,7 +591,7 @@ impl MessageReader {
                     let Some(head) = head::parse_from(src, self.offset, &self.limits)? else {
                         return Ok(None);
                     };
-                    let pos = head.head_len() as u64;
+                    let pos = head.head_len();
                     self.offset += pos;
                     let mut frames = Vec::new();
                     frames.try_reserve_exact(head.frames().len()).map_err(|_| {

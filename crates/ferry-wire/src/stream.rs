@@ -179,7 +179,7 @@ impl Decoder {
             None => match head::parse_from(src, self.consumed, &self.limits)? {
                 Some(head) => {
                     // The head's bytes moved out of `src`; the rest of the message follows.
-                    self.consumed += head.head_len() as u64;
+                    self.consumed += head.head_len();
                     head
                 }
                 None => {
@@ -188,7 +188,7 @@ impl Decoder {
                 }
             },
         };
-        let head_len = head.head_len() as u64;
+        let head_len = head.head_len();
         let rest = head.len() - head_len;
         if (src.len() as u64) < rest {
             reserve_for(src, rest);

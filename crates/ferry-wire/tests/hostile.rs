@@ -364,7 +364,7 @@ fn assembling_from_separate_frames_checks_what_it_is_given() {
         let head = MessageHead::parse(&mut buf, &Limits::default())
             .unwrap()
             .unwrap();
-        assert_eq!(buf.len(), wire.len() - head.head_len());
+        assert_eq!(buf.len() as u64, wire.len() as u64 - head.head_len());
         head
     };
     let frames = |head: &MessageHead| -> Vec<Bytes> {
