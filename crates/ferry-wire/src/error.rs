@@ -4,7 +4,7 @@ use crate::header::HeaderFault;
 use crate::{CloseFault, Codec};
 
 /// What was wrong with the bytes being decoded. Every variant names the byte offset, counted from
-/// the start of the stream (or of the buffer given to [`decode_message`]), where it was found.
+/// the start of the stream (or of the buffer given to [`decode_message`](crate::decode_message)), where it was found.
 ///
 /// ```
 /// use ferry_wire::{DecodeError, Limits, decode_message};
@@ -72,7 +72,7 @@ pub enum DecodeError {
         /// Where the field is.
         offset: u64,
     },
-    /// The message has more frames than [`Limits::max_frames`].
+    /// The message has more frames than [`Limits::max_frames`](crate::Limits::max_frames).
     #[error(
         "frame count {count} at byte offset {offset} is over the limit of {limit} (Limits::max_frames)"
     )]
@@ -84,7 +84,7 @@ pub enum DecodeError {
         /// The limit in force.
         limit: u64,
     },
-    /// The header is longer than [`Limits::max_header_bytes`].
+    /// The header is longer than [`Limits::max_header_bytes`](crate::Limits::max_header_bytes).
     #[error(
         "header length {len} at byte offset {offset} is over the limit of {limit} (Limits::max_header_bytes)"
     )]
@@ -96,7 +96,7 @@ pub enum DecodeError {
         /// The limit in force.
         limit: u64,
     },
-    /// A frame is longer than [`Limits::max_frame_bytes`], on the wire or decompressed.
+    /// A frame is longer than [`Limits::max_frame_bytes`](crate::Limits::max_frame_bytes), on the wire or decompressed.
     #[error(
         "frame {frame} length {len} at byte offset {offset} is over the limit of {limit} (Limits::max_frame_bytes)"
     )]
@@ -110,7 +110,7 @@ pub enum DecodeError {
         /// The limit in force.
         limit: u64,
     },
-    /// The message, on the wire or decompressed, is longer than [`Limits::max_message_bytes`].
+    /// The message, on the wire or decompressed, is longer than [`Limits::max_message_bytes`](crate::Limits::max_message_bytes).
     #[error(
         "message length {len} (reached at byte offset {offset}) is over the limit of {limit} (Limits::max_message_bytes)"
     )]

@@ -729,9 +729,14 @@ mod tests {
                 let Received::Message(raw) = received else {
                     panic!("no close was sent")
                 };
+                // Frames that arrive as they are land aligned (decompressed ones are new
+                // memory, aligned as the allocator gives it).
+                let raw_codecs: Vec<_> = raw.head().frames().iter().map(|f| f.codec).collect();
                 let message = raw.decode().unwrap();
-                for frame in &message.frames {
-                    assert_eq!(frame.as_ptr() as usize % FRAME_ALIGN, 0);
+                for (frame, codec) in message.frames.iter().zip(raw_codecs) {
+                    if codec == crate::Codec::None {
+                        assert_eq!(frame.as_ptr() as usize % FRAME_ALIGN, 0);
+                    }
                 }
                 got.push(message);
             }
