@@ -169,13 +169,16 @@ impl MessageHead {
                 None => self.len,
             };
             return Err(DecodeError::Truncated {
-                offset: self.base + offset,
+                offset: self.base.saturating_add(offset),
             });
         }
         for (layout, frame) in self.frames.iter().zip(&frames) {
             if frame.len() as u64 != layout.wire_len {
                 return Err(DecodeError::Truncated {
-                    offset: self.base + layout.start + (frame.len() as u64).min(layout.wire_len),
+                    offset: self
+                        .base
+                        .saturating_add(layout.start)
+                        .saturating_add((frame.len() as u64).min(layout.wire_len)),
                 });
             }
         }
@@ -442,7 +445,7 @@ pub(crate) fn assemble(head: MessageHead, wires: Vec<Bytes>) -> Result<Message, 
     let mut frames = Vec::with_capacity(head.frames.len());
     for (index, (entry, wire)) in head.frames.iter().zip(wires).enumerate() {
         let frame = index as u64;
-        let offset = head.base + entry.start;
+        let offset = head.base.saturating_add(entry.start);
         if head.checksums {
             let actual = crc32c::crc32c(&wire);
             if actual != entry.crc {
@@ -462,7 +465,7 @@ pub(crate) fn assemble(head: MessageHead, wires: Vec<Bytes>) -> Result<Message, 
         let decompressed =
             codec::decompress(codec, &wire, entry.raw_len).map_err(|failure| match failure {
                 DecompressFailure::At { offset: at, fault } => DecodeError::Decompress {
-                    offset: offset + at,
+                    offset: offset.saturating_add(at),
                     frame,
                     codec,
                     fault,
