@@ -241,3 +241,35 @@ async fn halves_of_different_comms_do_not_unsplit() {
     ));
     drop((a_recv, b_send));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_short_is_finished_by_the_next_flush_never_left_half_written() {
+    for kind in ["tcp", "unix"] {
+        let (mut server, mut client) =
+            pair(kind, Config::new("server"), Config::new("client")).await;
+        let sent = messages();
+        // Nobody reads yet: a 64 MiB send cannot finish in 200 µs. Once it started writing, what
+        // is left of it stays queued in the comm.
+        let cut = tokio::time::timeout(Duration::from_micros(200), client.send(&sent[0])).await;
+        assert!(
+            cut.is_err(),
+            "{kind}: a 64 MiB send finished with nobody reading"
+        );
+        let receiving = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(message) = server.recv().await.unwrap() {
+                got.push(message);
+            }
+            got
+        });
+        guard("flush", client.flush()).await.unwrap();
+        guard("send", client.send(&sent[1])).await.unwrap();
+        client.close().await.unwrap();
+        let got = guard("recv", receiving).await.unwrap();
+        assert_eq!(got.len(), 2, "{kind}");
+        assert!(
+            got[0] == sent[0] && got[1] == sent[1],
+            "{kind}: messages differ"
+        );
+    }
+}

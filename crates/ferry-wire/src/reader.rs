@@ -470,7 +470,10 @@ impl MessageReader {
             let error = DecodeError::OutOfMemory {
                 offset: self.offset,
                 frame: *index as u64,
-                len: head.frames().get(*index).map_or(0, |layout| layout.wire_len),
+                len: head
+                    .frames()
+                    .get(*index)
+                    .map_or(0, |layout| layout.wire_len),
             };
             self.failed = Some(error.clone());
             return Err(error);
