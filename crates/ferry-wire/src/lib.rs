@@ -11,6 +11,12 @@
 //! - [`Decoder::decode`] reads messages incrementally from a `BytesMut` (`Ok(None)` means "need more
 //!   bytes"); each uncompressed frame comes out as a slice of the receive buffer.
 //!   [`decode_message`] reads one whole message from a `Bytes` (a file, a memory map).
+//! - [`MessageReader`] is the receive path of a connection as a state machine: it says what it
+//!   [`Want`]s next, takes bytes from a receive buffer or straight into a frame's own aligned
+//!   buffer (grown as the frame's bytes arrive, never reserved at a declared length), and yields
+//!   each message whole, so a carrier that stops half way loses nothing.
+//! - [`Hello`] and [`negotiate`] are a connection's handshake as pure functions; a
+//!   [`CloseMessage`] tells the peer why a side closes.
 //! - Frames may be compressed ([`Codec::Lz4`], [`Codec::Zstd`]) where it pays, carry a CRC32C, and
 //!   start at aligned offsets; lengths are 64-bit, so no frame or message size limit comes from
 //!   the format. Every length and count read is checked against [`Limits`] before any allocation.
