@@ -2,25 +2,7 @@
 
 use std::time::Duration;
 
-use ferry_wire::{Codec, Limits};
-
-/// Whether this side compresses what it sends (the peer always decodes what it announced).
-///
-/// ```
-/// assert_eq!(ferry_transport::Compression::default(), ferry_transport::Compression::Auto);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Compression {
-    /// LZ4 to remote TCP peers; nothing on loopback, Unix sockets and in-process, where
-    /// compressing costs more than it saves.
-    #[default]
-    Auto,
-    /// Never compress.
-    Off,
-    /// Compress with this codec (where it pays, frame by frame), if the peer decodes it.
-    With(Codec),
-}
+use ferry_wire::{Compression, Limits};
 
 /// One side's settings for a comm.
 ///
@@ -39,7 +21,7 @@ pub struct Config {
     /// The families whose messages this side accepts: announced in the handshake, enforced by
     /// [`Endpoint`](crate::Endpoint) on every message it receives.
     pub accepts: Vec<String>,
-    /// Whether to compress what this side sends.
+    /// Whether to compress what this side sends: [`Compression::Off`] unless set.
     pub compression: Compression,
     /// What this side accepts from the wire: message, frame and header sizes, frame count. The
     /// message limit is announced, so the peer refuses to send larger messages.
@@ -50,31 +32,32 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Bytes of small messages gathered before they are written together; also the most a
     /// sender buffers before it waits for the socket.
-    pub write_buffer: usize,
+    pub write_buffer_bytes: usize,
     /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
     /// frames land in warm memory.
-    pub receive_pool: usize,
+    pub receive_pool_bytes: usize,
 }
 
 impl Config {
-    /// Defaults, under this identity: accepts the `custom` and `serde` families, compression
-    /// [`Compression::Auto`], default wire limits, 10 s to connect and to shake hands, 64 KiB of
+    /// Defaults, under this identity: accepts the `custom` and `serde` families, no compression
+    /// ([`Compression::Off`]: frames arrive as views, not decompressed copies), default wire limits, 10 s to connect and to shake hands, 64 KiB of
     /// write buffer, 256 MiB of receive buffers kept for reuse.
     ///
     /// ```
     /// let config = ferry_transport::Config::new("client");
     /// assert_eq!(config.accepts, ["custom", "serde"]);
+    /// assert_eq!(config.compression, ferry_transport::Compression::Off);
     /// ```
     pub fn new(identity: impl Into<String>) -> Config {
         Config {
             identity: identity.into(),
             accepts: vec!["custom".into(), "serde".into()],
-            compression: Compression::Auto,
+            compression: Compression::Off,
             limits: Limits::default(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
-            write_buffer: 64 << 10,
-            receive_pool: 256 << 20,
+            write_buffer_bytes: 64 << 10,
+            receive_pool_bytes: 256 << 20,
         }
     }
 }

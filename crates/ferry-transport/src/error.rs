@@ -1,6 +1,6 @@
 //! [`TransportError`]: what can go wrong opening, using or closing a comm.
 
-use ferry_wire::DecodeError;
+use ferry_wire::{CloseMessage, DecodeError, HelloError};
 
 /// What went wrong with a comm. A malformed or oversized message costs its connection (closed),
 /// never the process.
@@ -54,7 +54,7 @@ pub enum TransportError {
     },
     /// The peer's handshake is malformed.
     #[error("bad handshake from the peer: {0}")]
-    Handshake(String),
+    Handshake(#[from] HandshakeError),
     /// The peer sent bytes that are not a valid message; the connection is closed.
     #[error("bad message from {peer}: {source}")]
     Decode {
@@ -88,7 +88,46 @@ pub enum TransportError {
         /// The frame's length.
         len: u64,
     },
+    /// The peer closed the connection with a close message saying why (a message of ours it
+    /// refused, say): what this side's next `recv` and `send` get instead of an end of stream.
+    #[error("{peer} closed the connection: {close}")]
+    ClosedByPeer {
+        /// The peer.
+        peer: String,
+        /// Its code and reason.
+        close: CloseMessage,
+    },
+    /// The task that checked and decompressed a message off the I/O threads did not finish (it
+    /// panicked, or the runtime is shutting down).
+    #[error("the task decoding a message from {peer} failed")]
+    DecodeTask {
+        /// The peer.
+        peer: String,
+    },
+    /// The halves given to [`Comm::unsplit`](crate::Comm::unsplit) come from different comms.
+    #[error("the send and receive halves are of different comms")]
+    NotHalves,
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
+}
+
+/// What was wrong with the peer's side of the handshake.
+///
+/// ```
+/// let err = ferry_transport::HandshakeError::PeerClosed;
+/// assert_eq!(err.to_string(), "the peer closed the connection during the handshake");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The peer's preamble or hello is not valid ferry (a bad magic number: not a ferry peer).
+    #[error("the peer's preamble or hello is malformed: {0}")]
+    Decode(#[source] DecodeError),
+    /// The hello is a valid message but not a valid hello.
+    #[error(transparent)]
+    Hello(HelloError),
+    /// The peer closed the connection before its hello was whole.
+    #[error("the peer closed the connection during the handshake")]
+    PeerClosed,
 }

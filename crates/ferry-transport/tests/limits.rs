@@ -36,7 +36,7 @@ async fn a_message_over_the_peers_limit_is_not_sent() {
     let mut config = Config::new("server");
     config.limits.max_message_bytes = 1024;
     let (mut server, mut client) = pair(config, Config::new("client")).await;
-    assert_eq!(client.peer().max_message, 1024);
+    assert_eq!(client.peer().max_message_bytes, 1024);
 
     let large = Message::new(Header::empty(), vec![Bytes::from(vec![1u8; 2048])]);
     match client.send(&large).await {

@@ -146,8 +146,8 @@ async fn suite(kind: &str) {
     assert_eq!(client.peer().identity, "server");
     assert_eq!(client.peer().accepts, ["serde", "x-family"]);
     assert_eq!(server.peer().accepts, ["custom"]);
-    assert_eq!(client.peer().max_message, 1 << 30);
-    assert_eq!(server.peer().max_message, 512 << 20);
+    assert_eq!(client.peer().max_message_bytes, 1 << 30);
+    assert_eq!(server.peer().max_message_bytes, 512 << 20);
     assert_eq!(server.accepts(), ["serde", "x-family"]);
     for comm in [&server, &client] {
         // Auto compression on a local transport sends uncompressed.

@@ -4,6 +4,7 @@ use std::alloc::{Layout, alloc_zeroed};
 
 use bytes::Bytes;
 
+use crate::DecompressFault;
 use crate::format::{BLOCK_PREFIX_LEN, COMPRESSION_BLOCK_LEN};
 
 /// Frames shorter than this are never compressed: the saving cannot pay for the work.
@@ -153,82 +154,113 @@ fn compress_blocks(
     Ok(Some(out))
 }
 
-/// Why a compressed frame could not be decompressed; `offset` fields are relative to the frame.
+/// Why [`decompress`] failed: a fault in the frame's bytes at an offset from the frame's first
+/// byte, or no memory for the output.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DecompressFault {
-    /// A block or its length prefix runs past the end of the frame.
-    Truncated { offset: u64 },
-    /// Bytes remain after the last block.
-    TrailingBytes { offset: u64 },
-    /// The codec refused a block.
-    Corrupt { offset: u64, reason: String },
-    /// A block decompressed to a different length than the frame table implies.
-    WrongLength {
-        offset: u64,
-        expected: u64,
-        actual: u64,
-    },
-    /// The output buffer could not be allocated.
+pub(crate) enum DecompressFailure {
+    At { offset: u64, fault: DecompressFault },
     OutOfMemory,
 }
 
+fn at(offset: usize, fault: DecompressFault) -> DecompressFailure {
+    DecompressFailure::At {
+        offset: offset as u64,
+        fault,
+    }
+}
+
+/// zstd's error number for "destination buffer is too small" (`ZSTD_error_dstSize_tooSmall`);
+/// zstd returns error `n` as `0 - n`.
+const ZSTD_DST_TOO_SMALL: usize = 70;
+
 /// Decompresses a frame written by [`maybe_compress`] into one allocation of exactly `raw_len`
-/// bytes (the caller has checked `raw_len` against its limits).
+/// bytes. The caller has checked `raw_len` against its limits (the frame's expansion among them);
+/// here each block is held to its share of `raw_len`: a block that would write more is refused
+/// before it does (zstd's declared content size is checked first, and both codecs are given an
+/// output of exactly the block's share), one that writes less is refused after.
 pub(crate) fn decompress(
     codec: Codec,
     wire: &[u8],
     raw_len: u64,
-) -> Result<Bytes, DecompressFault> {
-    let raw_len = usize::try_from(raw_len).map_err(|_| DecompressFault::OutOfMemory)?;
-    let mut out = try_zeroed(raw_len).ok_or(DecompressFault::OutOfMemory)?;
+) -> Result<Bytes, DecompressFailure> {
+    let raw_len = usize::try_from(raw_len).map_err(|_| DecompressFailure::OutOfMemory)?;
+    let mut out = try_zeroed(raw_len).ok_or(DecompressFailure::OutOfMemory)?;
     let mut zstd = match codec {
         Codec::Zstd => {
-            Some(
-                zstd::bulk::Decompressor::new().map_err(|e| DecompressFault::Corrupt {
-                    offset: 0,
-                    reason: e.to_string(),
-                })?,
-            )
+            Some(zstd::zstd_safe::DCtx::try_create().ok_or(at(0, DecompressFault::Unavailable))?)
         }
         _ => None,
     };
     let mut pos = 0usize;
     for target in out.chunks_mut(COMPRESSION_BLOCK_LEN) {
-        let at = pos as u64;
-        let prefix = wire
-            .get(pos..pos + BLOCK_PREFIX_LEN)
-            .ok_or(DecompressFault::Truncated { offset: at })?;
-        let len = u32::from_le_bytes(prefix.try_into().expect("four bytes")) as usize;
-        pos += BLOCK_PREFIX_LEN;
-        let block = wire
-            .get(pos..pos + len)
-            .ok_or(DecompressFault::Truncated { offset: at })?;
-        pos += len;
+        let block_at = pos;
+        let expected = target.len() as u64;
+        let (len, rest) = match wire.get(pos..).and_then(|w| w.split_first_chunk::<4>()) {
+            Some((prefix, rest)) => (u32::from_le_bytes(*prefix) as usize, rest),
+            None => return Err(at(block_at, DecompressFault::BlockTruncated)),
+        };
+        let block = rest
+            .get(..len)
+            .ok_or(at(block_at, DecompressFault::BlockTruncated))?;
+        pos = block_at + BLOCK_PREFIX_LEN + len;
         let written = match zstd.as_mut() {
             Some(z) => {
-                z.decompress_to_buffer(block, target)
-                    .map_err(|e| DecompressFault::Corrupt {
-                        offset: at,
-                        reason: e.to_string(),
-                    })?
-            }
-            None => lz4_flex::block::decompress_into(block, target).map_err(|e| {
-                DecompressFault::Corrupt {
-                    offset: at,
-                    reason: e.to_string(),
+                match zstd::zstd_safe::get_frame_content_size(block) {
+                    Ok(Some(declared)) if declared > expected => {
+                        return Err(at(
+                            block_at,
+                            DecompressFault::Overrun {
+                                block_raw_len: expected,
+                            },
+                        ));
+                    }
+                    Ok(Some(declared)) if declared < expected => {
+                        return Err(at(
+                            block_at,
+                            DecompressFault::Short {
+                                expected,
+                                actual: declared,
+                            },
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Err(at(block_at, DecompressFault::Corrupt)),
                 }
+                z.decompress(target, block).map_err(|code| {
+                    if code.wrapping_neg() == ZSTD_DST_TOO_SMALL {
+                        at(
+                            block_at,
+                            DecompressFault::Overrun {
+                                block_raw_len: expected,
+                            },
+                        )
+                    } else {
+                        at(block_at, DecompressFault::Corrupt)
+                    }
+                })?
+            }
+            None => lz4_flex::block::decompress_into(block, target).map_err(|e| match e {
+                lz4_flex::block::DecompressError::OutputTooSmall { .. } => at(
+                    block_at,
+                    DecompressFault::Overrun {
+                        block_raw_len: expected,
+                    },
+                ),
+                _ => at(block_at, DecompressFault::Corrupt),
             })?,
         };
-        if written != target.len() {
-            return Err(DecompressFault::WrongLength {
-                offset: at,
-                expected: target.len() as u64,
-                actual: written as u64,
-            });
+        if written as u64 != expected {
+            return Err(at(
+                block_at,
+                DecompressFault::Short {
+                    expected,
+                    actual: written as u64,
+                },
+            ));
         }
     }
     if pos != wire.len() {
-        return Err(DecompressFault::TrailingBytes { offset: pos as u64 });
+        return Err(at(pos, DecompressFault::TrailingBytes));
     }
     Ok(Bytes::from(out))
 }
@@ -352,27 +384,31 @@ mod tests {
         let raw = compressible(COMPRESSION_BLOCK_LEN + 100);
         let wire = maybe_compress(&raw, Codec::Lz4, 3).unwrap().unwrap();
         let len = raw.len() as u64;
-        assert!(matches!(
-            decompress(Codec::Lz4, &wire[..wire.len() - 1], len),
-            Err(DecompressFault::Truncated { .. })
-        ));
+        let fault = |r: Result<Bytes, DecompressFailure>| match r {
+            Err(DecompressFailure::At { fault, .. }) => fault,
+            other => panic!("expected a fault, got {other:?}"),
+        };
+        assert_eq!(
+            fault(decompress(Codec::Lz4, &wire[..wire.len() - 1], len)),
+            DecompressFault::BlockTruncated
+        );
         let mut longer = wire.to_vec();
         longer.push(0);
+        assert_eq!(
+            fault(decompress(Codec::Lz4, &longer, len)),
+            DecompressFault::TrailingBytes
+        );
         assert!(matches!(
-            decompress(Codec::Lz4, &longer, len),
-            Err(DecompressFault::TrailingBytes { .. })
-        ));
-        assert!(matches!(
-            decompress(Codec::Lz4, &wire, len + 1),
-            Err(DecompressFault::WrongLength { .. } | DecompressFault::Corrupt { .. })
+            fault(decompress(Codec::Lz4, &wire, len + 1)),
+            DecompressFault::Short { .. } | DecompressFault::Corrupt
         ));
         let mut garbage = wire.to_vec();
         garbage[4..64].fill(0xff);
         assert!(decompress(Codec::Lz4, &garbage, len).is_err());
-        assert!(matches!(
-            decompress(Codec::Zstd, &wire, len),
-            Err(DecompressFault::Corrupt { .. })
-        ));
+        assert_eq!(
+            fault(decompress(Codec::Zstd, &wire, len)),
+            DecompressFault::Corrupt
+        );
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! - [`Decoder::decode`] reads messages incrementally from a `BytesMut` (`Ok(None)` means "need more
 //!   bytes"); each uncompressed frame comes out as a slice of the receive buffer.
 //!   [`decode_message`] reads one whole message from a `Bytes` (a file, a memory map).
+//! - [`MessageReader`] is the receive path of a connection as a state machine: it says what it
+//!   [`Want`]s next, takes bytes from a receive buffer or straight into a frame's own aligned
+//!   buffer (grown as the frame's bytes arrive, never reserved at a declared length), and yields
+//!   each message whole, so a carrier that stops half way loses nothing.
+//! - [`Hello`] and [`negotiate`] are a connection's handshake as pure functions; a
+//!   [`CloseMessage`] tells the peer why a side closes.
 //! - Frames may be compressed ([`Codec::Lz4`], [`Codec::Zstd`]) where it pays, carry a CRC32C, and
 //!   start at aligned offsets; lengths are 64-bit, so no frame or message size limit comes from
 //!   the format. Every length and count read is checked against [`Limits`] before any allocation.
@@ -40,22 +46,37 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+mod close;
 mod codec;
-mod decode;
 mod encode;
+mod error;
 mod format;
+mod head;
 mod header;
+mod hello;
 mod limits;
 mod message;
+mod reader;
 pub mod shard;
+mod stream;
 
+pub use close::{
+    CLOSE_MARKER, CLOSE_PREFIX_LEN, CloseCode, CloseFault, CloseMessage, MAX_CLOSE_REASON_BYTES,
+};
 pub use codec::{Codec, MIN_COMPRESS_LEN};
-pub use decode::{DecodeError, Decoder, FrameLayout, MessageHead, decode_message};
 pub use encode::{EncodeError, EncodeOptions, Encoded, Encoder, FrameInfo};
+pub use error::{DecodeError, DecompressFault};
 pub use format::{
     COMPRESSION_BLOCK_LEN, ENTRY_LEN, MAGIC, MAX_ALIGN_LOG2, MESSAGE_MARKER, PREAMBLE_LEN,
     PREFIX_LEN, VERSION, preamble,
 };
+pub use head::{FrameLayout, MessageHead};
 pub use header::{DEFAULT_MAX_HEADER_DEPTH, Header, HeaderError, HeaderFault};
+pub use hello::{
+    Agreed, Compression, DECODES, Hello, HelloError, PROTOCOL_VERSION, hello_limits, negotiate,
+    wanted_codec,
+};
 pub use limits::{EXPANSION_FLOOR, Limits};
 pub use message::{Frame, Message};
+pub use reader::{FRAME_ALIGN, FrameBuffers, MessageReader, RawMessage, Received, Want};
+pub use stream::{Decoder, decode_message};

@@ -81,3 +81,60 @@ fn compressed_frames_are_blocks_with_length_prefixes() {
         .unwrap();
     assert_eq!(decoded, message);
 }
+
+#[test]
+fn close_message_example_is_byte_exact() {
+    use ferry_wire::{CloseCode, CloseFault, CloseMessage, DecodeError};
+    let close = CloseMessage::new(CloseCode::GoingAway, "bye");
+    let bytes = close.encode();
+    assert_eq!(&bytes[..], b"\xF0C\x01\x00\x03\x00\x00\x00bye");
+    assert_eq!(
+        CloseMessage::decode(&bytes, 0),
+        Ok(Some((close, bytes.len())))
+    );
+    // Codes as documented; unknown ones kept.
+    for (code, n) in [
+        (CloseCode::GoingAway, 1),
+        (CloseCode::TooLarge, 2),
+        (CloseCode::Malformed, 3),
+        (CloseCode::NotAccepted, 4),
+        (CloseCode::Internal, 5),
+        (CloseCode::Other(77), 77),
+    ] {
+        assert_eq!(code.to_u16(), n);
+        assert_eq!(CloseCode::from_u16(n), code);
+    }
+    // Every prefix asks for more; each fault is refused with its offset.
+    for cut in 0..bytes.len() {
+        assert_eq!(
+            CloseMessage::decode(&bytes[..cut], 10),
+            Ok(None),
+            "cut {cut}"
+        );
+    }
+    assert_eq!(
+        CloseMessage::decode(b"\xF0C\x01\x00\x79\x00\x00\x00", 10),
+        Err(DecodeError::MalformedClose {
+            offset: 14,
+            fault: CloseFault::ReasonTooLong { len: 121 }
+        })
+    );
+    assert_eq!(
+        CloseMessage::decode(b"\xF0C\x01\x00\x00\x00\x00\x01", 0),
+        Err(DecodeError::MalformedClose {
+            offset: 6,
+            fault: CloseFault::ReservedNotZero
+        })
+    );
+    assert_eq!(
+        CloseMessage::decode(b"\xF0C\x01\x00\x02\x00\x00\x00a\xFF", 0),
+        Err(DecodeError::MalformedClose {
+            offset: 9,
+            fault: CloseFault::ReasonNotUtf8
+        })
+    );
+    assert!(matches!(
+        CloseMessage::decode(b"\xF0M", 0),
+        Err(DecodeError::BadMarker { .. })
+    ));
+}

@@ -360,9 +360,12 @@ fn assembling_from_separate_frames_checks_what_it_is_given() {
     let options = EncodeOptions::default().codec(Codec::Lz4).checksums(true);
     let wire = Encoder::new(options).encode(&message).unwrap().to_bytes();
     let parse = || {
-        MessageHead::parse(&wire, &Limits::default())
+        let mut buf = BytesMut::from(&wire[..]);
+        let head = MessageHead::parse(&mut buf, &Limits::default())
             .unwrap()
-            .unwrap()
+            .unwrap();
+        assert_eq!(buf.len() as u64, wire.len() as u64 - head.head_len());
+        head
     };
     let frames = |head: &MessageHead| -> Vec<Bytes> {
         head.frames()
@@ -372,21 +375,16 @@ fn assembling_from_separate_frames_checks_what_it_is_given() {
     };
     let head = parse();
     let good = frames(&head);
-    let head_bytes = wire.slice(..head.head_len());
-    assert_eq!(
-        head.assemble(head_bytes.clone(), good.clone()).unwrap(),
-        message
-    );
-    // One frame missing, one frame short, a flipped byte in a frame, a head cut short.
-    assert!(
-        parse()
-            .assemble(head_bytes.clone(), good[..2].to_vec())
-            .is_err()
-    );
+    assert_eq!(head.assemble(good.clone()).unwrap(), message);
+    // One frame missing, one frame short, a flipped byte in a frame.
+    assert!(matches!(
+        parse().assemble(good[..2].to_vec()),
+        Err(DecodeError::Truncated { .. })
+    ));
     let mut short = good.clone();
     short[0] = short[0].slice(1..);
     assert!(matches!(
-        parse().assemble(head_bytes.clone(), short),
+        parse().assemble(short),
         Err(DecodeError::Truncated { .. })
     ));
     let mut flipped = good.clone();
@@ -394,8 +392,116 @@ fn assembling_from_separate_frames_checks_what_it_is_given() {
     bytes[0] ^= 1;
     flipped[1] = bytes.into();
     assert!(matches!(
-        parse().assemble(head_bytes.clone(), flipped),
+        parse().assemble(flipped),
         Err(DecodeError::ChecksumMismatch { .. })
     ));
-    assert!(parse().assemble(head_bytes.slice(..10), good).is_err());
+}
+
+#[test]
+fn a_frame_declaring_more_than_its_expansion_limit_is_refused_from_its_head() {
+    // 108 KB of zstd declaring a 2 GiB frame (about 20,000:1): refused from the frame table
+    // alone, with no frame byte sent and nothing allocated.
+    let wire_len = 108_000;
+    let head = crafted(
+        0,
+        6,
+        1,
+        1,
+        &[entry(wire_len, 2 << 30, 2), vec![0x80]].concat(),
+    );
+    let mut decoder = Decoder::with_limits(Limits::default());
+    let mut buf = BytesMut::from(&head[..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Err(DecodeError::ExpansionTooLarge {
+            offset: P + 24 + 8,
+            frame: 0,
+            wire_len,
+            raw_len: 2 << 30,
+            limit: Limits::default().max_expansion(wire_len),
+        })
+    );
+    // The same from the reader, and at the ratio's edge: 256:1 passes, one byte more does not.
+    let mut reader = ferry_wire::MessageReader::without_preamble(Limits::default());
+    let mut buf = BytesMut::from(&head[P as usize..]);
+    assert!(matches!(
+        reader.read(&mut buf),
+        Err(DecodeError::ExpansionTooLarge { .. })
+    ));
+    let edge = |raw_len| {
+        let bytes = crafted(
+            0,
+            6,
+            1,
+            1,
+            &[entry(1 << 20, raw_len, 1), vec![0x80]].concat(),
+        );
+        Decoder::new().decode(&mut BytesMut::from(&bytes[..]))
+    };
+    assert_eq!(edge(256 << 20), Ok(None));
+    assert!(matches!(
+        edge((256 << 20) + 1),
+        Err(DecodeError::ExpansionTooLarge { .. })
+    ));
+    // max_expanded_bytes caps it whatever the ratio.
+    let mut limits = Limits::default();
+    limits.max_expansion_ratio = u64::MAX;
+    limits.max_expanded_bytes = 1 << 30;
+    let bytes = crafted(
+        0,
+        6,
+        1,
+        1,
+        &[entry(wire_len, (1 << 30) + 1, 2), vec![0x80]].concat(),
+    );
+    assert!(matches!(
+        Decoder::with_limits(limits).decode(&mut BytesMut::from(&bytes[..])),
+        Err(DecodeError::ExpansionTooLarge { limit, .. }) if limit == 1 << 30
+    ));
+}
+
+#[test]
+fn a_compressed_frame_that_lies_about_its_size_is_an_error_of_its_kind() {
+    use ferry_wire::DecompressFault;
+    let raw: Vec<u8> = (0..(2u32 << 20) + 5000).map(|i| (i / 300) as u8).collect();
+    let message = Message::new(Header::empty(), vec![Bytes::from(raw.clone())]);
+    for codec in [Codec::Lz4, Codec::Zstd] {
+        let wire = Encoder::new(EncodeOptions::default().codec(codec))
+            .encode(&message)
+            .unwrap()
+            .to_bytes();
+        let declared = |raw_len: u64| {
+            let mut bytes = wire.to_vec();
+            bytes[32..40].copy_from_slice(&raw_len.to_le_bytes());
+            let mut limits = Limits::default();
+            limits.max_expansion_ratio = u64::MAX;
+            decode_message(bytes.into(), &limits)
+        };
+        assert_eq!(declared(raw.len() as u64).unwrap(), message);
+        // Declared shorter: the last block would write past its share.
+        match declared(raw.len() as u64 - 100) {
+            Err(DecodeError::Decompress {
+                fault: DecompressFault::Overrun { block_raw_len },
+                frame: 0,
+                ..
+            }) => assert_eq!(block_raw_len, 5000 - 100, "{codec}"),
+            other => panic!("{codec}: expected an overrun, got {other:?}"),
+        }
+        // Declared longer: the last block falls short.
+        match declared(raw.len() as u64 + 100) {
+            Err(DecodeError::Decompress {
+                fault: DecompressFault::Short { expected, actual },
+                ..
+            }) => assert_eq!((expected, actual), (5100, 5000), "{codec}"),
+            other => panic!("{codec}: expected a short block, got {other:?}"),
+        }
+        // Declared a whole block shorter: bytes follow the last block the length calls for.
+        assert!(matches!(
+            declared(2 << 20),
+            Err(DecodeError::Decompress {
+                fault: DecompressFault::TrailingBytes,
+                ..
+            })
+        ));
+    }
 }

@@ -66,6 +66,10 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 
     let mut limits = Limits::default();
     limits.max_frame_bytes = limits.max_frame_bytes.max(payload_len as u64);
+    // The demo decodes what it encoded itself: its repeating payload compresses far past the
+    // expansion ratio a receiver allows a peer by default (zstd makes it thousands to one).
+    limits.max_expansion_ratio = u64::MAX;
+    limits.max_expanded_bytes = limits.max_expanded_bytes.max(payload_len as u64);
     let mut decoder = Decoder::with_limits(limits);
     let (decoded, decode_time) = timed(|| decoder.decode(&mut received));
     let decoded =

@@ -1,0 +1,305 @@
+//! Listeners and connecting: [`listen`], [`Listener`], [`Incoming`] and [`connect`], over
+//! tcp://, unix:// and inproc://; each connection becomes a [`Comm`] after its handshake.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::{Address, Comm, Config, TransportError};
+
+/// Bytes of buffer an in-process connection holds in each direction.
+const INPROC_BUFFER: usize = 4 << 20;
+
+pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// In-process listeners, by name.
+static INPROC: LazyLock<Mutex<HashMap<String, mpsc::Sender<DuplexStream>>>> =
+    LazyLock::new(Default::default);
+
+/// A connection accepted by a [`Listener`], before its handshake. Run the handshake in a task
+/// of its own, so that a slow client holds up nobody else.
+pub struct Incoming {
+    reader: Reader,
+    writer: Writer,
+    local: Address,
+    remote: Address,
+    config: Config,
+}
+
+impl Incoming {
+    /// The peer's address.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(incoming: ferry_transport::Incoming) { println!("{}", incoming.remote()); }
+    /// ```
+    pub fn remote(&self) -> &Address {
+        &self.remote
+    }
+
+    /// Runs the handshake (bounded by the config's handshake timeout) and gives the comm.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(mut listener: ferry_transport::Listener) -> Result<(), ferry_transport::TransportError> {
+    /// let incoming = listener.accept().await?;
+    /// tokio::spawn(async move {
+    ///     if let Ok(mut comm) = incoming.handshake().await {
+    ///         while let Ok(Some(message)) = comm.recv().await { /* ... */ let _ = message; }
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future before it completes drops the connection (the
+    /// `Incoming` was moved into it). Nothing else is affected.
+    pub async fn handshake(self) -> Result<Comm, TransportError> {
+        Comm::open(
+            self.reader,
+            self.writer,
+            self.local,
+            self.remote,
+            self.config,
+        )
+        .await
+    }
+}
+
+/// Listens at an address; [`Listener::accept`] gives each incoming connection.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ferry_transport::TransportError> {
+/// let listener = ferry_transport::listen(&"tcp://127.0.0.1:0".parse()?, Default::default()).await?;
+/// assert!(listener.address().to_string().starts_with("tcp://127.0.0.1:"));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Listener {
+    kind: ListenerKind,
+    address: Address,
+    config: Config,
+}
+
+enum ListenerKind {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+    Inproc(mpsc::Receiver<DuplexStream>),
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        match &self.address {
+            Address::Unix(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Address::Inproc(name) => {
+                INPROC
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+            }
+            Address::Tcp(_) => {}
+        }
+    }
+}
+
+pub(crate) fn io(
+    what: &'static str,
+    address: &Address,
+) -> impl FnOnce(std::io::Error) -> TransportError {
+    let address = address.to_string();
+    move |source| TransportError::Io {
+        what,
+        address,
+        source,
+    }
+}
+
+/// Starts listening at `address` (`tcp://host:0` picks a free port; see [`Listener::address`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ferry_transport::TransportError> {
+/// let listener = ferry_transport::listen(&"inproc://doc-listen".parse()?, Default::default()).await?;
+/// assert!(ferry_transport::listen(&"inproc://doc-listen".parse()?, Default::default()).await.is_err());
+/// # drop(listener);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancel safety
+///
+/// Cancel safe: a future dropped before it completes leaves nothing listening.
+pub async fn listen(address: &Address, config: Config) -> Result<Listener, TransportError> {
+    let (kind, address) = match address {
+        Address::Tcp(host_port) => {
+            let listener = TcpListener::bind(host_port)
+                .await
+                .map_err(io("listening at", address))?;
+            let bound = listener.local_addr().map_err(io("listening at", address))?;
+            (ListenerKind::Tcp(listener), Address::Tcp(bound.to_string()))
+        }
+        Address::Unix(path) => {
+            let listener = UnixListener::bind(path).map_err(io("listening at", address))?;
+            (ListenerKind::Unix(listener), address.clone())
+        }
+        Address::Inproc(name) => {
+            let mut registry = INPROC.lock().unwrap_or_else(|p| p.into_inner());
+            if registry.get(name).is_some_and(|tx| !tx.is_closed()) {
+                return Err(TransportError::Inproc(format!(
+                    "{address} already has a listener"
+                )));
+            }
+            let (tx, rx) = mpsc::channel(1024);
+            registry.insert(name.clone(), tx);
+            (ListenerKind::Inproc(rx), address.clone())
+        }
+    };
+    Ok(Listener {
+        kind,
+        address,
+        config,
+    })
+}
+
+impl Listener {
+    /// The address the listener is bound to (with the port picked, for `tcp://host:0`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ferry_transport::TransportError> {
+    /// let listener = ferry_transport::listen(&"inproc://doc-address".parse()?, Default::default()).await?;
+    /// assert_eq!(listener.address().to_string(), "inproc://doc-address");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Waits for the next connection; its handshake is run by [`Incoming::handshake`].
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(mut listener: ferry_transport::Listener) -> Result<(), ferry_transport::TransportError> {
+    /// let comm = listener.accept().await?.handshake().await?;
+    /// # let _ = comm; Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped (in a `tokio::select!`, say) before it completes,
+    /// no connection is lost; the next `accept` gets it.
+    pub async fn accept(&mut self) -> Result<Incoming, TransportError> {
+        let (reader, writer, remote): (Reader, Writer, Address) = match &mut self.kind {
+            ListenerKind::Tcp(listener) => {
+                let (stream, peer) = listener
+                    .accept()
+                    .await
+                    .map_err(io("accepting at", &self.address))?;
+                let _ = stream.set_nodelay(true);
+                let (r, w) = stream.into_split();
+                (Box::new(r), Box::new(w), Address::Tcp(peer.to_string()))
+            }
+            ListenerKind::Unix(listener) => {
+                let (stream, _) = listener
+                    .accept()
+                    .await
+                    .map_err(io("accepting at", &self.address))?;
+                let (r, w) = stream.into_split();
+                (Box::new(r), Box::new(w), self.address.clone())
+            }
+            ListenerKind::Inproc(rx) => {
+                let stream = rx.recv().await.ok_or(TransportError::Closed)?;
+                let (r, w) = tokio::io::split(stream);
+                (Box::new(r), Box::new(w), self.address.clone())
+            }
+        };
+        Ok(Incoming {
+            reader,
+            writer,
+            local: self.address.clone(),
+            remote,
+            config: self.config.clone(),
+        })
+    }
+}
+
+/// Connects to `address` and runs the handshake, each bounded by the config's timeouts.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # async fn f() -> Result<(), ferry_transport::TransportError> {
+/// let comm = ferry_transport::connect(&"unix:///tmp/ferry.sock".parse()?, Default::default()).await?;
+/// # let _ = comm; Ok(()) }
+/// ```
+///
+/// # Cancel safety
+///
+/// Not cancel safe: a future dropped before it completes drops the connection it was opening
+/// (the peer sees it close). Nothing else is affected.
+pub async fn connect(address: &Address, config: Config) -> Result<Comm, TransportError> {
+    let timeout = config.connect_timeout;
+    let connecting = async {
+        Ok::<_, TransportError>(match address {
+            Address::Tcp(host_port) => {
+                let stream = TcpStream::connect(host_port)
+                    .await
+                    .map_err(io("connecting to", address))?;
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().map_err(io("connecting to", address))?;
+                let (r, w) = stream.into_split();
+                (
+                    Box::new(r) as Reader,
+                    Box::new(w) as Writer,
+                    Address::Tcp(local.to_string()),
+                )
+            }
+            Address::Unix(path) => {
+                let stream = UnixStream::connect(path)
+                    .await
+                    .map_err(io("connecting to", address))?;
+                let (r, w) = stream.into_split();
+                (
+                    Box::new(r) as Reader,
+                    Box::new(w) as Writer,
+                    address.clone(),
+                )
+            }
+            Address::Inproc(name) => {
+                let tx = INPROC
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| TransportError::Inproc(format!("no listener at {address}")))?;
+                let (ours, theirs) = tokio::io::duplex(INPROC_BUFFER);
+                tx.send(theirs).await.map_err(|_| {
+                    TransportError::Inproc(format!("the listener at {address} is gone"))
+                })?;
+                let (r, w) = tokio::io::split(ours);
+                (
+                    Box::new(r) as Reader,
+                    Box::new(w) as Writer,
+                    address.clone(),
+                )
+            }
+        })
+    };
+    let (reader, writer, local) =
+        tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: "connecting",
+                address: address.to_string(),
+                seconds: timeout.as_secs_f64(),
+            })??;
+    Comm::open(reader, writer, local, address.clone(), config).await
+}
