@@ -9,7 +9,7 @@ use crate::codec::{self, Codec};
 use crate::format::{
     ENTRY_LEN, FLAG_CHECKSUMS, MAX_ALIGN_LOG2, MESSAGE_MARKER, PREFIX_LEN, ZEROS, align_up,
 };
-use crate::{Message, shard};
+use crate::{Limits, Message, shard};
 
 /// How an [`Encoder`] writes messages. Every choice is recorded in the message itself, so a
 /// decoder needs no options to read it.
@@ -26,6 +26,7 @@ pub struct EncodeOptions {
     checksums: bool,
     align_log2: u8,
     shard_size: Option<NonZeroUsize>,
+    receiver_limits: Limits,
 }
 
 impl Default for EncodeOptions {
@@ -37,6 +38,7 @@ impl Default for EncodeOptions {
             checksums: false,
             align_log2: 6,
             shard_size: None,
+            receiver_limits: Limits::DEFAULT,
         }
     }
 }
@@ -108,6 +110,28 @@ impl EncodeOptions {
     /// ```
     pub fn shard_size(mut self, bytes: Option<NonZeroUsize>) -> EncodeOptions {
         self.shard_size = bytes;
+        self
+    }
+
+    /// The limits of the receiver the messages are for (default [`Limits::DEFAULT`]). A frame
+    /// whose compressed form expands past what they allow
+    /// ([`Limits::max_expansion`] of its compressed length: more than 256:1, or more than 1 GiB
+    /// once decompressed, by default) travels uncompressed instead, so that a receiver never
+    /// refuses what this encoder wrote.
+    ///
+    /// ```
+    /// use ferry_wire::{Codec, EncodeOptions, Encoder, Header, Limits, Message};
+    /// let zeros = Message::new(Header::empty(), vec![bytes::Bytes::from(vec![0u8; 1 << 20])]);
+    /// let options = EncodeOptions::default().codec(Codec::Zstd);
+    /// // 1 MiB of zeros compresses far past 256:1: by default it travels raw ...
+    /// assert_eq!(Encoder::new(options).encode(&zeros)?.frames()[0].codec, Codec::None);
+    /// // ... and compressed to a receiver known to accept that.
+    /// let trusting = options.receiver_limits(Limits::UNLIMITED);
+    /// assert_eq!(Encoder::new(trusting).encode(&zeros)?.frames()[0].codec, Codec::Zstd);
+    /// # Ok::<(), ferry_wire::EncodeError>(())
+    /// ```
+    pub fn receiver_limits(mut self, limits: Limits) -> EncodeOptions {
+        self.receiver_limits = limits;
         self
     }
 
@@ -194,9 +218,21 @@ impl Encoder {
         let mut wire_frames = Vec::with_capacity(message.frames.len());
         let mut infos = Vec::with_capacity(message.frames.len());
         for (index, frame) in message.frames.iter().enumerate() {
-            let (codec, wire) = match codec::maybe_compress(frame, o.codec, o.zstd_level) {
-                Ok(Some(compressed)) => (o.codec, compressed),
-                Ok(None) => (Codec::None, frame.clone()),
+            // A frame larger than the receiver decompresses at all is not worth compressing.
+            let wanted = if frame.len() as u64 <= o.receiver_limits.max_expanded_bytes {
+                o.codec
+            } else {
+                Codec::None
+            };
+            let (codec, wire) = match codec::maybe_compress(frame, wanted, o.zstd_level) {
+                // Kept only if the receiver will take it: within its expansion limits.
+                Ok(Some(compressed))
+                    if frame.len() as u64
+                        <= o.receiver_limits.max_expansion(compressed.len() as u64) =>
+                {
+                    (o.codec, compressed)
+                }
+                Ok(_) => (Codec::None, frame.clone()),
                 Err(source) => {
                     return Err(EncodeError::Compress {
                         frame: index,

@@ -85,10 +85,15 @@ fn compressed_frames_are_decompressed_and_uncompressed_ones_are_not_copied() {
     let compressible = Bytes::from(vec![0u8; 1 << 20]);
     let noise = common::noise(0x2545_F491_4F6C_DD1D, 1 << 16);
     let message = Message::new(Header::empty(), vec![compressible, noise]);
+    // A megabyte of zeros is thousands to one in zstd: over the default expansion ratio, so
+    // both sides know this receiver allows any ratio.
+    let mut limits = Limits::default();
+    limits.max_expansion_ratio = u64::MAX;
     for codec in [Codec::Lz4, Codec::Zstd] {
-        let encoded = Encoder::new(EncodeOptions::default().codec(codec))
-            .encode(&message)
-            .unwrap();
+        let options = EncodeOptions::default()
+            .codec(codec)
+            .receiver_limits(limits);
+        let encoded = Encoder::new(options).encode(&message).unwrap();
         assert_eq!(encoded.frames()[0].codec, codec);
         assert_eq!(
             encoded.frames()[1].codec,
@@ -97,9 +102,6 @@ fn compressed_frames_are_decompressed_and_uncompressed_ones_are_not_copied() {
         );
         let bytes = encoded.to_bytes();
         assert!(bytes.len() < (1 << 16) + 10_000);
-        // A megabyte of zeros is thousands to one in zstd: over the default expansion ratio.
-        let mut limits = Limits::default();
-        limits.max_expansion_ratio = u64::MAX;
         let decoded = decode_message(bytes.clone(), &limits).unwrap();
         assert_eq!(decoded, message);
         assert!(within(

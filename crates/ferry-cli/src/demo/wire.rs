@@ -37,10 +37,18 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     };
     let message = Message::new(Header::from_serde(&admin)?, vec![payload.clone()]);
 
+    // The demo decodes what it encoded itself: its repeating payload compresses far past the
+    // expansion ratio a receiver allows a peer by default (zstd makes it thousands to one), so
+    // the receiver says it allows that, and the encoder, told so, keeps the compression.
+    let mut limits = Limits::default();
+    limits.max_frame_bytes = limits.max_frame_bytes.max(payload_len as u64);
+    limits.max_expansion_ratio = u64::MAX;
+    limits.max_expanded_bytes = limits.max_expanded_bytes.max(payload_len as u64);
     let encoder = Encoder::new(
         EncodeOptions::default()
             .codec(args.codec)
-            .checksums(args.checksums),
+            .checksums(args.checksums)
+            .receiver_limits(limits),
     );
     let (encoded, encode_time) = timed(|| encoder.encode(&message));
     let encoded = encoded?;
@@ -64,12 +72,6 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     });
     let receive_range = received.as_ptr() as usize..received.as_ptr() as usize + received.len();
 
-    let mut limits = Limits::default();
-    limits.max_frame_bytes = limits.max_frame_bytes.max(payload_len as u64);
-    // The demo decodes what it encoded itself: its repeating payload compresses far past the
-    // expansion ratio a receiver allows a peer by default (zstd makes it thousands to one).
-    limits.max_expansion_ratio = u64::MAX;
-    limits.max_expanded_bytes = limits.max_expanded_bytes.max(payload_len as u64);
     let mut decoder = Decoder::with_limits(limits);
     let (decoded, decode_time) = timed(|| decoder.decode(&mut received));
     let decoded =
