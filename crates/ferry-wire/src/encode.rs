@@ -124,11 +124,14 @@ impl EncodeOptions {
     /// let zeros = Message::new(Header::empty(), vec![bytes::Bytes::from(vec![0u8; 1 << 20])]);
     /// let options = EncodeOptions::default().codec(Codec::Zstd);
     /// // 1 MiB of zeros compresses far past 256:1: by default it travels raw ...
-    /// assert_eq!(Encoder::new(options).encode(&zeros)?.frames()[0].codec, Codec::None);
+    /// let encoded = Encoder::new(options).encode(&zeros)?;
+    /// assert_eq!(encoded.frames()[0].codec, Codec::None);
+    /// let back = ferry_wire::decode_message(encoded.to_bytes(), &Limits::DEFAULT)?; // accepted
+    /// assert_eq!(back, zeros);
     /// // ... and compressed to a receiver known to accept that.
     /// let trusting = options.receiver_limits(Limits::UNLIMITED);
     /// assert_eq!(Encoder::new(trusting).encode(&zeros)?.frames()[0].codec, Codec::Zstd);
-    /// # Ok::<(), ferry_wire::EncodeError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn receiver_limits(mut self, limits: Limits) -> EncodeOptions {
         self.receiver_limits = limits;
