@@ -17,17 +17,37 @@ pub(crate) const INLINE_BODY_MAX_BYTES: usize = 4 << 10;
 /// The serde family's header, up to the body: `{"family": "serde", "type": T, "body": ...`.
 pub(crate) fn write_serde_prefix(out: &mut Vec<u8>, type_name: &str) {
     // fixmap of 4, "family", "serde", "type"
-    out.extend_from_slice(b"\x84\xa6family\xa5serde\xa4type");
-    write_str(out, type_name);
+    const HEAD: &[u8; 19] = b"\x84\xa6family\xa5serde\xa4type";
+    // Every serialize writes this: with a short type name the constant and the fixstr marker
+    // go in as one fixed-size copy, after one reserve for the whole prefix.
+    out.reserve(HEAD.len() + 5 + type_name.len() + 5);
+    match u8::try_from(type_name.len()) {
+        Ok(len) if len < 32 => {
+            let mut head = [0u8; HEAD.len() + 1];
+            head[..HEAD.len()].copy_from_slice(HEAD);
+            head[HEAD.len()] = 0xa0 | len; // fixstr
+            out.extend_from_slice(&head);
+            out.extend_from_slice(type_name.as_bytes());
+        }
+        _ => {
+            out.extend_from_slice(HEAD);
+            write_str(out, type_name);
+        }
+    }
     out.extend_from_slice(b"\xa4body");
 }
 
 /// `"buffers": count`, the serde family header's last entry.
 pub(crate) fn write_buffers(out: &mut Vec<u8>, count: usize) {
-    out.extend_from_slice(b"\xa7buffers");
     match count {
-        0..0x80 => out.push(count as u8), // positive fixint
+        // "buffers" and a positive fixint in one fixed-size copy.
+        0..0x80 => {
+            let mut entry = *b"\xa7buffers\0";
+            entry[8] = count as u8;
+            out.extend_from_slice(&entry);
+        }
         _ => {
+            out.extend_from_slice(b"\xa7buffers");
             rmp::encode::write_uint(out, count as u64).expect("writing to a Vec never fails");
         }
     }
