@@ -221,3 +221,56 @@ fn read_body<'a>(rd: &mut &'a [u8]) -> Result<Body<'a>, DeserializeError> {
     *rd = rest;
     Ok(Body::Inline(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serde header as a general MessagePack writer lays it out, key by key.
+    fn generic(type_name: &str, body: &[u8], buffers: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmp::encode::write_map_len(&mut out, 4).unwrap();
+        for (key, value) in [("family", "serde"), ("type", type_name)] {
+            rmp::encode::write_str(&mut out, key).unwrap();
+            rmp::encode::write_str(&mut out, value).unwrap();
+        }
+        rmp::encode::write_str(&mut out, "body").unwrap();
+        out.push(0xc6); // bin 32, as the registry writes it
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        rmp::encode::write_str(&mut out, "buffers").unwrap();
+        rmp::encode::write_uint(&mut out, buffers as u64).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_fast_writers_lay_out_what_a_general_writer_does_and_both_parsers_agree() {
+        let body = b"\x01\x02\x03";
+        for name_len in [0, 1, 31, 32, 255, 256] {
+            let type_name = "t".repeat(name_len);
+            for buffers in [0, 1, 127, 128, 300] {
+                let mut out = Vec::new();
+                write_serde_prefix(&mut out, &type_name);
+                out.push(0xc6);
+                out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                out.extend_from_slice(body);
+                write_buffers(&mut out, buffers);
+                assert_eq!(
+                    out,
+                    generic(&type_name, body, buffers),
+                    "{name_len} {buffers}"
+                );
+
+                let general = parse_any(&out).unwrap();
+                let parsed = parse(&out).unwrap();
+                for p in [&general, &parsed] {
+                    assert_eq!(p.family, b"serde");
+                    assert_eq!(p.type_name, type_name.as_bytes());
+                    assert_eq!(p.body, Some(Body::Inline(body)));
+                    assert_eq!(p.buffers, Some(buffers as u64));
+                    assert_eq!(p.meta, None);
+                }
+            }
+        }
+    }
+}
