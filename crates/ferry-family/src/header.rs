@@ -17,17 +17,37 @@ pub(crate) const INLINE_BODY_MAX_BYTES: usize = 4 << 10;
 /// The serde family's header, up to the body: `{"family": "serde", "type": T, "body": ...`.
 pub(crate) fn write_serde_prefix(out: &mut Vec<u8>, type_name: &str) {
     // fixmap of 4, "family", "serde", "type"
-    out.extend_from_slice(b"\x84\xa6family\xa5serde\xa4type");
-    write_str(out, type_name);
+    const HEAD: &[u8; 19] = b"\x84\xa6family\xa5serde\xa4type";
+    // Every serialize writes this: with a short type name the constant and the fixstr marker
+    // go in as one fixed-size copy, after one reserve for the whole prefix.
+    out.reserve(HEAD.len() + 5 + type_name.len() + 5);
+    match u8::try_from(type_name.len()) {
+        Ok(len) if len < 32 => {
+            let mut head = [0u8; HEAD.len() + 1];
+            head[..HEAD.len()].copy_from_slice(HEAD);
+            head[HEAD.len()] = 0xa0 | len; // fixstr
+            out.extend_from_slice(&head);
+            out.extend_from_slice(type_name.as_bytes());
+        }
+        _ => {
+            out.extend_from_slice(HEAD);
+            write_str(out, type_name);
+        }
+    }
     out.extend_from_slice(b"\xa4body");
 }
 
 /// `"buffers": count`, the serde family header's last entry.
 pub(crate) fn write_buffers(out: &mut Vec<u8>, count: usize) {
-    out.extend_from_slice(b"\xa7buffers");
     match count {
-        0..0x80 => out.push(count as u8), // positive fixint
+        // "buffers" and a positive fixint in one fixed-size copy.
+        0..0x80 => {
+            let mut entry = *b"\xa7buffers\0";
+            entry[8] = count as u8;
+            out.extend_from_slice(&entry);
+        }
         _ => {
+            out.extend_from_slice(b"\xa7buffers");
             rmp::encode::write_uint(out, count as u64).expect("writing to a Vec never fails");
         }
     }
@@ -200,4 +220,57 @@ fn read_body<'a>(rd: &mut &'a [u8]) -> Result<Body<'a>, DeserializeError> {
     let (body, rest) = rd.split_at(len);
     *rd = rest;
     Ok(Body::Inline(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The serde header as a general MessagePack writer lays it out, key by key.
+    fn generic(type_name: &str, body: &[u8], buffers: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmp::encode::write_map_len(&mut out, 4).unwrap();
+        for (key, value) in [("family", "serde"), ("type", type_name)] {
+            rmp::encode::write_str(&mut out, key).unwrap();
+            rmp::encode::write_str(&mut out, value).unwrap();
+        }
+        rmp::encode::write_str(&mut out, "body").unwrap();
+        out.push(0xc6); // bin 32, as the registry writes it
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
+        rmp::encode::write_str(&mut out, "buffers").unwrap();
+        rmp::encode::write_uint(&mut out, buffers as u64).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_fast_writers_lay_out_what_a_general_writer_does_and_both_parsers_agree() {
+        let body = b"\x01\x02\x03";
+        for name_len in [0, 1, 31, 32, 255, 256] {
+            let type_name = "t".repeat(name_len);
+            for buffers in [0, 1, 127, 128, 300] {
+                let mut out = Vec::new();
+                write_serde_prefix(&mut out, &type_name);
+                out.push(0xc6);
+                out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                out.extend_from_slice(body);
+                write_buffers(&mut out, buffers);
+                assert_eq!(
+                    out,
+                    generic(&type_name, body, buffers),
+                    "{name_len} {buffers}"
+                );
+
+                let general = parse_any(&out).unwrap();
+                let parsed = parse(&out).unwrap();
+                for p in [&general, &parsed] {
+                    assert_eq!(p.family, b"serde");
+                    assert_eq!(p.type_name, type_name.as_bytes());
+                    assert_eq!(p.body, Some(Body::Inline(body)));
+                    assert_eq!(p.buffers, Some(buffers as u64));
+                    assert_eq!(p.meta, None);
+                }
+            }
+        }
+    }
 }

@@ -58,14 +58,15 @@
 //! We measured it next to rmp-serde, postcard and bitcode (all through serde, in one criterion
 //! run, `cargo xtask bench`) on data shaped like the `log` set (10,000 records of strings) and
 //! the `mesh` set (125,000 triangles of floats, 6 MB) of the rust_serialization_benchmark. On
-//! the 2-core machine the project is built on, one run gave (medians, lower is better):
+//! the 2-core machine the project is built on, shared (load about 3), one run gave (medians,
+//! lower is better; between runs there the figures move by 10-30%):
 //!
 //! | data | ferry | rmp-serde | postcard | bitcode | ferry / fastest peer |
 //! | --- | --- | --- | --- | --- | --- |
-//! | log, serialize | 234 µs | 921 µs | 528 µs | 289 µs | 0.81 |
-//! | log, deserialize | 2.08 ms | 3.06 ms | 2.28 ms | 1.64 ms | 1.27 |
-//! | mesh, serialize | 1.90 ms | 12.5 ms | 1.40 ms | 2.81 ms | 1.36 |
-//! | mesh, deserialize | 2.57 ms | 15.3 ms | 2.68 ms | 7.43 ms | 0.96 |
+//! | log, serialize | 248 µs | 843 µs | 424 µs | 312 µs | 0.79 |
+//! | log, deserialize | 2.27 ms | 2.86 ms | 2.08 ms | 1.49 ms | 1.52 |
+//! | mesh, serialize | 1.84 ms | 7.55 ms | 1.56 ms | 3.19 ms | 1.18 |
+//! | mesh, deserialize | 3.73 ms | 14.9 ms | 3.00 ms | 7.33 ms | 1.24 |
 //!
 //! MessagePack spends a marker byte and a branch on every number and every field name; postcard
 //! spends a varint on every integer; bitcode's columnar layout decodes strings fastest, but its

@@ -1,7 +1,7 @@
 //! The serde family's messages: a header naming the type, the body inline when small or as
 //! frame 0 when large, then the buffer frames.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use bytes::Bytes;
 use ferry_wire::{Frame, Header, Message};
@@ -12,8 +12,9 @@ use crate::{DeserializeError, SerializeError, binary};
 
 thread_local! {
     /// A warm buffer that small values are encoded into; the finished header is copied out of it
-    /// at its exact size. Const-initialized: every serialize touches it.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// at its exact size. Const-initialized, and a `Cell` (no borrow flag): every serialize
+    /// touches it.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Scratch bodies larger than this are not kept for the next value.
@@ -34,7 +35,7 @@ where
 {
     // Taken, not borrowed: a value that serializes another inside its own `Serialize` finds an
     // empty scratch, not a busy one.
-    let mut out = SCRATCH.with(RefCell::take);
+    let mut out = SCRATCH.with(Cell::take);
     out.clear();
     header::write_serde_prefix(&mut out, type_name);
     let marker = out.len();
@@ -55,7 +56,7 @@ where
         header::write_buffers(&mut out, buffers.len());
         let header = Header::from_msgpack_unchecked(Bytes::from(Box::<[u8]>::from(&out[..])));
         if out.capacity() <= SCRATCH_KEEP_BYTES {
-            SCRATCH.with(|cell| cell.replace(out));
+            SCRATCH.with(|cell| cell.set(out));
         }
         return Ok(Message::new(header, buffers));
     }
