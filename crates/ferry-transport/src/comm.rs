@@ -282,13 +282,21 @@ impl Comm {
         local: Address,
         remote: Address,
         config: Config,
+        accepts: Vec<String>,
     ) -> Result<Comm, TransportError> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let shares_memory = remote.is_local();
         let timeout = config.handshake_timeout;
         let peer = tokio::time::timeout(
             timeout,
-            shake(&mut socket, &mut writer, &mut rbuf, &config, shares_memory),
+            shake(
+                &mut socket,
+                &mut writer,
+                &mut rbuf,
+                &config,
+                accepts.clone(),
+                shares_memory,
+            ),
         )
         .await
         .map_err(|_| TransportError::Timeout {
@@ -303,7 +311,7 @@ impl Comm {
             remote,
             peer,
             shares_memory,
-            accepts: config.accepts,
+            accepts,
             write: Mutex::new(WriteSide {
                 writer,
                 wbuf: BytesMut::with_capacity(config.write_buffer_bytes),

@@ -41,6 +41,11 @@ impl Incoming {
         &self.remote
     }
 
+    /// The listener's config this connection will shake hands with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Runs the handshake (bounded by the config's handshake timeout) and gives the comm.
     ///
     /// ```no_run
@@ -60,12 +65,22 @@ impl Incoming {
     /// Not cancel safe: dropping the future before it completes drops the connection (the
     /// `Incoming` was moved into it). Nothing else is affected.
     pub async fn handshake(self) -> Result<Comm, TransportError> {
+        let accepts = self.config.announced(None);
+        self.handshake_announcing(accepts).await
+    }
+
+    /// [`Incoming::handshake`], announcing `accepts`.
+    pub(crate) async fn handshake_announcing(
+        self,
+        accepts: Vec<String>,
+    ) -> Result<Comm, TransportError> {
         Comm::open(
             self.reader,
             self.writer,
             self.local,
             self.remote,
             self.config,
+            accepts,
         )
         .await
     }
@@ -246,6 +261,16 @@ impl Listener {
 /// Not cancel safe: a future dropped before it completes drops the connection it was opening
 /// (the peer sees it close). Nothing else is affected.
 pub async fn connect(address: &Address, config: Config) -> Result<Comm, TransportError> {
+    let accepts = config.announced(None);
+    connect_announcing(address, config, accepts).await
+}
+
+/// [`connect`], announcing `accepts`.
+pub(crate) async fn connect_announcing(
+    address: &Address,
+    config: Config,
+    accepts: Vec<String>,
+) -> Result<Comm, TransportError> {
     let timeout = config.connect_timeout;
     let connecting = async {
         Ok::<_, TransportError>(match address {
@@ -301,5 +326,5 @@ pub async fn connect(address: &Address, config: Config) -> Result<Comm, Transpor
                 address: address.to_string(),
                 seconds: timeout.as_secs_f64(),
             })??;
-    Comm::open(reader, writer, local, address.clone(), config).await
+    Comm::open(reader, writer, local, address.clone(), config, accepts).await
 }
