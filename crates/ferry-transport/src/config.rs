@@ -39,6 +39,11 @@ pub struct Config {
     /// Bytes of small messages gathered before they are written together; also the most a
     /// sender buffers before it waits for the socket.
     pub write_buffer_bytes: usize,
+    /// The most accepted connections whose handshake has not finished, per [`Listener`](crate::Listener):
+    /// beyond it, [`Listener::accept`](crate::Listener::accept) waits (the connections wait in
+    /// the system's backlog) until a handshake ends or times out. It bounds the descriptors and
+    /// tasks stalled peers can hold.
+    pub max_pending_handshakes: usize,
     /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
     /// frames land in warm memory.
     pub receive_pool_bytes: usize,
@@ -47,7 +52,8 @@ pub struct Config {
 impl Config {
     /// Defaults, under this identity: no filter on the registry's families, no compression
     /// ([`Compression::Off`]: frames arrive as views, not decompressed copies), default wire limits, 10 s to connect and to shake hands, 64 KiB of
-    /// write buffer, 256 MiB of receive buffers kept for reuse.
+    /// write buffer, 256 MiB of receive buffers kept for reuse, at most 64 unfinished
+    /// handshakes per listener.
     ///
     /// ```
     /// let config = ferry_transport::Config::new("client");
@@ -64,6 +70,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             write_buffer_bytes: 64 << 10,
             receive_pool_bytes: 256 << 20,
+            max_pending_handshakes: 64,
         }
     }
 }

@@ -19,6 +19,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod address;
+mod backoff;
 mod comm;
 mod config;
 mod endpoint;

@@ -2,11 +2,13 @@
 //! tcp://, unix:// and inproc://; each connection becomes a [`Comm`] after its handshake.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::backoff::{Backoff, is_transient};
 
 use crate::{Address, Comm, Config, TransportError};
 
@@ -28,6 +30,9 @@ pub struct Incoming {
     local: Address,
     remote: Address,
     config: Config,
+    /// Held until the handshake ends, so the listener has at most
+    /// [`Config::max_pending_handshakes`] unfinished.
+    permit: OwnedSemaphorePermit,
 }
 
 impl Incoming {
@@ -74,6 +79,7 @@ impl Incoming {
         self,
         accepts: Vec<String>,
     ) -> Result<Comm, TransportError> {
+        let _permit = self.permit;
         Comm::open(
             self.reader,
             self.writer,
@@ -100,6 +106,9 @@ pub struct Listener {
     kind: ListenerKind,
     address: Address,
     config: Config,
+    /// One permit per handshake that may be unfinished at once.
+    handshakes: Arc<Semaphore>,
+    backoff: Backoff,
 }
 
 enum ListenerKind {
@@ -177,10 +186,17 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             (ListenerKind::Inproc(rx), address.clone())
         }
     };
+    let handshakes = Arc::new(Semaphore::new(
+        config
+            .max_pending_handshakes
+            .clamp(1, Semaphore::MAX_PERMITS),
+    ));
     Ok(Listener {
         kind,
         address,
         config,
+        handshakes,
+        backoff: Backoff::default(),
     })
 }
 
@@ -201,6 +217,15 @@ impl Listener {
 
     /// Waits for the next connection; its handshake is run by [`Incoming::handshake`].
     ///
+    /// - Errors that pass do not end it: when the process or system is out of descriptors or
+    ///   buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection was aborted before it was
+    ///   accepted (ECONNABORTED, EPROTO, EPERM), it waits (5 ms, doubling up to 1 s) and tries
+    ///   again, so `listener.accept().await?` in a loop keeps serving. Only an error about the
+    ///   listener itself is returned.
+    /// - At most [`Config::max_pending_handshakes`] accepted connections may be short of a
+    ///   finished handshake (each [`Incoming`] counts until its handshake ends or it is
+    ///   dropped); beyond that `accept` waits, and new connections wait in the system's backlog.
+    ///
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # async fn f(mut listener: ferry_transport::Listener) -> Result<(), ferry_transport::TransportError> {
@@ -213,7 +238,37 @@ impl Listener {
     /// Cancel safe: if the future is dropped (in a `tokio::select!`, say) before it completes,
     /// no connection is lost; the next `accept` gets it.
     pub async fn accept(&mut self) -> Result<Incoming, TransportError> {
-        let (reader, writer, remote): (Reader, Writer, Address) = match &mut self.kind {
+        // Wait for a handshake slot before taking a connection off the backlog, so stalled
+        // peers beyond the cap cost a backlog entry, not a descriptor and a task.
+        let permit = self
+            .handshakes
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::Closed)?;
+        loop {
+            match self.accept_one().await {
+                Ok((reader, writer, remote)) => {
+                    self.backoff.reset();
+                    return Ok(Incoming {
+                        reader,
+                        writer,
+                        local: self.address.clone(),
+                        remote,
+                        config: self.config.clone(),
+                        permit,
+                    });
+                }
+                Err(TransportError::Io { source, .. }) if is_transient(&source) => {
+                    tokio::time::sleep(self.backoff.next_wait()).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn accept_one(&mut self) -> Result<(Reader, Writer, Address), TransportError> {
+        Ok(match &mut self.kind {
             ListenerKind::Tcp(listener) => {
                 let (stream, peer) = listener
                     .accept()
@@ -236,13 +291,6 @@ impl Listener {
                 let (r, w) = tokio::io::split(stream);
                 (Box::new(r), Box::new(w), self.address.clone())
             }
-        };
-        Ok(Incoming {
-            reader,
-            writer,
-            local: self.address.clone(),
-            remote,
-            config: self.config.clone(),
         })
     }
 }
