@@ -283,6 +283,7 @@ impl Comm {
         remote: Address,
         config: Config,
         accepts: Vec<String>,
+        pool: Option<Arc<Pool>>,
     ) -> Result<Comm, TransportError> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let shares_memory = remote.is_local();
@@ -305,7 +306,7 @@ impl Comm {
             seconds: timeout.as_secs_f64(),
         })??;
         let encoder = Encoder::new(EncodeOptions::default().codec(peer.send_codec));
-        let pool = Pool::new(config.receive_pool_bytes);
+        let pool = pool.unwrap_or_else(|| Pool::new(config.receive_pool_bytes));
         let shared = Arc::new(Shared {
             local,
             remote,

@@ -45,7 +45,8 @@ pub struct Config {
     /// tasks stalled peers can hold.
     pub max_pending_handshakes: usize,
     /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
-    /// frames land in warm memory.
+    /// frames land in warm memory. A [`Listener`](crate::Listener) keeps one pool of this size
+    /// for all its connections; each comm from [`connect`](crate::connect) keeps its own.
     pub receive_pool_bytes: usize,
 }
 

@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::backoff::{Backoff, is_transient};
+use crate::pool::Pool;
 
 use crate::{Address, Comm, Config, TransportError};
 
@@ -33,6 +34,8 @@ pub struct Incoming {
     /// Held until the handshake ends, so the listener has at most
     /// [`Config::max_pending_handshakes`] unfinished.
     permit: OwnedSemaphorePermit,
+    /// The listener's receive pool, shared by all its connections.
+    pool: Arc<Pool>,
 }
 
 impl Incoming {
@@ -87,6 +90,7 @@ impl Incoming {
             self.remote,
             self.config,
             accepts,
+            Some(self.pool),
         )
         .await
     }
@@ -109,6 +113,8 @@ pub struct Listener {
     /// One permit per handshake that may be unfinished at once.
     handshakes: Arc<Semaphore>,
     backoff: Backoff,
+    /// Receive buffers kept for reuse, shared by every connection accepted here.
+    pool: Arc<Pool>,
 }
 
 enum ListenerKind {
@@ -186,6 +192,7 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             (ListenerKind::Inproc(rx), address.clone())
         }
     };
+    let config_pool_bytes = config.receive_pool_bytes;
     let handshakes = Arc::new(Semaphore::new(
         config
             .max_pending_handshakes
@@ -197,6 +204,7 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
         config,
         handshakes,
         backoff: Backoff::default(),
+        pool: Pool::new(config_pool_bytes),
     })
 }
 
@@ -213,6 +221,21 @@ impl Listener {
     /// ```
     pub fn address(&self) -> &Address {
         &self.address
+    }
+
+    /// Bytes of receive buffers held for reuse by this listener's connections, together: at
+    /// most [`Config::receive_pool_bytes`], however many connections there are.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ferry_transport::TransportError> {
+    /// let listener = ferry_transport::listen(&"inproc://doc-pooled".parse()?, Default::default()).await?;
+    /// assert_eq!(listener.pooled_bytes(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pooled_bytes(&self) -> usize {
+        self.pool.held()
     }
 
     /// Waits for the next connection; its handshake is run by [`Incoming::handshake`].
@@ -257,6 +280,7 @@ impl Listener {
                         remote,
                         config: self.config.clone(),
                         permit,
+                        pool: self.pool.clone(),
                     });
                 }
                 Err(TransportError::Io { source, .. }) if is_transient(&source) => {
@@ -374,5 +398,14 @@ pub(crate) async fn connect_announcing(
                 address: address.to_string(),
                 seconds: timeout.as_secs_f64(),
             })??;
-    Comm::open(reader, writer, local, address.clone(), config, accepts).await
+    Comm::open(
+        reader,
+        writer,
+        local,
+        address.clone(),
+        config,
+        accepts,
+        None,
+    )
+    .await
 }
