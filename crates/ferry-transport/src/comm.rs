@@ -282,13 +282,22 @@ impl Comm {
         local: Address,
         remote: Address,
         config: Config,
+        accepts: Vec<String>,
+        pool: Option<Arc<Pool>>,
     ) -> Result<Comm, TransportError> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let shares_memory = remote.is_local();
         let timeout = config.handshake_timeout;
         let peer = tokio::time::timeout(
             timeout,
-            shake(&mut socket, &mut writer, &mut rbuf, &config, shares_memory),
+            shake(
+                &mut socket,
+                &mut writer,
+                &mut rbuf,
+                &config,
+                accepts.clone(),
+                shares_memory,
+            ),
         )
         .await
         .map_err(|_| TransportError::Timeout {
@@ -297,13 +306,13 @@ impl Comm {
             seconds: timeout.as_secs_f64(),
         })??;
         let encoder = Encoder::new(EncodeOptions::default().codec(peer.send_codec));
-        let pool = Pool::new(config.receive_pool_bytes);
+        let pool = pool.unwrap_or_else(|| Pool::new(config.receive_pool_bytes));
         let shared = Arc::new(Shared {
             local,
             remote,
             peer,
             shares_memory,
-            accepts: config.accepts,
+            accepts,
             write: Mutex::new(WriteSide {
                 writer,
                 wbuf: BytesMut::with_capacity(config.write_buffer_bytes),

@@ -44,6 +44,7 @@ pub(crate) async fn shake<R, W>(
     writer: &mut W,
     rbuf: &mut BytesMut,
     config: &Config,
+    accepts: Vec<String>,
     peer_is_local: bool,
 ) -> Result<Peer, TransportError>
 where
@@ -60,7 +61,7 @@ where
     // This side announces the codec it would like; it may only use one the peer decodes.
     let hello = Hello::new(
         config.identity.clone(),
-        config.accepts.clone(),
+        accepts,
         wanted_codec(config.compression, peer_is_local),
         config.limits.max_message_bytes,
     );

@@ -19,6 +19,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod address;
+mod backoff;
 mod comm;
 mod config;
 mod endpoint;
@@ -29,7 +30,7 @@ mod pool;
 
 pub use address::Address;
 pub use comm::{Comm, RecvHalf, SendHalf};
-pub use config::Config;
+pub use config::{Config, DEFAULT_ACCEPTS};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{HandshakeError, TransportError};
 pub use ferry_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};

@@ -2,11 +2,14 @@
 //! tcp://, unix:// and inproc://; each connection becomes a [`Comm`] after its handshake.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::backoff::{Backoff, is_transient};
+use crate::pool::Pool;
 
 use crate::{Address, Comm, Config, TransportError};
 
@@ -28,6 +31,11 @@ pub struct Incoming {
     local: Address,
     remote: Address,
     config: Config,
+    /// Held until the handshake ends, so the listener has at most
+    /// [`Config::max_pending_handshakes`] unfinished.
+    permit: OwnedSemaphorePermit,
+    /// The listener's receive pool, shared by all its connections.
+    pool: Arc<Pool>,
 }
 
 impl Incoming {
@@ -39,6 +47,11 @@ impl Incoming {
     /// ```
     pub fn remote(&self) -> &Address {
         &self.remote
+    }
+
+    /// The listener's config this connection will shake hands with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Runs the handshake (bounded by the config's handshake timeout) and gives the comm.
@@ -60,12 +73,24 @@ impl Incoming {
     /// Not cancel safe: dropping the future before it completes drops the connection (the
     /// `Incoming` was moved into it). Nothing else is affected.
     pub async fn handshake(self) -> Result<Comm, TransportError> {
+        let accepts = self.config.announced(None);
+        self.handshake_announcing(accepts).await
+    }
+
+    /// [`Incoming::handshake`], announcing `accepts`.
+    pub(crate) async fn handshake_announcing(
+        self,
+        accepts: Vec<String>,
+    ) -> Result<Comm, TransportError> {
+        let _permit = self.permit;
         Comm::open(
             self.reader,
             self.writer,
             self.local,
             self.remote,
             self.config,
+            accepts,
+            Some(self.pool),
         )
         .await
     }
@@ -85,6 +110,11 @@ pub struct Listener {
     kind: ListenerKind,
     address: Address,
     config: Config,
+    /// One permit per handshake that may be unfinished at once.
+    handshakes: Arc<Semaphore>,
+    backoff: Backoff,
+    /// Receive buffers kept for reuse, shared by every connection accepted here.
+    pool: Arc<Pool>,
 }
 
 enum ListenerKind {
@@ -162,10 +192,19 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             (ListenerKind::Inproc(rx), address.clone())
         }
     };
+    let config_pool_bytes = config.receive_pool_bytes;
+    let handshakes = Arc::new(Semaphore::new(
+        config
+            .max_pending_handshakes
+            .clamp(1, Semaphore::MAX_PERMITS),
+    ));
     Ok(Listener {
         kind,
         address,
         config,
+        handshakes,
+        backoff: Backoff::default(),
+        pool: Pool::new(config_pool_bytes),
     })
 }
 
@@ -184,7 +223,31 @@ impl Listener {
         &self.address
     }
 
+    /// Bytes of receive buffers held for reuse by this listener's connections, together: at
+    /// most [`Config::receive_pool_bytes`], however many connections there are.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ferry_transport::TransportError> {
+    /// let listener = ferry_transport::listen(&"inproc://doc-pooled".parse()?, Default::default()).await?;
+    /// assert_eq!(listener.pooled_bytes(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pooled_bytes(&self) -> usize {
+        self.pool.held()
+    }
+
     /// Waits for the next connection; its handshake is run by [`Incoming::handshake`].
+    ///
+    /// - Errors that pass do not end it: when the process or system is out of descriptors or
+    ///   buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection was aborted before it was
+    ///   accepted (ECONNABORTED, EPROTO, EPERM), it waits (5 ms, doubling up to 1 s) and tries
+    ///   again, so `listener.accept().await?` in a loop keeps serving. Only an error about the
+    ///   listener itself is returned.
+    /// - At most [`Config::max_pending_handshakes`] accepted connections may be short of a
+    ///   finished handshake (each [`Incoming`] counts until its handshake ends or it is
+    ///   dropped); beyond that `accept` waits, and new connections wait in the system's backlog.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -198,7 +261,38 @@ impl Listener {
     /// Cancel safe: if the future is dropped (in a `tokio::select!`, say) before it completes,
     /// no connection is lost; the next `accept` gets it.
     pub async fn accept(&mut self) -> Result<Incoming, TransportError> {
-        let (reader, writer, remote): (Reader, Writer, Address) = match &mut self.kind {
+        // Wait for a handshake slot before taking a connection off the backlog, so stalled
+        // peers beyond the cap cost a backlog entry, not a descriptor and a task.
+        let permit = self
+            .handshakes
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::Closed)?;
+        loop {
+            match self.accept_one().await {
+                Ok((reader, writer, remote)) => {
+                    self.backoff.reset();
+                    return Ok(Incoming {
+                        reader,
+                        writer,
+                        local: self.address.clone(),
+                        remote,
+                        config: self.config.clone(),
+                        permit,
+                        pool: self.pool.clone(),
+                    });
+                }
+                Err(TransportError::Io { source, .. }) if is_transient(&source) => {
+                    tokio::time::sleep(self.backoff.next_wait()).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn accept_one(&mut self) -> Result<(Reader, Writer, Address), TransportError> {
+        Ok(match &mut self.kind {
             ListenerKind::Tcp(listener) => {
                 let (stream, peer) = listener
                     .accept()
@@ -221,13 +315,6 @@ impl Listener {
                 let (r, w) = tokio::io::split(stream);
                 (Box::new(r), Box::new(w), self.address.clone())
             }
-        };
-        Ok(Incoming {
-            reader,
-            writer,
-            local: self.address.clone(),
-            remote,
-            config: self.config.clone(),
         })
     }
 }
@@ -246,6 +333,16 @@ impl Listener {
 /// Not cancel safe: a future dropped before it completes drops the connection it was opening
 /// (the peer sees it close). Nothing else is affected.
 pub async fn connect(address: &Address, config: Config) -> Result<Comm, TransportError> {
+    let accepts = config.announced(None);
+    connect_announcing(address, config, accepts).await
+}
+
+/// [`connect`], announcing `accepts`.
+pub(crate) async fn connect_announcing(
+    address: &Address,
+    config: Config,
+    accepts: Vec<String>,
+) -> Result<Comm, TransportError> {
     let timeout = config.connect_timeout;
     let connecting = async {
         Ok::<_, TransportError>(match address {
@@ -301,5 +398,14 @@ pub async fn connect(address: &Address, config: Config) -> Result<Comm, Transpor
                 address: address.to_string(),
                 seconds: timeout.as_secs_f64(),
             })??;
-    Comm::open(reader, writer, local, address.clone(), config).await
+    Comm::open(
+        reader,
+        writer,
+        local,
+        address.clone(),
+        config,
+        accepts,
+        None,
+    )
+    .await
 }

@@ -8,7 +8,11 @@ use ferry_wire::{FRAME_ALIGN, FrameBuffers};
 /// Frames smaller than this get a buffer of their own; pooling them would cost more than it saves.
 pub(crate) const POOLED_MIN: usize = 64 << 10;
 
-/// Buffers of one comm that its frames no longer use, up to a byte budget. The reader takes a
+/// Buffers that frames no longer use, up to a byte budget: one pool per [`Listener`] shared by
+/// all its connections (so idle peers cannot each keep a budget's worth), or one per comm
+/// opened by [`connect`](crate::connect).
+///
+/// [`Listener`]: crate::Listener The reader takes a
 /// warm buffer only when one already has room for the whole frame; otherwise it starts a new
 /// one and grows it as the frame's bytes arrive, so a declared length reserves nothing.
 pub(crate) struct Pool {
@@ -25,8 +29,7 @@ impl Pool {
     }
 
     /// Bytes of buffers held for reuse.
-    #[cfg(test)]
-    fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         let free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         free.iter().map(Vec::capacity).sum()
     }

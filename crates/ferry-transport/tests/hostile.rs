@@ -1,7 +1,7 @@
 //! Hostile and broken peers, from raw sockets: each costs its own connection a typed error, and
 //! a well-behaved client connecting afterwards to the same listener is still served.
 
-use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -482,22 +482,25 @@ async fn a_real_client_reports_a_version_mismatch() {
 /// A type that only the `custom` family serializes.
 struct Secret(u64);
 
-fn registry() -> Arc<Registry> {
-    let mut registry = Registry::new();
-    registry
-        .register::<Secret, _, _>(
-            "test.Secret",
-            |secret, _| Ok(Dumped::new(Value::from(secret.0), vec![])),
-            |loaded, _| Ok(Secret(loaded.meta.as_u64().ok_or("not a number")?)),
-        )
-        .unwrap();
-    Arc::new(registry)
+fn registry() -> &'static Registry {
+    static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+        let mut registry = Registry::new();
+        registry
+            .register::<Secret, _, _>(
+                "test.Secret",
+                |secret, _| Ok(Dumped::new(Value::from(secret.0), vec![])),
+                |loaded, _| Ok(Secret(loaded.meta.as_u64().ok_or("not a number")?)),
+            )
+            .unwrap();
+        registry
+    });
+    &REGISTRY
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_family_the_receiver_does_not_accept() {
     let mut config = Config::new("server");
-    config.accepts = vec!["serde".into()];
+    config.accepts = Some(vec!["serde".into()]);
     let mut listener = listen(&"tcp://127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();

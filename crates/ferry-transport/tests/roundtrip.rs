@@ -39,14 +39,14 @@ fn address(kind: &str) -> Address {
 
 fn server_config() -> Config {
     let mut config = Config::new("server");
-    config.accepts = vec!["serde".into(), "x-family".into()];
+    config.accepts = Some(vec!["serde".into(), "x-family".into()]);
     config.limits.max_message_bytes = 1 << 30;
     config
 }
 
 fn client_config() -> Config {
     let mut config = Config::new("client");
-    config.accepts = vec!["custom".into()];
+    config.accepts = Some(vec!["custom".into()]);
     config.limits.max_message_bytes = 512 << 20;
     config
 }

@@ -11,6 +11,10 @@
 //! | `transport` (default) | [`transport`] | `ferry-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
 //! | `persist` (default) | [`persist`] | `ferry-persist`: a durable, checksummed log of messages |
 //!
+//! With `transport`, [`connect`] and [`listen`] give [`Endpoint`](transport::Endpoint)s over
+//! the default [`registry`]: `endpoint.send(&value)` and `endpoint.recv()` are the whole API of
+//! a first program (see the README's quickstart, below the table of crates on crates.io).
+//!
 //! ```
 //! use ferry::prelude::*;
 //!
@@ -41,6 +45,11 @@ pub use ferry_transport as transport;
 #[doc(inline)]
 pub use ferry_persist as persist;
 
+#[cfg(feature = "transport")]
+mod short;
+#[cfg(feature = "transport")]
+pub use short::{Listener, connect, listen, registry};
+
 /// The names most programs need, for a glob import.
 ///
 /// ```
@@ -53,11 +62,18 @@ pub mod prelude {
     pub use ferry_array::{Array, ArrayFamily, DType};
     #[cfg(feature = "family")]
     pub use ferry_family::{Buffer, Context, Registry};
+    #[cfg(feature = "persist")]
+    pub use ferry_persist::{Durable, Log};
+    #[cfg(feature = "transport")]
+    pub use ferry_transport::Endpoint;
     #[cfg(feature = "wire")]
     pub use ferry_wire::{Decoder, Encoder, Frame, Header, Limits, Message};
+
+    #[cfg(feature = "transport")]
+    pub use crate::{connect, listen};
 }
 
 // The README's quickstart is compiled and run as a doctest, so it cannot rot.
-#[cfg(all(doctest, feature = "wire"))]
+#[cfg(all(doctest, feature = "transport"))]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;

@@ -5,12 +5,11 @@
 
 use std::error::Error;
 use std::process::{Child, Command, ExitStatus};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry::array::Array;
 use ferry::family::Registry;
-use ferry::transport::{Config, Endpoint, connect, listen};
+use ferry::transport::{Config, Endpoint, listen};
 use ferry::wire::Message;
 use serde::{Deserialize, Serialize};
 
@@ -81,20 +80,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Box<dyn Error>> {
 
 /// Receives the next message as an array, and says whether its data is a view of the received
 /// frame (a per-process pointer check).
-async fn recv_array(
-    endpoint: &mut Endpoint,
-    registry: &Registry,
-) -> Result<(Array, bool), Box<dyn Error>> {
+async fn recv_array(endpoint: &mut Endpoint<'_>) -> Result<(Array, bool), Box<dyn Error>> {
     let message: Message = endpoint
-        .comm()
-        .recv()
+        .recv_message()
         .await?
         .ok_or("the connection closed before an array")?;
-    let comm = endpoint.comm();
-    let array: Array = registry
-        .session(comm.context())
-        .with_deserializers(comm.accepts())?
-        .deserialize(&message)?;
+    let array: Array = endpoint.decode(&message).await?;
     let data = array.data().as_ptr() as usize;
     let uncopied = message.frames.iter().any(|frame| {
         let start = frame.as_ptr() as usize;
@@ -135,7 +126,7 @@ impl Drop for Reaper {
 
 pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!("ferry demo: two processes over tcp://, through ferry-transport");
-    let registry = Arc::new(registry()?);
+    let registry = registry()?;
     let rt = runtime()?;
     let mut listener = rt.block_on(listen(
         &"tcp://127.0.0.1:0".parse()?,
@@ -150,18 +141,17 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let pid = reaper.0.as_ref().map_or(0, Child::id);
 
     let talk = async {
-        let comm = tokio::time::timeout(Duration::from_secs(10), async {
-            listener.accept().await?.handshake().await
+        let mut endpoint = tokio::time::timeout(Duration::from_secs(10), async {
+            Endpoint::handshake(listener.accept().await?, &registry).await
         })
         .await
         .map_err(|_| "the peer did not connect within 10 s")??;
         println!(
             "  processes         this one (pid {}) at {address} <-> peer `{}` (pid {pid}) from {}",
             std::process::id(),
-            comm.peer().identity,
-            comm.remote_address()
+            endpoint.peer().identity,
+            endpoint.remote_address()
         );
-        let mut endpoint = Endpoint::new(comm, registry.clone())?;
         exchange(&mut endpoint, &registry, args).await
     };
     let outcome = rt.block_on(async { tokio::time::timeout(DEADLINE, talk).await });
@@ -185,7 +175,7 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 
 /// The demo's side of the exchange.
 async fn exchange(
-    endpoint: &mut Endpoint,
+    endpoint: &mut Endpoint<'_>,
     registry: &Registry,
     args: &Args,
 ) -> Result<(), Box<dyn Error>> {
@@ -260,7 +250,7 @@ async fn exchange(
         })?;
         let start = Instant::now();
         endpoint.send(&array).await?;
-        let (echo, uncopied) = recv_array(endpoint, registry).await?;
+        let (echo, uncopied) = recv_array(endpoint).await?;
         let ack: Ack = endpoint.recv().await?.ok_or("the peer hung up")?;
         elapsed += start.elapsed();
         bytes += 2 * array.len() * 8;
@@ -306,23 +296,23 @@ async fn exchange(
 
 /// `ferry demo-peer`: the other process of the demo's fourth part.
 pub(crate) fn peer(args: &PeerArgs) -> Result<(), Box<dyn Error>> {
-    let registry = Arc::new(registry()?);
+    let registry = registry()?;
     let rt = runtime()?;
     rt.block_on(async {
-        tokio::time::timeout(DEADLINE, serve(&args.connect, registry))
+        tokio::time::timeout(DEADLINE, serve(&args.connect, &registry))
             .await
             .map_err(|_| format!("the peer gave up after {} s", DEADLINE.as_secs()))?
     })
 }
 
 /// The peer's side of the exchange: acknowledge, echo, then wait for the demo to hang up.
-async fn serve(address: &str, registry: Arc<Registry>) -> Result<(), Box<dyn Error>> {
-    let comm = connect(
+async fn serve(address: &str, registry: &Registry) -> Result<(), Box<dyn Error>> {
+    let mut endpoint = Endpoint::connect(
         &address.parse()?,
         Config::new(format!("ferry-demo-peer-{}", std::process::id())),
+        registry,
     )
     .await?;
-    let mut endpoint = Endpoint::new(comm, registry.clone())?;
     let plan: Plan = endpoint.recv().await?.ok_or("no plan")?;
 
     let mut seq_sum = 0u64;
@@ -344,7 +334,7 @@ async fn serve(address: &str, registry: Arc<Registry>) -> Result<(), Box<dyn Err
     endpoint.send_dyn(human).await?;
 
     for _ in 0..plan.arrays {
-        let (array, uncopied) = recv_array(&mut endpoint, &registry).await?;
+        let (array, uncopied) = recv_array(&mut endpoint).await?;
         let aligned = (array.data().as_ptr() as usize).is_multiple_of(64);
         // The echo goes out straight from the received buffer.
         endpoint.send(&array).await?;
