@@ -805,22 +805,7 @@ impl RecvHalf {
         loop {
             match self.reader.read(&mut self.rbuf) {
                 Ok(Some(Received::Message(raw))) => return Ok(Some(raw)),
-                Ok(Some(Received::Close(close))) => {
-                    let going_away = close.code == CloseCode::GoingAway;
-                    if going_away {
-                        self.ended = true;
-                        return Ok(None);
-                    }
-                    *self
-                        .shared
-                        .peer_close
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(close);
-                    return Err(self
-                        .shared
-                        .closed_by_peer()
-                        .unwrap_or(TransportError::Closed));
-                }
+                Ok(Some(Received::Close(close))) => return self.closed(close).map(|()| None),
                 Ok(None) => {}
                 Err(source) => return Err(self.refuse(source).await),
             }
@@ -905,21 +890,27 @@ impl RecvHalf {
         if self.rbuf.starts_with(&CLOSE_MARKER)
             && let Ok(Some(Received::Close(close))) = self.reader.read(&mut self.rbuf)
         {
-            if close.code == CloseCode::GoingAway {
-                self.ended = true;
-                return Ok(());
-            }
-            *self
-                .shared
-                .peer_close
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(close);
-            return Err(self
-                .shared
-                .closed_by_peer()
-                .unwrap_or(TransportError::Closed));
+            return self.closed(close);
         }
         Ok(())
+    }
+
+    /// The peer's close message arrived: a going-away close is a clean end (`Ok`); any other is
+    /// kept for both halves to report, and is this call's error.
+    fn closed(&mut self, close: CloseMessage) -> Result<(), TransportError> {
+        if close.code == CloseCode::GoingAway {
+            self.ended = true;
+            return Ok(());
+        }
+        *self
+            .shared
+            .peer_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(close);
+        Err(self
+            .shared
+            .closed_by_peer()
+            .unwrap_or(TransportError::Closed))
     }
 
     /// After a failed send: reads on for the peer's close message, keeping the messages before
