@@ -24,11 +24,15 @@ impl Drop for Server {
 
 #[test]
 fn a_listener_out_of_descriptors_keeps_serving() {
+    // The same test binary, run again under `ulimit -n 64` with CHILD set, is the server.
+    if std::env::var_os(CHILD).is_some() {
+        echo_server_under_64_descriptors();
+    }
     let exe = std::env::current_exe().unwrap();
     let mut server = Server(
         Command::new("sh")
             .arg("-c")
-            .arg(r#"ulimit -n 64 && exec "$0" --exact echo_server_under_64_descriptors --ignored --nocapture --test-threads=1"#)
+            .arg(r#"ulimit -n 64 && exec "$0" --exact a_listener_out_of_descriptors_keeps_serving --nocapture --test-threads=1"#)
             .arg(&exe)
             .env(CHILD, "1")
             .stdout(Stdio::piped())
@@ -111,15 +115,10 @@ fn a_listener_out_of_descriptors_keeps_serving() {
     );
 }
 
-/// The server the test above runs in a child process under `ulimit -n 64`.
-#[test]
-#[ignore = "run by a_listener_out_of_descriptors_keeps_serving in a child with 64 descriptors"]
-fn echo_server_under_64_descriptors() {
-    assert_eq!(
-        std::env::var(CHILD).as_deref(),
-        Ok("1"),
-        "run by a_listener_out_of_descriptors_keeps_serving"
-    );
+/// The server the test above runs in a child process under `ulimit -n 64` (a plain function, not
+/// an ignored test, so that `--run-ignored` never starts it on its own). It never returns: it
+/// serves until killed, or panics when the accept loop ends.
+fn echo_server_under_64_descriptors() -> ! {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
