@@ -1,4 +1,4 @@
-//! ferry-array benchmarks: encoding and decoding f64 arrays of 1 KiB to 1 GiB through the array
+//! pontoon-array benchmarks: encoding and decoding f64 arrays of 1 KiB to 1 GiB through the array
 //! family must not grow with the size (the data is never copied); and an Arrow record batch
 //! through the arrow family and the wire, next to arrow-ipc's own stream writer and reader.
 
@@ -11,10 +11,10 @@ use arrow_array::{ArrayRef, Float32Array, Float64Array, Int64Array, RecordBatch,
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use ferry::array::arrow::ArrowFamily;
-use ferry::array::{Array, ArrayFamily};
-use ferry::family::Registry;
-use ferry::wire::{Encoder, Limits, decode_message};
+use pontoon::array::arrow::ArrowFamily;
+use pontoon::array::{Array, ArrayFamily};
+use pontoon::family::Registry;
+use pontoon::wire::{Encoder, Limits, decode_message};
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
@@ -72,14 +72,14 @@ fn record_batch() -> RecordBatch {
     .unwrap()
 }
 
-/// The batch as one contiguous ferry message: the arrow family's metadata and frames, encoded.
-fn ferry_serialize(registry: &Registry, encoder: &Encoder, batch: &RecordBatch) -> bytes::Bytes {
+/// The batch as one contiguous pontoon message: the arrow family's metadata and frames, encoded.
+fn pontoon_serialize(registry: &Registry, encoder: &Encoder, batch: &RecordBatch) -> bytes::Bytes {
     let message = registry.serialize_dyn(batch).unwrap();
     encoder.encode(&message).unwrap().to_bytes()
 }
 
-/// The batch back from [`ferry_serialize`]'s bytes, its columns views of them.
-fn ferry_deserialize(registry: &Registry, limits: &Limits, bytes: bytes::Bytes) -> RecordBatch {
+/// The batch back from [`pontoon_serialize`]'s bytes, its columns views of them.
+fn pontoon_deserialize(registry: &Registry, limits: &Limits, bytes: bytes::Bytes) -> RecordBatch {
     let message = decode_message(bytes, limits).unwrap();
     let value = registry.deserialize_dyn(&message).unwrap();
     *value.downcast::<RecordBatch>().unwrap()
@@ -98,7 +98,7 @@ fn ipc_read(stream: &[u8]) -> RecordBatch {
     reader.next().unwrap().unwrap()
 }
 
-/// One record batch of 4 columns x 1,000,000 rows, through ferry (the arrow family, then the
+/// One record batch of 4 columns x 1,000,000 rows, through pontoon (the arrow family, then the
 /// wire to one contiguous buffer and back) and through arrow-ipc's stream writer and reader:
 /// same batch, same run.
 fn record_batches(c: &mut Criterion) {
@@ -115,9 +115,9 @@ fn record_batches(c: &mut Criterion) {
 
     // Built once, outside the timing; both ways are checked to give the batch back.
     let batch = record_batch();
-    let ferry_bytes = ferry_serialize(&registry, &encoder, &batch);
+    let pontoon_bytes = pontoon_serialize(&registry, &encoder, &batch);
     assert_eq!(
-        ferry_deserialize(&registry, &limits, ferry_bytes.clone()),
+        pontoon_deserialize(&registry, &limits, pontoon_bytes.clone()),
         batch
     );
     let ipc_stream = ipc_write(&batch);
@@ -128,23 +128,23 @@ fn record_batches(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    group.bench_function("ferry-roundtrip", |b| {
+    group.bench_function("pontoon-roundtrip", |b| {
         b.iter(|| {
-            let bytes = ferry_serialize(&registry, &encoder, black_box(&batch));
-            ferry_deserialize(&registry, &limits, bytes)
+            let bytes = pontoon_serialize(&registry, &encoder, black_box(&batch));
+            pontoon_deserialize(&registry, &limits, bytes)
         })
     });
     group.bench_function("arrow-ipc-roundtrip", |b| {
         b.iter(|| ipc_read(&ipc_write(black_box(&batch))))
     });
-    group.bench_function("ferry-serialize", |b| {
-        b.iter(|| ferry_serialize(&registry, &encoder, black_box(&batch)))
+    group.bench_function("pontoon-serialize", |b| {
+        b.iter(|| pontoon_serialize(&registry, &encoder, black_box(&batch)))
     });
     group.bench_function("arrow-ipc-write", |b| {
         b.iter(|| ipc_write(black_box(&batch)))
     });
-    group.bench_function("ferry-deserialize", |b| {
-        b.iter(|| ferry_deserialize(&registry, &limits, black_box(ferry_bytes.clone())))
+    group.bench_function("pontoon-deserialize", |b| {
+        b.iter(|| pontoon_deserialize(&registry, &limits, black_box(pontoon_bytes.clone())))
     });
     group.bench_function("arrow-ipc-read", |b| {
         b.iter(|| ipc_read(black_box(&ipc_stream)))

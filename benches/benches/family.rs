@@ -1,4 +1,4 @@
-//! ferry-family benchmarks: the Registry next to the bare serde encoder it wraps, buffers that
+//! pontoon-family benchmarks: the Registry next to the bare serde encoder it wraps, buffers that
 //! must not cost more as they grow (they travel as frames), and the `log` and `mesh` data sets of
 //! rust_serialization_benchmark next to rmp-serde, postcard and bitcode, all through serde.
 
@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use ferry::family::{Registry, binary};
-use ferry_benches::{LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished};
+use pontoon::family::{Registry, binary};
+use pontoon_benches::{LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -59,7 +59,7 @@ fn small(c: &mut Criterion) {
     group.finish();
 }
 
-/// A model whose weights are a [`ferry::family::Buffer`] of 1 MiB and of 100 MiB: the weights
+/// A model whose weights are a [`pontoon::family::Buffer`] of 1 MiB and of 100 MiB: the weights
 /// go out as a frame and come back as a view of it, so neither way should grow with them.
 fn buffer(c: &mut Criterion) {
     let registry = Registry::new();
@@ -78,7 +78,7 @@ fn buffer(c: &mut Criterion) {
     group.finish();
 }
 
-/// Benches `value` both ways through ferry's Registry, rmp-serde, postcard and bitcode, in the
+/// Benches `value` both ways through pontoon's Registry, rmp-serde, postcard and bitcode, in the
 /// group `family/{name}`. Each deserializes from bytes it encoded once, outside the timing.
 fn versus_peers<T>(c: &mut Criterion, name: &str, value: &T)
 where
@@ -96,10 +96,10 @@ where
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
 
-    group.bench_function("ferry-serialize", |b| {
+    group.bench_function("pontoon-serialize", |b| {
         b.iter(|| registry.serialize(black_box(value)).unwrap())
     });
-    group.bench_function("ferry-deserialize", |b| {
+    group.bench_function("pontoon-deserialize", |b| {
         b.iter(|| registry.deserialize::<T>(black_box(&message)).unwrap())
     });
     group.bench_function("rmp-serde-serialize", |b| {

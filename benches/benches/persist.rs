@@ -1,9 +1,9 @@
-//! ferry-persist benchmarks: durable appends under each policy and recovery at open, each next
+//! pontoon-persist benchmarks: durable appends under each policy and recovery at open, each next
 //! to a raw `std::fs` baseline measured in the same run, in the same directory root.
 //!
 //! A record's message is a tiny header (`"rec"`) and one payload frame. The raw baselines write
-//! as many bytes per record as ferry's record takes in the segment file (32-byte record header
-//! plus the ferry-wire encoding; printed to stderr): 196 bytes for a 100-byte payload and 4,192
+//! as many bytes per record as pontoon's record takes in the segment file (32-byte record header
+//! plus the pontoon-wire encoding; printed to stderr): 196 bytes for a 100-byte payload and 4,192
 //! for a 4 KiB one at the time of writing.
 //!
 //! - `persist/always`: one 4 KiB record per `Log::append` under `Durability::Always`, next to a
@@ -14,7 +14,7 @@
 //!   records at a time (one `write_all` of 100 records' bytes) then one `sync_data`. Each
 //!   append's acknowledgement latency (the time `append` takes) is kept; its median and p99
 //!   and the records per `fdatasync` are printed to stderr and written to
-//!   `target/ferry-bench/persist-latency.txt` (warm-up appends included).
+//!   `target/pontoon-bench/persist-latency.txt` (warm-up appends included).
 //! - `persist/pipelined`: one thread under `GroupCommit`, `Log::submit` in a loop with at most
 //!   1024 records not yet durable, ending with `wait_durable` of the last, so every record
 //!   counted is durable; compared with the same raw batch-of-100 baseline.
@@ -37,10 +37,10 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use ferry::persist::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
-use ferry::persist::{Durability, Log, LogOptions};
-use ferry::wire::{Encoder, Header, Message};
-use ferry_benches::payload;
+use pontoon::persist::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use pontoon::persist::{Durability, Log, LogOptions};
+use pontoon::wire::{Encoder, Header, Message};
+use pontoon_benches::payload;
 
 /// Concurrent appenders in `persist/group`.
 const APPENDERS: u64 = 64;
@@ -58,10 +58,10 @@ const RECOVERY_LOG_BYTES: u64 = 256 << 20;
 struct Scratch(PathBuf);
 
 impl Scratch {
-    /// Creates `target/tmp/ferry-bench-persist-<pid>-<name>`, emptied first.
+    /// Creates `target/tmp/pontoon-bench-persist-<pid>-<name>`, emptied first.
     fn new(name: &str) -> Scratch {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("ferry-bench-persist-{}-{name}", std::process::id()));
+            .join(format!("pontoon-bench-persist-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Scratch(path)
@@ -93,7 +93,7 @@ fn record(len: usize) -> Message {
     Message::new(Header::from_serde(&"rec").unwrap(), vec![payload(len)])
 }
 
-/// The bytes `message` takes in a segment file: record header plus ferry-wire encoding.
+/// The bytes `message` takes in a segment file: record header plus pontoon-wire encoding.
 fn record_len(message: &Message) -> usize {
     let encoded = Encoder::default().encode(message).unwrap().len();
     RECORD_HEADER_LEN + usize::try_from(encoded).unwrap()
@@ -125,10 +125,10 @@ fn per_sync(log: &Log) -> f64 {
     stats.appends as f64 / stats.syncs.max(1) as f64
 }
 
-/// The lines of `target/ferry-bench/persist-latency.txt` written so far in this run.
+/// The lines of `target/pontoon-bench/persist-latency.txt` written so far in this run.
 static LATENCY_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Adds a line to `target/ferry-bench/persist-latency.txt` (rewritten whole, so it holds this
+/// Adds a line to `target/pontoon-bench/persist-latency.txt` (rewritten whole, so it holds this
 /// run's lines only).
 fn record_latency_line(line: String) {
     let mut lines = LATENCY_LINES.lock().unwrap();
@@ -136,9 +136,9 @@ fn record_latency_line(line: String) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target/tmp has a parent")
-        .join("ferry-bench");
+        .join("pontoon-bench");
     let mut text = String::from(
-        "# ferry-persist acknowledgement latency, from benches/benches/persist.rs (latest run)\n\
+        "# pontoon-persist acknowledgement latency, from benches/benches/persist.rs (latest run)\n\
          # benchmark | appenders | records | median ack µs | p99 ack µs | records per fdatasync\n",
     );
     for line in lines.iter() {
@@ -167,16 +167,16 @@ fn always(c: &mut Criterion) {
     let message = record(4 << 10);
     // Both directories are removed only at the end, so that removing one benchmark's files
     // does not disturb the other's fdatasyncs.
-    let (ferry_dir, raw_dir) = (Scratch::new("always-ferry"), Scratch::new("always-raw"));
+    let (pontoon_dir, raw_dir) = (Scratch::new("always-pontoon"), Scratch::new("always-raw"));
     {
-        let log = open_log(ferry_dir.path(), Durability::Always);
-        group.bench_function("ferry-4KiB", |b| {
+        let log = open_log(pontoon_dir.path(), Durability::Always);
+        group.bench_function("pontoon-4KiB", |b| {
             b.iter(|| log.append(0, &message).unwrap())
         });
         if log.stats().appends > 0 {
             eprintln!(
                 "{}",
-                sync_summary("persist/always/ferry-4KiB", &log, &message)
+                sync_summary("persist/always/pontoon-4KiB", &log, &message)
             );
         }
     }
@@ -203,12 +203,12 @@ fn group_commit(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let message = record(100);
     // Removed only at the end (see `always`).
-    let (ferry_dir, raw_dir) = (Scratch::new("group-ferry"), Scratch::new("group-raw"));
+    let (pontoon_dir, raw_dir) = (Scratch::new("group-pontoon"), Scratch::new("group-raw"));
     {
-        let log = open_log(ferry_dir.path(), Durability::GroupCommit);
+        let log = open_log(pontoon_dir.path(), Durability::GroupCommit);
         // Every acknowledgement of the benchmark (warm-up included).
         let mut latencies: Vec<Duration> = Vec::new();
-        group.bench_function("ferry-64x100B", |b| {
+        group.bench_function("pontoon-64x100B", |b| {
             b.iter_custom(|iters| {
                 let barrier = Barrier::new(APPENDERS as usize + 1);
                 let (elapsed, per_thread) = std::thread::scope(|s| {
@@ -251,10 +251,10 @@ fn group_commit(c: &mut Criterion) {
             );
             eprintln!(
                 "{}",
-                sync_summary("persist/group/ferry-64x100B", &log, &message)
+                sync_summary("persist/group/pontoon-64x100B", &log, &message)
             );
             record_latency_line(format!(
-                "persist/group/ferry-64x100B | {APPENDERS} | {} | {:.0} | {:.0} | {per_sync:.1}",
+                "persist/group/pontoon-64x100B | {APPENDERS} | {} | {:.0} | {:.0} | {per_sync:.1}",
                 latencies.len(),
                 median.as_secs_f64() * 1e6,
                 p99.as_secs_f64() * 1e6,
@@ -290,9 +290,9 @@ fn pipelined(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
     group.throughput(Throughput::Elements(1));
     let message = record(100);
-    let scratch = Scratch::new("pipelined-ferry");
+    let scratch = Scratch::new("pipelined-pontoon");
     let log = open_log(scratch.path(), Durability::GroupCommit);
-    group.bench_function("ferry-100B", |b| {
+    group.bench_function("pontoon-100B", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             let mut last = 0;
@@ -309,11 +309,11 @@ fn pipelined(c: &mut Criterion) {
     if log.stats().appends > 0 {
         eprintln!(
             "{}",
-            sync_summary("persist/pipelined/ferry-100B", &log, &message)
+            sync_summary("persist/pipelined/pontoon-100B", &log, &message)
         );
         let stats = log.stats();
         record_latency_line(format!(
-            "persist/pipelined/ferry-100B | 1 | {} | - | - | {:.1}",
+            "persist/pipelined/pontoon-100B | 1 | {} | - | - | {:.1}",
             stats.appends,
             per_sync(&log)
         ));
@@ -401,7 +401,7 @@ fn recovery(c: &mut Criterion) {
         })
     };
 
-    group.bench_function("ferry-open", |b| {
+    group.bench_function("pontoon-open", |b| {
         let built = log();
         b.iter(|| {
             // The log holds the directory's lock: dropped each iteration.

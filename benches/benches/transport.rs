@@ -1,4 +1,4 @@
-//! ferry-transport benchmarks: one-way throughput of messages with one payload frame (1 KiB to
+//! pontoon-transport benchmarks: one-way throughput of messages with one payload frame (1 KiB to
 //! 100 MiB) over tcp:// and unix://, next to plain tokio sockets moving the same bytes; and small
 //! header-only messages pipelined on one connection, flushed every 1, 16 or 256 messages.
 //!
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ferry::transport::{Address, Comm, Config, connect, listen};
-use ferry::wire::{Header, Message};
-use ferry_benches::{TaskFinished, payload};
+use pontoon::transport::{Address, Comm, Config, connect, listen};
+use pontoon::wire::{Header, Message};
+use pontoon_benches::{TaskFinished, payload};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::runtime::Runtime;
@@ -28,7 +28,7 @@ fn runtime() -> Runtime {
 
 /// A Unix socket path of its own in the temporary directory.
 fn socket_path(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("ferry-bench-{}-{name}.sock", std::process::id()));
+    let path = std::env::temp_dir().join(format!("pontoon-bench-{}-{name}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     path
 }
@@ -47,8 +47,8 @@ impl Receiver {
     }
 }
 
-/// Spawns a task that receives and discards ferry messages, batch by batch.
-fn ferry_receiver(rt: &Runtime, mut comm: Comm) -> Receiver {
+/// Spawns a task that receives and discards pontoon messages, batch by batch.
+fn pontoon_receiver(rt: &Runtime, mut comm: Comm) -> Receiver {
     let (batches, mut batch_rx) = mpsc::unbounded_channel::<u64>();
     let (done_tx, done) = mpsc::unbounded_channel();
     rt.spawn(async move {
@@ -83,8 +83,8 @@ fn raw_receiver<R: AsyncRead + Unpin + Send + 'static>(
     Receiver { batches, done }
 }
 
-/// A connected pair of ferry comms at `address` (its port or path picked here).
-async fn ferry_pair(address: &str) -> (Comm, Comm) {
+/// A connected pair of pontoon comms at `address` (its port or path picked here).
+async fn pontoon_pair(address: &str) -> (Comm, Comm) {
     let address: Address = address.parse().unwrap();
     let mut listener = listen(&address, Config::new("bench-server")).await.unwrap();
     let bound = listener.address().clone();
@@ -140,11 +140,11 @@ fn throughput(c: &mut Criterion) {
         for transport in ["tcp", "unix"] {
             let address = match transport {
                 "tcp" => "tcp://127.0.0.1:0".to_string(),
-                _ => format!("unix://{}", socket_path("ferry").display()),
+                _ => format!("unix://{}", socket_path("pontoon").display()),
             };
-            let (mut sender, receiver) = rt.block_on(ferry_pair(&address));
-            let mut receiver = ferry_receiver(&rt, receiver);
-            group.bench_function(BenchmarkId::new(format!("ferry-{transport}"), label), |b| {
+            let (mut sender, receiver) = rt.block_on(pontoon_pair(&address));
+            let mut receiver = pontoon_receiver(&rt, receiver);
+            group.bench_function(BenchmarkId::new(format!("pontoon-{transport}"), label), |b| {
                 b.iter_custom(|iters| {
                     rt.block_on(async {
                         let start = Instant::now();
@@ -196,10 +196,10 @@ fn small(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     group.throughput(Throughput::Elements(1));
     let message = Message::new(Header::from_serde(&TaskFinished::sample()).unwrap(), vec![]);
-    let (mut sender, receiver) = rt.block_on(ferry_pair("tcp://127.0.0.1:0"));
-    let mut receiver = ferry_receiver(&rt, receiver);
+    let (mut sender, receiver) = rt.block_on(pontoon_pair("tcp://127.0.0.1:0"));
+    let mut receiver = pontoon_receiver(&rt, receiver);
     for every in [1u64, 16, 256] {
-        group.bench_function(BenchmarkId::new("ferry-tcp-flush-every", every), |b| {
+        group.bench_function(BenchmarkId::new("pontoon-tcp-flush-every", every), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let start = Instant::now();

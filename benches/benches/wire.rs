@@ -1,11 +1,11 @@
-//! ferry-wire benchmarks: a small admin message next to rmp-serde, and payload messages of
+//! pontoon-wire benchmarks: a small admin message next to rmp-serde, and payload messages of
 //! growing size whose encode and decode must not grow with the payload (nothing is copied).
 
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ferry::family::Registry;
-use ferry::wire::{Decoder, Encoder, Header, Limits, Message, decode_message};
-use ferry_benches::{TaskFinished, payload};
+use pontoon::family::Registry;
+use pontoon::wire::{Decoder, Encoder, Header, Limits, Message, decode_message};
+use pontoon_benches::{TaskFinished, payload};
 use std::hint::black_box;
 
 /// The same six fields as a user's admin message travels (the Registry's header and body, the
@@ -19,7 +19,7 @@ fn small_admin_message(c: &mut Criterion) {
     let mut decoder = Decoder::without_preamble(Limits::default());
     // The receive buffer is reused, as a connection's is.
     let mut buf = BytesMut::with_capacity(4096);
-    group.bench_function("ferry", |b| {
+    group.bench_function("pontoon", |b| {
         b.iter(|| {
             let message = registry.serialize(black_box(&admin)).unwrap();
             for chunk in encoder.encode(&message).unwrap().chunks() {

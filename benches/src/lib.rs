@@ -1,8 +1,8 @@
-//! Shared fixtures for ferry's benchmarks: the messages each bench encodes, built the same way
-//! for ferry and for its peers.
+//! Shared fixtures for pontoon's benchmarks: the messages each bench encodes, built the same way
+//! for pontoon and for its peers.
 
 use bytes::Bytes;
-use ferry::family::Buffer;
+use pontoon::family::Buffer;
 use serde::{Deserialize, Serialize};
 
 /// A small administrative message of six fields, the kind a scheduler and its workers exchange
@@ -285,7 +285,7 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry::family::Registry;
+    use pontoon::family::Registry;
     use serde::de::DeserializeOwned;
     use std::any::Any;
     use std::fmt::Debug;
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(
             &registry.deserialize::<T>(&message).unwrap(),
             value,
-            "ferry"
+            "pontoon"
         );
 
         let bytes = rmp_serde::to_vec(value).unwrap();

@@ -4,9 +4,9 @@
 #![no_main]
 
 use bytes::Bytes;
-use ferry_array::{Array, ArrayFamily};
-use ferry_family::{Context, Family, Loaded, binary, rmpv};
-use ferry_wire::Limits;
+use pontoon_array::{Array, ArrayFamily};
+use pontoon_family::{Context, Family, Loaded, binary, rmpv};
+use pontoon_wire::Limits;
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(array: &Array, frame_bytes: usize) {
@@ -31,7 +31,7 @@ fn exercise(array: &Array, frame_bytes: usize) {
     assert!(contiguous == *array, "a copy equals its original");
     let _ = array.to_ndarray::<u8>();
     let _ = array.to_ndarray::<i64>();
-    let _ = ferry_array::npy::write(array);
+    let _ = pontoon_array::npy::write(array);
     let mut copy = array.clone();
     let _ = copy.make_mut::<u8, _>(|_| ());
 }

@@ -1,13 +1,13 @@
 //! Fuzz target: the arrow family's way in, on arbitrary metadata and frames. Anything may be
 //! refused with an error; nothing may panic or allocate past the limits. libFuzzer's panic hook
-//! aborts on a panic before ferry's `catch_unwind` backstop sees it, so what still reaches the
+//! aborts on a panic before pontoon's `catch_unwind` backstop sees it, so what still reaches the
 //! backstop is found as a crash.
 #![no_main]
 
 use bytes::Bytes;
-use ferry_array::arrow::{ArrowFamily, LoadError, from_arrow};
-use ferry_family::rmpv;
-use ferry_wire::Limits;
+use pontoon_array::arrow::{ArrowFamily, LoadError, from_arrow};
+use pontoon_family::rmpv;
+use pontoon_wire::Limits;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,12 +1,12 @@
 //! Fuzz target: Arrow IPC stream and file reading on arbitrary bytes. Anything may be refused
 //! with an error; nothing may panic, abort or allocate past the limits. libFuzzer's panic hook
-//! aborts on a panic before ferry's `catch_unwind` backstop sees it, so what still reaches the
+//! aborts on a panic before pontoon's `catch_unwind` backstop sees it, so what still reaches the
 //! backstop is found as a crash.
 #![no_main]
 
 use bytes::Bytes;
-use ferry_array::arrow::{IpcReadError, from_arrow, read_ipc_file, read_ipc_stream};
-use ferry_wire::Limits;
+use pontoon_array::arrow::{IpcReadError, from_arrow, read_ipc_file, read_ipc_stream};
+use pontoon_wire::Limits;
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(read: Result<Vec<arrow_array::RecordBatch>, IpcReadError>) {

@@ -7,10 +7,10 @@ use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use ferry_family::{
+use pontoon_family::{
     Buffer, Context, Dumped, Family, FamilyError, Loaded, Object, Registry, TypeName, rmpv,
 };
-use ferry_wire::{Header, Message};
+use pontoon_wire::{Header, Message};
 use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use ferry_array::npy;
+use pontoon_array::npy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +21,6 @@ fuzz_target!(|data: &[u8]| {
         .expect("a copy of bytes the file holds fits in memory");
     assert!(native == array, "the native copy equals the array");
     let chunks = npy::write(&array).expect("the array is contiguous: no copy to fail");
-    let back = npy::read(Bytes::from(chunks.concat())).expect("what ferry writes, ferry reads");
+    let back = npy::read(Bytes::from(chunks.concat())).expect("what pontoon writes, pontoon reads");
     assert!(back == array, "the file written reads as the same array");
 });

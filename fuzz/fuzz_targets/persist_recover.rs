@@ -1,4 +1,4 @@
-//! Fuzz target: ferry-persist's recovery and snapshot loading, on arbitrary segment and
+//! Fuzz target: pontoon-persist's recovery and snapshot loading, on arbitrary segment and
 //! snapshot files. Anything may be refused with an error; whatever opens must read back as
 //! valid records in sequence, and a snapshot that loads must carry the sequence its name says.
 #![no_main]
@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use ferry_persist::{Durability, Log, LogOptions, load_snapshot, snapshot_file_name};
-use ferry_wire::{Header, Limits, Message};
+use pontoon_persist::{Durability, Log, LogOptions, load_snapshot, snapshot_file_name};
+use pontoon_wire::{Header, Limits, Message};
 use libfuzzer_sys::fuzz_target;
 
 /// One directory per fuzzing process, on tmpfs when there is one (syncs cost nothing there).
@@ -17,7 +17,7 @@ fn dir() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let shm = PathBuf::from("/dev/shm");
         let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
-        base.join(format!("ferry-fuzz-persist-{}", std::process::id()))
+        base.join(format!("pontoon-fuzz-persist-{}", std::process::id()))
     })
 }
 

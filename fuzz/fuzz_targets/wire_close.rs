@@ -2,7 +2,7 @@
 //! what it accepts re-encodes to the same bytes.
 #![no_main]
 
-use ferry_wire::{CLOSE_PREFIX_LEN, CloseMessage, MAX_CLOSE_REASON_BYTES};
+use pontoon_wire::{CLOSE_PREFIX_LEN, CloseMessage, MAX_CLOSE_REASON_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

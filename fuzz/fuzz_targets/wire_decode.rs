@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use ferry_wire::{Decoder, Encoder, Limits, decode_message};
+use pontoon_wire::{Decoder, Encoder, Limits, decode_message};
 use libfuzzer_sys::fuzz_target;
 
 fn limits() -> Limits {

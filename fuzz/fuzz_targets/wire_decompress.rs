@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::{BufMut, BytesMut};
-use ferry_wire::{Limits, decode_message};
+use pontoon_wire::{Limits, decode_message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

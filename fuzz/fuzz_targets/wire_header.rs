@@ -2,7 +2,7 @@
 //! re-encode to a header that is accepted too.
 #![no_main]
 
-use ferry_wire::Header;
+use pontoon_wire::Header;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

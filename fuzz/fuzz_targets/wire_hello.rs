@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use ferry_wire::{Compression, Decoder, Hello, hello_limits, negotiate};
+use pontoon_wire::{Compression, Decoder, Hello, hello_limits, negotiate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, hello);
     for compression in [Compression::Off, Compression::Auto] {
         if let Ok(agreed) = negotiate(compression, false, &hello) {
-            assert!(agreed.send_codec == ferry_wire::Codec::None || hello.decodes.contains(&agreed.send_codec));
+            assert!(agreed.send_codec == pontoon_wire::Codec::None || hello.decodes.contains(&agreed.send_codec));
         }
     }
 });

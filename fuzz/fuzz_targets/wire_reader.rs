@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::{BufMut, BytesMut};
-use ferry_wire::{Decoder, Limits, MessageReader, Received};
+use pontoon_wire::{Decoder, Limits, MessageReader, Received};
 use libfuzzer_sys::fuzz_target;
 
 fn limits() -> Limits {
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
                     Err(_) => break 'feed,
                 },
                 Ok(Some(Received::Close(close))) => {
-                    assert!(close.reason.len() <= ferry_wire::MAX_CLOSE_REASON_BYTES);
+                    assert!(close.reason.len() <= pontoon_wire::MAX_CLOSE_REASON_BYTES);
                     closed = true;
                     break 'feed;
                 }

@@ -34,7 +34,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     // Criterion's files are only as precise as the file system's clock: round down.
     let start = whole_seconds(SystemTime::now());
 
-    let mut cmd = Cmd::cargo().args(["bench", "--package", "ferry-benches", "--bench", "*"]);
+    let mut cmd = Cmd::cargo().args(["bench", "--package", "pontoon-benches", "--bench", "*"]);
     if quick || !criterion_args.is_empty() {
         cmd = cmd.arg("--");
         if quick {
@@ -58,7 +58,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     let (ratios, problems) = read_ratios(&repo_root().join(RATIOS), &results)?;
     let report = render(quick, &results, &ratios);
     print!("{report}");
-    let report_dir = ws.target_dir.join("ferry-bench");
+    let report_dir = ws.target_dir.join("pontoon-bench");
     let report_path = report_dir.join("report.md");
     std::fs::create_dir_all(&report_dir)
         .and_then(|()| std::fs::write(&report_path, &report))
@@ -192,7 +192,7 @@ fn read_ratios(
 
 /// The markdown report: one table of benchmarks, one of ratios.
 fn render(quick: bool, results: &BTreeMap<String, Measurement>, ratios: &[RatioRow]) -> String {
-    let mut out = String::from("# ferry benchmarks\n\n");
+    let mut out = String::from("# pontoon benchmarks\n\n");
     if quick {
         out.push_str("Criterion quick mode: rough numbers.\n\n");
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask`: ferry's developer tasks (test, demo, ci, tidy, bench, fuzz, miri).
+//! `cargo xtask`: pontoon's developer tasks (test, demo, ci, tidy, bench, fuzz, miri).
 //!
 //! Run `cargo xtask help` for the list. Every task runs its commands from the repo root,
 //! echoes each command line to stderr as `$ …`, and exits non-zero with `error: …` when
@@ -43,7 +43,7 @@ const TASKS: &[Task] = &[
     Task {
         name: "demo",
         usage: "[ARGS...]",
-        about: "run `ferry demo` (release build), passing ARGS on",
+        about: "run `pontoon demo` (release build), passing ARGS on",
         run: demo::run,
     },
     Task {
@@ -55,7 +55,7 @@ const TASKS: &[Task] = &[
     Task {
         name: "tidy",
         usage: "",
-        about: "repo rules: crate layering, no tokio in ferry-wire, banned crates, //! headers, SAFETY comments",
+        about: "repo rules: crate layering, no tokio in pontoon-wire, banned crates, //! headers, SAFETY comments",
         run: tidy::run,
     },
     Task {

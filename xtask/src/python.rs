@@ -1,7 +1,7 @@
-//! The Python the interop tests run: a virtualenv at `target/ferry-venv` holding numpy and
+//! The Python the interop tests run: a virtualenv at `target/pontoon-venv` holding numpy and
 //! pyarrow from PyPI, made with `python3 -m venv` the first time and reused after that.
 //!
-//! `cargo xtask test` passes its interpreter to the tests as `FERRY_PYTHON`.
+//! `cargo xtask test` passes its interpreter to the tests as `PONTOON_PYTHON`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,14 +14,14 @@ use crate::workspace;
 const REQUIREMENTS: &[&str] = &["numpy>=2,<3", "pyarrow>=17,<24"];
 
 /// The venv's directory name, under cargo's target directory.
-const VENV: &str = "ferry-venv";
+const VENV: &str = "pontoon-venv";
 
 /// The file in the venv that records the requirements it was last installed with; a venv
 /// whose record differs from [`REQUIREMENTS`] is made anew.
-const STAMP: &str = "ferry-requirements.txt";
+const STAMP: &str = "pontoon-requirements.txt";
 
 /// The environment variable through which the tests find the venv's interpreter.
-pub(crate) const ENV: &str = "FERRY_PYTHON";
+pub(crate) const ENV: &str = "PONTOON_PYTHON";
 
 /// Makes sure the venv exists with the right packages and returns its interpreter (absolute).
 /// Prints one status line (reusing, or creating and how long it took); fails with pip's

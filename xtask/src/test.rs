@@ -1,6 +1,6 @@
 //! The `test` task: doc tests with `cargo test --doc`, then every test with cargo-nextest, both
-//! with `FERRY_PYTHON` naming the venv (see [`crate::python`]) that the numpy interop tests run.
-//! On Linux it also makes sure `strace` is present: ferry-persist's power-loss test watches the
+//! with `PONTOON_PYTHON` naming the venv (see [`crate::python`]) that the numpy interop tests run.
+//! On Linux it also makes sure `strace` is present: pontoon-persist's power-loss test watches the
 //! writer's `fdatasync` calls through it.
 //!
 //! Tests that need a lot of memory are `#[ignore = "large: …"]` and named `large_…`; tests
@@ -47,7 +47,7 @@ pub(crate) fn run_default() -> Result {
 
 /// Installs nextest if needed, makes (or reuses) the venv the numpy interop tests run, runs the
 /// doc tests, then (last, so its summary line ends the output) nextest; both get the venv's
-/// interpreter as `FERRY_PYTHON`.
+/// interpreter as `PONTOON_PYTHON`.
 fn run_selection(selection: Selection) -> Result {
     ensure_tool(
         "cargo-nextest",

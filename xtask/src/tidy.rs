@@ -2,7 +2,7 @@
 //!
 //! 1. Layering: a crate may depend only on crates of a lower layer ([`LAYERS`]): checked on the
 //!    dependencies each Cargo.toml declares, and on the whole graph with `cargo tree -i`.
-//! 2. ferry-wire does not depend on tokio, even indirectly.
+//! 2. pontoon-wire does not depend on tokio, even indirectly.
 //! 3. Cargo.lock holds no unmaintained crate ([`BANNED`]).
 //! 4. Every `.rs` file starts with a `//!` line saying what it holds.
 //! 5. Every `unsafe {` block and `unsafe impl` in crates/ has a `// SAFETY:` comment just above.
@@ -16,21 +16,21 @@ use crate::workspace::{self, Workspace, is_comment_line, relative, word_position
 /// The layer of every layered workspace crate. A crate may depend only on crates of a lower
 /// layer. A new crate must be added here (or to [`UNLAYERED`]).
 const LAYERS: &[(&str, u32)] = &[
-    ("ferry-wire", 0),
-    ("ferry-family", 1),
-    ("ferry-array", 2),
-    ("ferry-pickle", 2),
-    ("ferry-transport", 3),
-    ("ferry-persist", 3),
-    ("ferry-store", 4),
-    ("ferry-dask", 5),
-    ("ferry", 6),
-    ("ferry-cli", 7),
+    ("pontoon-wire", 0),
+    ("pontoon-family", 1),
+    ("pontoon-array", 2),
+    ("pontoon-pickle", 2),
+    ("pontoon-transport", 3),
+    ("pontoon-persist", 3),
+    ("pontoon-store", 4),
+    ("pontoon-dask", 5),
+    ("pontoon", 6),
+    ("pontoon-cli", 7),
 ];
 
 /// Workspace crates outside the layering: they may depend on anything, nothing may depend on
 /// them.
-const UNLAYERED: &[&str] = &["xtask", "ferry-benches"];
+const UNLAYERED: &[&str] = &["xtask", "pontoon-benches"];
 
 /// Crates Cargo.lock must not hold, and why.
 const BANNED: &[(&str, &str)] = &[
@@ -206,14 +206,14 @@ fn tree_dependents<'a>(tree: &'a str, name: &str) -> Vec<&'a str> {
     dependents
 }
 
-/// Check 2: `cargo tree -p ferry-wire` (normal and build dependencies, all features, all
+/// Check 2: `cargo tree -p pontoon-wire` (normal and build dependencies, all features, all
 /// targets) names no `tokio` or `tokio-*` crate.
 fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
-    let Some(wire) = ws.packages.iter().find(|p| p.name == "ferry-wire") else {
+    let Some(wire) = ws.packages.iter().find(|p| p.name == "pontoon-wire") else {
         return Ok(Vec::new());
     };
     let tree = Cmd::cargo()
-        .args(["tree", "--package", "ferry-wire", "--edges", "normal,build"])
+        .args(["tree", "--package", "pontoon-wire", "--edges", "normal,build"])
         .args(["--prefix", "none", "--all-features", "--target", "all"])
         .output()?;
     let manifest = std::fs::read_to_string(&wire.manifest_path).unwrap_or_default();
@@ -229,7 +229,7 @@ fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
         .map(|name| Violation {
             path: relative(&wire.manifest_path),
             line: dependency_line(&manifest, "tokio"),
-            message: format!("ferry-wire must not depend on tokio (it pulls in `{name}`)"),
+            message: format!("pontoon-wire must not depend on tokio (it pulls in `{name}`)"),
         })
         .collect())
 }
@@ -362,12 +362,12 @@ mod tests {
 
     #[test]
     fn tree_dependents_lists_each_crate_below_the_root_once() {
-        let tree = "ferry-wire v0.1.0 (/r/crates/ferry-wire)\n\
-                    ferry v0.1.0 (/r/crates/ferry)\n\
-                    ferry-cli v0.1.0 (/r/crates/ferry-cli)\n\
-                    ferry v0.1.0 (/r/crates/ferry) (*)\n";
-        assert_eq!(tree_dependents(tree, "ferry-wire"), ["ferry", "ferry-cli"]);
-        assert!(tree_dependents("ferry-cli v0.1.0 (/r)\n", "ferry-cli").is_empty());
+        let tree = "pontoon-wire v0.1.0 (/r/crates/pontoon-wire)\n\
+                    pontoon v0.1.0 (/r/crates/pontoon)\n\
+                    pontoon-cli v0.1.0 (/r/crates/pontoon-cli)\n\
+                    pontoon v0.1.0 (/r/crates/pontoon) (*)\n";
+        assert_eq!(tree_dependents(tree, "pontoon-wire"), ["pontoon", "pontoon-cli"]);
+        assert!(tree_dependents("pontoon-cli v0.1.0 (/r)\n", "pontoon-cli").is_empty());
     }
 
     #[test]
@@ -397,8 +397,8 @@ fn b() {
 
     #[test]
     fn finds_dependency_lines() {
-        let manifest = "[package]\nname = \"ferry-wire\"\n[dependencies]\nferry-wirex = 1\nferry.workspace = true\n";
-        assert_eq!(dependency_line(manifest, "ferry"), 5);
+        let manifest = "[package]\nname = \"pontoon-wire\"\n[dependencies]\npontoon-wirex = 1\npontoon.workspace = true\n";
+        assert_eq!(dependency_line(manifest, "pontoon"), 5);
         assert_eq!(dependency_line(manifest, "tokio"), 1);
     }
 

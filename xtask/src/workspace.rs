@@ -9,7 +9,7 @@ use crate::cmd::{Cmd, Result, repo_root};
 
 /// One workspace member, as `cargo metadata --no-deps` describes it.
 pub(crate) struct Package {
-    /// The package name, e.g. `ferry-wire`.
+    /// The package name, e.g. `pontoon-wire`.
     pub(crate) name: String,
     /// The absolute path of its `Cargo.toml`.
     pub(crate) manifest_path: PathBuf,

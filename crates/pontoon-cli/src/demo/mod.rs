@@ -1,0 +1,92 @@
+//! `pontoon demo`: the main job, on embedded defaults; it grows with every capability of pontoon.
+//!
+//! Each part shows one layer at work: pontoon-wire moving a mixed message without copying its
+//! payload, then pontoon-family moving typed values (a type with its own serializer, a struct with
+//! out-of-band buffers) across the same wire, then pontoon-array: a struct holding a large array
+//! that arrives as a view of the received frame, then pontoon-transport: two processes
+//! exchanging admin messages, a custom type and large arrays over tcp://, and last
+//! pontoon-persist: a durable state whose writer is killed with SIGKILL and that is reopened with
+//! nothing acknowledged lost.
+
+mod array;
+mod family;
+mod persist;
+mod transport;
+mod wire;
+
+pub(crate) use persist::{WriterArgs, writer};
+pub(crate) use transport::{PeerArgs, peer};
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use pontoon::wire::Codec;
+
+/// Options of `pontoon demo`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Size of the payload frame, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub(super) payload_mib: usize,
+    /// Compress frames with this codec where it pays: none, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = parse_codec)]
+    pub(super) codec: Codec,
+    /// Write and check a CRC32C per frame.
+    #[arg(long)]
+    pub(super) checksums: bool,
+}
+
+fn parse_codec(name: &str) -> Result<Codec, String> {
+    match name {
+        "none" => Ok(Codec::None),
+        "lz4" => Ok(Codec::Lz4),
+        "zstd" => Ok(Codec::Zstd),
+        other => Err(format!(
+            "unknown codec {other:?}: expected none, lz4 or zstd"
+        )),
+    }
+}
+
+/// Runs every part of the demo in turn.
+pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    wire::run(args)?;
+    println!();
+    family::run(args)?;
+    println!();
+    array::run(args)?;
+    println!();
+    transport::run(args)?;
+    println!();
+    persist::run()
+}
+
+pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+pub(super) fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.2} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+pub(super) fn duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    match ns {
+        n if n >= 1e9 => format!("{:.2} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
+        n => format!("{n:.0} ns"),
+    }
+}
+
+/// Payload bytes per second over `d`, in GB/s.
+pub(super) fn rate(bytes: usize, d: Duration) -> String {
+    let secs = d.as_secs_f64().max(1e-9);
+    format!("{:.1} GB/s of payload", bytes as f64 / secs / 1e9)
+}

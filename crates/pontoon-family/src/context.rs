@@ -1,0 +1,71 @@
+//! [`Context`]: what a family knows about the connection a value crosses.
+
+/// What a family knows about where a value is going or coming from: the sender's and the
+/// recipient's addresses, and whether the peer shares this machine's memory (so a family may pass
+/// a handle to shared memory instead of the bytes). Empty when there is no connection, as when a
+/// value is written to disk.
+///
+/// This is Dask's `context=` argument, typed.
+///
+/// ```
+/// use pontoon_family::Context;
+/// let context = Context::new()
+///     .sender("tcp://10.0.0.1:8786")
+///     .recipient("tcp://10.0.0.2:40000")
+///     .shares_memory(false);
+/// assert_eq!(context.recipient.as_deref(), Some("tcp://10.0.0.2:40000"));
+/// assert_eq!(Context::default(), Context::new()); // no connection
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Context {
+    /// The address of the side that serializes, if any.
+    pub sender: Option<String>,
+    /// The address of the side that deserializes, if any.
+    pub recipient: Option<String>,
+    /// Whether the peer is on this machine and can map this process's shared memory.
+    pub shares_memory: bool,
+}
+
+impl Context {
+    /// The empty context: no connection.
+    ///
+    /// ```
+    /// assert!(pontoon_family::Context::new().sender.is_none());
+    /// ```
+    pub fn new() -> Context {
+        Context::default()
+    }
+
+    /// With this sender address.
+    ///
+    /// ```
+    /// let context = pontoon_family::Context::new().sender("inproc://a");
+    /// assert_eq!(context.sender.as_deref(), Some("inproc://a"));
+    /// ```
+    pub fn sender(mut self, address: impl Into<String>) -> Context {
+        self.sender = Some(address.into());
+        self
+    }
+
+    /// With this recipient address.
+    ///
+    /// ```
+    /// let context = pontoon_family::Context::new().recipient("inproc://b");
+    /// assert_eq!(context.recipient.as_deref(), Some("inproc://b"));
+    /// ```
+    pub fn recipient(mut self, address: impl Into<String>) -> Context {
+        self.recipient = Some(address.into());
+        self
+    }
+
+    /// Whether the peer shares this machine's memory.
+    ///
+    /// ```
+    /// assert!(pontoon_family::Context::new().shares_memory(true).shares_memory);
+    /// ```
+    pub fn shares_memory(mut self, shares: bool) -> Context {
+        self.shares_memory = shares;
+        self
+    }
+}

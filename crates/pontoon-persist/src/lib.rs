@@ -1,0 +1,37 @@
+//! pontoon-persist: state that survives kill -9 and power loss, with nothing acknowledged ever
+//! lost.
+//!
+//! A [`Log`] is an append-only sequence of records in segment files. Each record holds a pontoon
+//! message (header and frames), so anything a pontoon-family registry can serialize can be logged;
+//! each carries its length, a sequence number, a kind, and a CRC32C over all of them and the
+//! payload. An append is acknowledged only once it is durable under the chosen [`Durability`]:
+//! its own `fdatasync` (`Always`), one shared with every concurrent append (`GroupCommit`, for
+//! many threads appending to one `Log`, or one thread pipelining with [`Log::submit`] and
+//! [`Log::wait_durable`]), a background sync every interval (`Interval`), or only when asked
+//! (`Never`). Opening a log recovers it: a torn or garbage tail in the last segment is cut (durably), and
+//! damage anywhere else is an error naming the file and byte offset, unless salvage is asked for.
+//!
+//! A snapshot ([`write_snapshot`], [`load_snapshot`]) holds one message and the sequence number
+//! of the last record it includes, written atomically; [`Log::prune`] then removes the segments it
+//! covers. [`Durable`] puts them together: application state changed only by events, each
+//! logged before it is applied, rebuilt exactly after a crash from the newest snapshot and the
+//! events after it.
+//!
+//! The byte layout is in `docs/persist-format.md`.
+#![doc(test(attr(deny(warnings))))]
+
+mod error;
+pub mod format;
+mod log;
+mod records;
+mod snapshot;
+mod state;
+
+pub use error::LogError;
+pub use log::{Cut, Durability, Log, LogOptions, LogStats, Record, Recovery};
+pub use records::Records;
+pub use snapshot::{
+    DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
+    SnapshotRecovery, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,
+};
+pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, StateError};

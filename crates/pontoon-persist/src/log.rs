@@ -1,0 +1,1107 @@
+//! [`Log`]: an append-only log of pontoon messages in checksummed records, with recovery that
+//! cuts a torn tail and names any other damage precisely, and the durability policies that
+//! decide when an append is acknowledged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{IoSlice, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use pontoon_wire::{Encoder, Limits, Message};
+
+use crate::LogError;
+use crate::format::{
+    Fault, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, parse_segment_header, payload_crc,
+    record_at, record_header, segment_header,
+};
+use crate::records::{Records, next_valid, read_into};
+use crate::snapshot::{Pruned, remove_snapshots_before, snapshot_file_name};
+
+/// When an append is durable, and when it returns.
+///
+/// | policy | `append` returns | survives kill -9 | survives power loss |
+/// | --- | --- | --- | --- |
+/// | `Always` | after its own `fdatasync` | yes | yes |
+/// | `GroupCommit` | after an `fdatasync` shared with concurrent appends | yes | yes |
+/// | `Interval(d)` | once written to the OS | yes | all but about the last `d` |
+/// | `Never` | once written to the OS | yes | only what [`Log::sync`] covered |
+///
+/// ```
+/// use std::time::Duration;
+/// use pontoon_persist::Durability;
+///
+/// assert_eq!(Durability::default(), Durability::Always);
+/// let _relaxed = Durability::Interval(Duration::from_millis(100));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// An append returns once its record is on disk: written, then `fdatasync`; one sync per
+    /// append.
+    #[default]
+    Always,
+    /// An append returns once its record is on disk, but appends made at the same time share
+    /// one `fdatasync`: a background thread writes out what has been appended and syncs it,
+    /// again and again, while each appender waits for its own record. Concurrent appenders
+    /// (threads sharing the log) and one thread with many [`Log::submit`]s in flight both
+    /// batch this way; a lone appender waits about as long as with `Always`.
+    GroupCommit,
+    /// An append returns once its record is written to the operating system (it survives the
+    /// process being killed); a background thread syncs every interval, so a power loss loses
+    /// at most about the last interval of acknowledged appends. [`Log::wait_durable`] waits
+    /// for one record.
+    Interval(Duration),
+    /// Appends are written to the operating system but never synced by the log;
+    /// [`Log::sync`] or [`Log::wait_durable`] make them durable.
+    Never,
+}
+
+/// How a log is opened and written.
+///
+/// ```
+/// let mut options = pontoon_persist::LogOptions::default();
+/// options.segment_bytes = 1 << 20;
+/// options.durability = pontoon_persist::Durability::GroupCommit;
+/// assert_eq!(options.max_record_bytes, 1 << 30);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LogOptions {
+    /// When appends are durable.
+    pub durability: Durability,
+    /// A new segment file starts once the current one would grow past this.
+    pub segment_bytes: u64,
+    /// The largest record payload accepted, written or read.
+    pub max_record_bytes: u64,
+    /// Limits for decoding each record's message.
+    pub limits: Limits,
+    /// On damage that is not a torn tail, skip to the next valid record (reported) instead of
+    /// refusing to open.
+    pub salvage: bool,
+}
+
+impl Default for LogOptions {
+    /// Durability [`Durability::Always`], 64 MiB segments, records up to 1 GiB, no salvage.
+    fn default() -> LogOptions {
+        let mut limits = Limits::default();
+        limits.max_message_bytes = 1 << 30;
+        LogOptions {
+            durability: Durability::Always,
+            segment_bytes: 64 << 20,
+            max_record_bytes: 1 << 30,
+            limits,
+            salvage: false,
+        }
+    }
+}
+
+/// One record read back.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+/// for record in log.records()? {
+///     println!("{} (kind {}): {} frames", record.seq, record.kind, record.message.frames.len());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The record's sequence number (the first record is 1).
+    pub seq: u64,
+    /// The application's record type.
+    pub kind: u32,
+    /// The message it holds; frames are slices of the bytes read from the file.
+    pub message: Message,
+}
+
+/// What recovery found when the log was opened.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f() -> Result<(), pontoon_persist::LogError> {
+/// let (_log, recovery) = pontoon_persist::Log::open("/data/log", Default::default())?;
+/// if let Some(cut) = &recovery.cut {
+///     println!("cut a torn tail of {} bytes from {}", cut.bytes, cut.file.display());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Valid records in the log.
+    pub records: u64,
+    /// Bytes of segment files read and checked.
+    pub bytes: u64,
+    /// The torn tail cut from the last segment (the cut is durable before `open` returns).
+    pub cut: Option<Cut>,
+    /// Damaged stretches skipped, with salvage on.
+    pub skipped: Vec<Cut>,
+}
+
+/// A stretch of a segment file removed or skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cut {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the stretch starts.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+}
+
+/// Records smaller than this wait in memory under [`Durability::GroupCommit`], to be written
+/// together; larger ones are written at once.
+const BATCH_RECORD_BYTES: u64 = 64 << 10;
+
+/// Payloads at least this large are checksummed before the log's lock is taken.
+const COMBINE_CRC_BYTES: u64 = 1 << 20;
+
+/// Under [`Durability::GroupCommit`], records waiting in memory are written out by the
+/// appender once they reach this many bytes, so memory stays bounded when appends outrun the
+/// disk.
+const PENDING_LIMIT: usize = 1 << 20;
+
+/// An append-only log of pontoon messages in a directory of segment files.
+///
+/// Each record carries its length, sequence number, kind and a CRC32C over all of them and the
+/// payload (a pontoon-wire message); the layout is in `docs/persist-format.md`. One process at a
+/// time: `open` locks the directory. Within the process, a `Log` is shared by reference (it is
+/// `Sync`): threads append concurrently, and under [`Durability::GroupCommit`] their appends
+/// share `fdatasync`s.
+///
+/// ```
+/// use pontoon_persist::{Log, LogOptions};
+/// use pontoon_wire::{Header, Message};
+///
+/// let dir = std::env::temp_dir().join(format!("pontoon-doc-log-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// {
+///     let (log, _) = Log::open(&dir, LogOptions::default())?;
+///     let seq = log.append(1, &Message::new(Header::from_serde(&"created")?, vec![]))?;
+///     assert_eq!(seq, 1); // durable when append returns
+/// }
+/// let (log, recovery) = Log::open(&dir, LogOptions::default())?;
+/// assert_eq!(recovery.records, 1);
+/// assert_eq!(log.records()?[0].message.header.deserialize::<String>()?, "created");
+/// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    shared: Arc<Shared>,
+    /// The thread that syncs under `GroupCommit` and `Interval`.
+    syncer: Option<JoinHandle<()>>,
+    _lock: File,
+}
+
+/// What the log's users and its syncer thread share.
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    options: LogOptions,
+    state: Mutex<State>,
+    /// Wakes the syncer: there is something to sync, or the log is closing.
+    work: Condvar,
+    /// Every record up to this one is durable. Written only under the state lock (by
+    /// [`State::advance`]); read without it, so that a woken appender goes on without
+    /// contending for the lock.
+    durable_seq: AtomicU64,
+    /// Set with [`State::poison`].
+    poisoned: AtomicBool,
+    /// Appenders a sync made durable and that are still to be unparked: the syncer unparks
+    /// two, and each woken appender unparks two more, so the wake-ups (a system call each)
+    /// spread over the appenders while the syncer goes on with the next `fdatasync`. An
+    /// appender that saw its record durable before it was unparked ends its branch of that
+    /// chain, so the syncer unparks whatever is left itself, at its next sync or before it
+    /// idles.
+    to_wake: Mutex<Vec<Thread>>,
+}
+
+#[derive(Debug)]
+struct State {
+    segments: Vec<Segment>,
+    /// The last segment, appended to.
+    file: Arc<File>,
+    /// The last segment's length once `pending` is written.
+    file_len: u64,
+    next_seq: u64,
+    /// Whole records appended but not yet written (only under `GroupCommit`).
+    pending: Vec<u8>,
+    /// Why the log refuses all writes, once a write or sync failed.
+    poison: Option<String>,
+    /// The syncer is waiting on `work` (so an append must wake it).
+    syncer_idle: bool,
+    /// Threads parked until a sequence number is durable (under `GroupCommit`); a sync
+    /// unparks exactly those it covers.
+    waiters: Vec<(u64, Thread)>,
+    closing: bool,
+    stats: LogStats,
+}
+
+/// Counts of what a log has done since it was opened: how well appends share syncs.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f(log: &pontoon_persist::Log) {
+/// let stats = log.stats();
+/// println!("{} records, {} fdatasyncs", stats.appends, stats.syncs);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogStats {
+    /// Records appended.
+    pub appends: u64,
+    /// `fdatasync` calls that made records durable.
+    pub syncs: u64,
+    /// Write system calls that put records in the segment files.
+    pub writes: u64,
+}
+
+impl State {
+    /// Records that every record up to `seq` is durable, and takes the waiters that this
+    /// satisfies, to be unparked (after the lock is released, where it matters).
+    #[must_use = "the waiters taken must be unparked"]
+    fn advance(&mut self, shared: &Shared, seq: u64) -> Vec<(u64, Thread)> {
+        // Never back: a rotation may have synced further than a sync that started earlier.
+        if seq > shared.durable_seq.load(Ordering::Acquire) {
+            shared.durable_seq.store(seq, Ordering::Release);
+        }
+        let (woken, waiting) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|(waits_for, _)| *waits_for <= seq);
+        self.waiters = waiting;
+        woken
+    }
+
+    fn check(&self) -> Result<(), LogError> {
+        match &self.poison {
+            Some(cause) => Err(LogError::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.segments.last().expect("at least one segment").path
+    }
+
+    /// Records `error` as the reason the log refuses writes from now on, and wakes everyone
+    /// waiting for durability so that they see it.
+    fn poison(&mut self, shared: &Shared, error: LogError) -> LogError {
+        self.poison = Some(error.to_string());
+        shared.poisoned.store(true, Ordering::Release);
+        unpark(std::mem::take(&mut self.waiters));
+        error
+    }
+
+    /// Writes the records waiting in memory to the last segment.
+    fn write_pending(&mut self, shared: &Shared) -> Result<(), LogError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = (&*self.file).write_all(&self.pending) {
+            // Part of a record may be on disk: the next open cuts it; this log cannot go on.
+            let error = io("appending to", self.path())(e);
+            return Err(self.poison(shared, error));
+        }
+        self.stats.writes += 1;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes what is pending and syncs the last segment while holding the lock: everything
+    /// appended so far is durable when this returns.
+    fn sync(&mut self, shared: &Shared) -> Result<(), LogError> {
+        self.check()?;
+        self.write_pending(shared)?;
+        if let Err(e) = self.file.sync_data() {
+            let error = io("syncing", self.path())(e);
+            return Err(self.poison(shared, error));
+        }
+        self.stats.syncs += 1;
+        unpark(self.advance(shared, self.next_seq - 1));
+        Ok(())
+    }
+}
+
+fn unpark(waiters: Vec<(u64, Thread)>) {
+    waiters.into_iter().for_each(|(_, thread)| thread.unpark());
+}
+
+/// Unparks every appender left in `shared.to_wake`.
+fn wake_all(shared: &Shared) {
+    let all = match shared.to_wake.lock() {
+        Ok(mut to_wake) => std::mem::take(&mut *to_wake),
+        Err(_) => return,
+    };
+    all.into_iter().for_each(|thread| thread.unpark());
+}
+
+/// Unparks two of the appenders in `shared.to_wake`, if any are left.
+fn wake_two(shared: &Shared) {
+    let two: Vec<Thread> = match shared.to_wake.lock() {
+        Ok(mut to_wake) => {
+            let keep = to_wake.len().saturating_sub(2);
+            to_wake.split_off(keep)
+        }
+        Err(_) => return,
+    };
+    two.into_iter().for_each(|thread| thread.unpark());
+}
+
+/// The longest a segment file written under `options` can be: rotation starts a new segment
+/// once the next record would pass `segment_bytes`, so one record may go past it.
+fn max_segment_bytes(options: &LogOptions) -> u64 {
+    options
+        .segment_bytes
+        .saturating_add(options.max_record_bytes)
+        .saturating_add((SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64)
+}
+
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
+    let path = path.to_path_buf();
+    move |source| LogError::Io { what, path, source }
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.log")
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing the directory", dir))
+}
+
+/// Writes every piece, in as few system calls as the OS allows.
+fn write_all_pieces(mut file: &File, pieces: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` and recovers it: every segment is checked record by
+    /// record; a torn or garbage tail in the last segment is cut, and the cut made durable;
+    /// damage anywhere else is [`LogError::Corrupt`], naming the file and byte offset, unless
+    /// [`LogOptions::salvage`] is on. Everything recovered is durable when `open` returns (the
+    /// last segment is synced, in case a killed writer left records only in the OS's cache).
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-open-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let (log, recovery) = pontoon_persist::Log::open(&dir, Default::default())?;
+    /// assert_eq!((recovery.records, log.next_seq()), (0, 1));
+    /// // One process at a time.
+    /// assert!(matches!(pontoon_persist::Log::open(&dir, Default::default()), Err(pontoon_persist::LogError::Locked { .. })));
+    /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::LogError>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, Recovery), LogError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked { dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+        }
+
+        let mut segments = list_segments(&dir)?;
+        let mut recovery = Recovery::default();
+        let mut expected = segments.first().map_or(1, |s| s.first_seq);
+        // One buffer for every segment: fresh pages cost far more than reusing warm ones.
+        let mut bytes = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let corrupt = |offset: usize, reason: &str| LogError::Corrupt {
+                file: segment.path.clone(),
+                offset: offset as u64,
+                reason: reason.to_string(),
+            };
+            read_into(&segment.path, None, max_segment_bytes(&options), &mut bytes)?;
+            recovery.bytes += bytes.len() as u64;
+            let max = options.max_record_bytes;
+            // A last segment whose creation was cut short (its header never made durable, so
+            // missing, partial or garbage) holds no record: write it anew. Only if no valid
+            // record is in it, though; otherwise its damaged header is corruption.
+            let unborn = bytes.len() < SEGMENT_HEADER_LEN
+                || (parse_segment_header(&bytes).is_err()
+                    && next_valid(&bytes, 0, expected, max).is_none());
+            if last && unborn && segment.first_seq == expected {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&segment.path)
+                    .map_err(io("opening", &segment.path))?;
+                write_segment_header(&file, &segment.path, segment.first_seq)?;
+                if !bytes.is_empty() {
+                    recovery.cut = Some(Cut {
+                        file: segment.path.clone(),
+                        offset: 0,
+                        bytes: bytes.len() as u64,
+                    });
+                }
+                continue;
+            }
+            let first_seq = parse_segment_header(&bytes).map_err(|why| corrupt(0, why))?;
+            if first_seq != segment.first_seq || first_seq != expected {
+                return Err(corrupt(
+                    8,
+                    &format!("the segment starts at record {first_seq}; expected {expected}"),
+                ));
+            }
+            let mut at = SEGMENT_HEADER_LEN;
+            while at < bytes.len() {
+                match record_at(&bytes, at, max) {
+                    Ok(found) if found.seq == expected => {
+                        at = found.payload.1;
+                        expected += 1;
+                        recovery.records += 1;
+                        continue;
+                    }
+                    Ok(_) | Err(Fault::Short | Fault::Bad) => {}
+                }
+                let later = next_valid(&bytes, at + 1, expected, max);
+                if last && later.is_none() {
+                    // A torn tail: nothing valid follows. Cut it, durably.
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&segment.path)
+                        .map_err(io("opening", &segment.path))?;
+                    file.set_len(at as u64)
+                        .map_err(io("cutting the torn tail of", &segment.path))?;
+                    file.sync_all().map_err(io("syncing", &segment.path))?;
+                    recovery.cut = Some(Cut {
+                        file: segment.path.clone(),
+                        offset: at as u64,
+                        bytes: (bytes.len() - at) as u64,
+                    });
+                    break;
+                }
+                match later {
+                    Some((next, seq)) if options.salvage => {
+                        recovery.skipped.push(Cut {
+                            file: segment.path.clone(),
+                            offset: at as u64,
+                            bytes: (next - at) as u64,
+                        });
+                        expected = seq;
+                        at = next;
+                    }
+                    _ if options.salvage => {
+                        recovery.skipped.push(Cut {
+                            file: segment.path.clone(),
+                            offset: at as u64,
+                            bytes: (bytes.len() - at) as u64,
+                        });
+                        break;
+                    }
+                    _ => {
+                        return Err(corrupt(
+                            at,
+                            &format!("record {expected} is damaged, and valid records follow"),
+                        ));
+                    }
+                }
+            }
+        }
+        drop(bytes);
+
+        if segments.is_empty() {
+            let path = dir.join(segment_name(1));
+            let file = OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&path)
+                .map_err(io("creating", &path))?;
+            write_segment_header(&file, &path, 1)?;
+            sync_dir(&dir)?;
+            segments.push(Segment { first_seq: 1, path });
+        }
+        let path = &segments.last().expect("at least one segment").path;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io("opening", path))?;
+        // A writer killed under `Never` or `Interval` may have left records in the OS's cache
+        // only; what is recovered is durable from here on.
+        file.sync_data().map_err(io("syncing", path))?;
+        let file_len = file
+            .metadata()
+            .map_err(io("reading the size of", path))?
+            .len();
+
+        let durability = options.durability;
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            state: Mutex::new(State {
+                segments,
+                file: Arc::new(file),
+                file_len,
+                next_seq: expected,
+                pending: Vec::new(),
+                poison: None,
+                syncer_idle: false,
+                waiters: Vec::new(),
+                closing: false,
+                stats: LogStats::default(),
+            }),
+            work: Condvar::new(),
+            durable_seq: AtomicU64::new(expected - 1),
+            poisoned: AtomicBool::new(false),
+            to_wake: Mutex::new(Vec::new()),
+        });
+        let every = match durability {
+            Durability::GroupCommit => Some(None),
+            Durability::Interval(interval) => Some(Some(interval)),
+            Durability::Always | Durability::Never => None,
+        };
+        let syncer = match every {
+            Some(every) => {
+                let for_thread = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new()
+                    .name("pontoon-log-sync".into())
+                    .spawn(move || syncer(&for_thread, every));
+                Some(spawned.map_err(io("starting the sync thread for", &shared.dir))?)
+            }
+            None => None,
+        };
+        Ok((
+            Log {
+                shared,
+                syncer,
+                _lock: lock,
+            },
+            recovery,
+        ))
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>, LogError> {
+        self.shared.state.lock().map_err(|_| LogError::Poisoned {
+            cause: "a thread panicked while holding the log".into(),
+        })
+    }
+
+    /// The log's directory.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) { println!("{}", log.dir().display()); }
+    /// ```
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options the log was opened with.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) { println!("{:?}", log.options().durability); }
+    /// ```
+    pub fn options(&self) -> &LogOptions {
+        &self.shared.options
+    }
+
+    /// The sequence number the next append gets.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) { assert!(log.next_seq() >= 1); }
+    /// ```
+    pub fn next_seq(&self) -> u64 {
+        self.state().map_or(0, |state| state.next_seq)
+    }
+
+    /// The sequence number of the oldest record still in the log: records before it were
+    /// removed by [`Log::prune`]. Equal to [`next_seq`](Log::next_seq) when the log holds no
+    /// record.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) { assert!(log.first_seq() <= log.next_seq()); }
+    /// ```
+    pub fn first_seq(&self) -> u64 {
+        self.state()
+            .map_or(0, |state| state.segments.first().map_or(1, |s| s.first_seq))
+    }
+
+    /// Every record up to this sequence number is durable (0: none yet).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) { assert!(log.durable_seq() < log.next_seq()); }
+    /// ```
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// What the log has done since it was opened.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) { assert!(log.stats().syncs <= log.stats().appends + 1); }
+    /// ```
+    pub fn stats(&self) -> LogStats {
+        self.state()
+            .map_or(LogStats::default(), |state| state.stats)
+    }
+
+    /// Appends a record holding `message`, of the application's `kind`; returns its sequence
+    /// number once the record is as durable as [`LogOptions::durability`] promises: on disk
+    /// under `Always` and `GroupCommit`, written to the OS under `Interval` and `Never`.
+    ///
+    /// Threads may append to one log concurrently; sequence numbers follow the order in which
+    /// appends take the log's lock.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+    /// let seq = log.append(3, &pontoon_wire::Message::default())?;
+    /// # let _ = seq; Ok(()) }
+    /// ```
+    pub fn append(&self, kind: u32, message: &Message) -> Result<u64, LogError> {
+        if self.shared.options.durability != Durability::GroupCommit {
+            return self.submit(kind, message);
+        }
+        let (seq, state) = self.submit_locked(kind, message)?;
+        self.wait_locked(state, seq).map(|()| seq)
+    }
+
+    /// Appends a record without waiting for it to be durable, and returns its sequence number;
+    /// [`wait_durable`](Log::wait_durable) or [`durable_seq`](Log::durable_seq) tell when it
+    /// is. Under [`Durability::GroupCommit`] this is the pipelined way to append from one
+    /// thread: many records in flight, each acknowledged once a shared `fdatasync` covers it.
+    /// Under `Always` the record is durable when this returns, as with `append`.
+    ///
+    /// Records that are submitted but not yet durable when the log is dropped are written and
+    /// synced by the drop.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durability, Log, LogOptions};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-submit-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut options = LogOptions::default();
+    /// options.durability = Durability::GroupCommit;
+    /// let (log, _) = Log::open(&dir, options)?;
+    /// let mut last = 0;
+    /// for i in 0..1000u32 {
+    ///     last = log.submit(i % 4, &pontoon_wire::Message::default())?;
+    /// }
+    /// log.wait_durable(last)?; // every record up to `last` is on disk
+    /// assert!(log.durable_seq() >= 1000);
+    /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::LogError>(())
+    /// ```
+    pub fn submit(&self, kind: u32, message: &Message) -> Result<u64, LogError> {
+        self.submit_locked(kind, message).map(|(seq, _)| seq)
+    }
+
+    /// Appends a record and returns its sequence number with the log still locked.
+    fn submit_locked(
+        &self,
+        kind: u32,
+        message: &Message,
+    ) -> Result<(u64, MutexGuard<'_, State>), LogError> {
+        let options = &self.shared.options;
+        let encoded = Encoder::default().encode(message)?;
+        let len = encoded.len();
+        if len > options.max_record_bytes {
+            return Err(LogError::TooLarge {
+                len,
+                limit: options.max_record_bytes,
+            });
+        }
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(encoded.chunks().len() + 1);
+        pieces.push(&[]);
+        pieces.extend(encoded.chunks().iter().map(|c| &c[..]));
+        // A large payload's checksum is computed outside the lock; a small one's under it,
+        // where it costs less than combining two checksums would.
+        let crc = (len >= COMBINE_CRC_BYTES).then(|| payload_crc(&pieces[1..]));
+        let record_len = RECORD_HEADER_LEN as u64 + len;
+
+        let mut state = self.state()?;
+        state.check()?;
+        if state.file_len > SEGMENT_HEADER_LEN as u64
+            && state.file_len + record_len > options.segment_bytes
+        {
+            self.rotate(&mut state)?;
+        }
+        let seq = state.next_seq;
+        let payload = match crc {
+            Some(crc) => Payload::Crc(crc),
+            None => Payload::Pieces(&pieces[1..]),
+        };
+        let header = record_header(kind, seq, len, payload);
+        pieces[0] = &header;
+        let batched = options.durability == Durability::GroupCommit;
+        if batched && record_len < BATCH_RECORD_BYTES {
+            pieces
+                .iter()
+                .for_each(|p| state.pending.extend_from_slice(p));
+            if state.pending.len() >= PENDING_LIMIT {
+                state.write_pending(&self.shared)?;
+            }
+        } else {
+            // Records already waiting go first, so the file keeps the sequence order.
+            state.write_pending(&self.shared)?;
+            if let Err(e) = write_all_pieces(&state.file, &pieces) {
+                let error = io("appending to", state.path())(e);
+                return Err(state.poison(&self.shared, error));
+            }
+            state.stats.writes += 1;
+        }
+        state.stats.appends += 1;
+        state.file_len += record_len;
+        state.next_seq += 1;
+        match options.durability {
+            Durability::Always => state.sync(&self.shared)?,
+            // Waking the syncer costs a system call: only when it sleeps with nothing to do.
+            Durability::GroupCommit | Durability::Interval(_) if state.syncer_idle => {
+                state.syncer_idle = false;
+                self.shared.work.notify_one();
+            }
+            _ => {}
+        }
+        Ok((seq, state))
+    }
+
+    /// Waits until every record up to `seq` is durable (a `seq` not yet appended means every
+    /// record appended so far). Under `GroupCommit` it waits for the log's sync thread; under
+    /// the other policies it syncs, unless that is already done.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+    /// let seq = log.submit(0, &pontoon_wire::Message::default())?;
+    /// log.wait_durable(seq)?;
+    /// assert!(log.durable_seq() >= seq);
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_durable(&self, seq: u64) -> Result<(), LogError> {
+        let state = self.state()?;
+        self.wait_locked(state, seq)
+    }
+
+    /// Waits until every record up to `seq` is durable; `state` is released before sleeping.
+    fn wait_locked(&self, mut state: MutexGuard<'_, State>, seq: u64) -> Result<(), LogError> {
+        let shared = &self.shared;
+        let seq = seq.min(state.next_seq - 1);
+        if let Err(error) = state.check() {
+            Err(error)
+        } else if shared.durable_seq.load(Ordering::Acquire) >= seq {
+            Ok(())
+        } else if shared.options.durability != Durability::GroupCommit {
+            state.sync(shared)
+        } else {
+            state.waiters.push((seq, std::thread::current()));
+            drop(state);
+            // Woken by the sync that covers `seq` (or a poisoning); an early or stale unpark
+            // only costs another look.
+            loop {
+                if shared.durable_seq.load(Ordering::Acquire) >= seq {
+                    wake_two(shared);
+                    break Ok(());
+                }
+                if shared.poisoned.load(Ordering::Acquire) {
+                    break self.state().and_then(|state| state.check());
+                }
+                std::thread::park();
+            }
+        }
+    }
+
+    /// Makes every record appended so far durable (`fdatasync`), under any policy. A failure
+    /// poisons the log.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+    /// log.sync()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.state()?.sync(&self.shared)
+    }
+
+    /// Starts a new segment: the current one is synced first, so that a segment is complete
+    /// and durable before any record goes into the next.
+    fn rotate(&self, state: &mut State) -> Result<(), LogError> {
+        state.sync(&self.shared)?;
+        let path = self.shared.dir.join(segment_name(state.next_seq));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(io("creating", &path))?;
+        write_segment_header(&file, &path, state.next_seq)?;
+        sync_dir(&self.shared.dir)?;
+        state.segments.push(Segment {
+            first_seq: state.next_seq,
+            path,
+        });
+        state.file = Arc::new(file);
+        state.file_len = SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+
+    /// Reads every record back, in order. Frames are slices of the bytes read from each file.
+    /// For a large log, [`records_from`](Log::records_from) reads one segment at a time.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+    /// let count = log.records()?.len();
+    /// # let _ = count; Ok(()) }
+    /// ```
+    pub fn records(&self) -> Result<Vec<Record>, LogError> {
+        self.records_from(0)?.collect()
+    }
+
+    /// The records with sequence numbers `seq` and up, as appended when this is called, in
+    /// order; segments wholly before `seq` are not read, and only one segment is in memory at
+    /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
+    /// [`prune`](Log::prune) while the records are read may remove a segment not yet read:
+    /// reading it is then an error ([`LogError::Io`], not found), never a wrong record.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durability, Log, LogOptions};
+    /// use pontoon_wire::{Header, Message};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-from-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut options = LogOptions::default();
+    /// options.durability = Durability::Never;
+    /// let (log, _) = Log::open(&dir, options)?;
+    /// for i in 1..=10u64 {
+    ///     log.append(0, &Message::new(Header::from_serde(&i)?, vec![]))?;
+    /// }
+    /// let tail: Vec<u64> = log
+    ///     .records_from(8)?
+    ///     .map(|record| record?.message.header.deserialize::<u64>().map_err(Into::into))
+    ///     .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+    /// assert_eq!(tail, [8, 9, 10]);
+    /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn records_from(&self, seq: u64) -> Result<Records, LogError> {
+        let mut state = self.state()?;
+        state.check()?;
+        state.write_pending(&self.shared)?;
+        let segments = &state.segments;
+        let mut plan = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let next_first = segments.get(i + 1).map(|s| s.first_seq);
+            if next_first.is_some_and(|next| next <= seq) {
+                continue; // every record in it is before `seq`
+            }
+            // Appends after this call are not read: the last segment is read up to its length
+            // now.
+            let limit = next_first.is_none().then_some(state.file_len);
+            plan.push((segment.path.clone(), limit));
+        }
+        Ok(Records {
+            plan: plan.into_iter(),
+            from: seq,
+            max_record_bytes: self.shared.options.max_record_bytes,
+            max_segment_bytes: max_segment_bytes(&self.shared.options),
+            limits: self.shared.options.limits,
+            current: None,
+        })
+    }
+
+    /// Removes what the snapshot `snapshot-<last_seq>.snap` in the log's directory makes
+    /// unnecessary: every segment whose records are all at most `last_seq` (oldest first, the
+    /// directory synced after each, so a crash leaves a suffix of the log, never a hole) and
+    /// every older snapshot. The last segment is never removed, so the log keeps its place in
+    /// the sequence. It is an error (not found) if that snapshot does not exist.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log, state: &pontoon_wire::Message) -> Result<(), pontoon_persist::LogError> {
+    /// let last = log.next_seq() - 1;
+    /// log.sync()?;
+    /// pontoon_persist::write_snapshot(log.dir(), last, state)?;
+    /// let pruned = log.prune(last)?;
+    /// println!("removed {} segments; the log now starts at {}", pruned.segments.len(), log.first_seq());
+    /// # Ok(()) }
+    /// ```
+    pub fn prune(&self, last_seq: u64) -> Result<Pruned, LogError> {
+        let dir = &self.shared.dir;
+        let snapshot = dir.join(snapshot_file_name(last_seq));
+        fs::metadata(&snapshot).map_err(io("finding the snapshot", &snapshot))?;
+        let mut pruned = Pruned::default();
+        {
+            let mut state = self.state()?;
+            // A segment's records are all below the next segment's first sequence number.
+            while state.segments.len() > 1 && state.segments[1].first_seq <= last_seq + 1 {
+                let path = state.segments[0].path.clone();
+                fs::remove_file(&path).map_err(io("removing", &path))?;
+                sync_dir(dir)?;
+                state.segments.remove(0);
+                pruned.segments.push(path);
+            }
+        }
+        pruned.snapshots = remove_snapshots_before(dir, last_seq)?;
+        Ok(pruned)
+    }
+}
+
+impl Drop for Log {
+    /// Stops the sync thread, which first writes and syncs whatever is still in flight.
+    fn drop(&mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            if let Ok(mut state) = self.shared.state.lock() {
+                state.closing = true;
+            }
+            self.shared.work.notify_one();
+            let _ = syncer.join();
+        }
+    }
+}
+
+/// The sync thread of a `GroupCommit` log (`every` is `None`: sync as soon as anything is
+/// waiting, again and again) or an `Interval` log (sync once per interval if anything is new).
+/// It writes what is pending under the lock, then syncs outside it, so that appends go on
+/// during the `fdatasync` and are covered by the next one.
+fn syncer(shared: &Shared, every: Option<Duration>) {
+    let Ok(mut state) = shared.state.lock() else {
+        return;
+    };
+    let mut due = every.map(|interval| Instant::now() + interval);
+    loop {
+        let behind = shared.durable_seq.load(Ordering::Acquire) + 1 < state.next_seq;
+        if state.poison.is_some() || (state.closing && !behind) {
+            break;
+        }
+        let now = Instant::now();
+        let ready = behind && (state.closing || due.is_none_or(|due| now >= due));
+        if !ready {
+            let waited = match due.filter(|_| behind) {
+                // Under `Interval`, with records to sync: until they are due.
+                Some(due) => shared
+                    .work
+                    .wait_timeout(state, due.saturating_duration_since(now))
+                    .ok()
+                    .map(|(state, _)| state),
+                // Nothing to sync: until an append (or the drop) wakes us.
+                None => {
+                    state.syncer_idle = true;
+                    drop(state);
+                    wake_all(shared);
+                    shared.state.lock().ok().and_then(|state| {
+                        // An append may have come meanwhile, finding the syncer idle.
+                        let durable = shared.durable_seq.load(Ordering::Acquire);
+                        if state.syncer_idle && durable + 1 >= state.next_seq {
+                            shared.work.wait(state).ok()
+                        } else {
+                            Some(state)
+                        }
+                    })
+                }
+            };
+            let Some(woken) = waited else { return };
+            state = woken;
+            state.syncer_idle = false;
+            continue;
+        }
+        if state.write_pending(shared).is_err() {
+            break;
+        }
+        let target = state.next_seq - 1;
+        let file = Arc::clone(&state.file);
+        let path = state.path().to_path_buf();
+        drop(state);
+        let synced = file.sync_data();
+        let Ok(relocked) = shared.state.lock() else {
+            return;
+        };
+        state = relocked;
+        match synced {
+            Ok(()) => {
+                state.stats.syncs += 1;
+                // A rotation may have synced further meanwhile; `advance` never goes back.
+                let woken = state.advance(shared, target);
+                if !woken.is_empty() {
+                    drop(state);
+                    let stranded = match shared.to_wake.lock() {
+                        Ok(mut to_wake) => {
+                            let stranded = std::mem::take(&mut *to_wake);
+                            to_wake.extend(woken.into_iter().map(|(_, thread)| thread));
+                            stranded
+                        }
+                        Err(_) => return,
+                    };
+                    stranded.into_iter().for_each(|thread| thread.unpark());
+                    wake_two(shared);
+                    let Ok(relocked) = shared.state.lock() else {
+                        return;
+                    };
+                    state = relocked;
+                }
+            }
+            Err(e) => {
+                state.poison(shared, io("syncing", &path)(e));
+                break;
+            }
+        }
+        due = every.map(|interval| Instant::now() + interval);
+    }
+    unpark(std::mem::take(&mut state.waiters));
+    drop(state);
+    wake_all(shared);
+}
+
+/// The segment files in `dir`, by first sequence number.
+fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
+        let entry = entry.map_err(io("listing", dir))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if let Some(first_seq) = name.strip_suffix(".log").and_then(|s| s.parse().ok()) {
+            segments.push(Segment {
+                first_seq,
+                path: entry.path(),
+            });
+        }
+    }
+    segments.sort_by_key(|s| s.first_seq);
+    Ok(segments)
+}
+
+fn write_segment_header(mut file: &File, path: &Path, first_seq: u64) -> Result<(), LogError> {
+    file.write_all(&segment_header(first_seq))
+        .map_err(io("writing the header of", path))?;
+    file.sync_all().map_err(io("syncing", path))
+}

@@ -1,0 +1,146 @@
+//! [`Records`]: a log's records read back one segment at a time, and the reading helpers that
+//! recovery shares.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use pontoon_wire::{Limits, decode_message};
+
+use crate::format::{SEGMENT_HEADER_LEN, record_at};
+use crate::log::io;
+use crate::{LogError, Record};
+
+/// The offset of the first whole, checksummed record after `from` whose sequence number is at
+/// least `expected`, if any.
+pub(crate) fn next_valid(
+    bytes: &[u8],
+    from: usize,
+    expected: u64,
+    max: u64,
+) -> Option<(usize, u64)> {
+    (from..bytes.len()).find_map(|at| match record_at(bytes, at, max) {
+        Ok(found) if found.seq >= expected => Some((at, found.seq)),
+        _ => None,
+    })
+}
+
+/// Reads a whole segment file into `buf` (reusing its memory), or its first `limit` bytes; a
+/// file longer than `max` is refused before anything is allocated for it.
+pub(crate) fn read_into(
+    path: &Path,
+    limit: Option<u64>,
+    max: u64,
+    buf: &mut Vec<u8>,
+) -> Result<(), LogError> {
+    buf.clear();
+    let file = File::open(path).map_err(io("opening", path))?;
+    let len = file
+        .metadata()
+        .map_err(io("reading the size of", path))?
+        .len();
+    let len = limit.map_or(len, |limit| limit.min(len));
+    if len > max {
+        return Err(LogError::SegmentTooLarge {
+            file: path.to_path_buf(),
+            len,
+            limit: max,
+        });
+    }
+    let want = usize::try_from(len).unwrap_or(usize::MAX);
+    if buf.try_reserve(want).is_err() {
+        return Err(io("allocating memory to read", path)(
+            std::io::ErrorKind::OutOfMemory.into(),
+        ));
+    }
+    file.take(len)
+        .read_to_end(buf)
+        .map_err(io("reading", path))?;
+    Ok(())
+}
+
+/// The records of a log from some sequence number on, read one segment at a time: see
+/// [`Log::records_from`](crate::Log::records_from). After an error, it yields nothing more.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+/// let mut records: pontoon_persist::Records = log.records_from(1)?;
+/// while let Some(record) = records.next() {
+///     let record = record?;
+///     println!("{}", record.seq);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Records {
+    pub(crate) plan: std::vec::IntoIter<(PathBuf, Option<u64>)>,
+    pub(crate) from: u64,
+    pub(crate) max_record_bytes: u64,
+    pub(crate) max_segment_bytes: u64,
+    pub(crate) limits: Limits,
+    /// The segment being read: its path, its bytes, and the offset of the next record.
+    pub(crate) current: Option<(PathBuf, Bytes, usize)>,
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, LogError>;
+
+    fn next(&mut self) -> Option<Result<Record, LogError>> {
+        loop {
+            let Some((path, bytes, at)) = &mut self.current else {
+                let (path, limit) = self.plan.next()?;
+                let mut buf = Vec::new();
+                if let Err(e) = read_into(&path, limit, self.max_segment_bytes, &mut buf) {
+                    self.plan = Vec::new().into_iter();
+                    return Some(Err(e));
+                }
+                self.current = Some((path, Bytes::from(buf), SEGMENT_HEADER_LEN));
+                continue;
+            };
+            if *at >= bytes.len() {
+                self.current = None;
+                continue;
+            }
+            let found = match record_at(bytes, *at, self.max_record_bytes) {
+                Ok(found) => found,
+                // Skipped at open (salvage): find the next record.
+                Err(_) => match next_valid(bytes, *at + 1, 0, self.max_record_bytes) {
+                    Some((next, _)) => {
+                        *at = next;
+                        continue;
+                    }
+                    None => {
+                        self.current = None;
+                        continue;
+                    }
+                },
+            };
+            let start = *at;
+            *at = found.payload.1;
+            if found.seq < self.from {
+                continue;
+            }
+            let payload = bytes.slice(found.payload.0..found.payload.1);
+            return Some(match decode_message(payload, &self.limits) {
+                Ok(message) => Ok(Record {
+                    seq: found.seq,
+                    kind: found.kind,
+                    message,
+                }),
+                Err(source) => {
+                    let error = LogError::BadPayload {
+                        seq: found.seq,
+                        file: path.clone(),
+                        offset: start as u64,
+                        source,
+                    };
+                    self.current = None;
+                    self.plan = Vec::new().into_iter();
+                    Err(error)
+                }
+            });
+        }
+    }
+}

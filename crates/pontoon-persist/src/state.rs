@@ -1,0 +1,394 @@
+//! [`Durable`]: resilient application state as a library. Every event is logged durably
+//! before it is applied; snapshots bound the replay; reopening after a crash gives exactly the
+//! state after the last acknowledged event.
+
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+
+use pontoon_family::{DeserializeError, Registry, SerializeError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::snapshot::{Pruned, SnapshotRecovery, load_snapshot, write_snapshot};
+use crate::{Log, LogError, LogOptions, Recovery};
+
+/// The user's function that applies an event to the state.
+type ApplyFn<S, E> = Box<dyn Fn(&mut S, &E) + Send>;
+
+/// The log record kind [`Durable`] writes its events as.
+pub const KIND_EVENT: u32 = 1;
+
+/// What went wrong with a [`Durable`] state.
+///
+/// ```
+/// let err = pontoon_persist::StateError::Gap { snapshot_seq: 10, found_seq: 21 };
+/// assert!(err.to_string().contains("missing"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The log or a snapshot file failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// An event could not be serialized (nothing was logged or applied).
+    #[error("cannot serialize the event: {0}")]
+    SerializeEvent(#[source] SerializeError),
+    /// The state could not be serialized for a snapshot.
+    #[error("cannot serialize the state: {0}")]
+    SerializeState(#[source] SerializeError),
+    /// A logged event could not be deserialized while replaying.
+    #[error("cannot deserialize the event in record {seq}: {source}")]
+    DeserializeEvent {
+        /// The record's sequence number.
+        seq: u64,
+        /// What the registry said.
+        #[source]
+        source: DeserializeError,
+    },
+    /// A snapshot's state could not be deserialized.
+    #[error("cannot deserialize the state in {path}: {source}")]
+    DeserializeState {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What the registry said.
+        #[source]
+        source: DeserializeError,
+    },
+    /// The log holds a record of a kind other than [`KIND_EVENT`]: it is not a `Durable`'s log.
+    #[error("record {seq} has kind {kind}; a durable state's log holds only events (kind 1)")]
+    UnexpectedKind {
+        /// The record's sequence number.
+        seq: u64,
+        /// Its kind.
+        kind: u32,
+    },
+    /// Records after the snapshot are missing from the log (removed with an older snapshot's
+    /// prune, or skipped by salvage): the state cannot be rebuilt exactly.
+    #[error(
+        "records are missing: the snapshot covers records up to {snapshot_seq}, \
+         but the next record in the log is {found_seq}"
+    )]
+    Gap {
+        /// The last record the snapshot includes (0: no snapshot).
+        snapshot_seq: u64,
+        /// The sequence number found where `snapshot_seq + 1` was expected.
+        found_seq: u64,
+    },
+    /// The snapshot includes records the log does not have (the log was replaced or lost its
+    /// tail): appending would reuse sequence numbers.
+    #[error(
+        "the snapshot covers records up to {snapshot_seq}, but the log ends before record {next_seq}"
+    )]
+    SnapshotAhead {
+        /// The last record the snapshot includes.
+        snapshot_seq: u64,
+        /// The log's next sequence number.
+        next_seq: u64,
+    },
+    /// The state or the event type has no stable name in [`DurableOptions::registry`]: its
+    /// messages would carry its Rust name, which may change with the next build or when the type
+    /// moves module, and leave the log unreadable. Nothing was opened or written.
+    #[error(
+        "the {role} type `{type_name}` has no stable name, and a durable log must outlive this \
+         build: implement `pontoon_family::TypeName` for it and call \
+         `options.registry.register_named::<T>()`, or call \
+         `options.registry.register_type::<T>(\"app.Name\")`"
+    )]
+    UnnamedType {
+        /// `"state"` or `"event"`.
+        role: &'static str,
+        /// The type's Rust name.
+        type_name: &'static str,
+    },
+    /// The event `seq` was logged durably and applied, but the automatic snapshot after it
+    /// failed. The state is intact; the snapshot can be retried with [`Durable::snapshot`].
+    #[error("event {seq} was committed, but the automatic snapshot failed: {source}")]
+    AutoSnapshot {
+        /// The committed event's sequence number.
+        seq: u64,
+        /// Why the snapshot failed.
+        #[source]
+        source: Box<StateError>,
+    },
+}
+
+/// How a [`Durable`] state is opened and kept.
+///
+/// ```
+/// let mut options = pontoon_persist::DurableOptions::default();
+/// options.snapshot_every = std::num::NonZeroU64::new(1000);
+/// assert!(options.prune);
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DurableOptions {
+    /// The event log's options (durability, segment size, limits). Its limits also apply to
+    /// snapshots. Salvage makes records go missing, which opening then refuses
+    /// ([`StateError::Gap`]).
+    pub log: LogOptions,
+    /// Serializes events and the state (into pontoon messages), and deserializes them back. The
+    /// state and event types must have stable names in it (`register_named`, `register_type`):
+    /// [`Durable::open`] refuses them otherwise ([`StateError::UnnamedType`]).
+    pub registry: Registry,
+    /// Take a snapshot automatically after this many events since the last one (`None`: only
+    /// when [`Durable::snapshot`] is called).
+    pub snapshot_every: Option<NonZeroU64>,
+    /// After each snapshot, [prune](crate::Log::prune) the log segments and older snapshots it covers.
+    pub prune: bool,
+}
+
+impl Default for DurableOptions {
+    /// The default [`LogOptions`] and [`Registry`], no automatic snapshots, pruning on.
+    fn default() -> DurableOptions {
+        DurableOptions {
+            log: LogOptions::default(),
+            registry: Registry::new(),
+            snapshot_every: None,
+            prune: true,
+        }
+    }
+}
+
+/// What opening a [`Durable`] state found.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct DurableRecovery {
+    /// The log's recovery (a torn tail cut, and so on).
+    pub log: Recovery,
+    /// The snapshots found: the one loaded, damaged ones skipped, `.tmp` leftovers removed.
+    pub snapshots: SnapshotRecovery,
+    /// Events replayed from the log on top of the snapshot (or of the initial state).
+    pub replayed: u64,
+}
+
+/// A state of type `S`, changed only by events of type `E`, that survives crashes: each event
+/// is appended to a [`Log`] (durable per [`LogOptions::durability`]) before it is applied to
+/// the state in memory, and snapshots of the state bound what must be replayed when it is
+/// opened again. After a crash, opening gives exactly the state after the last acknowledged
+/// event.
+///
+/// The log, the snapshots and a `LOCK` file share one directory; one process at a time.
+///
+/// The state's and the events' types need stable names in the options' registry (the log
+/// outlives the build), declared with [`pontoon_family::TypeName`] or given at registration:
+///
+/// ```
+/// use pontoon_persist::{Durable, DurableOptions};
+///
+/// let dir = std::env::temp_dir().join(format!("pontoon-doc-durable-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let options = || {
+///     let mut options = DurableOptions::default();
+///     options.registry.register_type::<u64>("counter.Amount").unwrap(); // state and events
+///     options
+/// };
+/// let add = |total: &mut u64, n: &u64| *total += n;
+/// {
+///     let mut counter = Durable::open(&dir, || 0u64, add, options())?;
+///     counter.apply(&5)?; // durable when it returns
+///     counter.apply(&6)?;
+/// } // no snapshot taken: the events are replayed
+/// let counter = Durable::open(&dir, || 0u64, add, options())?;
+/// assert_eq!(*counter.state(), 11);
+/// # drop(counter); std::fs::remove_dir_all(&dir).unwrap();
+///
+/// // Without stable names it refuses, before it touches the directory.
+/// let err = Durable::open(&dir, || 0u64, add, DurableOptions::default()).unwrap_err();
+/// assert!(matches!(err, pontoon_persist::StateError::UnnamedType { role: "state", .. }));
+/// assert!(!dir.exists());
+/// # Ok::<(), pontoon_persist::StateError>(())
+/// ```
+pub struct Durable<S, E> {
+    dir: PathBuf,
+    log: Log,
+    state: S,
+    apply: ApplyFn<S, E>,
+    registry: Registry,
+    snapshot_every: Option<NonZeroU64>,
+    prune: bool,
+    last_seq: u64,
+    since_snapshot: u64,
+    recovery: DurableRecovery,
+}
+
+impl<S, E> std::fmt::Debug for Durable<S, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("dir", &self.dir)
+            .field("last_seq", &self.last_seq)
+            .field("since_snapshot", &self.since_snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, E> Durable<S, E>
+where
+    S: Serialize + DeserializeOwned + 'static,
+    E: Serialize + DeserializeOwned + 'static,
+{
+    /// Opens (or creates) the state kept in `dir`: opens and recovers the log, loads the newest
+    /// snapshot that verifies (or starts from `initial()`), then applies every logged event
+    /// after it, in order, with `apply`.
+    ///
+    /// `S` and `E` must have stable names in [`DurableOptions::registry`]; without,
+    /// [`StateError::UnnamedType`], before the directory is touched.
+    ///
+    /// `apply` must be deterministic: replaying the same events on the same state must give
+    /// the same result.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        initial: impl FnOnce() -> S,
+        apply: impl Fn(&mut S, &E) + Send + 'static,
+        options: DurableOptions,
+    ) -> Result<Durable<S, E>, StateError> {
+        let dir = dir.as_ref().to_path_buf();
+        stable_name::<S>(&options.registry, "state")?;
+        stable_name::<E>(&options.registry, "event")?;
+        let limits = options.log.limits;
+        // The log first: it locks the directory before the snapshots are touched.
+        let (log, log_recovery) = Log::open(&dir, options.log)?;
+        let snapshots = load_snapshot(&dir, &limits)?;
+        let registry = options.registry;
+        let (mut state, snapshot_seq) = match &snapshots.snapshot {
+            Some(snapshot) => (
+                registry
+                    .deserialize::<S>(&snapshot.message)
+                    .map_err(|source| StateError::DeserializeState {
+                        path: snapshot.path.clone(),
+                        source,
+                    })?,
+                snapshot.last_seq,
+            ),
+            None => (initial(), 0),
+        };
+        if log.next_seq() <= snapshot_seq {
+            return Err(StateError::SnapshotAhead {
+                snapshot_seq,
+                next_seq: log.next_seq(),
+            });
+        }
+        let mut expected = snapshot_seq + 1;
+        let mut replayed = 0;
+        for record in log.records_from(snapshot_seq + 1)? {
+            let record = record?;
+            if record.seq != expected {
+                return Err(StateError::Gap {
+                    snapshot_seq,
+                    found_seq: record.seq,
+                });
+            }
+            if record.kind != KIND_EVENT {
+                return Err(StateError::UnexpectedKind {
+                    seq: record.seq,
+                    kind: record.kind,
+                });
+            }
+            let event: E = registry.deserialize(&record.message).map_err(|source| {
+                StateError::DeserializeEvent {
+                    seq: record.seq,
+                    source,
+                }
+            })?;
+            apply(&mut state, &event);
+            expected += 1;
+            replayed += 1;
+        }
+        if log.next_seq() != expected {
+            return Err(StateError::Gap {
+                snapshot_seq,
+                found_seq: log.next_seq(),
+            });
+        }
+        Ok(Durable {
+            dir,
+            log,
+            state,
+            apply: Box::new(apply),
+            registry,
+            snapshot_every: options.snapshot_every,
+            prune: options.prune,
+            last_seq: expected - 1,
+            since_snapshot: replayed,
+            recovery: DurableRecovery {
+                log: log_recovery,
+                snapshots,
+                replayed,
+            },
+        })
+    }
+
+    /// Logs `event`, then applies it to the state; returns its sequence number once it is
+    /// durable (per [`LogOptions::durability`]). If logging fails, the state is unchanged.
+    /// Then takes a snapshot if [`DurableOptions::snapshot_every`] events have accumulated;
+    /// if only that fails, the error is [`StateError::AutoSnapshot`] and the event stands.
+    pub fn apply(&mut self, event: &E) -> Result<u64, StateError> {
+        let message = self
+            .registry
+            .serialize(event)
+            .map_err(StateError::SerializeEvent)?;
+        let seq = self.log.append(KIND_EVENT, &message)?;
+        (self.apply)(&mut self.state, event);
+        self.last_seq = seq;
+        self.since_snapshot += 1;
+        if let Some(every) = self.snapshot_every
+            && self.since_snapshot >= every.get()
+        {
+            self.snapshot().map_err(|source| StateError::AutoSnapshot {
+                seq,
+                source: Box::new(source),
+            })?;
+        }
+        Ok(seq)
+    }
+
+    /// Takes a snapshot of the state now: syncs the log (so that it holds every event the
+    /// snapshot includes), writes the snapshot atomically and durably, then, with
+    /// [`DurableOptions::prune`], removes the log segments and older snapshots it covers.
+    /// Returns what was pruned.
+    pub fn snapshot(&mut self) -> Result<Pruned, StateError> {
+        let message = self
+            .registry
+            .serialize(&self.state)
+            .map_err(StateError::SerializeState)?;
+        self.log.sync()?;
+        write_snapshot(&self.dir, self.last_seq, &message)?;
+        self.since_snapshot = 0;
+        if self.prune {
+            Ok(self.log.prune(self.last_seq)?)
+        } else {
+            Ok(Pruned::default())
+        }
+    }
+
+    /// The state after every event applied so far.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The sequence number of the last event applied (0: none).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// What opening found: the log's recovery, the snapshots, the events replayed.
+    pub fn recovery(&self) -> &DurableRecovery {
+        &self.recovery
+    }
+
+    /// The directory the state is kept in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Checks that `T` has a stable name in `registry`: the name its messages carry, which must
+/// survive rebuilds and refactors for the log to stay readable.
+fn stable_name<T: 'static>(registry: &Registry, role: &'static str) -> Result<(), StateError> {
+    match registry.stable_name::<T>() {
+        Some(_) => Ok(()),
+        None => Err(StateError::UnnamedType {
+            role,
+            type_name: std::any::type_name::<T>(),
+        }),
+    }
+}

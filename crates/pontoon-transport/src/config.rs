@@ -1,0 +1,109 @@
+//! [`Config`]: what one side of a comm says in the handshake, and its limits and timeouts.
+
+use std::time::Duration;
+
+use pontoon_wire::{Compression, Limits};
+
+/// One side's settings for a comm.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = pontoon_transport::Config::new("worker-1");
+/// config.handshake_timeout = Duration::from_secs(2);
+/// config.accepts = Some(vec!["serde".into()]); // narrows what the registry accepts
+/// assert_eq!(config.identity, "worker-1");
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// How this side names itself to the peer.
+    pub identity: String,
+    /// A filter on the families whose messages this side accepts; it can only narrow, never
+    /// widen. An [`Endpoint`](crate::Endpoint) built by [`Endpoint::connect`](crate::Endpoint::connect)
+    /// or [`Endpoint::handshake`](crate::Endpoint::handshake) announces its registry's
+    /// deserializer list with only the families named here kept (all of them when `None`), and
+    /// enforces that list on every message. A plain [`Comm`](crate::Comm) has no registry: it
+    /// announces this list, or [`DEFAULT_ACCEPTS`] when `None`, and enforces nothing itself; an
+    /// [`Endpoint::new`](crate::Endpoint::new) over it still refuses every family its registry
+    /// does not deserialize.
+    pub accepts: Option<Vec<String>>,
+    /// Whether to compress what this side sends: [`Compression::Off`] unless set.
+    pub compression: Compression,
+    /// What this side accepts from the wire: message, frame and header sizes, frame count. The
+    /// message limit is announced, so the peer refuses to send larger messages.
+    pub limits: Limits,
+    /// How long a connect may take.
+    pub connect_timeout: Duration,
+    /// How long the handshake may take.
+    pub handshake_timeout: Duration,
+    /// Bytes of small messages gathered before they are written together; also the most a
+    /// sender buffers before it waits for the socket.
+    pub write_buffer_bytes: usize,
+    /// The most accepted connections whose handshake has not finished, per [`Listener`](crate::Listener):
+    /// beyond it, [`Listener::accept`](crate::Listener::accept) waits (the connections wait in
+    /// the system's backlog) until a handshake ends or times out. It bounds the descriptors and
+    /// tasks stalled peers can hold.
+    pub max_pending_handshakes: usize,
+    /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
+    /// frames land in warm memory. A [`Listener`](crate::Listener) keeps one pool of this size
+    /// for all its connections; each comm from [`connect`](crate::connect) keeps its own.
+    pub receive_pool_bytes: usize,
+}
+
+impl Config {
+    /// Defaults, under this identity: no filter on the registry's families, no compression
+    /// ([`Compression::Off`]: frames arrive as views, not decompressed copies), default wire limits, 10 s to connect and to shake hands, 64 KiB of
+    /// write buffer, 256 MiB of receive buffers kept for reuse, at most 64 unfinished
+    /// handshakes per listener.
+    ///
+    /// ```
+    /// let config = pontoon_transport::Config::new("client");
+    /// assert_eq!(config.accepts, None);
+    /// assert_eq!(config.compression, pontoon_transport::Compression::Off);
+    /// ```
+    pub fn new(identity: impl Into<String>) -> Config {
+        Config {
+            identity: identity.into(),
+            accepts: None,
+            compression: Compression::Off,
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            write_buffer_bytes: 64 << 10,
+            receive_pool_bytes: 256 << 20,
+            max_pending_handshakes: 64,
+        }
+    }
+}
+
+/// What a comm opened without a registry announces when [`Config::accepts`] is `None`: the
+/// default registry's deserializer list.
+///
+/// ```
+/// assert_eq!(pontoon_transport::DEFAULT_ACCEPTS, pontoon_family::Registry::new().deserializers());
+/// ```
+pub const DEFAULT_ACCEPTS: &[&str] = &["custom", "serde"];
+
+impl Config {
+    /// What a comm with this config announces: the `registry`'s deserializer list (or
+    /// [`DEFAULT_ACCEPTS`] without one), keeping only the families [`Config::accepts`] names.
+    pub(crate) fn announced(&self, registry: Option<&pontoon_family::Registry>) -> Vec<String> {
+        let base: Vec<String> = match registry {
+            Some(registry) => registry.deserializers(),
+            None => DEFAULT_ACCEPTS.iter().map(|s| s.to_string()).collect(),
+        };
+        match (&self.accepts, registry) {
+            (None, _) => base,
+            // Without a registry the filter is the whole list: nothing else to narrow.
+            (Some(filter), None) => filter.clone(),
+            (Some(filter), Some(_)) => base.into_iter().filter(|f| filter.contains(f)).collect(),
+        }
+    }
+}
+
+impl Default for Config {
+    /// [`Config::new`] with the identity `pontoon-<process id>`.
+    fn default() -> Config {
+        Config::new(format!("pontoon-{}", std::process::id()))
+    }
+}

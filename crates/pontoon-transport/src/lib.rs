@@ -1,0 +1,38 @@
+//! pontoon-transport: tokio comms that carry pontoon messages between processes and machines.
+//!
+//! - [`listen`] and [`connect`] at `tcp://host:port`, `unix:///path` or `inproc://name` give a
+//!   [`Comm`] with `send` and `recv` of pontoon-wire [`Message`](pontoon_wire::Message)s; an
+//!   [`Endpoint`] sends and receives values through a pontoon-family `Registry`.
+//! - A handshake opens every connection: protocol version, the families each side accepts (the
+//!   receiver's list is enforced on every message), compression (agreed; off by default), the
+//!   largest message each side accepts, and each side's identity. See `docs/wire-format.md`.
+//! - Receiving is cancel safe: a `recv` dropped in a `tokio::select!` or under a timeout loses
+//!   nothing. A [`Comm`] splits into a [`SendHalf`] and a [`RecvHalf`] for two tasks.
+//! - A receiver that refuses a message tells the peer why (a close message with a
+//!   [`CloseCode`]) before it closes; the peer's next `recv` or `send` gets
+//!   [`TransportError::ClosedByPeer`].
+//! - No payload frame is copied: frames go out in vectored writes; on the way in each frame is
+//!   read straight into a 64-byte-aligned buffer of its own.
+//! - Memory is bounded: every length is checked against limits before it is allocated, a sender
+//!   buffers at most its write buffer before it waits for the socket, and connect and handshake
+//!   have timeouts. A malformed message costs its connection, never the process.
+#![doc(test(attr(deny(warnings))))]
+
+mod address;
+mod backoff;
+mod comm;
+mod config;
+mod endpoint;
+mod error;
+mod handshake;
+mod listener;
+mod pool;
+
+pub use address::Address;
+pub use comm::{Comm, RecvHalf, SendHalf};
+pub use config::{Config, DEFAULT_ACCEPTS};
+pub use endpoint::{Endpoint, EndpointError};
+pub use error::{HandshakeError, TransportError};
+pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};
+pub use handshake::Peer;
+pub use listener::{Incoming, Listener, connect, listen};

@@ -1,0 +1,79 @@
+//! pontoon: move objects between the processes and machines of a distributed system, and to disk and
+//! back, as a MessagePack header and a list of zero-copy frames.
+//!
+//! This facade re-exports pontoon's layers behind features, so one dependency is all most users add:
+//!
+//! | feature | module | crate |
+//! | --- | --- | --- |
+//! | `wire` (default) | [`wire`] | `pontoon-wire`: messages to bytes and back, with no I/O |
+//! | `family` (default) | [`family`] | `pontoon-family`: families, per-type serializers, out-of-band buffers, allow-lists |
+//! | `array` (default) | [`array`](mod@array) | `pontoon-array`: zero-copy n-dimensional arrays and Arrow data |
+//! | `transport` (default) | [`transport`] | `pontoon-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
+//! | `persist` (default) | [`persist`] | `pontoon-persist`: a durable, checksummed log of messages |
+//!
+//! With `transport`, [`connect`] and [`listen`] give [`Endpoint`](transport::Endpoint)s over
+//! the default [`registry`]: `endpoint.send(&value)` and `endpoint.recv()` are the whole API of
+//! a first program (see the README's quickstart, below the table of crates on crates.io).
+//!
+//! ```
+//! use pontoon::prelude::*;
+//!
+//! let message = Message::new(Header::from_serde(&"ping")?, vec![]);
+//! let bytes = Encoder::default().encode(&message)?.to_bytes();
+//! assert_eq!(pontoon::wire::decode_message(bytes, &Limits::default())?, message);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "wire")]
+#[doc(inline)]
+pub use pontoon_wire as wire;
+
+#[cfg(feature = "family")]
+#[doc(inline)]
+pub use pontoon_family as family;
+
+#[cfg(feature = "array")]
+#[doc(inline)]
+pub use pontoon_array as array;
+
+#[cfg(feature = "transport")]
+#[doc(inline)]
+pub use pontoon_transport as transport;
+
+#[cfg(feature = "persist")]
+#[doc(inline)]
+pub use pontoon_persist as persist;
+
+#[cfg(feature = "transport")]
+mod short;
+#[cfg(feature = "transport")]
+pub use short::{Listener, connect, listen, registry};
+
+/// The names most programs need, for a glob import.
+///
+/// ```
+/// use pontoon::prelude::*;
+/// let header = Header::empty();
+/// # let _ = header;
+/// ```
+pub mod prelude {
+    #[cfg(feature = "array")]
+    pub use pontoon_array::{Array, ArrayFamily, DType};
+    #[cfg(feature = "family")]
+    pub use pontoon_family::{Buffer, Context, Registry};
+    #[cfg(feature = "persist")]
+    pub use pontoon_persist::{Durable, Log};
+    #[cfg(feature = "transport")]
+    pub use pontoon_transport::Endpoint;
+    #[cfg(feature = "wire")]
+    pub use pontoon_wire::{Decoder, Encoder, Frame, Header, Limits, Message};
+
+    #[cfg(feature = "transport")]
+    pub use crate::{connect, listen};
+}
+
+// The README's quickstart is compiled and run as a doctest, so it cannot rot.
+#[cfg(all(doctest, feature = "transport"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
