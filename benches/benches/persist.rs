@@ -60,8 +60,10 @@ struct Scratch(PathBuf);
 impl Scratch {
     /// Creates `target/tmp/pontoon-bench-persist-<pid>-<name>`, emptied first.
     fn new(name: &str) -> Scratch {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("pontoon-bench-persist-{}-{name}", std::process::id()));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "pontoon-bench-persist-{}-{name}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Scratch(path)

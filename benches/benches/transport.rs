@@ -28,7 +28,8 @@ fn runtime() -> Runtime {
 
 /// A Unix socket path of its own in the temporary directory.
 fn socket_path(name: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("pontoon-bench-{}-{name}.sock", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("pontoon-bench-{}-{name}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     path
 }
@@ -144,22 +145,25 @@ fn throughput(c: &mut Criterion) {
             };
             let (mut sender, receiver) = rt.block_on(pontoon_pair(&address));
             let mut receiver = pontoon_receiver(&rt, receiver);
-            group.bench_function(BenchmarkId::new(format!("pontoon-{transport}"), label), |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        let (_, ()) = tokio::join!(
-                            async {
-                                for _ in 0..iters {
-                                    sender.send(&message).await.unwrap();
-                                }
-                            },
-                            receiver.expect(iters)
-                        );
-                        start.elapsed()
+            group.bench_function(
+                BenchmarkId::new(format!("pontoon-{transport}"), label),
+                |b| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let start = Instant::now();
+                            let (_, ()) = tokio::join!(
+                                async {
+                                    for _ in 0..iters {
+                                        sender.send(&message).await.unwrap();
+                                    }
+                                },
+                                receiver.expect(iters)
+                            );
+                            start.elapsed()
+                        })
                     })
-                })
-            });
+                },
+            );
             drop(receiver);
             rt.block_on(sender.close()).unwrap();
 

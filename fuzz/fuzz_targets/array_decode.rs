@@ -4,10 +4,10 @@
 #![no_main]
 
 use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
 use pontoon_array::{Array, ArrayFamily};
 use pontoon_family::{Context, Family, Loaded, binary, rmpv};
 use pontoon_wire::Limits;
-use libfuzzer_sys::fuzz_target;
 
 fn exercise(array: &Array, frame_bytes: usize) {
     // What is accepted makes at most what the limits allow from the bytes it came in.

@@ -5,10 +5,10 @@
 #![no_main]
 
 use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
 use pontoon_array::arrow::{ArrowFamily, LoadError, from_arrow};
 use pontoon_family::rmpv;
 use pontoon_wire::Limits;
-use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // The metadata, then frames: each a length byte and that many bytes.

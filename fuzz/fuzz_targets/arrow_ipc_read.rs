@@ -5,9 +5,9 @@
 #![no_main]
 
 use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
 use pontoon_array::arrow::{IpcReadError, from_arrow, read_ipc_file, read_ipc_stream};
 use pontoon_wire::Limits;
-use libfuzzer_sys::fuzz_target;
 
 fn exercise(read: Result<Vec<arrow_array::RecordBatch>, IpcReadError>) {
     match read {

@@ -7,18 +7,21 @@ use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
 use pontoon_family::{
     Buffer, Context, Dumped, Family, FamilyError, Loaded, Object, Registry, TypeName, rmpv,
 };
 use pontoon_wire::{Header, Message};
-use libfuzzer_sys::fuzz_target;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug)]
 enum Tree {
     Leaf(Buffer),
     Node(Vec<Tree>),
-    Named { name: String, child: Option<Box<Tree>> },
+    Named {
+        name: String,
+        child: Option<Box<Tree>>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -52,7 +55,10 @@ impl Family for Words {
 
     fn dumps(&self, object: &Object<'_>, _: &Context) -> Result<Option<Dumped>, FamilyError> {
         Ok(object.downcast_ref::<Vec<String>>().map(|words| {
-            Dumped::new(rmpv::Value::Array(words.iter().map(|w| w.as_str().into()).collect()), vec![])
+            Dumped::new(
+                rmpv::Value::Array(words.iter().map(|w| w.as_str().into()).collect()),
+                vec![],
+            )
         }))
     }
 
@@ -60,9 +66,14 @@ impl Family for Words {
         requested == TypeId::of::<Vec<String>>()
     }
 
-    fn loads(&self, loaded: &Loaded<'_>, _: &Context) -> Result<Box<dyn Any + Send + Sync>, FamilyError> {
+    fn loads(
+        &self,
+        loaded: &Loaded<'_>,
+        _: &Context,
+    ) -> Result<Box<dyn Any + Send + Sync>, FamilyError> {
         let words = loaded.meta.as_array().ok_or("meta is not a list")?;
-        let words: Option<Vec<String>> = words.iter().map(|w| w.as_str().map(String::from)).collect();
+        let words: Option<Vec<String>> =
+            words.iter().map(|w| w.as_str().map(String::from)).collect();
         Ok(Box::new(words.ok_or("a word is not a string")?))
     }
 }
@@ -73,12 +84,23 @@ fn registry() -> Registry {
     registry
         .register::<String, _, _>(
             "fuzz.Text",
-            |s, _| Ok(Dumped::new(rmpv::Value::Nil, vec![Bytes::from(s.clone().into_bytes())])),
-            |loaded, _| Ok(String::from_utf8(loaded.frames.first().ok_or("no frame")?.to_vec())?),
+            |s, _| {
+                Ok(Dumped::new(
+                    rmpv::Value::Nil,
+                    vec![Bytes::from(s.clone().into_bytes())],
+                ))
+            },
+            |loaded, _| {
+                Ok(String::from_utf8(
+                    loaded.frames.first().ok_or("no frame")?.to_vec(),
+                )?)
+            },
         )
         .unwrap();
     registry.add_family(Words).unwrap();
-    registry.set_deserializers(["custom", "serde", "words"]).unwrap();
+    registry
+        .set_deserializers(["custom", "serde", "words"])
+        .unwrap();
     registry
 }
 
@@ -92,7 +114,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rest = &data[2 + header_len..];
-    let (count, rest) = rest.split_first().map_or((0, &[][..]), |(c, r)| (usize::from(*c % 5), r));
+    let (count, rest) = rest
+        .split_first()
+        .map_or((0, &[][..]), |(c, r)| (usize::from(*c % 5), r));
     let frames: Vec<Bytes> = match count {
         0 => Vec::new(),
         n => (0..n)

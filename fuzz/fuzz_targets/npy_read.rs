@@ -4,8 +4,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use pontoon_array::npy;
 use libfuzzer_sys::fuzz_target;
+use pontoon_array::npy;
 
 fuzz_target!(|data: &[u8]| {
     let file = Bytes::copy_from_slice(data);

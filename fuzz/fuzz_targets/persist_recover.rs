@@ -7,22 +7,28 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
 use pontoon_persist::{Durability, Log, LogOptions, load_snapshot, snapshot_file_name};
 use pontoon_wire::{Header, Limits, Message};
-use libfuzzer_sys::fuzz_target;
 
 /// One directory per fuzzing process, on tmpfs when there is one (syncs cost nothing there).
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let shm = PathBuf::from("/dev/shm");
-        let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+        let base = if shm.is_dir() {
+            shm
+        } else {
+            std::env::temp_dir()
+        };
         base.join(format!("pontoon-fuzz-persist-{}", std::process::id()))
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, content)) = data.split_first() else { return };
+    let Some((&mode, content)) = data.split_first() else {
+        return;
+    };
     let dir = dir();
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
@@ -64,14 +70,20 @@ fuzz_target!(|data: &[u8]| {
 /// offset, a byte to xor there, and whether to cut the file there instead), damaged, then
 /// recovered: what comes back without salvage must be exactly a prefix of what was appended.
 fn damaged_log(dir: &PathBuf, mode: u8, content: &[u8]) {
-    let Some((damage, body)) = content.split_first_chunk::<8>() else { return };
+    let Some((damage, body)) = content.split_first_chunk::<8>() else {
+        return;
+    };
     let mut options = LogOptions::default();
     options.durability = Durability::Never;
     let mut appended = Vec::new();
     {
         let (log, _) = Log::open(dir, options.clone()).unwrap();
         for (i, piece) in body.chunks(1 + usize::from(mode >> 3)).enumerate().take(64) {
-            let frames = if i % 2 == 0 { vec![Bytes::copy_from_slice(piece)] } else { vec![] };
+            let frames = if i % 2 == 0 {
+                vec![Bytes::copy_from_slice(piece)]
+            } else {
+                vec![]
+            };
             let message = Message::new(Header::from_serde(&(i as u64, piece)).unwrap(), frames);
             log.append(i as u32, &message).unwrap();
             appended.push(message);
@@ -92,7 +104,10 @@ fn damaged_log(dir: &PathBuf, mode: u8, content: &[u8]) {
         assert!(records.len() <= appended.len());
         for (record, (seq, message)) in records.iter().zip((1u64..).zip(&appended)) {
             assert_eq!(record.seq, seq);
-            assert!(record.message == *message, "record {seq} came back different");
+            assert!(
+                record.message == *message,
+                "record {seq} came back different"
+            );
         }
     }
 }

@@ -3,8 +3,8 @@
 #![no_main]
 
 use bytes::BytesMut;
-use pontoon_wire::{Decoder, Encoder, Limits, decode_message};
 use libfuzzer_sys::fuzz_target;
+use pontoon_wire::{Decoder, Encoder, Limits, decode_message};
 
 fn limits() -> Limits {
     let mut limits = Limits::default();
@@ -16,19 +16,28 @@ fn limits() -> Limits {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&step, data)) = data.split_first() else { return };
+    let Some((&step, data)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(step).max(1);
 
     // The stream decoder, with and without the preamble, fed `step` bytes at a time.
-    for mut decoder in [Decoder::with_limits(limits()), Decoder::without_preamble(limits())] {
+    for mut decoder in [
+        Decoder::with_limits(limits()),
+        Decoder::without_preamble(limits()),
+    ] {
         let mut buf = BytesMut::new();
         'feed: for piece in data.chunks(step) {
             buf.extend_from_slice(piece);
             loop {
                 match decoder.decode(&mut buf) {
                     Ok(Some(message)) => {
-                        let again = Encoder::default().encode(&message).expect("re-encode").to_bytes();
-                        let back = decode_message(again, &limits()).expect("a decoded message re-encodes");
+                        let again = Encoder::default()
+                            .encode(&message)
+                            .expect("re-encode")
+                            .to_bytes();
+                        let back =
+                            decode_message(again, &limits()).expect("a decoded message re-encodes");
                         assert_eq!(back, message);
                     }
                     Ok(None) => break,

@@ -4,8 +4,8 @@
 #![no_main]
 
 use bytes::{BufMut, BytesMut};
-use pontoon_wire::{Limits, decode_message};
 use libfuzzer_sys::fuzz_target;
+use pontoon_wire::{Limits, decode_message};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&[codec, a, b, c], wire)) = data.split_first_chunk::<4>().map(|(h, w)| (h, w)) else {

@@ -2,12 +2,14 @@
 //! re-encode to a header that is accepted too.
 #![no_main]
 
-use pontoon_wire::Header;
 use libfuzzer_sys::fuzz_target;
+use pontoon_wire::Header;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(header) = Header::from_msgpack(bytes::Bytes::copy_from_slice(data)) {
-        let value = header.to_value().expect("a validated header reads as a value");
+        let value = header
+            .to_value()
+            .expect("a validated header reads as a value");
         let again = Header::from_value(&value);
         Header::from_msgpack(again.into_bytes()).expect("a re-encoded header validates");
     }

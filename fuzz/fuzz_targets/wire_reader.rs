@@ -4,8 +4,8 @@
 #![no_main]
 
 use bytes::{BufMut, BytesMut};
-use pontoon_wire::{Decoder, Limits, MessageReader, Received};
 use libfuzzer_sys::fuzz_target;
+use pontoon_wire::{Decoder, Limits, MessageReader, Received};
 
 fn limits() -> Limits {
     let mut limits = Limits::default();
@@ -18,7 +18,9 @@ fn limits() -> Limits {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&step, data)) = data.split_first() else { return };
+    let Some((&step, data)) = data.split_first() else {
+        return;
+    };
     let step = usize::from(step % 64).max(1);
     let direct = step % 2 == 0;
 

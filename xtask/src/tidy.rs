@@ -213,7 +213,13 @@ fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
         return Ok(Vec::new());
     };
     let tree = Cmd::cargo()
-        .args(["tree", "--package", "pontoon-wire", "--edges", "normal,build"])
+        .args([
+            "tree",
+            "--package",
+            "pontoon-wire",
+            "--edges",
+            "normal,build",
+        ])
         .args(["--prefix", "none", "--all-features", "--target", "all"])
         .output()?;
     let manifest = std::fs::read_to_string(&wire.manifest_path).unwrap_or_default();
@@ -366,7 +372,10 @@ mod tests {
                     pontoon v0.1.0 (/r/crates/pontoon)\n\
                     pontoon-cli v0.1.0 (/r/crates/pontoon-cli)\n\
                     pontoon v0.1.0 (/r/crates/pontoon) (*)\n";
-        assert_eq!(tree_dependents(tree, "pontoon-wire"), ["pontoon", "pontoon-cli"]);
+        assert_eq!(
+            tree_dependents(tree, "pontoon-wire"),
+            ["pontoon", "pontoon-cli"]
+        );
         assert!(tree_dependents("pontoon-cli v0.1.0 (/r)\n", "pontoon-cli").is_empty());
     }
 

@@ -2,9 +2,9 @@
 //! the right values, copy-on-write that copies only when shared, and hostile layouts refused.
 
 use bytes::Bytes;
+use ndarray::{IxDyn, ShapeBuilder, arr2};
 use pontoon_array::{Array, ArrayError, ByteOrder, DType};
 use pontoon_wire::Limits;
-use ndarray::{IxDyn, ShapeBuilder, arr2};
 
 fn f64s(values: &[f64]) -> Bytes {
     Bytes::from(

@@ -5,8 +5,8 @@ use std::error::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use pontoon::persist::{Log, LogOptions, Record};
 use indicatif::{ProgressBar, ProgressStyle};
+use pontoon::persist::{Log, LogOptions, Record};
 
 /// A log with more records than this gets a progress bar.
 const BAR_RECORDS: u64 = 10_000;

@@ -59,7 +59,13 @@ fn writer_binary() -> &'static Path {
             .join("examples")
             .join(format!("crash_writer{}", std::env::consts::EXE_SUFFIX));
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "pontoon-persist", "--example", "crash_writer"]);
+        build.args([
+            "build",
+            "-p",
+            "pontoon-persist",
+            "--example",
+            "crash_writer",
+        ]);
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")

@@ -33,6 +33,6 @@ pub use comm::{Comm, RecvHalf, SendHalf};
 pub use config::{Config, DEFAULT_ACCEPTS};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{HandshakeError, TransportError};
-pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};
 pub use handshake::Peer;
 pub use listener::{Incoming, Listener, connect, listen};
+pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};

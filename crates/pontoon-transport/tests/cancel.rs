@@ -24,8 +24,8 @@ fn address(kind: &str) -> Address {
     match kind {
         "tcp" => "tcp://127.0.0.1:0".parse().unwrap(),
         "unix" => {
-            let path =
-                std::env::temp_dir().join(format!("pontoon-cancel-{}-{n}.sock", std::process::id()));
+            let path = std::env::temp_dir()
+                .join(format!("pontoon-cancel-{}-{n}.sock", std::process::id()));
             let _ = std::fs::remove_file(&path);
             Address::Unix(path)
         }

@@ -19,7 +19,9 @@ pub(super) struct Human {
 
 /// Registers `Human` with its own serializer under `demo.Human`: the name as a frame, the age in
 /// the header. Every part of the demo that sends a `Human` uses this one registration.
-pub(super) fn register_human(registry: &mut Registry) -> Result<(), pontoon::family::RegistryError> {
+pub(super) fn register_human(
+    registry: &mut Registry,
+) -> Result<(), pontoon::family::RegistryError> {
     registry.register::<Human, _, _>(
         "demo.Human",
         |human, _context| {

@@ -275,7 +275,8 @@ fn on_disk(dir: &Path) -> Result<(usize, usize, u64), Box<dyn Error>> {
 /// Runs the fifth part.
 pub(super) fn run() -> Result<(), Box<dyn Error>> {
     println!("pontoon demo: state that survives kill -9, through pontoon-persist");
-    let scratch = Scratch(std::env::temp_dir().join(format!("pontoon-demo-{}", std::process::id())));
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("pontoon-demo-{}", std::process::id())));
     let dir = scratch.0.join("state");
     match std::fs::remove_dir_all(&scratch.0) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
