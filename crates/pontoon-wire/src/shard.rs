@@ -29,7 +29,7 @@ pub fn split(frame: &Bytes, shard_size: NonZeroUsize) -> Vec<Bytes> {
 ///
 /// ```
 /// use bytes::Bytes;
-/// let joined = pontoon_wire::shard::join(&[Bytes::from_static(b"fer"), Bytes::from_static(b"ry")]);
+/// let joined = pontoon_wire::shard::join(&[Bytes::from_static(b"pont"), Bytes::from_static(b"oon")]);
 /// assert_eq!(joined, "pontoon");
 /// ```
 pub fn join(shards: &[Bytes]) -> Bytes {
