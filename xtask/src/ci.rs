@@ -1,7 +1,7 @@
 //! The `ci` task: every check CI runs, in order, stopping at the first failure.
 
 use crate::cmd::{Cmd, Result, repo_root};
-use crate::{no_args, test, tidy};
+use crate::{no_args, release, test, tidy};
 
 /// One named CI step.
 struct Step {
@@ -46,6 +46,10 @@ const STEPS: &[Step] = &[
     Step {
         name: "fuzz build",
         run: fuzz_build,
+    },
+    Step {
+        name: "publish --dry-run",
+        run: release::publish_dry_run,
     },
 ];
 

@@ -11,6 +11,7 @@ mod demo;
 mod fuzz;
 mod miri;
 mod python;
+mod release;
 mod test;
 mod tidy;
 mod workspace;
@@ -49,7 +50,7 @@ const TASKS: &[Task] = &[
     Task {
         name: "ci",
         usage: "",
-        about: "everything CI checks: fmt, clippy, test, doc, tidy, fuzz build",
+        about: "everything CI checks: fmt, clippy, test, doc, tidy, fuzz build, each feature alone, publish --dry-run",
         run: ci::run,
     },
     Task {
@@ -69,6 +70,24 @@ const TASKS: &[Task] = &[
         usage: "[--time SECONDS]",
         about: "run every cargo-fuzz target for SECONDS each (default 60; needs nightly)",
         run: fuzz::run,
+    },
+    Task {
+        name: "features",
+        usage: "",
+        about: "check every publishable crate with no default features and each feature alone; the facade's doc tests per feature",
+        run: release::features_task,
+    },
+    Task {
+        name: "semver",
+        usage: "",
+        about: "cargo semver-checks against each crate's newest crates.io release (none yet: says so)",
+        run: release::semver,
+    },
+    Task {
+        name: "completions",
+        usage: "",
+        about: "write shell completions and man pages for `pontoon` to target/pontoon-dist/",
+        run: release::completions,
     },
     Task {
         name: "miri",

@@ -17,6 +17,10 @@ pub(crate) struct Package {
     pub(crate) has_lib: bool,
     /// Its declared dependencies that are not dev-dependencies, by package name.
     pub(crate) deps: Vec<String>,
+    /// Its features, `default` left out, sorted.
+    pub(crate) features: Vec<String>,
+    /// Whether it may be published (`publish = false` is not set).
+    pub(crate) publish: bool,
 }
 
 /// The workspace, as `cargo metadata --no-deps` describes it.
@@ -71,11 +75,23 @@ fn package(value: &Value) -> Result<Package> {
         .filter(|d| d["kind"].as_str() != Some("dev"))
         .filter_map(|d| d["name"].as_str().map(str::to_owned))
         .collect();
+    let mut features: Vec<String> = value["features"]
+        .as_object()
+        .into_iter()
+        .flat_map(|f| f.keys())
+        .filter(|f| *f != "default")
+        .cloned()
+        .collect();
+    features.sort();
+    // `publish` is null for "any registry" and a list of registries otherwise (empty: never).
+    let publish = value["publish"].as_array().is_none_or(|r| !r.is_empty());
     Ok(Package {
         name,
         manifest_path,
         has_lib,
         deps,
+        features,
+        publish,
     })
 }
 

@@ -60,3 +60,8 @@ pub use dtype::{ByteOrder, DType, TimeUnit};
 pub use element::Element;
 pub use error::ArrayError;
 pub use family::{ArrayFamily, ArrayHeaderError};
+
+// The README's example is compiled and run as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,16 +1,29 @@
 //! The `pontoon` command-line tool: `pontoon demo` shows what pontoon does, end to end, with numbers;
 //! `pontoon log` inspects a pontoon-persist log.
+//!
+//! Exit status, the same for every subcommand: 0 when it did what was asked and found nothing
+//! wrong; 1 when a check ran and found damage (`pontoon log verify`); 2 when it could not do what
+//! was asked (an I/O error, a directory that holds no log) or the command line was wrong.
 
 mod demo;
+mod generate;
 mod log;
 
+use std::error::Error;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// pontoon: move objects between processes, machines and disk as a header plus zero-copy frames.
+/// The exit status's meaning, printed under every `--help`.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  done, nothing wrong found
+  1  a check ran and found damage (pontoon log verify)
+  2  could not do what was asked (I/O error, not a log, ...) or bad usage";
+
+/// Move objects between processes, machines and disk as a header plus zero-copy frames.
 #[derive(Parser)]
-#[command(name = "pontoon", version, about)]
+#[command(name = "pontoon", version, propagate_version = true, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,8 +31,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Encode and decode a mixed message (small admin fields plus a large payload frame) and
-    /// report sizes, frame count, whether the payload was copied, and throughput.
+    /// Show what pontoon does, end to end, with numbers.
+    ///
+    /// Encodes and decodes a mixed message (small admin fields plus a large payload frame), sends
+    /// typed values, arrays and Arrow data between two processes over tcp://, and keeps state
+    /// across kill -9; reports sizes, frame counts, whether payloads were copied, and throughput.
     Demo(demo::Args),
     /// The other process of `pontoon demo`'s transport part (started by the demo itself).
     #[command(hide = true)]
@@ -31,6 +47,9 @@ enum Command {
     /// Inspect a pontoon-persist log: verify it, or dump its records.
     #[command(subcommand)]
     Log(log::Command),
+    /// Write shell completions and man pages (run by `cargo xtask completions`).
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,12 +59,56 @@ fn main() -> ExitCode {
         Command::DemoPeer(args) => demo::peer(&args),
         Command::DemoWriter(args) => demo::writer(&args),
         Command::Log(command) => log::run(&command),
+        Command::Generate(args) => generate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
+            eprintln!("{}", report(error.as_ref()));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The whole chain of `error`: its message, then each `source()` on a line of its own.
+fn report(error: &(dyn Error + 'static)) -> String {
+    let mut text = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_error_report_prints_each_cause_once() {
+        let io = std::io::Error::other("disk on fire");
+        let outer: Box<dyn Error> = Box::new(Wrapped(io));
+        let text = report(outer.as_ref());
+        assert_eq!(text, "error: reading the log\n  caused by: disk on fire");
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("reading the log")
+        }
+    }
+    impl Error for Wrapped {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
         }
     }
 }

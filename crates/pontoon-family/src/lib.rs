@@ -101,3 +101,8 @@ pub use limits::decode_limits;
 pub use registry::{CUSTOM, Custom, Registry, SERDE};
 pub use session::Session;
 pub use type_name::TypeName;
+
+// The README's example is compiled and run as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

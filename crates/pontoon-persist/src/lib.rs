@@ -35,3 +35,8 @@ pub use snapshot::{
     SnapshotRecovery, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,
 };
 pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, StateError};
+
+// The README's example is compiled and run as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

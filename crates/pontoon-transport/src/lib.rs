@@ -36,3 +36,8 @@ pub use error::{HandshakeError, TransportError};
 pub use handshake::Peer;
 pub use listener::{Incoming, Listener, connect, listen};
 pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};
+
+// The README's example is compiled and run as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

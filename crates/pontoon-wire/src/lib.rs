@@ -80,3 +80,8 @@ pub use limits::{EXPANSION_FLOOR, Limits};
 pub use message::{Frame, Message};
 pub use reader::{FRAME_ALIGN, FrameBuffers, MessageReader, RawMessage, Received, Want};
 pub use stream::{Decoder, decode_message};
+
+// The README's example is compiled and run as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

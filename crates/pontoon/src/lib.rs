@@ -75,5 +75,5 @@ pub mod prelude {
 
 // The README's quickstart is compiled and run as a doctest, so it cannot rot.
 #[cfg(all(doctest, feature = "transport"))]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -4,17 +4,29 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The Python interpreter of the venv `cargo xtask test` makes (with numpy and pyarrow), from
-/// `$PONTOON_PYTHON`; fails the test, loudly, when it is not set.
+/// The Python interpreter of the venv `cargo xtask test` makes (with numpy and pyarrow):
+/// `$PONTOON_PYTHON` when set, else the venv's own interpreter under this build's target
+/// directory (so plain `cargo test` finds it once `cargo xtask test` has made it); fails the
+/// test, loudly, when there is neither.
 pub(crate) fn python() -> PathBuf {
-    match std::env::var_os("PONTOON_PYTHON") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => panic!(
-            "PONTOON_PYTHON is not set: the Python interop tests need the venv with numpy and \
-             pyarrow that `cargo xtask test` makes (target/pontoon-venv). Run `cargo xtask test` \
-             instead of `cargo test`, or set PONTOON_PYTHON to a python with numpy >= 2 and pyarrow."
-        ),
+    if let Some(path) = std::env::var_os("PONTOON_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
     }
+    // CARGO_TARGET_TMPDIR is `<target dir>/tmp`, wherever the target directory is.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"));
+    let venv_python = target.join("pontoon-venv").join("bin").join("python");
+    if venv_python.is_file() {
+        return venv_python;
+    }
+    panic!(
+        "PONTOON_PYTHON is not set and {} does not exist: the Python interop tests need the venv \
+         with numpy and pyarrow that `cargo xtask test` makes. Run `cargo xtask test` once (plain \
+         `cargo test` finds the venv after that), or set PONTOON_PYTHON to a python with \
+         numpy >= 2 and pyarrow.",
+        venv_python.display()
+    )
 }
 
 /// A fresh directory for one test's files under cargo's per-target temp directory.

@@ -1,0 +1,127 @@
+//! What a release needs checked: every feature builds alone, every package packages and
+//! builds from its own files, and (after the first release) no semver break; plus the shell
+//! completions and man pages that ship with the command.
+
+use crate::cmd::{Cmd, Result, ensure_tool};
+use crate::{no_args, workspace};
+
+/// The facade, whose features must each pass its doc tests alone (the README's included).
+const FACADE: &str = "pontoon";
+
+/// Checks each publishable library with no default features and with each feature alone, and
+/// runs the facade's doc tests under each of its features alone.
+pub(crate) fn features() -> Result {
+    let ws = workspace::metadata()?;
+    for package in ws.packages.iter().filter(|p| p.publish && p.has_lib) {
+        let name = package.name.as_str();
+        let check = || Cmd::cargo().args(["check", "--package", name, "--lib"]);
+        check().arg("--no-default-features").run()?;
+        for feature in &package.features {
+            check()
+                .args(["--no-default-features", "--features", feature])
+                .run()?;
+        }
+        if name == FACADE {
+            for feature in &package.features {
+                Cmd::cargo()
+                    .args(["test", "--doc", "--package", name])
+                    .args(["--no-default-features", "--features", feature])
+                    .run()?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `features` task: [`features`], taking no arguments.
+pub(crate) fn features_task(args: &[String]) -> Result {
+    no_args("features", args)?;
+    features()
+}
+
+/// Packages every publishable crate and builds each from its package alone, as crates.io would
+/// (`cargo publish --dry-run --workspace`; a file a crate needs but does not ship fails here).
+pub(crate) fn publish_dry_run() -> Result {
+    Cmd::cargo()
+        .args(["publish", "--dry-run", "--workspace", "--allow-dirty"])
+        .run()
+}
+
+/// The `semver` task: `cargo semver-checks` against the newest release on crates.io of every
+/// publishable crate that has one; says so, and passes, for crates not released yet.
+pub(crate) fn semver(args: &[String]) -> Result {
+    no_args("semver", args)?;
+    let ws = workspace::metadata()?;
+    let mut released = Vec::new();
+    for package in ws.packages.iter().filter(|p| p.publish && p.has_lib) {
+        if is_released(&package.name)? {
+            released.push(package.name.as_str());
+        } else {
+            eprintln!(
+                "semver: `{}` has no release on crates.io yet; nothing to compare",
+                package.name
+            );
+        }
+    }
+    if released.is_empty() {
+        eprintln!("semver: no crate of the workspace is released yet; run this after the first");
+        return Ok(());
+    }
+    ensure_tool(
+        "cargo-semver-checks",
+        || Cmd::cargo().args(["semver-checks", "--version"]),
+        Cmd::cargo().args(["install", "cargo-semver-checks", "--locked"]),
+    )?;
+    let mut check = Cmd::cargo().args(["semver-checks", "check-release"]);
+    for name in released {
+        check = check.args(["--package", name]);
+    }
+    check.run()
+}
+
+/// Whether crates.io has a release of `name`; an answer other than found or not found (no
+/// network, say) is an error, not "not released".
+fn is_released(name: &str) -> Result<bool> {
+    let shown = format!("cargo info {name} --registry crates-io");
+    eprintln!("$ {shown}");
+    let output = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .args(["info", name, "--registry", "crates-io"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        Ok(true)
+    } else if stderr.contains("could not find") {
+        Ok(false)
+    } else {
+        Err(format!(
+            "`{shown}` failed ({}): {}",
+            output.status,
+            stderr.trim()
+        ))
+    }
+}
+
+/// The `completions` task: writes shell completions and man pages for `pontoon` under
+/// `target/pontoon-dist/` (from the command's own definition, so they never drift from it).
+pub(crate) fn completions(args: &[String]) -> Result {
+    no_args("completions", args)?;
+    let out = workspace::metadata()?.target_dir.join("pontoon-dist");
+    let out = out
+        .to_str()
+        .ok_or_else(|| format!("the path {} is not UTF-8", out.display()))?
+        .to_owned();
+    Cmd::cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "pontoon-cli",
+            "--bin",
+            "pontoon",
+            "--",
+        ])
+        .args(["generate", "--out", &out])
+        .run()
+}
