@@ -9,9 +9,11 @@ use crate::cmd::{Cmd, Result, ensure_tool};
 /// How long each target runs unless `--time` says otherwise, in seconds.
 const DEFAULT_SECONDS: u64 = 60;
 
-/// Runs the task: `--time SECONDS` (or `--time=SECONDS`) sets how long each target runs.
+/// Runs the task: `--time SECONDS` (or `--time=SECONDS`) sets how long each target runs; names
+/// after the flags pick targets (all of them when none is named), so that a long run can be
+/// split across cores.
 pub(crate) fn run(args: &[String]) -> Result {
-    let seconds = parse_time(args)?;
+    let (seconds, wanted) = parse_args(args)?;
     ensure_tool(
         "cargo-fuzz",
         || Cmd::nightly_cargo().args(["fuzz", "--version"]),
@@ -26,6 +28,16 @@ pub(crate) fn run(args: &[String]) -> Result {
     if targets.is_empty() {
         return Err("`cargo +nightly fuzz list` found no fuzz targets".to_owned());
     }
+    if let Some(unknown) = wanted.iter().find(|w| !targets.contains(&w.as_str())) {
+        return Err(format!(
+            "no fuzz target `{unknown}`; the targets are: {}",
+            targets.join(", ")
+        ));
+    }
+    let targets: Vec<&str> = targets
+        .into_iter()
+        .filter(|t| wanted.is_empty() || wanted.iter().any(|w| w == t))
+        .collect();
     let mut failed = Vec::new();
     for target in &targets {
         let corpus = format!("fuzz/corpus/{target}");
@@ -65,10 +77,11 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
 }
 
-/// Reads `--time SECONDS` / `--time=SECONDS` from `args`.
-fn parse_time(args: &[String]) -> Result<u64> {
-    let usage = "usage: cargo xtask fuzz [--time SECONDS]";
+/// Reads `--time SECONDS` / `--time=SECONDS` and the target names that follow from `args`.
+fn parse_args(args: &[String]) -> Result<(u64, Vec<String>)> {
+    let usage = "usage: cargo xtask fuzz [--time SECONDS] [TARGET...]";
     let mut seconds = DEFAULT_SECONDS;
+    let mut targets = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let value = match arg.strip_prefix("--time") {
@@ -76,11 +89,15 @@ fn parse_time(args: &[String]) -> Result<u64> {
                 .next()
                 .ok_or_else(|| format!("--time needs a value; {usage}"))?,
             Some(rest) if rest.starts_with('=') => &rest[1..],
-            _ => return Err(format!("unknown argument `{arg}`; {usage}")),
+            _ if arg.starts_with('-') => return Err(format!("unknown argument `{arg}`; {usage}")),
+            _ => {
+                targets.push(arg.clone());
+                continue;
+            }
         };
         seconds = value
             .parse()
             .map_err(|_| format!("--time wants whole seconds, got `{value}`"))?;
     }
-    Ok(seconds)
+    Ok((seconds, targets))
 }

@@ -67,8 +67,8 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "fuzz",
-        usage: "[--time SECONDS]",
-        about: "run every cargo-fuzz target for SECONDS each (default 60; needs nightly)",
+        usage: "[--time SECONDS] [TARGET...]",
+        about: "run every cargo-fuzz target (or those named) for SECONDS each (default 60; needs nightly)",
         run: fuzz::run,
     },
     Task {
