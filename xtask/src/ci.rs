@@ -48,6 +48,10 @@ const STEPS: &[Step] = &[
         run: fuzz_build,
     },
     Step {
+        name: "msrv",
+        run: release::msrv,
+    },
+    Step {
         name: "publish --dry-run",
         run: release::publish_dry_run,
     },

@@ -78,6 +78,12 @@ const TASKS: &[Task] = &[
         run: release::features_task,
     },
     Task {
+        name: "msrv",
+        usage: "",
+        about: "check that no dependency in the lock file needs a newer Rust than the rust-version claimed",
+        run: |args| crate::no_args("msrv", args).and_then(|()| release::msrv()),
+    },
+    Task {
         name: "semver",
         usage: "",
         about: "cargo semver-checks against each crate's newest crates.io release (none yet: says so)",

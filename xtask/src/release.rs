@@ -39,6 +39,69 @@ pub(crate) fn features_task(args: &[String]) -> Result {
     features()
 }
 
+/// Checks that the `rust-version` the workspace claims is honest without a second toolchain:
+/// no dependency in the lock file asks for a newer Rust. (clippy's `incompatible_msrv`, denied
+/// in the workspace lints, covers our own use of std.)
+pub(crate) fn msrv() -> Result {
+    let json = Cmd::cargo()
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .output()?;
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| format!("could not parse `cargo metadata` output: {e}"))?;
+    let packages = value["packages"]
+        .as_array()
+        .ok_or("`cargo metadata` output has no `packages`")?;
+    let members: Vec<&str> = value["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let ours = packages
+        .iter()
+        .find(|p| p["id"].as_str().is_some_and(|id| members.contains(&id)))
+        .and_then(|p| p["rust_version"].as_str())
+        .ok_or("the workspace's packages declare no rust-version")?;
+    let claimed = parse_version(ours)?;
+    let mut newer = Vec::new();
+    for package in packages {
+        if let Some(wanted) = package["rust_version"].as_str()
+            && parse_version(wanted)? > claimed
+        {
+            newer.push(format!(
+                "{} {} (rust-version {wanted})",
+                package["name"], package["version"]
+            ));
+        }
+    }
+    if newer.is_empty() {
+        eprintln!("msrv: every package in the lock file builds on Rust {ours}");
+        Ok(())
+    } else {
+        Err(format!(
+            "the workspace claims rust-version {ours}, but these need a newer Rust: {}",
+            newer.join(", ")
+        ))
+    }
+}
+
+/// `1.88` or `1.88.1` as comparable numbers (`1.88` is `1.88.0`).
+fn parse_version(text: &str) -> Result<[u64; 3]> {
+    let mut version = [0; 3];
+    let mut parts = text.split('.');
+    for slot in &mut version {
+        if let Some(part) = parts.next() {
+            *slot = part
+                .parse()
+                .map_err(|_| format!("`{text}` is not a Rust version"))?;
+        }
+    }
+    if parts.next().is_some() {
+        return Err(format!("`{text}` is not a Rust version"));
+    }
+    Ok(version)
+}
+
 /// Packages every publishable crate and builds each from its package alone, as crates.io would
 /// (`cargo publish --dry-run --workspace`; a file a crate needs but does not ship fails here).
 pub(crate) fn publish_dry_run() -> Result {
