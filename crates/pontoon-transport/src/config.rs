@@ -47,13 +47,32 @@ pub struct Config {
     /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
     /// frames land in warm memory. A [`Listener`](crate::Listener) keeps one pool of this size
     /// for all its connections; each comm from [`connect`](crate::connect) keeps its own.
+    /// The most bytes kept this way: [`Listener::pooled_bytes`](crate::Listener::pooled_bytes)
+    /// never exceeds it. The pool also gives buffers back to the allocator as connections close
+    /// (it keeps a few per open connection), so an idle listener keeps none.
     pub receive_pool_bytes: usize,
+    /// Bytes the messages still arriving may hold together: one budget for all the connections
+    /// of a [`Listener`](crate::Listener), or for one comm from [`connect`](crate::connect). A
+    /// message takes what its frame table declares (its frames, and what its compressed frames
+    /// decompress to) once its head is read; while the budget is spent, connections stop
+    /// reading their sockets, so their peers wait, until messages are handed over and give
+    /// theirs back. A message handed to the caller no longer counts: what a caller keeps is its
+    /// own to bound, and counting it would stall the listener for a caller that holds messages.
+    /// A message larger than the whole budget is received alone (it waits until nothing else
+    /// holds any, and takes all of it), so the limits, not the budget, bound what one message
+    /// may be.
+    pub receive_budget_bytes: u64,
+    /// The most large messages decompressed at once on tokio's blocking threads, per
+    /// [`Listener`](crate::Listener) (or per comm from [`connect`](crate::connect)); beyond it a
+    /// connection waits for a slot before it decompresses.
+    pub max_decompressions_in_flight: usize,
 }
 
 impl Config {
     /// Defaults, under this identity: no filter on the registry's families, no compression
     /// ([`Compression::Off`]: frames arrive as views, not decompressed copies), default wire limits, 10 s to connect and to shake hands, 64 KiB of
-    /// write buffer, 256 MiB of receive buffers kept for reuse, at most 64 unfinished
+    /// write buffer, 256 MiB of receive buffers kept for reuse, a receive budget of 1 GiB, as
+    /// many large decompressions at once as the machine has CPUs, at most 64 unfinished
     /// handshakes per listener.
     ///
     /// ```
@@ -71,6 +90,9 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             write_buffer_bytes: 64 << 10,
             receive_pool_bytes: 256 << 20,
+            receive_budget_bytes: 1 << 30,
+            max_decompressions_in_flight: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get),
             max_pending_handshakes: 64,
         }
     }

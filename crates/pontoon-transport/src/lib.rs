@@ -16,10 +16,17 @@
 //! - Memory is bounded: every length is checked against limits before it is allocated, a sender
 //!   buffers at most its write buffer before it waits for the socket, and connect and handshake
 //!   have timeouts. A malformed message costs its connection, never the process.
+//! - A listener's connections share one receive budget ([`Config::receive_budget_bytes`]): the
+//!   messages still arriving hold at most that many frame bytes together (a message larger than
+//!   the whole budget is received alone); when it is spent, connections stop reading and their
+//!   peers wait. They also share a bound on large decompressions running at once
+//!   ([`Config::max_decompressions_in_flight`]) and one pool of warm receive buffers, which
+//!   empties as connections close.
 #![doc(test(attr(deny(warnings))))]
 
 mod address;
 mod backoff;
+mod budget;
 mod comm;
 mod config;
 mod endpoint;
