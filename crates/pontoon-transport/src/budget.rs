@@ -2,37 +2,34 @@
 //! connections may hold together, and how many large decompressions may run at once.
 //!
 //! A message's need is what its frame table declares: the frames' wire bytes, plus the bytes its
-//! compressed frames decompress to (at most what the limits let them expand to). A connection
-//! takes its message's need from the budget when the head has been read and before it reads
-//! any more of the message from its socket; when the budget is spent it stops reading (TCP
-//! makes the peer wait) until other messages are handed over and give theirs back. The
-//! reservation is only accounting: frame memory still grows as the bytes arrive.
+//! compressed frames decompress to (at most what the limits let them expand to). Declaring costs
+//! nothing: a message is granted budget a step at a time as its bytes arrive, and a connection
+//! reads no more from its socket than it has been granted; when it cannot be granted more it
+//! stops reading (TCP makes the peer wait) until other messages are handed over and give theirs
+//! back. So a peer that declares much and sends little holds only what it sent.
 //!
-//! A message takes its whole need at once, never a part and then more, so that no two
-//! half-received messages can each wait for the other's budget. A message that needs more than
-//! the whole budget takes all of it: it waits until nothing else holds any, and is received
-//! alone. Waiting is first come, first served (tokio's semaphore is fair), so a large message
-//! is not starved by a stream of small ones.
+//! Steps are granted only while the ledger stays *safe* (the banker's rule): there is an order
+//! in which every message in progress could still be granted all it declared, each finishing
+//! and giving its bytes back before the next. So half-received messages never wait on each
+//! other for good: some message can always finish. A message that declares more than the whole
+//! budget counts as declaring all of it: it can be granted all of it once nothing else holds
+//! any, and then it is received alone, past the budget, to its end.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pontoon_wire::{ENTRY_LEN, Limits, MESSAGE_MARKER, PREFIX_LEN};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::pool::Pool;
 use crate::{Config, TransportError};
-
-/// Budget is counted in units of this many bytes, so that one `u32` permit count covers any
-/// message (tokio's semaphore takes at most `u32::MAX` permits at a time).
-const UNIT: u64 = 1 << 10;
 
 /// What the connections of one listener share on their way in (or one comm from `connect`):
 /// the pool of warm buffers, the receive budget, and the slots for large decompressions.
 pub(crate) struct Receiving {
     pub(crate) pool: Arc<Pool>,
-    budget: Arc<Semaphore>,
-    budget_units: u32,
+    budget: Arc<Budget>,
     decompressions: Arc<Semaphore>,
     /// Decompressions running now (counted on the blocking thread itself, not from permits).
     running: Arc<AtomicUsize>,
@@ -40,33 +37,24 @@ pub(crate) struct Receiving {
 
 impl Receiving {
     pub(crate) fn new(config: &Config) -> Arc<Receiving> {
-        let budget_units = config
-            .receive_budget_bytes
-            .div_ceil(UNIT)
-            .clamp(1, u64::from(u32::MAX))
-            .min(Semaphore::MAX_PERMITS as u64);
-        let budget_units = u32::try_from(budget_units).unwrap_or(u32::MAX);
         let max_decompressions = config
             .max_decompressions_in_flight
             .clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Receiving {
             pool: Pool::new(config.receive_pool_bytes),
-            budget: Arc::new(Semaphore::new(budget_units as usize)),
-            budget_units,
+            budget: Arc::new(Budget {
+                bytes: config.receive_budget_bytes.max(1),
+                ledger: Mutex::new(Ledger::default()),
+                released: Notify::new(),
+            }),
             decompressions: Arc::new(Semaphore::new(max_decompressions)),
             running: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    /// Bytes of the budget held by messages in progress now.
+    /// Bytes of the budget granted to messages in progress now.
     pub(crate) fn budget_in_use_bytes(&self) -> u64 {
-        let free = self.budget.available_permits() as u64;
-        u64::from(self.budget_units).saturating_sub(free) * UNIT
-    }
-
-    /// The budget in bytes (rounded up to its unit).
-    pub(crate) fn budget_bytes(&self) -> u64 {
-        u64::from(self.budget_units) * UNIT
+        self.budget.lock().used
     }
 
     /// Decompressions running on blocking threads now.
@@ -74,23 +62,20 @@ impl Receiving {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// Takes `need` bytes of budget (all of it, if `need` is more), waiting while it is spent.
-    /// Cancel safe: a dropped wait holds nothing.
-    pub(crate) async fn reserve(&self, need: u64) -> Result<Grant, TransportError> {
-        let units = need.div_ceil(UNIT).min(u64::from(self.budget_units));
-        let units = u32::try_from(units).unwrap_or(self.budget_units);
-        if units == 0 {
-            return Ok(Grant { _permit: None });
+    /// Opens the account of a message that declares `need` bytes: nothing is granted yet, and
+    /// opening never waits.
+    pub(crate) fn open(&self, need: u64) -> Grant {
+        let need = need.min(self.budget.bytes);
+        let mut ledger = self.budget.lock();
+        let id = ledger.next_id;
+        ledger.next_id = ledger.next_id.wrapping_add(1);
+        ledger.declared = ledger.declared.saturating_add(need);
+        ledger.messages.insert(id, Account { need, granted: 0 });
+        Grant {
+            budget: self.budget.clone(),
+            id,
+            spare: 0,
         }
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(units)
-            .await
-            .map_err(|_| TransportError::Closed)?;
-        Ok(Grant {
-            _permit: Some(permit),
-        })
     }
 
     /// A slot to decompress one message in, waiting while all are taken. Cancel safe.
@@ -111,17 +96,157 @@ impl Receiving {
 impl std::fmt::Debug for Receiving {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiving")
-            .field("budget_bytes", &self.budget_bytes())
+            .field("budget_bytes", &self.budget.bytes)
             .field("budget_in_use_bytes", &self.budget_in_use_bytes())
             .field("decompressions_in_flight", &self.decompressions_in_flight())
             .finish()
     }
 }
 
-/// Budget held by one message in progress; given back when dropped.
-#[derive(Debug)]
+/// The budget and who holds what of it.
+struct Budget {
+    bytes: u64,
+    ledger: Mutex<Ledger>,
+    /// Woken whenever budget is given back.
+    released: Notify,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Bytes granted, all messages together: at most the budget.
+    used: u64,
+    /// What the messages in progress declare, together (each at most the budget).
+    declared: u64,
+    messages: HashMap<u64, Account>,
+    next_id: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Account {
+    /// What the message declares, at most the whole budget.
+    need: u64,
+    granted: u64,
+}
+
+impl Budget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Grants message `id` up to `step` more bytes if that keeps the ledger safe: how many, or
+    /// `None` to wait. Past what it declared, a message is given `step` without counting it
+    /// (the bytes after a message's last frame, or a message that declared more than the
+    /// budget, once it holds all of it).
+    fn try_grant(&self, id: u64, step: u64) -> Option<u64> {
+        let mut ledger = self.lock();
+        let account = *ledger.messages.get(&id)?;
+        let more = step.min(account.need.saturating_sub(account.granted));
+        if more == 0 {
+            return Some(step);
+        }
+        let used = ledger.used.checked_add(more).filter(|&u| u <= self.bytes)?;
+        if ledger.declared > self.bytes && !safe(&ledger, self.bytes, used, id, more) {
+            return None;
+        }
+        ledger.used = used;
+        if let Some(account) = ledger.messages.get_mut(&id) {
+            account.granted += more;
+        }
+        Some(more)
+    }
+}
+
+/// The banker's rule: whether, with `more` granted to `id` (so `used` in all), every message
+/// could still get what it declared, in the order of what each still lacks (for one kind of
+/// resource that order finishes whenever any order does). When what all declare fits the
+/// budget at once the ledger is always safe; callers skip this then.
+fn safe(ledger: &Ledger, budget: u64, used: u64, id: u64, more: u64) -> bool {
+    let mut lacking = Vec::new();
+    if lacking.try_reserve_exact(ledger.messages.len()).is_err() {
+        return false;
+    }
+    lacking.extend(ledger.messages.iter().map(|(&key, account)| {
+        let granted = account.granted + if key == id { more } else { 0 };
+        (account.need.saturating_sub(granted), granted)
+    }));
+    lacking.sort_unstable();
+    let mut free = budget.saturating_sub(used);
+    lacking.into_iter().all(|(lacks, granted)| {
+        let finishes = lacks <= free;
+        free = free.saturating_add(granted);
+        finishes
+    })
+}
+
+/// The budget one message in progress holds, granted a step at a time; given back, all of it,
+/// when dropped (when the message is handed over, or the comm is).
 pub(crate) struct Grant {
-    _permit: Option<OwnedSemaphorePermit>,
+    budget: Arc<Budget>,
+    id: u64,
+    /// Granted bytes that have not arrived yet: what may be read now.
+    spare: u64,
+}
+
+impl Grant {
+    /// Bytes that may be read now without more budget.
+    pub(crate) fn spare(&self) -> u64 {
+        self.spare
+    }
+
+    /// `n` bytes arrived.
+    pub(crate) fn arrived(&mut self, n: u64) {
+        self.spare = self.spare.saturating_sub(n);
+    }
+
+    /// Waits until up to `step` more bytes are granted. Cancel safe: a grant is made and
+    /// recorded at once, never half.
+    pub(crate) async fn more(&mut self, step: u64) {
+        loop {
+            let released = self.budget.released.notified();
+            let mut released = std::pin::pin!(released);
+            released.as_mut().enable();
+            if let Some(granted) = self.budget.try_grant(self.id, step) {
+                self.spare = self.spare.saturating_add(granted);
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// Waits until all the message declared is granted (before it decompresses). Cancel safe.
+    pub(crate) async fn all(&mut self) {
+        loop {
+            let lacking = {
+                let ledger = self.budget.lock();
+                ledger
+                    .messages
+                    .get(&self.id)
+                    .map_or(0, |a| a.need.saturating_sub(a.granted))
+            };
+            if lacking == 0 {
+                return;
+            }
+            self.more(lacking).await;
+        }
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        let mut ledger = self.budget.lock();
+        if let Some(account) = ledger.messages.remove(&self.id) {
+            ledger.used = ledger.used.saturating_sub(account.granted);
+            ledger.declared = ledger.declared.saturating_sub(account.need);
+        }
+        drop(ledger);
+        self.budget.released.notify_waiters();
+    }
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant").field("spare", &self.spare).finish()
+    }
 }
 
 /// One of the slots for decompressions; [`Slot::run`] counts itself as running while it works.
@@ -225,20 +350,57 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_need_over_the_budget_takes_all_of_it() {
+    fn receiving(budget: u64) -> Arc<Receiving> {
         let mut config = Config::new("t");
-        config.receive_budget_bytes = 10 << 10;
-        let receiving = Receiving::new(&config);
-        let all = receiving.reserve(u64::MAX).await.unwrap();
+        config.receive_budget_bytes = budget;
+        Receiving::new(&config)
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_budget_gets_all_of_it_then_goes_on_alone() {
+        let receiving = receiving(10 << 10);
+        let mut huge = receiving.open(u64::MAX);
+        huge.more(1 << 20).await;
+        assert_eq!(huge.spare(), 10 << 10, "granted no more than the budget");
         assert_eq!(receiving.budget_in_use_bytes(), 10 << 10);
-        drop(all);
+        huge.arrived(10 << 10);
+        // Holding all of it, it goes on past the budget, uncounted.
+        huge.more(4096).await;
+        assert_eq!(huge.spare(), 4096);
+        assert_eq!(receiving.budget_in_use_bytes(), 10 << 10);
+        // Nothing else is granted meanwhile.
+        let other = receiving.open(1);
+        assert_eq!(receiving.budget.try_grant(other.id, 1), None);
+        drop(huge);
         assert_eq!(receiving.budget_in_use_bytes(), 0);
-        let small = receiving.reserve(1).await.unwrap();
-        assert_eq!(receiving.budget_in_use_bytes(), UNIT);
-        drop(small);
-        let none = receiving.reserve(0).await.unwrap();
-        assert_eq!(receiving.budget_in_use_bytes(), 0);
-        drop(none);
+        assert_eq!(receiving.budget.try_grant(other.id, 1), Some(1));
+    }
+
+    #[test]
+    fn grants_that_could_leave_every_message_short_are_refused() {
+        let receiving = receiving(100);
+        let budget = &receiving.budget;
+        let (a, b) = (receiving.open(90), receiving.open(90));
+        // Together they declare more than the budget: each may go on while one can finish.
+        assert_eq!(budget.try_grant(a.id, 40), Some(40));
+        assert_eq!(budget.try_grant(b.id, 10), Some(10));
+        // 40 + 20 would leave 40 free: a lacks 50, b lacks 70; neither could finish.
+        assert_eq!(budget.try_grant(b.id, 10), None);
+        // a can take the rest and finish; then b can.
+        assert_eq!(budget.try_grant(a.id, 50), Some(50));
+        drop(a);
+        assert_eq!(budget.try_grant(b.id, 80), Some(80));
+        assert_eq!(receiving.budget_in_use_bytes(), 90);
+        drop(b);
+        // A message that declares little is never held up by the ledger's safety.
+        let (mut small, big) = (receiving.open(10), receiving.open(100));
+        assert_eq!(budget.try_grant(big.id, 5), Some(5));
+        assert_eq!(budget.try_grant(small.id, 10), Some(10));
+        small.spare = 10;
+        small.arrived(4);
+        assert_eq!(small.spare(), 6);
+        // Past what it declared, it is not counted.
+        assert_eq!(budget.try_grant(small.id, 7), Some(7));
+        assert_eq!(receiving.budget_in_use_bytes(), 15);
     }
 }

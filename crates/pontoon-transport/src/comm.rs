@@ -30,6 +30,9 @@ const READ_CHUNK: usize = 64 << 10;
 /// rather than through its read buffer.
 const DIRECT_MIN: u64 = 64 << 10;
 
+/// Bytes of receive budget a message in progress asks for at a time.
+const BUDGET_STEP: u64 = 1 << 20;
+
 /// Messages that decompress to more than this are checked and decompressed on tokio's blocking
 /// threads, so that one peer's large frames do not stall the other connections a worker serves;
 /// smaller ones inline, where handing them over would cost more than the work.
@@ -272,7 +275,8 @@ pub struct RecvHalf {
     /// What the message whose head is at the front of `rbuf` declares it needs from the budget,
     /// once its frame table is there.
     need: Option<u64>,
-    /// The budget the message in progress holds, until it is handed over.
+    /// The budget the message in progress holds (from when its head is read until it is
+    /// handed over).
     grant: Option<Grant>,
     /// A whole message waiting for budget or a decompression slot before it is decoded.
     raw: Option<RawMessage>,
@@ -749,7 +753,9 @@ impl RecvHalf {
     /// Receives the next message; `None` when the peer closed the connection cleanly between
     /// messages (its going-away close message, or the end of the stream). Every length is
     /// checked against this side's limits before anything is allocated, and frame memory is
-    /// reserved as the frame's bytes arrive. A message this side refuses (too large, malformed)
+    /// reserved as the frame's bytes arrive, within the receive budget this comm shares with its
+    /// listener's others (see [`Config::receive_budget_bytes`]): while none is left, `recv`
+    /// waits without reading. A message this side refuses (too large, malformed)
     /// is an error after which the comm is done; the peer is told why with a close message first.
     /// A peer that closed with another code gives [`TransportError::ClosedByPeer`].
     ///
@@ -792,6 +798,12 @@ impl RecvHalf {
             let Some(expands) = self.raw.as_ref().map(|raw| raw.head().decompressed_bytes()) else {
                 return Err(TransportError::Closed);
             };
+            if let Some(grant) = &mut self.grant
+                && expands > 0
+            {
+                // Its output counts too: all it declared, before it is made.
+                grant.all().await;
+            }
             if expands <= INLINE_DECOMPRESS_MAX {
                 let decoded = self.raw.take().map(RawMessage::decode);
                 self.grant = None;
@@ -803,7 +815,8 @@ impl RecvHalf {
             }
             if self.grant.is_none() {
                 // The message came whole with its head, so it took no budget for its output.
-                self.grant = Some(self.receiving.reserve(expands).await?);
+                let grant = self.grant.insert(self.receiving.open(expands));
+                grant.all().await;
             }
             let slot = self.receiving.decompression_slot().await?;
             let Some(raw) = self.raw.take() else {
@@ -857,13 +870,20 @@ impl RecvHalf {
                 Ok(None) => {}
                 Err(source) => return Err(self.refuse(source).await),
             }
-            if self.grant.is_none() && !self.reader.is_between_messages() {
-                // The head is read and checked: the message takes its need before any more of
-                // it is read (what the read buffer held already is at most one read's worth).
-                // Without a need seen (never so), it takes the whole budget.
+            // Within a message, the comm reads only what its budget grants (the read buffer
+            // may hold one read's worth more: the head, and what came with it).
+            let allowed = if self.reader.is_between_messages() {
+                usize::MAX
+            } else {
+                // The head is read and checked: the message's account opens with what it
+                // declared (the whole budget if, never so, the declaration was not seen).
                 let need = self.need.unwrap_or(u64::MAX);
-                self.grant = Some(self.receiving.reserve(need).await?);
-            }
+                let grant = self.grant.get_or_insert_with(|| self.receiving.open(need));
+                if grant.spare() == 0 {
+                    grant.more(BUDGET_STEP).await;
+                }
+                usize::try_from(grant.spare()).unwrap_or(usize::MAX)
+            };
             let remote = &self.shared.remote;
             let direct = matches!(self.reader.want(), Want::Frame { remaining, .. } if remaining >= DIRECT_MIN)
                 && self.rbuf.is_empty();
@@ -875,7 +895,7 @@ impl RecvHalf {
                 match space {
                     Some(mut space) => self
                         .socket
-                        .read_buf(&mut space)
+                        .read_buf(&mut (&mut space).limit(allowed))
                         .await
                         .map_err(io("receiving from", remote))?,
                     None => continue,
@@ -883,10 +903,13 @@ impl RecvHalf {
             } else {
                 self.rbuf.reserve(READ_CHUNK);
                 self.socket
-                    .read_buf(&mut self.rbuf)
+                    .read_buf(&mut (&mut self.rbuf).limit(allowed))
                     .await
                     .map_err(io("receiving from", remote))?
             };
+            if let Some(grant) = &mut self.grant {
+                grant.arrived(n as u64);
+            }
             if n == 0 {
                 return match self.reader.end_of_stream(&self.rbuf) {
                     Ok(()) => {

@@ -52,15 +52,21 @@ pub struct Config {
     /// (it keeps a few per open connection), so an idle listener keeps none.
     pub receive_pool_bytes: usize,
     /// Bytes the messages still arriving may hold together: one budget for all the connections
-    /// of a [`Listener`](crate::Listener), or for one comm from [`connect`](crate::connect). A
-    /// message takes what its frame table declares (its frames, and what its compressed frames
-    /// decompress to) once its head is read; while the budget is spent, connections stop
-    /// reading their sockets, so their peers wait, until messages are handed over and give
-    /// theirs back. A message handed to the caller no longer counts: what a caller keeps is its
-    /// own to bound, and counting it would stall the listener for a caller that holds messages.
-    /// A message larger than the whole budget is received alone (it waits until nothing else
-    /// holds any, and takes all of it), so the limits, not the budget, bound what one message
-    /// may be.
+    /// of a [`Listener`](crate::Listener), or for one comm from [`connect`](crate::connect).
+    /// A message is granted budget a step at a time as its bytes arrive, and a connection reads
+    /// no more of a message than it has been granted; while none can be granted, it stops
+    /// reading its socket, so its peer waits, until messages are handed over and give theirs
+    /// back. Declaring costs nothing: a peer that declares much and sends little holds only
+    /// what it sent. Steps are granted only while every message in progress could still get
+    /// all its frame table declares (frames, and what compressed frames decompress to), one
+    /// after another, so messages never wait on each other for good.
+    ///
+    /// A message handed to the caller no longer counts: what a caller keeps is its own to
+    /// bound, and counting it would stall the listener for a caller that holds messages. A
+    /// message larger than the whole budget is received alone (it gets all of it once nothing
+    /// else holds any, and goes on past it to its end), so the limits, not the budget, bound
+    /// what one message may be. A message in progress holds its budget until a `recv` on its
+    /// comm finishes it: a comm whose `recv` is never called again holds what it has.
     pub receive_budget_bytes: u64,
     /// The most large messages decompressed at once on tokio's blocking threads, per
     /// [`Listener`](crate::Listener) (or per comm from [`connect`](crate::connect)); beyond it a

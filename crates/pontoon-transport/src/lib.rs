@@ -17,9 +17,9 @@
 //!   buffers at most its write buffer before it waits for the socket, and connect and handshake
 //!   have timeouts. A malformed message costs its connection, never the process.
 //! - A listener's connections share one receive budget ([`Config::receive_budget_bytes`]): the
-//!   messages still arriving hold at most that many frame bytes together (a message larger than
-//!   the whole budget is received alone); when it is spent, connections stop reading and their
-//!   peers wait. They also share a bound on large decompressions running at once
+//!   messages still arriving hold at most that many frame bytes together, granted as the bytes
+//!   arrive (a message larger than the whole budget is received alone); when it is spent,
+//!   connections stop reading and their peers wait. They also share a bound on large decompressions running at once
 //!   ([`Config::max_decompressions_in_flight`]) and one pool of warm receive buffers, which
 //!   empties as connections close.
 #![doc(test(attr(deny(warnings))))]

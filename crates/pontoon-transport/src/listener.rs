@@ -239,8 +239,8 @@ impl Listener {
     }
 
     /// Bytes of the receive budget ([`Config::receive_budget_bytes`]) that messages still
-    /// arriving on this listener's connections hold now, together: never more than the budget
-    /// (rounded up to a KiB). Messages handed over no longer count.
+    /// arriving on this listener's connections hold now, together: never more than the budget.
+    /// Messages handed over no longer count.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
