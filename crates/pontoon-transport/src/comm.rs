@@ -233,6 +233,26 @@ impl std::fmt::Debug for Comm {
     }
 }
 
+impl std::fmt::Debug for SendHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendHalf")
+            .field("local", &self.shared.local)
+            .field("remote", &self.shared.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RecvHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvHalf")
+            .field("local", &self.shared.local)
+            .field("remote", &self.shared.remote)
+            .field("reader", &self.reader)
+            .field("grant", &self.grant)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The sending half of a [`Comm`] (see [`Comm::split`]).
 ///
 /// ```no_run

@@ -86,6 +86,7 @@ impl Config {
     /// assert_eq!(config.accepts, None);
     /// assert_eq!(config.compression, pontoon_transport::Compression::Off);
     /// ```
+    #[must_use]
     pub fn new(identity: impl Into<String>) -> Config {
         Config {
             identity: identity.into(),

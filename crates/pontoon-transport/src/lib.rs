@@ -23,6 +23,7 @@
 //!   ([`Config::max_decompressions_in_flight`]) and one pool of warm receive buffers, which
 //!   empties as connections close.
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 mod address;
 mod backoff;
@@ -34,6 +35,10 @@ mod error;
 mod handshake;
 mod listener;
 mod pool;
+
+/// The `bytes` crate, whose `Bytes` are the frames this crate sends and receives: the same
+/// version as this crate's, whatever the caller's own dependency says.
+pub use bytes;
 
 pub use address::Address;
 pub use comm::{Comm, RecvHalf, SendHalf};

@@ -38,14 +38,23 @@ pub struct Incoming {
     receiving: Arc<Receiving>,
 }
 
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Incoming {
     /// The peer's address.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
-    /// # async fn f(incoming: pontoon_transport::Incoming) { println!("{}", incoming.remote()); }
+    /// # async fn f(incoming: pontoon_transport::Incoming) { println!("{}", incoming.remote_address()); }
     /// ```
-    pub fn remote(&self) -> &Address {
+    pub fn remote_address(&self) -> &Address {
         &self.remote
     }
 
@@ -115,6 +124,15 @@ pub struct Listener {
     backoff: Backoff,
     /// Receive buffers kept for reuse, shared by every connection accepted here.
     receiving: Arc<Receiving>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .field("receiving", &self.receiving)
+            .finish_non_exhaustive()
+    }
 }
 
 enum ListenerKind {
