@@ -350,6 +350,61 @@ mod tests {
         );
     }
 
+    /// What the checked head says the message needs: the reference `declared_need` must match.
+    fn need_from_head(wire: &[u8], limits: &Limits) -> Option<u64> {
+        let mut buf = bytes::BytesMut::from(wire);
+        let head = pontoon_wire::MessageHead::parse(&mut buf, limits).ok()??;
+        Some(head.frames().iter().fold(0u64, |need, frame| {
+            let need = need.saturating_add(frame.wire_len);
+            match frame.codec {
+                Codec::None => need,
+                _ => need.saturating_add(frame.raw_len.min(limits.max_expansion(frame.wire_len))),
+            }
+        }))
+    }
+
+    proptest::proptest! {
+        /// Heads with bytes overwritten anywhere (lengths, counts, codecs): reading the
+        /// declaration never panics, and wherever the reader still accepts the head, the
+        /// declaration is what the checked head says.
+        #[test]
+        fn damaged_heads_declare_what_the_checked_head_says(
+            lens in proptest::collection::vec(0usize..5000, 1..4),
+            damage in proptest::collection::vec((0usize..120, proptest::num::u8::ANY), 1..6),
+        ) {
+            let limits = Limits::default();
+            let frames = lens.iter().map(|&len| Bytes::from(vec![0u8; len])).collect();
+            let message = Message::new(Header::empty(), frames);
+            let mut encoded = wire(&message, EncodeOptions::default().codec(Codec::Lz4));
+            for (at, byte) in damage {
+                if let Some(b) = encoded.get_mut(at) {
+                    *b = byte;
+                }
+            }
+            let declared = declared_need(&encoded, &limits);
+            if let Some(checked) = need_from_head(&encoded, &limits) {
+                proptest::prop_assert_eq!(declared, Some(checked));
+            }
+        }
+
+        /// Messages of any frames, compressed or not: the declaration read from the frame
+        /// table is what the checked head says.
+        #[test]
+        fn encoded_messages_declare_their_frames(
+            lens in proptest::collection::vec(0usize..200_000, 0..6),
+            lz4 in proptest::bool::ANY,
+        ) {
+            let limits = Limits::default();
+            let frames = lens.iter().map(|&len| Bytes::from(vec![3u8; len])).collect();
+            let message = Message::new(Header::empty(), frames);
+            let codec = if lz4 { Codec::Lz4 } else { Codec::None };
+            let encoded = wire(&message, EncodeOptions::default().codec(codec));
+            let checked = need_from_head(&encoded, &limits);
+            proptest::prop_assert!(checked.is_some());
+            proptest::prop_assert_eq!(declared_need(&encoded, &limits), checked);
+        }
+    }
+
     fn receiving(budget: u64) -> Arc<Receiving> {
         let mut config = Config::new("t");
         config.receive_budget_bytes = budget;
