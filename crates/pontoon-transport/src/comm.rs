@@ -865,8 +865,18 @@ impl RecvHalf {
         }
     }
 
-    /// The next whole message's raw bytes, or `None` at a clean end.
+    /// The next whole message's raw bytes, or `None` at a clean end. After an error the comm is
+    /// done: the message in progress gives its budget back at once, even if the caller keeps
+    /// the comm (its partial frames are freed when the comm is dropped).
     async fn next(&mut self) -> Result<Option<RawMessage>, TransportError> {
+        let next = self.read_next().await;
+        if next.is_err() {
+            self.grant = None;
+        }
+        next
+    }
+
+    async fn read_next(&mut self) -> Result<Option<RawMessage>, TransportError> {
         if let Some(source) = self.failed.clone() {
             return Err(self.decode_error(source));
         }

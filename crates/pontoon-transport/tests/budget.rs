@@ -378,6 +378,37 @@ async fn two_messages_that_cannot_both_fit_never_wait_on_each_other() {
     drop((p1, p2));
 }
 
+/// A peer that leaves in the middle of a message costs its comm a Truncated error, and the
+/// budget that message held comes back at once, though the caller keeps the comm. (Before, it
+/// stayed held until the comm was dropped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_comm_gives_its_budget_back_though_it_is_kept() {
+    let mut listener = tcp_listener(config(8 << 20)).await;
+    let (mut peer, mut server) = raw_pair(&mut listener).await;
+    let bytes = wire(&message(4 << 20, 3));
+    peer.write_all(&bytes[..2 << 20]).await.unwrap();
+    let recv = tokio::spawn(async move {
+        let got = server.recv().await;
+        (got, server)
+    });
+    budget_reaches(&listener, 1 << 20).await;
+    drop(peer);
+    let (got, kept) = guard("recv", recv).await.unwrap();
+    assert!(
+        matches!(
+            got,
+            Err(pontoon_transport::TransportError::Truncated { .. })
+        ),
+        "{got:?}"
+    );
+    assert_eq!(
+        listener.budget_in_use_bytes(),
+        0,
+        "a failed comm kept its budget"
+    );
+    drop(kept);
+}
+
 /// Eight connections each receive a few 4 MiB messages and then close: the pool, which kept
 /// buffers while they were open, gives them all back. (Before it trimmed, 32 MiB stayed
 /// pooled.)
