@@ -292,6 +292,8 @@ pub struct RecvHalf {
     receiving: Arc<Receiving>,
     /// This comm's claim on the pool: the pool keeps buffers for it until it is dropped.
     _pool_user: PoolUser,
+    /// [`Config::receive_pool_idle_timeout`].
+    pool_idle: Duration,
     /// What the message whose head is at the front of `rbuf` declares it needs from the budget,
     /// once its frame table is there.
     need: Option<u64>,
@@ -372,6 +374,9 @@ impl Comm {
                 reader: MessageReader::without_preamble(config.limits).with_buffers(pool),
                 receiving,
                 _pool_user: pool_user,
+                pool_idle: config
+                    .receive_pool_idle_timeout
+                    .max(Duration::from_millis(1)),
                 need: None,
                 grant: None,
                 raw: None,
@@ -929,6 +934,20 @@ impl RecvHalf {
                         .await
                         .map_err(io("receiving from", remote))?,
                     None => continue,
+                }
+            } else if self.reader.is_between_messages() && self.rbuf.is_empty() {
+                // Waiting for the next message: each time it has waited the pool's idle time,
+                // the pool frees what nobody took meanwhile. (The read is cancel safe, so a
+                // timed-out wait loses nothing and goes on.)
+                self.rbuf.reserve(READ_CHUNK);
+                let idle = self.pool_idle;
+                let pool = &self.receiving.pool;
+                let mut read = std::pin::pin!(self.socket.read_buf(&mut self.rbuf));
+                loop {
+                    match tokio::time::timeout(idle, &mut read).await {
+                        Ok(read) => break read.map_err(io("receiving from", remote))?,
+                        Err(_) => pool.trim_unused(idle),
+                    }
                 }
             } else {
                 self.rbuf.reserve(READ_CHUNK);

@@ -51,6 +51,9 @@ pub struct Config {
     /// never exceeds it. The pool also gives buffers back to the allocator as connections close
     /// (it keeps a few per open connection), so an idle listener keeps none.
     pub receive_pool_bytes: usize,
+    /// How long a buffer may stay in the receive pool untaken: when a connection has waited
+    /// this long for its next message, the pool frees the buffers nobody took in that time.
+    pub receive_pool_idle_timeout: Duration,
     /// Bytes the messages still arriving may hold together: one budget for all the connections
     /// of a [`Listener`](crate::Listener), or for one comm from [`connect`](crate::connect).
     /// A message is granted budget a step at a time as its bytes arrive, and a connection reads
@@ -77,7 +80,8 @@ pub struct Config {
 impl Config {
     /// Defaults, under this identity: no filter on the registry's families, no compression
     /// ([`Compression::Off`]: frames arrive as views, not decompressed copies), default wire limits, 10 s to connect and to shake hands, 64 KiB of
-    /// write buffer, 256 MiB of receive buffers kept for reuse, a receive budget of 1 GiB, as
+    /// write buffer, 256 MiB of receive buffers kept for reuse (for 10 s at most untaken), a
+    /// receive budget of 1 GiB, as
     /// many large decompressions at once as the machine has CPUs, at most 64 unfinished
     /// handshakes per listener.
     ///
@@ -97,6 +101,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             write_buffer_bytes: 64 << 10,
             receive_pool_bytes: 256 << 20,
+            receive_pool_idle_timeout: Duration::from_secs(10),
             receive_budget_bytes: 1 << 30,
             max_decompressions_in_flight: std::thread::available_parallelism()
                 .map_or(1, std::num::NonZeroUsize::get),

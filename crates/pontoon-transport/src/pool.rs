@@ -1,8 +1,11 @@
 //! Receive buffers that come back when their frames are dropped: a large frame lands in warm
 //! memory instead of fresh pages, which cost ten times a warm copy. The pool gives memory back
-//! as its connections close, so idle listeners do not keep it.
+//! as its connections close and once buffers go unused, so idle listeners do not keep it.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use pontoon_wire::{FRAME_ALIGN, FrameBuffers};
 
@@ -20,27 +23,36 @@ const KEPT_PER_CONNECTION: usize = 4;
 ///
 /// It keeps at most [`KEPT_PER_CONNECTION`] buffers per connection still open: when one
 /// closes, the largest buffers beyond that go back to the allocator, and once none is open the
-/// pool is empty (frames a user still holds are freed, not kept, when they are dropped).
+/// pool is empty (frames a user still holds are freed, not kept, when they are dropped). And
+/// buffers nobody has taken for a while are freed when a connection has waited that long for
+/// its next message ([`Pool::trim_unused`]).
 pub(crate) struct Pool {
     free: Mutex<Free>,
     max_bytes: usize,
 }
 
 struct Free {
-    buffers: Vec<Vec<u8>>,
+    buffers: Vec<Kept>,
     connections: usize,
+}
+
+/// A buffer kept for reuse, and since when.
+struct Kept {
+    buffer: Vec<u8>,
+    since: Instant,
 }
 
 impl Free {
     fn held(&self) -> usize {
-        self.buffers.iter().map(Vec::capacity).sum()
+        self.buffers.iter().map(|kept| kept.buffer.capacity()).sum()
     }
 
     /// Drops the largest buffers beyond what the open connections may keep.
     fn trim(&mut self) {
         let keep = self.connections.saturating_mul(KEPT_PER_CONNECTION);
         if self.buffers.len() > keep {
-            self.buffers.sort_unstable_by_key(Vec::capacity);
+            self.buffers
+                .sort_unstable_by_key(|kept| kept.buffer.capacity());
             self.buffers.truncate(keep);
         }
     }
@@ -85,6 +97,14 @@ impl Pool {
     pub(crate) fn held(&self) -> usize {
         self.lock().held()
     }
+
+    /// Frees the buffers that have been kept, untaken, for `idle` or longer.
+    pub(crate) fn trim_unused(&self, idle: Duration) {
+        let now = Instant::now();
+        self.lock()
+            .buffers
+            .retain(|kept| now.saturating_duration_since(kept.since) < idle);
+    }
 }
 
 impl FrameBuffers for Pool {
@@ -102,10 +122,10 @@ impl FrameBuffers for Pool {
             .buffers
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= need)
-            .min_by_key(|(_, b)| b.capacity())
+            .filter(|(_, kept)| kept.buffer.capacity() >= need)
+            .min_by_key(|(_, kept)| kept.buffer.capacity())
             .map(|(i, _)| i);
-        best.map(|i| free.buffers.swap_remove(i))
+        best.map(|i| free.buffers.swap_remove(i).buffer)
             .unwrap_or_default()
     }
 
@@ -117,7 +137,10 @@ impl FrameBuffers for Pool {
         let room = free.buffers.len() < free.connections.saturating_mul(KEPT_PER_CONNECTION);
         if room && free.held().saturating_add(buffer.capacity()) <= self.max_bytes {
             buffer.clear();
-            free.buffers.push(buffer);
+            free.buffers.push(Kept {
+                buffer,
+                since: Instant::now(),
+            });
         }
     }
 }
