@@ -49,7 +49,8 @@ pub struct Config {
     /// for all its connections; each comm from [`connect`](crate::connect) keeps its own.
     /// The most bytes kept this way: [`Listener::pooled_bytes`](crate::Listener::pooled_bytes)
     /// never exceeds it. The pool also gives buffers back to the allocator as connections close
-    /// (it keeps a few per open connection), so an idle listener keeps none.
+    /// (it keeps a few per open connection) and once they go untaken for
+    /// [`Config::receive_pool_idle_timeout`], so an idle listener keeps none.
     pub receive_pool_bytes: usize,
     /// How long a buffer may stay in the receive pool untaken: when a connection has waited
     /// this long for its next message, the pool frees the buffers nobody took in that time.

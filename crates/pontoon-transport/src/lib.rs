@@ -21,7 +21,7 @@
 //!   arrive (a message larger than the whole budget is received alone); when it is spent,
 //!   connections stop reading and their peers wait. They also share a bound on large decompressions running at once
 //!   ([`Config::max_decompressions_in_flight`]) and one pool of warm receive buffers, which
-//!   empties as connections close.
+//!   empties as connections close or go idle.
 #![doc(test(attr(deny(warnings))))]
 #![warn(missing_debug_implementations)]
 
