@@ -75,6 +75,7 @@ impl Receiving {
             budget: self.budget.clone(),
             id,
             spare: 0,
+            arrived: 0,
         }
     }
 
@@ -160,23 +161,58 @@ impl Budget {
 /// could still get what it declared, in the order of what each still lacks (for one kind of
 /// resource that order finishes whenever any order does). When what all declare fits the
 /// budget at once the ledger is always safe; callers skip this then.
+///
+/// The common answers take one pass and no sort: safe when what is free covers what any
+/// message lacks (each could finish now), unsafe when it covers what none lacks. Only between
+/// the two are the messages sorted, and the walk stops once what is free covers the most any
+/// remaining message lacks.
 fn safe(ledger: &Ledger, budget: u64, used: u64, id: u64, more: u64) -> bool {
+    let after = |key: u64, account: &Account| {
+        let granted = account.granted + if key == id { more } else { 0 };
+        (account.need.saturating_sub(granted), granted)
+    };
+    let free = budget.saturating_sub(used);
+    let (mut least, mut most) = (u64::MAX, 0);
+    for (&key, account) in &ledger.messages {
+        let (lacks, _) = after(key, account);
+        least = least.min(lacks);
+        most = most.max(lacks);
+    }
+    if free >= most {
+        return true;
+    }
+    if free < least {
+        return false;
+    }
     let mut lacking = Vec::new();
     if lacking.try_reserve_exact(ledger.messages.len()).is_err() {
         return false;
     }
-    lacking.extend(ledger.messages.iter().map(|(&key, account)| {
-        let granted = account.granted + if key == id { more } else { 0 };
-        (account.need.saturating_sub(granted), granted)
-    }));
+    lacking.extend(
+        ledger
+            .messages
+            .iter()
+            .map(|(&key, account)| after(key, account)),
+    );
     lacking.sort_unstable();
-    let mut free = budget.saturating_sub(used);
-    lacking.into_iter().all(|(lacks, granted)| {
-        let finishes = lacks <= free;
+    let mut free = free;
+    for (lacks, granted) in lacking {
+        if free >= most {
+            return true;
+        }
+        if lacks > free {
+            return false;
+        }
         free = free.saturating_add(granted);
-        finishes
-    })
+    }
+    true
 }
+
+/// The least a message is granted at a time: one read's worth.
+const STEP_MIN: u64 = 64 << 10;
+
+/// The most a message is granted at a time.
+const STEP_MAX: u64 = 1 << 20;
 
 /// The budget one message in progress holds, granted a step at a time; given back, all of it,
 /// when dropped (when the message is handed over, or the comm is).
@@ -185,6 +221,8 @@ pub(crate) struct Grant {
     id: u64,
     /// Granted bytes that have not arrived yet: what may be read now.
     spare: u64,
+    /// Bytes that have arrived under this grant.
+    arrived: u64,
 }
 
 impl Grant {
@@ -196,6 +234,15 @@ impl Grant {
     /// `n` bytes arrived.
     pub(crate) fn arrived(&mut self, n: u64) {
         self.spare = self.spare.saturating_sub(n);
+        self.arrived = self.arrived.saturating_add(n);
+    }
+
+    /// Waits until the next step for reading is granted: as much as has arrived so far, from
+    /// one read's worth ([`STEP_MIN`]) up to [`STEP_MAX`]. Steps grow with what the peer
+    /// actually sends, so one that sends a head and stops holds one read's worth, not a step.
+    pub(crate) async fn more_to_read(&mut self) {
+        let step = self.arrived.clamp(STEP_MIN, STEP_MAX);
+        self.more(step).await;
     }
 
     /// Waits until up to `step` more bytes are granted. Cancel safe: a grant is made and

@@ -30,9 +30,6 @@ const READ_CHUNK: usize = 64 << 10;
 /// rather than through its read buffer.
 const DIRECT_MIN: u64 = 64 << 10;
 
-/// Bytes of receive budget a message in progress asks for at a time.
-const BUDGET_STEP: u64 = 1 << 20;
-
 /// Messages that decompress to more than this are checked and decompressed on tokio's blocking
 /// threads, so that one peer's large frames do not stall the other connections a worker serves;
 /// smaller ones inline, where handing them over would cost more than the work.
@@ -915,7 +912,7 @@ impl RecvHalf {
                 let need = self.need.unwrap_or(u64::MAX);
                 let grant = self.grant.get_or_insert_with(|| self.receiving.open(need));
                 if grant.spare() == 0 {
-                    grant.more(BUDGET_STEP).await;
+                    grant.more_to_read().await;
                 }
                 usize::try_from(grant.spare()).unwrap_or(usize::MAX)
             };

@@ -265,15 +265,16 @@ async fn a_recv_cancelled_while_it_waits_for_budget_loses_nothing() {
     let (mut slow, mut slow_server) = raw_pair(&mut listener).await;
     let (mut client, mut server) = pairs(&mut listener, 1).await.pop().unwrap();
 
-    let slow_message = message(768 << 10, 7);
+    // All but the last 32 KiB: by then it has been granted all it declared.
+    let slow_message = message(960 << 10, 7);
     let slow_wire = wire(&slow_message);
-    let first = slow_wire.len() - (600 << 10);
+    let first = slow_wire.len() - (32 << 10);
     slow.write_all(&slow_wire[..first]).await.unwrap();
     let slow_recv = tokio::spawn(async move {
         let got = slow_server.recv().await.unwrap().unwrap();
         (got, slow_server)
     });
-    budget_reaches(&listener, 768 << 10).await;
+    budget_reaches(&listener, 960 << 10).await;
 
     let waiting = message(512 << 10, 8);
     let sent = waiting.clone();
@@ -376,6 +377,33 @@ async fn two_messages_that_cannot_both_fit_never_wait_on_each_other() {
     assert!(peak <= BUDGET, "{peak}");
     (p1, p2) = (t1.await.unwrap(), t2.await.unwrap());
     drop((p1, p2));
+}
+
+/// A peer that sends only the head of a 4 MiB message and stops holds one read's worth of
+/// budget (64 KiB), not a full step: steps grow with what arrives. (With fixed 1 MiB steps, a
+/// thousand such peers held a 1 GiB budget for the price of their heads.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_sends_only_a_head_holds_one_reads_worth() {
+    let mut listener = tcp_listener(config(64 << 20)).await;
+    let mut held = Vec::new();
+    for n in 0..4 {
+        let (mut peer, mut server) = raw_pair(&mut listener).await;
+        let bytes = wire(&message(4 << 20, n));
+        let head = bytes.len() - (4 << 20);
+        peer.write_all(&bytes[..head]).await.unwrap();
+        let recv = tokio::spawn(async move { server.recv().await.map(|_| ()) });
+        budget_reaches(&listener, (n + 1) * (64 << 10)).await;
+        held.push((peer, recv));
+    }
+    // Give the receivers a moment to ask for more if they would (a pause, not a timing
+    // assertion): nothing more arrived, so nothing more is granted.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(listener.budget_in_use_bytes(), 4 * (64 << 10));
+    for (peer, recv) in held {
+        drop(peer);
+        assert!(guard("truncated", recv).await.unwrap().is_err());
+    }
+    assert_eq!(listener.budget_in_use_bytes(), 0);
 }
 
 /// A peer that leaves in the middle of a message costs its comm a Truncated error, and the
