@@ -17,9 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::budget::{Grant, Receiving, declared_need};
 use crate::handshake::{Peer, shake};
 use crate::listener::{Reader, Writer, io};
-use crate::pool::Pool;
+use crate::pool::PoolUser;
 use crate::{Address, Config, TransportError};
 
 /// Bytes asked of the socket at a time while a message head is read.
@@ -229,6 +230,26 @@ impl std::fmt::Debug for Comm {
     }
 }
 
+impl std::fmt::Debug for SendHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendHalf")
+            .field("local", &self.shared.local)
+            .field("remote", &self.shared.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RecvHalf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvHalf")
+            .field("local", &self.shared.local)
+            .field("remote", &self.shared.remote)
+            .field("reader", &self.reader)
+            .field("grant", &self.grant)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The sending half of a [`Comm`] (see [`Comm::split`]).
 ///
 /// ```no_run
@@ -264,6 +285,20 @@ pub struct RecvHalf {
     socket: Reader,
     rbuf: BytesMut,
     reader: MessageReader,
+    /// The budget, decompression slots and pool this comm shares with its listener's others.
+    receiving: Arc<Receiving>,
+    /// This comm's claim on the pool: the pool keeps buffers for it until it is dropped.
+    _pool_user: PoolUser,
+    /// [`Config::receive_pool_idle_timeout`].
+    pool_idle: Duration,
+    /// What the message whose head is at the front of `rbuf` declares it needs from the budget,
+    /// once its frame table is there.
+    need: Option<u64>,
+    /// The budget the message in progress holds (from when its head is read until it is
+    /// handed over).
+    grant: Option<Grant>,
+    /// A whole message waiting for budget or a decompression slot before it is decoded.
+    raw: Option<RawMessage>,
     /// A large message being checked and decompressed on a blocking thread.
     decoding: Option<JoinHandle<Result<Message, DecodeError>>>,
     /// Messages read while a failed send looked for the peer's close message.
@@ -283,7 +318,7 @@ impl Comm {
         remote: Address,
         config: Config,
         accepts: Vec<String>,
-        pool: Option<Arc<Pool>>,
+        receiving: Option<Arc<Receiving>>,
     ) -> Result<Comm, TransportError> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let shares_memory = remote.is_local();
@@ -306,7 +341,9 @@ impl Comm {
             seconds: timeout.as_secs_f64(),
         })??;
         let encoder = Encoder::new(EncodeOptions::default().codec(peer.send_codec));
-        let pool = pool.unwrap_or_else(|| Pool::new(config.receive_pool_bytes));
+        let receiving = receiving.unwrap_or_else(|| Receiving::new(&config));
+        let pool_user = receiving.pool.attach();
+        let pool = receiving.pool.clone();
         let shared = Arc::new(Shared {
             local,
             remote,
@@ -332,6 +369,14 @@ impl Comm {
                 socket,
                 rbuf,
                 reader: MessageReader::without_preamble(config.limits).with_buffers(pool),
+                receiving,
+                _pool_user: pool_user,
+                pool_idle: config
+                    .receive_pool_idle_timeout
+                    .max(Duration::from_millis(1)),
+                need: None,
+                grant: None,
+                raw: None,
                 decoding: None,
                 ready: VecDeque::new(),
                 failed: None,
@@ -730,7 +775,9 @@ impl RecvHalf {
     /// Receives the next message; `None` when the peer closed the connection cleanly between
     /// messages (its going-away close message, or the end of the stream). Every length is
     /// checked against this side's limits before anything is allocated, and frame memory is
-    /// reserved as the frame's bytes arrive. A message this side refuses (too large, malformed)
+    /// reserved as the frame's bytes arrive, within the receive budget this comm shares with its
+    /// listener's others (see [`Config::receive_budget_bytes`]): while none is left, `recv`
+    /// waits without reading. A message this side refuses (too large, malformed)
     /// is an error after which the comm is done; the peer is told why with a close message first.
     /// A peer that closed with another code gives [`TransportError::ClosedByPeer`].
     ///
@@ -746,34 +793,62 @@ impl RecvHalf {
     /// # Cancel safety
     ///
     /// Cancel safe: every bit of the message in progress (its head, the frames received so far,
-    /// a decompression under way) lives in the half, not in the future. If the future is
-    /// dropped before it completes (in a `tokio::select!` or under a timeout), nothing is lost;
+    /// its share of the receive budget, a decompression under way) lives in the half, not in
+    /// the future. If the future is dropped before it completes (in a `tokio::select!` or under
+    /// a timeout, even while it waits for budget or for a decompression slot), nothing is lost;
     /// the next `recv` yields the message whole.
     pub async fn recv(&mut self) -> Result<Option<Message>, TransportError> {
         if let Some(message) = self.ready.pop_front() {
             return Ok(Some(message));
         }
-        if self.decoding.is_some() {
-            // A recv dropped while its message was decompressing: that message comes first.
-            return self.finish_decoding().await.map(Some);
+        // A message a dropped recv left whole (waiting to be decoded, or decoding) comes first.
+        if self.raw.is_none() && self.decoding.is_none() {
+            match self.next().await? {
+                Some(raw) => self.raw = Some(raw),
+                None => return Ok(None),
+            }
         }
-        match self.next().await? {
-            Some(raw) => self.decode(raw).await.map(Some),
-            None => Ok(None),
-        }
+        self.decode().await.map(Some)
     }
 
-    /// Checks and decompresses a whole message: inline if small, else on a blocking thread
-    /// (kept in the half, so a dropped `recv` leaves it to the next).
-    async fn decode(&mut self, raw: RawMessage) -> Result<Message, TransportError> {
-        if raw.head().decompressed_bytes() > INLINE_DECOMPRESS_MAX {
-            self.decoding = Some(tokio::task::spawn_blocking(move || raw.decode()));
-            return self.finish_decoding().await;
+    /// Checks and decompresses the whole message in `raw` (or the one decoding): inline if
+    /// small, else on a blocking thread once its output has budget and a slot is free. Both the
+    /// message and the task stay in the half, so a dropped `recv` leaves them to the next. The
+    /// message's budget is given back when it is handed over.
+    async fn decode(&mut self) -> Result<Message, TransportError> {
+        if self.decoding.is_none() {
+            let Some(expands) = self.raw.as_ref().map(|raw| raw.head().decompressed_bytes()) else {
+                return Err(TransportError::Closed);
+            };
+            if let Some(grant) = &mut self.grant
+                && expands > 0
+            {
+                // Its output counts too: all it declared, before it is made.
+                grant.all().await;
+            }
+            if expands <= INLINE_DECOMPRESS_MAX {
+                let decoded = self.raw.take().map(RawMessage::decode);
+                self.grant = None;
+                return match decoded {
+                    Some(Ok(message)) => Ok(message),
+                    Some(Err(source)) => Err(self.refuse(source).await),
+                    None => Err(TransportError::Closed),
+                };
+            }
+            if self.grant.is_none() {
+                // The message came whole with its head, so it took no budget for its output.
+                let grant = self.grant.insert(self.receiving.open(expands));
+                grant.all().await;
+            }
+            let slot = self.receiving.decompression_slot().await?;
+            let Some(raw) = self.raw.take() else {
+                return Err(TransportError::Closed);
+            };
+            self.decoding = Some(tokio::task::spawn_blocking(move || {
+                slot.run(|| raw.decode())
+            }));
         }
-        match raw.decode() {
-            Ok(message) => Ok(message),
-            Err(source) => Err(self.refuse(source).await),
-        }
+        self.finish_decoding().await
     }
 
     async fn finish_decoding(&mut self) -> Result<Message, TransportError> {
@@ -782,6 +857,7 @@ impl RecvHalf {
         };
         let joined = task.await;
         self.decoding = None;
+        self.grant = None;
         match joined {
             Ok(Ok(message)) => Ok(message),
             Ok(Err(source)) => Err(self.refuse(source).await),
@@ -791,8 +867,18 @@ impl RecvHalf {
         }
     }
 
-    /// The next whole message's raw bytes, or `None` at a clean end.
+    /// The next whole message's raw bytes, or `None` at a clean end. After an error the comm is
+    /// done: the message in progress gives its budget back at once, even if the caller keeps
+    /// the comm (its partial frames are freed when the comm is dropped).
     async fn next(&mut self) -> Result<Option<RawMessage>, TransportError> {
+        let next = self.read_next().await;
+        if next.is_err() {
+            self.grant = None;
+        }
+        next
+    }
+
+    async fn read_next(&mut self) -> Result<Option<RawMessage>, TransportError> {
         if let Some(source) = self.failed.clone() {
             return Err(self.decode_error(source));
         }
@@ -803,12 +889,33 @@ impl RecvHalf {
             return Ok(None);
         }
         loop {
+            if self.need.is_none() && self.reader.is_between_messages() {
+                // Before the reader takes the head: once it has, the frame table is its own.
+                self.need = declared_need(&self.rbuf, self.reader.limits());
+            }
             match self.reader.read(&mut self.rbuf) {
-                Ok(Some(Received::Message(raw))) => return Ok(Some(raw)),
+                Ok(Some(Received::Message(raw))) => {
+                    self.need = None;
+                    return Ok(Some(raw));
+                }
                 Ok(Some(Received::Close(close))) => return self.closed(close).map(|()| None),
                 Ok(None) => {}
                 Err(source) => return Err(self.refuse(source).await),
             }
+            // Within a message, the comm reads only what its budget grants (the read buffer
+            // may hold one read's worth more: the head, and what came with it).
+            let allowed = if self.reader.is_between_messages() {
+                usize::MAX
+            } else {
+                // The head is read and checked: the message's account opens with what it
+                // declared (the whole budget if, never so, the declaration was not seen).
+                let need = self.need.unwrap_or(u64::MAX);
+                let grant = self.grant.get_or_insert_with(|| self.receiving.open(need));
+                if grant.spare() == 0 {
+                    grant.more_to_read().await;
+                }
+                usize::try_from(grant.spare()).unwrap_or(usize::MAX)
+            };
             let remote = &self.shared.remote;
             let direct = matches!(self.reader.want(), Want::Frame { remaining, .. } if remaining >= DIRECT_MIN)
                 && self.rbuf.is_empty();
@@ -820,18 +927,35 @@ impl RecvHalf {
                 match space {
                     Some(mut space) => self
                         .socket
-                        .read_buf(&mut space)
+                        .read_buf(&mut (&mut space).limit(allowed))
                         .await
                         .map_err(io("receiving from", remote))?,
                     None => continue,
                 }
+            } else if self.reader.is_between_messages() && self.rbuf.is_empty() {
+                // Waiting for the next message: each time it has waited the pool's idle time,
+                // the pool frees what nobody took meanwhile. (The read is cancel safe, so a
+                // timed-out wait loses nothing and goes on.)
+                self.rbuf.reserve(READ_CHUNK);
+                let idle = self.pool_idle;
+                let pool = &self.receiving.pool;
+                let mut read = std::pin::pin!(self.socket.read_buf(&mut self.rbuf));
+                loop {
+                    match tokio::time::timeout(idle, &mut read).await {
+                        Ok(read) => break read.map_err(io("receiving from", remote))?,
+                        Err(_) => pool.trim_unused(idle),
+                    }
+                }
             } else {
                 self.rbuf.reserve(READ_CHUNK);
                 self.socket
-                    .read_buf(&mut self.rbuf)
+                    .read_buf(&mut (&mut self.rbuf).limit(allowed))
                     .await
                     .map_err(io("receiving from", remote))?
             };
+            if let Some(grant) = &mut self.grant {
+                grant.arrived(n as u64);
+            }
             if n == 0 {
                 return match self.reader.end_of_stream(&self.rbuf) {
                     Ok(()) => {
@@ -919,14 +1043,15 @@ impl RecvHalf {
         if let Some(error) = self.shared.closed_by_peer() {
             return Some(error);
         }
-        if self.decoding.is_some() {
-            let message = self.finish_decoding().await.ok()?;
+        if self.raw.is_some() || self.decoding.is_some() {
+            let message = self.decode().await.ok()?;
             self.ready.push_back(message);
         }
         for _ in 0..CLOSE_READ_MESSAGES {
             match self.next().await {
                 Ok(Some(raw)) => {
-                    let message = self.decode(raw).await.ok()?;
+                    self.raw = Some(raw);
+                    let message = self.decode().await.ok()?;
                     self.ready.push_back(message);
                 }
                 Ok(None) => return None,

@@ -47,13 +47,43 @@ pub struct Config {
     /// Bytes of receive buffers kept for reuse once the frames in them are dropped, so that large
     /// frames land in warm memory. A [`Listener`](crate::Listener) keeps one pool of this size
     /// for all its connections; each comm from [`connect`](crate::connect) keeps its own.
+    /// The most bytes kept this way: [`Listener::pooled_bytes`](crate::Listener::pooled_bytes)
+    /// never exceeds it. The pool also gives buffers back to the allocator as connections close
+    /// (it keeps a few per open connection) and once they go untaken for
+    /// [`Config::receive_pool_idle_timeout`], so an idle listener keeps none.
     pub receive_pool_bytes: usize,
+    /// How long a buffer may stay in the receive pool untaken: when a connection has waited
+    /// this long for its next message, the pool frees the buffers nobody took in that time.
+    pub receive_pool_idle_timeout: Duration,
+    /// Bytes the messages still arriving may hold together: one budget for all the connections
+    /// of a [`Listener`](crate::Listener), or for one comm from [`connect`](crate::connect).
+    /// A message is granted budget a step at a time as its bytes arrive, and a connection reads
+    /// no more of a message than it has been granted; while none can be granted, it stops
+    /// reading its socket, so its peer waits, until messages are handed over and give theirs
+    /// back. Declaring costs nothing: a peer that declares much and sends little holds only
+    /// what it sent. Steps are granted only while every message in progress could still get
+    /// all its frame table declares (frames, and what compressed frames decompress to), one
+    /// after another, so messages never wait on each other for good.
+    ///
+    /// A message handed to the caller no longer counts: what a caller keeps is its own to
+    /// bound, and counting it would stall the listener for a caller that holds messages. A
+    /// message larger than the whole budget is received alone (it gets all of it once nothing
+    /// else holds any, and goes on past it to its end), so the limits, not the budget, bound
+    /// what one message may be. A message in progress holds its budget until a `recv` on its
+    /// comm finishes it: a comm whose `recv` is never called again holds what it has.
+    pub receive_budget_bytes: u64,
+    /// The most large messages decompressed at once on tokio's blocking threads, per
+    /// [`Listener`](crate::Listener) (or per comm from [`connect`](crate::connect)); beyond it a
+    /// connection waits for a slot before it decompresses.
+    pub max_decompressions_in_flight: usize,
 }
 
 impl Config {
     /// Defaults, under this identity: no filter on the registry's families, no compression
     /// ([`Compression::Off`]: frames arrive as views, not decompressed copies), default wire limits, 10 s to connect and to shake hands, 64 KiB of
-    /// write buffer, 256 MiB of receive buffers kept for reuse, at most 64 unfinished
+    /// write buffer, 256 MiB of receive buffers kept for reuse (for 10 s at most untaken), a
+    /// receive budget of 1 GiB, as
+    /// many large decompressions at once as the machine has CPUs, at most 64 unfinished
     /// handshakes per listener.
     ///
     /// ```
@@ -61,6 +91,7 @@ impl Config {
     /// assert_eq!(config.accepts, None);
     /// assert_eq!(config.compression, pontoon_transport::Compression::Off);
     /// ```
+    #[must_use]
     pub fn new(identity: impl Into<String>) -> Config {
         Config {
             identity: identity.into(),
@@ -71,6 +102,10 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             write_buffer_bytes: 64 << 10,
             receive_pool_bytes: 256 << 20,
+            receive_pool_idle_timeout: Duration::from_secs(10),
+            receive_budget_bytes: 1 << 30,
+            max_decompressions_in_flight: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get),
             max_pending_handshakes: 64,
         }
     }

@@ -5,6 +5,10 @@ use pontoon_wire::{CloseMessage, DecodeError, HelloError};
 /// What went wrong with a comm. A malformed or oversized message costs its connection (closed),
 /// never the process.
 ///
+/// An error that wraps another says only its own part (what was being done, with whom) and
+/// gives the inner error from [`source`](std::error::Error::source): a report that walks the
+/// chain (anyhow's, eyre's) prints each cause once.
+///
 /// ```
 /// let err = "ftp://x".parse::<pontoon_transport::Address>().unwrap_err();
 /// assert!(err.to_string().contains("scheme"));
@@ -21,7 +25,7 @@ pub enum TransportError {
         reason: String,
     },
     /// A socket operation failed.
-    #[error("{what} {address}: {source}")]
+    #[error("{what} {address}")]
     Io {
         /// What was being done.
         what: &'static str,
@@ -53,10 +57,10 @@ pub enum TransportError {
         ours: u64,
     },
     /// The peer's handshake is malformed.
-    #[error("bad handshake from the peer: {0}")]
+    #[error("bad handshake from the peer")]
     Handshake(#[from] HandshakeError),
     /// The peer sent bytes that are not a valid message; the connection is closed.
-    #[error("bad message from {peer}: {source}")]
+    #[error("bad message from {peer}")]
     Decode {
         /// The peer.
         peer: String,
@@ -79,7 +83,7 @@ pub enum TransportError {
         limit: u64,
     },
     /// The message could not be encoded.
-    #[error("cannot encode the message: {0}")]
+    #[error("cannot encode the message")]
     Encode(#[from] pontoon_wire::EncodeError),
     /// Memory for a frame the peer announced could not be had; the connection is closed.
     /// (The length was within this side's limits: lower them for peers you do not trust.)
@@ -122,7 +126,7 @@ pub enum TransportError {
 #[non_exhaustive]
 pub enum HandshakeError {
     /// The peer's preamble or hello is not valid pontoon (a bad magic number: not a pontoon peer).
-    #[error("the peer's preamble or hello is malformed: {0}")]
+    #[error("the peer's preamble or hello is malformed")]
     Decode(#[source] DecodeError),
     /// The hello is a valid message but not a valid hello.
     #[error(transparent)]

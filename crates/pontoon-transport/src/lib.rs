@@ -16,10 +16,18 @@
 //! - Memory is bounded: every length is checked against limits before it is allocated, a sender
 //!   buffers at most its write buffer before it waits for the socket, and connect and handshake
 //!   have timeouts. A malformed message costs its connection, never the process.
+//! - A listener's connections share one receive budget ([`Config::receive_budget_bytes`]): the
+//!   messages still arriving hold at most that many frame bytes together, granted as the bytes
+//!   arrive (a message larger than the whole budget is received alone); when it is spent,
+//!   connections stop reading and their peers wait. They also share a bound on large decompressions running at once
+//!   ([`Config::max_decompressions_in_flight`]) and one pool of warm receive buffers, which
+//!   empties as connections close or go idle.
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 mod address;
 mod backoff;
+mod budget;
 mod comm;
 mod config;
 mod endpoint;
@@ -27,6 +35,10 @@ mod error;
 mod handshake;
 mod listener;
 mod pool;
+
+/// The `bytes` crate, whose `Bytes` are the frames this crate sends and receives: the same
+/// version as this crate's, whatever the caller's own dependency says.
+pub use bytes;
 
 pub use address::Address;
 pub use comm::{Comm, RecvHalf, SendHalf};

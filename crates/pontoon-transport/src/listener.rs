@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::backoff::{Backoff, is_transient};
-use crate::pool::Pool;
+use crate::budget::Receiving;
 
 use crate::{Address, Comm, Config, TransportError};
 
@@ -35,7 +35,16 @@ pub struct Incoming {
     /// [`Config::max_pending_handshakes`] unfinished.
     permit: OwnedSemaphorePermit,
     /// The listener's receive pool, shared by all its connections.
-    pool: Arc<Pool>,
+    receiving: Arc<Receiving>,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Incoming {
@@ -43,9 +52,9 @@ impl Incoming {
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
-    /// # async fn f(incoming: pontoon_transport::Incoming) { println!("{}", incoming.remote()); }
+    /// # async fn f(incoming: pontoon_transport::Incoming) { println!("{}", incoming.remote_address()); }
     /// ```
-    pub fn remote(&self) -> &Address {
+    pub fn remote_address(&self) -> &Address {
         &self.remote
     }
 
@@ -90,7 +99,7 @@ impl Incoming {
             self.remote,
             self.config,
             accepts,
-            Some(self.pool),
+            Some(self.receiving),
         )
         .await
     }
@@ -114,7 +123,16 @@ pub struct Listener {
     handshakes: Arc<Semaphore>,
     backoff: Backoff,
     /// Receive buffers kept for reuse, shared by every connection accepted here.
-    pool: Arc<Pool>,
+    receiving: Arc<Receiving>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .field("receiving", &self.receiving)
+            .finish_non_exhaustive()
+    }
 }
 
 enum ListenerKind {
@@ -192,7 +210,7 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             (ListenerKind::Inproc(rx), address.clone())
         }
     };
-    let config_pool_bytes = config.receive_pool_bytes;
+    let receiving = Receiving::new(&config);
     let handshakes = Arc::new(Semaphore::new(
         config
             .max_pending_handshakes
@@ -204,7 +222,7 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
         config,
         handshakes,
         backoff: Backoff::default(),
-        pool: Pool::new(config_pool_bytes),
+        receiving,
     })
 }
 
@@ -235,7 +253,38 @@ impl Listener {
     /// # }
     /// ```
     pub fn pooled_bytes(&self) -> usize {
-        self.pool.held()
+        self.receiving.pool.held()
+    }
+
+    /// Bytes of the receive budget ([`Config::receive_budget_bytes`]) that messages still
+    /// arriving on this listener's connections hold now, together: never more than the budget.
+    /// Messages handed over no longer count.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), pontoon_transport::TransportError> {
+    /// let listener = pontoon_transport::listen(&"inproc://doc-budget".parse()?, Default::default()).await?;
+    /// assert_eq!(listener.budget_in_use_bytes(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn budget_in_use_bytes(&self) -> u64 {
+        self.receiving.budget_in_use_bytes()
+    }
+
+    /// Large messages being decompressed on blocking threads for this listener's connections
+    /// now: never more than [`Config::max_decompressions_in_flight`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), pontoon_transport::TransportError> {
+    /// let listener = pontoon_transport::listen(&"inproc://doc-inflight".parse()?, Default::default()).await?;
+    /// assert_eq!(listener.decompressions_in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn decompressions_in_flight(&self) -> usize {
+        self.receiving.decompressions_in_flight()
     }
 
     /// Waits for the next connection; its handshake is run by [`Incoming::handshake`].
@@ -280,7 +329,7 @@ impl Listener {
                         remote,
                         config: self.config.clone(),
                         permit,
-                        pool: self.pool.clone(),
+                        receiving: self.receiving.clone(),
                     });
                 }
                 Err(TransportError::Io { source, .. }) if is_transient(&source) => {

@@ -1,5 +1,6 @@
 //! Decompression of large frames runs off the runtime's worker: while one peer's messages
-//! decompress, another client of the same listener keeps being served.
+//! decompress, another client of the same listener keeps being served; and no more of them run
+//! at once than the listener allows.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use std::io::{Read, Write};
 
-use pontoon_transport::{Address, Config, connect, listen};
+use pontoon_transport::{Address, Compression, Config, connect, listen};
 use pontoon_wire::{Codec, EncodeOptions, Encoder, Header, Hello, Message, preamble};
 
 const GUARD: Duration = Duration::from_secs(120);
@@ -124,4 +125,115 @@ async fn a_small_client_is_served_while_large_frames_decompress() {
         during >= 100,
         "only {during} of {answered} pings were answered while the heavy messages were received"
     );
+}
+
+/// Compressible (about two to one with LZ4) and different for each seed: one byte in eight is
+/// random, the rest zeros.
+fn sparse(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|i| {
+            if i % 8 != 0 {
+                return 0;
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Eight peers each send two LZ4 messages whose frame decompresses to 8 MiB (so off the
+/// workers) to a listener that allows two decompressions at once and a budget of 48 MiB.
+/// Sampled throughout, never more than two decompress at once and some do; the output counts
+/// against the budget, which is never exceeded; every message arrives intact. (Without the
+/// bound, up to eight ran at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decompressions_in_flight_stay_within_the_bound() {
+    const PEERS: u64 = 8;
+    const MESSAGES: u64 = 2;
+    const FRAME: usize = 8 << 20;
+    const BOUND: usize = 2;
+    const BUDGET: u64 = 48 << 20;
+    let mut config = Config::new("server");
+    config.max_decompressions_in_flight = BOUND;
+    config.receive_budget_bytes = BUDGET;
+    let mut listener = listen(&"tcp://127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let address = listener.address().clone();
+    let message = |peer: u64, n: u64| {
+        Message::new(
+            Header::from_serde(&(peer, n)).unwrap(),
+            vec![sparse(FRAME, peer * 10 + n)],
+        )
+    };
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for peer in 0..PEERS {
+        let a = address.clone();
+        let client = tokio::spawn(async move {
+            let mut config = Config::new(format!("peer-{peer}"));
+            config.compression = Compression::With(Codec::Lz4);
+            connect(&a, config).await
+        });
+        let mut server = guard("accept", async {
+            listener.accept().await.unwrap().handshake().await.unwrap()
+        })
+        .await;
+        let mut client = client.await.unwrap().unwrap();
+        assert_eq!(client.peer().send_codec, Codec::Lz4);
+        senders.push(tokio::spawn(async move {
+            for n in 0..MESSAGES {
+                client.send(&message(peer, n)).await.unwrap();
+            }
+            client
+        }));
+        receivers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..MESSAGES {
+                got.push(server.recv().await.unwrap().unwrap());
+            }
+            (peer, got)
+        }));
+    }
+    let all = tokio::spawn(async move {
+        let mut out = Vec::new();
+        for receiver in receivers {
+            out.push(receiver.await.unwrap());
+        }
+        out
+    });
+    let (mut most_running, mut most_budget) = (0, 0);
+    let mut all = std::pin::pin!(all);
+    let received = guard("all messages", async {
+        loop {
+            most_running = most_running.max(listener.decompressions_in_flight());
+            most_budget = most_budget.max(listener.budget_in_use_bytes());
+            tokio::select! {
+                out = &mut all => return out.unwrap(),
+                () = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        most_running <= BOUND,
+        "{most_running} decompressions at once"
+    );
+    assert!(most_running >= 1, "no decompression was seen running");
+    assert!(
+        most_budget <= BUDGET,
+        "{most_budget} bytes of budget in use"
+    );
+    for (peer, got) in received {
+        for (n, m) in got.into_iter().enumerate() {
+            assert_eq!(m, message(peer, n as u64), "peer {peer}, message {n}");
+        }
+    }
+    for sender in senders {
+        drop(guard("sender", sender).await.unwrap());
+    }
 }

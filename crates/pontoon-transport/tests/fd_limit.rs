@@ -133,7 +133,7 @@ fn echo_server_under_64_descriptors() -> ! {
         println!("pontoon-fd-limit: listening at {}", listener.address());
         loop {
             let incoming = listener.accept().await?;
-            println!("pontoon-fd-limit: accepted {}", incoming.remote());
+            println!("pontoon-fd-limit: accepted {}", incoming.remote_address());
             tokio::spawn(async move {
                 if let Ok(mut comm) = incoming.handshake().await {
                     while let Ok(Some(message)) = comm.recv().await {

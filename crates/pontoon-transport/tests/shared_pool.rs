@@ -70,3 +70,44 @@ async fn idle_peers_share_one_bounded_pool() {
     }
     drop(servers);
 }
+
+/// Connections that stay open but go idle give the pool's memory back: once a connection has
+/// waited `receive_pool_idle_timeout` for its next message, the buffers nobody took in that
+/// time are freed. Driven by tokio's paused clock, not by waiting. (Before, an idle listener
+/// kept its pool full for as long as the connections lived.)
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_idle_pool_gives_its_memory_back() {
+    let mut config = Config::new("server");
+    config.receive_pool_bytes = 64 << 20;
+    config.receive_pool_idle_timeout = Duration::from_secs(10);
+    let mut listener = listen(&"inproc://idle-pool".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let address = listener.address().clone();
+    let client = tokio::spawn(async move { connect(&address, Config::new("client")).await });
+    let mut server = listener.accept().await.unwrap().handshake().await.unwrap();
+    let mut client = client.await.unwrap().unwrap();
+    let message = Message::new(
+        Header::from_serde(&"large").unwrap(),
+        vec![Bytes::from(vec![7u8; FRAME]), Bytes::from(vec![8u8; FRAME])],
+    );
+    let sender = tokio::spawn(async move {
+        client.send(&message).await.unwrap();
+        client
+    });
+    let got = server.recv().await.unwrap().unwrap();
+    assert_eq!(got.frames[1].len(), FRAME);
+    drop(got);
+    let client = sender.await.unwrap();
+    assert!(listener.pooled_bytes() >= FRAME, "nothing pooled");
+    // The server waits for its next message while the (paused) clock runs on.
+    let waiting = tokio::spawn(async move {
+        let next = server.recv().await;
+        (next.map(|m| m.is_none()).ok(), server)
+    });
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert_eq!(listener.pooled_bytes(), 0, "the idle pool kept its buffers");
+    client.close().await.unwrap();
+    let (ended, _server) = waiting.await.unwrap();
+    assert_eq!(ended, Some(true));
+}
