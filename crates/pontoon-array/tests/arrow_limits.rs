@@ -168,3 +168,48 @@ fn fixed_width_buffers_of_part_elements_are_malformed() {
         "{err:?}"
     );
 }
+
+/// Found by the `arrow_family_load` fuzz target: a schema with `FixedSizeBinary(-n)` made
+/// arrow-data's layout unwrap a negative width (a panic behind the backstop) before the family
+/// refused the type.
+#[test]
+fn a_negative_fixed_size_is_malformed() {
+    let mut input: &[u8] =
+        include_bytes!("../../../fuzz/seeds/arrow_family_load/fixed-size-binary-negative-width");
+    let meta = pontoon_family::rmpv::decode::read_value(&mut input).unwrap();
+    // The frames, as the fuzz target reads them: each a length byte and that many bytes.
+    let mut frames = Vec::new();
+    while let Some((&len, rest)) = input.split_first() {
+        let len = usize::from(len).min(rest.len());
+        frames.push(Bytes::copy_from_slice(&rest[..len]));
+        input = &rest[len..];
+    }
+    let err = ArrowFamily::load_batch(&meta, &frames, &Limits::DEFAULT).unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Malformed(m) if m.contains("fixed size of -")),
+        "{err:?}"
+    );
+}
+
+/// The same negative width in an IPC stream's schema (the `arrow_family_load` finding, carried
+/// to the IPC path, which walks batches with the same arrow-data layout): refused, no panic.
+#[test]
+fn a_negative_fixed_size_in_an_ipc_stream_is_malformed() {
+    const WIDTH: i32 = 1_234_567;
+    let values = vec![vec![7u8; WIDTH as usize]; 2];
+    let column: ArrayRef =
+        Arc::new(arrow_array::FixedSizeBinaryArray::try_from_iter(values.into_iter()).unwrap());
+    let batch = RecordBatch::try_from_iter([("b", column)]).unwrap();
+    let stream = write_ipc_stream(std::slice::from_ref(&batch)).unwrap();
+    let at = stream
+        .windows(4)
+        .position(|w| w == WIDTH.to_le_bytes())
+        .expect("the width in the schema");
+    let mut hostile = stream.clone();
+    hostile[at..at + 4].copy_from_slice(&(-WIDTH).to_le_bytes());
+    let err = read_ipc_stream(Bytes::from(hostile), &Limits::DEFAULT).unwrap_err();
+    assert!(
+        matches!(&err, IpcReadError::Malformed(m) if m.contains("fixed size of -")),
+        "{err:?}"
+    );
+}
