@@ -83,6 +83,22 @@ pub enum LogError {
         /// The limit.
         limit: u64,
     },
+    /// Every sequence number has been used: the log cannot number another record (the last one
+    /// a log gives is `u64::MAX - 1`, so that the next sequence number always fits).
+    #[error(
+        "the log has used every sequence number (the last was {last}); no record can be appended"
+    )]
+    SequenceExhausted {
+        /// The last sequence number given.
+        last: u64,
+    },
+    /// A directory entry named like a segment is not a regular file (a directory, a FIFO, a
+    /// device): it is refused before it is opened, so that reading it never blocks.
+    #[error("{path} is named like a log segment but is not a regular file")]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+    },
     /// The message could not be encoded.
     #[error("cannot encode the record's message: {0}")]
     Encode(#[from] pontoon_wire::EncodeError),

@@ -24,11 +24,12 @@ mod error;
 pub mod format;
 mod log;
 mod records;
+mod resync;
 mod snapshot;
 mod state;
 
 pub use error::LogError;
-pub use log::{Cut, Durability, Log, LogOptions, LogStats, Record, Recovery};
+pub use log::{Cut, Durability, Log, LogOptions, LogStats, MAX_SEQ, Record, Recovery};
 pub use records::Records;
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,

@@ -17,7 +17,8 @@ use crate::format::{
     Fault, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, parse_segment_header, payload_crc,
     record_at, record_header, segment_header,
 };
-use crate::records::{Records, next_valid, read_into};
+use crate::records::{Records, read_into, resync};
+use crate::resync::Resync;
 use crate::snapshot::{Pruned, remove_snapshots_before, snapshot_file_name};
 
 /// When an append is durable, and when it returns.
@@ -140,6 +141,9 @@ pub struct Recovery {
     pub cut: Option<Cut>,
     /// Damaged stretches skipped, with salvage on.
     pub skipped: Vec<Cut>,
+    /// Bytes fed to CRC32C while checking: at most a small multiple of [`bytes`](Self::bytes),
+    /// however the damage is crafted.
+    pub checksummed_bytes: u64,
 }
 
 /// A stretch of a segment file removed or skipped.
@@ -159,6 +163,10 @@ struct Segment {
     first_seq: u64,
     path: PathBuf,
 }
+
+/// The last sequence number a record can have: one less than `u64::MAX`, so that the sequence
+/// number after any record (the log's `next_seq`) always fits.
+pub const MAX_SEQ: u64 = u64::MAX - 1;
 
 /// Records smaller than this wait in memory under [`Durability::GroupCommit`], to be written
 /// together; larger ones are written at once.
@@ -452,9 +460,14 @@ impl Log {
             // A last segment whose creation was cut short (its header never made durable, so
             // missing, partial or garbage) holds no record: write it anew. Only if no valid
             // record is in it, though; otherwise its damaged header is corruption.
+            // Built on the first damage found, once per segment: recovery is linear in the
+            // bytes it reads however the damage is crafted (see `resync`).
+            let mut tables: Option<Resync> = None;
             let unborn = bytes.len() < SEGMENT_HEADER_LEN
                 || (parse_segment_header(&bytes).is_err()
-                    && next_valid(&bytes, 0, expected, max).is_none());
+                    && resync(&mut tables, &bytes, &segment.path)?
+                        .next_valid(&bytes, 0, expected, max)
+                        .is_none());
             if last && unborn && segment.first_seq == expected {
                 let file = OpenOptions::new()
                     .write(true)
@@ -462,6 +475,7 @@ impl Log {
                     .open(&segment.path)
                     .map_err(io("opening", &segment.path))?;
                 write_segment_header(&file, &segment.path, segment.first_seq)?;
+                recovery.checksummed_bytes += tables.map_or(0, |t| t.checksummed_bytes);
                 if !bytes.is_empty() {
                     recovery.cut = Some(Cut {
                         file: segment.path.clone(),
@@ -470,6 +484,15 @@ impl Log {
                     });
                 }
                 continue;
+            }
+            if segment.first_seq == 0 || segment.first_seq > MAX_SEQ {
+                return Err(corrupt(
+                    0,
+                    &format!(
+                        "no segment can start at record {}: records are numbered from 1 to {MAX_SEQ}",
+                        segment.first_seq
+                    ),
+                ));
             }
             let first_seq = parse_segment_header(&bytes).map_err(|why| corrupt(0, why))?;
             if first_seq != segment.first_seq || first_seq != expected {
@@ -480,8 +503,9 @@ impl Log {
             }
             let mut at = SEGMENT_HEADER_LEN;
             while at < bytes.len() {
-                match record_at(&bytes, at, max) {
-                    Ok(found) if found.seq == expected => {
+                match record_at(&bytes, at, max, &mut recovery.checksummed_bytes) {
+                    // `expected` stays at most `MAX_SEQ + 1`: no addition here can overflow.
+                    Ok(found) if found.seq == expected && found.seq <= MAX_SEQ => {
                         at = found.payload.1;
                         expected += 1;
                         recovery.records += 1;
@@ -489,7 +513,12 @@ impl Log {
                     }
                     Ok(_) | Err(Fault::Short | Fault::Bad) => {}
                 }
-                let later = next_valid(&bytes, at + 1, expected, max);
+                let later = resync(&mut tables, &bytes, &segment.path)?.next_valid(
+                    &bytes,
+                    at + 1,
+                    expected,
+                    max,
+                );
                 if last && later.is_none() {
                     // A torn tail: nothing valid follows. Cut it, durably.
                     let file = OpenOptions::new()
@@ -532,6 +561,7 @@ impl Log {
                     }
                 }
             }
+            recovery.checksummed_bytes += tables.map_or(0, |t| t.checksummed_bytes);
         }
         drop(bytes);
 
@@ -751,6 +781,9 @@ impl Log {
 
         let mut state = self.state()?;
         state.check()?;
+        if state.next_seq > MAX_SEQ {
+            return Err(LogError::SequenceExhausted { last: MAX_SEQ });
+        }
         if state.file_len > SEGMENT_HEADER_LEN as u64
             && state.file_len + record_len > options.segment_bytes
         {
@@ -936,6 +969,7 @@ impl Log {
             max_segment_bytes: max_segment_bytes(&self.shared.options),
             limits: self.shared.options.limits,
             current: None,
+            tables: None,
         })
     }
 
@@ -963,7 +997,9 @@ impl Log {
         {
             let mut state = self.state()?;
             // A segment's records are all below the next segment's first sequence number.
-            while state.segments.len() > 1 && state.segments[1].first_seq <= last_seq + 1 {
+            while state.segments.len() > 1
+                && state.segments[1].first_seq <= last_seq.saturating_add(1)
+            {
                 let path = state.segments[0].path.clone();
                 fs::remove_file(&path).map_err(io("removing", &path))?;
                 sync_dir(dir)?;
@@ -1081,6 +1117,22 @@ fn syncer(shared: &Shared, every: Option<Duration>) {
     wake_all(shared);
 }
 
+/// The sequence number a segment file name gives: exactly 20 decimal digits and `.log`
+/// (`00000000000000000734.log`); any other name (`1.log`, `+0000000000000000001.log`, a
+/// backup copy) is not a segment and is ignored.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    parse_seq_digits(name.strip_suffix(".log")?)
+}
+
+/// Exactly 20 ASCII decimal digits as a number (which `str::parse` alone would accept with a
+/// sign or fewer digits).
+pub(crate) fn parse_seq_digits(digits: &str) -> Option<u64> {
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The segment files in `dir`, by first sequence number.
 fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
     let mut segments = Vec::new();
@@ -1089,7 +1141,7 @@ fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if let Some(first_seq) = name.strip_suffix(".log").and_then(|s| s.parse().ok()) {
+        if let Some(first_seq) = parse_segment_name(&name) {
             segments.push(Segment {
                 first_seq,
                 path: entry.path(),

@@ -10,20 +10,45 @@ use pontoon_wire::{Limits, decode_message};
 
 use crate::format::{SEGMENT_HEADER_LEN, record_at};
 use crate::log::io;
+use crate::resync::Resync;
 use crate::{LogError, Record};
 
-/// The offset of the first whole, checksummed record after `from` whose sequence number is at
-/// least `expected`, if any.
-pub(crate) fn next_valid(
+/// The resync tables of a segment's `bytes`, built on first use.
+pub(crate) fn resync<'t>(
+    tables: &'t mut Option<Resync>,
     bytes: &[u8],
-    from: usize,
-    expected: u64,
-    max: u64,
-) -> Option<(usize, u64)> {
-    (from..bytes.len()).find_map(|at| match record_at(bytes, at, max) {
-        Ok(found) if found.seq >= expected => Some((at, found.seq)),
-        _ => None,
-    })
+    path: &Path,
+) -> Result<&'t mut Resync, LogError> {
+    if tables.is_none() {
+        let built = Resync::new(bytes).map_err(|_| {
+            io("allocating memory to resynchronize", path)(std::io::ErrorKind::OutOfMemory.into())
+        })?;
+        *tables = Some(built);
+    }
+    tables
+        .as_mut()
+        .ok_or_else(|| io("resynchronizing", path)(std::io::ErrorKind::OutOfMemory.into()))
+}
+
+/// Opens `path` for reading if it is a regular file (a symbolic link to one is followed); a
+/// FIFO, device or directory is [`LogError::NotAFile`], refused before it is opened, since
+/// opening a FIFO blocks until a writer comes. The type is checked again on the opened file, in
+/// case the entry was replaced in between (only a FIFO put there in that instant can still
+/// block the open).
+pub(crate) fn open_regular(path: &Path) -> Result<File, LogError> {
+    let not_a_file = || LogError::NotAFile {
+        path: path.to_path_buf(),
+    };
+    let before = std::fs::metadata(path).map_err(io("reading the type of", path))?;
+    if !before.is_file() {
+        return Err(not_a_file());
+    }
+    let file = File::open(path).map_err(io("opening", path))?;
+    let opened = file.metadata().map_err(io("reading the type of", path))?;
+    if !opened.is_file() {
+        return Err(not_a_file());
+    }
+    Ok(file)
 }
 
 /// Reads a whole segment file into `buf` (reusing its memory), or its first `limit` bytes; a
@@ -35,7 +60,7 @@ pub(crate) fn read_into(
     buf: &mut Vec<u8>,
 ) -> Result<(), LogError> {
     buf.clear();
-    let file = File::open(path).map_err(io("opening", path))?;
+    let file = open_regular(path)?;
     let len = file
         .metadata()
         .map_err(io("reading the size of", path))?
@@ -82,6 +107,8 @@ pub struct Records {
     pub(crate) limits: Limits,
     /// The segment being read: its path, its bytes, and the offset of the next record.
     pub(crate) current: Option<(PathBuf, Bytes, usize)>,
+    /// The current segment's resync tables, built at its first damage.
+    pub(crate) tables: Option<Resync>,
 }
 
 impl Iterator for Records {
@@ -97,21 +124,29 @@ impl Iterator for Records {
                     return Some(Err(e));
                 }
                 self.current = Some((path, Bytes::from(buf), SEGMENT_HEADER_LEN));
+                self.tables = None;
                 continue;
             };
             if *at >= bytes.len() {
                 self.current = None;
                 continue;
             }
-            let found = match record_at(bytes, *at, self.max_record_bytes) {
+            let found = match record_at(bytes, *at, self.max_record_bytes, &mut 0) {
                 Ok(found) => found,
                 // Skipped at open (salvage): find the next record.
-                Err(_) => match next_valid(bytes, *at + 1, 0, self.max_record_bytes) {
-                    Some((next, _)) => {
+                Err(_) => match resync(&mut self.tables, bytes, path)
+                    .map(|tables| tables.next_valid(bytes, *at + 1, 0, self.max_record_bytes))
+                {
+                    Err(e) => {
+                        self.current = None;
+                        self.plan = Vec::new().into_iter();
+                        return Some(Err(e));
+                    }
+                    Ok(Some((next, _))) => {
                         *at = next;
                         continue;
                     }
-                    None => {
+                    Ok(None) => {
                         self.current = None;
                         continue;
                     }

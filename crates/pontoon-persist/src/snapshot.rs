@@ -4,14 +4,15 @@
 //! the log segments and older snapshots a durable snapshot makes unnecessary.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
 use crate::LogError;
-use crate::log::sync_dir;
+use crate::log::{parse_seq_digits, sync_dir};
+use crate::records::open_regular;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
 pub const SNAPSHOT_MAGIC: [u8; 7] = *b"\xF0FRYSNP";
@@ -188,9 +189,14 @@ fn list(dir: &Path) -> Result<Listing, LogError> {
         let Some(rest) = name.strip_prefix("snapshot-") else {
             continue;
         };
-        if let Some(seq) = rest.strip_suffix(".snap").and_then(|s| s.parse().ok()) {
+        // Only the exact names this crate writes: anything else is not ours to read or delete.
+        if let Some(seq) = rest.strip_suffix(".snap").and_then(parse_seq_digits) {
             snaps.push((seq, entry.path()));
-        } else if rest.ends_with(".tmp") {
+        } else if rest
+            .strip_suffix(".tmp")
+            .and_then(parse_seq_digits)
+            .is_some()
+        {
             tmps.push(entry.path());
         }
     }
@@ -228,7 +234,19 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     // not read into memory.
     let max = (SNAPSHOT_HEADER_LEN as u64).saturating_add(limits.max_message_bytes);
     for (name_seq, path) in snaps {
-        let len = fs::metadata(&path)
+        let mut file = match open_regular(&path) {
+            Ok(file) => file,
+            Err(LogError::NotAFile { .. }) => {
+                recovery.damaged.push(DamagedSnapshot {
+                    path,
+                    reason: "not a regular file".into(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let len = file
+            .metadata()
             .map_err(io("reading the size of", &path))?
             .len();
         if len > max {
@@ -238,7 +256,17 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
             });
             continue;
         }
-        let bytes = fs::read(&path).map_err(io("reading", &path))?;
+        let mut bytes = Vec::new();
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        if bytes.try_reserve_exact(want).is_err() {
+            return Err(io("allocating memory to read", &path)(
+                std::io::ErrorKind::OutOfMemory.into(),
+            ));
+        }
+        (&mut file)
+            .take(len)
+            .read_to_end(&mut bytes)
+            .map_err(io("reading", &path))?;
         let checked = match parse_snapshot(&bytes) {
             Ok((seq, _)) if seq != name_seq => {
                 Err("the header's last_seq does not match the file name".to_string())
