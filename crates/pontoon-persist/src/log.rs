@@ -970,6 +970,7 @@ impl Log {
             limits: self.shared.options.limits,
             current: None,
             tables: None,
+            expected: 0,
         })
     }
 

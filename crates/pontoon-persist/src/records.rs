@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use pontoon_wire::{Limits, decode_message};
 
-use crate::format::{SEGMENT_HEADER_LEN, record_at};
+use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header, record_at};
+use crate::log::MAX_SEQ;
 use crate::log::io;
 use crate::resync::Resync;
 use crate::{LogError, Record};
@@ -109,6 +110,9 @@ pub struct Records {
     pub(crate) current: Option<(PathBuf, Bytes, usize)>,
     /// The current segment's resync tables, built at its first damage.
     pub(crate) tables: Option<Resync>,
+    /// The sequence number the next record must have, as in recovery: a record with a valid
+    /// checksum but another number (a stale copy that salvage skipped) is not read back.
+    pub(crate) expected: u64,
 }
 
 impl Iterator for Records {
@@ -123,6 +127,17 @@ impl Iterator for Records {
                     self.plan = Vec::new().into_iter();
                     return Some(Err(e));
                 }
+                match parse_segment_header(&buf) {
+                    Ok(first_seq) => self.expected = first_seq,
+                    Err(reason) => {
+                        self.plan = Vec::new().into_iter();
+                        return Some(Err(LogError::Corrupt {
+                            file: path,
+                            offset: 0,
+                            reason: reason.to_string(),
+                        }));
+                    }
+                }
                 self.current = Some((path, Bytes::from(buf), SEGMENT_HEADER_LEN));
                 self.tables = None;
                 continue;
@@ -131,19 +146,22 @@ impl Iterator for Records {
                 self.current = None;
                 continue;
             }
+            let expected = self.expected;
             let found = match record_at(bytes, *at, self.max_record_bytes, &mut 0) {
-                Ok(found) => found,
+                // The same rule as recovery's, so that exactly the records it kept come back.
+                Ok(found) if found.seq == expected && found.seq <= MAX_SEQ => found,
                 // Skipped at open (salvage): find the next record.
-                Err(_) => match resync(&mut self.tables, bytes, path)
-                    .map(|tables| tables.next_valid(bytes, *at + 1, 0, self.max_record_bytes))
-                {
+                Ok(_) | Err(_) => match resync(&mut self.tables, bytes, path).map(|tables| {
+                    tables.next_valid(bytes, *at + 1, expected, self.max_record_bytes)
+                }) {
                     Err(e) => {
                         self.current = None;
                         self.plan = Vec::new().into_iter();
                         return Some(Err(e));
                     }
-                    Ok(Some((next, _))) => {
+                    Ok(Some((next, seq))) => {
                         *at = next;
+                        self.expected = seq;
                         continue;
                     }
                     Ok(None) => {
@@ -154,6 +172,7 @@ impl Iterator for Records {
             };
             let start = *at;
             *at = found.payload.1;
+            self.expected = found.seq.saturating_add(1);
             if found.seq < self.from {
                 continue;
             }
