@@ -99,6 +99,14 @@ pub enum LogError {
         /// The entry.
         path: PathBuf,
     },
+    /// A directory to inspect holds no log.
+    #[error("{dir} holds no pontoon log: {reason}")]
+    NoLog {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
+        reason: &'static str,
+    },
     /// The message could not be encoded.
     #[error("cannot encode the record's message: {0}")]
     Encode(#[from] pontoon_wire::EncodeError),

@@ -22,15 +22,18 @@
 
 mod error;
 pub mod format;
+mod inspect;
 mod log;
 mod records;
+mod recovery;
 mod resync;
 mod snapshot;
 mod state;
 
 pub use error::LogError;
+pub use inspect::Inspection;
 pub use log::{Cut, Durability, Log, LogOptions, LogStats, MAX_SEQ, Record, Recovery};
-pub use records::Records;
+pub use records::{RawRecord, RawRecords, Records};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
     SnapshotRecovery, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,

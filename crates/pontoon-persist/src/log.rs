@@ -14,11 +14,10 @@ use pontoon_wire::{Encoder, Limits, Message};
 
 use crate::LogError;
 use crate::format::{
-    Fault, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, parse_segment_header, payload_crc,
-    record_at, record_header, segment_header,
+    Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, payload_crc, record_header, segment_header,
 };
-use crate::records::{Records, read_into, resync};
-use crate::resync::Resync;
+use crate::records::{RawRecords, Records};
+use crate::recovery::{Repair, Segment, list_segments, scan};
 use crate::snapshot::{Pruned, remove_snapshots_before, snapshot_file_name};
 
 /// When an append is durable, and when it returns.
@@ -156,12 +155,6 @@ pub struct Cut {
     pub offset: u64,
     /// Its length in bytes.
     pub bytes: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Segment {
-    first_seq: u64,
-    path: PathBuf,
 }
 
 /// The last sequence number a record can have: one less than `u64::MAX`, so that the sequence
@@ -372,7 +365,7 @@ fn wake_two(shared: &Shared) {
 
 /// The longest a segment file written under `options` can be: rotation starts a new segment
 /// once the next record would pass `segment_bytes`, so one record may go past it.
-fn max_segment_bytes(options: &LogOptions) -> u64 {
+pub(crate) fn max_segment_bytes(options: &LogOptions) -> u64 {
     options
         .segment_bytes
         .saturating_add(options.max_record_bytes)
@@ -443,127 +436,31 @@ impl Log {
         }
 
         let mut segments = list_segments(&dir)?;
-        let mut recovery = Recovery::default();
-        let mut expected = segments.first().map_or(1, |s| s.first_seq);
-        // One buffer for every segment: fresh pages cost far more than reusing warm ones.
-        let mut bytes = Vec::new();
-        for (i, segment) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            let corrupt = |offset: usize, reason: &str| LogError::Corrupt {
-                file: segment.path.clone(),
-                offset: offset as u64,
-                reason: reason.to_string(),
-            };
-            read_into(&segment.path, None, max_segment_bytes(&options), &mut bytes)?;
-            recovery.bytes += bytes.len() as u64;
-            let max = options.max_record_bytes;
-            // A last segment whose creation was cut short (its header never made durable, so
-            // missing, partial or garbage) holds no record: write it anew. Only if no valid
-            // record is in it, though; otherwise its damaged header is corruption.
-            // Built on the first damage found, once per segment: recovery is linear in the
-            // bytes it reads however the damage is crafted (see `resync`).
-            let mut tables: Option<Resync> = None;
-            let unborn = bytes.len() < SEGMENT_HEADER_LEN
-                || (parse_segment_header(&bytes).is_err()
-                    && resync(&mut tables, &bytes, &segment.path)?
-                        .next_valid(&bytes, 0, expected, max)
-                        .is_none());
-            if last && unborn && segment.first_seq == expected {
+        let scanned = scan(&segments, &options)?;
+        match &scanned.repair {
+            // A last segment whose creation was cut short: written anew with its header.
+            Some(Repair::Rewrite { path, first_seq }) => {
                 let file = OpenOptions::new()
                     .write(true)
                     .truncate(true)
-                    .open(&segment.path)
-                    .map_err(io("opening", &segment.path))?;
-                write_segment_header(&file, &segment.path, segment.first_seq)?;
-                recovery.checksummed_bytes += tables.map_or(0, |t| t.checksummed_bytes);
-                if !bytes.is_empty() {
-                    recovery.cut = Some(Cut {
-                        file: segment.path.clone(),
-                        offset: 0,
-                        bytes: bytes.len() as u64,
-                    });
-                }
-                continue;
+                    .open(path)
+                    .map_err(io("opening", path))?;
+                write_segment_header(&file, path, *first_seq)?;
             }
-            if segment.first_seq == 0 || segment.first_seq > MAX_SEQ {
-                return Err(corrupt(
-                    0,
-                    &format!(
-                        "no segment can start at record {}: records are numbered from 1 to {MAX_SEQ}",
-                        segment.first_seq
-                    ),
-                ));
+            // A torn tail: cut, durably.
+            Some(Repair::Cut { path, at }) => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io("opening", path))?;
+                file.set_len(*at)
+                    .map_err(io("cutting the torn tail of", path))?;
+                file.sync_all().map_err(io("syncing", path))?;
             }
-            let first_seq = parse_segment_header(&bytes).map_err(|why| corrupt(0, why))?;
-            if first_seq != segment.first_seq || first_seq != expected {
-                return Err(corrupt(
-                    8,
-                    &format!("the segment starts at record {first_seq}; expected {expected}"),
-                ));
-            }
-            let mut at = SEGMENT_HEADER_LEN;
-            while at < bytes.len() {
-                match record_at(&bytes, at, max, &mut recovery.checksummed_bytes) {
-                    // `expected` stays at most `MAX_SEQ + 1`: no addition here can overflow.
-                    Ok(found) if found.seq == expected && found.seq <= MAX_SEQ => {
-                        at = found.payload.1;
-                        expected += 1;
-                        recovery.records += 1;
-                        continue;
-                    }
-                    Ok(_) | Err(Fault::Short | Fault::Bad) => {}
-                }
-                let later = resync(&mut tables, &bytes, &segment.path)?.next_valid(
-                    &bytes,
-                    at + 1,
-                    expected,
-                    max,
-                );
-                if last && later.is_none() {
-                    // A torn tail: nothing valid follows. Cut it, durably.
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&segment.path)
-                        .map_err(io("opening", &segment.path))?;
-                    file.set_len(at as u64)
-                        .map_err(io("cutting the torn tail of", &segment.path))?;
-                    file.sync_all().map_err(io("syncing", &segment.path))?;
-                    recovery.cut = Some(Cut {
-                        file: segment.path.clone(),
-                        offset: at as u64,
-                        bytes: (bytes.len() - at) as u64,
-                    });
-                    break;
-                }
-                match later {
-                    Some((next, seq)) if options.salvage => {
-                        recovery.skipped.push(Cut {
-                            file: segment.path.clone(),
-                            offset: at as u64,
-                            bytes: (next - at) as u64,
-                        });
-                        expected = seq;
-                        at = next;
-                    }
-                    _ if options.salvage => {
-                        recovery.skipped.push(Cut {
-                            file: segment.path.clone(),
-                            offset: at as u64,
-                            bytes: (bytes.len() - at) as u64,
-                        });
-                        break;
-                    }
-                    _ => {
-                        return Err(corrupt(
-                            at,
-                            &format!("record {expected} is damaged, and valid records follow"),
-                        ));
-                    }
-                }
-            }
-            recovery.checksummed_bytes += tables.map_or(0, |t| t.checksummed_bytes);
+            None => {}
         }
-        drop(bytes);
+        let recovery = scanned.recovery;
+        let expected = scanned.next_seq;
 
         if segments.is_empty() {
             let path = dir.join(segment_name(1));
@@ -962,16 +859,8 @@ impl Log {
             let limit = next_first.is_none().then_some(state.file_len);
             plan.push((segment.path.clone(), limit));
         }
-        Ok(Records {
-            plan: plan.into_iter(),
-            from: seq,
-            max_record_bytes: self.shared.options.max_record_bytes,
-            max_segment_bytes: max_segment_bytes(&self.shared.options),
-            limits: self.shared.options.limits,
-            current: None,
-            tables: None,
-            expected: 0,
-        })
+        let raw = RawRecords::new(plan, seq, &self.shared.options);
+        Ok(Records::new(raw, self.shared.options.limits))
     }
 
     /// Removes what the snapshot `snapshot-<last_seq>.snap` in the log's directory makes
@@ -1118,42 +1007,11 @@ fn syncer(shared: &Shared, every: Option<Duration>) {
     wake_all(shared);
 }
 
-/// The sequence number a segment file name gives: exactly 20 decimal digits and `.log`
-/// (`00000000000000000734.log`); any other name (`1.log`, `+0000000000000000001.log`, a
-/// backup copy) is not a segment and is ignored.
-pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
-    parse_seq_digits(name.strip_suffix(".log")?)
-}
-
-/// Exactly 20 ASCII decimal digits as a number (which `str::parse` alone would accept with a
-/// sign or fewer digits).
-pub(crate) fn parse_seq_digits(digits: &str) -> Option<u64> {
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The segment files in `dir`, by first sequence number.
-fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
-    let mut segments = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
-        let entry = entry.map_err(io("listing", dir))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if let Some(first_seq) = parse_segment_name(&name) {
-            segments.push(Segment {
-                first_seq,
-                path: entry.path(),
-            });
-        }
-    }
-    segments.sort_by_key(|s| s.first_seq);
-    Ok(segments)
-}
-
-fn write_segment_header(mut file: &File, path: &Path, first_seq: u64) -> Result<(), LogError> {
+pub(crate) fn write_segment_header(
+    mut file: &File,
+    path: &Path,
+    first_seq: u64,
+) -> Result<(), LogError> {
     file.write_all(&segment_header(first_seq))
         .map_err(io("writing the header of", path))?;
     file.sync_all().map_err(io("syncing", path))

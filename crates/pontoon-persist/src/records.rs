@@ -86,56 +86,114 @@ pub(crate) fn read_into(
     Ok(())
 }
 
-/// The records of a log from some sequence number on, read one segment at a time: see
-/// [`Log::records_from`](crate::Log::records_from). After an error, it yields nothing more.
+/// One record as it is in its segment file, its payload not decoded: what a tool that inspects
+/// a log reads, to look at a message's head (header and frame table, with
+/// [`pontoon_wire::MessageHead`]) without decompressing frames it never needs.
 ///
 /// ```no_run
 /// # #[allow(dead_code)]
-/// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
-/// let mut records: pontoon_persist::Records = log.records_from(1)?;
-/// while let Some(record) = records.next() {
+/// # fn f(inspection: &pontoon_persist::Inspection) -> Result<(), pontoon_persist::LogError> {
+/// for record in inspection.raw_records(1) {
 ///     let record = record?;
-///     println!("{}", record.seq);
+///     println!("{} in {} at {}: {} bytes", record.seq, record.file.display(), record.offset, record.payload.len());
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct Records {
-    pub(crate) plan: std::vec::IntoIter<(PathBuf, Option<u64>)>,
-    pub(crate) from: u64,
-    pub(crate) max_record_bytes: u64,
-    pub(crate) max_segment_bytes: u64,
-    pub(crate) limits: Limits,
-    /// The segment being read: its path, its bytes, and the offset of the next record.
-    pub(crate) current: Option<(PathBuf, Bytes, usize)>,
-    /// The current segment's resync tables, built at its first damage.
-    pub(crate) tables: Option<Resync>,
-    /// The sequence number the next record must have, as in recovery: a record with a valid
-    /// checksum but another number (a stale copy that salvage skipped) is not read back.
-    pub(crate) expected: u64,
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RawRecord {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The application's record type.
+    pub kind: u32,
+    /// The segment file it is in.
+    pub file: PathBuf,
+    /// Where the record (its header) starts in the file.
+    pub offset: u64,
+    /// The payload: one pontoon-wire message, without the stream preamble.
+    pub payload: Bytes,
 }
 
-impl Iterator for Records {
-    type Item = Result<Record, LogError>;
+/// The records of a log from some sequence number on, their payloads not decoded, read one
+/// segment at a time: see [`Inspection::raw_records`](crate::Inspection::raw_records). A record is
+/// read back only if recovery keeps it (the sequence number that follows on, a matching
+/// checksum); after an error, it yields nothing more.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f(inspection: &pontoon_persist::Inspection) -> Result<(), pontoon_persist::LogError> {
+/// let bytes: usize = inspection
+///     .raw_records(1)
+///     .map(|record| record.map(|r| r.payload.len()))
+///     .sum::<Result<_, _>>()?;
+/// # let _ = bytes; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RawRecords {
+    /// Segment files to read, each with the length to read of it (`None`: all of it).
+    plan: std::vec::IntoIter<(PathBuf, Option<u64>)>,
+    from: u64,
+    max_record_bytes: u64,
+    max_segment_bytes: u64,
+    /// The segment being read: its path, its bytes, and the offset of the next record.
+    current: Option<(PathBuf, Bytes, usize)>,
+    /// The current segment's resync tables, built at its first damage.
+    tables: Option<Resync>,
+    /// The sequence number the next record must have, as in recovery: a record with a valid
+    /// checksum but another number (a stale copy that salvage skipped) is not read back.
+    expected: u64,
+}
 
-    fn next(&mut self) -> Option<Result<Record, LogError>> {
+impl RawRecords {
+    /// Reads the records numbered `from` and up of the segment files in `plan`, each read up to
+    /// the length given with it.
+    pub(crate) fn new(
+        plan: Vec<(PathBuf, Option<u64>)>,
+        from: u64,
+        options: &crate::LogOptions,
+    ) -> RawRecords {
+        RawRecords {
+            plan: plan.into_iter(),
+            from,
+            max_record_bytes: options.max_record_bytes,
+            max_segment_bytes: crate::log::max_segment_bytes(options),
+            current: None,
+            tables: None,
+            expected: 0,
+        }
+    }
+
+    fn stop(&mut self, error: LogError) -> Option<Result<RawRecord, LogError>> {
+        self.stop_quietly();
+        Some(Err(error))
+    }
+
+    /// Yields nothing more.
+    fn stop_quietly(&mut self) {
+        self.current = None;
+        self.plan = Vec::new().into_iter();
+    }
+}
+
+impl Iterator for RawRecords {
+    type Item = Result<RawRecord, LogError>;
+
+    fn next(&mut self) -> Option<Result<RawRecord, LogError>> {
         loop {
             let Some((path, bytes, at)) = &mut self.current else {
                 let (path, limit) = self.plan.next()?;
                 let mut buf = Vec::new();
                 if let Err(e) = read_into(&path, limit, self.max_segment_bytes, &mut buf) {
-                    self.plan = Vec::new().into_iter();
-                    return Some(Err(e));
+                    return self.stop(e);
                 }
                 match parse_segment_header(&buf) {
                     Ok(first_seq) => self.expected = first_seq,
                     Err(reason) => {
-                        self.plan = Vec::new().into_iter();
-                        return Some(Err(LogError::Corrupt {
+                        return self.stop(LogError::Corrupt {
                             file: path,
                             offset: 0,
                             reason: reason.to_string(),
-                        }));
+                        });
                     }
                 }
                 self.current = Some((path, Bytes::from(buf), SEGMENT_HEADER_LEN));
@@ -154,11 +212,7 @@ impl Iterator for Records {
                 Ok(_) | Err(_) => match resync(&mut self.tables, bytes, path).map(|tables| {
                     tables.next_valid(bytes, *at + 1, expected, self.max_record_bytes)
                 }) {
-                    Err(e) => {
-                        self.current = None;
-                        self.plan = Vec::new().into_iter();
-                        return Some(Err(e));
-                    }
+                    Err(e) => return self.stop(e),
                     Ok(Some((next, seq))) => {
                         *at = next;
                         self.expected = seq;
@@ -176,25 +230,66 @@ impl Iterator for Records {
             if found.seq < self.from {
                 continue;
             }
-            let payload = bytes.slice(found.payload.0..found.payload.1);
-            return Some(match decode_message(payload, &self.limits) {
-                Ok(message) => Ok(Record {
-                    seq: found.seq,
-                    kind: found.kind,
-                    message,
-                }),
-                Err(source) => {
-                    let error = LogError::BadPayload {
-                        seq: found.seq,
-                        file: path.clone(),
-                        offset: start as u64,
-                        source,
-                    };
-                    self.current = None;
-                    self.plan = Vec::new().into_iter();
-                    Err(error)
-                }
-            });
+            return Some(Ok(RawRecord {
+                seq: found.seq,
+                kind: found.kind,
+                file: path.clone(),
+                offset: start as u64,
+                payload: bytes.slice(found.payload.0..found.payload.1),
+            }));
         }
+    }
+}
+
+/// The records of a log from some sequence number on, read one segment at a time: see
+/// [`Log::records_from`](crate::Log::records_from). After an error, it yields nothing more.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+/// let mut records: pontoon_persist::Records = log.records_from(1)?;
+/// while let Some(record) = records.next() {
+///     let record = record?;
+///     println!("{}", record.seq);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Records {
+    raw: RawRecords,
+    limits: Limits,
+}
+
+impl Records {
+    pub(crate) fn new(raw: RawRecords, limits: Limits) -> Records {
+        Records { raw, limits }
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, LogError>;
+
+    fn next(&mut self) -> Option<Result<Record, LogError>> {
+        let raw = match self.raw.next()? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match decode_message(raw.payload, &self.limits) {
+            Ok(message) => Ok(Record {
+                seq: raw.seq,
+                kind: raw.kind,
+                message,
+            }),
+            Err(source) => {
+                // Nothing after a record that does not decode is read.
+                self.raw.stop_quietly();
+                Err(LogError::BadPayload {
+                    seq: raw.seq,
+                    file: raw.file,
+                    offset: raw.offset,
+                    source,
+                })
+            }
+        })
     }
 }

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
 use crate::LogError;
-use crate::log::{parse_seq_digits, sync_dir};
+use crate::log::sync_dir;
 use crate::records::open_regular;
+use crate::recovery::parse_seq_digits;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
 pub const SNAPSHOT_MAGIC: [u8; 7] = *b"\xF0FRYSNP";
