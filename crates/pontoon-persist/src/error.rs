@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum LogError {
     /// A file operation failed.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,
@@ -54,7 +54,7 @@ pub enum LogError {
         limit: u64,
     },
     /// A record's payload is not a pontoon message.
-    #[error("record {seq} in {file} at byte offset {offset} holds no valid message: {source}")]
+    #[error("record {seq} in {file} at byte offset {offset} holds no valid message")]
     BadPayload {
         /// The record's sequence number.
         seq: u64,
@@ -108,6 +108,19 @@ pub enum LogError {
         reason: &'static str,
     },
     /// The message could not be encoded.
-    #[error("cannot encode the record's message: {0}")]
+    #[error("cannot encode the record's message")]
     Encode(#[from] pontoon_wire::EncodeError),
+}
+
+/// An error and each of its causes, joined by `: ` (for a message that outlives the error, such
+/// as a poisoned log's first failure).
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

@@ -17,6 +17,9 @@
 //! logged before it is applied, rebuilt exactly after a crash from the newest snapshot and the
 //! events after it.
 //!
+//! [`Log::inspect`] looks at a log without changing it (nothing created, locked exclusively, cut
+//! or written), for tools such as `pontoon log verify`.
+//!
 //! The byte layout is in `docs/persist-format.md`.
 #![doc(test(attr(deny(warnings))))]
 

@@ -302,7 +302,7 @@ impl State {
     /// Records `error` as the reason the log refuses writes from now on, and wakes everyone
     /// waiting for durability so that they see it.
     fn poison(&mut self, shared: &Shared, error: LogError) -> LogError {
-        self.poison = Some(error.to_string());
+        self.poison = Some(crate::error::describe(&error));
         shared.poisoned.store(true, Ordering::Release);
         unpark(std::mem::take(&mut self.waiters));
         error

@@ -31,13 +31,13 @@ pub enum StateError {
     #[error(transparent)]
     Log(#[from] LogError),
     /// An event could not be serialized (nothing was logged or applied).
-    #[error("cannot serialize the event: {0}")]
+    #[error("cannot serialize the event")]
     SerializeEvent(#[source] SerializeError),
     /// The state could not be serialized for a snapshot.
-    #[error("cannot serialize the state: {0}")]
+    #[error("cannot serialize the state")]
     SerializeState(#[source] SerializeError),
     /// A logged event could not be deserialized while replaying.
-    #[error("cannot deserialize the event in record {seq}: {source}")]
+    #[error("cannot deserialize the event in record {seq}")]
     DeserializeEvent {
         /// The record's sequence number.
         seq: u64,
@@ -46,7 +46,7 @@ pub enum StateError {
         source: DeserializeError,
     },
     /// A snapshot's state could not be deserialized.
-    #[error("cannot deserialize the state in {path}: {source}")]
+    #[error("cannot deserialize the state in {path}")]
     DeserializeState {
         /// The snapshot file.
         path: PathBuf,
@@ -102,7 +102,7 @@ pub enum StateError {
     },
     /// The event `seq` was logged durably and applied, but the automatic snapshot after it
     /// failed. The state is intact; the snapshot can be retried with [`Durable::snapshot`].
-    #[error("event {seq} was committed, but the automatic snapshot failed: {source}")]
+    #[error("event {seq} was committed, but the automatic snapshot failed")]
     AutoSnapshot {
         /// The committed event's sequence number.
         seq: u64,
