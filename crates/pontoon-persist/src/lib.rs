@@ -12,8 +12,8 @@
 //! damage anywhere else is an error naming the file and byte offset, unless salvage is asked for.
 //!
 //! A snapshot ([`write_snapshot`], [`load_snapshot`]) holds one message and the sequence number
-//! of the last record it includes, written atomically; [`Log::prune`] then removes the segments it
-//! covers. [`Durable`] puts them together: application state changed only by events, each
+//! of the last record it includes, written atomically; [`Log::prune_before`] then removes the
+//! segments it covers. [`Durable`] puts them together: application state changed only by events, each
 //! logged before it is applied, rebuilt exactly after a crash from the newest snapshot and the
 //! events after it.
 //!
@@ -39,6 +39,7 @@ pub use log::{Cut, Durability, Log, LogOptions, LogStats, MAX_SEQ, Record, Recov
 pub use records::{RawRecord, RawRecords, Records};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
-    SnapshotRecovery, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,
+    SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,
+    write_snapshot,
 };
 pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, StateError};

@@ -18,7 +18,6 @@ use crate::format::{
 };
 use crate::records::{RawRecords, Records};
 use crate::recovery::{Repair, Segment, list_segments, scan};
-use crate::snapshot::{Pruned, remove_snapshots_before, snapshot_file_name};
 
 /// When an append is durable, and when it returns.
 ///
@@ -103,7 +102,7 @@ impl Default for LogOptions {
 /// ```no_run
 /// # #[allow(dead_code)]
 /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
-/// for record in log.records()? {
+/// for record in log.read_all()? {
 ///     println!("{} (kind {}): {} frames", record.seq, record.kind, record.message.frames.len());
 /// }
 /// # Ok(()) }
@@ -194,7 +193,7 @@ const PENDING_LIMIT: usize = 1 << 20;
 /// }
 /// let (log, recovery) = Log::open(&dir, LogOptions::default())?;
 /// assert_eq!(recovery.records, 1);
-/// assert_eq!(log.records()?[0].message.header.deserialize::<String>()?, "created");
+/// assert_eq!(log.read_all()?[0].message.header.deserialize::<String>()?, "created");
 /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -569,7 +568,7 @@ impl Log {
     }
 
     /// The sequence number of the oldest record still in the log: records before it were
-    /// removed by [`Log::prune`]. Equal to [`next_seq`](Log::next_seq) when the log holds no
+    /// removed by [`Log::prune_before`]. Equal to [`next_seq`](Log::next_seq) when the log holds no
     /// record.
     ///
     /// ```no_run
@@ -804,24 +803,25 @@ impl Log {
         Ok(())
     }
 
-    /// Reads every record back, in order. Frames are slices of the bytes read from each file.
-    /// For a large log, [`records_from`](Log::records_from) reads one segment at a time.
+    /// Reads every record back into memory at once, in order (frames are slices of the bytes
+    /// read from each file). For a large log, [`records`](Log::records) streams one segment at a
+    /// time instead.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
-    /// let count = log.records()?.len();
+    /// let count = log.read_all()?.len();
     /// # let _ = count; Ok(()) }
     /// ```
-    pub fn records(&self) -> Result<Vec<Record>, LogError> {
-        self.records_from(0)?.collect()
+    pub fn read_all(&self) -> Result<Vec<Record>, LogError> {
+        self.records(0)?.collect()
     }
 
     /// The records with sequence numbers `seq` and up, as appended when this is called, in
     /// order; segments wholly before `seq` are not read, and only one segment is in memory at
     /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
-    /// [`prune`](Log::prune) while the records are read may remove a segment not yet read:
-    /// reading it is then an error ([`LogError::Io`], not found), never a wrong record.
+    /// [`prune_before`](Log::prune_before) while the records are read may remove a segment not
+    /// yet read: reading it is then an error ([`LogError::Io`], not found), never a wrong record.
     ///
     /// ```
     /// use pontoon_persist::{Durability, Log, LogOptions};
@@ -836,14 +836,14 @@ impl Log {
     ///     log.append(0, &Message::new(Header::from_serde(&i)?, vec![]))?;
     /// }
     /// let tail: Vec<u64> = log
-    ///     .records_from(8)?
+    ///     .records(8)?
     ///     .map(|record| record?.message.header.deserialize::<u64>().map_err(Into::into))
     ///     .collect::<Result<_, Box<dyn std::error::Error>>>()?;
     /// assert_eq!(tail, [8, 9, 10]);
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn records_from(&self, seq: u64) -> Result<Records, LogError> {
+    pub fn records(&self, seq: u64) -> Result<Records, LogError> {
         let mut state = self.state()?;
         state.check()?;
         state.write_pending(&self.shared)?;
@@ -863,42 +863,46 @@ impl Log {
         Ok(Records::new(raw, self.shared.options.limits))
     }
 
-    /// Removes what the snapshot `snapshot-<last_seq>.snap` in the log's directory makes
-    /// unnecessary: every segment whose records are all at most `last_seq` (oldest first, the
-    /// directory synced after each, so a crash leaves a suffix of the log, never a hole) and
-    /// every older snapshot. The last segment is never removed, so the log keeps its place in
-    /// the sequence. It is an error (not found) if that snapshot does not exist.
+    /// Removes every segment whose records are all numbered below `seq`, oldest first, the
+    /// directory synced after each, so that a crash leaves a suffix of the log, never a hole.
+    /// The last segment is never removed, so the log keeps its place in the sequence. Returns
+    /// the files removed. The log knows nothing of snapshots: the caller decides what is no
+    /// longer needed (a [`Durable`](crate::Durable) prunes what its durable snapshot covers).
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # fn f(log: &pontoon_persist::Log, state: &pontoon_wire::Message) -> Result<(), pontoon_persist::LogError> {
     /// let last = log.next_seq() - 1;
     /// log.sync()?;
-    /// pontoon_persist::write_snapshot(log.dir(), last, state)?;
-    /// let pruned = log.prune(last)?;
-    /// println!("removed {} segments; the log now starts at {}", pruned.segments.len(), log.first_seq());
+    /// pontoon_persist::write_snapshot(log.dir(), last, state)?; // durable when it returns
+    /// let removed = log.prune_before(last + 1)?;
+    /// println!("removed {} segments; the log now starts at {}", removed.len(), log.first_seq());
     /// # Ok(()) }
     /// ```
-    pub fn prune(&self, last_seq: u64) -> Result<Pruned, LogError> {
+    pub fn prune_before(&self, seq: u64) -> Result<Vec<PathBuf>, LogError> {
         let dir = &self.shared.dir;
-        let snapshot = dir.join(snapshot_file_name(last_seq));
-        fs::metadata(&snapshot).map_err(io("finding the snapshot", &snapshot))?;
-        let mut pruned = Pruned::default();
-        {
-            let mut state = self.state()?;
-            // A segment's records are all below the next segment's first sequence number.
-            while state.segments.len() > 1
-                && state.segments[1].first_seq <= last_seq.saturating_add(1)
-            {
-                let path = state.segments[0].path.clone();
-                fs::remove_file(&path).map_err(io("removing", &path))?;
-                sync_dir(dir)?;
-                state.segments.remove(0);
-                pruned.segments.push(path);
+        let mut state = self.state()?;
+        let mut removed = Vec::new();
+        // A segment's records are all below the next segment's first sequence number.
+        let mut outcome = Ok(());
+        while let Some(next) = state.segments.get(removed.len() + 1) {
+            if next.first_seq > seq {
+                break;
+            }
+            let path = state.segments[removed.len()].path.clone();
+            if let Err(e) = fs::remove_file(&path).map_err(io("removing", &path)) {
+                outcome = Err(e);
+                break;
+            }
+            removed.push(path);
+            if let Err(e) = sync_dir(dir) {
+                outcome = Err(e);
+                break;
             }
         }
-        pruned.snapshots = remove_snapshots_before(dir, last_seq)?;
-        Ok(pruned)
+        // Removed once, not one at a time: a long log is pruned in linear time.
+        state.segments.drain(..removed.len());
+        outcome.map(|()| removed)
     }
 }
 

@@ -242,12 +242,12 @@ impl Iterator for RawRecords {
 }
 
 /// The records of a log from some sequence number on, read one segment at a time: see
-/// [`Log::records_from`](crate::Log::records_from). After an error, it yields nothing more.
+/// [`Log::records`](crate::Log::records). After an error, it yields nothing more.
 ///
 /// ```no_run
 /// # #[allow(dead_code)]
 /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
-/// let mut records: pontoon_persist::Records = log.records_from(1)?;
+/// let mut records: pontoon_persist::Records = log.records(1)?;
 /// while let Some(record) = records.next() {
 ///     let record = record?;
 ///     println!("{}", record.seq);

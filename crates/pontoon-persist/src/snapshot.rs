@@ -1,7 +1,6 @@
 //! Snapshots: one pontoon message (an application's state) and the sequence number of the last
 //! log record it includes, in a checksummed file written atomically (temporary file, `fsync`,
-//! rename, directory `fsync`); and what [`Log::prune`](crate::Log::prune) needs to remove
-//! the log segments and older snapshots a durable snapshot makes unnecessary.
+//! rename, directory `fsync`), loaded newest first, and removed once a newer one is durable.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -292,7 +291,7 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     Ok(recovery)
 }
 
-/// What [`Log::prune`](crate::Log::prune) removed.
+/// What [`Durable::snapshot`](crate::Durable::snapshot) removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Pruned {
@@ -302,9 +301,27 @@ pub struct Pruned {
     pub snapshots: Vec<PathBuf>,
 }
 
-/// Removes every snapshot in `dir` older than the one for `last_seq`, then syncs the
-/// directory; returns the paths removed.
-pub(crate) fn remove_snapshots_before(dir: &Path, last_seq: u64) -> Result<Vec<PathBuf>, LogError> {
+/// Removes every snapshot in `dir` older than the one for `last_seq` (only files with exact
+/// snapshot names), then syncs the directory; returns the paths removed. Call it only once the
+/// snapshot for `last_seq` is durable ([`write_snapshot`] returned).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("pontoon-doc-rmsnap-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let state = pontoon_wire::Message::default();
+/// pontoon_persist::write_snapshot(&dir, 3, &state)?;
+/// pontoon_persist::write_snapshot(&dir, 7, &state)?;
+/// let removed = pontoon_persist::remove_snapshots_before(&dir, 7)?;
+/// assert_eq!(removed, [dir.join(pontoon_persist::snapshot_file_name(3))]);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), pontoon_persist::LogError>(())
+/// ```
+pub fn remove_snapshots_before(
+    dir: impl AsRef<Path>,
+    last_seq: u64,
+) -> Result<Vec<PathBuf>, LogError> {
+    let dir = dir.as_ref();
     let (snaps, _) = list(dir)?;
     let mut removed = Vec::new();
     for (seq, path) in snaps {

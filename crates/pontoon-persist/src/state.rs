@@ -9,7 +9,9 @@ use pontoon_family::{DeserializeError, Registry, SerializeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::snapshot::{Pruned, SnapshotRecovery, load_snapshot, write_snapshot};
+use crate::snapshot::{
+    Pruned, SnapshotRecovery, load_snapshot, remove_snapshots_before, write_snapshot,
+};
 use crate::{Log, LogError, LogOptions, Recovery};
 
 /// The user's function that applies an event to the state.
@@ -133,7 +135,8 @@ pub struct DurableOptions {
     /// Take a snapshot automatically after this many events since the last one (`None`: only
     /// when [`Durable::snapshot`] is called).
     pub snapshot_every: Option<NonZeroU64>,
-    /// After each snapshot, [prune](crate::Log::prune) the log segments and older snapshots it covers.
+    /// After each snapshot, remove the log segments ([`Log::prune_before`](crate::Log::prune_before))
+    /// and the older snapshots it covers.
     pub prune: bool,
 }
 
@@ -269,7 +272,7 @@ where
         }
         let mut expected = snapshot_seq + 1;
         let mut replayed = 0;
-        for record in log.records_from(snapshot_seq + 1)? {
+        for record in log.records(snapshot_seq + 1)? {
             let record = record?;
             if record.seq != expected {
                 return Err(StateError::Gap {
@@ -354,7 +357,14 @@ where
         write_snapshot(&self.dir, self.last_seq, &message)?;
         self.since_snapshot = 0;
         if self.prune {
-            Ok(self.log.prune(self.last_seq)?)
+            // The snapshot is durable: the segments and snapshots it covers can go, oldest
+            // first (segments, then snapshots), so a crash meanwhile leaves a state that opens.
+            let segments = self.log.prune_before(self.last_seq.saturating_add(1))?;
+            let snapshots = remove_snapshots_before(&self.dir, self.last_seq)?;
+            Ok(Pruned {
+                segments,
+                snapshots,
+            })
         } else {
             Ok(Pruned::default())
         }

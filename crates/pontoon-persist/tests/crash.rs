@@ -154,7 +154,7 @@ fn check(dir: &Path, acked: u64, cycle: u64) -> u64 {
     let (log, recovery) = Log::open(dir, LogOptions::default())
         .unwrap_or_else(|e| panic!("cycle {cycle}: reopening failed: {e}"));
     assert!(recovery.skipped.is_empty(), "cycle {cycle}: {recovery:?}");
-    let records = log.records().unwrap();
+    let records = log.read_all().unwrap();
     let n = records.len() as u64;
     assert!(
         n >= acked,

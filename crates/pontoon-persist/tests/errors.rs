@@ -84,7 +84,7 @@ fn a_bad_payload_and_a_durable_state_over_it_chain_down_to_the_decoder() {
     log_with_a_bad_payload(&dir);
     {
         let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
-        let error = log.records().unwrap_err();
+        let error = log.read_all().unwrap_err();
         assert!(matches!(error, LogError::BadPayload { seq: 1, .. }));
         let links = assert_no_repeats(&error);
         assert!(links.len() >= 2, "{links:?}");

@@ -59,7 +59,7 @@ fn assert_format_version(dir: &Path, version: u8) {
 }
 
 fn check_records(log: &Log, records: u64) {
-    let read = log.records().unwrap();
+    let read = log.read_all().unwrap();
     assert_eq!(read.len() as u64, records);
     for (record, i) in read.iter().zip(1..) {
         assert_eq!((record.seq, record.kind), (i, content::kind(i)));
@@ -84,7 +84,7 @@ fn v1_log_of_several_segments_opens_and_replays() {
     assert_eq!(log.append(1, &content::message(41)).unwrap(), 41);
     drop(log);
     let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
-    assert_eq!(log.records().unwrap()[40].message, content::message(41));
+    assert_eq!(log.read_all().unwrap()[40].message, content::message(41));
 }
 
 #[test]

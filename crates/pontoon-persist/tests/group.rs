@@ -39,7 +39,7 @@ fn message(thread: u64, i: u64) -> Message {
 fn check(dir: &Path, expected: &[(u64, u64)]) {
     let (log, recovery) = Log::open(dir, LogOptions::default()).unwrap();
     assert_eq!(recovery.records, expected.len() as u64);
-    for (record, seq) in log.records_from(1).unwrap().zip(1u64..) {
+    for (record, seq) in log.records(1).unwrap().zip(1u64..) {
         let record = record.unwrap();
         assert_eq!(record.seq, seq);
         let (thread, i) = expected[seq as usize - 1];
@@ -143,7 +143,7 @@ fn reading_back_sees_records_still_waiting_in_memory() {
     for i in 0..50 {
         log.submit(0, &message(0, i)).unwrap();
     }
-    assert_eq!(log.records().unwrap().len(), 50);
+    assert_eq!(log.read_all().unwrap().len(), 50);
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -240,7 +240,7 @@ fn appenders_pipeliners_readers_and_syncs_mixed_never_lose_or_stall() {
         // A reader and an explicit syncer, while the appends go on.
         let reader = scope.spawn(move || {
             for _ in 0..20 {
-                let seen = log.records_from(1).unwrap().count() as u64;
+                let seen = log.records(1).unwrap().count() as u64;
                 assert!(seen < log.next_seq());
                 log.sync().unwrap();
             }

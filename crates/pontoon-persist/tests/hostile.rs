@@ -79,7 +79,7 @@ fn appending_past_the_last_sequence_number_is_refused_not_wrapped() {
     // The record that fitted reads back, and the log still refuses the next one.
     let (log, recovery) = Log::open(&dir, options()).unwrap();
     assert_eq!(recovery.records, 1);
-    assert_eq!(log.records().unwrap()[0].seq, u64::MAX - 1);
+    assert_eq!(log.read_all().unwrap()[0].seq, u64::MAX - 1);
     assert!(matches!(
         log.submit(0, &message(2)),
         Err(LogError::SequenceExhausted { .. })
@@ -110,7 +110,7 @@ fn stray_files_with_names_like_segments_are_ignored() {
     }
     let (log, recovery) = Log::open(&dir, options()).unwrap();
     assert_eq!(recovery.records, 3);
-    assert_eq!(log.records().unwrap().len(), 3);
+    assert_eq!(log.read_all().unwrap().len(), 3);
     drop(log);
     for stray in strays {
         assert_eq!(
@@ -239,6 +239,6 @@ fn reading_back_a_salvaged_log_gives_exactly_the_records_recovery_kept() {
     salvage.salvage = true;
     let (log, recovery) = Log::open(&dir, salvage).unwrap();
     assert_eq!((recovery.records, recovery.skipped.len()), (4, 1));
-    let seqs: Vec<u64> = log.records().unwrap().iter().map(|r| r.seq).collect();
+    let seqs: Vec<u64> = log.read_all().unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
 }

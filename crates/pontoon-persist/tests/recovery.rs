@@ -47,7 +47,7 @@ fn write_log(dir: &Path, n: u64) -> (PathBuf, Vec<u8>, Vec<usize>) {
 
 fn check_prefix(dir: &Path, whole: usize) {
     let (log, _) = Log::open(dir, options(Durability::Never)).unwrap();
-    let records = log.records().unwrap();
+    let records = log.read_all().unwrap();
     assert_eq!(records.len(), whole);
     for (i, record) in records.iter().enumerate() {
         let seq = i as u64 + 1;
@@ -145,7 +145,7 @@ fn damage_before_valid_records_is_an_error_unless_salvaged() {
     let (log, recovery) = Log::open(&dir, salvage).unwrap();
     assert_eq!(recovery.records, 4);
     assert_eq!(recovery.skipped.len(), 1);
-    let seqs: Vec<u64> = log.records().unwrap().iter().map(|r| r.seq).collect();
+    let seqs: Vec<u64> = log.read_all().unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [1, 2, 4, 5]);
 }
 
@@ -170,7 +170,7 @@ fn segments_rotate_and_damage_in_an_earlier_one_names_its_file() {
     let (log, recovery) = Log::open(&dir, small.clone()).unwrap();
     assert_eq!(recovery.records, 12);
     assert_eq!(
-        log.records()
+        log.read_all()
             .unwrap()
             .iter()
             .map(|r| r.seq)
@@ -217,7 +217,7 @@ fn a_last_segment_whose_header_never_became_durable_is_written_anew() {
     assert_eq!((&cut.file, cut.offset, cut.bytes), (&unborn, 0, 40));
     assert_eq!(recovery.records, 6);
     assert_eq!(log.append(0, &message(7)).unwrap(), 7);
-    assert_eq!(log.records().unwrap().len(), 7);
+    assert_eq!(log.read_all().unwrap().len(), 7);
     drop(log);
 
     // A damaged header with a valid record after it is corruption, not a fresh segment.
@@ -280,7 +280,7 @@ fn records_of_a_mebibyte_and_more_checksummed_outside_the_lock_read_back() {
         }
         let (log, recovery) = Log::open(&dir, options(durability)).unwrap();
         assert_eq!((recovery.records, recovery.cut.clone()), (3, None));
-        for (record, i) in log.records().unwrap().iter().zip(1..) {
+        for (record, i) in log.read_all().unwrap().iter().zip(1..) {
             assert!(
                 record.message == big(i),
                 "{durability:?}: record {i} differs"
