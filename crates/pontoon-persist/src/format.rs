@@ -12,6 +12,10 @@ pub const SEGMENT_HEADER_LEN: usize = 16;
 /// Length of a record's header: CRC32C, kind, sequence number, payload length, reserved.
 pub const RECORD_HEADER_LEN: usize = 32;
 
+/// The last sequence number a record can have: one less than `u64::MAX`, so that the sequence
+/// number after any record (the log's `next_seq`) always fits.
+pub const MAX_SEQ: u64 = u64::MAX - 1;
+
 /// A segment's header bytes.
 pub(crate) fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut out = [0u8; SEGMENT_HEADER_LEN];

@@ -5,7 +5,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::records::{RawRecords, Records, open_regular};
+use crate::files::open_regular;
+use crate::records::{RawRecords, Records};
 use crate::recovery::{list_segments, scan};
 use crate::{Cut, Log, LogError, LogOptions, Recovery};
 
@@ -123,14 +124,14 @@ impl Log {
             dir: dir.to_path_buf(),
             reason,
         };
-        let metadata = std::fs::metadata(dir).map_err(crate::log::io("reading", dir))?;
+        let metadata = std::fs::metadata(dir).map_err(crate::files::io("reading", dir))?;
         if !metadata.is_dir() {
             return Err(no_log("it is not a directory"));
         }
         let lock_path = dir.join("LOCK");
         let lock = match std::fs::symlink_metadata(&lock_path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(crate::log::io("reading", &lock_path)(e)),
+            Err(e) => return Err(crate::files::io("reading", &lock_path)(e)),
             Ok(_) => {
                 let lock = open_regular(&lock_path)?;
                 match lock.try_lock_shared() {
@@ -141,7 +142,7 @@ impl Log {
                         });
                     }
                     Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(crate::log::io("locking", &lock_path)(e));
+                        return Err(crate::files::io("locking", &lock_path)(e));
                     }
                 }
                 Some(lock)

@@ -24,9 +24,12 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod files;
 pub mod format;
+mod group;
 mod inspect;
 mod log;
+mod options;
 mod records;
 mod recovery;
 mod resync;
@@ -34,9 +37,13 @@ mod snapshot;
 mod state;
 
 pub use error::LogError;
+pub use format::MAX_SEQ;
+pub use group::LogStats;
 pub use inspect::Inspection;
-pub use log::{Cut, Durability, Log, LogOptions, LogStats, MAX_SEQ, Record, Recovery};
-pub use records::{RawRecord, RawRecords, Records};
+pub use log::Log;
+pub use options::{Durability, LogOptions};
+pub use records::{RawRecord, RawRecords, Record, Records};
+pub use recovery::{Cut, Recovery};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
     SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,

@@ -1,18 +1,15 @@
-//! [`Records`]: a log's records read back one segment at a time, and the reading helpers that
-//! recovery shares.
+//! Reading a log back: [`Record`]s decoded by [`Records`], or [`RawRecord`]s as they are in the
+//! file by [`RawRecords`], one segment at a time, under the same rule as recovery.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use pontoon_wire::{Limits, decode_message};
+use pontoon_wire::{Limits, Message, decode_message};
 
-use crate::format::{SEGMENT_HEADER_LEN, parse_segment_header, record_at};
-use crate::log::MAX_SEQ;
-use crate::log::io;
+use crate::LogError;
+use crate::files::{io, read_into};
+use crate::format::{MAX_SEQ, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
 use crate::resync::Resync;
-use crate::{LogError, Record};
 
 /// The resync tables of a segment's `bytes`, built on first use.
 pub(crate) fn resync<'t>(
@@ -31,59 +28,24 @@ pub(crate) fn resync<'t>(
         .ok_or_else(|| io("resynchronizing", path)(std::io::ErrorKind::OutOfMemory.into()))
 }
 
-/// Opens `path` for reading if it is a regular file (a symbolic link to one is followed); a
-/// FIFO, device or directory is [`LogError::NotAFile`], refused before it is opened, since
-/// opening a FIFO blocks until a writer comes. The type is checked again on the opened file, in
-/// case the entry was replaced in between (only a FIFO put there in that instant can still
-/// block the open).
-pub(crate) fn open_regular(path: &Path) -> Result<File, LogError> {
-    let not_a_file = || LogError::NotAFile {
-        path: path.to_path_buf(),
-    };
-    let before = std::fs::metadata(path).map_err(io("reading the type of", path))?;
-    if !before.is_file() {
-        return Err(not_a_file());
-    }
-    let file = File::open(path).map_err(io("opening", path))?;
-    let opened = file.metadata().map_err(io("reading the type of", path))?;
-    if !opened.is_file() {
-        return Err(not_a_file());
-    }
-    Ok(file)
-}
-
-/// Reads a whole segment file into `buf` (reusing its memory), or its first `limit` bytes; a
-/// file longer than `max` is refused before anything is allocated for it.
-pub(crate) fn read_into(
-    path: &Path,
-    limit: Option<u64>,
-    max: u64,
-    buf: &mut Vec<u8>,
-) -> Result<(), LogError> {
-    buf.clear();
-    let file = open_regular(path)?;
-    let len = file
-        .metadata()
-        .map_err(io("reading the size of", path))?
-        .len();
-    let len = limit.map_or(len, |limit| limit.min(len));
-    if len > max {
-        return Err(LogError::SegmentTooLarge {
-            file: path.to_path_buf(),
-            len,
-            limit: max,
-        });
-    }
-    let want = usize::try_from(len).unwrap_or(usize::MAX);
-    if buf.try_reserve(want).is_err() {
-        return Err(io("allocating memory to read", path)(
-            std::io::ErrorKind::OutOfMemory.into(),
-        ));
-    }
-    file.take(len)
-        .read_to_end(buf)
-        .map_err(io("reading", path))?;
-    Ok(())
+/// One record read back.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+/// for record in log.read_all()? {
+///     println!("{} (kind {}): {} frames", record.seq, record.kind, record.message.frames.len());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The record's sequence number (the first record is 1).
+    pub seq: u64,
+    /// The application's record type.
+    pub kind: u32,
+    /// The message it holds; frames are slices of the bytes read from the file.
+    pub message: Message,
 }
 
 /// One record as it is in its segment file, its payload not decoded: what a tool that inspects
@@ -156,7 +118,7 @@ impl RawRecords {
             plan: plan.into_iter(),
             from,
             max_record_bytes: options.max_record_bytes,
-            max_segment_bytes: crate::log::max_segment_bytes(options),
+            max_segment_bytes: crate::options::max_segment_bytes(options),
             current: None,
             tables: None,
             expected: 0,

@@ -6,11 +6,51 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::format::{Fault, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
-use crate::log::{MAX_SEQ, io, max_segment_bytes};
-use crate::records::{read_into, resync};
+use crate::files::{io, read_into};
+use crate::format::{Fault, MAX_SEQ, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
+use crate::options::max_segment_bytes;
+use crate::records::resync;
 use crate::resync::Resync;
-use crate::{Cut, LogError, LogOptions, Recovery};
+use crate::{LogError, LogOptions};
+
+/// What recovery found when the log was opened.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f() -> Result<(), pontoon_persist::LogError> {
+/// let (_log, recovery) = pontoon_persist::Log::open("/data/log", Default::default())?;
+/// if let Some(cut) = &recovery.cut {
+///     println!("cut a torn tail of {} bytes from {}", cut.bytes, cut.file.display());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Valid records in the log.
+    pub records: u64,
+    /// Bytes of segment files read and checked.
+    pub bytes: u64,
+    /// The torn tail cut from the last segment (the cut is durable before `open` returns).
+    pub cut: Option<Cut>,
+    /// Damaged stretches skipped, with salvage on.
+    pub skipped: Vec<Cut>,
+    /// Bytes fed to CRC32C while checking: at most a small multiple of [`bytes`](Self::bytes),
+    /// however the damage is crafted.
+    pub checksummed_bytes: u64,
+}
+
+/// A stretch of a segment file removed or skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cut {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Where the stretch starts.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
 
 /// A segment file: the sequence number its name gives, and its path.
 #[derive(Clone, Debug)]

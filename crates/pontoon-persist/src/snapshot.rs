@@ -10,8 +10,7 @@ use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
 use crate::LogError;
-use crate::log::sync_dir;
-use crate::records::open_regular;
+use crate::files::{io, open_regular, sync_dir};
 use crate::recovery::parse_seq_digits;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
@@ -22,11 +21,6 @@ pub const SNAPSHOT_VERSION: u8 = 1;
 
 /// Length of a snapshot's header: magic, version, last_seq, len, CRC32C, reserved.
 pub const SNAPSHOT_HEADER_LEN: usize = 32;
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
-    let path = path.to_path_buf();
-    move |source| LogError::Io { what, path, source }
-}
 
 /// The file name of the snapshot whose last included record is `last_seq`:
 /// `snapshot-<last_seq in 20 digits>.snap`.
