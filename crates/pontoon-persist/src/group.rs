@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::Waker;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,9 @@ pub(crate) struct State {
     /// Threads parked until a sequence number is durable (under `GroupCommit`); a sync
     /// unparks exactly those it covers.
     pub(crate) waiters: Vec<(u64, Thread)>,
+    /// Tasks waiting (through [`DurableWait`](crate::DurableWait)) until a sequence number is
+    /// durable; woken by the sync that covers it, or by a poisoning.
+    pub(crate) wakers: Vec<(u64, Waker)>,
     pub(crate) closing: bool,
     pub(crate) stats: LogStats,
 }
@@ -87,6 +91,11 @@ impl State {
         if seq > shared.durable_seq.load(Ordering::Acquire) {
             shared.durable_seq.store(seq, Ordering::Release);
         }
+        let (ready, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wakers)
+            .into_iter()
+            .partition(|(waits_for, _)| *waits_for <= seq);
+        self.wakers = pending;
+        ready.into_iter().for_each(|(_, waker)| waker.wake());
         let (woken, waiting) = std::mem::take(&mut self.waiters)
             .into_iter()
             .partition(|(waits_for, _)| *waits_for <= seq);
@@ -113,6 +122,9 @@ impl State {
         self.poison = Some(crate::error::describe(&error));
         shared.poisoned.store(true, Ordering::Release);
         unpark(std::mem::take(&mut self.waiters));
+        std::mem::take(&mut self.wakers)
+            .into_iter()
+            .for_each(|(_, waker)| waker.wake());
         error
     }
 
@@ -201,9 +213,10 @@ pub(crate) fn syncer(shared: &Shared, every: Option<Duration>) {
                     drop(state);
                     wake_all(shared);
                     shared.state.lock().ok().and_then(|state| {
-                        // An append may have come meanwhile, finding the syncer idle.
+                        // An append, or the drop (`closing`), may have come meanwhile, its
+                        // notification sent while nothing waited: look before sleeping.
                         let durable = shared.durable_seq.load(Ordering::Acquire);
-                        if state.syncer_idle && durable + 1 >= state.next_seq {
+                        if state.syncer_idle && !state.closing && durable + 1 >= state.next_seq {
                             shared.work.wait(state).ok()
                         } else {
                             Some(state)
@@ -259,6 +272,9 @@ pub(crate) fn syncer(shared: &Shared, every: Option<Duration>) {
         due = every.map(|interval| Instant::now() + interval);
     }
     unpark(std::mem::take(&mut state.waiters));
+    std::mem::take(&mut state.wakers)
+        .into_iter()
+        .for_each(|(_, waker)| waker.wake());
     drop(state);
     wake_all(shared);
 }

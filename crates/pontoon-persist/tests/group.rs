@@ -276,3 +276,26 @@ fn appenders_pipeliners_readers_and_syncs_mixed_never_lose_or_stall() {
     check(&dir, &expected);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Dropping a group-commit log never hangs: the drop's wake-up can come just as the sync
+/// thread goes idle, and must not be lost.
+#[test]
+fn dropping_a_group_commit_log_never_hangs() {
+    let dir = scratch("drop-race");
+    let (done, finished) = std::sync::mpsc::channel();
+    let for_thread = dir.clone();
+    std::thread::spawn(move || {
+        for i in 0..300 {
+            let (log, _) = Log::open(&for_thread, options(Durability::GroupCommit)).unwrap();
+            let seq = log.submit(0, &message(0, i)).unwrap();
+            log.wait_durable(seq).unwrap();
+            drop(log);
+        }
+        let _ = done.send(());
+    });
+    // A guard against a hang, not a time limit on the drops.
+    assert!(
+        finished.recv_timeout(Duration::from_secs(120)).is_ok(),
+        "a Log::drop hangs: the sync thread missed the wake-up"
+    );
+}
