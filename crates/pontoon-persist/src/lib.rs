@@ -40,7 +40,7 @@ pub use error::LogError;
 pub use format::MAX_SEQ;
 pub use group::LogStats;
 pub use inspect::Inspection;
-pub use log::Log;
+pub use log::{DurableWait, Log};
 pub use options::{Durability, LogOptions};
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};
@@ -49,4 +49,4 @@ pub use snapshot::{
     SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,
     write_snapshot,
 };
-pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, StateError};
+pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, Refusal, StateError};

@@ -160,6 +160,7 @@ impl Log {
                 poison: None,
                 syncer_idle: false,
                 waiters: Vec::new(),
+                wakers: Vec::new(),
                 closing: false,
                 stats: LogStats::default(),
             }),
@@ -403,6 +404,45 @@ impl Log {
         self.wait_locked(state, seq)
     }
 
+    /// A future that resolves once every record up to `seq` is durable (a `seq` not yet
+    /// appended means every record appended so far): [`wait_durable`](Log::wait_durable) for
+    /// async callers, without parking an OS thread. Under [`Durability::GroupCommit`] (and
+    /// `Interval`) it is woken by the log's sync thread and never blocks; under `Always` records
+    /// are durable when appended; under `Never` the first poll that finds records not yet
+    /// durable syncs them, blocking the polling thread for that `fdatasync`, as `wait_durable`
+    /// does. A write or sync failure resolves it with the error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future only stops the wait; the records it waited for become
+    /// durable all the same, and [`durable_seq`](Log::durable_seq) tells when.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durability, Log, LogOptions};
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-async-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut options = LogOptions::default();
+    /// options.durability = Durability::GroupCommit;
+    /// let (log, _) = Log::open(&dir, options)?;
+    /// let seq = log.submit(0, &pontoon_wire::Message::default())?;
+    /// block_on(log.durable(seq))?; // in async code: log.durable(seq).await?
+    /// assert!(log.durable_seq() >= seq);
+    /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::LogError>(())
+    /// ```
+    pub fn durable(&self, seq: u64) -> DurableWait<'_> {
+        DurableWait { log: self, seq }
+    }
+
     /// Waits until every record up to `seq` is durable; `state` is released before sleeping.
     fn wait_locked(&self, mut state: MutexGuard<'_, State>, seq: u64) -> Result<(), LogError> {
         let shared = &self.shared;
@@ -577,6 +617,64 @@ impl Drop for Log {
             }
             self.shared.work.notify_one();
             let _ = syncer.join();
+        }
+    }
+}
+
+/// The future [`Log::durable`] returns: resolves once every record up to its sequence number is
+/// durable.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # async fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+/// let seq = log.submit(0, &pontoon_wire::Message::default())?;
+/// let wait: pontoon_persist::DurableWait<'_> = log.durable(seq);
+/// wait.await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a future does nothing unless polled"]
+pub struct DurableWait<'a> {
+    log: &'a Log,
+    seq: u64,
+}
+
+impl std::future::Future for DurableWait<'_> {
+    type Output = Result<(), LogError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), LogError>> {
+        use std::task::Poll;
+        let shared = &self.log.shared;
+        let mut state = match self.log.state() {
+            Ok(state) => state,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let seq = self.seq.min(state.next_seq - 1);
+        if let Err(error) = state.check() {
+            return Poll::Ready(Err(error));
+        }
+        if shared.durable_seq.load(Ordering::Acquire) >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        match shared.options.durability {
+            // The sync thread advances `durable_seq` under the state lock, which is held here:
+            // a waker registered now is woken by the sync that covers `seq`.
+            Durability::GroupCommit | Durability::Interval(_) => {
+                let waker = cx.waker();
+                match state
+                    .wakers
+                    .iter_mut()
+                    .find(|(s, w)| *s == seq && w.will_wake(waker))
+                {
+                    Some(_) => {}
+                    None => state.wakers.push((seq, waker.clone())),
+                }
+                Poll::Pending
+            }
+            _ => Poll::Ready(state.sync(shared)),
         }
     }
 }

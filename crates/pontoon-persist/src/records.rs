@@ -39,6 +39,7 @@ pub(crate) fn resync<'t>(
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Record {
     /// The record's sequence number (the first record is 1).
     pub seq: u64,
