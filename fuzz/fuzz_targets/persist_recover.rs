@@ -56,8 +56,13 @@ fuzz_target!(|data: &[u8]| {
             }
             let mut previous = 0;
             let mut count = 0;
+            let mut read_all = true;
             for record in log.records(0).unwrap() {
-                let Ok(record) = record else { break };
+                // A record whose payload is no message stops the reading there.
+                let Ok(record) = record else {
+                    read_all = false;
+                    break;
+                };
                 assert!(record.seq > previous, "records out of order");
                 if mode & 2 == 0 {
                     assert_eq!(record.seq, previous + 1, "a gap without salvage");
@@ -66,7 +71,9 @@ fuzz_target!(|data: &[u8]| {
                 count += 1;
             }
             assert!(count <= recovery.records);
-            assert_eq!(log.next_seq(), previous.max(log.first_seq() - 1) + 1);
+            if read_all {
+                assert_eq!(log.next_seq(), previous.max(log.first_seq() - 1) + 1);
+            }
         }
     } else {
         let seq = u64::from(mode >> 1);

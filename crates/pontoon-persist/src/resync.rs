@@ -11,7 +11,7 @@
 
 use std::collections::TryReserveError;
 
-use crate::format::RECORD_HEADER_LEN;
+use crate::format::{MAX_SEQ, RECORD_HEADER_LEN};
 
 /// The CRC32C polynomial, bit-reflected (as the checksum is computed).
 const POLY: u32 = 0x82F6_3B78;
@@ -111,7 +111,8 @@ impl Resync {
 
     /// The offset and sequence number of the first whole record with a matching checksum that
     /// starts at or after `from`, whose payload is at most `max_payload` bytes and whose sequence
-    /// number is at least `expected`: exactly what checking every offset with
+    /// number is at least `expected` (and at most `MAX_SEQ`): exactly what checking every
+    /// offset with
     /// [`record_at`](crate::format::record_at) finds, in linear work.
     pub(crate) fn next_valid(
         &mut self,
@@ -150,7 +151,9 @@ impl Resync {
     ) -> Option<(usize, u64)> {
         let seq = le_u64(bytes, at + 8)?;
         let payload = le_u64(bytes, at + 16)?;
-        if payload > max_payload || le_u64(bytes, at + 24)? != 0 || seq < expected {
+        // A record numbered above `MAX_SEQ` is never valid: salvage must not jump to it.
+        if payload > max_payload || le_u64(bytes, at + 24)? != 0 || seq < expected || seq > MAX_SEQ
+        {
             return None;
         }
         let end = u64::try_from(at + RECORD_HEADER_LEN)
@@ -191,7 +194,9 @@ mod tests {
             for expected in [0, 6, 8, 9] {
                 let direct = (from..bytes.len()).find_map(|at| {
                     match record_at(&bytes, at, 1 << 20, &mut 0) {
-                        Ok(found) if found.seq >= expected => Some((at, found.seq)),
+                        Ok(found) if found.seq >= expected && found.seq <= MAX_SEQ => {
+                            Some((at, found.seq))
+                        }
                         _ => None,
                     }
                 });

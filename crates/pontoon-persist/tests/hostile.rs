@@ -242,3 +242,22 @@ fn reading_back_a_salvaged_log_gives_exactly_the_records_recovery_kept() {
     let seqs: Vec<u64> = log.read_all().unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
 }
+
+/// Found by fuzzing: with salvage, a damaged stretch followed by a record numbered u64::MAX
+/// made the log's next sequence number u64::MAX with no record read back (and wrapped before
+/// MAX_SEQ existed). Salvage never jumps to a record that cannot be valid.
+#[test]
+fn salvage_never_jumps_to_a_record_numbered_above_max_seq() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/seeds/persist_recover/salvage-finds-a-record-numbered-u64-max");
+    let data = std::fs::read(seed).unwrap();
+    let dir = scratch("salvage-max");
+    std::fs::write(dir.join(segment_name(1)), &data[1..]).unwrap();
+    let mut salvage = options();
+    salvage.salvage = true;
+    salvage.max_record_bytes = 1 << 20;
+    let (log, recovery) = Log::open(&dir, salvage).unwrap();
+    let read: Vec<u64> = log.records(0).unwrap().map(|r| r.unwrap().seq).collect();
+    assert_eq!(read.len() as u64, recovery.records);
+    assert_eq!(log.next_seq(), read.last().map_or(1, |last| last + 1));
+}
