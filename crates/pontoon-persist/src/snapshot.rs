@@ -3,14 +3,14 @@
 //! rename, directory `fsync`), loaded newest first, and removed once a newer one is durable.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
 use crate::LogError;
-use crate::files::{io, open_regular, sync_dir};
+use crate::files::{io, open_regular, sync_dir, write_all_pieces};
 use crate::recovery::parse_seq_digits;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
@@ -50,20 +50,28 @@ fn tmp_file_name(last_seq: u64) -> String {
 /// ```
 pub fn encode_snapshot(last_seq: u64, message: &Message) -> Result<Vec<u8>, LogError> {
     let encoded = Encoder::default().encode(message)?;
-    let len = encoded.len();
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + len as usize);
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.push(SNAPSHOT_VERSION);
-    out.extend_from_slice(&last_seq.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0u8; 8]); // crc and reserved, filled below
-    encoded
-        .chunks()
-        .iter()
-        .for_each(|c| out.extend_from_slice(c));
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[8..24]), &out[SNAPSHOT_HEADER_LEN..]);
-    out[24..28].copy_from_slice(&crc.to_le_bytes());
+    let chunks: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
+    let header = snapshot_header(last_seq, encoded.len(), &chunks);
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + encoded.len() as usize);
+    out.extend_from_slice(&header);
+    chunks.iter().for_each(|c| out.extend_from_slice(c));
     Ok(out)
+}
+
+/// A snapshot file's header for a payload of `len` bytes given in pieces.
+fn snapshot_header(last_seq: u64, len: u64, payload: &[&[u8]]) -> [u8; SNAPSHOT_HEADER_LEN] {
+    let mut header = [0u8; SNAPSHOT_HEADER_LEN];
+    header[..7].copy_from_slice(&SNAPSHOT_MAGIC);
+    header[7] = SNAPSHOT_VERSION;
+    header[8..16].copy_from_slice(&last_seq.to_le_bytes());
+    header[16..24].copy_from_slice(&len.to_le_bytes());
+    let crc = payload
+        .iter()
+        .fold(crc32c::crc32c(&header[8..24]), |crc, piece| {
+            crc32c::crc32c_append(crc, piece)
+        });
+    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    header
 }
 
 /// Checks a snapshot file's bytes; returns its last_seq and payload.
@@ -117,16 +125,23 @@ pub fn write_snapshot(
     message: &Message,
 ) -> Result<PathBuf, LogError> {
     let dir = dir.as_ref();
-    let bytes = encode_snapshot(last_seq, message)?;
+    // Written vectored from the message's own frames: the state is never gathered into one
+    // buffer.
+    let encoded = Encoder::default().encode(message)?;
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(encoded.chunks().len() + 1);
+    pieces.push(&[]);
+    pieces.extend(encoded.chunks().iter().map(|c| &c[..]));
+    let header = snapshot_header(last_seq, encoded.len(), &pieces[1..]);
+    pieces[0] = &header;
     let tmp = dir.join(tmp_file_name(last_seq));
     let path = dir.join(snapshot_file_name(last_seq));
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&tmp)
         .map_err(io("creating", &tmp))?;
-    file.write_all(&bytes).map_err(io("writing", &tmp))?;
+    write_all_pieces(&file, &pieces).map_err(io("writing", &tmp))?;
     file.sync_all().map_err(io("syncing", &tmp))?;
     drop(file);
     fs::rename(&tmp, &path).map_err(io("renaming into place", &tmp))?;
@@ -265,7 +280,8 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
             Ok((seq, _)) if seq != name_seq => {
                 Err("the header's last_seq does not match the file name".to_string())
             }
-            Ok((seq, payload)) => decode_message(Bytes::copy_from_slice(payload), limits)
+            // The message's frames are views of the bytes read, not a second copy.
+            Ok((seq, _)) => decode_message(Bytes::from(bytes).slice(SNAPSHOT_HEADER_LEN..), limits)
                 .map(|message| (seq, message))
                 .map_err(|e| format!("the payload is not a valid message: {e}")),
             Err(why) => Err(why.to_string()),

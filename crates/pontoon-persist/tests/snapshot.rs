@@ -235,3 +235,22 @@ fn a_snapshot_longer_than_the_limits_allow_is_damaged_and_not_read() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_snapshot_written_vectored_is_byte_for_byte_the_encoded_one_and_loads_back() {
+    let dir = scratch("vectored");
+    std::fs::create_dir_all(&dir).unwrap();
+    let frames = vec![
+        Bytes::from(vec![7u8; 100_000]),
+        Bytes::from_static(b"small"),
+        Bytes::new(),
+    ];
+    let message = Message::new(Header::from_serde(&("state", 3)).unwrap(), frames);
+    let path = write_snapshot(&dir, 42, &message).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        encode_snapshot(42, &message).unwrap()
+    );
+    let loaded = load_snapshot(&dir, &Limits::default()).unwrap();
+    assert_eq!(loaded.snapshot.unwrap().message, message);
+}
