@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
-use pontoon::persist::{Inspection, Log, LogError, LogOptions, RawRecord};
+use pontoon::persist::{Inspection, Log, LogOptions, OpenError, RawRecord, ReadError};
 use pontoon::wire::{Limits, MessageHead};
 
 /// A log with more records than this gets a progress bar.
@@ -74,12 +74,22 @@ enum Failure {
 }
 
 impl Failure {
-    /// A log error: damage found in the log, or a failure to look at it.
-    fn log(error: LogError) -> Failure {
+    /// An error opening the log: damage found in it, or a failure to look at it.
+    fn open(error: OpenError) -> Failure {
         match error {
-            LogError::Corrupt { .. } | LogError::BadPayload { .. } | LogError::NotAFile { .. } => {
+            OpenError::Corrupt { .. } | OpenError::NotAFile { .. } => {
                 Failure::Damaged(error.into())
             }
+            other => Failure::Unchecked(other.into()),
+        }
+    }
+
+    /// An error reading records: damage found, or a failure to read.
+    fn read(error: ReadError) -> Failure {
+        match error {
+            ReadError::Corrupt { .. }
+            | ReadError::BadPayload { .. }
+            | ReadError::NotAFile { .. } => Failure::Damaged(error.into()),
             other => Failure::Unchecked(other.into()),
         }
     }
@@ -122,7 +132,7 @@ fn chain(error: &dyn Error) -> String {
 }
 
 fn inspect(dir: &Path) -> Result<Inspection, Failure> {
-    Log::inspect(dir, &LogOptions::default()).map_err(Failure::log)
+    Log::inspect(dir, &LogOptions::default()).map_err(Failure::open)
 }
 
 /// The head of a record's message (prefix, frame table, header), read from as little of the
@@ -181,7 +191,7 @@ fn verify(dir: &Path) -> Result<(), Failure> {
     for record in inspection.raw_records(0) {
         let record = record.map_err(|e| {
             bar.abandon();
-            Failure::log(e)
+            Failure::read(e)
         })?;
         if let Some((_, last)) = seqs
             && Some(record.seq) != last.checked_add(1)
@@ -229,7 +239,7 @@ fn dump(dir: &Path, json: bool, max_header_bytes: usize) -> Result<(), Failure> 
     let mut out = std::io::BufWriter::new(stdout.lock());
     // One segment in memory at a time, however large the log.
     for record in inspection.raw_records(0) {
-        let record = record.map_err(Failure::log)?;
+        let record = record.map_err(Failure::read)?;
         let head = head_of(&record, &limits)?;
         let line = if json {
             json_line(&record, &head, max_header_bytes)

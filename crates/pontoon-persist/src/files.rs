@@ -6,19 +6,20 @@ use std::fs::File;
 use std::io::{IoSlice, Read, Write};
 use std::path::Path;
 
-use crate::LogError;
+use crate::error::{FileError, IoError};
 use crate::format::segment_header;
 
-pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
+/// Makes an operating system error an [`IoError`] saying what was being done, and where.
+pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IoError {
     let path = path.to_path_buf();
-    move |source| LogError::Io { what, path, source }
+    move |source| IoError { what, path, source }
 }
 
 pub(crate) fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.log")
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), IoError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("syncing the directory", dir))
@@ -43,19 +44,19 @@ pub(crate) fn write_segment_header(
     mut file: &File,
     path: &Path,
     first_seq: u64,
-) -> Result<(), LogError> {
+) -> Result<(), IoError> {
     file.write_all(&segment_header(first_seq))
         .map_err(io("writing the header of", path))?;
     file.sync_all().map_err(io("syncing", path))
 }
 
 /// Opens `path` for reading if it is a regular file (a symbolic link to one is followed); a
-/// FIFO, device or directory is [`LogError::NotAFile`], refused before it is opened, since
+/// FIFO, device or directory is not a file, refused before it is opened, since
 /// opening a FIFO blocks until a writer comes. The type is checked again on the opened file, in
 /// case the entry was replaced in between (only a FIFO put there in that instant can still
 /// block the open).
-pub(crate) fn open_regular(path: &Path) -> Result<File, LogError> {
-    let not_a_file = || LogError::NotAFile {
+pub(crate) fn open_regular(path: &Path) -> Result<File, FileError> {
+    let not_a_file = || FileError::NotAFile {
         path: path.to_path_buf(),
     };
     let before = std::fs::metadata(path).map_err(io("reading the type of", path))?;
@@ -77,7 +78,7 @@ pub(crate) fn read_into(
     limit: Option<u64>,
     max: u64,
     buf: &mut Vec<u8>,
-) -> Result<(), LogError> {
+) -> Result<(), FileError> {
     buf.clear();
     let file = open_regular(path)?;
     let len = file
@@ -86,7 +87,7 @@ pub(crate) fn read_into(
         .len();
     let len = limit.map_or(len, |limit| limit.min(len));
     if len > max {
-        return Err(LogError::SegmentTooLarge {
+        return Err(FileError::TooLarge {
             file: path.to_path_buf(),
             len,
             limit: max,
@@ -94,9 +95,9 @@ pub(crate) fn read_into(
     }
     let want = usize::try_from(len).unwrap_or(usize::MAX);
     if buf.try_reserve(want).is_err() {
-        return Err(io("allocating memory to read", path)(
-            std::io::ErrorKind::OutOfMemory.into(),
-        ));
+        return Err(
+            io("allocating memory to read", path)(std::io::ErrorKind::OutOfMemory.into()).into(),
+        );
     }
     file.take(len)
         .read_to_end(buf)

@@ -11,9 +11,10 @@ use std::task::Waker;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use crate::LogOptions;
+use crate::error::{AppendError, IoError, Poisoned};
 use crate::files::io;
 use crate::recovery::Segment;
-use crate::{LogError, LogOptions};
 
 /// What the log's users and its syncer thread share.
 #[derive(Debug)]
@@ -103,11 +104,9 @@ impl State {
         woken
     }
 
-    pub(crate) fn check(&self) -> Result<(), LogError> {
+    pub(crate) fn check(&self) -> Result<(), Poisoned> {
         match &self.poison {
-            Some(cause) => Err(LogError::Poisoned {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(Poisoned(cause.clone())),
             None => Ok(()),
         }
     }
@@ -118,7 +117,7 @@ impl State {
 
     /// Records `error` as the reason the log refuses writes from now on, and wakes everyone
     /// waiting for durability so that they see it.
-    pub(crate) fn poison(&mut self, shared: &Shared, error: LogError) -> LogError {
+    pub(crate) fn poison(&mut self, shared: &Shared, error: IoError) -> IoError {
         self.poison = Some(crate::error::describe(&error));
         shared.poisoned.store(true, Ordering::Release);
         unpark(std::mem::take(&mut self.waiters));
@@ -129,7 +128,7 @@ impl State {
     }
 
     /// Writes the records waiting in memory to the last segment.
-    pub(crate) fn write_pending(&mut self, shared: &Shared) -> Result<(), LogError> {
+    pub(crate) fn write_pending(&mut self, shared: &Shared) -> Result<(), IoError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -145,12 +144,12 @@ impl State {
 
     /// Writes what is pending and syncs the last segment while holding the lock: everything
     /// appended so far is durable when this returns.
-    pub(crate) fn sync(&mut self, shared: &Shared) -> Result<(), LogError> {
+    pub(crate) fn sync(&mut self, shared: &Shared) -> Result<(), AppendError> {
         self.check()?;
         self.write_pending(shared)?;
         if let Err(e) = self.file.sync_data() {
             let error = io("syncing", self.path())(e);
-            return Err(self.poison(shared, error));
+            return Err(self.poison(shared, error).into());
         }
         self.stats.syncs += 1;
         unpark(self.advance(shared, self.next_seq - 1));

@@ -5,10 +5,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::error::OpenError;
 use crate::files::open_regular;
 use crate::records::{RawRecords, Records};
 use crate::recovery::{list_segments, scan};
-use crate::{Cut, Log, LogError, LogOptions, Recovery};
+use crate::{Cut, Log, LogOptions, Recovery};
 
 /// What [`Log::inspect`] found: the recovery that the next writable open would make, and a way
 /// to read the records it would keep. The log's `LOCK` file, if it has one, is locked shared
@@ -96,17 +97,17 @@ impl Log {
     /// the next writable open would cut ([`Inspection::would_cut`]). Every byte of the
     /// directory is the same afterwards. Only regular files are read.
     ///
-    /// A `dir` that is not a directory, or holds no segment file, is [`LogError::NoLog`]; one
-    /// that a process has open for writing is [`LogError::Locked`].
+    /// A `dir` that is not a directory, or holds no segment file, is [`OpenError::NoLog`]; one
+    /// that a process has open for writing is [`OpenError::Locked`].
     ///
     /// ```
-    /// use pontoon_persist::{Log, LogError, LogOptions};
+    /// use pontoon_persist::{Log, LogOptions, OpenError};
     ///
     /// let dir = std::env::temp_dir().join(format!("pontoon-doc-inspect-{}", std::process::id()));
     /// # let _ = std::fs::remove_dir_all(&dir);
     /// std::fs::create_dir_all(&dir).unwrap();
     /// // Not a log: refused, and nothing is created.
-    /// assert!(matches!(Log::inspect(&dir, &LogOptions::default()), Err(LogError::NoLog { .. })));
+    /// assert!(matches!(Log::inspect(&dir, &LogOptions::default()), Err(OpenError::NoLog { .. })));
     /// assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     /// {
     ///     let (log, _) = Log::open(&dir, LogOptions::default())?;
@@ -116,11 +117,11 @@ impl Log {
     /// assert_eq!((inspection.recovery.records, inspection.next_seq), (1, 2));
     /// assert_eq!(inspection.records(1).count(), 1);
     /// # drop(inspection); std::fs::remove_dir_all(&dir).unwrap();
-    /// # Ok::<(), LogError>(())
+    /// # Ok::<(), pontoon_persist::LogError>(())
     /// ```
-    pub fn inspect(dir: impl AsRef<Path>, options: &LogOptions) -> Result<Inspection, LogError> {
+    pub fn inspect(dir: impl AsRef<Path>, options: &LogOptions) -> Result<Inspection, OpenError> {
         let dir = dir.as_ref();
-        let no_log = |reason: &'static str| LogError::NoLog {
+        let no_log = |reason: &'static str| OpenError::NoLog {
             dir: dir.to_path_buf(),
             reason,
         };
@@ -131,18 +132,18 @@ impl Log {
         let lock_path = dir.join("LOCK");
         let lock = match std::fs::symlink_metadata(&lock_path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(crate::files::io("reading", &lock_path)(e)),
+            Err(e) => return Err(crate::files::io("reading", &lock_path)(e).into()),
             Ok(_) => {
                 let lock = open_regular(&lock_path)?;
                 match lock.try_lock_shared() {
                     Ok(()) => {}
                     Err(std::fs::TryLockError::WouldBlock) => {
-                        return Err(LogError::Locked {
+                        return Err(OpenError::Locked {
                             dir: dir.to_path_buf(),
                         });
                     }
                     Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(crate::files::io("locking", &lock_path)(e));
+                        return Err(crate::files::io("locking", &lock_path)(e).into());
                     }
                 }
                 Some(lock)

@@ -36,7 +36,7 @@ mod resync;
 mod snapshot;
 mod state;
 
-pub use error::LogError;
+pub use error::{AppendError, IoError, LogError, OpenError, ReadError, SnapshotError};
 pub use format::MAX_SEQ;
 pub use group::LogStats;
 pub use inspect::Inspection;

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use pontoon_wire::{Encoder, Message};
 
+use crate::error::{AppendError, OpenError, Poisoned, ReadError};
 use crate::files::{io, segment_name, sync_dir, write_all_pieces, write_segment_header};
 use crate::format::{
     MAX_SEQ, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, payload_crc, record_header,
@@ -16,7 +17,7 @@ use crate::format::{
 use crate::group::{LogStats, Shared, State, syncer, wake_two};
 use crate::records::{RawRecords, Record, Records};
 use crate::recovery::{Recovery, Repair, Segment, list_segments, scan};
-use crate::{Durability, LogError, LogOptions};
+use crate::{Durability, LogOptions};
 
 /// Records smaller than this wait in memory under [`Durability::GroupCommit`], to be written
 /// together; larger ones are written at once.
@@ -66,7 +67,7 @@ pub struct Log {
 impl Log {
     /// Opens (or creates) the log in `dir` and recovers it: every segment is checked record by
     /// record; a torn or garbage tail in the last segment is cut, and the cut made durable;
-    /// damage anywhere else is [`LogError::Corrupt`], naming the file and byte offset, unless
+    /// damage anywhere else is [`OpenError::Corrupt`], naming the file and byte offset, unless
     /// [`LogOptions::salvage`] is on. Everything recovered is durable when `open` returns (the
     /// last segment is synced, in case a killed writer left records only in the OS's cache).
     ///
@@ -76,11 +77,11 @@ impl Log {
     /// let (log, recovery) = pontoon_persist::Log::open(&dir, Default::default())?;
     /// assert_eq!((recovery.records, log.next_seq()), (0, 1));
     /// // One process at a time.
-    /// assert!(matches!(pontoon_persist::Log::open(&dir, Default::default()), Err(pontoon_persist::LogError::Locked { .. })));
+    /// assert!(matches!(pontoon_persist::Log::open(&dir, Default::default()), Err(pontoon_persist::OpenError::Locked { .. })));
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), pontoon_persist::LogError>(())
     /// ```
-    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, Recovery), LogError> {
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, Recovery), OpenError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let lock_path = dir.join("LOCK");
@@ -92,8 +93,10 @@ impl Log {
             .map_err(io("opening", &lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked { dir }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { dir }),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io("locking", &lock_path)(e).into());
+            }
         }
 
         let mut segments = list_segments(&dir)?;
@@ -194,10 +197,11 @@ impl Log {
         ))
     }
 
-    fn state(&self) -> Result<MutexGuard<'_, State>, LogError> {
-        self.shared.state.lock().map_err(|_| LogError::Poisoned {
-            cause: "a thread panicked while holding the log".into(),
-        })
+    fn state(&self) -> Result<MutexGuard<'_, State>, Poisoned> {
+        self.shared
+            .state
+            .lock()
+            .map_err(|_| Poisoned("a thread panicked while holding the log".into()))
     }
 
     /// The log's directory.
@@ -277,7 +281,7 @@ impl Log {
     /// let seq = log.append(3, &pontoon_wire::Message::default())?;
     /// # let _ = seq; Ok(()) }
     /// ```
-    pub fn append(&self, kind: u32, message: &Message) -> Result<u64, LogError> {
+    pub fn append(&self, kind: u32, message: &Message) -> Result<u64, AppendError> {
         if self.shared.options.durability != Durability::GroupCommit {
             return self.submit(kind, message);
         }
@@ -311,7 +315,7 @@ impl Log {
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), pontoon_persist::LogError>(())
     /// ```
-    pub fn submit(&self, kind: u32, message: &Message) -> Result<u64, LogError> {
+    pub fn submit(&self, kind: u32, message: &Message) -> Result<u64, AppendError> {
         self.submit_locked(kind, message).map(|(seq, _)| seq)
     }
 
@@ -320,12 +324,12 @@ impl Log {
         &self,
         kind: u32,
         message: &Message,
-    ) -> Result<(u64, MutexGuard<'_, State>), LogError> {
+    ) -> Result<(u64, MutexGuard<'_, State>), AppendError> {
         let options = &self.shared.options;
         let encoded = Encoder::default().encode(message)?;
         let len = encoded.len();
         if len > options.max_record_bytes {
-            return Err(LogError::TooLarge {
+            return Err(AppendError::TooLarge {
                 len,
                 limit: options.max_record_bytes,
             });
@@ -341,7 +345,7 @@ impl Log {
         let mut state = self.state()?;
         state.check()?;
         if state.next_seq > MAX_SEQ {
-            return Err(LogError::SequenceExhausted { last: MAX_SEQ });
+            return Err(AppendError::SequenceExhausted { last: MAX_SEQ });
         }
         if state.file_len > SEGMENT_HEADER_LEN as u64
             && state.file_len + record_len > options.segment_bytes
@@ -368,7 +372,7 @@ impl Log {
             state.write_pending(&self.shared)?;
             if let Err(e) = write_all_pieces(&state.file, &pieces) {
                 let error = io("appending to", state.path())(e);
-                return Err(state.poison(&self.shared, error));
+                return Err(state.poison(&self.shared, error).into());
             }
             state.stats.writes += 1;
         }
@@ -399,7 +403,7 @@ impl Log {
     /// assert!(log.durable_seq() >= seq);
     /// # Ok(()) }
     /// ```
-    pub fn wait_durable(&self, seq: u64) -> Result<(), LogError> {
+    pub fn wait_durable(&self, seq: u64) -> Result<(), AppendError> {
         let state = self.state()?;
         self.wait_locked(state, seq)
     }
@@ -444,11 +448,11 @@ impl Log {
     }
 
     /// Waits until every record up to `seq` is durable; `state` is released before sleeping.
-    fn wait_locked(&self, mut state: MutexGuard<'_, State>, seq: u64) -> Result<(), LogError> {
+    fn wait_locked(&self, mut state: MutexGuard<'_, State>, seq: u64) -> Result<(), AppendError> {
         let shared = &self.shared;
         let seq = seq.min(state.next_seq - 1);
         if let Err(error) = state.check() {
-            Err(error)
+            Err(error.into())
         } else if shared.durable_seq.load(Ordering::Acquire) >= seq {
             Ok(())
         } else if shared.options.durability != Durability::GroupCommit {
@@ -464,7 +468,10 @@ impl Log {
                     break Ok(());
                 }
                 if shared.poisoned.load(Ordering::Acquire) {
-                    break self.state().and_then(|state| state.check());
+                    break self
+                        .state()
+                        .and_then(|state| state.check())
+                        .map_err(Into::into);
                 }
                 std::thread::park();
             }
@@ -480,13 +487,13 @@ impl Log {
     /// log.sync()?;
     /// # Ok(()) }
     /// ```
-    pub fn sync(&self) -> Result<(), LogError> {
+    pub fn sync(&self) -> Result<(), AppendError> {
         self.state()?.sync(&self.shared)
     }
 
     /// Starts a new segment: the current one is synced first, so that a segment is complete
     /// and durable before any record goes into the next.
-    fn rotate(&self, state: &mut State) -> Result<(), LogError> {
+    fn rotate(&self, state: &mut State) -> Result<(), AppendError> {
         state.sync(&self.shared)?;
         let path = self.shared.dir.join(segment_name(state.next_seq));
         let file = OpenOptions::new()
@@ -515,7 +522,7 @@ impl Log {
     /// let count = log.read_all()?.len();
     /// # let _ = count; Ok(()) }
     /// ```
-    pub fn read_all(&self) -> Result<Vec<Record>, LogError> {
+    pub fn read_all(&self) -> Result<Vec<Record>, ReadError> {
         self.records(0)?.collect()
     }
 
@@ -523,7 +530,7 @@ impl Log {
     /// order; segments wholly before `seq` are not read, and only one segment is in memory at
     /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
     /// [`prune_before`](Log::prune_before) while the records are read may remove a segment not
-    /// yet read: reading it is then an error ([`LogError::Io`], not found), never a wrong record.
+    /// yet read: reading it is then an error ([`ReadError::Io`], not found), never a wrong record.
     ///
     /// ```
     /// use pontoon_persist::{Durability, Log, LogOptions};
@@ -545,7 +552,7 @@ impl Log {
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn records(&self, seq: u64) -> Result<Records, LogError> {
+    pub fn records(&self, seq: u64) -> Result<Records, ReadError> {
         let mut state = self.state()?;
         state.check()?;
         state.write_pending(&self.shared)?;
@@ -581,7 +588,7 @@ impl Log {
     /// println!("removed {} segments; the log now starts at {}", removed.len(), log.first_seq());
     /// # Ok(()) }
     /// ```
-    pub fn prune_before(&self, seq: u64) -> Result<Vec<PathBuf>, LogError> {
+    pub fn prune_before(&self, seq: u64) -> Result<Vec<PathBuf>, AppendError> {
         let dir = &self.shared.dir;
         let mut state = self.state()?;
         let mut removed = Vec::new();
@@ -604,7 +611,7 @@ impl Log {
         }
         // Removed once, not one at a time: a long log is pruned in linear time.
         state.segments.drain(..removed.len());
-        outcome.map(|()| removed)
+        outcome.map(|()| removed).map_err(Into::into)
     }
 }
 
@@ -640,21 +647,21 @@ pub struct DurableWait<'a> {
 }
 
 impl std::future::Future for DurableWait<'_> {
-    type Output = Result<(), LogError>;
+    type Output = Result<(), AppendError>;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), LogError>> {
+    ) -> std::task::Poll<Result<(), AppendError>> {
         use std::task::Poll;
         let shared = &self.log.shared;
         let mut state = match self.log.state() {
             Ok(state) => state,
-            Err(e) => return Poll::Ready(Err(e)),
+            Err(e) => return Poll::Ready(Err(e.into())),
         };
         let seq = self.seq.min(state.next_seq - 1);
         if let Err(error) = state.check() {
-            return Poll::Ready(Err(error));
+            return Poll::Ready(Err(error.into()));
         }
         if shared.durable_seq.load(Ordering::Acquire) >= seq {
             return Poll::Ready(Ok(()));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use pontoon_wire::{Limits, Message, decode_message};
 
-use crate::LogError;
+use crate::error::{IoError, ReadError};
 use crate::files::{io, read_into};
 use crate::format::{MAX_SEQ, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
 use crate::resync::Resync;
@@ -16,7 +16,7 @@ pub(crate) fn resync<'t>(
     tables: &'t mut Option<Resync>,
     bytes: &[u8],
     path: &Path,
-) -> Result<&'t mut Resync, LogError> {
+) -> Result<&'t mut Resync, IoError> {
     if tables.is_none() {
         let built = Resync::new(bytes).map_err(|_| {
             io("allocating memory to resynchronize", path)(std::io::ErrorKind::OutOfMemory.into())
@@ -126,7 +126,7 @@ impl RawRecords {
         }
     }
 
-    fn stop(&mut self, error: LogError) -> Option<Result<RawRecord, LogError>> {
+    fn stop(&mut self, error: ReadError) -> Option<Result<RawRecord, ReadError>> {
         self.stop_quietly();
         Some(Err(error))
     }
@@ -139,20 +139,20 @@ impl RawRecords {
 }
 
 impl Iterator for RawRecords {
-    type Item = Result<RawRecord, LogError>;
+    type Item = Result<RawRecord, ReadError>;
 
-    fn next(&mut self) -> Option<Result<RawRecord, LogError>> {
+    fn next(&mut self) -> Option<Result<RawRecord, ReadError>> {
         loop {
             let Some((path, bytes, at)) = &mut self.current else {
                 let (path, limit) = self.plan.next()?;
                 let mut buf = Vec::new();
                 if let Err(e) = read_into(&path, limit, self.max_segment_bytes, &mut buf) {
-                    return self.stop(e);
+                    return self.stop(e.into());
                 }
                 match parse_segment_header(&buf) {
                     Ok(first_seq) => self.expected = first_seq,
                     Err(reason) => {
-                        return self.stop(LogError::Corrupt {
+                        return self.stop(ReadError::Corrupt {
                             file: path,
                             offset: 0,
                             reason: reason.to_string(),
@@ -175,7 +175,7 @@ impl Iterator for RawRecords {
                 Ok(_) | Err(_) => match resync(&mut self.tables, bytes, path).map(|tables| {
                     tables.next_valid(bytes, *at + 1, expected, self.max_record_bytes)
                 }) {
-                    Err(e) => return self.stop(e),
+                    Err(e) => return self.stop(e.into()),
                     Ok(Some((next, seq))) => {
                         *at = next;
                         self.expected = seq;
@@ -230,9 +230,9 @@ impl Records {
 }
 
 impl Iterator for Records {
-    type Item = Result<Record, LogError>;
+    type Item = Result<Record, ReadError>;
 
-    fn next(&mut self) -> Option<Result<Record, LogError>> {
+    fn next(&mut self) -> Option<Result<Record, ReadError>> {
         let raw = match self.raw.next()? {
             Ok(raw) => raw,
             Err(e) => return Some(Err(e)),
@@ -246,7 +246,7 @@ impl Iterator for Records {
             Err(source) => {
                 // Nothing after a record that does not decode is read.
                 self.raw.stop_quietly();
-                Err(LogError::BadPayload {
+                Err(ReadError::BadPayload {
                     seq: raw.seq,
                     file: raw.file,
                     offset: raw.offset,

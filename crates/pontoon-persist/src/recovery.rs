@@ -6,12 +6,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::LogOptions;
+use crate::error::{IoError, OpenError};
 use crate::files::{io, read_into};
 use crate::format::{Fault, MAX_SEQ, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
 use crate::options::max_segment_bytes;
 use crate::records::resync;
 use crate::resync::Resync;
-use crate::{LogError, LogOptions};
 
 /// What recovery found when the log was opened.
 ///
@@ -100,7 +101,7 @@ pub(crate) fn parse_seq_digits(digits: &str) -> Option<u64> {
 }
 
 /// The segment files in `dir`, by first sequence number.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, IoError> {
     let mut segments = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
         let entry = entry.map_err(io("listing", dir))?;
@@ -119,7 +120,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
 }
 
 /// Checks every segment, record by record; see `docs/persist-format.md`, Recovery.
-pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, LogError> {
+pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, OpenError> {
     let mut recovery = Recovery::default();
     let mut repair = None;
     let mut valid_bytes = Vec::with_capacity(segments.len());
@@ -128,7 +129,7 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, L
     let mut bytes = Vec::new();
     for (i, segment) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
-        let corrupt = |offset: usize, reason: &str| LogError::Corrupt {
+        let corrupt = |offset: usize, reason: &str| OpenError::Corrupt {
             file: segment.path.clone(),
             offset: offset as u64,
             reason: reason.to_string(),

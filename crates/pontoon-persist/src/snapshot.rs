@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
-use crate::LogError;
+use crate::error::{FileError, IoError, SnapshotError};
 use crate::files::{io, open_regular, sync_dir, write_all_pieces};
 use crate::recovery::parse_seq_digits;
 
@@ -46,9 +46,9 @@ fn tmp_file_name(last_seq: u64) -> String {
 /// let bytes = pontoon_persist::encode_snapshot(7, &pontoon_wire::Message::default())?;
 /// assert_eq!(&bytes[..7], b"\xF0FRYSNP");
 /// assert_eq!(bytes[8..16], 7u64.to_le_bytes());
-/// # Ok::<(), pontoon_persist::LogError>(())
+/// # Ok::<(), pontoon_persist::SnapshotError>(())
 /// ```
-pub fn encode_snapshot(last_seq: u64, message: &Message) -> Result<Vec<u8>, LogError> {
+pub fn encode_snapshot(last_seq: u64, message: &Message) -> Result<Vec<u8>, SnapshotError> {
     let encoded = Encoder::default().encode(message)?;
     let chunks: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
     let header = snapshot_header(last_seq, encoded.len(), &chunks);
@@ -123,7 +123,7 @@ pub fn write_snapshot(
     dir: impl AsRef<Path>,
     last_seq: u64,
     message: &Message,
-) -> Result<PathBuf, LogError> {
+) -> Result<PathBuf, SnapshotError> {
     let dir = dir.as_ref();
     // Written vectored from the message's own frames: the state is never gathered into one
     // buffer.
@@ -187,7 +187,7 @@ pub struct SnapshotRecovery {
 type Listing = (Vec<(u64, PathBuf)>, Vec<PathBuf>);
 
 /// The snapshot files (`last_seq`, path) in `dir`, newest first, and the leftover `.tmp` files.
-fn list(dir: &Path) -> Result<Listing, LogError> {
+fn list(dir: &Path) -> Result<Listing, IoError> {
     let mut snaps = Vec::new();
     let mut tmps = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
@@ -223,9 +223,12 @@ fn list(dir: &Path) -> Result<Listing, LogError> {
 /// let dir = std::env::temp_dir().join(format!("pontoon-doc-load-{}", std::process::id()));
 /// let loaded = pontoon_persist::load_snapshot(&dir, &pontoon_wire::Limits::default())?;
 /// assert!(loaded.snapshot.is_none());
-/// # Ok::<(), pontoon_persist::LogError>(())
+/// # Ok::<(), pontoon_persist::SnapshotError>(())
 /// ```
-pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotRecovery, LogError> {
+pub fn load_snapshot(
+    dir: impl AsRef<Path>,
+    limits: &Limits,
+) -> Result<SnapshotRecovery, SnapshotError> {
     let dir = dir.as_ref();
     let mut recovery = SnapshotRecovery::default();
     if !dir.exists() {
@@ -245,14 +248,14 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     for (name_seq, path) in snaps {
         let mut file = match open_regular(&path) {
             Ok(file) => file,
-            Err(LogError::NotAFile { .. }) => {
+            Err(FileError::NotAFile { .. }) => {
                 recovery.damaged.push(DamagedSnapshot {
                     path,
                     reason: "not a regular file".into(),
                 });
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let len = file
             .metadata()
@@ -270,7 +273,8 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
         if bytes.try_reserve_exact(want).is_err() {
             return Err(io("allocating memory to read", &path)(
                 std::io::ErrorKind::OutOfMemory.into(),
-            ));
+            )
+            .into());
         }
         (&mut file)
             .take(len)
@@ -325,12 +329,12 @@ pub struct Pruned {
 /// let removed = pontoon_persist::remove_snapshots_before(&dir, 7)?;
 /// assert_eq!(removed, [dir.join(pontoon_persist::snapshot_file_name(3))]);
 /// # std::fs::remove_dir_all(&dir).unwrap();
-/// # Ok::<(), pontoon_persist::LogError>(())
+/// # Ok::<(), pontoon_persist::SnapshotError>(())
 /// ```
 pub fn remove_snapshots_before(
     dir: impl AsRef<Path>,
     last_seq: u64,
-) -> Result<Vec<PathBuf>, LogError> {
+) -> Result<Vec<PathBuf>, SnapshotError> {
     let dir = dir.as_ref();
     let (snaps, _) = list(dir)?;
     let mut removed = Vec::new();

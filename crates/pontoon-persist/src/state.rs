@@ -9,6 +9,7 @@ use pontoon_family::{DeserializeError, Registry, SerializeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::{AppendError, OpenError, ReadError, SnapshotError};
 use crate::snapshot::{
     Pruned, SnapshotRecovery, load_snapshot, remove_snapshots_before, write_snapshot,
 };
@@ -35,7 +36,7 @@ pub const KIND_EVENT: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
-    /// The log or a snapshot file failed.
+    /// The log or a snapshot file failed (each operation's error, as a [`LogError`]).
     #[error(transparent)]
     Log(#[from] LogError),
     /// The check given with [`Durable::with_check`] refused the event: nothing was logged or
@@ -126,6 +127,30 @@ pub enum StateError {
         #[source]
         source: Box<StateError>,
     },
+}
+
+impl From<OpenError> for StateError {
+    fn from(error: OpenError) -> StateError {
+        StateError::Log(error.into())
+    }
+}
+
+impl From<AppendError> for StateError {
+    fn from(error: AppendError) -> StateError {
+        StateError::Log(error.into())
+    }
+}
+
+impl From<ReadError> for StateError {
+    fn from(error: ReadError) -> StateError {
+        StateError::Log(error.into())
+    }
+}
+
+impl From<SnapshotError> for StateError {
+    fn from(error: SnapshotError) -> StateError {
+        StateError::Log(error.into())
+    }
 }
 
 /// How a [`Durable`] state is opened and kept.

@@ -5,7 +5,9 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 
 use pontoon_persist::format::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
-use pontoon_persist::{Durable, DurableOptions, Log, LogError, LogOptions, StateError};
+use pontoon_persist::{
+    Durable, DurableOptions, Log, LogError, LogOptions, OpenError, ReadError, StateError,
+};
 
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -45,7 +47,7 @@ fn an_io_error_names_what_and_where_and_leaves_the_cause_to_source() {
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     std::fs::write(&dir, b"a file, not a directory").unwrap();
     let error = Log::open(&dir, LogOptions::default()).unwrap_err();
-    assert!(matches!(error, LogError::Io { .. }));
+    assert!(matches!(error, OpenError::Io(_)));
     let links = assert_no_repeats(&error);
     assert_eq!(links.len(), 2, "{links:?}");
     assert!(links[0].contains(&dir.display().to_string()));
@@ -85,7 +87,7 @@ fn a_bad_payload_and_a_durable_state_over_it_chain_down_to_the_decoder() {
     {
         let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
         let error = log.read_all().unwrap_err();
-        assert!(matches!(error, LogError::BadPayload { seq: 1, .. }));
+        assert!(matches!(error, ReadError::BadPayload { seq: 1, .. }));
         let links = assert_no_repeats(&error);
         assert!(links.len() >= 2, "{links:?}");
         assert!(
@@ -105,7 +107,7 @@ fn a_bad_payload_and_a_durable_state_over_it_chain_down_to_the_decoder() {
     // A log error inside a state error is the log error itself (transparent): still no repeat.
     assert!(matches!(
         error,
-        StateError::Log(LogError::BadPayload { .. })
+        StateError::Log(LogError::Read(ReadError::BadPayload { .. }))
     ));
     let links = assert_no_repeats(&error);
     assert!(links.len() >= 2, "{links:?}");

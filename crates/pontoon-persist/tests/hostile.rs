@@ -8,7 +8,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use pontoon_persist::format::{SEGMENT_MAGIC, SEGMENT_VERSION};
-use pontoon_persist::{Durability, Log, LogError, LogOptions, load_snapshot, write_snapshot};
+use pontoon_persist::{
+    AppendError, Durability, Log, LogOptions, OpenError, load_snapshot, write_snapshot,
+};
 use pontoon_wire::{Header, Limits, Message};
 
 fn scratch(test: &str) -> PathBuf {
@@ -48,7 +50,7 @@ fn a_segment_named_zero_is_refused() {
     let dir = scratch("zero");
     let path = empty_segment(&dir, 0);
     match Log::open(&dir, options()) {
-        Err(LogError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (path, 0)),
+        Err(OpenError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (path, 0)),
         other => panic!("opened a log whose segment starts at record 0: {other:?}"),
     }
 }
@@ -58,7 +60,7 @@ fn a_segment_named_the_largest_sequence_number_is_refused() {
     let dir = scratch("max");
     let path = empty_segment(&dir, u64::MAX);
     match Log::open(&dir, options()) {
-        Err(LogError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (path, 0)),
+        Err(OpenError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (path, 0)),
         other => panic!("opened a log whose next record would be u64::MAX: {other:?}"),
     }
 }
@@ -72,7 +74,7 @@ fn appending_past_the_last_sequence_number_is_refused_not_wrapped() {
         assert_eq!(log.append(0, &message(1)).unwrap(), u64::MAX - 1);
         assert!(matches!(
             log.append(0, &message(2)),
-            Err(LogError::SequenceExhausted { .. })
+            Err(AppendError::SequenceExhausted { .. })
         ));
         log.sync().unwrap();
     }
@@ -82,7 +84,7 @@ fn appending_past_the_last_sequence_number_is_refused_not_wrapped() {
     assert_eq!(log.read_all().unwrap()[0].seq, u64::MAX - 1);
     assert!(matches!(
         log.submit(0, &message(2)),
-        Err(LogError::SequenceExhausted { .. })
+        Err(AppendError::SequenceExhausted { .. })
     ));
 }
 
@@ -128,7 +130,7 @@ fn a_directory_named_like_a_segment_is_refused() {
     let path = dir.join(segment_name(5));
     std::fs::create_dir(&path).unwrap();
     match Log::open(&dir, options()) {
-        Err(LogError::NotAFile { path: found }) => assert_eq!(found, path),
+        Err(OpenError::NotAFile { path: found }) => assert_eq!(found, path),
         other => panic!("a directory named like a segment gave {other:?}"),
     }
 }
@@ -150,7 +152,7 @@ fn a_fifo_named_like_a_segment_is_refused_without_blocking() {
     });
     // Not a time limit on the open: a guard so that a hang fails the test instead of stalling it.
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Err(LogError::NotAFile { path: found })) => assert_eq!(found, path),
+        Ok(Err(OpenError::NotAFile { path: found })) => assert_eq!(found, path),
         Ok(other) => panic!("a FIFO named like a segment gave {other:?}"),
         Err(_) => panic!("opening a log with a FIFO named like a segment hangs"),
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use pontoon_persist::{Log, LogError, LogOptions};
+use pontoon_persist::{Log, LogOptions, OpenError};
 
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -68,16 +68,16 @@ fn a_directory_without_a_log_is_refused_and_nothing_is_created() {
     let before = contents(&dir);
     assert!(matches!(
         Log::inspect(&dir, &LogOptions::default()),
-        Err(LogError::NoLog { .. })
+        Err(OpenError::NoLog { .. })
     ));
     assert_eq!(contents(&dir), before);
     assert!(matches!(
         Log::inspect(dir.join("notes.txt"), &LogOptions::default()),
-        Err(LogError::NoLog { .. })
+        Err(OpenError::NoLog { .. })
     ));
     assert!(matches!(
         Log::inspect(dir.join("missing"), &LogOptions::default()),
-        Err(LogError::Io { .. })
+        Err(OpenError::Io(_))
     ));
     assert!(!dir.join("missing").exists());
 }
@@ -88,14 +88,14 @@ fn a_log_open_for_writing_is_not_inspected_and_a_copy_without_lock_is() {
     let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
     assert!(matches!(
         Log::inspect(&dir, &LogOptions::default()),
-        Err(LogError::Locked { .. })
+        Err(OpenError::Locked { .. })
     ));
     drop(log);
     // While inspected, a writer cannot open it.
     let inspection = Log::inspect(&dir, &LogOptions::default()).unwrap();
     assert!(matches!(
         Log::open(&dir, LogOptions::default()),
-        Err(LogError::Locked { .. })
+        Err(OpenError::Locked { .. })
     ));
     drop(inspection);
     fs::remove_file(dir.join("LOCK")).unwrap();
