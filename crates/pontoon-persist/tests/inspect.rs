@@ -103,3 +103,20 @@ fn a_log_open_for_writing_is_not_inspected_and_a_copy_without_lock_is() {
     assert_eq!(inspection.recovery.records, 40);
     assert!(!dir.join("LOCK").exists());
 }
+
+#[test]
+fn a_log_whose_rotation_failed_on_a_full_disk_is_inspected_without_writing() {
+    for left in [0usize, 7] {
+        let dir = copy_fixture("log-segments", &format!("rotation-{left}"));
+        // The next segment was created, but its header never (or only partly) reached the disk.
+        let header = b"\xF0FRYLOG\x01\x29\0\0\0\0\0\0\0";
+        fs::write(dir.join(format!("{:020}.log", 41)), &header[..left]).unwrap();
+        let before = contents(&dir);
+        let inspection = Log::inspect(&dir, &LogOptions::default()).unwrap();
+        assert_eq!((inspection.recovery.records, inspection.next_seq), (40, 41));
+        assert_eq!(inspection.records(1).count(), 40);
+        assert_eq!(inspection.would_cut().is_some(), left > 0);
+        drop(inspection);
+        assert_eq!(contents(&dir), before);
+    }
+}
