@@ -13,6 +13,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use log::Failure;
 
 /// The exit status's meaning, printed under every `--help`.
 const EXIT_STATUS: &str = "\
@@ -55,19 +56,21 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args),
-        Command::DemoPeer(args) => demo::peer(&args),
-        Command::DemoWriter(args) => demo::writer(&args),
+        Command::Demo(args) => demo::run(&args).map_err(Failure::Unchecked),
+        Command::DemoPeer(args) => demo::peer(&args).map_err(Failure::Unchecked),
+        Command::DemoWriter(args) => demo::writer(&args).map_err(Failure::Unchecked),
         Command::Log(command) => log::run(&command),
-        Command::Generate(args) => generate::run(&args),
+        Command::Generate(args) => generate::run(&args).map_err(Failure::Unchecked),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{}", report(error.as_ref()));
-            ExitCode::from(2)
-        }
-    }
+    let (code, error) = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Damaged(error)) => (1, error),
+        Err(Failure::Unchecked(error)) => (2, error),
+    };
+    // What was printed before the error stays above it.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    eprintln!("{}", report(error.as_ref()));
+    ExitCode::from(code)
 }
 
 /// The whole chain of `error`: its message, then each `source()` on a line of its own.

@@ -1,27 +1,42 @@
-//! [`LogError`]: what can go wrong opening, appending to, or reading a log.
+//! Errors, one type per operation (opening, appending, reading, snapshots) over one I/O error
+//! type, and [`LogError`], the umbrella any of them converts into for `?`.
 
 use std::path::PathBuf;
 
-/// What went wrong with a log. Corruption names the file and the byte offset.
+/// A file operation failed: what was being done, to which file or directory, and the operating
+/// system's error (its [`source`](std::error::Error::source)).
 ///
 /// ```
-/// let err = pontoon_persist::LogError::Locked { dir: "/data/log".into() };
+/// let err = pontoon_persist::Log::open("/proc/version/log", Default::default()).unwrap_err();
+/// assert!(matches!(err, pontoon_persist::OpenError::Io(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}")]
+#[non_exhaustive]
+pub struct IoError {
+    /// What was being done.
+    pub what: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The error from the operating system.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Why opening ([`Log::open`](crate::Log::open)) or inspecting
+/// ([`Log::inspect`](crate::Log::inspect)) a log failed. Corruption names the file and the byte
+/// offset.
+///
+/// ```
+/// let err = pontoon_persist::OpenError::Locked { dir: "/data/log".into() };
 /// assert!(err.to_string().contains("another process"));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum LogError {
+pub enum OpenError {
     /// A file operation failed.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The error from the operating system.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Another process holds the log open.
     #[error("another process has the log in {dir} open (its LOCK file is locked)")]
     Locked {
@@ -53,19 +68,35 @@ pub enum LogError {
         /// The longest allowed.
         limit: u64,
     },
-    /// A record's payload is not a pontoon message.
-    #[error("record {seq} in {file} at byte offset {offset} holds no valid message: {source}")]
-    BadPayload {
-        /// The record's sequence number.
-        seq: u64,
-        /// The segment file.
-        file: PathBuf,
-        /// Where the record starts.
-        offset: u64,
-        /// What the decoder said.
-        #[source]
-        source: pontoon_wire::DecodeError,
+    /// A directory entry named like a segment is not a regular file (a directory, a FIFO, a
+    /// device): it is refused before it is opened, so that reading it never blocks.
+    #[error("{path} is named like a log segment but is not a regular file")]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
     },
+    /// A directory to inspect holds no log.
+    #[error("{dir} holds no pontoon log: {reason}")]
+    NoLog {
+        /// The directory.
+        dir: PathBuf,
+        /// Why not.
+        reason: &'static str,
+    },
+}
+
+/// Why appending, syncing, waiting for durability or pruning failed.
+///
+/// ```
+/// let err = pontoon_persist::AppendError::TooLarge { len: 10, limit: 5 };
+/// assert!(err.to_string().contains("over the limit"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// An earlier write or fsync failed: the log no longer knows what is on disk, and refuses
     /// all writes (an fsync error is never retried and then trusted). Reopening recovers what
     /// is on disk.
@@ -83,7 +114,211 @@ pub enum LogError {
         /// The limit.
         limit: u64,
     },
+    /// Every sequence number has been used: the log cannot number another record (the last one
+    /// a log gives is [`MAX_SEQ`](crate::MAX_SEQ), so that the next sequence number always
+    /// fits).
+    #[error(
+        "the log has used every sequence number (the last was {last}); no record can be appended"
+    )]
+    SequenceExhausted {
+        /// The last sequence number given.
+        last: u64,
+    },
     /// The message could not be encoded.
-    #[error("cannot encode the record's message: {0}")]
+    #[error("cannot encode the record's message")]
     Encode(#[from] pontoon_wire::EncodeError),
+}
+
+/// Why reading records back failed.
+///
+/// ```
+/// let err = pontoon_persist::ReadError::Poisoned { cause: "disk full".into() };
+/// assert!(err.to_string().contains("disk full"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// A file operation failed (a segment removed by a prune while it was to be read, say).
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// An earlier write or fsync failed, so the log cannot say what it holds.
+    #[error("the log refuses reads after an earlier write failure ({cause}); reopen it to recover")]
+    Poisoned {
+        /// The first failure, as it was reported.
+        cause: String,
+    },
+    /// A segment changed under the reader since it was recovered.
+    #[error("corrupt log: {file} at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        file: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A segment file is longer than the options allow (see [`OpenError::SegmentTooLarge`]).
+    #[error(
+        "segment {file} is {len} bytes, more than the {limit} that LogOptions::segment_bytes and max_record_bytes allow"
+    )]
+    SegmentTooLarge {
+        /// The segment file.
+        file: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The longest allowed.
+        limit: u64,
+    },
+    /// A segment to read is not a regular file (see [`OpenError::NotAFile`]).
+    #[error("{path} is named like a log segment but is not a regular file")]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// A record's payload is not a pontoon message.
+    #[error("record {seq} in {file} at byte offset {offset} holds no valid message")]
+    BadPayload {
+        /// The record's sequence number.
+        seq: u64,
+        /// The segment file.
+        file: PathBuf,
+        /// Where the record starts.
+        offset: u64,
+        /// What the decoder said.
+        #[source]
+        source: pontoon_wire::DecodeError,
+    },
+}
+
+/// Why writing, loading or removing snapshots failed.
+///
+/// ```
+/// let err = pontoon_persist::write_snapshot("/proc/version/x", 1, &Default::default()).unwrap_err();
+/// assert!(matches!(err, pontoon_persist::SnapshotError::Io(_)));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The message could not be encoded.
+    #[error("cannot encode the snapshot's message")]
+    Encode(#[from] pontoon_wire::EncodeError),
+}
+
+/// Any error of this crate, for `?` in code that opens, appends, reads and snapshots: each
+/// operation's own error converts into it, and it prints (and chains) exactly as that error.
+///
+/// ```
+/// fn run(dir: &std::path::Path) -> Result<u64, pontoon_persist::LogError> {
+///     let (log, _) = pontoon_persist::Log::open(dir, Default::default())?; // an OpenError
+///     Ok(log.append(1, &pontoon_wire::Message::default())?) // an AppendError
+/// }
+/// let dir = std::env::temp_dir().join(format!("pontoon-doc-logerror-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// assert_eq!(run(&dir)?, 1);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), pontoon_persist::LogError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// Opening or inspecting failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Appending (or syncing, waiting, pruning) failed.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// Reading records failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// What reading a segment file can fail with, during recovery or when reading records back.
+#[derive(Debug)]
+pub(crate) enum FileError {
+    Io(IoError),
+    TooLarge { file: PathBuf, len: u64, limit: u64 },
+    NotAFile { path: PathBuf },
+}
+
+impl From<IoError> for FileError {
+    fn from(error: IoError) -> FileError {
+        FileError::Io(error)
+    }
+}
+
+impl From<FileError> for OpenError {
+    fn from(error: FileError) -> OpenError {
+        match error {
+            FileError::Io(e) => OpenError::Io(e),
+            FileError::TooLarge { file, len, limit } => {
+                OpenError::SegmentTooLarge { file, len, limit }
+            }
+            FileError::NotAFile { path } => OpenError::NotAFile { path },
+        }
+    }
+}
+
+impl From<FileError> for ReadError {
+    fn from(error: FileError) -> ReadError {
+        match error {
+            FileError::Io(e) => ReadError::Io(e),
+            FileError::TooLarge { file, len, limit } => {
+                ReadError::SegmentTooLarge { file, len, limit }
+            }
+            FileError::NotAFile { path } => ReadError::NotAFile { path },
+        }
+    }
+}
+
+impl From<FileError> for SnapshotError {
+    /// Only I/O errors reach a snapshot's caller (a snapshot that is too large or not a file is
+    /// skipped as damaged).
+    fn from(error: FileError) -> SnapshotError {
+        match error {
+            FileError::Io(e) => SnapshotError::Io(e),
+            FileError::TooLarge { file, .. } | FileError::NotAFile { path: file } => {
+                SnapshotError::Io(IoError {
+                    what: "reading",
+                    path: file,
+                    source: std::io::ErrorKind::InvalidData.into(),
+                })
+            }
+        }
+    }
+}
+
+/// The log refuses writes (and reads) after an earlier write failure: the first failure's
+/// description.
+#[derive(Debug)]
+pub(crate) struct Poisoned(pub(crate) String);
+
+impl From<Poisoned> for AppendError {
+    fn from(poisoned: Poisoned) -> AppendError {
+        AppendError::Poisoned { cause: poisoned.0 }
+    }
+}
+
+impl From<Poisoned> for ReadError {
+    fn from(poisoned: Poisoned) -> ReadError {
+        ReadError::Poisoned { cause: poisoned.0 }
+    }
+}
+
+/// An error and each of its causes, joined by `: ` (for a message that outlives the error, such
+/// as a poisoned log's first failure).
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

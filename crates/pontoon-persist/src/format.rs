@@ -12,6 +12,10 @@ pub const SEGMENT_HEADER_LEN: usize = 16;
 /// Length of a record's header: CRC32C, kind, sequence number, payload length, reserved.
 pub const RECORD_HEADER_LEN: usize = 32;
 
+/// The last sequence number a record can have: one less than `u64::MAX`, so that the sequence
+/// number after any record (the log's `next_seq`) always fits.
+pub const MAX_SEQ: u64 = u64::MAX - 1;
+
 /// A segment's header bytes.
 pub(crate) fn segment_header(first_seq: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut out = [0u8; SEGMENT_HEADER_LEN];
@@ -89,7 +93,12 @@ pub(crate) enum Fault {
 }
 
 /// Reads the record starting at `at`, if it is whole and its checksum matches.
-pub(crate) fn record_at(segment: &[u8], at: usize, max_payload: u64) -> Result<Found, Fault> {
+pub(crate) fn record_at(
+    segment: &[u8],
+    at: usize,
+    max_payload: u64,
+    checked: &mut u64,
+) -> Result<Found, Fault> {
     let header = segment
         .get(at..at + RECORD_HEADER_LEN)
         .ok_or(Fault::Short)?;
@@ -101,6 +110,7 @@ pub(crate) fn record_at(segment: &[u8], at: usize, max_payload: u64) -> Result<F
     let end = start.checked_add(len as usize).ok_or(Fault::Bad)?;
     let payload = segment.get(start..end).ok_or(Fault::Short)?;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), payload);
+    *checked += (RECORD_HEADER_LEN - 4 + payload.len()) as u64;
     if crc != u32_at(header, 0) {
         return Err(Fault::Bad);
     }
@@ -138,12 +148,12 @@ mod tests {
         let combined = record_header(7, 42, 13, Payload::Crc(payload_crc(&pieces)));
         assert_eq!(&segment[..], &combined[..]);
         segment.extend_from_slice(payload);
-        let found = record_at(&segment, 0, 1 << 20).unwrap();
+        let found = record_at(&segment, 0, 1 << 20, &mut 0).unwrap();
         assert_eq!((found.kind, found.seq), (7, 42));
         assert_eq!(&segment[found.payload.0..found.payload.1], payload);
         for cut in 0..segment.len() {
             assert_eq!(
-                record_at(&segment[..cut], 0, 1 << 20),
+                record_at(&segment[..cut], 0, 1 << 20, &mut 0),
                 Err(Fault::Short),
                 "cut {cut}"
             );
@@ -152,7 +162,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = segment.clone();
                 bad[at] ^= 1 << bit;
-                assert!(record_at(&bad, 0, 1 << 20).is_err(), "flip {at}.{bit}");
+                assert!(
+                    record_at(&bad, 0, 1 << 20, &mut 0).is_err(),
+                    "flip {at}.{bit}"
+                );
             }
         }
     }

@@ -12,29 +12,44 @@
 //! damage anywhere else is an error naming the file and byte offset, unless salvage is asked for.
 //!
 //! A snapshot ([`write_snapshot`], [`load_snapshot`]) holds one message and the sequence number
-//! of the last record it includes, written atomically; [`Log::prune`] then removes the segments it
-//! covers. [`Durable`] puts them together: application state changed only by events, each
+//! of the last record it includes, written atomically; [`Log::prune_before`] then removes the
+//! segments it covers. [`Durable`] puts them together: application state changed only by events, each
 //! logged before it is applied, rebuilt exactly after a crash from the newest snapshot and the
 //! events after it.
+//!
+//! [`Log::inspect`] looks at a log without changing it (nothing created, locked exclusively, cut
+//! or written), for tools such as `pontoon log verify`.
 //!
 //! The byte layout is in `docs/persist-format.md`.
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod files;
 pub mod format;
+mod group;
+mod inspect;
 mod log;
+mod options;
 mod records;
+mod recovery;
+mod resync;
 mod snapshot;
 mod state;
 
-pub use error::LogError;
-pub use log::{Cut, Durability, Log, LogOptions, LogStats, Record, Recovery};
-pub use records::Records;
+pub use error::{AppendError, IoError, LogError, OpenError, ReadError, SnapshotError};
+pub use format::MAX_SEQ;
+pub use group::LogStats;
+pub use inspect::Inspection;
+pub use log::{DurableWait, Log};
+pub use options::{Durability, LogOptions};
+pub use records::{RawRecord, RawRecords, Record, Records};
+pub use recovery::{Cut, Recovery};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
-    SnapshotRecovery, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,
+    SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,
+    write_snapshot,
 };
-pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, StateError};
+pub use state::{Durable, DurableOptions, DurableRecovery, KIND_EVENT, Refusal, StateError};
 
 // The README's example is compiled and run as a doctest, so it cannot rot.
 #[cfg(doctest)]

@@ -1,164 +1,23 @@
-//! [`Log`]: an append-only log of pontoon messages in checksummed records, with recovery that
-//! cuts a torn tail and names any other damage precisely, and the durability policies that
-//! decide when an append is acknowledged.
+//! [`Log`]'s API: opening (recovery, then the repair it asks for), appending under each
+//! durability policy, waiting for durability, rotation, reading back, pruning.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{JoinHandle, Thread};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
 
-use pontoon_wire::{Encoder, Limits, Message};
+use pontoon_wire::{Encoder, Message};
 
-use crate::LogError;
+use crate::error::{AppendError, OpenError, Poisoned, ReadError};
+use crate::files::{io, segment_name, sync_dir, write_all_pieces, write_segment_header};
 use crate::format::{
-    Fault, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, parse_segment_header, payload_crc,
-    record_at, record_header, segment_header,
+    MAX_SEQ, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, payload_crc, record_header,
 };
-use crate::records::{Records, next_valid, read_into};
-use crate::snapshot::{Pruned, remove_snapshots_before, snapshot_file_name};
-
-/// When an append is durable, and when it returns.
-///
-/// | policy | `append` returns | survives kill -9 | survives power loss |
-/// | --- | --- | --- | --- |
-/// | `Always` | after its own `fdatasync` | yes | yes |
-/// | `GroupCommit` | after an `fdatasync` shared with concurrent appends | yes | yes |
-/// | `Interval(d)` | once written to the OS | yes | all but about the last `d` |
-/// | `Never` | once written to the OS | yes | only what [`Log::sync`] covered |
-///
-/// ```
-/// use std::time::Duration;
-/// use pontoon_persist::Durability;
-///
-/// assert_eq!(Durability::default(), Durability::Always);
-/// let _relaxed = Durability::Interval(Duration::from_millis(100));
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Durability {
-    /// An append returns once its record is on disk: written, then `fdatasync`; one sync per
-    /// append.
-    #[default]
-    Always,
-    /// An append returns once its record is on disk, but appends made at the same time share
-    /// one `fdatasync`: a background thread writes out what has been appended and syncs it,
-    /// again and again, while each appender waits for its own record. Concurrent appenders
-    /// (threads sharing the log) and one thread with many [`Log::submit`]s in flight both
-    /// batch this way; a lone appender waits about as long as with `Always`.
-    GroupCommit,
-    /// An append returns once its record is written to the operating system (it survives the
-    /// process being killed); a background thread syncs every interval, so a power loss loses
-    /// at most about the last interval of acknowledged appends. [`Log::wait_durable`] waits
-    /// for one record.
-    Interval(Duration),
-    /// Appends are written to the operating system but never synced by the log;
-    /// [`Log::sync`] or [`Log::wait_durable`] make them durable.
-    Never,
-}
-
-/// How a log is opened and written.
-///
-/// ```
-/// let mut options = pontoon_persist::LogOptions::default();
-/// options.segment_bytes = 1 << 20;
-/// options.durability = pontoon_persist::Durability::GroupCommit;
-/// assert_eq!(options.max_record_bytes, 1 << 30);
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct LogOptions {
-    /// When appends are durable.
-    pub durability: Durability,
-    /// A new segment file starts once the current one would grow past this.
-    pub segment_bytes: u64,
-    /// The largest record payload accepted, written or read.
-    pub max_record_bytes: u64,
-    /// Limits for decoding each record's message.
-    pub limits: Limits,
-    /// On damage that is not a torn tail, skip to the next valid record (reported) instead of
-    /// refusing to open.
-    pub salvage: bool,
-}
-
-impl Default for LogOptions {
-    /// Durability [`Durability::Always`], 64 MiB segments, records up to 1 GiB, no salvage.
-    fn default() -> LogOptions {
-        let mut limits = Limits::default();
-        limits.max_message_bytes = 1 << 30;
-        LogOptions {
-            durability: Durability::Always,
-            segment_bytes: 64 << 20,
-            max_record_bytes: 1 << 30,
-            limits,
-            salvage: false,
-        }
-    }
-}
-
-/// One record read back.
-///
-/// ```no_run
-/// # #[allow(dead_code)]
-/// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
-/// for record in log.records()? {
-///     println!("{} (kind {}): {} frames", record.seq, record.kind, record.message.frames.len());
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    /// The record's sequence number (the first record is 1).
-    pub seq: u64,
-    /// The application's record type.
-    pub kind: u32,
-    /// The message it holds; frames are slices of the bytes read from the file.
-    pub message: Message,
-}
-
-/// What recovery found when the log was opened.
-///
-/// ```no_run
-/// # #[allow(dead_code)]
-/// # fn f() -> Result<(), pontoon_persist::LogError> {
-/// let (_log, recovery) = pontoon_persist::Log::open("/data/log", Default::default())?;
-/// if let Some(cut) = &recovery.cut {
-///     println!("cut a torn tail of {} bytes from {}", cut.bytes, cut.file.display());
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Recovery {
-    /// Valid records in the log.
-    pub records: u64,
-    /// Bytes of segment files read and checked.
-    pub bytes: u64,
-    /// The torn tail cut from the last segment (the cut is durable before `open` returns).
-    pub cut: Option<Cut>,
-    /// Damaged stretches skipped, with salvage on.
-    pub skipped: Vec<Cut>,
-}
-
-/// A stretch of a segment file removed or skipped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Cut {
-    /// The segment file.
-    pub file: PathBuf,
-    /// Where the stretch starts.
-    pub offset: u64,
-    /// Its length in bytes.
-    pub bytes: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Segment {
-    first_seq: u64,
-    path: PathBuf,
-}
+use crate::group::{LogStats, Shared, State, syncer, wake_two};
+use crate::records::{RawRecords, Record, Records};
+use crate::recovery::{Recovery, Repair, Segment, list_segments, scan};
+use crate::{Durability, LogOptions};
 
 /// Records smaller than this wait in memory under [`Durability::GroupCommit`], to be written
 /// together; larger ones are written at once.
@@ -193,7 +52,7 @@ const PENDING_LIMIT: usize = 1 << 20;
 /// }
 /// let (log, recovery) = Log::open(&dir, LogOptions::default())?;
 /// assert_eq!(recovery.records, 1);
-/// assert_eq!(log.records()?[0].message.header.deserialize::<String>()?, "created");
+/// assert_eq!(log.read_all()?[0].message.header.deserialize::<String>()?, "created");
 /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -205,206 +64,10 @@ pub struct Log {
     _lock: File,
 }
 
-/// What the log's users and its syncer thread share.
-#[derive(Debug)]
-struct Shared {
-    dir: PathBuf,
-    options: LogOptions,
-    state: Mutex<State>,
-    /// Wakes the syncer: there is something to sync, or the log is closing.
-    work: Condvar,
-    /// Every record up to this one is durable. Written only under the state lock (by
-    /// [`State::advance`]); read without it, so that a woken appender goes on without
-    /// contending for the lock.
-    durable_seq: AtomicU64,
-    /// Set with [`State::poison`].
-    poisoned: AtomicBool,
-    /// Appenders a sync made durable and that are still to be unparked: the syncer unparks
-    /// two, and each woken appender unparks two more, so the wake-ups (a system call each)
-    /// spread over the appenders while the syncer goes on with the next `fdatasync`. An
-    /// appender that saw its record durable before it was unparked ends its branch of that
-    /// chain, so the syncer unparks whatever is left itself, at its next sync or before it
-    /// idles.
-    to_wake: Mutex<Vec<Thread>>,
-}
-
-#[derive(Debug)]
-struct State {
-    segments: Vec<Segment>,
-    /// The last segment, appended to.
-    file: Arc<File>,
-    /// The last segment's length once `pending` is written.
-    file_len: u64,
-    next_seq: u64,
-    /// Whole records appended but not yet written (only under `GroupCommit`).
-    pending: Vec<u8>,
-    /// Why the log refuses all writes, once a write or sync failed.
-    poison: Option<String>,
-    /// The syncer is waiting on `work` (so an append must wake it).
-    syncer_idle: bool,
-    /// Threads parked until a sequence number is durable (under `GroupCommit`); a sync
-    /// unparks exactly those it covers.
-    waiters: Vec<(u64, Thread)>,
-    closing: bool,
-    stats: LogStats,
-}
-
-/// Counts of what a log has done since it was opened: how well appends share syncs.
-///
-/// ```no_run
-/// # #[allow(dead_code)]
-/// # fn f(log: &pontoon_persist::Log) {
-/// let stats = log.stats();
-/// println!("{} records, {} fdatasyncs", stats.appends, stats.syncs);
-/// # }
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LogStats {
-    /// Records appended.
-    pub appends: u64,
-    /// `fdatasync` calls that made records durable.
-    pub syncs: u64,
-    /// Write system calls that put records in the segment files.
-    pub writes: u64,
-}
-
-impl State {
-    /// Records that every record up to `seq` is durable, and takes the waiters that this
-    /// satisfies, to be unparked (after the lock is released, where it matters).
-    #[must_use = "the waiters taken must be unparked"]
-    fn advance(&mut self, shared: &Shared, seq: u64) -> Vec<(u64, Thread)> {
-        // Never back: a rotation may have synced further than a sync that started earlier.
-        if seq > shared.durable_seq.load(Ordering::Acquire) {
-            shared.durable_seq.store(seq, Ordering::Release);
-        }
-        let (woken, waiting) = std::mem::take(&mut self.waiters)
-            .into_iter()
-            .partition(|(waits_for, _)| *waits_for <= seq);
-        self.waiters = waiting;
-        woken
-    }
-
-    fn check(&self) -> Result<(), LogError> {
-        match &self.poison {
-            Some(cause) => Err(LogError::Poisoned {
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        &self.segments.last().expect("at least one segment").path
-    }
-
-    /// Records `error` as the reason the log refuses writes from now on, and wakes everyone
-    /// waiting for durability so that they see it.
-    fn poison(&mut self, shared: &Shared, error: LogError) -> LogError {
-        self.poison = Some(error.to_string());
-        shared.poisoned.store(true, Ordering::Release);
-        unpark(std::mem::take(&mut self.waiters));
-        error
-    }
-
-    /// Writes the records waiting in memory to the last segment.
-    fn write_pending(&mut self, shared: &Shared) -> Result<(), LogError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = (&*self.file).write_all(&self.pending) {
-            // Part of a record may be on disk: the next open cuts it; this log cannot go on.
-            let error = io("appending to", self.path())(e);
-            return Err(self.poison(shared, error));
-        }
-        self.stats.writes += 1;
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// Writes what is pending and syncs the last segment while holding the lock: everything
-    /// appended so far is durable when this returns.
-    fn sync(&mut self, shared: &Shared) -> Result<(), LogError> {
-        self.check()?;
-        self.write_pending(shared)?;
-        if let Err(e) = self.file.sync_data() {
-            let error = io("syncing", self.path())(e);
-            return Err(self.poison(shared, error));
-        }
-        self.stats.syncs += 1;
-        unpark(self.advance(shared, self.next_seq - 1));
-        Ok(())
-    }
-}
-
-fn unpark(waiters: Vec<(u64, Thread)>) {
-    waiters.into_iter().for_each(|(_, thread)| thread.unpark());
-}
-
-/// Unparks every appender left in `shared.to_wake`.
-fn wake_all(shared: &Shared) {
-    let all = match shared.to_wake.lock() {
-        Ok(mut to_wake) => std::mem::take(&mut *to_wake),
-        Err(_) => return,
-    };
-    all.into_iter().for_each(|thread| thread.unpark());
-}
-
-/// Unparks two of the appenders in `shared.to_wake`, if any are left.
-fn wake_two(shared: &Shared) {
-    let two: Vec<Thread> = match shared.to_wake.lock() {
-        Ok(mut to_wake) => {
-            let keep = to_wake.len().saturating_sub(2);
-            to_wake.split_off(keep)
-        }
-        Err(_) => return,
-    };
-    two.into_iter().for_each(|thread| thread.unpark());
-}
-
-/// The longest a segment file written under `options` can be: rotation starts a new segment
-/// once the next record would pass `segment_bytes`, so one record may go past it.
-fn max_segment_bytes(options: &LogOptions) -> u64 {
-    options
-        .segment_bytes
-        .saturating_add(options.max_record_bytes)
-        .saturating_add((SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64)
-}
-
-pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
-    let path = path.to_path_buf();
-    move |source| LogError::Io { what, path, source }
-}
-
-fn segment_name(first_seq: u64) -> String {
-    format!("{first_seq:020}.log")
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing the directory", dir))
-}
-
-/// Writes every piece, in as few system calls as the OS allows.
-fn write_all_pieces(mut file: &File, pieces: &[&[u8]]) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 impl Log {
     /// Opens (or creates) the log in `dir` and recovers it: every segment is checked record by
     /// record; a torn or garbage tail in the last segment is cut, and the cut made durable;
-    /// damage anywhere else is [`LogError::Corrupt`], naming the file and byte offset, unless
+    /// damage anywhere else is [`OpenError::Corrupt`], naming the file and byte offset, unless
     /// [`LogOptions::salvage`] is on. Everything recovered is durable when `open` returns (the
     /// last segment is synced, in case a killed writer left records only in the OS's cache).
     ///
@@ -414,11 +77,11 @@ impl Log {
     /// let (log, recovery) = pontoon_persist::Log::open(&dir, Default::default())?;
     /// assert_eq!((recovery.records, log.next_seq()), (0, 1));
     /// // One process at a time.
-    /// assert!(matches!(pontoon_persist::Log::open(&dir, Default::default()), Err(pontoon_persist::LogError::Locked { .. })));
+    /// assert!(matches!(pontoon_persist::Log::open(&dir, Default::default()), Err(pontoon_persist::OpenError::Locked { .. })));
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), pontoon_persist::LogError>(())
     /// ```
-    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, Recovery), LogError> {
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<(Log, Recovery), OpenError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let lock_path = dir.join("LOCK");
@@ -430,110 +93,38 @@ impl Log {
             .map_err(io("opening", &lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked { dir }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { dir }),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io("locking", &lock_path)(e).into());
+            }
         }
 
         let mut segments = list_segments(&dir)?;
-        let mut recovery = Recovery::default();
-        let mut expected = segments.first().map_or(1, |s| s.first_seq);
-        // One buffer for every segment: fresh pages cost far more than reusing warm ones.
-        let mut bytes = Vec::new();
-        for (i, segment) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            let corrupt = |offset: usize, reason: &str| LogError::Corrupt {
-                file: segment.path.clone(),
-                offset: offset as u64,
-                reason: reason.to_string(),
-            };
-            read_into(&segment.path, None, max_segment_bytes(&options), &mut bytes)?;
-            recovery.bytes += bytes.len() as u64;
-            let max = options.max_record_bytes;
-            // A last segment whose creation was cut short (its header never made durable, so
-            // missing, partial or garbage) holds no record: write it anew. Only if no valid
-            // record is in it, though; otherwise its damaged header is corruption.
-            let unborn = bytes.len() < SEGMENT_HEADER_LEN
-                || (parse_segment_header(&bytes).is_err()
-                    && next_valid(&bytes, 0, expected, max).is_none());
-            if last && unborn && segment.first_seq == expected {
+        let scanned = scan(&segments, &options)?;
+        match &scanned.repair {
+            // A last segment whose creation was cut short: written anew with its header.
+            Some(Repair::Rewrite { path, first_seq }) => {
                 let file = OpenOptions::new()
                     .write(true)
                     .truncate(true)
-                    .open(&segment.path)
-                    .map_err(io("opening", &segment.path))?;
-                write_segment_header(&file, &segment.path, segment.first_seq)?;
-                if !bytes.is_empty() {
-                    recovery.cut = Some(Cut {
-                        file: segment.path.clone(),
-                        offset: 0,
-                        bytes: bytes.len() as u64,
-                    });
-                }
-                continue;
+                    .open(path)
+                    .map_err(io("opening", path))?;
+                write_segment_header(&file, path, *first_seq)?;
             }
-            let first_seq = parse_segment_header(&bytes).map_err(|why| corrupt(0, why))?;
-            if first_seq != segment.first_seq || first_seq != expected {
-                return Err(corrupt(
-                    8,
-                    &format!("the segment starts at record {first_seq}; expected {expected}"),
-                ));
+            // A torn tail: cut, durably.
+            Some(Repair::Cut { path, at }) => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io("opening", path))?;
+                file.set_len(*at)
+                    .map_err(io("cutting the torn tail of", path))?;
+                file.sync_all().map_err(io("syncing", path))?;
             }
-            let mut at = SEGMENT_HEADER_LEN;
-            while at < bytes.len() {
-                match record_at(&bytes, at, max) {
-                    Ok(found) if found.seq == expected => {
-                        at = found.payload.1;
-                        expected += 1;
-                        recovery.records += 1;
-                        continue;
-                    }
-                    Ok(_) | Err(Fault::Short | Fault::Bad) => {}
-                }
-                let later = next_valid(&bytes, at + 1, expected, max);
-                if last && later.is_none() {
-                    // A torn tail: nothing valid follows. Cut it, durably.
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&segment.path)
-                        .map_err(io("opening", &segment.path))?;
-                    file.set_len(at as u64)
-                        .map_err(io("cutting the torn tail of", &segment.path))?;
-                    file.sync_all().map_err(io("syncing", &segment.path))?;
-                    recovery.cut = Some(Cut {
-                        file: segment.path.clone(),
-                        offset: at as u64,
-                        bytes: (bytes.len() - at) as u64,
-                    });
-                    break;
-                }
-                match later {
-                    Some((next, seq)) if options.salvage => {
-                        recovery.skipped.push(Cut {
-                            file: segment.path.clone(),
-                            offset: at as u64,
-                            bytes: (next - at) as u64,
-                        });
-                        expected = seq;
-                        at = next;
-                    }
-                    _ if options.salvage => {
-                        recovery.skipped.push(Cut {
-                            file: segment.path.clone(),
-                            offset: at as u64,
-                            bytes: (bytes.len() - at) as u64,
-                        });
-                        break;
-                    }
-                    _ => {
-                        return Err(corrupt(
-                            at,
-                            &format!("record {expected} is damaged, and valid records follow"),
-                        ));
-                    }
-                }
-            }
+            None => {}
         }
-        drop(bytes);
+        let recovery = scanned.recovery;
+        let expected = scanned.next_seq;
 
         if segments.is_empty() {
             let path = dir.join(segment_name(1));
@@ -572,6 +163,7 @@ impl Log {
                 poison: None,
                 syncer_idle: false,
                 waiters: Vec::new(),
+                wakers: Vec::new(),
                 closing: false,
                 stats: LogStats::default(),
             }),
@@ -605,10 +197,11 @@ impl Log {
         ))
     }
 
-    fn state(&self) -> Result<MutexGuard<'_, State>, LogError> {
-        self.shared.state.lock().map_err(|_| LogError::Poisoned {
-            cause: "a thread panicked while holding the log".into(),
-        })
+    fn state(&self) -> Result<MutexGuard<'_, State>, Poisoned> {
+        self.shared
+            .state
+            .lock()
+            .map_err(|_| Poisoned("a thread panicked while holding the log".into()))
     }
 
     /// The log's directory.
@@ -642,7 +235,7 @@ impl Log {
     }
 
     /// The sequence number of the oldest record still in the log: records before it were
-    /// removed by [`Log::prune`]. Equal to [`next_seq`](Log::next_seq) when the log holds no
+    /// removed by [`Log::prune_before`]. Equal to [`next_seq`](Log::next_seq) when the log holds no
     /// record.
     ///
     /// ```no_run
@@ -688,7 +281,7 @@ impl Log {
     /// let seq = log.append(3, &pontoon_wire::Message::default())?;
     /// # let _ = seq; Ok(()) }
     /// ```
-    pub fn append(&self, kind: u32, message: &Message) -> Result<u64, LogError> {
+    pub fn append(&self, kind: u32, message: &Message) -> Result<u64, AppendError> {
         if self.shared.options.durability != Durability::GroupCommit {
             return self.submit(kind, message);
         }
@@ -722,7 +315,7 @@ impl Log {
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), pontoon_persist::LogError>(())
     /// ```
-    pub fn submit(&self, kind: u32, message: &Message) -> Result<u64, LogError> {
+    pub fn submit(&self, kind: u32, message: &Message) -> Result<u64, AppendError> {
         self.submit_locked(kind, message).map(|(seq, _)| seq)
     }
 
@@ -731,12 +324,12 @@ impl Log {
         &self,
         kind: u32,
         message: &Message,
-    ) -> Result<(u64, MutexGuard<'_, State>), LogError> {
+    ) -> Result<(u64, MutexGuard<'_, State>), AppendError> {
         let options = &self.shared.options;
         let encoded = Encoder::default().encode(message)?;
         let len = encoded.len();
         if len > options.max_record_bytes {
-            return Err(LogError::TooLarge {
+            return Err(AppendError::TooLarge {
                 len,
                 limit: options.max_record_bytes,
             });
@@ -751,6 +344,9 @@ impl Log {
 
         let mut state = self.state()?;
         state.check()?;
+        if state.next_seq > MAX_SEQ {
+            return Err(AppendError::SequenceExhausted { last: MAX_SEQ });
+        }
         if state.file_len > SEGMENT_HEADER_LEN as u64
             && state.file_len + record_len > options.segment_bytes
         {
@@ -776,7 +372,7 @@ impl Log {
             state.write_pending(&self.shared)?;
             if let Err(e) = write_all_pieces(&state.file, &pieces) {
                 let error = io("appending to", state.path())(e);
-                return Err(state.poison(&self.shared, error));
+                return Err(state.poison(&self.shared, error).into());
             }
             state.stats.writes += 1;
         }
@@ -807,17 +403,56 @@ impl Log {
     /// assert!(log.durable_seq() >= seq);
     /// # Ok(()) }
     /// ```
-    pub fn wait_durable(&self, seq: u64) -> Result<(), LogError> {
+    pub fn wait_durable(&self, seq: u64) -> Result<(), AppendError> {
         let state = self.state()?;
         self.wait_locked(state, seq)
     }
 
+    /// A future that resolves once every record up to `seq` is durable (a `seq` not yet
+    /// appended means every record appended so far): [`wait_durable`](Log::wait_durable) for
+    /// async callers, without parking an OS thread. Under [`Durability::GroupCommit`] (and
+    /// `Interval`) it is woken by the log's sync thread and never blocks; under `Always` records
+    /// are durable when appended; under `Never` the first poll that finds records not yet
+    /// durable syncs them, blocking the polling thread for that `fdatasync`, as `wait_durable`
+    /// does. A write or sync failure resolves it with the error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future only stops the wait; the records it waited for become
+    /// durable all the same, and [`durable_seq`](Log::durable_seq) tells when.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durability, Log, LogOptions};
+    ///
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } std::thread::park() }
+    /// # }
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-async-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut options = LogOptions::default();
+    /// options.durability = Durability::GroupCommit;
+    /// let (log, _) = Log::open(&dir, options)?;
+    /// let seq = log.submit(0, &pontoon_wire::Message::default())?;
+    /// block_on(log.durable(seq))?; // in async code: log.durable(seq).await?
+    /// assert!(log.durable_seq() >= seq);
+    /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::LogError>(())
+    /// ```
+    pub fn durable(&self, seq: u64) -> DurableWait<'_> {
+        DurableWait { log: self, seq }
+    }
+
     /// Waits until every record up to `seq` is durable; `state` is released before sleeping.
-    fn wait_locked(&self, mut state: MutexGuard<'_, State>, seq: u64) -> Result<(), LogError> {
+    fn wait_locked(&self, mut state: MutexGuard<'_, State>, seq: u64) -> Result<(), AppendError> {
         let shared = &self.shared;
         let seq = seq.min(state.next_seq - 1);
         if let Err(error) = state.check() {
-            Err(error)
+            Err(error.into())
         } else if shared.durable_seq.load(Ordering::Acquire) >= seq {
             Ok(())
         } else if shared.options.durability != Durability::GroupCommit {
@@ -833,7 +468,10 @@ impl Log {
                     break Ok(());
                 }
                 if shared.poisoned.load(Ordering::Acquire) {
-                    break self.state().and_then(|state| state.check());
+                    break self
+                        .state()
+                        .and_then(|state| state.check())
+                        .map_err(Into::into);
                 }
                 std::thread::park();
             }
@@ -849,13 +487,13 @@ impl Log {
     /// log.sync()?;
     /// # Ok(()) }
     /// ```
-    pub fn sync(&self) -> Result<(), LogError> {
+    pub fn sync(&self) -> Result<(), AppendError> {
         self.state()?.sync(&self.shared)
     }
 
     /// Starts a new segment: the current one is synced first, so that a segment is complete
     /// and durable before any record goes into the next.
-    fn rotate(&self, state: &mut State) -> Result<(), LogError> {
+    fn rotate(&self, state: &mut State) -> Result<(), AppendError> {
         state.sync(&self.shared)?;
         let path = self.shared.dir.join(segment_name(state.next_seq));
         let file = OpenOptions::new()
@@ -874,24 +512,25 @@ impl Log {
         Ok(())
     }
 
-    /// Reads every record back, in order. Frames are slices of the bytes read from each file.
-    /// For a large log, [`records_from`](Log::records_from) reads one segment at a time.
+    /// Reads every record back into memory at once, in order (frames are slices of the bytes
+    /// read from each file). For a large log, [`records`](Log::records) streams one segment at a
+    /// time instead.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
-    /// let count = log.records()?.len();
+    /// let count = log.read_all()?.len();
     /// # let _ = count; Ok(()) }
     /// ```
-    pub fn records(&self) -> Result<Vec<Record>, LogError> {
-        self.records_from(0)?.collect()
+    pub fn read_all(&self) -> Result<Vec<Record>, ReadError> {
+        self.records(0)?.collect()
     }
 
     /// The records with sequence numbers `seq` and up, as appended when this is called, in
     /// order; segments wholly before `seq` are not read, and only one segment is in memory at
     /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
-    /// [`prune`](Log::prune) while the records are read may remove a segment not yet read:
-    /// reading it is then an error ([`LogError::Io`], not found), never a wrong record.
+    /// [`prune_before`](Log::prune_before) while the records are read may remove a segment not
+    /// yet read: reading it is then an error ([`ReadError::Io`], not found), never a wrong record.
     ///
     /// ```
     /// use pontoon_persist::{Durability, Log, LogOptions};
@@ -906,14 +545,14 @@ impl Log {
     ///     log.append(0, &Message::new(Header::from_serde(&i)?, vec![]))?;
     /// }
     /// let tail: Vec<u64> = log
-    ///     .records_from(8)?
+    ///     .records(8)?
     ///     .map(|record| record?.message.header.deserialize::<u64>().map_err(Into::into))
     ///     .collect::<Result<_, Box<dyn std::error::Error>>>()?;
     /// assert_eq!(tail, [8, 9, 10]);
     /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn records_from(&self, seq: u64) -> Result<Records, LogError> {
+    pub fn records(&self, seq: u64) -> Result<Records, ReadError> {
         let mut state = self.state()?;
         state.check()?;
         state.write_pending(&self.shared)?;
@@ -929,50 +568,50 @@ impl Log {
             let limit = next_first.is_none().then_some(state.file_len);
             plan.push((segment.path.clone(), limit));
         }
-        Ok(Records {
-            plan: plan.into_iter(),
-            from: seq,
-            max_record_bytes: self.shared.options.max_record_bytes,
-            max_segment_bytes: max_segment_bytes(&self.shared.options),
-            limits: self.shared.options.limits,
-            current: None,
-        })
+        let raw = RawRecords::new(plan, seq, &self.shared.options);
+        Ok(Records::new(raw, self.shared.options.limits))
     }
 
-    /// Removes what the snapshot `snapshot-<last_seq>.snap` in the log's directory makes
-    /// unnecessary: every segment whose records are all at most `last_seq` (oldest first, the
-    /// directory synced after each, so a crash leaves a suffix of the log, never a hole) and
-    /// every older snapshot. The last segment is never removed, so the log keeps its place in
-    /// the sequence. It is an error (not found) if that snapshot does not exist.
+    /// Removes every segment whose records are all numbered below `seq`, oldest first, the
+    /// directory synced after each, so that a crash leaves a suffix of the log, never a hole.
+    /// The last segment is never removed, so the log keeps its place in the sequence. Returns
+    /// the files removed. The log knows nothing of snapshots: the caller decides what is no
+    /// longer needed (a [`Durable`](crate::Durable) prunes what its durable snapshot covers).
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # fn f(log: &pontoon_persist::Log, state: &pontoon_wire::Message) -> Result<(), pontoon_persist::LogError> {
     /// let last = log.next_seq() - 1;
     /// log.sync()?;
-    /// pontoon_persist::write_snapshot(log.dir(), last, state)?;
-    /// let pruned = log.prune(last)?;
-    /// println!("removed {} segments; the log now starts at {}", pruned.segments.len(), log.first_seq());
+    /// pontoon_persist::write_snapshot(log.dir(), last, state)?; // durable when it returns
+    /// let removed = log.prune_before(last + 1)?;
+    /// println!("removed {} segments; the log now starts at {}", removed.len(), log.first_seq());
     /// # Ok(()) }
     /// ```
-    pub fn prune(&self, last_seq: u64) -> Result<Pruned, LogError> {
+    pub fn prune_before(&self, seq: u64) -> Result<Vec<PathBuf>, AppendError> {
         let dir = &self.shared.dir;
-        let snapshot = dir.join(snapshot_file_name(last_seq));
-        fs::metadata(&snapshot).map_err(io("finding the snapshot", &snapshot))?;
-        let mut pruned = Pruned::default();
-        {
-            let mut state = self.state()?;
-            // A segment's records are all below the next segment's first sequence number.
-            while state.segments.len() > 1 && state.segments[1].first_seq <= last_seq + 1 {
-                let path = state.segments[0].path.clone();
-                fs::remove_file(&path).map_err(io("removing", &path))?;
-                sync_dir(dir)?;
-                state.segments.remove(0);
-                pruned.segments.push(path);
+        let mut state = self.state()?;
+        let mut removed = Vec::new();
+        // A segment's records are all below the next segment's first sequence number.
+        let mut outcome = Ok(());
+        while let Some(next) = state.segments.get(removed.len() + 1) {
+            if next.first_seq > seq {
+                break;
+            }
+            let path = state.segments[removed.len()].path.clone();
+            if let Err(e) = fs::remove_file(&path).map_err(io("removing", &path)) {
+                outcome = Err(e);
+                break;
+            }
+            removed.push(path);
+            if let Err(e) = sync_dir(dir) {
+                outcome = Err(e);
+                break;
             }
         }
-        pruned.snapshots = remove_snapshots_before(dir, last_seq)?;
-        Ok(pruned)
+        // Removed once, not one at a time: a long log is pruned in linear time.
+        state.segments.drain(..removed.len());
+        outcome.map(|()| removed).map_err(Into::into)
     }
 }
 
@@ -989,119 +628,60 @@ impl Drop for Log {
     }
 }
 
-/// The sync thread of a `GroupCommit` log (`every` is `None`: sync as soon as anything is
-/// waiting, again and again) or an `Interval` log (sync once per interval if anything is new).
-/// It writes what is pending under the lock, then syncs outside it, so that appends go on
-/// during the `fdatasync` and are covered by the next one.
-fn syncer(shared: &Shared, every: Option<Duration>) {
-    let Ok(mut state) = shared.state.lock() else {
-        return;
-    };
-    let mut due = every.map(|interval| Instant::now() + interval);
-    loop {
-        let behind = shared.durable_seq.load(Ordering::Acquire) + 1 < state.next_seq;
-        if state.poison.is_some() || (state.closing && !behind) {
-            break;
-        }
-        let now = Instant::now();
-        let ready = behind && (state.closing || due.is_none_or(|due| now >= due));
-        if !ready {
-            let waited = match due.filter(|_| behind) {
-                // Under `Interval`, with records to sync: until they are due.
-                Some(due) => shared
-                    .work
-                    .wait_timeout(state, due.saturating_duration_since(now))
-                    .ok()
-                    .map(|(state, _)| state),
-                // Nothing to sync: until an append (or the drop) wakes us.
-                None => {
-                    state.syncer_idle = true;
-                    drop(state);
-                    wake_all(shared);
-                    shared.state.lock().ok().and_then(|state| {
-                        // An append may have come meanwhile, finding the syncer idle.
-                        let durable = shared.durable_seq.load(Ordering::Acquire);
-                        if state.syncer_idle && durable + 1 >= state.next_seq {
-                            shared.work.wait(state).ok()
-                        } else {
-                            Some(state)
-                        }
-                    })
-                }
-            };
-            let Some(woken) = waited else { return };
-            state = woken;
-            state.syncer_idle = false;
-            continue;
-        }
-        if state.write_pending(shared).is_err() {
-            break;
-        }
-        let target = state.next_seq - 1;
-        let file = Arc::clone(&state.file);
-        let path = state.path().to_path_buf();
-        drop(state);
-        let synced = file.sync_data();
-        let Ok(relocked) = shared.state.lock() else {
-            return;
-        };
-        state = relocked;
-        match synced {
-            Ok(()) => {
-                state.stats.syncs += 1;
-                // A rotation may have synced further meanwhile; `advance` never goes back.
-                let woken = state.advance(shared, target);
-                if !woken.is_empty() {
-                    drop(state);
-                    let stranded = match shared.to_wake.lock() {
-                        Ok(mut to_wake) => {
-                            let stranded = std::mem::take(&mut *to_wake);
-                            to_wake.extend(woken.into_iter().map(|(_, thread)| thread));
-                            stranded
-                        }
-                        Err(_) => return,
-                    };
-                    stranded.into_iter().for_each(|thread| thread.unpark());
-                    wake_two(shared);
-                    let Ok(relocked) = shared.state.lock() else {
-                        return;
-                    };
-                    state = relocked;
-                }
-            }
-            Err(e) => {
-                state.poison(shared, io("syncing", &path)(e));
-                break;
-            }
-        }
-        due = every.map(|interval| Instant::now() + interval);
-    }
-    unpark(std::mem::take(&mut state.waiters));
-    drop(state);
-    wake_all(shared);
+/// The future [`Log::durable`] returns: resolves once every record up to its sequence number is
+/// durable.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # async fn f(log: &pontoon_persist::Log) -> Result<(), pontoon_persist::LogError> {
+/// let seq = log.submit(0, &pontoon_wire::Message::default())?;
+/// let wait: pontoon_persist::DurableWait<'_> = log.durable(seq);
+/// wait.await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a future does nothing unless polled"]
+pub struct DurableWait<'a> {
+    log: &'a Log,
+    seq: u64,
 }
 
-/// The segment files in `dir`, by first sequence number.
-fn list_segments(dir: &Path) -> Result<Vec<Segment>, LogError> {
-    let mut segments = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
-        let entry = entry.map_err(io("listing", dir))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
+impl std::future::Future for DurableWait<'_> {
+    type Output = Result<(), AppendError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), AppendError>> {
+        use std::task::Poll;
+        let shared = &self.log.shared;
+        let mut state = match self.log.state() {
+            Ok(state) => state,
+            Err(e) => return Poll::Ready(Err(e.into())),
         };
-        if let Some(first_seq) = name.strip_suffix(".log").and_then(|s| s.parse().ok()) {
-            segments.push(Segment {
-                first_seq,
-                path: entry.path(),
-            });
+        let seq = self.seq.min(state.next_seq - 1);
+        if let Err(error) = state.check() {
+            return Poll::Ready(Err(error.into()));
+        }
+        if shared.durable_seq.load(Ordering::Acquire) >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        match shared.options.durability {
+            // The sync thread advances `durable_seq` under the state lock, which is held here:
+            // a waker registered now is woken by the sync that covers `seq`.
+            Durability::GroupCommit | Durability::Interval(_) => {
+                let waker = cx.waker();
+                match state
+                    .wakers
+                    .iter_mut()
+                    .find(|(s, w)| *s == seq && w.will_wake(waker))
+                {
+                    Some(_) => {}
+                    None => state.wakers.push((seq, waker.clone())),
+                }
+                Poll::Pending
+            }
+            _ => Poll::Ready(state.sync(shared)),
         }
     }
-    segments.sort_by_key(|s| s.first_seq);
-    Ok(segments)
-}
-
-fn write_segment_header(mut file: &File, path: &Path, first_seq: u64) -> Result<(), LogError> {
-    file.write_all(&segment_header(first_seq))
-        .map_err(io("writing the header of", path))?;
-    file.sync_all().map_err(io("syncing", path))
 }

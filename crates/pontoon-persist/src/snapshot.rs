@@ -1,17 +1,17 @@
 //! Snapshots: one pontoon message (an application's state) and the sequence number of the last
 //! log record it includes, in a checksummed file written atomically (temporary file, `fsync`,
-//! rename, directory `fsync`); and what [`Log::prune`](crate::Log::prune) needs to remove
-//! the log segments and older snapshots a durable snapshot makes unnecessary.
+//! rename, directory `fsync`), loaded newest first, and removed once a newer one is durable.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
-use crate::LogError;
-use crate::log::sync_dir;
+use crate::error::{FileError, IoError, SnapshotError};
+use crate::files::{io, open_regular, sync_dir, write_all_pieces};
+use crate::recovery::parse_seq_digits;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
 pub const SNAPSHOT_MAGIC: [u8; 7] = *b"\xF0FRYSNP";
@@ -21,11 +21,6 @@ pub const SNAPSHOT_VERSION: u8 = 1;
 
 /// Length of a snapshot's header: magic, version, last_seq, len, CRC32C, reserved.
 pub const SNAPSHOT_HEADER_LEN: usize = 32;
-
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
-    let path = path.to_path_buf();
-    move |source| LogError::Io { what, path, source }
-}
 
 /// The file name of the snapshot whose last included record is `last_seq`:
 /// `snapshot-<last_seq in 20 digits>.snap`.
@@ -51,24 +46,32 @@ fn tmp_file_name(last_seq: u64) -> String {
 /// let bytes = pontoon_persist::encode_snapshot(7, &pontoon_wire::Message::default())?;
 /// assert_eq!(&bytes[..7], b"\xF0FRYSNP");
 /// assert_eq!(bytes[8..16], 7u64.to_le_bytes());
-/// # Ok::<(), pontoon_persist::LogError>(())
+/// # Ok::<(), pontoon_persist::SnapshotError>(())
 /// ```
-pub fn encode_snapshot(last_seq: u64, message: &Message) -> Result<Vec<u8>, LogError> {
+pub fn encode_snapshot(last_seq: u64, message: &Message) -> Result<Vec<u8>, SnapshotError> {
     let encoded = Encoder::default().encode(message)?;
-    let len = encoded.len();
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + len as usize);
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.push(SNAPSHOT_VERSION);
-    out.extend_from_slice(&last_seq.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0u8; 8]); // crc and reserved, filled below
-    encoded
-        .chunks()
-        .iter()
-        .for_each(|c| out.extend_from_slice(c));
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out[8..24]), &out[SNAPSHOT_HEADER_LEN..]);
-    out[24..28].copy_from_slice(&crc.to_le_bytes());
+    let chunks: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
+    let header = snapshot_header(last_seq, encoded.len(), &chunks);
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + encoded.len() as usize);
+    out.extend_from_slice(&header);
+    chunks.iter().for_each(|c| out.extend_from_slice(c));
     Ok(out)
+}
+
+/// A snapshot file's header for a payload of `len` bytes given in pieces.
+fn snapshot_header(last_seq: u64, len: u64, payload: &[&[u8]]) -> [u8; SNAPSHOT_HEADER_LEN] {
+    let mut header = [0u8; SNAPSHOT_HEADER_LEN];
+    header[..7].copy_from_slice(&SNAPSHOT_MAGIC);
+    header[7] = SNAPSHOT_VERSION;
+    header[8..16].copy_from_slice(&last_seq.to_le_bytes());
+    header[16..24].copy_from_slice(&len.to_le_bytes());
+    let crc = payload
+        .iter()
+        .fold(crc32c::crc32c(&header[8..24]), |crc, piece| {
+            crc32c::crc32c_append(crc, piece)
+        });
+    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    header
 }
 
 /// Checks a snapshot file's bytes; returns its last_seq and payload.
@@ -120,18 +123,25 @@ pub fn write_snapshot(
     dir: impl AsRef<Path>,
     last_seq: u64,
     message: &Message,
-) -> Result<PathBuf, LogError> {
+) -> Result<PathBuf, SnapshotError> {
     let dir = dir.as_ref();
-    let bytes = encode_snapshot(last_seq, message)?;
+    // Written vectored from the message's own frames: the state is never gathered into one
+    // buffer.
+    let encoded = Encoder::default().encode(message)?;
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(encoded.chunks().len() + 1);
+    pieces.push(&[]);
+    pieces.extend(encoded.chunks().iter().map(|c| &c[..]));
+    let header = snapshot_header(last_seq, encoded.len(), &pieces[1..]);
+    pieces[0] = &header;
     let tmp = dir.join(tmp_file_name(last_seq));
     let path = dir.join(snapshot_file_name(last_seq));
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&tmp)
         .map_err(io("creating", &tmp))?;
-    file.write_all(&bytes).map_err(io("writing", &tmp))?;
+    write_all_pieces(&file, &pieces).map_err(io("writing", &tmp))?;
     file.sync_all().map_err(io("syncing", &tmp))?;
     drop(file);
     fs::rename(&tmp, &path).map_err(io("renaming into place", &tmp))?;
@@ -177,7 +187,7 @@ pub struct SnapshotRecovery {
 type Listing = (Vec<(u64, PathBuf)>, Vec<PathBuf>);
 
 /// The snapshot files (`last_seq`, path) in `dir`, newest first, and the leftover `.tmp` files.
-fn list(dir: &Path) -> Result<Listing, LogError> {
+fn list(dir: &Path) -> Result<Listing, IoError> {
     let mut snaps = Vec::new();
     let mut tmps = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("listing", dir))? {
@@ -188,9 +198,14 @@ fn list(dir: &Path) -> Result<Listing, LogError> {
         let Some(rest) = name.strip_prefix("snapshot-") else {
             continue;
         };
-        if let Some(seq) = rest.strip_suffix(".snap").and_then(|s| s.parse().ok()) {
+        // Only the exact names this crate writes: anything else is not ours to read or delete.
+        if let Some(seq) = rest.strip_suffix(".snap").and_then(parse_seq_digits) {
             snaps.push((seq, entry.path()));
-        } else if rest.ends_with(".tmp") {
+        } else if rest
+            .strip_suffix(".tmp")
+            .and_then(parse_seq_digits)
+            .is_some()
+        {
             tmps.push(entry.path());
         }
     }
@@ -208,9 +223,12 @@ fn list(dir: &Path) -> Result<Listing, LogError> {
 /// let dir = std::env::temp_dir().join(format!("pontoon-doc-load-{}", std::process::id()));
 /// let loaded = pontoon_persist::load_snapshot(&dir, &pontoon_wire::Limits::default())?;
 /// assert!(loaded.snapshot.is_none());
-/// # Ok::<(), pontoon_persist::LogError>(())
+/// # Ok::<(), pontoon_persist::SnapshotError>(())
 /// ```
-pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotRecovery, LogError> {
+pub fn load_snapshot(
+    dir: impl AsRef<Path>,
+    limits: &Limits,
+) -> Result<SnapshotRecovery, SnapshotError> {
     let dir = dir.as_ref();
     let mut recovery = SnapshotRecovery::default();
     if !dir.exists() {
@@ -228,7 +246,19 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     // not read into memory.
     let max = (SNAPSHOT_HEADER_LEN as u64).saturating_add(limits.max_message_bytes);
     for (name_seq, path) in snaps {
-        let len = fs::metadata(&path)
+        let mut file = match open_regular(&path) {
+            Ok(file) => file,
+            Err(FileError::NotAFile { .. }) => {
+                recovery.damaged.push(DamagedSnapshot {
+                    path,
+                    reason: "not a regular file".into(),
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file
+            .metadata()
             .map_err(io("reading the size of", &path))?
             .len();
         if len > max {
@@ -238,12 +268,24 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
             });
             continue;
         }
-        let bytes = fs::read(&path).map_err(io("reading", &path))?;
+        let mut bytes = Vec::new();
+        let want = usize::try_from(len).unwrap_or(usize::MAX);
+        if bytes.try_reserve_exact(want).is_err() {
+            return Err(io("allocating memory to read", &path)(
+                std::io::ErrorKind::OutOfMemory.into(),
+            )
+            .into());
+        }
+        (&mut file)
+            .take(len)
+            .read_to_end(&mut bytes)
+            .map_err(io("reading", &path))?;
         let checked = match parse_snapshot(&bytes) {
             Ok((seq, _)) if seq != name_seq => {
                 Err("the header's last_seq does not match the file name".to_string())
             }
-            Ok((seq, payload)) => decode_message(Bytes::copy_from_slice(payload), limits)
+            // The message's frames are views of the bytes read, not a second copy.
+            Ok((seq, _)) => decode_message(Bytes::from(bytes).slice(SNAPSHOT_HEADER_LEN..), limits)
                 .map(|message| (seq, message))
                 .map_err(|e| format!("the payload is not a valid message: {e}")),
             Err(why) => Err(why.to_string()),
@@ -263,7 +305,7 @@ pub fn load_snapshot(dir: impl AsRef<Path>, limits: &Limits) -> Result<SnapshotR
     Ok(recovery)
 }
 
-/// What [`Log::prune`](crate::Log::prune) removed.
+/// What [`Durable::snapshot`](crate::Durable::snapshot) removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Pruned {
@@ -273,9 +315,27 @@ pub struct Pruned {
     pub snapshots: Vec<PathBuf>,
 }
 
-/// Removes every snapshot in `dir` older than the one for `last_seq`, then syncs the
-/// directory; returns the paths removed.
-pub(crate) fn remove_snapshots_before(dir: &Path, last_seq: u64) -> Result<Vec<PathBuf>, LogError> {
+/// Removes every snapshot in `dir` older than the one for `last_seq` (only files with exact
+/// snapshot names), then syncs the directory; returns the paths removed. Call it only once the
+/// snapshot for `last_seq` is durable ([`write_snapshot`] returned).
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("pontoon-doc-rmsnap-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let state = pontoon_wire::Message::default();
+/// pontoon_persist::write_snapshot(&dir, 3, &state)?;
+/// pontoon_persist::write_snapshot(&dir, 7, &state)?;
+/// let removed = pontoon_persist::remove_snapshots_before(&dir, 7)?;
+/// assert_eq!(removed, [dir.join(pontoon_persist::snapshot_file_name(3))]);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), pontoon_persist::SnapshotError>(())
+/// ```
+pub fn remove_snapshots_before(
+    dir: impl AsRef<Path>,
+    last_seq: u64,
+) -> Result<Vec<PathBuf>, SnapshotError> {
+    let dir = dir.as_ref();
     let (snaps, _) = list(dir)?;
     let mut removed = Vec::new();
     for (seq, path) in snaps {

@@ -9,11 +9,20 @@ use pontoon_family::{DeserializeError, Registry, SerializeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::snapshot::{Pruned, SnapshotRecovery, load_snapshot, write_snapshot};
-use crate::{Log, LogError, LogOptions, Recovery};
+use crate::error::{AppendError, OpenError, ReadError, SnapshotError};
+use crate::snapshot::{
+    Pruned, SnapshotRecovery, load_snapshot, remove_snapshots_before, write_snapshot,
+};
+use crate::{DurableWait, Log, LogError, LogOptions, Recovery};
 
 /// The user's function that applies an event to the state.
 type ApplyFn<S, E> = Box<dyn Fn(&mut S, &E) + Send>;
+
+/// Why a [`Durable`]'s check refused an event.
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
+
+/// The user's check that may refuse an event before it is logged.
+type CheckFn<S, E> = Box<dyn Fn(&S, &E) -> Result<(), Refusal> + Send>;
 
 /// The log record kind [`Durable`] writes its events as.
 pub const KIND_EVENT: u32 = 1;
@@ -27,17 +36,25 @@ pub const KIND_EVENT: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
-    /// The log or a snapshot file failed.
+    /// The log or a snapshot file failed (each operation's error, as a [`LogError`]).
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The check given with [`Durable::with_check`] refused the event: nothing was logged or
+    /// applied.
+    #[error("the event was refused by the check before it was logged")]
+    Refused {
+        /// The check's reason.
+        #[source]
+        source: Refusal,
+    },
     /// An event could not be serialized (nothing was logged or applied).
-    #[error("cannot serialize the event: {0}")]
+    #[error("cannot serialize the event")]
     SerializeEvent(#[source] SerializeError),
     /// The state could not be serialized for a snapshot.
-    #[error("cannot serialize the state: {0}")]
+    #[error("cannot serialize the state")]
     SerializeState(#[source] SerializeError),
     /// A logged event could not be deserialized while replaying.
-    #[error("cannot deserialize the event in record {seq}: {source}")]
+    #[error("cannot deserialize the event in record {seq}")]
     DeserializeEvent {
         /// The record's sequence number.
         seq: u64,
@@ -46,7 +63,7 @@ pub enum StateError {
         source: DeserializeError,
     },
     /// A snapshot's state could not be deserialized.
-    #[error("cannot deserialize the state in {path}: {source}")]
+    #[error("cannot deserialize the state in {path}")]
     DeserializeState {
         /// The snapshot file.
         path: PathBuf,
@@ -102,7 +119,7 @@ pub enum StateError {
     },
     /// The event `seq` was logged durably and applied, but the automatic snapshot after it
     /// failed. The state is intact; the snapshot can be retried with [`Durable::snapshot`].
-    #[error("event {seq} was committed, but the automatic snapshot failed: {source}")]
+    #[error("event {seq} was committed, but the automatic snapshot failed")]
     AutoSnapshot {
         /// The committed event's sequence number.
         seq: u64,
@@ -110,6 +127,30 @@ pub enum StateError {
         #[source]
         source: Box<StateError>,
     },
+}
+
+impl From<OpenError> for StateError {
+    fn from(error: OpenError) -> StateError {
+        StateError::Log(error.into())
+    }
+}
+
+impl From<AppendError> for StateError {
+    fn from(error: AppendError) -> StateError {
+        StateError::Log(error.into())
+    }
+}
+
+impl From<ReadError> for StateError {
+    fn from(error: ReadError) -> StateError {
+        StateError::Log(error.into())
+    }
+}
+
+impl From<SnapshotError> for StateError {
+    fn from(error: SnapshotError) -> StateError {
+        StateError::Log(error.into())
+    }
 }
 
 /// How a [`Durable`] state is opened and kept.
@@ -133,7 +174,8 @@ pub struct DurableOptions {
     /// Take a snapshot automatically after this many events since the last one (`None`: only
     /// when [`Durable::snapshot`] is called).
     pub snapshot_every: Option<NonZeroU64>,
-    /// After each snapshot, [prune](crate::Log::prune) the log segments and older snapshots it covers.
+    /// After each snapshot, remove the log segments ([`Log::prune_before`](crate::Log::prune_before))
+    /// and the older snapshots it covers.
     pub prune: bool,
 }
 
@@ -203,6 +245,7 @@ pub struct Durable<S, E> {
     log: Log,
     state: S,
     apply: ApplyFn<S, E>,
+    check: Option<CheckFn<S, E>>,
     registry: Registry,
     snapshot_every: Option<NonZeroU64>,
     prune: bool,
@@ -269,7 +312,7 @@ where
         }
         let mut expected = snapshot_seq + 1;
         let mut replayed = 0;
-        for record in log.records_from(snapshot_seq + 1)? {
+        for record in log.records(snapshot_seq + 1)? {
             let record = record?;
             if record.seq != expected {
                 return Err(StateError::Gap {
@@ -304,6 +347,7 @@ where
             log,
             state,
             apply: Box::new(apply),
+            check: None,
             registry,
             snapshot_every: options.snapshot_every,
             prune: options.prune,
@@ -317,16 +361,145 @@ where
         })
     }
 
+    /// Adds a check that every event must pass before it is logged: an event it refuses is
+    /// [`StateError::Refused`], and neither logged nor applied. The check sees the state the
+    /// event would apply to. Replaying logged events never runs it (they passed it once).
+    ///
+    /// ```
+    /// use pontoon_persist::{Durable, DurableOptions, StateError};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-check-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut options = DurableOptions::default();
+    /// options.registry.register_type::<i64>("balance.Amount").unwrap();
+    /// let mut balance = Durable::open(&dir, || 0i64, |b: &mut i64, n: &i64| *b += n, options)?
+    ///     .with_check(|b: &i64, n: &i64| {
+    ///         if b + n < 0 { Err("the balance would go negative".into()) } else { Ok(()) }
+    ///     });
+    /// balance.apply(&10)?;
+    /// assert!(matches!(balance.apply(&-11), Err(StateError::Refused { .. })));
+    /// assert_eq!((*balance.state(), balance.last_seq()), (10, 1)); // nothing logged
+    /// # drop(balance); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), StateError>(())
+    /// ```
+    #[must_use = "with_check returns the state with the check; the original is moved"]
+    pub fn with_check(
+        mut self,
+        check: impl Fn(&S, &E) -> Result<(), Refusal> + Send + 'static,
+    ) -> Self {
+        self.check = Some(Box::new(check));
+        self
+    }
+
     /// Logs `event`, then applies it to the state; returns its sequence number once it is
     /// durable (per [`LogOptions::durability`]). If logging fails, the state is unchanged.
     /// Then takes a snapshot if [`DurableOptions::snapshot_every`] events have accumulated;
     /// if only that fails, the error is [`StateError::AutoSnapshot`] and the event stands.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(counter: &mut pontoon_persist::Durable<u64, u64>) -> Result<(), pontoon_persist::StateError> {
+    /// let seq = counter.apply(&5)?; // durable now
+    /// # let _ = seq; Ok(()) }
+    /// ```
     pub fn apply(&mut self, event: &E) -> Result<u64, StateError> {
+        self.log_and_apply(event, true)
+    }
+
+    /// Logs `event` and applies it to the state at once, without waiting for it to be
+    /// durable: pipelining, so that under [`Durability::GroupCommit`](crate::Durability) many
+    /// events share one `fdatasync`. Returns its sequence number; acknowledge the event to
+    /// the outside world only once [`wait_durable`](Durable::wait_durable) (or the future
+    /// [`durable`](Durable::durable)) says it is durable: until then a crash loses it, and
+    /// [`state`](Durable::state) shows it already. Snapshots sync the log first, so they never
+    /// include an event that is not durable.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durability, Durable, DurableOptions};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-pipe-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut options = DurableOptions::default();
+    /// options.log.durability = Durability::GroupCommit;
+    /// options.registry.register_type::<u64>("counter.Amount").unwrap();
+    /// let mut counter = Durable::open(&dir, || 0u64, |t: &mut u64, n: &u64| *t += n, options)?;
+    /// let mut last = 0;
+    /// for n in 1..=100 {
+    ///     last = counter.submit(&n)?; // applied now
+    /// }
+    /// counter.wait_durable(last)?; // all 100 durable: now acknowledge them
+    /// assert_eq!((*counter.state(), counter.durable_seq()), (5050, 100));
+    /// # drop(counter); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::StateError>(())
+    /// ```
+    pub fn submit(&mut self, event: &E) -> Result<u64, StateError> {
+        self.log_and_apply(event, false)
+    }
+
+    /// Waits until every event up to `seq` is durable (see [`Log::wait_durable`]).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(counter: &mut pontoon_persist::Durable<u64, u64>) -> Result<(), pontoon_persist::StateError> {
+    /// let seq = counter.submit(&5)?;
+    /// counter.wait_durable(seq)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_durable(&self, seq: u64) -> Result<(), StateError> {
+        Ok(self.log.wait_durable(seq)?)
+    }
+
+    /// A future that resolves once every event up to `seq` is durable, for tokio (or any async)
+    /// callers, without parking an OS thread (see [`Log::durable`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future only stops the wait.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn f(counter: &mut pontoon_persist::Durable<u64, u64>) -> Result<(), pontoon_persist::StateError> {
+    /// let seq = counter.submit(&5)?;
+    /// counter.durable(seq).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn durable(&self, seq: u64) -> DurableWait<'_> {
+        self.log.durable(seq)
+    }
+
+    /// The event log (to read its [`stats`](Log::stats), say).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(counter: &pontoon_persist::Durable<u64, u64>) { println!("{} syncs", counter.log().stats().syncs); }
+    /// ```
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Every event up to this sequence number is durable (0: none yet).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(counter: &pontoon_persist::Durable<u64, u64>) { assert!(counter.durable_seq() <= counter.last_seq()); }
+    /// ```
+    pub fn durable_seq(&self) -> u64 {
+        self.log.durable_seq()
+    }
+
+    fn log_and_apply(&mut self, event: &E, wait: bool) -> Result<u64, StateError> {
+        if let Some(check) = &self.check {
+            check(&self.state, event).map_err(|source| StateError::Refused { source })?;
+        }
         let message = self
             .registry
             .serialize(event)
             .map_err(StateError::SerializeEvent)?;
-        let seq = self.log.append(KIND_EVENT, &message)?;
+        let seq = if wait {
+            self.log.append(KIND_EVENT, &message)?
+        } else {
+            self.log.submit(KIND_EVENT, &message)?
+        };
         (self.apply)(&mut self.state, event);
         self.last_seq = seq;
         self.since_snapshot += 1;
@@ -354,7 +527,14 @@ where
         write_snapshot(&self.dir, self.last_seq, &message)?;
         self.since_snapshot = 0;
         if self.prune {
-            Ok(self.log.prune(self.last_seq)?)
+            // The snapshot is durable: the segments and snapshots it covers can go, oldest
+            // first (segments, then snapshots), so a crash meanwhile leaves a state that opens.
+            let segments = self.log.prune_before(self.last_seq.saturating_add(1))?;
+            let snapshots = remove_snapshots_before(&self.dir, self.last_seq)?;
+            Ok(Pruned {
+                segments,
+                snapshots,
+            })
         } else {
             Ok(Pruned::default())
         }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use pontoon_persist::{Durability, Log, LogError, LogOptions};
+use pontoon_persist::{Durability, Log, LogOptions, OpenError};
 use pontoon_wire::{Header, Message};
 
 fn scratch(test: &str) -> PathBuf {
@@ -47,7 +47,7 @@ fn write_log(dir: &Path, n: u64) -> (PathBuf, Vec<u8>, Vec<usize>) {
 
 fn check_prefix(dir: &Path, whole: usize) {
     let (log, _) = Log::open(dir, options(Durability::Never)).unwrap();
-    let records = log.records().unwrap();
+    let records = log.read_all().unwrap();
     assert_eq!(records.len(), whole);
     for (i, record) in records.iter().enumerate() {
         let seq = i as u64 + 1;
@@ -117,7 +117,7 @@ fn every_flipped_bit_gives_the_records_before_it_or_an_error_naming_it() {
                     drop(log);
                     check_prefix(&dir, record);
                 }
-                Err(LogError::Corrupt { file, offset, .. }) => {
+                Err(OpenError::Corrupt { file, offset, .. }) => {
                     assert_eq!(file, segment);
                     assert!(
                         at < 16 || (offset as usize) == start,
@@ -137,7 +137,7 @@ fn damage_before_valid_records_is_an_error_unless_salvaged() {
     bytes[ends[1] + 10] ^= 0xff; // inside record 3, with records 4 and 5 after it
     std::fs::write(&segment, &bytes).unwrap();
     match Log::open(&dir, options(Durability::Never)) {
-        Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset as usize, ends[1]),
+        Err(OpenError::Corrupt { offset, .. }) => assert_eq!(offset as usize, ends[1]),
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let mut salvage = options(Durability::Never);
@@ -145,7 +145,7 @@ fn damage_before_valid_records_is_an_error_unless_salvaged() {
     let (log, recovery) = Log::open(&dir, salvage).unwrap();
     assert_eq!(recovery.records, 4);
     assert_eq!(recovery.skipped.len(), 1);
-    let seqs: Vec<u64> = log.records().unwrap().iter().map(|r| r.seq).collect();
+    let seqs: Vec<u64> = log.read_all().unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [1, 2, 4, 5]);
 }
 
@@ -170,7 +170,7 @@ fn segments_rotate_and_damage_in_an_earlier_one_names_its_file() {
     let (log, recovery) = Log::open(&dir, small.clone()).unwrap();
     assert_eq!(recovery.records, 12);
     assert_eq!(
-        log.records()
+        log.read_all()
             .unwrap()
             .iter()
             .map(|r| r.seq)
@@ -182,7 +182,7 @@ fn segments_rotate_and_damage_in_an_earlier_one_names_its_file() {
     let first = std::fs::read(&segments[0]).unwrap();
     std::fs::write(&segments[0], &first[..first.len() - 5]).unwrap();
     match Log::open(&dir, small) {
-        Err(LogError::Corrupt { file, .. }) => assert_eq!(file, segments[0]),
+        Err(OpenError::Corrupt { file, .. }) => assert_eq!(file, segments[0]),
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
@@ -193,7 +193,7 @@ fn one_process_at_a_time() {
     let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
     assert!(matches!(
         Log::open(&dir, LogOptions::default()),
-        Err(LogError::Locked { .. })
+        Err(OpenError::Locked { .. })
     ));
     drop(log);
     assert!(Log::open(&dir, LogOptions::default()).is_ok());
@@ -217,7 +217,7 @@ fn a_last_segment_whose_header_never_became_durable_is_written_anew() {
     assert_eq!((&cut.file, cut.offset, cut.bytes), (&unborn, 0, 40));
     assert_eq!(recovery.records, 6);
     assert_eq!(log.append(0, &message(7)).unwrap(), 7);
-    assert_eq!(log.records().unwrap().len(), 7);
+    assert_eq!(log.read_all().unwrap().len(), 7);
     drop(log);
 
     // A damaged header with a valid record after it is corruption, not a fresh segment.
@@ -225,7 +225,7 @@ fn a_last_segment_whose_header_never_became_durable_is_written_anew() {
     damaged[0] ^= 0xFF;
     std::fs::write(&unborn, &damaged).unwrap();
     match Log::open(&dir, options(Durability::Always)) {
-        Err(LogError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (unborn, 0)),
+        Err(OpenError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (unborn, 0)),
         other => panic!("expected corruption, got {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -245,7 +245,7 @@ fn a_segment_longer_than_the_options_allow_is_refused_before_it_is_read() {
     small.segment_bytes = 1000;
     small.max_record_bytes = 1000;
     match Log::open(&dir, small) {
-        Err(LogError::SegmentTooLarge { len, limit, .. }) => {
+        Err(OpenError::SegmentTooLarge { len, limit, .. }) => {
             assert!(
                 len > limit && limit == 1000 + 1000 + 16 + 32,
                 "{len} {limit}"
@@ -280,7 +280,7 @@ fn records_of_a_mebibyte_and_more_checksummed_outside_the_lock_read_back() {
         }
         let (log, recovery) = Log::open(&dir, options(durability)).unwrap();
         assert_eq!((recovery.records, recovery.cut.clone()), (3, None));
-        for (record, i) in log.records().unwrap().iter().zip(1..) {
+        for (record, i) in log.read_all().unwrap().iter().zip(1..) {
             assert!(
                 record.message == big(i),
                 "{durability:?}: record {i} differs"

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pontoon_persist::{
-    Log, LogOptions, encode_snapshot, load_snapshot, snapshot_file_name, write_snapshot,
+    Log, LogOptions, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,
+    write_snapshot,
 };
 use pontoon_wire::{Header, Limits, Message};
 
@@ -164,7 +165,7 @@ fn segments(dir: &Path) -> Vec<u64> {
 }
 
 #[test]
-fn prune_removes_covered_segments_and_older_snapshots_but_never_the_last_segment() {
+fn prune_before_removes_covered_segments_but_never_the_last_one() {
     let dir = scratch("prune");
     let mut options = LogOptions::default();
     options.segment_bytes = 300;
@@ -176,34 +177,34 @@ fn prune_removes_covered_segments_and_older_snapshots_but_never_the_last_segment
     assert!(before.len() > 3, "{before:?}");
     assert_eq!(log.first_seq(), 1);
 
-    // Without the snapshot file, nothing is removed.
-    assert!(log.prune(7).is_err());
-    assert_eq!(segments(&dir), before);
-
     write_snapshot(&dir, 3, &state(3)).unwrap();
     write_snapshot(&dir, 7, &state(7)).unwrap();
-    let pruned = log.prune(7).unwrap();
-    assert_eq!(pruned.snapshots, vec![dir.join(snapshot_file_name(3))]);
+    let pruned = log.prune_before(8).unwrap();
+    // The log knows no snapshots: removing them is the caller's.
+    assert_eq!(segments(&dir).len(), before.len() - pruned.len());
+    assert_eq!(
+        remove_snapshots_before(&dir, 7).unwrap(),
+        vec![dir.join(snapshot_file_name(3))]
+    );
     let after = segments(&dir);
     // Every remaining segment but the first starts after 8; the first holds record 8.
     assert!(after[0] <= 8, "{after:?}");
     assert!(after.len() < 2 || after[1] > 8, "{after:?}");
-    assert_eq!(pruned.segments.len(), before.len() - after.len());
+    assert_eq!(pruned.len(), before.len() - after.len());
     // The open log reads what remains, and knows where it starts now.
     assert_eq!(log.first_seq(), after[0]);
-    let records = log.records().unwrap();
+    let records = log.read_all().unwrap();
     assert_eq!(records.first().unwrap().seq, after[0]);
     assert_eq!(records.last().unwrap().seq, 20);
-    assert_eq!(log.records_from(15).unwrap().count(), 6);
+    assert_eq!(log.records(15).unwrap().count(), 6);
     drop(log);
     // So does the log opened again.
     let (log, _) = Log::open(&dir, options.clone()).unwrap();
     assert_eq!(log.first_seq(), after[0]);
-    assert_eq!(log.records().unwrap().first().unwrap().seq, after[0]);
+    assert_eq!(log.read_all().unwrap().first().unwrap().seq, after[0]);
 
-    // A snapshot past the end of the log never removes the last segment.
-    write_snapshot(&dir, 20, &state(20)).unwrap();
-    log.prune(20).unwrap();
+    // Pruning past the end of the log never removes the last segment.
+    log.prune_before(u64::MAX).unwrap();
     assert_eq!(segments(&dir), vec![*before.last().unwrap()]);
     drop(log);
     let (log, _) = Log::open(&dir, options).unwrap();
@@ -233,4 +234,23 @@ fn a_snapshot_longer_than_the_limits_allow_is_damaged_and_not_read() {
             .contains("more than the limits allow")
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_snapshot_written_vectored_is_byte_for_byte_the_encoded_one_and_loads_back() {
+    let dir = scratch("vectored");
+    std::fs::create_dir_all(&dir).unwrap();
+    let frames = vec![
+        Bytes::from(vec![7u8; 100_000]),
+        Bytes::from_static(b"small"),
+        Bytes::new(),
+    ];
+    let message = Message::new(Header::from_serde(&("state", 3)).unwrap(), frames);
+    let path = write_snapshot(&dir, 42, &message).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        encode_snapshot(42, &message).unwrap()
+    );
+    let loaded = load_snapshot(&dir, &Limits::default()).unwrap();
+    assert_eq!(loaded.snapshot.unwrap().message, message);
 }

@@ -351,3 +351,105 @@ fn a_type_without_a_stable_name_is_refused_with_how_to_give_it_one() {
     assert_eq!(header["type"].as_str(), Some("test.Account"));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_check_refuses_an_event_before_it_is_logged() {
+    let dir = scratch("check");
+    {
+        let mut account =
+            open(&dir, DurableOptions::default()).with_check(|account, event| match event {
+                Event::Withdraw(n) if account.balance - n < 0 => Err("overdrawn".into()),
+                _ => Ok(()),
+            });
+        account.apply(&Event::Deposit(5)).unwrap();
+        let refused = account.apply(&Event::Withdraw(6)).unwrap_err();
+        assert!(matches!(refused, StateError::Refused { .. }));
+        assert_eq!(
+            std::error::Error::source(&refused).unwrap().to_string(),
+            "overdrawn"
+        );
+        assert_eq!((account.state().balance, account.last_seq()), (5, 1));
+        account.apply(&Event::Withdraw(5)).unwrap();
+    }
+    let account = open(&dir, DurableOptions::default());
+    assert_eq!((account.state().balance, account.last_seq()), (0, 2));
+}
+
+#[test]
+fn pipelined_events_share_syncs_and_survive_reopening() {
+    let dir = scratch("pipelined");
+    let mut options = DurableOptions::default();
+    options.log.durability = pontoon_persist::Durability::GroupCommit;
+    {
+        let mut account = open(&dir, options);
+        let mut last = 0;
+        for i in 1..=2000 {
+            last = account.submit(&event(i)).unwrap();
+            // Applied at once, durable or not.
+            assert_eq!(account.last_seq(), i);
+        }
+        account.wait_durable(last).unwrap();
+        assert_eq!(account.durable_seq(), 2000);
+        assert_eq!(*account.state(), expected(2000));
+        let stats = account.log().stats();
+        assert!(
+            stats.syncs < 2000,
+            "{} syncs for 2000 pipelined events",
+            stats.syncs
+        );
+    }
+    let account = open(&dir, DurableOptions::default());
+    assert_eq!(*account.state(), expected(2000));
+}
+
+/// A waker that unparks the test's thread and counts its wakes.
+struct Unpark {
+    thread: std::thread::Thread,
+    wakes: std::sync::atomic::AtomicUsize,
+}
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+#[test]
+fn the_durable_future_is_woken_by_the_sync_that_covers_it() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let dir = scratch("future");
+    let mut options = DurableOptions::default();
+    options.log.durability = pontoon_persist::Durability::GroupCommit;
+    let mut account = open(&dir, options);
+    let unpark = std::sync::Arc::new(Unpark {
+        thread: std::thread::current(),
+        wakes: 0.into(),
+    });
+    let waker = std::task::Waker::from(unpark.clone());
+    let mut cx = Context::from_waker(&waker);
+    for i in 1..=20 {
+        let seq = account.submit(&event(i)).unwrap();
+        let mut wait = std::pin::pin!(account.durable(seq));
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            match wait.as_mut().poll(&mut cx) {
+                Poll::Ready(result) => break result.unwrap(),
+                // Polled again only after a wake (a guard, not a time limit, against a hang).
+                Poll::Pending => {
+                    let before = unpark.wakes.load(std::sync::atomic::Ordering::SeqCst);
+                    let mut waited = 0;
+                    while unpark.wakes.load(std::sync::atomic::Ordering::SeqCst) == before {
+                        std::thread::park_timeout(std::time::Duration::from_millis(100));
+                        waited += 1;
+                        assert!(waited < 600, "event {i}: the future was never woken");
+                    }
+                }
+            }
+        }
+        assert!(polls <= 3, "event {i}: polled {polls} times");
+        assert!(account.durable_seq() >= seq);
+    }
+}

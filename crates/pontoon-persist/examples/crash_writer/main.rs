@@ -58,7 +58,14 @@ fn main() {
         }
     }
     if let Err(error) = run(&dir, options) {
-        eprintln!("crash_writer: {error}");
+        // The whole chain: each error says only its own part.
+        let mut text = format!("crash_writer: {error}");
+        let mut cause = error.source();
+        while let Some(inner) = cause {
+            text.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        eprintln!("{text}");
         std::process::exit(1);
     }
 }

@@ -1,0 +1,172 @@
+//! [`Log::inspect`]: a read-only look at a log directory, for tools (`pontoon log verify` and
+//! `dump`): the same checks as opening it, without creating, locking exclusively, cutting or
+//! writing anything.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::error::OpenError;
+use crate::files::open_regular;
+use crate::records::{RawRecords, Records};
+use crate::recovery::{list_segments, scan};
+use crate::{Cut, Log, LogOptions, Recovery};
+
+/// What [`Log::inspect`] found: the recovery that the next writable open would make, and a way
+/// to read the records it would keep. The log's `LOCK` file, if it has one, is locked shared
+/// while this lives, so no process opens the log for writing meanwhile.
+///
+/// ```no_run
+/// # #[allow(dead_code)]
+/// # fn f() -> Result<(), pontoon_persist::LogError> {
+/// let inspection = pontoon_persist::Log::inspect("/data/log", &Default::default())?;
+/// if let Some(cut) = inspection.would_cut() {
+///     println!("the next writable open cuts {} bytes of {}", cut.bytes, cut.file.display());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Inspection {
+    /// What recovery found; its `cut` is a cut the next writable open would make, not one made.
+    pub recovery: Recovery,
+    /// The segment files, oldest first.
+    pub segments: Vec<PathBuf>,
+    /// The sequence number of the first record (the next one, if the log holds none).
+    pub first_seq: u64,
+    /// The sequence number the next record appended would get.
+    pub next_seq: u64,
+    /// Segment files with the length of each that holds whole records (`None`: a segment whose
+    /// creation was cut short, with no record in it).
+    plan: Vec<(PathBuf, Option<u64>)>,
+    options: LogOptions,
+    _lock: Option<File>,
+}
+
+impl Inspection {
+    /// The torn tail (or never-finished segment) that the next writable open would cut.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(inspection: &pontoon_persist::Inspection) { assert!(inspection.would_cut().is_none()); }
+    /// ```
+    pub fn would_cut(&self) -> Option<&Cut> {
+        self.recovery.cut.as_ref()
+    }
+
+    fn plan(&self) -> Vec<(PathBuf, Option<u64>)> {
+        self.plan
+            .iter()
+            .filter_map(|(path, len)| len.map(|len| (path.clone(), Some(len))))
+            .collect()
+    }
+
+    /// The records numbered `from` and up that recovery keeps, their payloads not decoded, one
+    /// segment in memory at a time.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(inspection: &pontoon_persist::Inspection) -> Result<(), pontoon_persist::LogError> {
+    /// let count = inspection.raw_records(1).count();
+    /// # let _ = count; Ok(()) }
+    /// ```
+    pub fn raw_records(&self, from: u64) -> RawRecords {
+        RawRecords::new(self.plan(), from, &self.options)
+    }
+
+    /// The records numbered `from` and up that recovery keeps, decoded (compressed frames are
+    /// decompressed), one segment in memory at a time.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(inspection: &pontoon_persist::Inspection) -> Result<(), pontoon_persist::LogError> {
+    /// for record in inspection.records(1) {
+    ///     println!("{}", record?.seq);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn records(&self, from: u64) -> Records {
+        Records::new(self.raw_records(from), self.options.limits)
+    }
+}
+
+impl Log {
+    /// Looks at the log in `dir` without changing it: lists and checks every segment as
+    /// [`Log::open`] would (under the same `options`), but creates nothing, takes the `LOCK`
+    /// file's lock only shared (and goes on without it if the directory has no `LOCK`, as a
+    /// copy on a read-only medium may not), and cuts nothing: a torn tail is reported as what
+    /// the next writable open would cut ([`Inspection::would_cut`]). Every byte of the
+    /// directory is the same afterwards. Only regular files are read.
+    ///
+    /// A `dir` that is not a directory, or holds no segment file, is [`OpenError::NoLog`]; one
+    /// that a process has open for writing is [`OpenError::Locked`].
+    ///
+    /// ```
+    /// use pontoon_persist::{Log, LogOptions, OpenError};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("pontoon-doc-inspect-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// // Not a log: refused, and nothing is created.
+    /// assert!(matches!(Log::inspect(&dir, &LogOptions::default()), Err(OpenError::NoLog { .. })));
+    /// assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    /// {
+    ///     let (log, _) = Log::open(&dir, LogOptions::default())?;
+    ///     log.append(1, &pontoon_wire::Message::default())?;
+    /// }
+    /// let inspection = Log::inspect(&dir, &LogOptions::default())?;
+    /// assert_eq!((inspection.recovery.records, inspection.next_seq), (1, 2));
+    /// assert_eq!(inspection.records(1).count(), 1);
+    /// # drop(inspection); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::LogError>(())
+    /// ```
+    pub fn inspect(dir: impl AsRef<Path>, options: &LogOptions) -> Result<Inspection, OpenError> {
+        let dir = dir.as_ref();
+        let no_log = |reason: &'static str| OpenError::NoLog {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let metadata = std::fs::metadata(dir).map_err(crate::files::io("reading", dir))?;
+        if !metadata.is_dir() {
+            return Err(no_log("it is not a directory"));
+        }
+        let lock_path = dir.join("LOCK");
+        let lock = match std::fs::symlink_metadata(&lock_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(crate::files::io("reading", &lock_path)(e).into()),
+            Ok(_) => {
+                let lock = open_regular(&lock_path)?;
+                match lock.try_lock_shared() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        return Err(OpenError::Locked {
+                            dir: dir.to_path_buf(),
+                        });
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(crate::files::io("locking", &lock_path)(e).into());
+                    }
+                }
+                Some(lock)
+            }
+        };
+        let segments = list_segments(dir)?;
+        if segments.is_empty() {
+            return Err(no_log("it holds no segment file"));
+        }
+        let scanned = scan(&segments, options)?;
+        let plan = segments
+            .iter()
+            .zip(&scanned.valid_bytes)
+            .map(|(segment, len)| (segment.path.clone(), *len))
+            .collect();
+        Ok(Inspection {
+            first_seq: segments.first().map_or(1, |s| s.first_seq),
+            next_seq: scanned.next_seq,
+            recovery: scanned.recovery,
+            segments: segments.into_iter().map(|s| s.path).collect(),
+            plan,
+            options: options.clone(),
+            _lock: lock,
+        })
+    }
+}
