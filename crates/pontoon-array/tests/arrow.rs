@@ -1,5 +1,6 @@
 //! Arrow interop: conversions without copies, the `arrow` family (directly, through a registry
 //! and over pontoon-wire), IPC streams and files, and hostile input.
+#![cfg(feature = "arrow")]
 
 use std::ops::Range;
 use std::sync::Arc;

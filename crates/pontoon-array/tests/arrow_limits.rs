@@ -1,6 +1,7 @@
 //! Issue 10 on the Arrow paths: elements that take no bytes on the wire (nulls, here) are an
 //! expansion too, bounded by the receiver's limits before arrow-rs builds anything; and
 //! unpacking booleans is checked and fallible.
+#![cfg(feature = "arrow")]
 
 use std::sync::Arc;
 

@@ -63,7 +63,7 @@ mod stream;
 pub use close::{
     CLOSE_MARKER, CLOSE_PREFIX_LEN, CloseCode, CloseFault, CloseMessage, MAX_CLOSE_REASON_BYTES,
 };
-pub use codec::{Codec, MIN_COMPRESS_LEN};
+pub use codec::{Codec, MIN_COMPRESS_LEN, UnknownCodecName};
 pub use encode::{EncodeError, EncodeOptions, Encoded, Encoder, FrameInfo};
 pub use error::{DecodeError, DecompressFault};
 pub use format::{

@@ -59,7 +59,10 @@ fn decompressing_a_frame_allocates_its_output_once() {
     // receiver both know the receiver allows 1024:1.
     let mut limits = Limits::default();
     limits.max_expansion_ratio = 1024;
-    for codec in [Codec::Lz4, Codec::Zstd] {
+    for codec in [Codec::Lz4, Codec::Zstd]
+        .into_iter()
+        .filter(|c| c.is_built())
+    {
         let options = EncodeOptions::default()
             .codec(codec)
             .receiver_limits(limits);
