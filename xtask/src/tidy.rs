@@ -246,7 +246,14 @@ fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
             "--edges",
             "normal,build",
         ])
-        .args(["--prefix", "none", "--features", &features, "--target", "all"])
+        .args([
+            "--prefix",
+            "none",
+            "--features",
+            &features,
+            "--target",
+            "all",
+        ])
         .output()?;
     let mut found: Vec<&str> = tree
         .lines()

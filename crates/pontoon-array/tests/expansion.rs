@@ -59,7 +59,7 @@ fn a_broadcast_header_is_bounded_by_the_receivers_limits() {
             }),
             "{shape} at {offset}"
         );
-        assert!(err.to_string().contains("max_expansion_ratio"), "{err}");
+        assert!(report(&err).contains("max_expansion_ratio"), "{err}");
     }
     // Within the limits (64 KiB from 8 bytes is the floor), a broadcast is accepted.
     let small = load(
@@ -114,7 +114,7 @@ fn a_broadcast_inside_a_serde_struct_is_bounded_too() {
     assert_eq!(message.frames[0].len(), 8, "a broadcast sends its base");
     let receiver = Registry::new();
     let err = receiver.deserialize::<Holder>(&message).unwrap_err();
-    assert!(err.to_string().contains("limits allow"), "{err}");
+    assert!(report(&err).contains("limits allow"), "{err}");
     let mut trusting = Registry::new();
     trusting.set_limits(Limits::UNLIMITED);
     let back: Holder = trusting.deserialize(&message).unwrap();
@@ -260,4 +260,15 @@ fn empty_arrays_whose_other_dimensions_overflow_are_refused_when_built() {
     #[cfg(feature = "ndarray")]
     assert_eq!(fine.to_ndarray::<f64>().unwrap().len(), 0);
     assert_eq!(fine, fine.to_contiguous().unwrap());
+}
+
+/// The error and its causes, each once, as a report (anyhow's `{:#}`) prints them.
+fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        text = format!("{text}: {source}");
+        cause = source.source();
+    }
+    text
 }

@@ -93,6 +93,15 @@ mod type_name;
 /// crate needs no dependency of its own on `rmpv`.
 pub use rmpv;
 
+/// The `bytes` crate this one is built with: a [`Buffer`] is a `bytes::Bytes`, and families
+/// hand frames over as `Bytes`, so users name the same version.
+///
+/// ```
+/// let buffer = pontoon_family::Buffer::from(pontoon_family::bytes::Bytes::from_static(b"abc"));
+/// assert_eq!(buffer.len(), 3);
+/// ```
+pub use bytes;
+
 pub use buffer::Buffer;
 pub use context::Context;
 pub use error::{DeserializeError, RegistryError, SerializeError};

@@ -460,7 +460,7 @@ impl Buf for Encoded {
 #[non_exhaustive]
 pub enum EncodeError {
     /// The compressor failed on a frame.
-    #[error("cannot compress frame {frame} with {codec}: {source}")]
+    #[error("cannot compress frame {frame} with {codec}")]
     Compress {
         /// Index of the frame in the message.
         frame: usize,

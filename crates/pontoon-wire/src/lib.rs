@@ -46,6 +46,25 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+/// The `bytes` crate this one is built with: [`Frame`] is a `bytes::Bytes`, and decoders read
+/// from a `bytes::BytesMut`, so users name the same version.
+///
+/// ```
+/// let frame: pontoon_wire::Frame = pontoon_wire::bytes::Bytes::from_static(b"abc");
+/// assert_eq!(frame.len(), 3);
+/// ```
+pub use bytes;
+/// The `rmpv` crate this one is built with: [`Header::from_value`] and [`Header::to_value`] take
+/// and give an `rmpv::Value`.
+///
+/// ```
+/// use pontoon_wire::rmpv::Value;
+/// let header = pontoon_wire::Header::from_value(&Value::from("ping"));
+/// assert_eq!(header.to_value()?, Value::from("ping"));
+/// # Ok::<(), pontoon_wire::HeaderError>(())
+/// ```
+pub use rmpv;
+
 mod close;
 mod codec;
 mod encode;
@@ -59,6 +78,8 @@ mod message;
 mod reader;
 pub mod shard;
 mod stream;
+#[cfg(feature = "tokio-util")]
+mod tokio_codec;
 
 pub use close::{
     CLOSE_MARKER, CLOSE_PREFIX_LEN, CloseCode, CloseFault, CloseMessage, MAX_CLOSE_REASON_BYTES,
@@ -80,3 +101,5 @@ pub use limits::{EXPANSION_FLOOR, Limits};
 pub use message::{Frame, Message};
 pub use reader::{FRAME_ALIGN, FrameBuffers, MessageReader, RawMessage, Received, Want};
 pub use stream::{Decoder, decode_message};
+#[cfg(feature = "tokio-util")]
+pub use tokio_codec::{MessageCodec, MessageCodecError};

@@ -154,7 +154,9 @@ impl Decoder {
     pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         match self.decode(src)? {
             Some(message) => Ok(Some(message)),
-            None if src.is_empty() => Ok(None),
+            // A clean end only between messages: a head already taken from `src` is a
+            // message in progress even when no byte of it is left in the buffer.
+            None if src.is_empty() && self.head.is_none() => Ok(None),
             None => {
                 let error = DecodeError::Truncated {
                     offset: self.consumed + src.len() as u64,

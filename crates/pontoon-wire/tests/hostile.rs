@@ -554,3 +554,24 @@ fn a_frame_in_a_codec_this_build_lacks_is_refused_from_its_head_naming_the_featu
         );
     }
 }
+
+/// Failed before the fix: a stream that ended right after a message's head (the head read and
+/// checked, none of its frame bytes come) was a clean end (`Ok(None)`) at `decode_eof`, so a
+/// message was lost without an error.
+#[test]
+fn a_stream_that_ends_right_after_a_head_is_truncated_not_finished() {
+    let head = crafted(0, 0, 1, 1, &[entry(100, 100, 0), vec![0x80]].concat());
+    let mut decoder = Decoder::new();
+    let mut buf = BytesMut::from(&head[..]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert!(
+        buf.is_empty(),
+        "the head's bytes are taken: the decoder holds the head"
+    );
+    assert_eq!(
+        decoder.decode_eof(&mut buf),
+        Err(DecodeError::Truncated {
+            offset: head.len() as u64
+        })
+    );
+}
