@@ -96,7 +96,7 @@ impl Family for ArrayFamily {
 /// use pontoon_array::{ArrayFamily, ArrayHeaderError};
 /// use pontoon_family::{Context, Family, Loaded, rmpv::Value};
 /// let meta = Value::Map(vec![("dtype".into(), "<f8".into())]);
-/// let loaded = Loaded { type_name: "x", meta: &meta, frames: &[], limits: &pontoon_wire::Limits::DEFAULT };
+/// let loaded = Loaded::new("x", &meta, &[], &pontoon_wire::Limits::DEFAULT);
 /// let err = ArrayFamily.loads(&loaded, &Context::new()).unwrap_err();
 /// let err = err.downcast_ref::<ArrayHeaderError>().unwrap();
 /// assert!(matches!(err, ArrayHeaderError::Missing { key: "shape" }));

@@ -48,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 mod array;
 #[cfg(feature = "arrow")]

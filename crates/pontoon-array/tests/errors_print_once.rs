@@ -74,12 +74,7 @@ fn array_header_errors_leave_their_cause_to_source() {
         ("offset".into(), 0.into()),
     ]);
     let frames = [Bytes::from_static(&[0; 8])]; // 8 bytes for 4 elements of 8
-    let loaded = Loaded {
-        type_name: "pontoon_array::Array",
-        meta: &meta,
-        frames: &frames,
-        limits: &Limits::DEFAULT,
-    };
+    let loaded = Loaded::new("pontoon_array::Array", &meta, &frames, &Limits::DEFAULT);
     let error = ArrayFamily
         .loads(&loaded, &pontoon_family::Context::new())
         .map(|_| ())

@@ -25,12 +25,7 @@ fn meta(dtype: &str, shape: &[u64], strides: &[i64], offset: u64) -> Value {
 
 fn load(meta: &Value, frame: Bytes, limits: &Limits) -> Result<Array, ArrayHeaderError> {
     let frames = [frame];
-    let loaded = Loaded {
-        type_name: "x",
-        meta,
-        frames: &frames,
-        limits,
-    };
+    let loaded = Loaded::new("x", meta, &frames, limits);
     match ArrayFamily.loads(&loaded, &Context::new()) {
         Ok(value) => Ok(value.downcast_ref::<Array>().unwrap().clone()),
         Err(e) => Err(e.downcast_ref::<ArrayHeaderError>().unwrap().clone()),

@@ -138,12 +138,7 @@ fn hostile_headers_are_refused_with_typed_errors() {
     let load = |meta: &Value, frames: &[Bytes]| {
         ArrayFamily
             .loads(
-                &Loaded {
-                    type_name: "x",
-                    meta,
-                    frames,
-                    limits: &pontoon_wire::Limits::DEFAULT,
-                },
+                &Loaded::new("x", meta, frames, &pontoon_wire::Limits::DEFAULT),
                 &Context::new(),
             )
             .map(|_| ())

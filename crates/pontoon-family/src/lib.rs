@@ -75,6 +75,7 @@
 //! compact; owning the format lets buffers leave the body, lets us bound every length before
 //! allocating, and makes it a specification that we version.
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 pub mod binary;
 mod buffer;

@@ -305,7 +305,11 @@ impl Comm {
             address: remote.to_string(),
             seconds: timeout.as_secs_f64(),
         })??;
-        let encoder = Encoder::new(EncodeOptions::default().codec(peer.send_codec));
+        let encoder = Encoder::new({
+            let mut options = EncodeOptions::default();
+            options.codec = peer.send_codec;
+            options
+        });
         let pool = pool.unwrap_or_else(|| Pool::new(config.receive_pool_bytes));
         let shared = Arc::new(Shared {
             local,

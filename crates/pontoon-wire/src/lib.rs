@@ -45,6 +45,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 /// The `bytes` crate this one is built with: [`Frame`] is a `bytes::Bytes`, and decoders read
 /// from a `bytes::BytesMut`, so users name the same version.

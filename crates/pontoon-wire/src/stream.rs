@@ -279,7 +279,11 @@ mod tests {
             ),
             Message::new(Header::empty(), vec![compressible, Bytes::new()]),
         ];
-        let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Lz4).checksums(true));
+        let encoder = Encoder::new(EncodeOptions {
+            codec: Codec::Lz4,
+            checksums: true,
+            ..EncodeOptions::default()
+        });
         let mut stream = crate::preamble().to_vec();
         for m in &messages {
             stream.extend_from_slice(&encoder.encode(m).unwrap().to_bytes());

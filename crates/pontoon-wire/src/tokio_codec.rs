@@ -96,7 +96,9 @@ impl MessageCodec {
     ///
     /// ```
     /// use pontoon_wire::{EncodeOptions, Encoder, MessageCodec};
-    /// let codec = MessageCodec::new().with_encoder(Encoder::new(EncodeOptions::default().checksums(true)));
+    /// let mut options = EncodeOptions::default();
+    /// options.checksums = true;
+    /// let codec = MessageCodec::new().with_encoder(Encoder::new(options));
     /// # let _ = codec;
     /// ```
     #[must_use = "with_encoder returns the changed codec"]

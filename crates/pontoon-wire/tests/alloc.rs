@@ -63,9 +63,12 @@ fn decompressing_a_frame_allocates_its_output_once() {
         .into_iter()
         .filter(|c| c.is_built())
     {
-        let options = EncodeOptions::default()
-            .codec(codec)
-            .receiver_limits(limits);
+        let options = {
+            let mut options = EncodeOptions::default();
+            options.codec = codec;
+            options.receiver_limits = limits;
+            options
+        };
         let bytes = Encoder::new(options).encode(&message).unwrap().to_bytes();
         assert!(bytes.len() < raw_len / 10, "{codec} did not compress");
         LARGE.with(|c| c.set((0, 0)));

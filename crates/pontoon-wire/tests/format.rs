@@ -33,10 +33,15 @@ fn head_checksum_covers_the_documented_bytes() {
         Header::from_serde(&"h").unwrap(),
         vec![Bytes::from_static(b"xyz")],
     );
-    let bytes = Encoder::new(EncodeOptions::default().checksums(true).alignment(1))
-        .encode(&message)
-        .unwrap()
-        .to_bytes();
+    let bytes = Encoder::new({
+        let mut options = EncodeOptions::default();
+        options.checksums = true;
+        options.alignment = 1;
+        options
+    })
+    .encode(&message)
+    .unwrap()
+    .to_bytes();
     assert_eq!(bytes[2], 1, "checksum flag");
     let head_len = 24 + 24 + 2;
     let mut covered = bytes[..4].to_vec();
@@ -58,9 +63,12 @@ fn head_checksum_covers_the_documented_bytes() {
 fn compressed_frames_are_blocks_with_length_prefixes() {
     let raw = vec![7u8; (1 << 20) + 5000];
     let message = Message::new(Header::empty(), vec![Bytes::from(raw.clone())]);
-    let options = EncodeOptions::default()
-        .codec(pontoon_wire::Codec::Lz4)
-        .alignment(1);
+    let options = {
+        let mut options = EncodeOptions::default();
+        options.codec = pontoon_wire::Codec::Lz4;
+        options.alignment = 1;
+        options
+    };
     let bytes = Encoder::new(options).encode(&message).unwrap().to_bytes();
     assert_eq!(bytes[24 + 16], 1, "codec lz4");
     let wire = &bytes[24 + 24 + 1..];

@@ -28,7 +28,12 @@ fn sample_messages() -> Vec<Message> {
 }
 
 fn sample_stream() -> Vec<u8> {
-    let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Lz4).checksums(true));
+    let encoder = Encoder::new({
+        let mut options = EncodeOptions::default();
+        options.codec = Codec::Lz4;
+        options.checksums = true;
+        options
+    });
     let mut out = preamble().to_vec();
     for message in sample_messages() {
         out.extend_from_slice(&encoder.encode(&message).unwrap().to_bytes());
@@ -51,10 +56,15 @@ fn every_truncation_point_asks_for_more_and_never_gives_a_wrong_message() {
     let stream = sample_stream();
     let expected = sample_messages();
     let first_end = P as usize
-        + Encoder::new(EncodeOptions::default().codec(Codec::Lz4).checksums(true))
-            .encode(&expected[0])
-            .unwrap()
-            .len() as usize;
+        + Encoder::new({
+            let mut options = EncodeOptions::default();
+            options.codec = Codec::Lz4;
+            options.checksums = true;
+            options
+        })
+        .encode(&expected[0])
+        .unwrap()
+        .len() as usize;
     for cut in 0..stream.len() {
         let decoded = decode_all(&stream[..cut], Limits::default())
             .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
@@ -227,11 +237,15 @@ fn a_bad_checksum_is_refused() {
     );
 
     let message = Message::new(Header::empty(), vec![Bytes::from_static(b"payload")]);
-    let mut bytes = Encoder::new(EncodeOptions::default().checksums(true))
-        .encode(&message)
-        .unwrap()
-        .to_bytes()
-        .to_vec();
+    let mut bytes = Encoder::new({
+        let mut options = EncodeOptions::default();
+        options.checksums = true;
+        options
+    })
+    .encode(&message)
+    .unwrap()
+    .to_bytes()
+    .to_vec();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let e = decode_message(bytes.into(), &Limits::default()).unwrap_err();
@@ -365,7 +379,12 @@ fn one_shot_decoding_wants_exactly_one_message() {
 fn assembling_from_separate_frames_checks_what_it_is_given() {
     use pontoon_wire::MessageHead;
     let message = sample_messages().remove(1);
-    let options = EncodeOptions::default().codec(Codec::Lz4).checksums(true);
+    let options = {
+        let mut options = EncodeOptions::default();
+        options.codec = Codec::Lz4;
+        options.checksums = true;
+        options
+    };
     let wire = Encoder::new(options).encode(&message).unwrap().to_bytes();
     let parse = || {
         let mut buf = BytesMut::from(&wire[..]);
@@ -478,10 +497,14 @@ fn a_compressed_frame_that_lies_about_its_size_is_an_error_of_its_kind() {
         .into_iter()
         .filter(|c| c.is_built())
     {
-        let wire = Encoder::new(EncodeOptions::default().codec(codec))
-            .encode(&message)
-            .unwrap()
-            .to_bytes();
+        let wire = Encoder::new({
+            let mut options = EncodeOptions::default();
+            options.codec = codec;
+            options
+        })
+        .encode(&message)
+        .unwrap()
+        .to_bytes();
         let declared = |raw_len: u64| {
             let mut bytes = wire.to_vec();
             bytes[32..40].copy_from_slice(&raw_len.to_le_bytes());

@@ -36,7 +36,12 @@ fn messages_cross_a_small_pipe_whole_and_in_order() {
     runtime().block_on(async {
         // A pipe far smaller than the messages: the reader sees each one arrive in pieces.
         let (client, server) = tokio::io::duplex(4096);
-        let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Lz4).checksums(true));
+        let encoder = Encoder::new({
+            let mut options = EncodeOptions::default();
+            options.codec = Codec::Lz4;
+            options.checksums = true;
+            options
+        });
         let mut outgoing = FramedWrite::new(client, MessageCodec::new().with_encoder(encoder));
         let mut incoming = FramedRead::new(server, MessageCodec::new());
         let sent = messages();

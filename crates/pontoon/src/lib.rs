@@ -35,6 +35,7 @@ assert_eq!(pontoon::wire::decode_message(bytes, &Limits::default())?, message);
 "#
 )]
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 #[cfg(feature = "wire")]
 #[doc(inline)]
