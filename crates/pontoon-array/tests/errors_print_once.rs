@@ -5,7 +5,7 @@ use std::error::Error;
 
 use bytes::Bytes;
 use pontoon_array::npy::{self, NpyError};
-use pontoon_array::{ArrayError, ArrayFamily, ArrayHeaderError};
+use pontoon_array::{ArrayFamily, ArrayHeaderError};
 use pontoon_family::{Family, Loaded};
 use pontoon_wire::Limits;
 
@@ -104,7 +104,7 @@ fn conversion_errors_are_the_array_error_itself() {
     let error = pontoon_array::arrow::to_arrow(&huge).unwrap_err();
     assert!(matches!(
         error,
-        pontoon_array::arrow::ConvertError::Array(ArrayError::OutOfMemory { .. })
+        pontoon_array::arrow::ConvertError::Array(pontoon_array::ArrayError::OutOfMemory { .. })
     ));
     assert_eq!(assert_prints_once(&error), 1);
 }

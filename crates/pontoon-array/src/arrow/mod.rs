@@ -109,10 +109,10 @@ mod ipc;
 /// arrays are in this module's API), so users name the same version.
 ///
 /// ```
-/// use pontoon_array::arrow::arrow_array::{Array as _, Int32Array};
+/// use pontoon_array::arrow::arrow_array::Int32Array;
 /// let column = Int32Array::from(vec![1, 2, 3]);
 /// let array = pontoon_array::arrow::from_arrow(&column, &pontoon_wire::Limits::DEFAULT)?;
-/// assert_eq!((array.len(), column.len()), (3, 3));
+/// assert_eq!((array.len(), column.values().len()), (3, 3));
 /// # Ok::<(), pontoon_array::arrow::ConvertError>(())
 /// ```
 pub use arrow_array;
