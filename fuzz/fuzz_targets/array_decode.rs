@@ -45,12 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let frame = Bytes::copy_from_slice(frame);
 
     if let Ok(meta) = rmpv::decode::read_value(&mut &head[..]) {
-        let loaded = Loaded {
-            type_name: "fuzz",
-            meta: &meta,
-            frames: std::slice::from_ref(&frame),
-            limits: &Limits::DEFAULT,
-        };
+        let loaded = Loaded::new("fuzz", &meta, std::slice::from_ref(&frame), &Limits::DEFAULT);
         if let Ok(value) = ArrayFamily.loads(&loaded, &Context::new()) {
             exercise(
                 value

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         Decoder::without_preamble(limits()),
     ] {
         let mut buf = BytesMut::new();
+        let mut failed = false;
         'feed: for piece in data.chunks(step) {
             buf.extend_from_slice(piece);
             loop {
@@ -41,8 +42,18 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(back, message);
                     }
                     Ok(None) => break,
-                    Err(_) => break 'feed,
+                    Err(_) => {
+                        failed = true;
+                        break 'feed;
+                    }
                 }
+            }
+        }
+        // The end of the stream: a message in progress (even one whose head alone has come)
+        // is an error; a clean end leaves nothing behind.
+        if !failed {
+            if let Ok(None) = decoder.decode_eof(&mut buf) {
+                assert!(buf.is_empty(), "a clean end with bytes left over");
             }
         }
     }

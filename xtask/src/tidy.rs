@@ -206,12 +206,38 @@ fn tree_dependents<'a>(tree: &'a str, name: &str) -> Vec<&'a str> {
     dependents
 }
 
-/// Check 2: `cargo tree -p pontoon-wire` (normal and build dependencies, all features, all
-/// targets) names no `tokio` or `tokio-*` crate.
+/// Check 2: `cargo tree -p pontoon-wire` (normal and build dependencies, every feature but
+/// [`WIRE_TOKIO_FEATURE`], all targets) names no `tokio` or `tokio-*` crate.
+/// pontoon-wire's opt-in adapter to tokio-util's codec traits: the one feature whose point is
+/// tokio, so the only one allowed to bring it in.
+const WIRE_TOKIO_FEATURE: &str = "tokio-util";
+
+/// pontoon-wire's features other than [`WIRE_TOKIO_FEATURE`], as `cargo tree --features` takes
+/// them, read from its manifest's `[features]` table.
+fn wire_features_without_tokio(manifest: &str) -> String {
+    let mut features = Vec::new();
+    let mut in_features = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+            continue;
+        }
+        if let Some((name, _)) = line.split_once('=').filter(|_| in_features) {
+            let name = name.trim();
+            if !name.is_empty() && !name.starts_with('#') && name != WIRE_TOKIO_FEATURE {
+                features.push(name.to_string());
+            }
+        }
+    }
+    features.join(",")
+}
+
 fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
     let Some(wire) = ws.packages.iter().find(|p| p.name == "pontoon-wire") else {
         return Ok(Vec::new());
     };
+    let manifest = std::fs::read_to_string(&wire.manifest_path).unwrap_or_default();
+    let features = wire_features_without_tokio(&manifest);
     let tree = Cmd::cargo()
         .args([
             "tree",
@@ -220,9 +246,15 @@ fn no_tokio_in_wire(ws: &Workspace) -> Result<Vec<Violation>> {
             "--edges",
             "normal,build",
         ])
-        .args(["--prefix", "none", "--all-features", "--target", "all"])
+        .args([
+            "--prefix",
+            "none",
+            "--features",
+            &features,
+            "--target",
+            "all",
+        ])
         .output()?;
-    let manifest = std::fs::read_to_string(&wire.manifest_path).unwrap_or_default();
     let mut found: Vec<&str> = tree
         .lines()
         .filter_map(|line| line.split_whitespace().next())
@@ -409,6 +441,12 @@ fn b() {
         let manifest = "[package]\nname = \"pontoon-wire\"\n[dependencies]\npontoon-wirex = 1\npontoon.workspace = true\n";
         assert_eq!(dependency_line(manifest, "pontoon"), 5);
         assert_eq!(dependency_line(manifest, "tokio"), 1);
+    }
+
+    #[test]
+    fn the_tokio_check_takes_every_wire_feature_but_the_tokio_one() {
+        let manifest = "[package]\nname = \"pontoon-wire\"\n[features]\ndefault = [\"lz4\"]\n## LZ4\nlz4 = [\"dep:lz4_flex\"]\ntokio-util = [\"dep:tokio-util\"]\n\n[dependencies]\nbytes = 1\n";
+        assert_eq!(wire_features_without_tokio(manifest), "default,lz4");
     }
 
     #[test]

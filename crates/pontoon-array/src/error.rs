@@ -100,3 +100,16 @@ pub enum ArrayError {
     #[error("the array is not contiguous; use view() or to_contiguous()")]
     NotContiguous,
 }
+
+/// `error` and each of its causes, joined by `: `: for the places (serde's custom errors) that
+/// keep an error's text only, and would lose its `source()` chain.
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        cause = source.source();
+    }
+    text
+}

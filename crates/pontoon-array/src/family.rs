@@ -96,7 +96,7 @@ impl Family for ArrayFamily {
 /// use pontoon_array::{ArrayFamily, ArrayHeaderError};
 /// use pontoon_family::{Context, Family, Loaded, rmpv::Value};
 /// let meta = Value::Map(vec![("dtype".into(), "<f8".into())]);
-/// let loaded = Loaded { type_name: "x", meta: &meta, frames: &[], limits: &pontoon_wire::Limits::DEFAULT };
+/// let loaded = Loaded::new("x", &meta, &[], &pontoon_wire::Limits::DEFAULT);
 /// let err = ArrayFamily.loads(&loaded, &Context::new()).unwrap_err();
 /// let err = err.downcast_ref::<ArrayHeaderError>().unwrap();
 /// assert!(matches!(err, ArrayHeaderError::Missing { key: "shape" }));
@@ -149,11 +149,11 @@ pub enum ArrayHeaderError {
     #[error("an array has one data frame, not {0}")]
     FrameCount(usize),
     /// The dtype string.
-    #[error("the array header's dtype: {0}")]
+    #[error("the array header's dtype")]
     DType(#[source] ArrayError),
     /// The layout the header describes, over its frame: out of bounds, overflowing, or making
     /// more than the receiver's limits allow.
-    #[error("the array header's layout: {0}")]
+    #[error("the array header's layout")]
     Layout(#[source] ArrayError),
 }
 
@@ -318,6 +318,7 @@ impl<'de> Deserialize<'de> for Array {
             wire.data.into_bytes(),
             &pontoon_family::decode_limits(),
         )
-        .map_err(serde::de::Error::custom)
+        // serde's errors carry text only: the whole chain goes in, or the cause is lost.
+        .map_err(|e| serde::de::Error::custom(crate::error::with_causes(&e)))
     }
 }

@@ -42,12 +42,16 @@
 //! let message = registry.serialize(&Frame { name: "cam0".into(), pixels })?;
 //! let back: Frame = registry.deserialize(&message)?;
 //! assert_eq!(back.pixels.data().as_ptr(), message.frames[0].as_ptr()); // a view of the frame
+//! assert_eq!(back.pixels.shape(), &[480, 640]);
+//! # #[cfg(feature = "ndarray")]
 //! assert_eq!(back.pixels.view::<u8>()?.shape(), &[480, 640]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 mod array;
+#[cfg(feature = "arrow")]
 pub mod arrow;
 mod dtype;
 mod element;
@@ -60,6 +64,26 @@ pub use dtype::{ByteOrder, DType, TimeUnit};
 pub use element::Element;
 pub use error::ArrayError;
 pub use family::{ArrayFamily, ArrayHeaderError};
+
+/// The `ndarray` crate this one is built with (its views and arrays are in this crate's API),
+/// so users name the same version.
+///
+/// ```
+/// let a = pontoon_array::Array::from_ndarray(pontoon_array::ndarray::arr1(&[1u8, 2]))?;
+/// assert_eq!(a.len(), 2);
+/// # Ok::<(), pontoon_array::ArrayError>(())
+/// ```
+#[cfg(feature = "ndarray")]
+pub use ndarray;
+
+/// The `bytes` crate this one is built with ([`Array::data`] is a `bytes::Bytes`).
+///
+/// ```
+/// let a = pontoon_array::Array::from_vec(vec![1u8]);
+/// let data: &pontoon_array::bytes::Bytes = a.data();
+/// assert_eq!(&data[..], [1]);
+/// ```
+pub use bytes;
 
 // The README's example is compiled and run as a doctest, so it cannot rot.
 #[cfg(doctest)]

@@ -67,7 +67,7 @@ pub enum NpyError {
         available: usize,
     },
     /// A version 3.0 header that is not UTF-8.
-    #[error("the version 3.0 header is not UTF-8: {0}")]
+    #[error("the version 3.0 header is not UTF-8")]
     HeaderEncoding(#[source] std::string::FromUtf8Error),
     /// A header that is not numpy's dict of `descr`, `fortran_order` and `shape`.
     #[error("malformed header at byte {at}: {what}; the header is {header}")]
@@ -91,10 +91,10 @@ pub enum NpyError {
     #[error("the shape has {0} dimensions or more, more than the supported 32")]
     TooManyDimensions(usize),
     /// A `descr` that is not a supported numeric dtype.
-    #[error("the header's descr: {0}")]
+    #[error("the header's descr")]
     DType(#[source] ArrayError),
     /// A shape whose size overflows, or data shorter than the shape needs.
-    #[error("the data: {0}")]
+    #[error("the data does not fit its header")]
     Data(#[source] ArrayError),
 }
 

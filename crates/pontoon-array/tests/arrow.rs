@@ -1,5 +1,6 @@
 //! Arrow interop: conversions without copies, the `arrow` family (directly, through a registry
 //! and over pontoon-wire), IPC streams and files, and hostile input.
+#![cfg(feature = "arrow")]
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -526,7 +527,7 @@ fn load_any(meta: &Value, frames: &[Bytes]) -> Result<(), LoadError> {
 #[test]
 fn malformed_metadata_is_a_typed_error() {
     let batch = mixed_batch();
-    let Dumped { meta, frames } = ArrowFamily::dump_batch(&batch).unwrap();
+    let Dumped { meta, frames, .. } = ArrowFamily::dump_batch(&batch).unwrap();
     let bad = |meta: Value, frames: &[Bytes]| {
         let err = load_any(&meta, frames).unwrap_err();
         assert!(
@@ -598,7 +599,7 @@ fn malformed_metadata_is_a_typed_error() {
 #[test]
 fn every_node_field_mutated_never_panics() {
     let batch = mixed_batch();
-    let Dumped { meta, frames } = ArrowFamily::dump_batch(&batch).unwrap();
+    let Dumped { meta, frames, .. } = ArrowFamily::dump_batch(&batch).unwrap();
     let nodes = meta_map(&meta)
         .into_iter()
         .find(|(k, _)| k.as_str() == Some("nodes"))
@@ -660,7 +661,7 @@ fn every_node_field_mutated_never_panics() {
 fn garbage_frame_contents_are_refused_not_trusted() {
     // Offsets pointing past the string bytes, and invalid UTF-8.
     let strings: ArrayRef = Arc::new(StringArray::from(vec!["ab", "cd"]));
-    let Dumped { meta, frames } = ArrowFamily::dump_array(&strings).unwrap();
+    let Dumped { meta, frames, .. } = ArrowFamily::dump_array(&strings).unwrap();
     let offsets: Vec<u8> = [0i32, 2, 400]
         .iter()
         .flat_map(|o| o.to_le_bytes())
@@ -683,7 +684,7 @@ fn garbage_frame_contents_are_refused_not_trusted() {
     let mut dict = StringDictionaryBuilder::<Int8Type>::new();
     dict.append_value("x");
     let dict: ArrayRef = Arc::new(dict.finish());
-    let Dumped { meta, frames } = ArrowFamily::dump_array(&dict).unwrap();
+    let Dumped { meta, frames, .. } = ArrowFamily::dump_array(&dict).unwrap();
     let mut keys = frames.clone();
     keys[0] = Bytes::from_static(&[9]);
     assert!(ArrowFamily::load_array(&meta, &keys, &Limits::DEFAULT).is_err());
@@ -692,7 +693,7 @@ fn garbage_frame_contents_are_refused_not_trusted() {
 #[test]
 fn misaligned_frames_are_copied_into_aligned_memory() {
     let array: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3]));
-    let Dumped { meta, frames } = ArrowFamily::dump_array(&array).unwrap();
+    let Dumped { meta, frames, .. } = ArrowFamily::dump_array(&array).unwrap();
     let mut shifted = vec![0u8];
     shifted.extend_from_slice(&frames[0]);
     let shifted = Bytes::from(shifted).slice(1..);
@@ -997,7 +998,7 @@ fn ipc_file_blocks_must_lie_inside_the_file_without_overlapping() {
 #[test]
 fn hostile_family_frames_with_random_flips_never_panic() {
     let batch = mixed_batch();
-    let Dumped { meta, frames } = ArrowFamily::dump_batch(&batch).unwrap();
+    let Dumped { meta, frames, .. } = ArrowFamily::dump_batch(&batch).unwrap();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         state ^= state << 13;

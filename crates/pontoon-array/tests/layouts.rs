@@ -1,5 +1,6 @@
 //! Arrays in every layout: C, Fortran, transposed, reversed, broadcast, 0-d and empty; views of
 //! the right values, copy-on-write that copies only when shared, and hostile layouts refused.
+#![cfg(feature = "ndarray")]
 
 use bytes::Bytes;
 use ndarray::{IxDyn, ShapeBuilder, arr2};

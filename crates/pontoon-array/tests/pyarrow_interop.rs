@@ -8,6 +8,7 @@
 //! pyarrow (`target/pontoon-venv`). Both sides compute the values from the same formulas (see
 //! [`batch`] and `expected` in [`COMMON_PY`]), so neither checks itself against its own output.
 //! One Python process runs per direction, for streams and files both.
+#![cfg(feature = "arrow")]
 
 use std::ops::Range;
 use std::path::Path;

@@ -43,6 +43,7 @@ impl Context {
     /// let context = pontoon_family::Context::new().sender("inproc://a");
     /// assert_eq!(context.sender.as_deref(), Some("inproc://a"));
     /// ```
+    #[must_use = "sender returns the changed context"]
     pub fn sender(mut self, address: impl Into<String>) -> Context {
         self.sender = Some(address.into());
         self

@@ -42,16 +42,16 @@ pub enum SerializeError {
         tried: Vec<String>,
     },
     /// The serde family could not encode the value.
-    #[error("cannot serialize `{type_name}`{}: {}", at(source.path(), type_name), source.kind())]
+    #[error("cannot serialize `{type_name}`{}: {}", at(error.path(), type_name), error.kind())]
     Body {
         /// The value's type.
         type_name: String,
-        /// What went wrong, and where.
-        #[source]
-        source: binary::Error,
+        /// What went wrong, and where; said in this error's own words (so it is not its
+        /// `source()`, which would print it twice).
+        error: binary::Error,
     },
     /// A family or a per-type serializer failed.
-    #[error("family `{family}` cannot serialize `{type_name}`: {source}")]
+    #[error("family `{family}` cannot serialize `{type_name}`")]
     Family {
         /// The family.
         family: String,
@@ -189,16 +189,16 @@ pub enum DeserializeError {
         bytes: u64,
     },
     /// The serde family's body does not decode into the type.
-    #[error("cannot deserialize `{type_name}`{}: {}", at(source.path(), type_name), source.kind())]
+    #[error("cannot deserialize `{type_name}`{}: {}", at(error.path(), type_name), error.kind())]
     Body {
         /// The type asked for.
         type_name: String,
-        /// What went wrong, and where.
-        #[source]
-        source: binary::Error,
+        /// What went wrong, and where; said in this error's own words (so it is not its
+        /// `source()`, which would print it twice).
+        error: binary::Error,
     },
     /// A family or a per-type deserializer failed.
-    #[error("family `{family}` cannot deserialize `{type_name}`: {source}")]
+    #[error("family `{family}` cannot deserialize `{type_name}`")]
     Family {
         /// The family.
         family: String,

@@ -29,6 +29,15 @@ pub struct Object<'a> {
     pub(crate) type_name: &'a str,
 }
 
+/// The value is opaque (`dyn Any`): its type name stands for it.
+impl std::fmt::Debug for Object<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("type_name", &self.type_name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Object<'a> {
     /// The value as `T`, if it is one.
     ///
@@ -66,6 +75,7 @@ impl<'a> Object<'a> {
 /// assert_eq!(dumped.frames.len(), 1);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Dumped {
     /// Small metadata, any MessagePack value.
     pub meta: rmpv::Value,
@@ -96,6 +106,7 @@ impl Dumped {
 /// # let _ = first_frame;
 /// ```
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Loaded<'a> {
     /// The type name the sender wrote.
     pub type_name: &'a str,
@@ -106,6 +117,31 @@ pub struct Loaded<'a> {
     /// The receiver's limits: how much the family may expand what it was sent (see
     /// [`Limits::max_expansion`](pontoon_wire::Limits::max_expansion)).
     pub limits: &'a pontoon_wire::Limits,
+}
+
+impl<'a> Loaded<'a> {
+    /// What a family is given to rebuild a value: the type name and metadata from the header,
+    /// the message's frames, and the receiver's limits.
+    ///
+    /// ```
+    /// use pontoon_family::{Loaded, rmpv::Value};
+    /// let meta = Value::Nil;
+    /// let loaded = Loaded::new("x", &meta, &[], &pontoon_wire::Limits::DEFAULT);
+    /// assert_eq!(loaded.type_name, "x");
+    /// ```
+    pub fn new(
+        type_name: &'a str,
+        meta: &'a rmpv::Value,
+        frames: &'a [Frame],
+        limits: &'a pontoon_wire::Limits,
+    ) -> Loaded<'a> {
+        Loaded {
+            type_name,
+            meta,
+            frames,
+            limits,
+        }
+    }
 }
 
 /// A serialization family: a way to turn values into metadata plus frames and back, added to a

@@ -75,6 +75,7 @@
 //! compact; owning the format lets buffers leave the body, lets us bound every length before
 //! allocating, and makes it a specification that we version.
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 pub mod binary;
 mod buffer;
@@ -92,6 +93,15 @@ mod type_name;
 /// The MessagePack value type families use for their metadata, re-exported so that a family's
 /// crate needs no dependency of its own on `rmpv`.
 pub use rmpv;
+
+/// The `bytes` crate this one is built with: a [`Buffer`] is a `bytes::Bytes`, and families
+/// hand frames over as `Bytes`, so users name the same version.
+///
+/// ```
+/// let buffer = pontoon_family::Buffer::from(pontoon_family::bytes::Bytes::from_static(b"abc"));
+/// assert_eq!(buffer.len(), 3);
+/// ```
+pub use bytes;
 
 pub use buffer::Buffer;
 pub use context::Context;

@@ -43,10 +43,10 @@ where
     let body_start = out.len();
     let buffers = match encode(&mut out, max_depth) {
         Ok(buffers) => buffers,
-        Err(source) => {
+        Err(error) => {
             return Err(SerializeError::Body {
                 type_name: type_name.to_string(),
-                source,
+                error,
             });
         }
     };

@@ -413,9 +413,9 @@ impl<'a> Scope<'a> {
                 limits::with_limits(&self.registry.limits, || {
                     binary::from_slice::<T>(body, buffers, self.registry.max_depth)
                 })
-                .map_err(|source| DeserializeError::Body {
+                .map_err(|error| DeserializeError::Body {
                     type_name: expected.to_string(),
-                    source,
+                    error,
                 })
             }
             Slot::Custom | Slot::User(..) => {
@@ -449,9 +449,9 @@ impl<'a> Scope<'a> {
                 limits::with_limits(&self.registry.limits, || {
                     (fns.decode)(body, buffers, self.registry.max_depth)
                 })
-                .map_err(|source| DeserializeError::Body {
+                .map_err(|error| DeserializeError::Body {
                     type_name: type_name.to_string(),
-                    source,
+                    error,
                 })
             }
             Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames, None),

@@ -142,7 +142,7 @@ fn body_err<T: serde::de::DeserializeOwned + std::fmt::Debug + 'static>(
         buffers,
     );
     match err_of::<T>(&message) {
-        DeserializeError::Body { source, .. } => source.kind().clone(),
+        DeserializeError::Body { error, .. } => error.kind().clone(),
         other => panic!("expected a body error, got {other}"),
     }
 }
@@ -234,7 +234,7 @@ fn deep_values_are_an_error_not_a_stack_overflow() {
     assert!(registry.serialize(&chain(100)).is_ok());
     let err = registry.serialize(&chain(300)).unwrap_err();
     assert!(
-        matches!(&err, SerializeError::Body { source, .. } if *source.kind() == ErrorKind::TooDeep { limit: 256 }),
+        matches!(&err, SerializeError::Body { error, .. } if *error.kind() == ErrorKind::TooDeep { limit: 256 }),
         "{err}"
     );
     // Decoding a hostile body 100,000 levels deep: `1` is `Link`, the last `0` is `End`.

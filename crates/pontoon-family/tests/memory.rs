@@ -183,9 +183,9 @@ fn elements_that_take_no_bytes_share_one_budget_for_the_whole_body() {
     let registry = Registry::new();
     let (result, peak) = peak_during(|| registry.deserialize::<Vec<Vec<Skipped>>>(&message));
     match result {
-        Err(DeserializeError::Body { source, .. }) => assert!(
-            matches!(source.kind(), ErrorKind::Expansion { max_bytes, .. } if *max_bytes == pontoon_wire::EXPANSION_FLOOR),
-            "{source}"
+        Err(DeserializeError::Body { error, .. }) => assert!(
+            matches!(error.kind(), ErrorKind::Expansion { max_bytes, .. } if *max_bytes == pontoon_wire::EXPANSION_FLOOR),
+            "{error}"
         ),
         other => panic!("expected an expansion error, got {other:?}"),
     }

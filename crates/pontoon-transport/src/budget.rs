@@ -347,6 +347,12 @@ mod tests {
     use bytes::Bytes;
     use pontoon_wire::{Codec, EncodeOptions, Encoder, Header, Message};
 
+    fn with_codec(codec: Codec) -> EncodeOptions {
+        let mut options = EncodeOptions::default();
+        options.codec = codec;
+        options
+    }
+
     fn wire(message: &Message, options: EncodeOptions) -> Vec<u8> {
         Encoder::new(options)
             .encode(message)
@@ -374,7 +380,7 @@ mod tests {
             None
         );
         assert_eq!(declared_need(&plain[..head_end], &limits), Some(301_000));
-        let packed = wire(&message, EncodeOptions::default().codec(Codec::Lz4));
+        let packed = wire(&message, with_codec(Codec::Lz4));
         let need = declared_need(&packed, &limits).unwrap();
         assert!(need > 300_000 && need < 302_000 + 1000, "{need}");
         // A close message, garbage, or a count that does not fit: nothing.
@@ -388,7 +394,7 @@ mod tests {
     fn a_declared_expansion_counts_only_what_the_limits_allow() {
         let limits = Limits::default();
         let message = Message::new(Header::empty(), vec![Bytes::from(vec![0u8; 1 << 20])]);
-        let mut packed = wire(&message, EncodeOptions::default().codec(Codec::Lz4));
+        let mut packed = wire(&message, with_codec(Codec::Lz4));
         let wire_len = u64::from_le_bytes(packed[24..32].try_into().unwrap());
         packed[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(
@@ -422,7 +428,7 @@ mod tests {
             let limits = Limits::default();
             let frames = lens.iter().map(|&len| Bytes::from(vec![0u8; len])).collect();
             let message = Message::new(Header::empty(), frames);
-            let mut encoded = wire(&message, EncodeOptions::default().codec(Codec::Lz4));
+            let mut encoded = wire(&message, with_codec(Codec::Lz4));
             for (at, byte) in damage {
                 if let Some(b) = encoded.get_mut(at) {
                     *b = byte;
@@ -445,7 +451,7 @@ mod tests {
             let frames = lens.iter().map(|&len| Bytes::from(vec![3u8; len])).collect();
             let message = Message::new(Header::empty(), frames);
             let codec = if lz4 { Codec::Lz4 } else { Codec::None };
-            let encoded = wire(&message, EncodeOptions::default().codec(codec));
+            let encoded = wire(&message, with_codec(codec));
             let checked = need_from_head(&encoded, &limits);
             proptest::prop_assert!(checked.is_some());
             proptest::prop_assert_eq!(declared_need(&encoded, &limits), checked);

@@ -340,7 +340,11 @@ impl Comm {
             address: remote.to_string(),
             seconds: timeout.as_secs_f64(),
         })??;
-        let encoder = Encoder::new(EncodeOptions::default().codec(peer.send_codec));
+        let encoder = Encoder::new({
+            let mut options = EncodeOptions::default();
+            options.codec = peer.send_codec;
+            options
+        });
         let receiving = receiving.unwrap_or_else(|| Receiving::new(&config));
         let pool_user = receiving.pool.attach();
         let pool = receiving.pool.clone();

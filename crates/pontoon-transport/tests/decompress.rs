@@ -82,7 +82,11 @@ async fn a_small_client_is_served_while_large_frames_decompress() {
     // raw socket, so that the server's time on them is reading and decompressing, not waiting.
     let frame = Bytes::from(vec![0u8; 64 << 20]);
     let message = Message::new(Header::from_serde(&"heavy").unwrap(), vec![frame]);
-    let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Lz4));
+    let encoder = Encoder::new({
+        let mut options = EncodeOptions::default();
+        options.codec = Codec::Lz4;
+        options
+    });
     let encoded = encoder.encode(&message).unwrap();
     assert_eq!(encoded.frames()[0].codec, Codec::Lz4);
     let mut wire = preamble().to_vec();

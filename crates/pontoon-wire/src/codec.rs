@@ -68,6 +68,42 @@ impl Codec {
         }
     }
 
+    /// Whether this build can compress and decompress with the codec: [`Codec::None`] always,
+    /// the others when pontoon-wire is built with their feature (`lz4`, `zstd`; both default).
+    ///
+    /// ```
+    /// assert!(pontoon_wire::Codec::None.is_built());
+    /// assert_eq!(pontoon_wire::Codec::Zstd.is_built(), cfg!(feature = "zstd"));
+    /// ```
+    pub fn is_built(self) -> bool {
+        match self {
+            Codec::None => true,
+            Codec::Lz4 => cfg!(feature = "lz4"),
+            Codec::Zstd => cfg!(feature = "zstd"),
+        }
+    }
+
+    /// The pontoon-wire feature that builds the codec in (`None` for [`Codec::None`], which
+    /// needs none).
+    ///
+    /// ```
+    /// assert_eq!(pontoon_wire::Codec::Zstd.feature(), Some("zstd"));
+    /// ```
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Codec::None => None,
+            Codec::Lz4 => Some("lz4"),
+            Codec::Zstd => Some("zstd"),
+        }
+    }
+
+    /// Every codec this version knows, built in or not, in their frame-table order.
+    ///
+    /// ```
+    /// assert_eq!(pontoon_wire::Codec::ALL.len(), 3);
+    /// ```
+    pub const ALL: [Codec; 3] = [Codec::None, Codec::Lz4, Codec::Zstd];
+
     /// A short lower-case name: `none`, `lz4`, `zstd`.
     ///
     /// ```
@@ -88,6 +124,53 @@ impl std::fmt::Display for Codec {
     }
 }
 
+/// Reads a codec from its [`name`](Codec::name) (`none`, `lz4`, `zstd`; exactly, lower case),
+/// whether or not this build has it: [`Codec::is_built`] says that.
+///
+/// ```
+/// use pontoon_wire::{Codec, UnknownCodecName};
+/// let _: Result<Codec, UnknownCodecName> = "none".parse();
+/// assert_eq!("zstd".parse::<Codec>(), Ok(Codec::Zstd));
+/// let err = "brotli".parse::<Codec>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown codec `brotli`: expected none, lz4 or zstd");
+/// ```
+impl std::str::FromStr for Codec {
+    type Err = UnknownCodecName;
+
+    fn from_str(name: &str) -> Result<Codec, UnknownCodecName> {
+        Codec::ALL
+            .into_iter()
+            .find(|codec| codec.name() == name)
+            .ok_or_else(|| UnknownCodecName {
+                name: name.chars().take(64).collect(),
+            })
+    }
+}
+
+/// A name that is no [`Codec`]'s, from [`Codec`]'s `FromStr`.
+///
+/// ```
+/// let err = "LZ4".parse::<pontoon_wire::Codec>().unwrap_err();
+/// assert_eq!(err.name(), "LZ4");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown codec `{name}`: expected none, lz4 or zstd")]
+pub struct UnknownCodecName {
+    name: String,
+}
+
+impl UnknownCodecName {
+    /// The name given (its first 64 characters).
+    ///
+    /// ```
+    /// let err = "br".parse::<pontoon_wire::Codec>().unwrap_err();
+    /// assert_eq!(err.name(), "br");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Compresses `frame` with `codec` if the policy says it pays: never below [`MIN_COMPRESS_LEN`];
 /// above it, an evenly spread sample is compressed first, and only if that pays is the whole frame
 /// compressed, and kept only if the result is at most 70% of the original.
@@ -98,7 +181,8 @@ pub(crate) fn maybe_compress(
     codec: Codec,
     zstd_level: i32,
 ) -> std::io::Result<Option<Bytes>> {
-    if codec == Codec::None || frame.len() < MIN_COMPRESS_LEN {
+    // A codec this build lacks sends the frame as it is: a sender is never stuck for a codec.
+    if codec == Codec::None || !codec.is_built() || frame.len() < MIN_COMPRESS_LEN {
         return Ok(None);
     }
     if frame.len() > SAMPLES * SAMPLE_LEN {
@@ -126,32 +210,75 @@ fn compress_blocks(
     zstd_level: i32,
     budget: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
-    let block_bound = match codec {
-        Codec::Lz4 => lz4_flex::block::get_maximum_output_size(COMPRESSION_BLOCK_LEN),
-        Codec::Zstd => zstd::zstd_safe::compress_bound(COMPRESSION_BLOCK_LEN),
-        Codec::None => unreachable!("Codec::None never reaches compression"),
-    };
-    let mut scratch = vec![0u8; block_bound];
-    let mut zstd = match codec {
-        Codec::Zstd => Some(zstd::bulk::Compressor::new(zstd_level)?),
-        _ => None,
-    };
+    let mut compressor = BlockCompressor::new(codec, zstd_level)?;
     let mut out = Vec::with_capacity(budget.min(input.len()) + BLOCK_PREFIX_LEN);
     for block in input.chunks(COMPRESSION_BLOCK_LEN) {
-        let n = match zstd.as_mut() {
-            Some(z) => z.compress_to_buffer(block, &mut scratch[..])?,
-            None => lz4_flex::block::compress_into(block, &mut scratch)
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
-        };
-        let n32 = u32::try_from(n).expect("a compressed 1 MiB block fits in u32");
+        let compressed = compressor.compress(block)?;
+        let n = compressed.len();
+        let n32 = u32::try_from(n).map_err(|_| std::io::Error::other("block over 4 GiB"))?;
         if out.len() + BLOCK_PREFIX_LEN + n > budget {
             return Ok(None);
         }
         out.extend_from_slice(&n32.to_le_bytes());
-        out.extend_from_slice(&scratch[..n]);
+        out.extend_from_slice(compressed);
     }
     debug_assert!(pays(out.len(), input.len()));
     Ok(Some(out))
+}
+
+/// One codec's block compressor with its scratch space, for the codecs this build has.
+enum BlockCompressor {
+    #[cfg(feature = "lz4")]
+    Lz4 { scratch: Vec<u8> },
+    #[cfg(feature = "zstd")]
+    Zstd {
+        scratch: Vec<u8>,
+        compressor: Box<zstd::bulk::Compressor<'static>>,
+    },
+}
+
+impl BlockCompressor {
+    #[cfg_attr(not(feature = "zstd"), allow(unused_variables))]
+    fn new(codec: Codec, zstd_level: i32) -> std::io::Result<BlockCompressor> {
+        match codec {
+            #[cfg(feature = "lz4")]
+            Codec::Lz4 => Ok(BlockCompressor::Lz4 {
+                scratch: vec![0u8; lz4_flex::block::get_maximum_output_size(COMPRESSION_BLOCK_LEN)],
+            }),
+            #[cfg(feature = "zstd")]
+            Codec::Zstd => Ok(BlockCompressor::Zstd {
+                scratch: vec![0u8; zstd::zstd_safe::compress_bound(COMPRESSION_BLOCK_LEN)],
+                compressor: Box::new(zstd::bulk::Compressor::new(zstd_level)?),
+            }),
+            // `maybe_compress` stops these before they get here.
+            _ => Err(std::io::Error::other(format!(
+                "codec {codec} is not built in"
+            ))),
+        }
+    }
+
+    /// The block's compressed bytes, in the scratch space.
+    #[cfg_attr(not(any(feature = "lz4", feature = "zstd")), allow(unused_variables))]
+    fn compress(&mut self, block: &[u8]) -> std::io::Result<&[u8]> {
+        match self {
+            #[cfg(feature = "lz4")]
+            BlockCompressor::Lz4 { scratch } => {
+                let n = lz4_flex::block::compress_into(block, scratch)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok(&scratch[..n])
+            }
+            #[cfg(feature = "zstd")]
+            BlockCompressor::Zstd {
+                scratch,
+                compressor,
+            } => {
+                let n = compressor.compress_to_buffer(block, &mut scratch[..])?;
+                Ok(&scratch[..n])
+            }
+            #[cfg(not(any(feature = "lz4", feature = "zstd")))]
+            _ => match *self {},
+        }
+    }
 }
 
 /// Why [`decompress`] failed: a fault in the frame's bytes at an offset from the frame's first
@@ -171,6 +298,7 @@ fn at(offset: usize, fault: DecompressFault) -> DecompressFailure {
 
 /// zstd's error number for "destination buffer is too small" (`ZSTD_error_dstSize_tooSmall`);
 /// zstd returns error `n` as `0 - n`.
+#[cfg(feature = "zstd")]
 const ZSTD_DST_TOO_SMALL: usize = 70;
 
 /// Decompresses a frame written by [`maybe_compress`] into one allocation of exactly `raw_len`
@@ -184,13 +312,8 @@ pub(crate) fn decompress(
     raw_len: u64,
 ) -> Result<Bytes, DecompressFailure> {
     let raw_len = usize::try_from(raw_len).map_err(|_| DecompressFailure::OutOfMemory)?;
+    let mut block_decompressor = BlockDecompressor::new(codec)?;
     let mut out = try_zeroed(raw_len).ok_or(DecompressFailure::OutOfMemory)?;
-    let mut zstd = match codec {
-        Codec::Zstd => {
-            Some(zstd::zstd_safe::DCtx::try_create().ok_or(at(0, DecompressFault::Unavailable))?)
-        }
-        _ => None,
-    };
     let mut pos = 0usize;
     for target in out.chunks_mut(COMPRESSION_BLOCK_LEN) {
         let block_at = pos;
@@ -203,52 +326,9 @@ pub(crate) fn decompress(
             .get(..len)
             .ok_or(at(block_at, DecompressFault::BlockTruncated))?;
         pos = block_at + BLOCK_PREFIX_LEN + len;
-        let written = match zstd.as_mut() {
-            Some(z) => {
-                match zstd::zstd_safe::get_frame_content_size(block) {
-                    Ok(Some(declared)) if declared > expected => {
-                        return Err(at(
-                            block_at,
-                            DecompressFault::Overrun {
-                                block_raw_len: expected,
-                            },
-                        ));
-                    }
-                    Ok(Some(declared)) if declared < expected => {
-                        return Err(at(
-                            block_at,
-                            DecompressFault::Short {
-                                expected,
-                                actual: declared,
-                            },
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(_) => return Err(at(block_at, DecompressFault::Corrupt)),
-                }
-                z.decompress(target, block).map_err(|code| {
-                    if code.wrapping_neg() == ZSTD_DST_TOO_SMALL {
-                        at(
-                            block_at,
-                            DecompressFault::Overrun {
-                                block_raw_len: expected,
-                            },
-                        )
-                    } else {
-                        at(block_at, DecompressFault::Corrupt)
-                    }
-                })?
-            }
-            None => lz4_flex::block::decompress_into(block, target).map_err(|e| match e {
-                lz4_flex::block::DecompressError::OutputTooSmall { .. } => at(
-                    block_at,
-                    DecompressFault::Overrun {
-                        block_raw_len: expected,
-                    },
-                ),
-                _ => at(block_at, DecompressFault::Corrupt),
-            })?,
-        };
+        let written = block_decompressor
+            .decompress(block, target)
+            .map_err(|fault| at(block_at, fault))?;
         if written as u64 != expected {
             return Err(at(
                 block_at,
@@ -263,6 +343,73 @@ pub(crate) fn decompress(
         return Err(at(pos, DecompressFault::TrailingBytes));
     }
     Ok(Bytes::from(out))
+}
+
+/// One codec's block decompressor, for the codecs this build has.
+enum BlockDecompressor {
+    #[cfg(feature = "lz4")]
+    Lz4,
+    #[cfg(feature = "zstd")]
+    Zstd(zstd::zstd_safe::DCtx<'static>),
+}
+
+impl BlockDecompressor {
+    /// The decompressor for `codec`; a codec this build lacks is [`DecompressFault::NotBuilt`]
+    /// (the frame table check refuses such frames before their bytes arrive; this is the
+    /// backstop).
+    fn new(codec: Codec) -> Result<BlockDecompressor, DecompressFailure> {
+        match codec {
+            #[cfg(feature = "lz4")]
+            Codec::Lz4 => Ok(BlockDecompressor::Lz4),
+            #[cfg(feature = "zstd")]
+            Codec::Zstd => Ok(BlockDecompressor::Zstd(
+                zstd::zstd_safe::DCtx::try_create().ok_or(at(0, DecompressFault::Unavailable))?,
+            )),
+            _ => Err(at(0, DecompressFault::NotBuilt)),
+        }
+    }
+
+    /// Decompresses `block` into exactly `target` (the block's share of the frame): the bytes
+    /// written, or why not.
+    #[cfg_attr(not(any(feature = "lz4", feature = "zstd")), allow(unused_variables))]
+    fn decompress(&mut self, block: &[u8], target: &mut [u8]) -> Result<usize, DecompressFault> {
+        let overrun = DecompressFault::Overrun {
+            block_raw_len: target.len() as u64,
+        };
+        match self {
+            #[cfg(feature = "zstd")]
+            BlockDecompressor::Zstd(z) => {
+                let expected = target.len() as u64;
+                match zstd::zstd_safe::get_frame_content_size(block) {
+                    Ok(Some(declared)) if declared > expected => return Err(overrun),
+                    Ok(Some(declared)) if declared < expected => {
+                        return Err(DecompressFault::Short {
+                            expected,
+                            actual: declared,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Err(DecompressFault::Corrupt),
+                }
+                z.decompress(target, block).map_err(|code| {
+                    if code.wrapping_neg() == ZSTD_DST_TOO_SMALL {
+                        overrun
+                    } else {
+                        DecompressFault::Corrupt
+                    }
+                })
+            }
+            #[cfg(feature = "lz4")]
+            BlockDecompressor::Lz4 => {
+                lz4_flex::block::decompress_into(block, target).map_err(|e| match e {
+                    lz4_flex::block::DecompressError::OutputTooSmall { .. } => overrun,
+                    _ => DecompressFault::Corrupt,
+                })
+            }
+            #[cfg(not(any(feature = "lz4", feature = "zstd")))]
+            _ => match *self {},
+        }
+    }
 }
 
 /// A zero-filled `Vec` of exactly `len` bytes, or `None` if the allocator refuses (rather than
@@ -305,6 +452,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "lz4")]
     fn small_frames_are_never_compressed() {
         let frame = vec![0u8; MIN_COMPRESS_LEN - 1];
         assert_eq!(maybe_compress(&frame, Codec::Lz4, 3).unwrap(), None);
@@ -321,7 +469,10 @@ mod tests {
         ignore = "zstd is C code, which miri cannot run; and megabytes are too slow under miri"
     )]
     fn incompressible_frames_stay_raw() {
-        for codec in [Codec::Lz4, Codec::Zstd] {
+        for codec in [Codec::Lz4, Codec::Zstd]
+            .into_iter()
+            .filter(|c| c.is_built())
+        {
             assert_eq!(
                 maybe_compress(&noise(300_000), codec, 3).unwrap(),
                 None,
@@ -341,7 +492,10 @@ mod tests {
         ignore = "zstd is C code, which miri cannot run; and megabytes are too slow under miri"
     )]
     fn compressible_frames_round_trip_across_block_boundaries() {
-        for codec in [Codec::Lz4, Codec::Zstd] {
+        for codec in [Codec::Lz4, Codec::Zstd]
+            .into_iter()
+            .filter(|c| c.is_built())
+        {
             for len in [
                 MIN_COMPRESS_LEN,
                 COMPRESSION_BLOCK_LEN,
@@ -363,6 +517,7 @@ mod tests {
         miri,
         ignore = "zstd is C code, which miri cannot run; and megabytes are too slow under miri"
     )]
+    #[cfg(feature = "lz4")]
     fn mostly_noise_with_a_compressible_sample_is_still_judged_on_the_whole() {
         // Evenly spaced sample windows land in compressible stripes, the rest is noise: the sample
         // says "compress", the whole frame does not pay, and the frame stays raw.
@@ -380,6 +535,7 @@ mod tests {
         miri,
         ignore = "zstd is C code, which miri cannot run; and megabytes are too slow under miri"
     )]
+    #[cfg(all(feature = "lz4", feature = "zstd"))]
     fn corrupt_and_inconsistent_input_is_refused() {
         let raw = compressible(COMPRESSION_BLOCK_LEN + 100);
         let wire = maybe_compress(&raw, Codec::Lz4, 3).unwrap().unwrap();
@@ -412,6 +568,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "lz4")]
     fn lz4_round_trips_through_one_exact_allocation() {
         let raw = compressible(MIN_COMPRESS_LEN + 3000);
         let wire = maybe_compress(&raw, Codec::Lz4, 0)
@@ -422,6 +579,33 @@ mod tests {
             raw
         );
         assert!(decompress(Codec::Lz4, &wire[..wire.len() - 1], raw.len() as u64).is_err());
+    }
+
+    #[test]
+    fn a_codec_not_built_in_sends_raw_and_is_refused_on_the_way_in() {
+        for codec in [Codec::Lz4, Codec::Zstd]
+            .into_iter()
+            .filter(|c| !c.is_built())
+        {
+            let raw = compressible(MIN_COMPRESS_LEN * 4);
+            assert_eq!(maybe_compress(&raw, codec, 3).unwrap(), None, "{codec}");
+            assert_eq!(
+                decompress(codec, &raw, raw.len() as u64),
+                Err(at(0, DecompressFault::NotBuilt)),
+                "{codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn codec_names_parse_back() {
+        for codec in Codec::ALL {
+            assert_eq!(codec.name().parse::<Codec>(), Ok(codec));
+            assert_eq!(Codec::from_id(codec.id()), Some(codec));
+        }
+        let long = "x".repeat(1000);
+        assert_eq!(long.parse::<Codec>().unwrap_err().name().len(), 64);
+        assert!("Zstd".parse::<Codec>().is_err());
     }
 
     #[test]

@@ -12,107 +12,40 @@ use crate::format::{
 use crate::{Limits, Message, shard};
 
 /// How an [`Encoder`] writes messages. Every choice is recorded in the message itself, so a
-/// decoder needs no options to read it.
+/// decoder needs no options to read it. Like pontoon's other configuration structs, it has
+/// public fields and a [`Default`]; set the ones you need.
 ///
 /// ```
-/// use pontoon_wire::{Codec, EncodeOptions};
-/// let options = EncodeOptions::default().codec(Codec::Lz4).checksums(true).alignment(64);
-/// assert_eq!(options.get_codec(), Codec::Lz4);
+/// use pontoon_wire::{Codec, EncodeOptions, Encoder};
+/// let mut options = EncodeOptions::default();
+/// options.codec = Codec::Lz4;
+/// options.checksums = true;
+/// options.alignment = 64;
+/// let encoder = Encoder::new(options);
+/// assert_eq!(encoder.options().codec, Codec::Lz4);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EncodeOptions {
-    codec: Codec,
-    zstd_level: i32,
-    checksums: bool,
-    align_log2: u8,
-    shard_size: Option<NonZeroUsize>,
-    receiver_limits: Limits,
-}
-
-impl Default for EncodeOptions {
-    /// No compression, no checksums, frames aligned to 64 bytes, no sharding.
-    fn default() -> EncodeOptions {
-        EncodeOptions {
-            codec: Codec::None,
-            zstd_level: 3,
-            checksums: false,
-            align_log2: 6,
-            shard_size: None,
-            receiver_limits: Limits::DEFAULT,
-        }
-    }
-}
-
-impl EncodeOptions {
-    /// Compress frames with `codec` where it pays (see [`Codec`] and the crate docs).
-    ///
-    /// ```
-    /// let options = pontoon_wire::EncodeOptions::default().codec(pontoon_wire::Codec::Zstd);
-    /// # let _ = options;
-    /// ```
-    pub fn codec(mut self, codec: Codec) -> EncodeOptions {
-        self.codec = codec;
-        self
-    }
-
+    /// Compress frames with this codec where it pays (see [`Codec`] and the crate docs);
+    /// default [`Codec::None`]. A codec this build lacks ([`Codec::is_built`]) sends frames as
+    /// they are.
+    pub codec: Codec,
     /// The zstd compression level (1 to 22, default 3; 0 means zstd's default).
-    ///
-    /// ```
-    /// let options = pontoon_wire::EncodeOptions::default().zstd_level(9);
-    /// # let _ = options;
-    /// ```
-    pub fn zstd_level(mut self, level: i32) -> EncodeOptions {
-        self.zstd_level = level;
-        self
-    }
-
-    /// Write a CRC32C of every frame and of the message head, checked by the decoder.
-    ///
-    /// ```
-    /// let options = pontoon_wire::EncodeOptions::default().checksums(true);
-    /// # let _ = options;
-    /// ```
-    pub fn checksums(mut self, on: bool) -> EncodeOptions {
-        self.checksums = on;
-        self
-    }
-
-    /// Start every frame at a multiple of `bytes` from the start of its message (a power of two, 1
-    /// to 4096; default 64), so that a receiver that places the message at an aligned address gets
-    /// every frame aligned too.
-    ///
-    /// # Panics
-    ///
-    /// If `bytes` is not a power of two between 1 and 4096: that is a programming error, not input.
-    ///
-    /// ```
-    /// let options = pontoon_wire::EncodeOptions::default().alignment(1); // packed, no padding
-    /// # let _ = options;
-    /// ```
-    pub fn alignment(mut self, bytes: usize) -> EncodeOptions {
-        assert!(
-            bytes.is_power_of_two() && bytes <= 1 << MAX_ALIGN_LOG2,
-            "frame alignment must be a power of two from 1 to 4096, not {bytes}"
-        );
-        self.align_log2 = bytes.trailing_zeros() as u8;
-        self
-    }
-
-    /// Split each frame's bytes into chunks of at most `bytes` in the encoded output, for carriers
-    /// that cap the size of one write or one datagram. Shards of a frame are contiguous on the
-    /// wire, so the byte stream is the same either way; see [`shard`](crate::shard) to split and
-    /// join frames directly.
-    ///
-    /// ```
-    /// use std::num::NonZeroUsize;
-    /// let options = pontoon_wire::EncodeOptions::default().shard_size(NonZeroUsize::new(1 << 20));
-    /// # let _ = options;
-    /// ```
-    pub fn shard_size(mut self, bytes: Option<NonZeroUsize>) -> EncodeOptions {
-        self.shard_size = bytes;
-        self
-    }
-
+    pub zstd_level: i32,
+    /// Write a CRC32C of every frame and of the message head, checked by the decoder (default
+    /// off).
+    pub checksums: bool,
+    /// Start every frame at a multiple of this many bytes from the start of its message (a
+    /// power of two, 1 to 4096; default 64), so that a receiver that places the message at an
+    /// aligned address gets every frame aligned too. Another value is an
+    /// [`EncodeError::Alignment`] when encoding.
+    pub alignment: usize,
+    /// Split each frame's bytes into chunks of at most this many bytes in the encoded output,
+    /// for carriers that cap the size of one write or one datagram (default `None`: no
+    /// splitting). Shards of a frame are contiguous on the wire, so the byte stream is the same
+    /// either way; see [`shard`] to split and join frames directly.
+    pub shard_bytes: Option<NonZeroUsize>,
     /// The limits of the receiver the messages are for (default [`Limits::DEFAULT`]). A frame
     /// whose compressed form expands past what they allow
     /// ([`Limits::max_expansion`] of its compressed length: more than 256:1, or more than 1 GiB
@@ -122,29 +55,33 @@ impl EncodeOptions {
     /// ```
     /// use pontoon_wire::{Codec, EncodeOptions, Encoder, Header, Limits, Message};
     /// let zeros = Message::new(Header::empty(), vec![bytes::Bytes::from(vec![0u8; 1 << 20])]);
-    /// let options = EncodeOptions::default().codec(Codec::Zstd);
+    /// let mut options = EncodeOptions::default();
+    /// options.codec = Codec::Zstd;
     /// // 1 MiB of zeros compresses far past 256:1: by default it travels raw ...
     /// let encoded = Encoder::new(options).encode(&zeros)?;
     /// assert_eq!(encoded.frames()[0].codec, Codec::None);
     /// let back = pontoon_wire::decode_message(encoded.to_bytes(), &Limits::DEFAULT)?; // accepted
     /// assert_eq!(back, zeros);
     /// // ... and compressed to a receiver known to accept that.
-    /// let trusting = options.receiver_limits(Limits::UNLIMITED);
-    /// assert_eq!(Encoder::new(trusting).encode(&zeros)?.frames()[0].codec, Codec::Zstd);
+    /// options.receiver_limits = Limits::UNLIMITED;
+    /// let expected = if Codec::Zstd.is_built() { Codec::Zstd } else { Codec::None };
+    /// assert_eq!(Encoder::new(options).encode(&zeros)?.frames()[0].codec, expected);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn receiver_limits(mut self, limits: Limits) -> EncodeOptions {
-        self.receiver_limits = limits;
-        self
-    }
+    pub receiver_limits: Limits,
+}
 
-    /// The codec frames are compressed with, where it pays.
-    ///
-    /// ```
-    /// assert_eq!(pontoon_wire::EncodeOptions::default().get_codec(), pontoon_wire::Codec::None);
-    /// ```
-    pub fn get_codec(&self) -> Codec {
-        self.codec
+impl Default for EncodeOptions {
+    /// No compression, no checksums, frames aligned to 64 bytes, no sharding.
+    fn default() -> EncodeOptions {
+        EncodeOptions {
+            codec: Codec::None,
+            zstd_level: 3,
+            checksums: false,
+            alignment: 64,
+            shard_bytes: None,
+            receiver_limits: Limits::DEFAULT,
+        }
     }
 }
 
@@ -176,6 +113,7 @@ pub struct Encoder {
 /// # Ok::<(), pontoon_wire::EncodeError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FrameInfo {
     /// The codec the frame travels in ([`Codec::None`] when compression did not pay).
     pub codec: Codec,
@@ -189,7 +127,9 @@ impl Encoder {
     /// An encoder with these options.
     ///
     /// ```
-    /// let encoder = pontoon_wire::Encoder::new(pontoon_wire::EncodeOptions::default().checksums(true));
+    /// let mut options = pontoon_wire::EncodeOptions::default();
+    /// options.checksums = true;
+    /// let encoder = pontoon_wire::Encoder::new(options);
     /// # let _ = encoder;
     /// ```
     pub fn new(options: EncodeOptions) -> Encoder {
@@ -218,6 +158,12 @@ impl Encoder {
     /// ```
     pub fn encode(&self, message: &Message) -> Result<Encoded, EncodeError> {
         let o = &self.options;
+        let align_log2 = match o.alignment {
+            bytes if bytes.is_power_of_two() && bytes <= 1 << MAX_ALIGN_LOG2 => {
+                bytes.trailing_zeros() as u8
+            }
+            alignment => return Err(EncodeError::Alignment { alignment }),
+        };
         let mut wire_frames = Vec::with_capacity(message.frames.len());
         let mut infos = Vec::with_capacity(message.frames.len());
         for (index, frame) in message.frames.iter().enumerate() {
@@ -258,12 +204,12 @@ impl Encoder {
         // into `Bytes` without a second allocation.
         let mut pos = match wire_frames.is_empty() {
             true => head_len,
-            false => align_up(head_len, o.align_log2).expect("a message in memory fits in u64"),
+            false => align_up(head_len, align_log2).expect("a message in memory fits in u64"),
         };
         let mut head = BytesMut::with_capacity(pos as usize);
         head.put_slice(&MESSAGE_MARKER);
         head.put_u8(if o.checksums { FLAG_CHECKSUMS } else { 0 });
-        head.put_u8(o.align_log2);
+        head.put_u8(align_log2);
         head.put_u32_le(0); // head CRC, filled in below
         head.put_u64_le(wire_frames.len() as u64);
         head.put_u64_le(header.len() as u64);
@@ -285,14 +231,14 @@ impl Encoder {
         chunks.push(head.freeze());
         for (i, wire) in wire_frames.into_iter().enumerate() {
             if i > 0 {
-                let start = align_up(pos, o.align_log2).expect("a message in memory fits in u64");
+                let start = align_up(pos, align_log2).expect("a message in memory fits in u64");
                 if start > pos {
                     chunks.push(Bytes::from_static(&ZEROS[..(start - pos) as usize]));
                 }
                 pos = start;
             }
             pos += wire.len() as u64;
-            match o.shard_size {
+            match o.shard_bytes {
                 Some(size) if wire.len() > size.get() => chunks.extend(shard::split(&wire, size)),
                 _ if wire.is_empty() => {}
                 _ => chunks.push(wire),
@@ -375,8 +321,13 @@ impl Encoded {
     /// use pontoon_wire::{Codec, EncodeOptions, Encoder, Header, Message};
     /// let frame = bytes::Bytes::from(vec![0u8; 1 << 20]);
     /// let message = Message::new(Header::empty(), vec![frame]);
-    /// let encoded = Encoder::new(EncodeOptions::default().codec(Codec::Lz4)).encode(&message)?;
-    /// assert_eq!(encoded.frames()[0].codec, Codec::Lz4);
+    /// let mut options = EncodeOptions::default();
+    /// options.codec = Codec::Lz4;
+    /// let encoded = Encoder::new(options).encode(&message)?;
+    /// // Without the `lz4` feature the frame travels raw.
+    /// let expected = if Codec::Lz4.is_built() { Codec::Lz4 } else { Codec::None };
+    /// assert_eq!(encoded.frames()[0].codec, expected);
+    /// # #[cfg(feature = "lz4")]
     /// assert!(encoded.frames()[0].wire_len < encoded.frames()[0].raw_len / 100);
     /// # Ok::<(), pontoon_wire::EncodeError>(())
     /// ```
@@ -444,9 +395,13 @@ impl Buf for Encoded {
 /// use pontoon_wire::{Codec, EncodeError, EncodeOptions, Encoder, Header, Message};
 /// let frame = bytes::Bytes::from(vec![0u8; 1 << 16]);
 /// let message = Message::new(Header::empty(), vec![frame]);
-/// let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Zstd).zstd_level(1_000));
+/// let mut options = EncodeOptions::default();
+/// options.codec = Codec::Zstd;
+/// options.zstd_level = 1_000;
+/// let encoder = Encoder::new(options);
 /// match encoder.encode(&message) {
-///     Ok(encoded) => assert_eq!(encoded.frames()[0].codec, Codec::Zstd), // zstd clamps the level
+///     // zstd clamps the level (and a build without zstd sends the frame raw)
+///     Ok(encoded) => assert!(encoded.frames()[0].codec == Codec::Zstd || !Codec::Zstd.is_built()),
 ///     Err(EncodeError::Compress { frame, .. }) => assert_eq!(frame, 0),
 ///     Err(other) => panic!("{other}"),
 /// }
@@ -454,8 +409,14 @@ impl Buf for Encoded {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EncodeError {
+    /// [`EncodeOptions::alignment`] is not a power of two from 1 to 4096.
+    #[error("frame alignment {alignment} is not a power of two from 1 to 4096")]
+    Alignment {
+        /// The alignment asked for, in bytes.
+        alignment: usize,
+    },
     /// The compressor failed on a frame.
-    #[error("cannot compress frame {frame} with {codec}: {source}")]
+    #[error("cannot compress frame {frame} with {codec}")]
     Compress {
         /// Index of the frame in the message.
         frame: usize,

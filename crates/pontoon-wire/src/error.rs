@@ -138,6 +138,22 @@ pub enum DecodeError {
         /// The codec number.
         codec: u8,
     },
+    /// A frame is compressed with a codec this version knows but this build leaves out
+    /// (pontoon-wire built without the codec's feature). Refused from the frame table, before
+    /// the frame's bytes are read.
+    #[error(
+        "frame {frame} (byte offset {offset}) is compressed with {codec}, which this build cannot decode: pontoon-wire is built without its `{feature}` feature"
+    )]
+    CodecNotBuilt {
+        /// Where the codec byte is.
+        offset: u64,
+        /// Index of the frame.
+        frame: u64,
+        /// The frame's codec.
+        codec: Codec,
+        /// The pontoon-wire feature that would build it in.
+        feature: &'static str,
+    },
     /// An uncompressed frame declares different lengths on the wire and decoded.
     #[error(
         "uncompressed frame {frame} at byte offset {offset} declares {wire_len} bytes on the wire but {raw_len} decoded"
@@ -256,6 +272,7 @@ impl DecodeError {
             | DecodeError::MessageTooLarge { offset, .. }
             | DecodeError::LengthOverflow { offset }
             | DecodeError::UnknownCodec { offset, .. }
+            | DecodeError::CodecNotBuilt { offset, .. }
             | DecodeError::InconsistentFrame { offset, .. }
             | DecodeError::ChecksumMismatch { offset, .. }
             | DecodeError::MalformedHeader { offset, .. }
@@ -307,4 +324,7 @@ pub enum DecompressFault {
     /// The codec's own state could not be created (out of memory).
     #[error("the decompressor could not be created")]
     Unavailable,
+    /// This build of pontoon-wire has not the codec's feature.
+    #[error("this build has not the codec (pontoon-wire's feature of that name is off)")]
+    NotBuilt,
 }

@@ -358,6 +358,14 @@ fn parse_layout(buf: &[u8], base: u64, limits: &Limits) -> Result<Parsed, Decode
             frame,
             codec: buf[at + 16],
         })?;
+        if let Some(feature) = codec.feature().filter(|_| !codec.is_built()) {
+            return Err(DecodeError::CodecNotBuilt {
+                offset: offset + 16,
+                frame,
+                codec,
+                feature,
+            });
+        }
         if buf[at + 17..at + 20] != [0, 0, 0] {
             return Err(DecodeError::ReservedNotZero {
                 offset: offset + 17,

@@ -58,7 +58,10 @@ impl Header {
     /// # Ok::<(), pontoon_wire::HeaderError>(())
     /// ```
     pub fn from_serde<T: Serialize + ?Sized>(value: &T) -> Result<Header, HeaderError> {
-        let bytes = rmp_serde::to_vec_named(value).map_err(HeaderError::Encode)?;
+        let bytes = rmp_serde::to_vec_named(value).map_err(|e| HeaderError::Encode {
+            type_name: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })?;
         Ok(Header {
             bytes: bytes.into(),
         })
@@ -143,7 +146,10 @@ impl Header {
     /// # Ok::<(), pontoon_wire::HeaderError>(())
     /// ```
     pub fn deserialize<'de, T: Deserialize<'de>>(&'de self) -> Result<T, HeaderError> {
-        rmp_serde::from_slice(&self.bytes).map_err(HeaderError::Decode)
+        rmp_serde::from_slice(&self.bytes).map_err(|e| HeaderError::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })
     }
 
     /// Reads the header as a dynamic MessagePack value.
@@ -154,7 +160,11 @@ impl Header {
     /// # Ok::<(), pontoon_wire::HeaderError>(())
     /// ```
     pub fn to_value(&self) -> Result<rmpv::Value, HeaderError> {
-        rmpv::decode::read_value(&mut &self.bytes[..]).map_err(HeaderError::Value)
+        let mut rest = &self.bytes[..];
+        rmpv::decode::read_value(&mut rest).map_err(|e| HeaderError::Value {
+            offset: (self.bytes.len() - rest.len()) as u64,
+            reason: e.to_string(),
+        })
     }
 
     /// The encoded MessagePack bytes.
@@ -203,7 +213,8 @@ impl fmt::Debug for Header {
 /// use pontoon_wire::{Header, HeaderError};
 /// let header = Header::from_serde(&"not a number")?;
 /// let err = header.deserialize::<u32>().unwrap_err();
-/// assert!(matches!(err, HeaderError::Decode(_)));
+/// assert!(matches!(err, HeaderError::Decode { type_name: "u32", .. }));
+/// assert!(err.to_string().starts_with("cannot decode the header as u32: "));
 /// # Ok::<(), HeaderError>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -217,15 +228,31 @@ pub enum HeaderError {
         /// What was wrong there.
         fault: HeaderFault,
     },
-    /// A serde value could not be encoded.
-    #[error("cannot encode the header: {0}")]
-    Encode(#[source] rmp_serde::encode::Error),
+    /// A serde value could not be encoded (its `Serialize` failed, or it is a map with keys
+    /// MessagePack cannot hold).
+    #[error("cannot encode {type_name} as a header: {reason}")]
+    Encode {
+        /// The type being encoded.
+        type_name: &'static str,
+        /// What the encoder said.
+        reason: String,
+    },
     /// The header does not decode into the requested serde type.
-    #[error("cannot decode the header: {0}")]
-    Decode(#[source] rmp_serde::decode::Error),
+    #[error("cannot decode the header as {type_name}: {reason}")]
+    Decode {
+        /// The type asked for.
+        type_name: &'static str,
+        /// What the decoder said (rmp-serde's words, of which the header's path is not part).
+        reason: String,
+    },
     /// The header could not be read as a dynamic value.
-    #[error("cannot read the header as a MessagePack value: {0}")]
-    Value(#[source] rmpv::decode::Error),
+    #[error("cannot read the header as a MessagePack value at byte offset {offset}: {reason}")]
+    Value {
+        /// How far into the header's bytes the reader had read when it failed.
+        offset: u64,
+        /// What the reader said.
+        reason: String,
+    },
 }
 
 /// The ways header bytes can fail to be one well-formed MessagePack value.

@@ -9,8 +9,20 @@ use crate::{Codec, Header, Limits, Message};
 /// The transport protocol's version, sent in every hello.
 pub const PROTOCOL_VERSION: u64 = 1;
 
-/// Codecs this build decodes, in the order it prefers them.
-pub const DECODES: [Codec; 2] = [Codec::Lz4, Codec::Zstd];
+/// Codecs this build decodes, in the order it prefers them: those whose feature (`lz4`, `zstd`)
+/// it is built with, and no others, so a hello never announces a codec the side cannot decode.
+///
+/// ```
+/// use pontoon_wire::{Codec, DECODES};
+/// assert_eq!(DECODES.contains(&Codec::Zstd), cfg!(feature = "zstd"));
+/// assert!(DECODES.iter().all(|codec| codec.is_built()));
+/// ```
+pub const DECODES: &[Codec] = &[
+    #[cfg(feature = "lz4")]
+    Codec::Lz4,
+    #[cfg(feature = "zstd")]
+    Codec::Zstd,
+];
 
 /// The limits a hello is read with, whatever a connection's own limits are: no frames, at most
 /// 64 KiB of header and 128 KiB in all.
@@ -172,14 +184,16 @@ impl Hello {
         let accepts = strings("accepts")?;
         let decodes = strings("decodes")?
             .iter()
-            .filter_map(|name| codec_named(name))
+            .filter_map(|name| name.parse::<Codec>().ok())
             .collect();
         let name = field("compression")?
             .as_str()
             .ok_or(wrong("compression", "a string"))?;
-        let compression = codec_named(name).ok_or_else(|| HelloError::UnknownCodec {
-            name: name.chars().take(64).collect(),
-        })?;
+        let compression = name
+            .parse::<Codec>()
+            .map_err(|unknown| HelloError::UnknownCodec {
+                name: unknown.name().to_string(),
+            })?;
         let max_message_bytes = field("max_message")?
             .as_u64()
             .ok_or(wrong("max_message", "an unsigned integer"))?;
@@ -194,25 +208,27 @@ impl Hello {
     }
 }
 
-fn codec_named(name: &str) -> Option<Codec> {
-    [Codec::None, Codec::Lz4, Codec::Zstd]
-        .into_iter()
-        .find(|c| c.name() == name)
-}
-
-/// The codec a side asks for from its [`Compression`], before it knows what the peer decodes.
+/// The codec a side asks for from its [`Compression`], before it knows what the peer decodes:
+/// only a codec this build has ([`Codec::None`] for one it lacks). [`Compression::Auto`] asks for
+/// the first of [`DECODES`] (LZ4 when built in).
 ///
 /// ```
 /// use pontoon_wire::{Codec, Compression, wanted_codec};
 /// assert_eq!(wanted_codec(Compression::Auto, true), Codec::None);
+/// # #[cfg(feature = "lz4")]
 /// assert_eq!(wanted_codec(Compression::Auto, false), Codec::Lz4);
 /// ```
 pub fn wanted_codec(compression: Compression, peer_shares_machine: bool) -> Codec {
-    match compression {
+    let wanted = match compression {
         Compression::Off => Codec::None,
         Compression::With(codec) => codec,
         Compression::Auto if peer_shares_machine => Codec::None,
-        Compression::Auto => Codec::Lz4,
+        Compression::Auto => DECODES.first().copied().unwrap_or(Codec::None),
+    };
+    if wanted.is_built() {
+        wanted
+    } else {
+        Codec::None
     }
 }
 
@@ -222,7 +238,9 @@ pub fn wanted_codec(compression: Compression, peer_shares_machine: bool) -> Code
 /// use pontoon_wire::{Codec, Compression, Hello, negotiate};
 /// let peer = Hello::new("peer", vec!["serde".into()], Codec::None, 1 << 20);
 /// let agreed = negotiate(Compression::With(Codec::Zstd), false, &peer)?;
-/// assert_eq!(agreed.send_codec, Codec::Zstd);
+/// // What this side asks for, if built in and the peer decodes it; else no compression.
+/// let expected = if Codec::Zstd.is_built() { Codec::Zstd } else { Codec::None };
+/// assert_eq!(agreed.send_codec, expected);
 /// # Ok::<(), pontoon_wire::HelloError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,6 +334,7 @@ pub enum HelloError {
 mod tests {
     use super::*;
 
+    #[cfg(all(feature = "lz4", feature = "zstd"))]
     fn peer(decodes: Vec<Codec>) -> Hello {
         Hello {
             decodes,
@@ -324,6 +343,23 @@ mod tests {
     }
 
     #[test]
+    fn the_hello_announces_the_codecs_built_in_and_no_others() {
+        let hello = Hello::new("me", vec![], Codec::None, 1 << 20);
+        let announced = Hello::from_message(&hello.to_message()).unwrap().decodes;
+        for codec in [Codec::Lz4, Codec::Zstd] {
+            assert_eq!(announced.contains(&codec), codec.is_built(), "{codec}");
+            // A side never asks to send with a codec it has not got.
+            let wanted = wanted_codec(Compression::With(codec), false);
+            assert_eq!(wanted == codec, codec.is_built(), "{codec}");
+        }
+        assert_eq!(
+            wanted_codec(Compression::Auto, false),
+            DECODES.first().copied().unwrap_or(Codec::None)
+        );
+    }
+
+    #[test]
+    #[cfg(all(feature = "lz4", feature = "zstd"))]
     fn compression_is_off_unless_asked_for() {
         let remote = peer(DECODES.to_vec());
         let agreed = negotiate(Compression::default(), false, &remote).unwrap();

@@ -45,6 +45,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
+
+/// The `bytes` crate this one is built with: [`Frame`] is a `bytes::Bytes`, and decoders read
+/// from a `bytes::BytesMut`, so users name the same version.
+///
+/// ```
+/// let frame: pontoon_wire::Frame = pontoon_wire::bytes::Bytes::from_static(b"abc");
+/// assert_eq!(frame.len(), 3);
+/// ```
+pub use bytes;
+/// The `rmpv` crate this one is built with: [`Header::from_value`] and [`Header::to_value`] take
+/// and give an `rmpv::Value`.
+///
+/// ```
+/// use pontoon_wire::rmpv::Value;
+/// let header = pontoon_wire::Header::from_value(&Value::from("ping"));
+/// assert_eq!(header.to_value()?, Value::from("ping"));
+/// # Ok::<(), pontoon_wire::HeaderError>(())
+/// ```
+pub use rmpv;
 
 mod close;
 mod codec;
@@ -59,11 +79,13 @@ mod message;
 mod reader;
 pub mod shard;
 mod stream;
+#[cfg(feature = "tokio-util")]
+mod tokio_codec;
 
 pub use close::{
     CLOSE_MARKER, CLOSE_PREFIX_LEN, CloseCode, CloseFault, CloseMessage, MAX_CLOSE_REASON_BYTES,
 };
-pub use codec::{Codec, MIN_COMPRESS_LEN};
+pub use codec::{Codec, MIN_COMPRESS_LEN, UnknownCodecName};
 pub use encode::{EncodeError, EncodeOptions, Encoded, Encoder, FrameInfo};
 pub use error::{DecodeError, DecompressFault};
 pub use format::{
@@ -80,6 +102,8 @@ pub use limits::{EXPANSION_FLOOR, Limits};
 pub use message::{Frame, Message};
 pub use reader::{FRAME_ALIGN, FrameBuffers, MessageReader, RawMessage, Received, Want};
 pub use stream::{Decoder, decode_message};
+#[cfg(feature = "tokio-util")]
+pub use tokio_codec::{MessageCodec, MessageCodecError};
 
 // The README's example is compiled and run as a doctest, so it cannot rot.
 #[cfg(doctest)]

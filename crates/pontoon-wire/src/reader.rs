@@ -112,6 +112,7 @@ pub enum Received {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "a RawMessage is a whole received message: dropping it loses the message"]
 pub struct RawMessage {
     head: MessageHead,
     frames: Vec<Bytes>,
@@ -329,6 +330,7 @@ impl MessageReader {
     ///     .with_buffers(std::sync::Arc::new(Fresh));
     /// # let _ = reader;
     /// ```
+    #[must_use = "with_buffers returns the changed reader"]
     pub fn with_buffers(mut self, buffers: Arc<dyn FrameBuffers>) -> MessageReader {
         self.buffers = buffers;
         self
@@ -711,7 +713,11 @@ mod tests {
             ),
             Message::default(),
         ];
-        let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Lz4).checksums(true));
+        let encoder = Encoder::new(EncodeOptions {
+            codec: Codec::Lz4,
+            checksums: true,
+            ..EncodeOptions::default()
+        });
         let mut bytes = crate::preamble().to_vec();
         for m in &messages {
             bytes.extend_from_slice(&encoder.encode(m).unwrap().to_bytes());

@@ -154,7 +154,9 @@ impl Decoder {
     pub fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
         match self.decode(src)? {
             Some(message) => Ok(Some(message)),
-            None if src.is_empty() => Ok(None),
+            // A clean end only between messages: a head already taken from `src` is a
+            // message in progress even when no byte of it is left in the buffer.
+            None if src.is_empty() && self.head.is_none() => Ok(None),
             None => {
                 let error = DecodeError::Truncated {
                     offset: self.consumed + src.len() as u64,
@@ -277,7 +279,11 @@ mod tests {
             ),
             Message::new(Header::empty(), vec![compressible, Bytes::new()]),
         ];
-        let encoder = Encoder::new(EncodeOptions::default().codec(Codec::Lz4).checksums(true));
+        let encoder = Encoder::new(EncodeOptions {
+            codec: Codec::Lz4,
+            checksums: true,
+            ..EncodeOptions::default()
+        });
         let mut stream = crate::preamble().to_vec();
         for m in &messages {
             stream.extend_from_slice(&encoder.encode(m).unwrap().to_bytes());

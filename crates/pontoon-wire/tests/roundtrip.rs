@@ -59,11 +59,12 @@ fn options() -> impl Strategy<Value = EncodeOptions> {
         prop_oneof![Just(None), (1usize..50_000).prop_map(NonZeroUsize::new)],
     )
         .prop_map(|(codec, checksums, align, shard)| {
-            EncodeOptions::default()
-                .codec(codec)
-                .checksums(checksums)
-                .alignment(align)
-                .shard_size(shard)
+            let mut options = EncodeOptions::default();
+            options.codec = codec;
+            options.checksums = checksums;
+            options.alignment = align;
+            options.shard_bytes = shard;
+            options
         })
 }
 

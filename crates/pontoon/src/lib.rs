@@ -15,15 +15,27 @@
 //! the default [`registry`]: `endpoint.send(&value)` and `endpoint.recv()` are the whole API of
 //! a first program (see the README's quickstart, below the table of crates on crates.io).
 //!
-//! ```
-//! use pontoon::prelude::*;
+//! Each feature builds alone and pulls in the layers below it (`array`, `transport` and
+//! `persist` each bring `family`, which brings `wire`); with none, this crate is empty.
 //!
-//! let message = Message::new(Header::from_serde(&"ping")?, vec![]);
-//! let bytes = Encoder::default().encode(&message)?.to_bytes();
-//! assert_eq!(pontoon::wire::decode_message(bytes, &Limits::default())?, message);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The lower crates have features of their own: `pontoon-wire`'s `lz4` and `zstd` codecs
+//! (default on, forwarded here as `lz4` and `zstd`) and `tokio-util` codec, `pontoon-array`'s
+//! `ndarray` and `arrow` (default on, forwarded here as `ndarray` and `arrow`).
+#![cfg_attr(
+    feature = "wire",
+    doc = r#"
+```
+use pontoon::prelude::*;
+
+let message = Message::new(Header::from_serde(&"ping")?, vec![]);
+let bytes = Encoder::default().encode(&message)?.to_bytes();
+assert_eq!(pontoon::wire::decode_message(bytes, &Limits::default())?, message);
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+"#
+)]
 #![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
 
 #[cfg(feature = "wire")]
 #[doc(inline)]
@@ -50,13 +62,18 @@ mod short;
 #[cfg(feature = "transport")]
 pub use short::{Listener, connect, listen, registry};
 
-/// The names most programs need, for a glob import.
-///
-/// ```
-/// use pontoon::prelude::*;
-/// let header = Header::empty();
-/// # let _ = header;
-/// ```
+/// The names most programs need, for a glob import. It holds the names of the features
+/// enabled: none without any.
+#[cfg_attr(
+    feature = "wire",
+    doc = r#"
+```
+use pontoon::prelude::*;
+let header = Header::empty();
+# let _ = header;
+```
+"#
+)]
 pub mod prelude {
     #[cfg(feature = "array")]
     pub use pontoon_array::{Array, ArrayFamily, DType};
@@ -73,7 +90,9 @@ pub mod prelude {
     pub use crate::{connect, listen};
 }
 
-// The README's quickstart is compiled and run as a doctest, so it cannot rot.
+// The README's quickstart is compiled and run as a doctest, so it cannot rot. It needs a
+// connection (`transport`, which brings `family` and `wire`) and nothing else, so it runs
+// exactly when `transport` is on.
 #[cfg(all(doctest, feature = "transport"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

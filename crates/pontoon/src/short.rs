@@ -78,6 +78,14 @@ pub struct Listener {
     inner: pontoon_transport::Listener,
 }
 
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.inner.address().to_string())
+            .finish()
+    }
+}
+
 impl Listener {
     /// The address it listens at (with the port the system chose for `:0`).
     ///

@@ -56,7 +56,7 @@ pub enum ConvertError {
     #[error("the array's data is not aligned for its Arrow type")]
     Misaligned,
     /// The pontoon side: the array the Arrow one makes, or a copy the conversion needs.
-    #[error("{0}")]
+    #[error(transparent)]
     Array(#[from] ArrayError),
 }
 

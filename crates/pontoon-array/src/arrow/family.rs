@@ -29,7 +29,7 @@ use super::unpanicked;
 #[non_exhaustive]
 pub enum DumpError {
     /// arrow-ipc could not write the schema message.
-    #[error("arrow-ipc cannot write the schema: {0}")]
+    #[error("arrow-ipc cannot write the schema")]
     Arrow(#[source] ArrowError),
 }
 
@@ -65,7 +65,7 @@ pub enum LoadError {
     },
     /// arrow-rs refused the schema or a column (its validation of lengths, offsets, UTF-8,
     /// dictionary keys, ...).
-    #[error("arrow-rs refused the data: {0}")]
+    #[error("arrow-rs refused the data")]
     Arrow(#[source] ArrowError),
     /// arrow-rs panicked on the data (caught: see the module docs).
     #[error("arrow-rs refused malformed input (it panicked)")]

@@ -33,7 +33,7 @@ pub enum IpcWriteError {
     #[error("batch {0} has another schema than batch 0")]
     SchemaMismatch(usize),
     /// arrow-ipc's writer failed.
-    #[error("arrow-ipc cannot write the batches: {0}")]
+    #[error("arrow-ipc cannot write the batches")]
     Arrow(#[source] ArrowError),
 }
 
@@ -72,7 +72,7 @@ pub enum IpcReadError {
         limit: u64,
     },
     /// arrow-ipc refused the data (a compressed stream, for instance: no codec is built in).
-    #[error("arrow-ipc refused the data: {0}")]
+    #[error("arrow-ipc refused the data")]
     Arrow(#[source] ArrowError),
     /// arrow-ipc panicked on the data (caught: see the module docs).
     #[error("arrow-rs refused malformed input (it panicked)")]

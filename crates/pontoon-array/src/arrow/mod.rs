@@ -105,6 +105,25 @@ mod convert;
 mod family;
 mod ipc;
 
+/// The `arrow-array` crate this one is built with (`RecordBatch`, `ArrayRef` and the typed
+/// arrays are in this module's API), so users name the same version.
+///
+/// ```
+/// use pontoon_array::arrow::arrow_array::Int32Array;
+/// let column = Int32Array::from(vec![1, 2, 3]);
+/// let array = pontoon_array::arrow::from_arrow(&column, &pontoon_wire::Limits::DEFAULT)?;
+/// assert_eq!((array.len(), column.values().len()), (3, 3));
+/// # Ok::<(), pontoon_array::arrow::ConvertError>(())
+/// ```
+pub use arrow_array;
+/// The `arrow-schema` crate this one is built with (`ArrowError`, `DataType`, `Schema`).
+///
+/// ```
+/// let error = pontoon_array::arrow::arrow_schema::ArrowError::SchemaError("x".into());
+/// # let _ = error;
+/// ```
+pub use arrow_schema;
+
 pub use convert::{ConvertError, from_arrow, to_arrow, to_primitive};
 pub use family::{ArrowFamily, DumpError, LoadError};
 pub use ipc::{

@@ -29,22 +29,11 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 64)]
     pub(super) payload_mib: usize,
     /// Compress frames with this codec where it pays: none, lz4 or zstd.
-    #[arg(long, default_value = "none", value_parser = parse_codec)]
+    #[arg(long, default_value = "none")]
     pub(super) codec: Codec,
     /// Write and check a CRC32C per frame.
     #[arg(long)]
     pub(super) checksums: bool,
-}
-
-fn parse_codec(name: &str) -> Result<Codec, String> {
-    match name {
-        "none" => Ok(Codec::None),
-        "lz4" => Ok(Codec::Lz4),
-        "zstd" => Ok(Codec::Zstd),
-        other => Err(format!(
-            "unknown codec {other:?}: expected none, lz4 or zstd"
-        )),
-    }
 }
 
 /// Runs every part of the demo in turn.

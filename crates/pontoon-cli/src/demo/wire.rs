@@ -44,12 +44,13 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     limits.max_frame_bytes = limits.max_frame_bytes.max(payload_len as u64);
     limits.max_expansion_ratio = u64::MAX;
     limits.max_expanded_bytes = limits.max_expanded_bytes.max(payload_len as u64);
-    let encoder = Encoder::new(
-        EncodeOptions::default()
-            .codec(args.codec)
-            .checksums(args.checksums)
-            .receiver_limits(limits),
-    );
+    let encoder = Encoder::new({
+        let mut options = EncodeOptions::default();
+        options.codec = args.codec;
+        options.checksums = args.checksums;
+        options.receiver_limits = limits;
+        options
+    });
     let (encoded, encode_time) = timed(|| encoder.encode(&message));
     let encoded = encoded?;
     let payload_chunks = encoded
