@@ -48,6 +48,10 @@ const STEPS: &[Step] = &[
         run: fuzz_build,
     },
     Step {
+        name: "features",
+        run: release::features,
+    },
+    Step {
         name: "msrv",
         run: release::msrv,
     },
