@@ -78,6 +78,12 @@ const TASKS: &[Task] = &[
         run: release::features_task,
     },
     Task {
+        name: "package",
+        usage: "",
+        about: "cargo publish --dry-run --workspace: every crate packaged and built from its package alone",
+        run: |args| crate::no_args("package", args).and_then(|()| release::publish_dry_run()),
+    },
+    Task {
         name: "msrv",
         usage: "",
         about: "check that no dependency in the lock file needs a newer Rust than the rust-version claimed",

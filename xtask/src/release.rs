@@ -105,9 +105,53 @@ fn parse_version(text: &str) -> Result<[u64; 3]> {
 /// Packages every publishable crate and builds each from its package alone, as crates.io would
 /// (`cargo publish --dry-run --workspace`; a file a crate needs but does not ship fails here).
 pub(crate) fn publish_dry_run() -> Result {
+    forget_unpacked_packages()?;
     Cmd::cargo()
         .args(["publish", "--dry-run", "--workspace", "--allow-dirty"])
         .run()
+}
+
+/// Removes the sources cargo unpacked from an earlier dry run's local registry. Cargo unpacks
+/// each package of that registry once per name and version and reuses the unpacked copy after,
+/// so a second dry run on this machine would build the first run's sources, not today's. The
+/// local registry's unpacked sources live in `$CARGO_HOME/registry/src/-<hash>/` (no host name,
+/// unlike crates.io's `index.crates.io-<hash>/`); only our own packages are removed from there.
+fn forget_unpacked_packages() -> Result {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    let ours: Vec<String> = workspace::metadata()?
+        .packages
+        .into_iter()
+        .map(|p| format!("{}-", p.name))
+        .collect();
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for unpacked in std::fs::read_dir(registry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            let is_ours = ours.iter().any(|prefix| {
+                name.strip_prefix(prefix.as_str())
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if is_ours {
+                std::fs::remove_dir_all(unpacked.path())
+                    .map_err(|e| format!("removing {}: {e}", unpacked.path().display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `semver` task: `cargo semver-checks` against the newest release on crates.io of every
