@@ -485,13 +485,8 @@ impl Reader<'_> {
         if depth > MAX_DEPTH {
             return Err(malformed(format!("types nested deeper than {MAX_DEPTH}")));
         }
-        // arrow-data's layout and validation unwrap a fixed size into a usize: a negative one,
-        // which an IPC schema can carry, must be refused before arrow-rs sees the type.
-        match data_type {
-            DataType::FixedSizeBinary(size) | DataType::FixedSizeList(_, size) if *size < 0 => {
-                return Err(malformed(format!("a fixed size of {size} in {data_type}")));
-            }
-            _ => {}
+        if let Some(what) = super::negative_fixed_size(data_type) {
+            return Err(malformed(what));
         }
         let node = self
             .nodes

@@ -679,11 +679,8 @@ impl LayoutWalk {
 
     fn field(&mut self, data_type: &DataType) -> Result<(), Stop> {
         let len = self.nodes.next().ok_or(Stop::Mismatch)?.length();
-        // arrow-data's layout unwraps a fixed size into a usize: refuse a negative one first.
-        if let DataType::FixedSizeBinary(size) | DataType::FixedSizeList(_, size) = data_type
-            && *size < 0
-        {
-            return Err(refuse(format!("a fixed size of {size} in {data_type}")));
+        if let Some(what) = super::negative_fixed_size(data_type) {
+            return Err(refuse(what));
         }
         let layout = arrow_data::layout(data_type);
         let validity = match data_type {

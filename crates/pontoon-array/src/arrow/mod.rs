@@ -142,3 +142,16 @@ struct Panicked;
 fn unpanicked<T>(decode: impl FnOnce() -> T) -> Result<T, Panicked> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).map_err(|_| Panicked)
 }
+
+/// What is wrong with `data_type` if it carries a negative fixed size (`FixedSizeBinary`,
+/// `FixedSizeList`), which an IPC schema from a peer can: arrow-data's layout unwraps the size
+/// into a `usize` and panics, so both ways in refuse such a type before arrow-rs sees it.
+fn negative_fixed_size(data_type: &arrow_schema::DataType) -> Option<String> {
+    use arrow_schema::DataType;
+    match data_type {
+        DataType::FixedSizeBinary(size) | DataType::FixedSizeList(_, size) if *size < 0 => {
+            Some(format!("a fixed size of {size} in {data_type}"))
+        }
+        _ => None,
+    }
+}
