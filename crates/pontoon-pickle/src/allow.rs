@@ -27,7 +27,7 @@ pub(crate) enum Known {
 }
 
 /// The allow-list, `(module, name, constructor)`. Python 2 module names (`__builtin__`) are
-/// mapped by [`known`] as Python 3's unpickler maps them.
+/// mapped to Python 3's before the lookup, as Python 3's unpickler maps them.
 pub(crate) const ALLOW_LIST: &[(&str, &str, Known)] = &[
     ("builtins", "set", Known::Set),
     ("builtins", "frozenset", Known::FrozenSet),
@@ -49,10 +49,6 @@ pub(crate) const ALLOW_LIST: &[(&str, &str, Known)] = &[
 
 /// The constructor `module.name` stands for, if it is on the allow-list.
 pub(crate) fn known(module: &str, name: &str) -> Option<Known> {
-    let module = match module {
-        "__builtin__" => "builtins",
-        other => other,
-    };
     ALLOW_LIST
         .iter()
         .find(|(m, n, _)| *m == module && *n == name)

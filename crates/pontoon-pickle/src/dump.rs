@@ -232,14 +232,7 @@ impl Writer<'_> {
                         self.tasks.push(Task::Op(op::BUILD));
                         self.tasks.push(Task::Visit(state));
                     }
-                    for chunk in object.dict_items.chunks(BATCH).rev() {
-                        self.tasks.push(Task::Op(op::SETITEMS));
-                        for &(k, v) in chunk.iter().rev() {
-                            self.tasks.push(Task::Visit(v));
-                            self.tasks.push(Task::Visit(k));
-                        }
-                        self.tasks.push(Task::Op(op::MARK));
-                    }
+                    self.pairs(&object.dict_items);
                     self.batch(&object.list_items, op::APPENDS);
                 }
             }
@@ -267,12 +260,36 @@ impl Writer<'_> {
         }
     }
 
-    /// `MARK items... code` per batch, pushed so that batches run in order.
+    /// `MARK items... code` per batch, pushed so that batches run in order; a lone item of a
+    /// list goes with `APPEND` and no mark, as CPython writes it, so deep lists open no marks.
     fn batch(&mut self, items: &[NodeId], code: u8) {
+        if let ([item], op::APPENDS) = (items, code) {
+            self.tasks.push(Task::Op(op::APPEND));
+            self.tasks.push(Task::Visit(*item));
+            return;
+        }
         for chunk in items.chunks(BATCH).rev() {
             self.tasks.push(Task::Op(code));
             for &item in chunk.iter().rev() {
                 self.tasks.push(Task::Visit(item));
+            }
+            self.tasks.push(Task::Op(op::MARK));
+        }
+    }
+
+    /// `MARK k v ... SETITEMS` per batch; a lone pair with `SETITEM` and no mark.
+    fn pairs(&mut self, pairs: &[(NodeId, NodeId)]) {
+        if let [(k, v)] = pairs {
+            self.tasks.push(Task::Op(op::SETITEM));
+            self.tasks.push(Task::Visit(*v));
+            self.tasks.push(Task::Visit(*k));
+            return;
+        }
+        for chunk in pairs.chunks(BATCH).rev() {
+            self.tasks.push(Task::Op(op::SETITEMS));
+            for &(k, v) in chunk.iter().rev() {
+                self.tasks.push(Task::Visit(v));
+                self.tasks.push(Task::Visit(k));
             }
             self.tasks.push(Task::Op(op::MARK));
         }
@@ -344,14 +361,7 @@ impl Writer<'_> {
                     self.out.push(op::EMPTY_DICT);
                 }
                 self.memoize(id);
-                for chunk in pairs.chunks(BATCH).rev() {
-                    self.tasks.push(Task::Op(op::SETITEMS));
-                    for &(k, v) in chunk.iter().rev() {
-                        self.tasks.push(Task::Visit(v));
-                        self.tasks.push(Task::Visit(k));
-                    }
-                    self.tasks.push(Task::Op(op::MARK));
-                }
+                self.pairs(pairs);
             }
             Node::Tuple(items) => {
                 if items.is_empty() {

@@ -21,12 +21,13 @@ use crate::{DumpOptions, Graph, LoadOptions, dumps, loads};
 /// registry.add_family(PickleFamily::default())?;
 /// registry.set_serializers(["pickle", "serde"])?;
 /// let graph = Graph::single(Node::Bytes(bytes::Bytes::from(vec![1u8; 1 << 20])));
-/// let message = registry.serialize(&graph)?;
+/// let message = registry.serialize_dyn(&graph)?;
 /// assert_eq!(message.frames.len(), 2); // the pickle, then its out-of-band buffer
 ///
-/// assert!(registry.deserialize::<Graph>(&message).is_err()); // not on the list: refused
+/// assert!(registry.deserialize_dyn(&message).is_err()); // not on the list: refused
 /// registry.set_deserializers(["pickle", "serde"])?;
-/// let back: Graph = registry.deserialize(&message)?;
+/// let back = registry.deserialize_dyn(&message)?;
+/// let back = back.downcast_ref::<Graph>().unwrap();
 /// let Node::Bytes(data) = back.node(back.root()) else { panic!() };
 /// assert_eq!(data.as_ptr(), message.frames[1].as_ptr()); // a view of the frame
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -29,7 +29,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use pontoon_pickle::{DumpOptions, Graph, LoadOptions, Node, dumps, loads};
+//! use pontoon_pickle::{DumpOptions, LoadOptions, Node, dumps, loads};
 //!
 //! // pickle.dumps({"a": [1, 2.5]}, protocol=2)
 //! let data = Bytes::from_static(b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01G@\x04\x00\x00\x00\x00\x00\x00es.");
@@ -40,7 +40,7 @@
 //! assert!(matches!(graph.node(value), Node::List(l) if l.len() == 2));
 //!
 //! let pickled = dumps(&graph, &DumpOptions::default())?; // protocol 5, for pickle.loads
-//! assert_eq!(loads(&pickled.data, &pickled.buffers, &LoadOptions::default())?.nodes().len(), 4);
+//! assert_eq!(loads(&pickled.data, &pickled.buffers, &LoadOptions::default())?.nodes().len(), 5);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![doc(test(attr(deny(warnings))))]

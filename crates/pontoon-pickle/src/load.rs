@@ -816,7 +816,7 @@ impl<'a> Loader<'a> {
     // --- containers ---------------------------------------------------------------------
 
     fn pairs(&mut self, items: Vec<NodeId>) -> Result<Vec<(NodeId, NodeId)>> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.invalid("an odd number of items for keys and values"));
         }
         let mut pairs = Vec::new();
@@ -868,6 +868,12 @@ impl<'a> Loader<'a> {
     // --- globals and calls --------------------------------------------------------------
 
     fn global(&mut self, module: &str, name: &str) -> Result<NodeId> {
+        // Python 3 reads Python 2's module names as their Python 3 names (fix_imports).
+        let module = match module {
+            "__builtin__" => "builtins",
+            "copy_reg" => "copyreg",
+            other => other,
+        };
         let constructor = known(module, name);
         if constructor.is_none() && !self.options.opaque.allows(module, name) {
             return Err(LoadError::Refused {

@@ -57,23 +57,27 @@ pub(crate) fn build_dtype(
             )));
         }
     }
-    if let Some(&metadata) = items.get(8) {
-        if let Node::Tuple(meta) = graph.node(metadata) {
-            if let Some(&unit) = meta.get(1) {
-                if let Node::Tuple(unit) = graph.node(unit) {
-                    let name = match unit.first().map(|&u| graph.node(u)) {
-                        Some(Node::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
-                        Some(Node::Str(s)) => s.to_string_lossy(),
-                        _ => return Err(loader.invalid("a datetime unit that is not text")),
-                    };
-                    let count = unit.get(1).map(|&n| graph.node(n));
-                    if !matches!(count, None | Some(Node::Int(1))) {
-                        return Err(loader.invalid("a datetime unit with a multiplier"));
-                    }
-                    spec.unit = Some(name);
-                }
-            }
+    let unit = items
+        .get(8)
+        .and_then(|&m| match graph.node(m) {
+            Node::Tuple(meta) => meta.get(1).copied(),
+            _ => None,
+        })
+        .and_then(|u| match graph.node(u) {
+            Node::Tuple(unit) => Some(unit.clone()),
+            _ => None,
+        });
+    if let Some(unit) = unit {
+        let name = match unit.first().map(|&u| graph.node(u)) {
+            Some(Node::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(Node::Str(s)) => s.to_string_lossy(),
+            _ => return Err(loader.invalid("a datetime unit that is not text")),
+        };
+        let count = unit.get(1).map(|&n| graph.node(n));
+        if !matches!(count, None | Some(Node::Int(1))) {
+            return Err(loader.invalid("a datetime unit with a multiplier"));
         }
+        spec.unit = Some(name);
     }
     Ok(spec)
 }
@@ -142,7 +146,7 @@ fn contiguous(
             data.len()
         )));
     }
-    if (data.as_ptr() as usize) % dtype.align() != 0 {
+    if !(data.as_ptr() as usize).is_multiple_of(dtype.align()) {
         // pontoon-array copies misaligned data once: count it.
         loader.spend(data.len() as u64)?;
     }

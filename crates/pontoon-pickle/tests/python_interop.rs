@@ -77,13 +77,11 @@ fn python_pickles_decode_to_the_same_values_and_rust_pickles_load_back_in_python
             }
         };
         // Out-of-band arrays are views of their buffers.
-        if *nbuf > 0 {
-            if let Node::Array(a) = graph.node(graph.root()) {
-                let buf = &buffers[0];
-                let ptr = a.data().as_ptr() as usize;
+        if let (Node::Array(a), Some(buf)) = (graph.node(graph.root()), buffers.first()) {
+            if !buf.is_empty() {
+                let (ptr, start) = (a.data().as_ptr() as usize, buf.as_ptr() as usize);
                 assert!(
-                    ptr >= buf.as_ptr() as usize && ptr < buf.as_ptr() as usize + buf.len().max(1)
-                        || buf.is_empty(),
+                    (start..start + buf.len()).contains(&ptr),
                     "{name}: the array is not a view of its buffer"
                 );
             }
