@@ -177,3 +177,73 @@ for p in range(6):
         );
     }
 }
+
+#[test]
+fn named_classes_are_written_as_global_plus_reduce_newobj_and_build() {
+    use pontoon_pickle::{Call, Global, Graph, Object, Opaque};
+    let dir = common::scratch("pickle-classes");
+    let mut graph = Graph::new();
+    let push_int = |g: &mut Graph, v| g.push(Node::Int(v));
+    // types.SimpleNamespace() with state {"a": 1, "b": [1]}: REDUCE then BUILD.
+    let namespace = graph.push(Node::Global(Global::new("types", "SimpleNamespace")));
+    let no_args = graph.push(Node::Tuple(vec![]));
+    let (a, b) = (
+        graph.push(Node::Str("a".into())),
+        graph.push(Node::Str("b".into())),
+    );
+    let one = push_int(&mut graph, 1);
+    let list = graph.push(Node::List(vec![one]));
+    let state = graph.push(Node::Dict(vec![(a, one), (b, list)]));
+    let mut object = Object::new(namespace, no_args, Call::Reduce);
+    object.state = Some(state);
+    let ns = graph.push(Node::Object(object));
+    // fractions.Fraction(3, 4): REDUCE.
+    let fraction = graph.push(Node::Global(Global::new("fractions", "Fraction")));
+    let (three, four) = (push_int(&mut graph, 3), push_int(&mut graph, 4));
+    let args = graph.push(Node::Tuple(vec![three, four]));
+    let frac = graph.push(Node::Object(Object::new(fraction, args, Call::Reduce)));
+    // datetime.timedelta.__new__(timedelta, 1, 2, 3): NEWOBJ.
+    let timedelta = graph.push(Node::Global(Global::new("datetime", "timedelta")));
+    let two = push_int(&mut graph, 2);
+    let args = graph.push(Node::Tuple(vec![one, two, three]));
+    let delta = graph.push(Node::Object(Object::new(timedelta, args, Call::NewObj)));
+    // The namespace twice: one object on the Python side.
+    let root = graph.push(Node::List(vec![ns, frac, delta, ns]));
+    graph.set_root(root);
+    let pickled = dumps(&graph, &DumpOptions::default()).unwrap();
+    fs::write(dir.join("classes.pkl"), &pickled.data).unwrap();
+    let check = r#"
+import datetime, fractions, types
+v = pickle.loads(open(os.path.join(sys.argv[1], "classes.pkl"), "rb").read())
+assert isinstance(v[0], types.SimpleNamespace) and v[0].a == 1 and v[0].b == [1], v
+assert v[0] is v[3]
+assert v[1] == fractions.Fraction(3, 4) and type(v[1]) is fractions.Fraction, v
+assert v[2] == datetime.timedelta(1, 2, 3), v
+# Python's own pickle of a namespace, for the opaque round trip below.
+open(os.path.join(sys.argv[1], "python.pkl"), "wb").write(pickle.dumps([types.SimpleNamespace(x=[1, 2])], protocol=2))
+print("ok")
+"#;
+    assert_eq!(
+        common::run_python(&format!("{CASES_PY}\n"), check, &dir).trim(),
+        "ok"
+    );
+    // Python's pickle of a class outside the allow-list: refused by default, kept opaque when
+    // listed, and written back to something Python loads as the same object.
+    let data = read(&dir.join("python.pkl"));
+    assert!(loads(&data, &[], &LoadOptions::default()).is_err());
+    let mut options = LoadOptions::default();
+    options.opaque = Opaque::Listed(vec!["types.SimpleNamespace".into()]);
+    let graph = loads(&data, &[], &options).unwrap();
+    let pickled = dumps(&graph, &DumpOptions::default()).unwrap();
+    fs::write(dir.join("back.pkl"), &pickled.data).unwrap();
+    let check = r#"
+import types
+v = pickle.loads(open(os.path.join(sys.argv[1], "back.pkl"), "rb").read())
+assert v == [types.SimpleNamespace(x=[1, 2])], v
+print("ok")
+"#;
+    assert_eq!(
+        common::run_python(&format!("{CASES_PY}\n"), check, &dir).trim(),
+        "ok"
+    );
+}
