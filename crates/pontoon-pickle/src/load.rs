@@ -250,6 +250,23 @@ impl<'a> Loader<'a> {
         Ok(self.stack.split_off(base))
     }
 
+    /// Closes the innermost mark; returns where its items start.
+    fn close_mark(&mut self) -> Result<usize> {
+        self.marks.pop().ok_or_else(|| LoadError::NoMark {
+            offset: self.at,
+            opcode: describe(self.op),
+        })
+    }
+
+    /// The value just below the items that start at `from`, which must be above the
+    /// innermost open mark.
+    fn below(&self, from: usize) -> Result<NodeId> {
+        if from == 0 || from - 1 < self.base() {
+            return Err(self.underflow());
+        }
+        Ok(self.stack[from - 1])
+    }
+
     // --- memo ---------------------------------------------------------------------------
 
     fn memo_put(&mut self, index: u64) -> Result<()> {
@@ -509,35 +526,40 @@ impl<'a> Loader<'a> {
                     self.push_node(Node::Dict(pairs))?;
                 }
                 op::APPEND => {
-                    let value = self.pop()?;
-                    let target = self.top()?;
-                    self.extend_list(target, vec![value])?;
+                    // The value is on top, the list below it.
+                    let len = self.stack.len();
+                    if len < self.base() + 2 {
+                        return Err(self.underflow());
+                    }
+                    self.extend_list(self.stack[len - 2], len - 1)?;
                 }
                 op::APPENDS => {
-                    let items = self.pop_mark()?;
-                    let target = self.top()?;
-                    self.extend_list(target, items)?;
+                    let from = self.close_mark()?;
+                    let target = self.below(from)?;
+                    self.extend_list(target, from)?;
                 }
                 op::SETITEM => {
-                    let value = self.pop()?;
-                    let key = self.pop()?;
-                    let target = self.top()?;
-                    self.extend_dict(target, vec![(key, value)])?;
+                    let len = self.stack.len();
+                    if len < self.base() + 3 {
+                        return Err(self.underflow());
+                    }
+                    self.extend_dict(self.stack[len - 3], len - 2)?;
                 }
                 op::SETITEMS => {
-                    let items = self.pop_mark()?;
-                    let pairs = self.pairs(items)?;
-                    let target = self.top()?;
-                    self.extend_dict(target, pairs)?;
+                    let from = self.close_mark()?;
+                    let target = self.below(from)?;
+                    self.extend_dict(target, from)?;
                 }
                 op::ADDITEMS => {
-                    let items = self.pop_mark()?;
-                    let target = self.top()?;
+                    let from = self.close_mark()?;
+                    let target = self.below(from)?;
+                    let at = self.at;
+                    let n = self.stack.len() - from;
                     match self.graph.node_mut(target) {
                         Node::Set(set) => {
-                            set.try_reserve(items.len())
-                                .map_err(|_| LoadError::OutOfMemory { offset: self.at })?;
-                            set.extend(items);
+                            set.try_reserve(n)
+                                .map_err(|_| LoadError::OutOfMemory { offset: at })?;
+                            set.extend(self.stack.drain(from..));
                         }
                         other => {
                             let what = format!("ADDITEMS onto a {}", other.type_name());
@@ -825,43 +847,44 @@ impl<'a> Loader<'a> {
         Ok(pairs)
     }
 
-    fn extend_list(&mut self, target: NodeId, items: Vec<NodeId>) -> Result<()> {
+    /// Moves the stack's items from `from` on into the list (or opaque object) `target`.
+    fn extend_list(&mut self, target: NodeId, from: usize) -> Result<()> {
         let at = self.at;
         let oom = |_| LoadError::OutOfMemory { offset: at };
-        match self.graph.node_mut(target) {
-            Node::List(list) => {
-                list.try_reserve(items.len()).map_err(oom)?;
-                list.extend(items);
-            }
-            Node::Object(object) => {
-                object.list_items.try_reserve(items.len()).map_err(oom)?;
-                object.list_items.extend(items);
-            }
+        let n = self.stack.len() - from;
+        let list = match self.graph.node_mut(target) {
+            Node::List(list) => list,
+            Node::Object(object) => &mut object.list_items,
             other => {
                 let what = format!("appending to a {}", other.type_name());
                 return Err(self.invalid(what));
             }
-        }
+        };
+        list.try_reserve(n).map_err(oom)?;
+        list.extend(self.stack.drain(from..));
         Ok(())
     }
 
-    fn extend_dict(&mut self, target: NodeId, pairs: Vec<(NodeId, NodeId)>) -> Result<()> {
+    /// Moves the stack's keys and values from `from` on into the dict (or opaque object)
+    /// `target`.
+    fn extend_dict(&mut self, target: NodeId, from: usize) -> Result<()> {
         let at = self.at;
         let oom = |_| LoadError::OutOfMemory { offset: at };
-        match self.graph.node_mut(target) {
-            Node::Dict(dict) | Node::OrderedDict(dict) => {
-                dict.try_reserve(pairs.len()).map_err(oom)?;
-                dict.extend(pairs);
-            }
-            Node::Object(object) => {
-                object.dict_items.try_reserve(pairs.len()).map_err(oom)?;
-                object.dict_items.extend(pairs);
-            }
+        let n = self.stack.len() - from;
+        if !n.is_multiple_of(2) {
+            return Err(self.invalid("an odd number of items for keys and values"));
+        }
+        let dict = match self.graph.node_mut(target) {
+            Node::Dict(dict) | Node::OrderedDict(dict) => dict,
+            Node::Object(object) => &mut object.dict_items,
             other => {
                 let what = format!("setting an item of a {}", other.type_name());
                 return Err(self.invalid(what));
             }
-        }
+        };
+        dict.try_reserve(n / 2).map_err(oom)?;
+        dict.extend(self.stack[from..].chunks_exact(2).map(|kv| (kv[0], kv[1])));
+        self.stack.truncate(from);
         Ok(())
     }
 
@@ -882,7 +905,7 @@ impl<'a> Loader<'a> {
             });
         }
         self.spend((module.len() + name.len()) as u64)?;
-        let id = self.node(Node::Global(Global::new(module, name)))?;
+        let id = self.node(Node::Global(Box::new(Global::new(module, name))))?;
         if let Some(k) = constructor {
             self.known.insert(id, k);
         }
@@ -919,7 +942,7 @@ impl<'a> Loader<'a> {
             Node::Global(_) | Node::Object(_) if self.options.opaque != crate::Opaque::Refuse => {
                 let mut object = Object::new(callable, args, how);
                 object.kwargs = kwargs;
-                self.node(Node::Object(object))
+                self.node(Node::Object(Box::new(object)))
             }
             other => {
                 let what = format!(
@@ -1058,7 +1081,7 @@ impl<'a> Loader<'a> {
                     }
                 };
                 self.spend(code.len() as u64)?;
-                Node::DType(numpy::spec_from_code(&code))
+                Node::DType(Box::new(numpy::spec_from_code(&code)))
             }
             (Known::Reconstruct, [class, _shape, _typecode]) => {
                 if self.known.get(class) != Some(&Known::NdArray) {
@@ -1066,11 +1089,11 @@ impl<'a> Loader<'a> {
                 }
                 // An empty array that BUILD fills; until then an object naming its maker.
                 let args = self.node(Node::Tuple(args.to_vec()))?;
-                Node::Object(Object::new(callable, args, Call::Reduce))
+                Node::Object(Box::new(Object::new(callable, args, Call::Reduce)))
             }
             (Known::FromBuffer, [buffer, dtype, shape, order]) => {
                 let array = numpy::from_buffer(self, *buffer, *dtype, *shape, *order)?;
-                Node::Array(array)
+                Node::Array(Box::new(array))
             }
             (constructor, args) => {
                 let what = format!("{constructor:?} does not take {} arguments", args.len());
@@ -1083,15 +1106,15 @@ impl<'a> Loader<'a> {
     fn build(&mut self, target: NodeId, state: NodeId) -> Result<()> {
         match self.graph.node(target) {
             Node::DType(spec) => {
-                let spec = spec.clone();
+                let spec = DTypeSpec::clone(spec);
                 let built = numpy::build_dtype(self, spec, state)?;
-                *self.graph.node_mut(target) = Node::DType(built);
+                *self.graph.node_mut(target) = Node::DType(Box::new(built));
             }
             Node::Object(object)
                 if self.known.get(&object.callable) == Some(&Known::Reconstruct) =>
             {
                 let array = numpy::build_array(self, state)?;
-                *self.graph.node_mut(target) = Node::Array(array);
+                *self.graph.node_mut(target) = Node::Array(Box::new(array));
             }
             Node::Object(_) => {
                 if let Node::Object(object) = self.graph.node_mut(target) {
@@ -1112,7 +1135,7 @@ impl<'a> Loader<'a> {
 
     pub(crate) fn dtype_of(&self, id: NodeId) -> Result<DTypeSpec> {
         match self.graph.node(id) {
-            Node::DType(spec) => Ok(spec.clone()),
+            Node::DType(spec) => Ok(DTypeSpec::clone(spec)),
             other => Err(self.invalid(format!(
                 "a {} where a numpy dtype belongs",
                 other.type_name()

@@ -92,9 +92,9 @@ pub enum Call {
 /// ```
 /// use pontoon_pickle::{Call, Global, Graph, Node, Object};
 /// let mut graph = Graph::new();
-/// let class = graph.push(Node::Global(Global::new("mymod", "Point")));
+/// let class = graph.push(Node::Global(Box::new(Global::new("mymod", "Point"))));
 /// let args = graph.push(Node::Tuple(vec![]));
-/// let object = graph.push(Node::Object(Object::new(class, args, Call::NewObj)));
+/// let object = graph.push(Node::Object(Box::new(Object::new(class, args, Call::NewObj))));
 /// assert!(matches!(graph.node(object), Node::Object(o) if o.call == Call::NewObj));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -122,7 +122,7 @@ impl Object {
     /// ```
     /// # use pontoon_pickle::{Call, Graph, Node, Object};
     /// let mut graph = Graph::new();
-    /// let f = graph.push(Node::Global(pontoon_pickle::Global::new("m", "f")));
+    /// let f = graph.push(Node::Global(Box::new(pontoon_pickle::Global::new("m", "f"))));
     /// let args = graph.push(Node::Tuple(vec![]));
     /// let object = Object::new(f, args, Call::Reduce);
     /// assert!(object.state.is_none());
@@ -274,14 +274,14 @@ pub enum Node {
     Set(Vec<NodeId>),
     /// A `frozenset`.
     FrozenSet(Vec<NodeId>),
-    /// A `numpy.ndarray`.
-    Array(Array),
+    /// A `numpy.ndarray` (boxed, as the rarer variants are, so that a node stays small).
+    Array(Box<Array>),
     /// A `numpy.dtype` object.
-    DType(DTypeSpec),
+    DType(Box<DTypeSpec>),
     /// A class or function named by module and name, not called.
-    Global(Global),
+    Global(Box<Global>),
     /// A call this crate keeps opaque.
-    Object(Object),
+    Object(Box<Object>),
 }
 
 impl Node {

@@ -185,7 +185,10 @@ fn named_classes_are_written_as_global_plus_reduce_newobj_and_build() {
     let mut graph = Graph::new();
     let push_int = |g: &mut Graph, v| g.push(Node::Int(v));
     // types.SimpleNamespace() with state {"a": 1, "b": [1]}: REDUCE then BUILD.
-    let namespace = graph.push(Node::Global(Global::new("types", "SimpleNamespace")));
+    let namespace = graph.push(Node::Global(Box::new(Global::new(
+        "types",
+        "SimpleNamespace",
+    ))));
     let no_args = graph.push(Node::Tuple(vec![]));
     let (a, b) = (
         graph.push(Node::Str("a".into())),
@@ -196,17 +199,25 @@ fn named_classes_are_written_as_global_plus_reduce_newobj_and_build() {
     let state = graph.push(Node::Dict(vec![(a, one), (b, list)]));
     let mut object = Object::new(namespace, no_args, Call::Reduce);
     object.state = Some(state);
-    let ns = graph.push(Node::Object(object));
+    let ns = graph.push(Node::Object(Box::new(object)));
     // fractions.Fraction(3, 4): REDUCE.
-    let fraction = graph.push(Node::Global(Global::new("fractions", "Fraction")));
+    let fraction = graph.push(Node::Global(Box::new(Global::new("fractions", "Fraction"))));
     let (three, four) = (push_int(&mut graph, 3), push_int(&mut graph, 4));
     let args = graph.push(Node::Tuple(vec![three, four]));
-    let frac = graph.push(Node::Object(Object::new(fraction, args, Call::Reduce)));
+    let frac = graph.push(Node::Object(Box::new(Object::new(
+        fraction,
+        args,
+        Call::Reduce,
+    ))));
     // datetime.timedelta.__new__(timedelta, 1, 2, 3): NEWOBJ.
-    let timedelta = graph.push(Node::Global(Global::new("datetime", "timedelta")));
+    let timedelta = graph.push(Node::Global(Box::new(Global::new("datetime", "timedelta"))));
     let two = push_int(&mut graph, 2);
     let args = graph.push(Node::Tuple(vec![one, two, three]));
-    let delta = graph.push(Node::Object(Object::new(timedelta, args, Call::NewObj)));
+    let delta = graph.push(Node::Object(Box::new(Object::new(
+        timedelta,
+        args,
+        Call::NewObj,
+    ))));
     // The namespace twice: one object on the Python side.
     let root = graph.push(Node::List(vec![ns, frac, delta, ns]));
     graph.set_root(root);
