@@ -216,7 +216,7 @@ impl<'a> Loader<'a> {
         if self.graph.nodes().len() >= u32::MAX as usize {
             return Err(self.oom());
         }
-        self.graph.reserve(1).map_err(|_| self.oom())?;
+        self.graph.reserve_one().map_err(|_| self.oom())?;
         Ok(self.graph.push(node))
     }
 

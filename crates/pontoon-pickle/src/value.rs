@@ -446,10 +446,11 @@ impl Graph {
         &self.nodes
     }
 
-    pub(crate) fn reserve(
-        &mut self,
-        additional: usize,
-    ) -> Result<(), std::collections::TryReserveError> {
-        self.nodes.try_reserve(additional)
+    /// Room for one more node, grown fallibly (amortized, as `push` would).
+    pub(crate) fn reserve_one(&mut self) -> Result<(), std::collections::TryReserveError> {
+        if self.nodes.len() == self.nodes.capacity() {
+            self.nodes.try_reserve(1)?;
+        }
+        Ok(())
     }
 }
