@@ -704,9 +704,19 @@ impl<'a> Loader<'a> {
             });
         }
         self.spend(text.len() as u64)?;
-        BigInt::from_decimal(text)
-            .map(Self::int_node)
-            .ok_or_else(|| self.invalid(format!("{text:?} is not an integer")))
+        let big = BigInt::from_decimal(text)
+            .ok_or_else(|| self.invalid(format!("{text:?} is not an integer")))?;
+        // The digit count bounded the work; the limit itself is on the integer's bytes, so
+        // that what is read as text is also read back as LONG4 (found by fuzzing).
+        let bytes = big.to_signed_le().len();
+        if bytes > limit {
+            return Err(LoadError::IntTooLarge {
+                offset: self.at,
+                bytes: bytes as u64,
+                limit,
+            });
+        }
+        Ok(Self::int_node(big))
     }
 
     fn long(&mut self, n: u64) -> Result<()> {

@@ -66,8 +66,9 @@ pub struct LoadOptions {
     /// input (at least 64 Ki in all). Out-of-band buffers are views and do not count.
     /// Default 8.
     pub max_expansion_ratio: u64,
-    /// The longest integer, in bytes of `LONG1`/`LONG4` (decimal text may have 3 digits per
-    /// byte): converting integers to and from decimal is quadratic in their length. Default
+    /// The longest integer, in bytes of `LONG1`/`LONG4` (decimal text of `INT` and `LONG` is
+    /// held to the same, and refused unread beyond 3 digits a byte): converting integers to and
+    /// from decimal is quadratic in their length. Default
     /// 8192 (about 19,700 digits; Python itself refuses more than 4,300 digits by default).
     pub max_int_bytes: usize,
     /// Globals outside the allow-list kept as opaque values; refused by default.
