@@ -19,8 +19,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("pontoon-wire", 0),
     ("pontoon-family", 1),
     ("pontoon-array", 2),
-    ("pontoon-pickle", 2),
     ("pontoon-transport", 3),
+    // Above pontoon-array, whose arrays its numpy values are.
+    ("pontoon-pickle", 3),
     ("pontoon-persist", 3),
     ("pontoon-store", 4),
     ("pontoon-dask", 5),

@@ -1,5 +1,5 @@
 //! The `pontoon` command-line tool: `pontoon demo` shows what pontoon does, end to end, with numbers;
-//! `pontoon log` inspects a pontoon-persist log.
+//! `pontoon log` inspects a pontoon-persist log; `pontoon inspect` prints a pickle as JSON.
 //!
 //! Exit status, the same for every subcommand: 0 when it did what was asked and found nothing
 //! wrong; 1 when a check ran and found damage (`pontoon log verify`); 2 when it could not do what
@@ -7,6 +7,7 @@
 
 mod demo;
 mod generate;
+mod inspect;
 mod log;
 
 use std::error::Error;
@@ -48,6 +49,20 @@ enum Command {
     /// Inspect a pontoon-persist log: verify it, or dump its records.
     #[command(subcommand)]
     Log(log::Command),
+    /// Decode a file and print its value as JSON, never running code.
+    ///
+    /// With --format pickle: a Python pickle (protocols 0 to 5) and its out-of-band buffers
+    /// (--buffer, in order). Prints one JSON tree of nodes: {"t":"none"}, {"t":"bool","v":..},
+    /// {"t":"int","v":"<decimal>"}, {"t":"float","v":"<float.hex()>"}, {"t":"complex",..},
+    /// {"t":"str","v":..}, {"t":"bytes","len":..,"sha256":..} ("kind":"bytearray" for one),
+    /// {"t":"list"|"tuple"|"set"|"frozenset","items":[..]}, {"t":"dict","items":[[k,v],..]},
+    /// {"t":"ndarray","dtype":..,"shape":..,"strides":..,"sha256_c_order":..} and
+    /// {"t":"other","type":"module.Name"}; a cycle closes with {"t":"ref"}. Globals outside the
+    /// allow-list are refused by name.
+    ///
+    /// Exit status: 0 when printed; 2 when the file is malformed or refused (one line on
+    /// stderr naming what was wrong and the byte offset) or could not be read.
+    Inspect(inspect::Args),
     /// Write shell completions and man pages (run by `cargo xtask completions`).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -60,6 +75,7 @@ fn main() -> ExitCode {
         Command::DemoPeer(args) => demo::peer(&args).map_err(Failure::Unchecked),
         Command::DemoWriter(args) => demo::writer(&args).map_err(Failure::Unchecked),
         Command::Log(command) => log::run(&command),
+        Command::Inspect(args) => inspect::run(&args).map_err(Failure::Unchecked),
         Command::Generate(args) => generate::run(&args).map_err(Failure::Unchecked),
     };
     let (code, error) = match result {

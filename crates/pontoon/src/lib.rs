@@ -8,6 +8,7 @@
 //! | `wire` (default) | [`wire`] | `pontoon-wire`: messages to bytes and back, with no I/O |
 //! | `family` (default) | [`family`] | `pontoon-family`: families, per-type serializers, out-of-band buffers, allow-lists |
 //! | `array` (default) | [`array`](mod@array) | `pontoon-array`: zero-copy n-dimensional arrays and Arrow data |
+//! | `pickle` (default) | [`pickle`] | `pontoon-pickle`: Python pickle data, read and written without running code |
 //! | `transport` (default) | [`transport`] | `pontoon-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
 //! | `persist` (default) | [`persist`] | `pontoon-persist`: a durable, checksummed log of messages |
 //!
@@ -16,7 +17,8 @@
 //! a first program (see the README's quickstart, below the table of crates on crates.io).
 //!
 //! Each feature builds alone and pulls in the layers below it (`array`, `transport` and
-//! `persist` each bring `family`, which brings `wire`); with none, this crate is empty.
+//! `persist` each bring `family`, which brings `wire`; `pickle` brings `array`); with none,
+//! this crate is empty.
 //!
 //! The lower crates have features of their own: `pontoon-wire`'s `lz4` and `zstd` codecs
 //! (default on, forwarded here as `lz4` and `zstd`) and `tokio-util` codec, `pontoon-array`'s
@@ -48,6 +50,10 @@ pub use pontoon_family as family;
 #[cfg(feature = "array")]
 #[doc(inline)]
 pub use pontoon_array as array;
+
+#[cfg(feature = "pickle")]
+#[doc(inline)]
+pub use pontoon_pickle as pickle;
 
 #[cfg(feature = "transport")]
 #[doc(inline)]

@@ -1,0 +1,155 @@
+//! pontoon-pickle benchmarks next to CPython's `pickle.loads`/`pickle.dumps` on the same bytes,
+//! in the same session: a list of 100,000 small dicts, and a dict of ten numpy arrays sent
+//! out-of-band (10 MB each, and 1 KiB each to show decode does not grow with the size).
+//!
+//! CPython runs in one helper process from the venv `cargo xtask test` makes
+//! (`$PONTOON_PYTHON`, else `target/pontoon-venv/bin/python`): it writes the pickles, then times
+//! as many loads or dumps as criterion asks for (`time.perf_counter_ns` around its own loop) and
+//! reports the total, so both sides are measured per operation without process start-up.
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use pontoon::pickle::{DumpOptions, LoadOptions, dumps, loads};
+
+const HELPER: &str = r#"
+import os, pickle, sys, time
+import numpy as np
+dir = sys.argv[1]
+small = [{"id": i, "name": "item-%d" % i, "value": i * 0.5, "ok": i % 2 == 0, "tags": ["a", "b"]}
+         for i in range(100_000)]
+def arrays(nbytes):
+    return {"a%d" % k: np.full(nbytes // 8, float(k)) for k in range(10)}
+values = {"small": small, "arrays-10MB": arrays(10_000_000), "arrays-1KiB": arrays(1024)}
+pickles = {}
+for name, v in values.items():
+    buffers = []
+    data = pickle.dumps(v, protocol=5, buffer_callback=buffers.append)
+    raw = [b.raw().tobytes() for b in buffers]
+    pickles[name] = (data, raw)
+    open(os.path.join(dir, name + ".pkl"), "wb").write(data)
+    for k, b in enumerate(raw):
+        open(os.path.join(dir, "%s.buf%d" % (name, k)), "wb").write(b)
+print("ready", flush=True)
+for line in sys.stdin:
+    op, name, n = line.split()
+    n = int(n)
+    data, raw = pickles[name]
+    v = values[name]
+    start = time.perf_counter_ns()
+    if op == "loads":
+        for _ in range(n):
+            pickle.loads(data, buffers=raw)
+    else:
+        for _ in range(n):
+            pickle.dumps(v, protocol=5, buffer_callback=[].append)
+    print(time.perf_counter_ns() - start, flush=True)
+"#;
+
+/// The venv's Python, as the interop tests find it; a bench without it cannot compare.
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("PONTOON_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let venv = target.join("pontoon-venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "the pickle benchmarks compare against CPython: run `cargo xtask test` once to make {} \
+         (with numpy), or set PONTOON_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+struct Peer {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+}
+
+impl Peer {
+    fn start() -> Peer {
+        let dir = std::env::temp_dir().join(format!("pontoon-bench-pickle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(python())
+            .arg("-c")
+            .arg(HELPER)
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the CPython helper");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the CPython helper did not start");
+        Peer {
+            _child: child,
+            stdin,
+            stdout,
+            dir,
+        }
+    }
+
+    /// CPython's time for `iters` of `op` on `name`.
+    fn time(&mut self, op: &str, name: &str, iters: u64) -> Duration {
+        writeln!(self.stdin, "{op} {name} {iters}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        Duration::from_nanos(line.trim().parse().expect("the helper's time"))
+    }
+
+    /// The pickle CPython wrote for `name`, and its out-of-band buffers.
+    fn pickle(&self, name: &str) -> (Bytes, Vec<Bytes>) {
+        let data = Bytes::from(std::fs::read(self.dir.join(format!("{name}.pkl"))).unwrap());
+        let buffers = (0..)
+            .map(|k| self.dir.join(format!("{name}.buf{k}")))
+            .take_while(|p| p.exists())
+            .map(|p| Bytes::from(std::fs::read(p).unwrap()))
+            .collect();
+        (data, buffers)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pickle(c: &mut Criterion) {
+    let mut peer = Peer::start();
+    let mut options = LoadOptions::default();
+    // A trusted benchmark input; the default budget (8x the input) is for peers.
+    options.max_expansion_ratio = 64;
+    for name in ["small", "arrays-10MB", "arrays-1KiB"] {
+        let (data, buffers) = peer.pickle(name);
+        let graph = loads(&data, &buffers, &options).unwrap();
+        let mut group = c.benchmark_group(format!("pickle/{name}"));
+        group.sample_size(20);
+        group.bench_function("pontoon-loads", |b| {
+            b.iter(|| loads(black_box(&data), black_box(&buffers), &options).unwrap())
+        });
+        group.bench_function("cpython-loads", |b| {
+            b.iter_custom(|iters| peer.time("loads", name, iters))
+        });
+        group.bench_function("pontoon-dumps", |b| {
+            b.iter(|| dumps(black_box(&graph), &DumpOptions::default()).unwrap())
+        });
+        group.bench_function("cpython-dumps", |b| {
+            b.iter_custom(|iters| peer.time("dumps", name, iters))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, pickle);
+criterion_main!(benches);
