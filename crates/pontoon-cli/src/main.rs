@@ -1,5 +1,5 @@
 //! The `pontoon` command-line tool: `pontoon demo` shows what pontoon does, end to end, with numbers;
-//! `pontoon log` inspects a pontoon-persist log.
+//! `pontoon log` inspects a pontoon-persist log; `pontoon store` runs and drives an object store.
 //!
 //! Exit status, the same for every subcommand: 0 when it did what was asked and found nothing
 //! wrong; 1 when a check ran and found damage (`pontoon log verify`); 2 when it could not do what
@@ -8,6 +8,7 @@
 mod demo;
 mod generate;
 mod log;
+mod store;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     /// Inspect a pontoon-persist log: verify it, or dump its records.
     #[command(subcommand)]
     Log(log::Command),
+    /// Run an object store daemon, and put, get, delete objects and read its counters.
+    #[command(subcommand)]
+    Store(store::Command),
     /// Write shell completions and man pages (run by `cargo xtask completions`).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::DemoPeer(args) => demo::peer(&args).map_err(Failure::Unchecked),
         Command::DemoWriter(args) => demo::writer(&args).map_err(Failure::Unchecked),
         Command::Log(command) => log::run(&command),
+        Command::Store(command) => store::run(command).map_err(Failure::Unchecked),
         Command::Generate(args) => generate::run(&args).map_err(Failure::Unchecked),
     };
     let (code, error) = match result {
