@@ -83,12 +83,12 @@ impl Allocator {
     pub(crate) fn release(&mut self, range: Range) {
         let mut offset = range.offset;
         let mut len = range.len;
-        if let Some((&before, &before_len)) = self.by_offset.range(..offset).next_back() {
-            if before + before_len == offset {
-                self.remove(before, before_len);
-                offset = before;
-                len += before_len;
-            }
+        if let Some((&before, &before_len)) = self.by_offset.range(..offset).next_back()
+            && before + before_len == offset
+        {
+            self.remove(before, before_len);
+            offset = before;
+            len += before_len;
         }
         if let Some(&after_len) = self.by_offset.get(&(offset + len)) {
             self.remove(offset + len, after_len);

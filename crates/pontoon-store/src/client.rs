@@ -95,10 +95,10 @@ struct Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.inner.pending().remove(&self.rid);
-        if let Some(mut rx) = self.rx.take() {
-            if let Ok(response) = rx.try_recv() {
-                self.inner.orphan(response);
-            }
+        if let Some(mut rx) = self.rx.take()
+            && let Ok(response) = rx.try_recv()
+        {
+            self.inner.orphan(response);
         }
     }
 }

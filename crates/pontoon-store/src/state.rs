@@ -215,10 +215,10 @@ impl State {
             object.pins = object.pins.saturating_sub(1);
         } else if let Some(object) = self.zombies.get_mut(id) {
             object.pins = object.pins.saturating_sub(1);
-            if object.pins == 0 {
-                if let Some(object) = self.zombies.remove(id) {
-                    self.alloc.release(object.range);
-                }
+            if object.pins == 0
+                && let Some(object) = self.zombies.remove(id)
+            {
+                self.alloc.release(object.range);
             }
         }
     }
@@ -263,10 +263,10 @@ impl State {
         } else {
             source
         };
-        if let Some(object) = self.objects.remove(id) {
-            if pinned {
-                self.zombies.insert(*id, object);
-            }
+        if let Some(object) = self.objects.remove(id)
+            && pinned
+        {
+            self.zombies.insert(*id, object);
         }
         let new = self.new_id();
         self.objects.insert(
