@@ -151,6 +151,12 @@ mod tests {
     }
 
     proptest! {
+        // Few cases under miri, which runs each one thousands of times slower.
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
         // Whatever the order of allocations and frees: ranges never overlap, stay inside the
         // arena, and freeing everything leaves one free range of the whole arena.
         #[test]

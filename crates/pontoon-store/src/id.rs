@@ -15,20 +15,17 @@ use std::str::FromStr;
 pub struct StoreId(pub u64);
 
 impl StoreId {
-    /// A fresh random id (from the OS's hash seeds; not for secrets, only to tell stores apart).
+    /// A fresh random id (from the OS-seeded keys of std's `RandomState`; not for secrets, only
+    /// to tell stores apart).
     ///
     /// ```
     /// assert_ne!(pontoon_store::StoreId::random().0, 0);
     /// ```
     pub fn random() -> StoreId {
+        static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         loop {
             let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-            hasher.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos()),
-            );
-            hasher.write_u32(std::process::id());
+            hasher.write_u64(DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
             // Zero is never drawn, so an all-zero id is never a real object.
             let value = hasher.finish();
             if value != 0 {
