@@ -441,7 +441,10 @@ async fn next_message<R: tokio::io::AsyncRead + Unpin>(
 }
 
 async fn wait(shared: &Shared, ids: &[crate::ObjectId], timeout: Duration) -> Vec<bool> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    // A peer's timeout can be anything up to u64::MAX milliseconds: past what an Instant can
+    // hold, it waits a year (as good as forever) instead of overflowing.
+    let now = tokio::time::Instant::now();
+    let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(365 * 86_400));
     loop {
         let notified = shared.sealed.notified();
         tokio::pin!(notified);

@@ -506,3 +506,82 @@ fn a_file_in_a_directory_backs_the_store_when_asked() {
     assert_eq!(std::fs::read_dir(dir.join("memory")).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_wait_of_any_length_is_answered() {
+    let dir = scratch("wait");
+    let socket = dir.join("store.sock");
+    let _stats = start(ServeOptions::new(&socket, 1 << 20));
+    let mut raw = Raw::connect(&socket);
+    let Response::Created { id, .. } = raw.call(1, &Request::Create { size: 8 }) else {
+        panic!("no create")
+    };
+    assert_eq!(raw.call(2, &Request::Seal { id, layout: Layout::raw(8) }), Response::Done);
+    // The longest timeout the protocol can say: answered at once, since the id is sealed.
+    let wait = Request::Wait { ids: vec![id], timeout_ms: u64::MAX };
+    assert_eq!(raw.call(3, &wait), Response::Ready(vec![true]));
+    // An id nobody makes: answered at the timeout.
+    let nobody = ObjectId::new(pontoon_store::StoreId(1), 1);
+    let wait = Request::Wait { ids: vec![id, nobody], timeout_ms: 10 };
+    assert_eq!(raw.call(4, &wait), Response::Ready(vec![true, false]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fake daemon that answers the hello with `count` descriptors attached.
+fn fake_daemon(socket: &Path, count: usize) -> std::thread::JoinHandle<()> {
+    use std::os::fd::AsFd;
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 64];
+        let _ = stream.read(&mut hello).unwrap();
+        let mut reply = pontoon_wire::preamble().to_vec();
+        let message = Response::Hello {
+            version: protocol::PROTOCOL_VERSION,
+            store: pontoon_store::StoreId(1),
+            arena_len: 4096,
+            fds: 1,
+        }
+        .to_message(0);
+        reply.extend_from_slice(&Encoder::new(EncodeOptions::default()).encode(&message).unwrap().to_bytes());
+        let memfds: Vec<_> = (0..count)
+            .map(|_| rustix::fs::memfd_create("fake", rustix::fs::MemfdFlags::CLOEXEC).unwrap())
+            .collect();
+        let borrowed: Vec<_> = memfds.iter().map(|fd| fd.as_fd()).collect();
+        let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        if count > 0 {
+            assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed)));
+        }
+        let sent = rustix::net::sendmsg(
+            &stream,
+            &[std::io::IoSlice::new(&reply)],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .unwrap();
+        stream.write_all(&reply[sent..]).unwrap();
+        let _ = stream.read(&mut hello);
+    })
+}
+
+#[test]
+fn a_client_refuses_a_hello_with_the_wrong_number_of_descriptors() {
+    let dir = scratch("fds");
+    let rt = runtime();
+    for (count, name) in [(0, "none.sock"), (2, "two.sock"), (6, "six.sock")] {
+        let socket = dir.join(name);
+        let fake = fake_daemon(&socket, count);
+        let err = rt.block_on(Client::connect(&socket)).unwrap_err();
+        // Too few or too many: refused, each received descriptor closed (or, past what the
+        // control buffer holds, truncated by the kernel, which closes them, and refused too).
+        let refused = match &err {
+            ClientError::Descriptors { got, want: 1 } => *got == count,
+            ClientError::Io(_) => count > 4,
+            _ => false,
+        };
+        assert!(refused, "{count}: {err}");
+        fake.join().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
