@@ -112,12 +112,7 @@ async fn serve(
         options.backing = Backing::Directory(dir);
     }
     let daemon = Daemon::bind(options)?;
-    eprintln!(
-        "store {:016x} serving {} on {}",
-        daemon.store_id().0,
-        capacity,
-        socket.display()
-    );
+    // Daemon::bind has logged the store id, the memory and the socket.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
         result = daemon.run() => result.map_err(Into::into),

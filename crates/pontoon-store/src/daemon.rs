@@ -271,22 +271,30 @@ fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
         path: path.to_owned(),
         source,
     };
+    let listener = bind_or_replace(path).map_err(fail)?;
+    // The socket is this user's alone: whoever connects can read every object.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(path, private).map_err(fail)?;
+    Ok(listener)
+}
+
+fn bind_or_replace(path: &Path) -> io::Result<UnixListener> {
     match UnixListener::bind(path) {
         Ok(listener) => Ok(listener),
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             // A live daemon answers; a stale file from a dead one refuses.
             match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => Err(fail(io::Error::new(
+                Ok(_) => Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     "another store daemon is serving there",
-                ))),
+                )),
                 Err(_) => {
-                    std::fs::remove_file(path).map_err(fail)?;
-                    UnixListener::bind(path).map_err(fail)
+                    std::fs::remove_file(path)?;
+                    UnixListener::bind(path)
                 }
             }
         }
-        Err(e) => Err(fail(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -444,7 +452,9 @@ async fn wait(shared: &Shared, ids: &[crate::ObjectId], timeout: Duration) -> Ve
     // A peer's timeout can be anything up to u64::MAX milliseconds: past what an Instant can
     // hold, it waits a year (as good as forever) instead of overflowing.
     let now = tokio::time::Instant::now();
-    let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(365 * 86_400));
+    let deadline = now
+        .checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(365 * 86_400));
     loop {
         let notified = shared.sealed.notified();
         tokio::pin!(notified);

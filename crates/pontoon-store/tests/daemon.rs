@@ -516,13 +516,28 @@ fn a_wait_of_any_length_is_answered() {
     let Response::Created { id, .. } = raw.call(1, &Request::Create { size: 8 }) else {
         panic!("no create")
     };
-    assert_eq!(raw.call(2, &Request::Seal { id, layout: Layout::raw(8) }), Response::Done);
+    assert_eq!(
+        raw.call(
+            2,
+            &Request::Seal {
+                id,
+                layout: Layout::raw(8)
+            }
+        ),
+        Response::Done
+    );
     // The longest timeout the protocol can say: answered at once, since the id is sealed.
-    let wait = Request::Wait { ids: vec![id], timeout_ms: u64::MAX };
+    let wait = Request::Wait {
+        ids: vec![id],
+        timeout_ms: u64::MAX,
+    };
     assert_eq!(raw.call(3, &wait), Response::Ready(vec![true]));
     // An id nobody makes: answered at the timeout.
     let nobody = ObjectId::new(pontoon_store::StoreId(1), 1);
-    let wait = Request::Wait { ids: vec![id, nobody], timeout_ms: 10 };
+    let wait = Request::Wait {
+        ids: vec![id, nobody],
+        timeout_ms: 10,
+    };
     assert_eq!(raw.call(4, &wait), Response::Ready(vec![true, false]));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -543,7 +558,12 @@ fn fake_daemon(socket: &Path, count: usize) -> std::thread::JoinHandle<()> {
             fds: 1,
         }
         .to_message(0);
-        reply.extend_from_slice(&Encoder::new(EncodeOptions::default()).encode(&message).unwrap().to_bytes());
+        reply.extend_from_slice(
+            &Encoder::new(EncodeOptions::default())
+                .encode(&message)
+                .unwrap()
+                .to_bytes(),
+        );
         let memfds: Vec<_> = (0..count)
             .map(|_| rustix::fs::memfd_create("fake", rustix::fs::MemfdFlags::CLOEXEC).unwrap())
             .collect();
@@ -583,5 +603,16 @@ fn a_client_refuses_a_hello_with_the_wrong_number_of_descriptors() {
         assert!(refused, "{count}: {err}");
         fake.join().unwrap();
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_socket_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private");
+    let socket = dir.join("store.sock");
+    let _stats = start(ServeOptions::new(&socket, 1 << 20));
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let _ = std::fs::remove_dir_all(&dir);
 }
