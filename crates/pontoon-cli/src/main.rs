@@ -1,5 +1,6 @@
 //! The `pontoon` command-line tool: `pontoon demo` shows what pontoon does, end to end, with numbers;
-//! `pontoon log` inspects a pontoon-persist log; `pontoon inspect` prints a pickle as JSON.
+//! `pontoon log` inspects a pontoon-persist log; `pontoon inspect` prints a pickle as JSON;
+//! `pontoon store` runs and drives an object store.
 //!
 //! Exit status, the same for every subcommand: 0 when it did what was asked and found nothing
 //! wrong; 1 when a check ran and found damage (`pontoon log verify`); 2 when it could not do what
@@ -9,6 +10,7 @@ mod demo;
 mod generate;
 mod inspect;
 mod log;
+mod store;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -63,6 +65,9 @@ enum Command {
     /// Exit status: 0 when printed; 2 when the file is malformed or refused (one line on
     /// stderr naming what was wrong and the byte offset) or could not be read.
     Inspect(inspect::Args),
+    /// Run an object store daemon, and put, get, delete objects and read its counters.
+    #[command(subcommand)]
+    Store(store::Command),
     /// Write shell completions and man pages (run by `cargo xtask completions`).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -76,6 +81,7 @@ fn main() -> ExitCode {
         Command::DemoWriter(args) => demo::writer(&args).map_err(Failure::Unchecked),
         Command::Log(command) => log::run(&command),
         Command::Inspect(args) => inspect::run(&args).map_err(Failure::Unchecked),
+        Command::Store(command) => store::run(command).map_err(Failure::Unchecked),
         Command::Generate(args) => generate::run(&args).map_err(Failure::Unchecked),
     };
     let (code, error) = match result {

@@ -11,6 +11,7 @@
 //! | `pickle` (default) | [`pickle`] | `pontoon-pickle`: Python pickle data, read and written without running code |
 //! | `transport` (default) | [`transport`] | `pontoon-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
 //! | `persist` (default) | [`persist`] | `pontoon-persist`: a durable, checksummed log of messages |
+//! | `store` | [`store`] | `pontoon-store`: an object store, embedded or shared between processes (Linux) |
 //!
 //! With `transport`, [`connect`] and [`listen`] give [`Endpoint`](transport::Endpoint)s over
 //! the default [`registry`]: `endpoint.send(&value)` and `endpoint.recv()` are the whole API of
@@ -63,6 +64,10 @@ pub use pontoon_transport as transport;
 #[doc(inline)]
 pub use pontoon_persist as persist;
 
+#[cfg(feature = "store")]
+#[doc(inline)]
+pub use pontoon_store as store;
+
 #[cfg(feature = "transport")]
 mod short;
 #[cfg(feature = "transport")]
@@ -87,6 +92,8 @@ pub mod prelude {
     pub use pontoon_family::{Buffer, Context, Registry};
     #[cfg(feature = "persist")]
     pub use pontoon_persist::{Durable, Log};
+    #[cfg(feature = "store")]
+    pub use pontoon_store::{ObjectId, Store};
     #[cfg(feature = "transport")]
     pub use pontoon_transport::Endpoint;
     #[cfg(feature = "wire")]

@@ -1,0 +1,156 @@
+//! pontoon-store benchmarks: small puts and gets, embedded and through the daemon, and a 1 GiB
+//! put next to the physical limit (a memcpy into touched memory), with gets of 1 KiB and 1 GiB
+//! objects to show get time does not grow with the object.
+//!
+//! - `store/small/*`: a small message (a 100-byte frame). `embedded-put` is `Store::put_raw`
+//!   then `delete` (so the store does not fill); `embedded-get` is `Store::get_raw` of a stored
+//!   object. `daemon-put` and `daemon-get` do the same through a `Client` of a daemon running in
+//!   this process (its socket, its memfd: the path another process takes, minus the process
+//!   switch); a daemon get includes dropping the views, which sends the release.
+//! - `store/1GiB/memcpy-touched`: `copy_from_slice` of 1 GiB into a buffer written before timing
+//!   (the physical limit of any put that copies). `store/1GiB/daemon-put`: `Client::put_raw` of a
+//!   1 GiB frame (one copy into the shared memory, whose pages are reserved at start), then
+//!   `delete`. `store/1GiB/embedded-put`: `Store::put_raw` of the same frame (no copy at all).
+//! - `store/get/daemon-1KiB` and `store/get/daemon-1GiB`: a get of a stored object of each size
+//!   through the daemon: a view, so the same time.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pontoon::store::{Client, Daemon, ServeOptions, Store, StoreOptions};
+use pontoon::wire::{Header, Message};
+use pontoon_benches::payload;
+
+const GIB: usize = 1 << 30;
+
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    dir: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn daemon(capacity: u64) -> Running {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("s.sock");
+    let client = runtime.block_on(async {
+        let daemon = Daemon::bind(ServeOptions::new(&socket, capacity)).unwrap();
+        tokio::spawn(daemon.run());
+        Client::connect(&socket).await.unwrap()
+    });
+    Running {
+        runtime,
+        client,
+        dir,
+    }
+}
+
+fn message(frame: Bytes) -> Message {
+    Message::new(Header::empty(), vec![frame])
+}
+
+fn small(c: &mut Criterion) {
+    let small = message(payload(100));
+    let mut group = c.benchmark_group("store/small");
+    group.throughput(Throughput::Elements(1));
+
+    let store = Store::new(StoreOptions::default());
+    group.bench_function("embedded-put", |b| {
+        b.iter(|| {
+            let id = store.put_raw(small.clone()).unwrap();
+            store.delete(black_box(&id)).unwrap();
+        })
+    });
+    let id = store.put_raw(small.clone()).unwrap();
+    group.bench_function("embedded-get", |b| {
+        b.iter(|| black_box(store.get_raw(&id).unwrap()))
+    });
+
+    let running = daemon(64 << 20);
+    let client = &running.client;
+    group.bench_function("daemon-put", |b| {
+        b.iter(|| {
+            running.runtime.block_on(async {
+                let id = client.put_raw(&small).await.unwrap();
+                client.delete(black_box(&id)).await.unwrap();
+            })
+        })
+    });
+    let id = running.runtime.block_on(client.put_raw(&small)).unwrap();
+    group.bench_function("daemon-get", |b| {
+        b.iter(|| black_box(running.runtime.block_on(client.get_raw(&id)).unwrap()))
+    });
+    group.finish();
+}
+
+fn large(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store/1GiB");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(GIB as u64));
+    group.measurement_time(Duration::from_secs(10));
+    let source = payload(GIB);
+    let mut touched = vec![1u8; GIB];
+    group.bench_function("memcpy-touched", |b| {
+        b.iter(|| {
+            touched.copy_from_slice(&source);
+            black_box(&touched);
+        })
+    });
+    drop(touched);
+
+    let store = Store::new(StoreOptions::default());
+    let big = message(source.clone());
+    group.bench_function("embedded-put", |b| {
+        b.iter(|| {
+            let id = store.put_raw(big.clone()).unwrap();
+            store.delete(&id).unwrap();
+        })
+    });
+
+    let running = daemon(GIB as u64 + (1 << 20));
+    let client = &running.client;
+    group.bench_function("daemon-put", |b| {
+        b.iter(|| {
+            running.runtime.block_on(async {
+                let id = client.put_raw(&big).await.unwrap();
+                client.delete(&id).await.unwrap();
+            })
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("store/get");
+    let big_id = running.runtime.block_on(client.put_raw(&big)).unwrap();
+    drop(big);
+    drop(source);
+    let small_id = running
+        .runtime
+        .block_on(client.put_raw(&message(payload(1024))))
+        .unwrap();
+    for (name, id) in [("daemon-1KiB", small_id), ("daemon-1GiB", big_id)] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(running.runtime.block_on(client.get_raw(&id)).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, small, large);
+criterion_main!(benches);

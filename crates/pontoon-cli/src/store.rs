@@ -1,0 +1,188 @@
+//! `pontoon store`: run a store daemon (`serve`) and drive it from a shell (`put`, `get`,
+//! `delete`, `stats`). Sizes are written as `64MiB`, `2GiB`; ids as `pontoon store put`
+//! prints them.
+
+use std::error::Error;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use pontoon::store::{Backing, ByteSize, Client, Daemon, ObjectId, ServeOptions};
+
+/// The `pontoon store` subcommands.
+#[derive(clap::Subcommand)]
+pub(crate) enum Command {
+    /// Run a store daemon: reserve the memory, listen on the socket, serve until SIGINT/SIGTERM.
+    ///
+    /// The memory is a memfd of --capacity bytes, allocated at start (so no page fault can
+    /// fail later); clients map it read-only. If it cannot be reserved, a file in --spill-dir
+    /// backs it instead, with a warning. Spilling itself is not built yet: a put that does not
+    /// fit is refused with the capacity and the size needed.
+    Serve {
+        /// The Unix socket to listen on.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Bytes of shared memory (e.g. 64MiB, 2GiB).
+        #[arg(long)]
+        capacity: ByteSize,
+        /// Directory for spilled objects (not built yet) and for the memory's fallback file.
+        #[arg(long)]
+        spill_dir: Option<PathBuf>,
+        /// Back the memory with a file in this directory (e.g. /dev/shm) instead of a memfd.
+        #[arg(long)]
+        memory_dir: Option<PathBuf>,
+    },
+    /// Store a file's bytes as one object and print its id.
+    Put {
+        /// The daemon's socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Write an object's bytes (its frames, one after another) to a file, or to stdout.
+    Get {
+        /// The daemon's socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The object's id.
+        id: ObjectId,
+        /// Where to write (stdout when not given).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Delete an object.
+    Delete {
+        /// The daemon's socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The object's id.
+        id: ObjectId,
+    },
+    /// Print the store's counters: objects, bytes in memory, pinned, spilled, spill files,
+    /// clients.
+    Stats {
+        /// The daemon's socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// One JSON object (byte counts as numbers) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
+
+/// Runs a `pontoon store` subcommand.
+pub(crate) fn run(command: Command) -> Result {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Serve {
+                socket,
+                capacity,
+                spill_dir,
+                memory_dir,
+            } => serve(socket, capacity, spill_dir, memory_dir).await,
+            Command::Put { socket, file } => put(socket, file).await,
+            Command::Get { socket, id, out } => get(socket, id, out).await,
+            Command::Delete { socket, id } => {
+                Ok(Client::connect(&socket).await?.delete(&id).await?)
+            }
+            Command::Stats { socket, json } => stats(socket, json).await,
+        }
+    })
+}
+
+async fn serve(
+    socket: PathBuf,
+    capacity: ByteSize,
+    spill_dir: Option<PathBuf>,
+    memory_dir: Option<PathBuf>,
+) -> Result {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let mut options = ServeOptions::new(&socket, capacity.0);
+    options.spill_dir = spill_dir;
+    if let Some(dir) = memory_dir {
+        options.backing = Backing::Directory(dir);
+    }
+    let daemon = Daemon::bind(options)?;
+    // Daemon::bind has logged the store id, the memory and the socket.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        result = daemon.run() => result.map_err(Into::into),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminate.recv() => Ok(()),
+    };
+    let _ = std::fs::remove_file(&socket);
+    result
+}
+
+async fn put(socket: PathBuf, file: PathBuf) -> Result {
+    let mut source =
+        std::fs::File::open(&file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let len = source.metadata()?.len();
+    let client = Client::connect(&socket).await?;
+    // The file is read straight into store memory: no copy in between.
+    let mut creating = client.create(len).await?;
+    source
+        .read_exact(&mut creating)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let id = creating.seal().await?;
+    println!("{id}");
+    Ok(())
+}
+
+async fn get(socket: PathBuf, id: ObjectId, out: Option<PathBuf>) -> Result {
+    let client = Client::connect(&socket).await?;
+    let object = client.get_raw(&id).await?;
+    let mut sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    for frame in &object.frames {
+        sink.write_all(frame)?;
+    }
+    sink.flush()?;
+    Ok(())
+}
+
+async fn stats(socket: PathBuf, json: bool) -> Result {
+    let stats = Client::connect(&socket).await?.stats().await?;
+    if json {
+        println!("{}", serde_json::to_string(&stats)?);
+        return Ok(());
+    }
+    let size = |n: u64| ByteSize(n).to_string();
+    println!(
+        "objects          {} ({})",
+        stats.objects,
+        size(stats.sealed_bytes)
+    );
+    println!("being created    {}", stats.creating);
+    println!(
+        "memory in use    {} of {} (spilling starts at {})",
+        size(stats.used_bytes),
+        size(stats.capacity),
+        size(stats.high_water_mark)
+    );
+    println!(
+        "pinned           {} ({})",
+        stats.pinned_objects,
+        size(stats.pinned_bytes)
+    );
+    println!(
+        "spilled          {} objects in {} files",
+        stats.spilled_objects, stats.spill_files
+    );
+    println!("clients          {}", stats.clients);
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! `pontoon store serve` in the background, then `put FILE`, `get ID --out`, `stats --json`,
+//! `delete`, and the refusals, each as a separate `pontoon` process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn scratch(test: &str) -> PathBuf {
+    // Short: a Unix socket's path is at most 107 bytes.
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cs-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pontoon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pontoon"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Kills the daemon however the test ends.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(socket: &Path, dir: &Path, capacity: &str) -> Serving {
+    let child = Command::new(env!("CARGO_BIN_EXE_pontoon"))
+        .args([
+            "store",
+            "serve",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--capacity",
+            capacity,
+        ])
+        .args(["--spill-dir", dir.join("spill").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut serving = Serving(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            serving.0.try_wait().unwrap().is_none(),
+            "pontoon store serve exited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "pontoon store serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    serving
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn put_get_stats_delete_round_trip() {
+    let dir = scratch("rt");
+    let socket = dir.join("s.sock");
+    let _serving = serve(&socket, &dir, "64MiB");
+    let sock = socket.to_str().unwrap();
+
+    let input = dir.join("in.bin");
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&input, &bytes).unwrap();
+    let put = pontoon(&["store", "put", "--socket", sock, input.to_str().unwrap()]);
+    assert!(put.status.success(), "{put:?}");
+    let id = text(&put).trim().to_owned();
+    assert_eq!(id.len(), 33, "{id:?}");
+
+    let out = dir.join("out.bin");
+    let get = pontoon(&[
+        "store",
+        "get",
+        "--socket",
+        sock,
+        &id,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(get.status.success(), "{get:?}");
+    assert!(
+        std::fs::read(&out).unwrap() == bytes,
+        "the bytes came back different"
+    );
+    // To stdout by default.
+    let get = pontoon(&["store", "get", "--socket", sock, &id]);
+    assert!(get.stdout == bytes);
+
+    let stats = pontoon(&["store", "stats", "--socket", sock, "--json"]);
+    assert!(stats.status.success(), "{stats:?}");
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(json["objects"], 1);
+    assert_eq!(json["sealed_bytes"], 3_000_000);
+    assert_eq!(json["capacity"], 64 << 20);
+    assert_eq!(json["spilled_objects"], 0);
+    let human = pontoon(&["store", "stats", "--socket", sock]);
+    assert!(text(&human).contains("of 64 MiB"), "{}", text(&human));
+
+    let delete = pontoon(&["store", "delete", "--socket", sock, &id]);
+    assert!(delete.status.success(), "{delete:?}");
+    let again = pontoon(&["store", "get", "--socket", sock, &id]);
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains(&format!("no object {id} in the store")),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn refusals_are_errors_with_exit_status_2() {
+    let dir = scratch("no");
+    let socket = dir.join("s.sock");
+    let _serving = serve(&socket, &dir, "1MiB");
+    let sock = socket.to_str().unwrap();
+    let big = dir.join("big.bin");
+    std::fs::write(&big, vec![1u8; 2 << 20]).unwrap();
+    let put = pontoon(&["store", "put", "--socket", sock, big.to_str().unwrap()]);
+    assert_eq!(put.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&put.stderr);
+    assert!(
+        stderr.contains("the store is full: 2097152 bytes needed"),
+        "{stderr}"
+    );
+    let bad_id = pontoon(&["store", "get", "--socket", sock, "not-an-id"]);
+    assert_eq!(bad_id.status.code(), Some(2));
+    let bad_size = pontoon(&["store", "serve", "--socket", sock, "--capacity", "lots"]);
+    assert_eq!(bad_size.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_size.stderr).contains("is not a byte size"));
+    // A second daemon on a live socket is refused; the first keeps serving.
+    let second = pontoon(&["store", "serve", "--socket", sock, "--capacity", "1MiB"]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        pontoon(&["store", "stats", "--socket", sock])
+            .status
+            .success()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

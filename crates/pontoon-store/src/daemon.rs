@@ -1,0 +1,526 @@
+//! The store daemon: a Unix socket, one task per client, the protocol's requests applied to the
+//! shared [`State`](crate::state::State), replies queued per client with a byte cap.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pontoon_wire::{Decoder, EncodeOptions, Encoder, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+
+use crate::arena::{Arena, Backing, Mapping};
+use crate::error::{ObjectError, ServeError};
+use crate::protocol::{self, PROTOCOL_VERSION, Request, Response};
+use crate::state::{ClientId, State};
+use crate::{StoreId, StoreStats, fdpass};
+
+/// How a store daemon is set up.
+///
+/// ```
+/// let options = pontoon_store::ServeOptions::new("/tmp/store.sock", 64 << 20);
+/// assert_eq!(options.capacity, 64 << 20);
+/// assert_eq!(options.backing, pontoon_store::Backing::Memfd);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// The Unix socket to listen on (a stale socket file there is replaced).
+    pub socket: PathBuf,
+    /// Bytes of shared memory, reserved at start.
+    pub capacity: u64,
+    /// Where spilled objects will go (not built yet); also where the memory falls back to when
+    /// a memfd cannot be reserved.
+    pub spill_dir: Option<PathBuf>,
+    /// Where the memory lives.
+    pub backing: Backing,
+    /// Percent of `capacity` above which spilling will start (reported only, for now).
+    pub high_water_percent: u8,
+    /// Most reply bytes queued for one client that does not read them; past it the client is
+    /// disconnected (with a logged reason) instead of the daemon buffering without bound.
+    pub max_queued_reply_bytes: usize,
+    /// Most `wait`s one client may have outstanding.
+    pub max_waits_per_client: usize,
+}
+
+impl ServeOptions {
+    /// Options with the defaults for everything but the socket and the capacity.
+    ///
+    /// ```
+    /// let options = pontoon_store::ServeOptions::new("/tmp/s.sock", 1 << 30);
+    /// assert_eq!(options.max_queued_reply_bytes, 1 << 20);
+    /// ```
+    pub fn new(socket: impl Into<PathBuf>, capacity: u64) -> ServeOptions {
+        ServeOptions {
+            socket: socket.into(),
+            capacity,
+            spill_dir: None,
+            backing: Backing::Memfd,
+            high_water_percent: 80,
+            max_queued_reply_bytes: 1 << 20,
+            max_waits_per_client: 1024,
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    sealed: Notify,
+    arena: Arena,
+    /// The daemon's own writable view, for the copy a `take` of a pinned object makes.
+    map: Mapping,
+    store: StoreId,
+    options: ServeOptions,
+    encoder: Encoder,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Each state change completes under the lock before anything can panic, so a poisoned
+        // lock still guards a consistent state.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn encode(&self, message: &Message) -> Bytes {
+        match self.encoder.encode(message) {
+            Ok(encoded) => encoded.to_bytes(),
+            // A header-only message of our own making is always encodable.
+            Err(_) => Bytes::new(),
+        }
+    }
+}
+
+/// A store daemon bound to its socket, with its memory reserved; [`run`](Daemon::run) serves.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// rt.block_on(async {
+///     let dir = std::env::temp_dir().join(format!("pontoon-daemon-doc-{}", std::process::id()));
+///     std::fs::create_dir_all(&dir)?;
+///     let daemon = pontoon_store::Daemon::bind(pontoon_store::ServeOptions::new(dir.join("s.sock"), 1 << 20))?;
+///     let socket = daemon.socket().to_owned();
+///     let serving = tokio::spawn(daemon.run());
+///     let client = pontoon_store::Client::connect(&socket).await?;
+///     let id = client.put_raw(&pontoon_wire::Message::new(
+///         pontoon_wire::Header::empty(),
+///         vec![bytes::Bytes::from_static(b"shared")],
+///     )).await?;
+///     let object = client.get_raw(&id).await?;
+///     assert_eq!(&object.frames[0][..], b"shared");
+///     assert!(client.is_shared(&object.frames[0])); // a view of the daemon's memory
+///     serving.abort();
+///     std::fs::remove_dir_all(&dir)?;
+///     Ok(())
+/// })
+/// # }
+/// ```
+pub struct Daemon {
+    shared: Arc<Shared>,
+    listener: UnixListener,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("store", &self.shared.store)
+            .field("socket", &self.shared.options.socket)
+            .field("arena", &self.shared.arena)
+            .finish()
+    }
+}
+
+impl Daemon {
+    /// Reserves the memory (`fallocate`d, so no later page fault can SIGBUS) and binds the
+    /// socket. Must be called inside a tokio runtime. A socket file nobody listens on is
+    /// replaced; one a live daemon serves is an error.
+    pub fn bind(options: ServeOptions) -> Result<Daemon, ServeError> {
+        let arena = Arena::reserve(
+            options.capacity,
+            &options.backing,
+            options.spill_dir.as_deref(),
+        )?;
+        let map = Mapping::map(arena.fd(), arena.len(), true, false).map_err(|source| {
+            ServeError::Memory {
+                capacity: arena.len(),
+                what: "mapping it".to_owned(),
+                source,
+            }
+        })?;
+        let listener = bind_socket(&options.socket)?;
+        let store = StoreId::random();
+        tracing::info!(
+            "store {:016x} serving {} bytes ({}) on {}",
+            store.0,
+            arena.len(),
+            arena.description,
+            options.socket.display()
+        );
+        let state = State::new(
+            store,
+            arena.len().min(options.capacity.max(1)),
+            options.high_water_percent,
+        );
+        let shared = Shared {
+            state: Mutex::new(state),
+            sealed: Notify::new(),
+            arena,
+            map,
+            store,
+            options,
+            encoder: Encoder::new(EncodeOptions::default()),
+        };
+        Ok(Daemon {
+            shared: Arc::new(shared),
+            listener,
+        })
+    }
+
+    /// The socket's path.
+    pub fn socket(&self) -> &Path {
+        &self.shared.options.socket
+    }
+
+    /// The store's id (every object id it makes starts with it).
+    pub fn store_id(&self) -> StoreId {
+        self.shared.store
+    }
+
+    /// A handle that reads the daemon's counters while it runs.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.shared.clone())
+    }
+
+    /// Serves clients until the task is dropped: each client in a task of its own; a client
+    /// that sends malformed requests, never reads its replies or dies costs its own connection
+    /// only, and its pins and unsealed creates are released.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting; clients already connected are served by their own
+    /// tasks until they disconnect or the runtime shuts down.
+    pub async fn run(self) -> Result<(), ServeError> {
+        loop {
+            let (stream, _) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!("accepting a store client failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => return Err(ServeError::Accept(e)),
+            };
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let client = shared.lock().connect();
+                if let Err(reason) = serve_client(&shared, stream, client).await {
+                    tracing::warn!("store client {client} disconnected: {reason}");
+                }
+                shared.lock().disconnect(client);
+            });
+        }
+    }
+}
+
+/// Reads a running daemon's counters (from [`Daemon::stats_handle`]).
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatsHandle").field(&self.0.store).finish()
+    }
+}
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn stats(&self) -> StoreStats {
+        self.0.lock().stats()
+    }
+}
+
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc_errno::EMFILE
+                | libc_errno::ENFILE
+                | libc_errno::ENOBUFS
+                | libc_errno::ENOMEM
+                | libc_errno::ECONNABORTED
+        )
+    )
+}
+
+/// The errno values `accept` may return for a moment's shortage.
+mod libc_errno {
+    pub(super) const EMFILE: i32 = rustix::io::Errno::MFILE.raw_os_error();
+    pub(super) const ENFILE: i32 = rustix::io::Errno::NFILE.raw_os_error();
+    pub(super) const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
+    pub(super) const ENOMEM: i32 = rustix::io::Errno::NOMEM.raw_os_error();
+    pub(super) const ECONNABORTED: i32 = rustix::io::Errno::CONNABORTED.raw_os_error();
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
+    let fail = |source| ServeError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    let listener = bind_or_replace(path).map_err(fail)?;
+    // The socket is this user's alone: whoever connects can read every object.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(path, private).map_err(fail)?;
+    Ok(listener)
+}
+
+fn bind_or_replace(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            // A live daemon answers; a stale file from a dead one refuses.
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another store daemon is serving there",
+                )),
+                Err(_) => {
+                    std::fs::remove_file(path)?;
+                    UnixListener::bind(path)
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Replies waiting to be written to one client, counted in bytes.
+struct Outbox {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+impl Outbox {
+    /// Queues a reply, or says the client has let too many pile up.
+    fn send(&self, bytes: Bytes) -> Result<(), String> {
+        let len = bytes.len();
+        let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > self.cap {
+            return Err(format!(
+                "it left {queued} bytes of replies unread (at most {}); disconnected",
+                self.cap
+            ));
+        }
+        self.tx
+            .send(bytes)
+            .map_err(|_| "its connection closed".to_owned())
+    }
+}
+
+async fn serve_client(
+    shared: &Arc<Shared>,
+    stream: UnixStream,
+    client: ClientId,
+) -> Result<(), String> {
+    let mut decoder = Decoder::with_limits(protocol::limits());
+    let mut input = BytesMut::with_capacity(8 << 10);
+    let mut stream = stream;
+
+    // The hello: answered with the memory's descriptor attached.
+    let first = next_message(&mut stream, &mut decoder, &mut input)
+        .await?
+        .ok_or("it closed before its hello")?;
+    let (rid, request) = protocol::decode_request(&first).map_err(|e| format!("bad hello: {e}"))?;
+    let Request::Hello { version } = request else {
+        return Err("its first request was not a hello".to_owned());
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(format!(
+            "it speaks protocol {version}, this daemon {PROTOCOL_VERSION}"
+        ));
+    }
+    let hello = Response::Hello {
+        version: PROTOCOL_VERSION,
+        store: shared.store,
+        arena_len: shared.arena.len(),
+        fds: 1,
+    };
+    let mut bytes = BytesMut::new();
+    bytes.extend_from_slice(&pontoon_wire::preamble());
+    bytes.extend_from_slice(&shared.encode(&hello.to_message(rid)));
+    let sent = fdpass::send_with_fd(&stream, &bytes, shared.arena.fd())
+        .await
+        .map_err(|e| format!("sending the hello: {e}"))?;
+    stream
+        .write_all(&bytes[sent..])
+        .await
+        .map_err(|e| format!("sending the hello: {e}"))?;
+
+    let (mut read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let outbox = Outbox {
+        tx,
+        queued: queued.clone(),
+        cap: shared.options.max_queued_reply_bytes,
+    };
+    let mut writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                break;
+            }
+            queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+        }
+    });
+    let mut waits = JoinSet::new();
+    let result = loop {
+        let message = tokio::select! {
+            message = next_message(&mut read, &mut decoder, &mut input) => message,
+            _ = &mut writer => break Err("its socket stopped taking replies".to_owned()),
+        };
+        let message = match message {
+            Ok(Some(message)) => message,
+            Ok(None) => break Ok(()),
+            Err(reason) => break Err(reason),
+        };
+        let (rid, request) = match protocol::decode_request(&message) {
+            Ok(decoded) => decoded,
+            Err(e) => break Err(format!("it sent a malformed request: {e}")),
+        };
+        while waits.try_join_next().is_some() {}
+        if matches!(request, Request::Hello { .. }) {
+            break Err("it sent a second hello".to_owned());
+        }
+        if let Request::Wait { ids, timeout_ms } = request {
+            if waits.len() >= shared.options.max_waits_per_client {
+                break Err(format!(
+                    "it has more than {} waits outstanding",
+                    shared.options.max_waits_per_client
+                ));
+            }
+            let shared = shared.clone();
+            let outbox = Outbox {
+                tx: outbox.tx.clone(),
+                queued: outbox.queued.clone(),
+                cap: outbox.cap,
+            };
+            waits.spawn(async move {
+                let ready = wait(&shared, &ids, Duration::from_millis(timeout_ms)).await;
+                let _ = outbox.send(shared.encode(&Response::Ready(ready).to_message(rid)));
+            });
+            continue;
+        }
+        let Some(response) = handle(shared, client, request) else {
+            continue;
+        };
+        if let Err(reason) = outbox.send(shared.encode(&response.to_message(rid))) {
+            break Err(reason);
+        }
+    };
+    writer.abort();
+    result
+}
+
+/// Reads until one message is decoded; `None` at a clean end of stream.
+async fn next_message<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
+    decoder: &mut Decoder,
+    input: &mut BytesMut,
+) -> Result<Option<Message>, String> {
+    loop {
+        match decoder.decode(input) {
+            Ok(Some(message)) => return Ok(Some(message)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("it sent bytes that are not a store request: {e}")),
+        }
+        input.reserve(8 << 10);
+        match read.read_buf(input).await {
+            Ok(0) if input.is_empty() => return Ok(None),
+            Ok(0) => return Err("it closed in the middle of a request".to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading its requests failed: {e}")),
+        }
+    }
+}
+
+async fn wait(shared: &Shared, ids: &[crate::ObjectId], timeout: Duration) -> Vec<bool> {
+    // A peer's timeout can be anything up to u64::MAX milliseconds: past what an Instant can
+    // hold, it waits a year (as good as forever) instead of overflowing.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(timeout)
+        .unwrap_or(now + Duration::from_secs(365 * 86_400));
+    loop {
+        let notified = shared.sealed.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a seal between the check and the await is not missed.
+        notified.as_mut().enable();
+        let ready = shared.lock().ready(ids);
+        if ready.iter().all(|&r| r) || tokio::time::Instant::now() >= deadline {
+            return ready;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return shared.lock().ready(ids);
+        }
+    }
+}
+
+fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Response> {
+    let refused =
+        |result: Result<Response, ObjectError>| Some(result.unwrap_or_else(Response::Error));
+    match request {
+        Request::Hello { .. } | Request::Wait { .. } => None,
+        Request::Create { size } => refused(shared.lock().create(client, size).map(
+            |(id, range)| Response::Created {
+                id,
+                offset: range.offset,
+                len: size,
+            },
+        )),
+        Request::Seal { id, layout } => {
+            let result = shared.lock().seal(client, &id, layout);
+            if result.is_ok() {
+                shared.sealed.notify_waiters();
+            }
+            refused(result.map(|()| Response::Done))
+        }
+        Request::Abort { id } => refused(shared.lock().abort(client, &id).map(|()| Response::Done)),
+        Request::Get { id } => refused(shared.lock().get(client, &id)),
+        Request::Release { id } => {
+            shared.lock().release(client, &id);
+            None
+        }
+        Request::Delete { id } => refused(shared.lock().delete(&id).map(|()| Response::Done)),
+        Request::Contains { id } => Some(Response::Bool(shared.lock().contains(&id))),
+        Request::Take { id } => {
+            let mut state = shared.lock();
+            let result = state.take(client, &id).map(|(response, copy)| {
+                if let Some((from, to)) = copy {
+                    let len = match &response {
+                        Response::Taken { len, .. } => *len as usize,
+                        _ => 0,
+                    };
+                    // SAFETY: both ranges come from the allocator, so they lie inside the
+                    // mapping and do not overlap; `from` is sealed (nobody writes it) and `to` was
+                    // just allocated (nobody else knows it), so no other access races this copy.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            shared.map.as_ptr().add(from.offset as usize),
+                            shared.map.as_ptr().add(to.offset as usize),
+                            len,
+                        );
+                    }
+                }
+                response
+            });
+            drop(state);
+            refused(result)
+        }
+        Request::Stats => Some(Response::Stats(shared.lock().stats())),
+    }
+}

@@ -1,0 +1,232 @@
+//! The errors, one enum per kind of operation: what a store refuses about an object
+//! ([`ObjectError`], the same embedded and through the daemon), what a value put or got through
+//! the registry adds ([`PutError`], [`GetError`]), what a daemon's client meets ([`ClientError`]),
+//! and what stops a daemon from serving ([`ServeError`]).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::ObjectId;
+use crate::protocol::ProtocolError;
+
+/// What a store refuses about one object operation.
+///
+/// ```
+/// let store = pontoon_store::Store::new(pontoon_store::StoreOptions::default());
+/// let id = pontoon_store::ObjectId::new(store.id(), 99);
+/// let err = store.get_raw(&id).unwrap_err();
+/// assert_eq!(err.to_string(), format!("no object {id} in the store"));
+/// # Ok::<(), pontoon_store::ObjectError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectError {
+    /// No object has this id (never made, deleted, or taken).
+    #[error("no object {id} in the store")]
+    Unknown {
+        /// The id asked for.
+        id: ObjectId,
+    },
+    /// The object is still being created: `wait` for it, or seal it first.
+    #[error("object {id} is not sealed yet")]
+    NotSealed {
+        /// The object.
+        id: ObjectId,
+    },
+    /// The object is sealed already: a second seal, or an abort after the seal.
+    #[error("object {id} is sealed already")]
+    AlreadySealed {
+        /// The object.
+        id: ObjectId,
+    },
+    /// Another client is creating this object; only its creator may seal or abort it.
+    #[error("object {id} is being created by another client")]
+    NotOwner {
+        /// The object.
+        id: ObjectId,
+    },
+    /// The object does not fit in the store's memory. Temporary: once spilling lands, unpinned
+    /// objects go to disk instead and this is only returned when the spill disk is full too.
+    #[error(
+        "the store is full: {need} bytes needed, {free} of {capacity} free (largest free range {largest})"
+    )]
+    StoreFull {
+        /// Bytes the object needs (rounded up to 64).
+        need: u64,
+        /// The store's capacity in bytes.
+        capacity: u64,
+        /// Bytes free now.
+        free: u64,
+        /// The largest free contiguous range.
+        largest: u64,
+    },
+    /// A seal whose frames do not lie inside the object, or too many of them.
+    #[error("object {id}: {reason}")]
+    BadLayout {
+        /// The object.
+        id: ObjectId,
+        /// What is wrong with the layout.
+        reason: String,
+    },
+    /// The process could not allocate the object's memory (embedded mode).
+    #[error("could not allocate {bytes} bytes for an object")]
+    OutOfMemory {
+        /// The bytes asked for.
+        bytes: u64,
+    },
+}
+
+/// A value that could not be put.
+///
+/// ```
+/// let mut options = pontoon_store::StoreOptions::default();
+/// options.capacity = 64;
+/// let store = pontoon_store::Store::new(options);
+/// let registry = pontoon_family::Registry::new();
+/// let err = store.put(&registry, &vec![0u8; 1000]).unwrap_err();
+/// assert!(matches!(err, pontoon_store::PutError::Store(pontoon_store::ObjectError::StoreFull { .. })));
+/// # Ok::<(), pontoon_store::ObjectError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutError {
+    /// The registry could not serialize the value.
+    #[error("cannot serialize the value to put")]
+    Serialize(#[source] pontoon_family::SerializeError),
+    /// The store refused the object.
+    #[error(transparent)]
+    Store(ObjectError),
+    /// The daemon could not be asked (client mode).
+    #[error(transparent)]
+    Client(Box<ClientError>),
+}
+
+/// A value that could not be got.
+///
+/// ```
+/// let store = pontoon_store::Store::new(pontoon_store::StoreOptions::default());
+/// let registry = pontoon_family::Registry::new();
+/// let id = store.put(&registry, &7u32).unwrap();
+/// let err = store.get::<String>(&registry, &id).unwrap_err();
+/// assert!(matches!(err, pontoon_store::GetError::Deserialize(_)));
+/// # Ok::<(), pontoon_store::ObjectError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// The store has no such sealed object.
+    #[error(transparent)]
+    Store(ObjectError),
+    /// The object is not a value of the type asked for.
+    #[error("cannot deserialize the object")]
+    Deserialize(#[source] pontoon_family::DeserializeError),
+    /// The daemon could not be asked (client mode).
+    #[error(transparent)]
+    Client(Box<ClientError>),
+}
+
+/// What a client of the store daemon met.
+///
+/// ```
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let err = rt.block_on(pontoon_store::Client::connect("/nonexistent/store.sock")).unwrap_err();
+/// assert!(err.to_string().starts_with("cannot connect to the store at /nonexistent/store.sock"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The socket could not be connected to.
+    #[error("cannot connect to the store at {}", path.display())]
+    Connect {
+        /// The socket's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading from or writing to the daemon's socket failed.
+    #[error("the store's socket failed")]
+    Io(#[source] io::Error),
+    /// The store's shared memory could not be mapped.
+    #[error("cannot map the store's shared memory")]
+    Map(#[source] io::Error),
+    /// The daemon sent something this client cannot read.
+    #[error("the store daemon sent a bad reply")]
+    Protocol(#[source] ProtocolError),
+    /// The daemon refused the operation.
+    #[error(transparent)]
+    Refused(ObjectError),
+    /// The connection to the daemon is gone (it exited, or closed this client).
+    #[error("the connection to the store daemon is closed")]
+    Closed,
+    /// The daemon sent the wrong number of file descriptors with its hello.
+    #[error("the store daemon sent {got} file descriptors with its hello, not {want}")]
+    Descriptors {
+        /// How many came.
+        got: usize,
+        /// How many the hello promised.
+        want: usize,
+    },
+}
+
+/// What stops a store daemon from serving.
+///
+/// ```
+/// let err = pontoon_store::ServeError::Bind {
+///     path: "/x.sock".into(),
+///     source: std::io::Error::other("taken"),
+/// };
+/// assert_eq!(err.to_string(), "cannot listen on /x.sock");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The socket could not be bound.
+    #[error("cannot listen on {}", path.display())]
+    Bind {
+        /// The socket's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The store's memory could not be reserved (memfd, or a file in the fallback directory).
+    #[error("cannot reserve {capacity} bytes of store memory ({what})")]
+    Memory {
+        /// The capacity asked for.
+        capacity: u64,
+        /// Which step failed, on which backing.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Accepting connections failed for good.
+    #[error("accepting store clients failed")]
+    Accept(#[source] io::Error),
+}
+
+impl From<ObjectError> for ClientError {
+    fn from(error: ObjectError) -> ClientError {
+        ClientError::Refused(error)
+    }
+}
+
+impl From<ClientError> for PutError {
+    fn from(error: ClientError) -> PutError {
+        match error {
+            ClientError::Refused(e) => PutError::Store(e),
+            other => PutError::Client(Box::new(other)),
+        }
+    }
+}
+
+impl From<ClientError> for GetError {
+    fn from(error: ClientError) -> GetError {
+        match error {
+            ClientError::Refused(e) => GetError::Store(e),
+            other => GetError::Client(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! pontoon's object store: put an object once, read it from every process without a copy.
+//!
+//! An object is a pontoon message (a MessagePack header and frames), put through the
+//! [`Registry`](pontoon_family::Registry) (`put(&value)`, `get::<T>(&id)`) or raw. Objects are
+//! immutable once sealed; `get` hands out frames that point into store memory, so arrays and
+//! `Buffer`s of any type come back as views. A producer can also `create(size)` a writable
+//! buffer in store memory, build its data there and `seal` it (no copy at all), or `abort` it.
+//! `take` removes an object and hands its memory over writable: in place when nobody else
+//! holds it, copied once otherwise.
+//!
+//! Two modes:
+//! - **Embedded** ([`Store`], the default): the store lives in this process, objects are the
+//!   `Bytes` they were put with, and a put or get copies nothing.
+//! - **Shared memory** ([`Daemon`] / `pontoon store serve`, and [`Client`]): a daemon owns one
+//!   memfd (or a file in a directory, the fallback) reserved with `fallocate` at start, so a page
+//!   fault never SIGBUSes and every put writes memory that exists already. Clients connect over a
+//!   Unix socket, receive the memory's descriptor (SCM_RIGHTS) and map it read-only; a `get`
+//!   in any process returns views of that mapping. The daemon allocates 64-byte-aligned ranges
+//!   from a free list. Pins (one per `get` until its last view is dropped) keep an object's memory
+//!   from being freed; a client that dies releases its pins and aborts its unsealed creates.
+//!
+//! The daemon's protocol is sans-IO ([`protocol`]): requests and replies as header-only pontoon
+//! messages, decoded within fixed bounds; `docs/store-format.md` is its layout.
+//!
+//! Not built yet: spilling to disk and pulling objects from peer stores. Until spilling lands,
+//! an object that does not fit is [`ObjectError::StoreFull`], naming the need and the capacity;
+//! [`StoreStats::high_water_mark`] is where spilling will start.
+//!
+//! ```
+//! use pontoon_store::{Store, StoreOptions};
+//! let store = Store::new(StoreOptions::default());
+//! let mut buffer = store.create(8)?;
+//! buffer.copy_from_slice(&42u64.to_le_bytes());
+//! let id = buffer.seal();
+//! let object = store.get_raw(&id)?;
+//! assert_eq!(&object.frames[0][..], &42u64.to_le_bytes());
+//! println!("stored as {id}");
+//! # Ok::<(), pontoon_store::ObjectError>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![warn(missing_debug_implementations)]
+
+// The README's example is compiled and run as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The `bytes` crate this one is built with (frames are `bytes::Bytes`).
+///
+/// ```
+/// let frame: pontoon_store::bytes::Bytes = pontoon_store::bytes::Bytes::from_static(b"x");
+/// assert_eq!(frame.len(), 1);
+/// ```
+pub use bytes;
+
+mod alloc;
+mod arena;
+mod client;
+mod daemon;
+mod embedded;
+mod error;
+mod fdpass;
+mod id;
+mod object;
+pub mod protocol;
+mod size;
+mod state;
+mod stats;
+
+pub use arena::Backing;
+pub use client::{Client, ClientCreating};
+pub use daemon::{Daemon, ServeOptions, StatsHandle};
+pub use embedded::{Creating, Store, StoreOptions};
+pub use error::{ClientError, GetError, ObjectError, PutError, ServeError};
+pub use id::{ObjectId, ParseIdError, StoreId};
+pub use size::{ByteSize, ParseSizeError};
+pub use stats::StoreStats;

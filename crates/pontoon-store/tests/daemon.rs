@@ -1,0 +1,618 @@
+//! The store daemon for real: a memfd shared with separate processes over SCM_RIGHTS, a client
+//! killed with SIGKILL while it holds pins and an unsealed create, malformed and never-reading
+//! clients next to well-behaved ones, and the typed refusals.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pontoon_array::Array;
+use pontoon_family::Registry;
+use pontoon_store::protocol::{self, Layout, Request, Response};
+use pontoon_store::{
+    Backing, Client, ClientError, Daemon, ObjectError, ObjectId, ServeOptions, StatsHandle,
+};
+use pontoon_wire::{Decoder, EncodeOptions, Encoder, Header, Message};
+use serde::{Deserialize, Serialize};
+
+/// The variable that makes this test binary act as a child process.
+const CHILD: &str = "PONTOON_STORE_TEST_CHILD";
+
+#[derive(Serialize, Deserialize)]
+struct Frame {
+    name: String,
+    pixels: Array,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "pontoon-store-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A daemon on a runtime of its own thread (it lives as long as the test process).
+fn start(options: ServeOptions) -> StatsHandle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let daemon = Daemon::bind(options).unwrap();
+            tx.send(daemon.stats_handle()).unwrap();
+            daemon.run().await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `check` for up to a minute (the daemon notices a dead client asynchronously).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// This test binary run again as a child process in `role`.
+fn child(role: &str, socket: &Path, id: &ObjectId) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, role)
+        .env("PONTOON_STORE_TEST_SOCKET", socket)
+        .env("PONTOON_STORE_TEST_ID", id.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Not a test of its own: the entry point of the child processes the other tests start (it
+/// returns at once when run without `PONTOON_STORE_TEST_CHILD`).
+#[test]
+fn child_process_entry() {
+    let Ok(role) = std::env::var(CHILD) else {
+        return;
+    };
+    let socket = PathBuf::from(std::env::var("PONTOON_STORE_TEST_SOCKET").unwrap());
+    let id: ObjectId = std::env::var("PONTOON_STORE_TEST_ID")
+        .unwrap()
+        .parse()
+        .unwrap();
+    runtime().block_on(async move {
+        let client = Client::connect(&socket).await.unwrap();
+        match role.as_str() {
+            "read" => {
+                let raw = client.get_raw(&id).await.unwrap();
+                assert!(!raw.frames.is_empty());
+                for frame in &raw.frames {
+                    assert!(
+                        client.is_shared(frame),
+                        "a frame was copied out of shared memory"
+                    );
+                }
+                let frame: Frame = client.get(&Registry::new(), &id).await.unwrap();
+                let data = frame.pixels.data();
+                println!("shared={}", client.is_shared(data));
+                let values = frame.pixels.as_slice::<f64>().unwrap();
+                let sum: f64 = values.iter().sum();
+                println!("name={} len={} sum={sum}", frame.name, values.len());
+            }
+            "hold" => {
+                let pinned = client.get_raw(&id).await.unwrap();
+                let mut creating = client.create(1 << 20).await.unwrap();
+                creating[0] = 1;
+                // Told through a file: the test harness owns this process's stdout.
+                let told = PathBuf::from(std::env::var("PONTOON_STORE_TEST_TELL").unwrap());
+                std::fs::write(told.with_extension("tmp"), creating.id().to_string()).unwrap();
+                std::fs::rename(told.with_extension("tmp"), &told).unwrap();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop((pinned, creating));
+            }
+            other => panic!("unknown child role {other}"),
+        }
+    });
+}
+
+#[test]
+fn another_process_gets_views_of_the_shared_memory() {
+    let dir = scratch("views");
+    let socket = dir.join("store.sock");
+    let stats = start(ServeOptions::new(&socket, 64 << 20));
+    let rt = runtime();
+    let client = rt.block_on(Client::connect(&socket)).unwrap();
+    let values: Vec<f64> = (0..1_000_000).map(f64::from).collect();
+    let frame = Frame {
+        name: "cam0".into(),
+        pixels: Array::from_vec(values),
+    };
+    let id = rt.block_on(client.put(&Registry::new(), &frame)).unwrap();
+
+    let output = child("read", &socket, &id).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the reader failed: {stdout}");
+    assert!(
+        stdout.contains("shared=true"),
+        "the array was not a view of the mapping: {stdout}"
+    );
+    assert!(
+        stdout.contains("name=cam0 len=1000000 sum=499999500000"),
+        "{stdout}"
+    );
+    // The child's pins went with it.
+    eventually("the reader's pins released", || {
+        stats.stats().pinned_objects == 0
+    });
+    // And in this process too the array is a view.
+    let back: Frame = rt.block_on(client.get(&Registry::new(), &id)).unwrap();
+    assert!(client.is_shared(back.pixels.data()));
+    assert_eq!(stats.stats().pinned_objects, 1);
+    drop(back);
+    eventually("this process's pin released", || {
+        stats.stats().pinned_objects == 0
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_killed_client_releases_its_pins_and_aborts_its_create() {
+    let dir = scratch("kill");
+    let socket = dir.join("store.sock");
+    let stats = start(ServeOptions::new(&socket, 16 << 20));
+    let rt = runtime();
+    let client = rt.block_on(Client::connect(&socket)).unwrap();
+    let message = Message::new(Header::empty(), vec![Bytes::from(vec![7u8; 100_000])]);
+    let id = rt.block_on(client.put_raw(&message)).unwrap();
+    let before = stats.stats();
+
+    let told = dir.join("holding");
+    let mut holder = child("hold", &socket, &id)
+        .env("PONTOON_STORE_TEST_TELL", &told)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the holder holds", || {
+        assert!(
+            holder.try_wait().unwrap().is_none(),
+            "the holder exited early"
+        );
+        told.exists()
+    });
+    let held: ObjectId = std::fs::read_to_string(&told).unwrap().parse().unwrap();
+    let during = stats.stats();
+    assert_eq!(
+        (during.pinned_objects, during.creating, during.clients),
+        (1, 1, 2)
+    );
+    assert_eq!(during.used_bytes, before.used_bytes + (1 << 20));
+
+    holder.kill().unwrap(); // SIGKILL: no chance to release anything
+    holder.wait().unwrap();
+    eventually("the dead client's pin and create released", || {
+        let s = stats.stats();
+        s.pinned_objects == 0 && s.creating == 0 && s.clients == 1
+    });
+    assert_eq!(stats.stats().used_bytes, before.used_bytes);
+    // Nothing sealed was lost; the aborted create is gone.
+    let object = rt.block_on(client.get_raw(&id)).unwrap();
+    assert_eq!(object.frames[0], message.frames[0]);
+    let err = rt.block_on(client.get_raw(&held)).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused(ObjectError::Unknown { .. })),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client speaking the protocol by hand, with a blocking socket.
+struct Raw {
+    stream: StdUnixStream,
+    decoder: Decoder,
+    input: BytesMut,
+    encoder: Encoder,
+}
+
+impl Raw {
+    fn connect(socket: &Path) -> Raw {
+        let stream = StdUnixStream::connect(socket).unwrap();
+        let mut raw = Raw {
+            stream,
+            decoder: Decoder::with_limits(protocol::limits()),
+            input: BytesMut::new(),
+            encoder: Encoder::new(EncodeOptions::default()),
+        };
+        raw.stream.write_all(&pontoon_wire::preamble()).unwrap();
+        raw.send(
+            0,
+            &Request::Hello {
+                version: protocol::PROTOCOL_VERSION,
+            },
+        );
+        // A plain read: the kernel closes the descriptor that came with the hello.
+        assert!(matches!(raw.recv(), (0, Response::Hello { fds: 1, .. })));
+        raw
+    }
+
+    fn send(&mut self, rid: u64, request: &Request) {
+        let bytes = self
+            .encoder
+            .encode(&request.to_message(rid))
+            .unwrap()
+            .to_bytes();
+        self.stream.write_all(&bytes).unwrap();
+    }
+
+    fn recv(&mut self) -> (u64, Response) {
+        loop {
+            if let Some(message) = self.decoder.decode(&mut self.input).unwrap() {
+                return protocol::decode_response(&message).unwrap();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the daemon closed the connection");
+            self.input.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn call(&mut self, rid: u64, request: &Request) -> Response {
+        self.send(rid, request);
+        let (got, response) = self.recv();
+        assert_eq!(got, rid);
+        response
+    }
+
+    /// Whether the daemon closed this connection (reads end) within a minute.
+    fn closed_by_daemon(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut sink = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_ids_second_seals_foreign_seals_and_a_full_store_are_typed_refusals() {
+    let dir = scratch("refusals");
+    let socket = dir.join("store.sock");
+    let stats = start(ServeOptions::new(&socket, 1 << 20));
+    let mut a = Raw::connect(&socket);
+    let mut b = Raw::connect(&socket);
+    let nobody = ObjectId::new(pontoon_store::StoreId(1), 1);
+    assert_eq!(
+        a.call(1, &Request::Get { id: nobody }),
+        Response::Error(ObjectError::Unknown { id: nobody })
+    );
+    let Response::Created { id, len: 100, .. } = a.call(2, &Request::Create { size: 100 }) else {
+        panic!("no create")
+    };
+    assert_eq!(
+        a.call(3, &Request::Get { id }),
+        Response::Error(ObjectError::NotSealed { id })
+    );
+    let seal = Request::Seal {
+        id,
+        layout: Layout::raw(100),
+    };
+    assert_eq!(
+        b.call(1, &seal),
+        Response::Error(ObjectError::NotOwner { id })
+    );
+    let outside = Request::Seal {
+        id,
+        layout: Layout::raw(101),
+    };
+    assert!(matches!(
+        a.call(4, &outside),
+        Response::Error(ObjectError::BadLayout { .. })
+    ));
+    assert_eq!(a.call(5, &seal), Response::Done);
+    assert_eq!(
+        a.call(6, &seal),
+        Response::Error(ObjectError::AlreadySealed { id })
+    );
+    assert_eq!(
+        a.call(7, &Request::Abort { id }),
+        Response::Error(ObjectError::AlreadySealed { id })
+    );
+    // A capacity smaller than one object.
+    let Response::Error(ObjectError::StoreFull { need, capacity, .. }) =
+        a.call(8, &Request::Create { size: 2 << 20 })
+    else {
+        panic!("not full")
+    };
+    assert_eq!((need, capacity), (2 << 20, 1 << 20));
+    // Refusals cost nothing: both connections still serve.
+    assert_eq!(b.call(2, &Request::Contains { id }), Response::Bool(true));
+    assert_eq!(stats.stats().objects, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_and_never_reading_clients_cost_only_their_own_connection() {
+    let dir = scratch("hostile");
+    let socket = dir.join("store.sock");
+    let mut options = ServeOptions::new(&socket, 4 << 20);
+    options.max_queued_reply_bytes = 64 << 10;
+    let stats = start(options);
+    let rt = runtime();
+    let good = rt.block_on(Client::connect(&socket)).unwrap();
+    let id = rt
+        .block_on(good.put_raw(&Message::new(
+            Header::empty(),
+            vec![Bytes::from_static(b"kept")],
+        )))
+        .unwrap();
+
+    // Not pontoon at all.
+    let mut garbage = StdUnixStream::connect(&socket).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut sink = Vec::new();
+    assert_eq!(
+        garbage.read_to_end(&mut sink).unwrap(),
+        0,
+        "the daemon answered garbage"
+    );
+
+    // A valid hello, then a message that is not a request.
+    let mut malformed = Raw::connect(&socket);
+    let not_a_request = Message::new(Header::from_serde(&("put", 1)).unwrap(), vec![]);
+    let bytes = malformed.encoder.encode(&not_a_request).unwrap().to_bytes();
+    malformed.stream.write_all(&bytes).unwrap();
+    assert!(malformed.closed_by_daemon());
+
+    // A client that sends requests and never reads the replies.
+    let mut deaf = Raw::connect(&socket);
+    deaf.stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let request = deaf
+        .encoder
+        .encode(&Request::Stats.to_message(9))
+        .unwrap()
+        .to_bytes();
+    let mut sent = 0usize;
+    let cut_off = loop {
+        match deaf.stream.write_all(&request) {
+            Ok(()) => sent += request.len(),
+            Err(_) => break true,
+        }
+        if sent > 256 << 20 {
+            break false;
+        }
+    };
+    assert!(
+        cut_off,
+        "the daemon kept reading requests from a client that reads no replies"
+    );
+
+    // The well-behaved client never noticed.
+    let object = rt.block_on(good.get_raw(&id)).unwrap();
+    assert_eq!(&object.frames[0][..], b"kept");
+    drop(object);
+    eventually("only the good client left", || stats.stats().clients == 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wait_take_and_delete_through_the_daemon() {
+    let dir = scratch("ops");
+    let socket = dir.join("store.sock");
+    let stats = start(ServeOptions::new(&socket, 8 << 20));
+    let rt = runtime();
+    rt.block_on(async {
+        let producer = Client::connect(&socket).await.unwrap();
+        let consumer = Client::connect(&socket).await.unwrap();
+        let mut creating = producer.create(4096).await.unwrap();
+        let id = creating.id();
+        assert_eq!(
+            consumer
+                .wait(&[id], Duration::from_millis(20))
+                .await
+                .unwrap(),
+            vec![false]
+        );
+        let waiting = {
+            let consumer = consumer.clone();
+            tokio::spawn(async move { consumer.wait(&[id], Duration::from_secs(60)).await })
+        };
+        creating.fill(5);
+        creating.seal().await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), vec![true]);
+
+        // Pinned by the consumer: a take copies, and the consumer's view stays as it was.
+        let view = consumer.get_raw(&id).await.unwrap();
+        let mut taken = producer.take(&id).await.unwrap();
+        assert!(taken.copied());
+        assert!(!consumer.contains(&id).await.unwrap());
+        taken[0] = 9;
+        assert_eq!(view.frames[0][0], 5);
+        let id2 = taken.seal().await.unwrap();
+        drop(view);
+        // Pinned by nobody: handed over in place.
+        let taken = producer.take(&id2).await.unwrap();
+        assert!(!taken.copied());
+        assert_eq!((taken[0], taken[1]), (9, 5));
+        let id3 = taken.seal().await.unwrap();
+
+        // Deleted while pinned: the view stays readable until dropped.
+        let view = consumer.get_raw(&id3).await.unwrap();
+        producer.delete(&id3).await.unwrap();
+        assert!(!producer.contains(&id3).await.unwrap());
+        assert_eq!(view.frames[0][0], 9);
+        let err = producer.delete(&id3).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Refused(ObjectError::Unknown { .. })),
+            "{err}"
+        );
+        drop(view);
+    });
+    eventually("all memory free", || stats.stats().used_bytes == 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_file_in_a_directory_backs_the_store_when_asked() {
+    let dir = scratch("file");
+    let socket = dir.join("store.sock");
+    let mut options = ServeOptions::new(&socket, 1 << 20);
+    options.backing = Backing::Directory(dir.join("memory"));
+    let _stats = start(options);
+    let rt = runtime();
+    let client = rt.block_on(Client::connect(&socket)).unwrap();
+    let id = rt
+        .block_on(client.put_raw(&Message::new(
+            Header::empty(),
+            vec![Bytes::from(vec![3u8; 5000])],
+        )))
+        .unwrap();
+    let object = rt.block_on(client.get_raw(&id)).unwrap();
+    assert!(client.is_shared(&object.frames[0]));
+    assert!(object.frames[0].iter().all(|&b| b == 3));
+    // The file was unlinked as soon as it was open: nothing to clean up after a crash.
+    assert_eq!(std::fs::read_dir(dir.join("memory")).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_wait_of_any_length_is_answered() {
+    let dir = scratch("wait");
+    let socket = dir.join("store.sock");
+    let _stats = start(ServeOptions::new(&socket, 1 << 20));
+    let mut raw = Raw::connect(&socket);
+    let Response::Created { id, .. } = raw.call(1, &Request::Create { size: 8 }) else {
+        panic!("no create")
+    };
+    assert_eq!(
+        raw.call(
+            2,
+            &Request::Seal {
+                id,
+                layout: Layout::raw(8)
+            }
+        ),
+        Response::Done
+    );
+    // The longest timeout the protocol can say: answered at once, since the id is sealed.
+    let wait = Request::Wait {
+        ids: vec![id],
+        timeout_ms: u64::MAX,
+    };
+    assert_eq!(raw.call(3, &wait), Response::Ready(vec![true]));
+    // An id nobody makes: answered at the timeout.
+    let nobody = ObjectId::new(pontoon_store::StoreId(1), 1);
+    let wait = Request::Wait {
+        ids: vec![id, nobody],
+        timeout_ms: 10,
+    };
+    assert_eq!(raw.call(4, &wait), Response::Ready(vec![true, false]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fake daemon that answers the hello with `count` descriptors attached.
+fn fake_daemon(socket: &Path, count: usize) -> std::thread::JoinHandle<()> {
+    use std::os::fd::AsFd;
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 64];
+        let _ = stream.read(&mut hello).unwrap();
+        let mut reply = pontoon_wire::preamble().to_vec();
+        let message = Response::Hello {
+            version: protocol::PROTOCOL_VERSION,
+            store: pontoon_store::StoreId(1),
+            arena_len: 4096,
+            fds: 1,
+        }
+        .to_message(0);
+        reply.extend_from_slice(
+            &Encoder::new(EncodeOptions::default())
+                .encode(&message)
+                .unwrap()
+                .to_bytes(),
+        );
+        let memfds: Vec<_> = (0..count)
+            .map(|_| rustix::fs::memfd_create("fake", rustix::fs::MemfdFlags::CLOEXEC).unwrap())
+            .collect();
+        let borrowed: Vec<_> = memfds.iter().map(|fd| fd.as_fd()).collect();
+        let mut space = vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        if count > 0 {
+            assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed)));
+        }
+        let sent = rustix::net::sendmsg(
+            &stream,
+            &[std::io::IoSlice::new(&reply)],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .unwrap();
+        stream.write_all(&reply[sent..]).unwrap();
+        let _ = stream.read(&mut hello);
+    })
+}
+
+#[test]
+fn a_client_refuses_a_hello_with_the_wrong_number_of_descriptors() {
+    let dir = scratch("fds");
+    let rt = runtime();
+    for (count, name) in [(0, "none.sock"), (2, "two.sock"), (6, "six.sock")] {
+        let socket = dir.join(name);
+        let fake = fake_daemon(&socket, count);
+        let err = rt.block_on(Client::connect(&socket)).unwrap_err();
+        // Too few or too many: refused, each received descriptor closed (or, past what the
+        // control buffer holds, truncated by the kernel, which closes them, and refused too).
+        let refused = match &err {
+            ClientError::Descriptors { got, want: 1 } => *got == count,
+            ClientError::Io(_) => count > 4,
+            _ => false,
+        };
+        assert!(refused, "{count}: {err}");
+        fake.join().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_socket_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private");
+    let socket = dir.join("store.sock");
+    let _stats = start(ServeOptions::new(&socket, 1 << 20));
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
