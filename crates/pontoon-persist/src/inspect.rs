@@ -53,6 +53,25 @@ impl Inspection {
         self.recovery.cut.as_ref()
     }
 
+    /// The format version of each segment, in the order of [`segments`](Self::segments) (`None`
+    /// for a segment whose creation was cut short, with no valid header): `2` for what this
+    /// crate writes, `1` for a segment of pontoon 0.1, which the next writable open leaves as it
+    /// is and follows with a version 2 segment (see `docs/persist-format.md`, Upgrading).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(inspection: &pontoon_persist::Inspection) {
+    /// let old = inspection.segment_versions().iter().filter(|v| **v == Some(1)).count();
+    /// println!("{old} segments in the format of pontoon 0.1");
+    /// # }
+    /// ```
+    pub fn segment_versions(&self) -> Vec<Option<u8>> {
+        self.checked
+            .iter()
+            .map(|(_, checked)| checked.as_ref().map(|c| c.layout.version))
+            .collect()
+    }
+
     fn plan(&self) -> Vec<Planned> {
         self.checked
             .iter()

@@ -572,9 +572,8 @@ impl Log {
         Ok(())
     }
 
-    /// Reads every record back into memory at once, in order (frames are slices of the bytes
-    /// read from each file). For a large log, [`records`](Log::records) streams one segment at a
-    /// time instead.
+    /// Reads every record back at once, in order (frames are views of the segments' memory
+    /// maps). [`records`](Log::records) streams them instead.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -587,10 +586,13 @@ impl Log {
     }
 
     /// The records with sequence numbers `seq` and up, as appended when this is called, in
-    /// order; segments wholly before `seq` are not read, and only one segment is in memory at
-    /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
-    /// [`prune_before`](Log::prune_before) while the records are read may remove a segment not
-    /// yet read: reading it is then an error ([`ReadError::Io`], not found), never a wrong record.
+    /// order; segments wholly before `seq` are skipped. Each record's frames are views of its
+    /// segment's read-only memory map (nothing is copied into the heap); segments that
+    /// recovery checked at open are read back from its maps without a second check, and
+    /// records appended since are checked as they are read. A
+    /// [`prune_before`](Log::prune_before) while the records are read does not disturb the
+    /// segments recovery mapped; one written since and removed before it is reached is an
+    /// error ([`ReadError::Io`], not found), never a wrong record.
     ///
     /// ```
     /// use pontoon_persist::{Durability, Log, LogOptions};
