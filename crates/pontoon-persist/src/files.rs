@@ -141,3 +141,30 @@ pub(crate) fn load(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map covers exactly the bytes asked for (never past the file's end), reading gives the
+    /// same bytes, and a file over the bound is refused before either.
+    #[test]
+    #[cfg_attr(miri, ignore = "miri cannot map files")]
+    fn load_maps_or_reads_only_what_is_there() {
+        let path = std::env::temp_dir().join(format!("pontoon-load-{}", std::process::id()));
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        for how in [Load::Map, Load::Read] {
+            assert_eq!(load(&path, None, 1 << 20, how).unwrap(), bytes);
+            assert_eq!(load(&path, Some(100), 1 << 20, how).unwrap(), bytes[..100]);
+            // A limit past the end is the end.
+            assert_eq!(load(&path, Some(1 << 19), 1 << 20, how).unwrap(), bytes);
+            assert!(load(&path, Some(0), 1 << 20, how).unwrap().is_empty());
+            assert!(matches!(
+                load(&path, None, 9_999, how),
+                Err(FileError::TooLarge { len: 10_000, .. })
+            ));
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}

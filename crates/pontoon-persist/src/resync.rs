@@ -237,7 +237,10 @@ mod tests {
                 bytes.extend((0..layout.align_up(37).unwrap()).map(|i| (i as u8).wrapping_mul(7)));
             }
             let mut resync = Resync::new(&bytes).unwrap();
-            for from in 0..bytes.len() {
+            // Under miri (a thousand times slower) a sample of the offsets, every alignment
+            // class among them.
+            let step = if cfg!(miri) { 61 } else { 1 };
+            for from in (0..bytes.len()).step_by(step) {
                 for expected in [0, 6, 8, 9] {
                     let first = layout.align_up(from).unwrap();
                     let direct = (first..bytes.len()).step_by(layout.align).find_map(|at| {
