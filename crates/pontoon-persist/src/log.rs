@@ -171,6 +171,7 @@ impl Log {
                     first_seq: expected,
                     path,
                     checked: None,
+                    sealed_len: None,
                 });
             }
         }
@@ -188,6 +189,7 @@ impl Log {
                 first_seq: 1,
                 path,
                 checked: None,
+                sealed_len: None,
             });
         }
         let path = &segments.last().expect("at least one segment").path;
@@ -554,6 +556,13 @@ impl Log {
     /// and durable before any record goes into the next.
     fn rotate(&self, state: &mut State) -> Result<(), AppendError> {
         state.sync(&self.shared)?;
+        // Records appended since recovery mapped it are past its map: read back by length.
+        let file_len = state.file_len;
+        if let Some(last) = state.segments.last_mut()
+            && last.checked.is_some()
+        {
+            last.sealed_len = Some(file_len);
+        }
         let path = self.shared.dir.join(segment_name(state.next_seq));
         let file = OpenOptions::new()
             .create_new(true)
@@ -566,6 +575,7 @@ impl Log {
             first_seq: state.next_seq,
             path,
             checked: None,
+            sealed_len: None,
         });
         state.file = Arc::new(file);
         state.file_len = SEGMENT_HEADER_LEN as u64;
@@ -630,7 +640,10 @@ impl Log {
             plan.push(Planned {
                 path: segment.path.clone(),
                 checked: segment.checked.clone(),
-                len: next_first.is_none().then_some(state.file_len),
+                len: match next_first {
+                    None => Some(state.file_len),
+                    Some(_) => segment.sealed_len,
+                },
             });
         }
         let raw = RawRecords::new(plan, seq, &self.shared.options);

@@ -62,6 +62,9 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     /// Its bytes as recovery checked them (`None`: created since, or holding no record).
     pub(crate) checked: Option<Checked>,
+    /// Its length once the log went on in a newer segment, if records were appended to it
+    /// after recovery checked it (they are read back from a fresh map, checked as read).
+    pub(crate) sealed_len: Option<u64>,
 }
 
 /// A segment's bytes that recovery checked, record by record: reading them back needs no
@@ -138,6 +141,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, IoError> {
                 first_seq,
                 path: entry.path(),
                 checked: None,
+                sealed_len: None,
             });
         }
     }

@@ -299,3 +299,41 @@ fn records_of_a_mebibyte_and_more_checksummed_outside_the_lock_read_back() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Records appended after an open to the segment recovery checked, then rotated away from, read
+/// back with the rest (the segment's map from recovery ends before them).
+#[test]
+fn records_appended_after_open_to_a_recovered_segment_read_back_after_rotation() {
+    let dir = scratch("append-after-open");
+    let mut small = options(Durability::Never);
+    small.segment_bytes = 2048;
+    {
+        let (log, _) = Log::open(&dir, small.clone()).unwrap();
+        for i in 1..=3 {
+            log.append(i as u32 % 3, &message(i)).unwrap();
+        }
+    }
+    let (log, recovery) = Log::open(&dir, small.clone()).unwrap();
+    assert_eq!(recovery.records, 3);
+    for i in 4..=40 {
+        log.append(i as u32 % 3, &message(i)).unwrap();
+    }
+    let segments = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "log")
+        })
+        .count();
+    assert!(segments > 3, "{segments} segments: no rotation");
+    let records = log.read_all().unwrap();
+    assert_eq!(records.len(), 40);
+    for (record, i) in records.iter().zip(1..) {
+        assert_eq!((record.seq, &record.message), (i, &message(i)));
+    }
+    drop(log);
+    check_prefix(&dir, 40);
+}
