@@ -195,3 +195,57 @@ fn durable_states_with_snapshots_open_and_replay() {
         }
     }
 }
+
+/// Truncation and bit flips on an upgraded version 1 log: every cut of its new version 2
+/// segment keeps exactly the whole records before the cut (the 40 version 1 records always),
+/// and any flipped bit in a version 1 segment before it is an error naming that file, never a
+/// wrong record.
+#[test]
+fn truncations_and_bit_flips_of_an_upgraded_v1_log() {
+    let dir = copy("v1", "log-segments");
+    let mut options = LogOptions::default();
+    options.durability = pontoon_persist::Durability::Never;
+    let mut ends = Vec::new();
+    let new = dir.join(format!("{:020}.log", content::RECORDS + 1));
+    {
+        let (log, _) = Log::open(&dir, options.clone()).unwrap();
+        for i in 41..=43 {
+            log.append(content::kind(i), &content::message(i)).unwrap();
+            log.sync().unwrap();
+            ends.push(fs::metadata(&new).unwrap().len());
+        }
+    }
+    let bytes = fs::read(&new).unwrap();
+    for cut in 64..=bytes.len() {
+        fs::write(&new, &bytes[..cut]).unwrap();
+        let whole = ends.iter().filter(|&&end| end <= cut as u64).count() as u64;
+        let (log, recovery) = Log::open(&dir, options.clone()).unwrap();
+        assert_eq!(recovery.records, content::RECORDS + whole, "cut at {cut}");
+        let read = log.read_all().unwrap();
+        assert_eq!(read.len() as u64, content::RECORDS + whole, "cut at {cut}");
+        for (record, i) in read.iter().zip(1..) {
+            assert_eq!(
+                record.message,
+                content::message(i),
+                "cut at {cut}: record {i}"
+            );
+        }
+    }
+    fs::write(&new, &bytes).unwrap();
+    let old = segments(&dir);
+    let v1_last = &old[old.len() - 2];
+    let original = fs::read(v1_last).unwrap();
+    for at in 0..original.len() {
+        let mut damaged = original.clone();
+        damaged[at] ^= 0x10;
+        fs::write(v1_last, &damaged).unwrap();
+        match Log::open(&dir, options.clone()) {
+            Err(pontoon_persist::OpenError::Corrupt { file, .. }) => assert_eq!(&file, v1_last),
+            other => panic!("a flip at {at} of {} gave {other:?}", v1_last.display()),
+        }
+    }
+    fs::write(v1_last, &original).unwrap();
+    let (log, recovery) = Log::open(&dir, options).unwrap();
+    assert_eq!(recovery.records, content::RECORDS + 3);
+    drop(log);
+}
