@@ -2,9 +2,9 @@
 //! to a raw `std::fs` baseline measured in the same run, in the same directory root.
 //!
 //! A record's message is a tiny header (`"rec"`) and one payload frame. The raw baselines write
-//! as many bytes per record as pontoon's record takes in the segment file (32-byte record header
-//! plus the pontoon-wire encoding; printed to stderr): 196 bytes for a 100-byte payload and 4,192
-//! for a 4 KiB one at the time of writing.
+//! as many bytes per record as pontoon's record takes in the segment file (64-byte record header
+//! plus the pontoon-wire encoding, padded to a multiple of 64; printed to stderr): 256 bytes for
+//! a 100-byte payload and 4,224 for a 4 KiB one at the time of writing.
 //!
 //! - `persist/always`: one 4 KiB record per `Log::append` under `Durability::Always`, next to a
 //!   raw loop on a file opened for appending: one `write_all` of a record's bytes, then
@@ -19,9 +19,9 @@
 //!   1024 records not yet durable, ending with `wait_durable` of the last, so every record
 //!   counted is durable; compared with the same raw batch-of-100 baseline.
 //! - `persist/recovery`: `Log::open` of a log of about 256 MiB (4 KiB records, 64 MiB
-//!   segments), which reads and checks every record, next to reading the same segment files
-//!   into one reused `Vec` (`read_to_end` into the cleared `Vec`); the page cache is warm for
-//!   both (the log was just written, and is read once before timing).
+//!   segments), which maps every segment and checks every record, next to reading the same
+//!   segment files into one reused `Vec` (`read_to_end` into the cleared `Vec`); the page cache
+//!   is warm for both (the log was just written, and is read once before timing).
 //!
 //! Time is per record (`Throughput::Elements(1)`) for appends, so criterion's throughput is
 //! durable records per second, and per whole log for recovery (`Throughput::Bytes`). Logs and
@@ -37,7 +37,7 @@ use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use pontoon::persist::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use pontoon::persist::format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use pontoon::persist::{Durability, Log, LogOptions};
 use pontoon::wire::{Encoder, Header, Message};
 use pontoon_benches::payload;
@@ -95,10 +95,11 @@ fn record(len: usize) -> Message {
     Message::new(Header::from_serde(&"rec").unwrap(), vec![payload(len)])
 }
 
-/// The bytes `message` takes in a segment file: record header plus pontoon-wire encoding.
+/// The bytes `message` takes in a segment file: record header plus pontoon-wire encoding,
+/// padded to the records' alignment.
 fn record_len(message: &Message) -> usize {
     let encoded = Encoder::default().encode(message).unwrap().len();
-    RECORD_HEADER_LEN + usize::try_from(encoded).unwrap()
+    (RECORD_HEADER_LEN + usize::try_from(encoded).unwrap()).next_multiple_of(RECORD_ALIGN)
 }
 
 /// Opens a fresh log in `dir` with `durability` and otherwise default options.

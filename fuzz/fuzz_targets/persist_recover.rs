@@ -1,5 +1,6 @@
 //! Fuzz target: pontoon-persist's recovery and snapshot loading, on arbitrary segment and
-//! snapshot files. Anything may be refused with an error; whatever opens must read back as
+//! snapshot files (the seeds hold both format versions, 2 and pontoon 0.1's 1; a writable open
+//! of a version 1 segment goes on in a version 2 one). Anything may be refused with an error; whatever opens must read back as
 //! valid records in sequence, `Log::inspect` must change nothing and find what the open then
 //! finds, and a snapshot that loads must carry the sequence its name says.
 #![no_main]

@@ -171,7 +171,8 @@ fn verify(dir: &Path) -> Result<(), Failure> {
         ProgressBar::hidden()
     };
     let limits = LogOptions::default().limits;
-    // One segment in memory at a time, however large the log.
+    // Records are views of the maps the inspection checked: no segment is read twice, and
+    // nothing is copied into memory.
     let mut seqs: Option<(u64, u64)> = None;
     let mut count = 0u64;
     for record in inspection.raw_records(0) {
@@ -199,6 +200,7 @@ fn verify(dir: &Path) -> Result<(), Failure> {
     }
     bar.finish_and_clear();
     println!("segments: {}", inspection.segments.len());
+    println!("format:   {}", formats(&inspection.segment_versions()));
     println!("records:  {count}");
     if let Some((first, last)) = seqs {
         println!("seqs:     {first}..={last}");
@@ -218,12 +220,35 @@ fn verify(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How many segments are in each format version: `version 2 (20 segments)`, or for a log of
+/// pontoon 0.1 a note that its next writable open upgrades it.
+fn formats(versions: &[Option<u8>]) -> String {
+    let count = |version| versions.iter().filter(|v| **v == Some(version)).count();
+    let plural = |n: usize| if n == 1 { "segment" } else { "segments" };
+    let mut parts: Vec<String> = [1, 2]
+        .into_iter()
+        .map(|v| (v, count(v)))
+        .filter(|&(_, n)| n > 0)
+        .map(|(v, n)| format!("version {v} ({n} {})", plural(n)))
+        .collect();
+    let unborn = versions.iter().filter(|v| v.is_none()).count();
+    if unborn > 0 {
+        parts.push(format!("{unborn} never finished"));
+    }
+    let mut line = parts.join(", ");
+    if versions.last().copied().flatten() == Some(1) {
+        line += "; the next writable open goes on in a version 2 segment (the version 1 \
+                 segments stay as they are until pruned)";
+    }
+    line
+}
+
 fn dump(dir: &Path, json: bool, max_header_bytes: usize) -> Result<(), Failure> {
     let inspection = inspect(dir)?;
     let limits = LogOptions::default().limits;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    // One segment in memory at a time, however large the log.
+    // Records are views of the maps the inspection checked.
     for record in inspection.raw_records(0) {
         let record = record.map_err(Failure::read)?;
         let head = head_of(&record, &limits)?;

@@ -56,6 +56,10 @@ fn verify_and_dump_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("segments: 1"), "{stdout}");
+    assert!(
+        stdout.contains("format:   version 2 (1 segment)\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("records:  5"), "{stdout}");
     assert!(stdout.contains("cut:      none"), "{stdout}");
 
@@ -107,14 +111,15 @@ fn verify_fails_on_corruption() {
     // Flip a byte inside record 1 (records 2..=5 follow it, so this is not a torn tail).
     let segment = dir.join(format!("{:020}.log", 1));
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[16 + 40] ^= 0xFF;
+    // Format version 2: a 64-byte segment header, then record 1's 64-byte header and payload.
+    bytes[64 + 70] ^= 0xFF;
     std::fs::write(&segment, &bytes).unwrap();
 
     let out = pontoon(&["log", "verify"], &dir);
     assert_eq!(out.status.code(), Some(1), "damage exits 1");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("corrupt log"), "{stderr}");
-    assert!(stderr.contains("offset 16"), "{stderr}");
+    assert!(stderr.contains("offset 64"), "{stderr}");
     // Nothing was cut or rewritten.
     assert_eq!(std::fs::read(&segment).unwrap(), bytes);
     let _ = std::fs::remove_dir_all(&dir);
@@ -171,6 +176,34 @@ fn verify_and_dump_leave_a_torn_log_byte_for_byte_unchanged() {
     let out = pontoon(&["log", "dump"], &dir);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 5);
+    assert_eq!(contents(&dir), before, "verify or dump changed the log");
+}
+
+/// A torn log of pontoon 0.1 (format version 1, a committed fixture): verified and dumped as it
+/// is, with the upgrade its next writable open makes announced, and not a byte changed.
+#[test]
+fn verify_and_dump_read_a_torn_v1_log_and_leave_it_unchanged() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pontoon-persist/tests/fixtures/v1/log-torn-tail");
+    let dir = scratch("v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let before = contents(&dir);
+    let out = pontoon(&["log", "verify"], &dir);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("records:  40"), "{stdout}");
+    assert!(
+        stdout.contains("format:   version 1 (15 segments); the next writable open goes on"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("a torn tail of"), "{stdout}");
+    let out = pontoon(&["log", "dump", "--json"], &dir);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 40);
     assert_eq!(contents(&dir), before, "verify or dump changed the log");
 }
 

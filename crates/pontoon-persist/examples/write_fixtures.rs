@@ -2,8 +2,8 @@
 //! `cargo run -p pontoon-persist --example write_fixtures -- <dir>` writes `<dir>/log-segments`,
 //! `log-torn-tail`, `durable-snapshots` and `durable-pruned`. The fixtures of a released format
 //! are written once, by the build that wrote that format, and then committed and never rewritten
-//! (`tests/fixtures/v1/` came from the 0.1 code), so that every later build is tested against
-//! what older builds really wrote.
+//! (`tests/fixtures/v1/` came from the 0.1 code, `v2/` from the first build writing format 2),
+//! so that every later build is tested against what older builds really wrote.
 
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
@@ -83,7 +83,10 @@ fn main() {
     let segment = last_segment(&torn);
     let mut bytes = std::fs::read(&segment).unwrap();
     let whole = bytes.len();
-    let (log, _) = Log::open(&torn, log_options()).unwrap();
+    // Without rotation, so that the record goes into the same segment.
+    let mut one_segment = log_options();
+    one_segment.segment_bytes = 1 << 40;
+    let (log, _) = Log::open(&torn, one_segment).unwrap();
     log.append(9, &content::message(1000)).unwrap();
     drop(log);
     let with_next = std::fs::read(&segment).unwrap();

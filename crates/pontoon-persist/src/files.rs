@@ -1,10 +1,13 @@
 //! Segment and directory file helpers: typed I/O errors naming what and where, directory
-//! `fsync`, opening only regular files, reading a segment into memory with a bound checked first,
+//! `fsync`, opening only regular files, mapping (or reading) a file with a bound checked first,
 //! and writing records and headers whole.
 
 use std::fs::File;
 use std::io::{IoSlice, Read, Write};
 use std::path::Path;
+
+use bytes::Bytes;
+use memmap2::MmapOptions;
 
 use crate::error::{FileError, IoError};
 use crate::format::segment_header;
@@ -71,15 +74,27 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, FileError> {
     Ok(file)
 }
 
-/// Reads a whole segment file into `buf` (reusing its memory), or its first `limit` bytes; a
-/// file longer than `max` is refused before anything is allocated for it.
-pub(crate) fn read_into(
+/// How a file's bytes are brought into memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Load {
+    /// A read-only memory map: the bytes stay in the page cache, and a frame read back is a
+    /// view of the mapping.
+    Map,
+    /// Read into memory: for a directory no lock protects from a writer that may cut a file
+    /// under a map (see `docs/persist-format.md`, Memory maps).
+    Read,
+}
+
+/// The bytes of the file at `path`, or its first `limit` bytes, as `how` says; a file longer
+/// than `max` is refused before anything is mapped or allocated for it. A mapping covers
+/// exactly the bytes that were in the file when it was opened (never more), so reading it
+/// cannot fault unless another process truncates the file meanwhile.
+pub(crate) fn load(
     path: &Path,
     limit: Option<u64>,
     max: u64,
-    buf: &mut Vec<u8>,
-) -> Result<(), FileError> {
-    buf.clear();
+    how: Load,
+) -> Result<Bytes, FileError> {
     let file = open_regular(path)?;
     let len = file
         .metadata()
@@ -93,14 +108,63 @@ pub(crate) fn read_into(
             limit: max,
         });
     }
-    let want = usize::try_from(len).unwrap_or(usize::MAX);
-    if buf.try_reserve(want).is_err() {
-        return Err(
-            io("allocating memory to read", path)(std::io::ErrorKind::OutOfMemory.into()).into(),
-        );
+    let Ok(want) = usize::try_from(len) else {
+        return Err(io("mapping", path)(std::io::ErrorKind::OutOfMemory.into()).into());
+    };
+    if want == 0 {
+        return Ok(Bytes::new());
     }
-    file.take(len)
-        .read_to_end(buf)
-        .map_err(io("reading", path))?;
-    Ok(())
+    match how {
+        Load::Map => {
+            // SAFETY: the mapping is read-only and covers only bytes the file held when its
+            // size was read above. Files in a log directory are only ever appended to, cut at
+            // open (before any of their mappings is handed out) or removed, which leaves a
+            // mapping intact; the directory's LOCK keeps other pontoon writers out. Another
+            // program that changes or truncates the file under the map is outside what this
+            // crate can guard (documented in `docs/persist-format.md`, Memory maps).
+            let map =
+                unsafe { MmapOptions::new().len(want).map(&file) }.map_err(io("mapping", path))?;
+            Ok(Bytes::from_owner(map))
+        }
+        Load::Read => {
+            let mut buf = Vec::new();
+            if buf.try_reserve_exact(want).is_err() {
+                return Err(io("allocating memory to read", path)(
+                    std::io::ErrorKind::OutOfMemory.into(),
+                )
+                .into());
+            }
+            file.take(len)
+                .read_to_end(&mut buf)
+                .map_err(io("reading", path))?;
+            Ok(Bytes::from(buf))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A map covers exactly the bytes asked for (never past the file's end), reading gives the
+    /// same bytes, and a file over the bound is refused before either.
+    #[test]
+    #[cfg_attr(miri, ignore = "miri cannot map files")]
+    fn load_maps_or_reads_only_what_is_there() {
+        let path = std::env::temp_dir().join(format!("pontoon-load-{}", std::process::id()));
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        for how in [Load::Map, Load::Read] {
+            assert_eq!(load(&path, None, 1 << 20, how).unwrap(), bytes);
+            assert_eq!(load(&path, Some(100), 1 << 20, how).unwrap(), bytes[..100]);
+            // A limit past the end is the end.
+            assert_eq!(load(&path, Some(1 << 19), 1 << 20, how).unwrap(), bytes);
+            assert!(load(&path, Some(0), 1 << 20, how).unwrap().is_empty());
+            assert!(matches!(
+                load(&path, None, 9_999, how),
+                Err(FileError::TooLarge { len: 10_000, .. })
+            ));
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -6,9 +6,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::OpenError;
-use crate::files::open_regular;
-use crate::records::{RawRecords, Records};
-use crate::recovery::{list_segments, scan};
+use crate::files::{Load, open_regular};
+use crate::records::{Planned, RawRecords, Records};
+use crate::recovery::{Checked, list_segments, scan};
 use crate::{Cut, Log, LogOptions, Recovery};
 
 /// What [`Log::inspect`] found: the recovery that the next writable open would make, and a way
@@ -35,9 +35,9 @@ pub struct Inspection {
     pub first_seq: u64,
     /// The sequence number the next record appended would get.
     pub next_seq: u64,
-    /// Segment files with the length of each that holds whole records (`None`: a segment whose
-    /// creation was cut short, with no record in it).
-    plan: Vec<(PathBuf, Option<u64>)>,
+    /// Each segment file with what recovery checked of it (`None`: a segment whose creation was
+    /// cut short, with no record in it).
+    checked: Vec<(PathBuf, Option<Checked>)>,
     options: LogOptions,
     _lock: Option<File>,
 }
@@ -53,15 +53,40 @@ impl Inspection {
         self.recovery.cut.as_ref()
     }
 
-    fn plan(&self) -> Vec<(PathBuf, Option<u64>)> {
-        self.plan
+    /// The format version of each segment, in the order of [`segments`](Self::segments) (`None`
+    /// for a segment whose creation was cut short, with no valid header): `2` for what this
+    /// crate writes, `1` for a segment of pontoon 0.1, which the next writable open leaves as it
+    /// is and follows with a version 2 segment (see `docs/persist-format.md`, Upgrading).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(inspection: &pontoon_persist::Inspection) {
+    /// let old = inspection.segment_versions().iter().filter(|v| **v == Some(1)).count();
+    /// println!("{old} segments in the format of pontoon 0.1");
+    /// # }
+    /// ```
+    pub fn segment_versions(&self) -> Vec<Option<u8>> {
+        self.checked
             .iter()
-            .filter_map(|(path, len)| len.map(|len| (path.clone(), Some(len))))
+            .map(|(_, checked)| checked.as_ref().map(|c| c.layout.version))
             .collect()
     }
 
-    /// The records numbered `from` and up that recovery keeps, their payloads not decoded, one
-    /// segment in memory at a time.
+    fn plan(&self) -> Vec<Planned> {
+        self.checked
+            .iter()
+            .filter_map(|(path, checked)| {
+                checked.as_ref().map(|checked| Planned {
+                    path: path.clone(),
+                    checked: Some(checked.clone()),
+                    len: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The records numbered `from` and up that recovery keeps, their payloads not decoded (views
+    /// of the segments as the inspection checked them: nothing is read or checked twice).
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -74,7 +99,7 @@ impl Inspection {
     }
 
     /// The records numbered `from` and up that recovery keeps, decoded (compressed frames are
-    /// decompressed), one segment in memory at a time.
+    /// decompressed).
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -93,7 +118,8 @@ impl Log {
     /// Looks at the log in `dir` without changing it: lists and checks every segment as
     /// [`Log::open`] would (under the same `options`), but creates nothing, takes the `LOCK`
     /// file's lock only shared (and goes on without it if the directory has no `LOCK`, as a
-    /// copy on a read-only medium may not), and cuts nothing: a torn tail is reported as what
+    /// copy on a read-only medium may not, reading the files into memory rather than mapping
+    /// them, since no lock then keeps a writer from cutting one), and cuts nothing: a torn tail is reported as what
     /// the next writable open would cut ([`Inspection::would_cut`]). Every byte of the
     /// directory is the same afterwards. Only regular files are read.
     ///
@@ -153,18 +179,25 @@ impl Log {
         if segments.is_empty() {
             return Err(no_log("it holds no segment file"));
         }
-        let scanned = scan(&segments, options)?;
-        let plan = segments
+        // Without a lock, a writer may open the log meanwhile and cut a torn tail, which would
+        // fault a map of it: the files are read into memory instead.
+        let how = if lock.is_some() {
+            Load::Map
+        } else {
+            Load::Read
+        };
+        let scanned = scan(&segments, options, how)?;
+        let checked = segments
             .iter()
-            .zip(&scanned.valid_bytes)
-            .map(|(segment, len)| (segment.path.clone(), *len))
+            .zip(scanned.checked)
+            .map(|(segment, checked)| (segment.path.clone(), checked))
             .collect();
         Ok(Inspection {
             first_seq: segments.first().map_or(1, |s| s.first_seq),
             next_seq: scanned.next_seq,
             recovery: scanned.recovery,
             segments: segments.into_iter().map(|s| s.path).collect(),
-            plan,
+            checked,
             options: options.clone(),
             _lock: lock,
         })

@@ -20,7 +20,12 @@
 //! [`Log::inspect`] looks at a log without changing it (nothing created, locked exclusively, cut
 //! or written), for tools such as `pontoon log verify`.
 //!
-//! The byte layout is in `docs/persist-format.md`.
+//! Records start at 64-byte aligned file offsets, and segments and snapshots are read through
+//! read-only memory maps: a frame read back is a view of the map, so an array logged is an array
+//! read back without a copy. Logs of pontoon 0.1 (format version 1) still open.
+//!
+//! The byte layout, what is assumed of the medium, and what must not be done to mapped files
+//! are in `docs/persist-format.md`.
 #![doc(test(attr(deny(warnings))))]
 
 mod error;

@@ -10,12 +10,16 @@ use std::thread::JoinHandle;
 use pontoon_wire::{Encoder, Message};
 
 use crate::error::{AppendError, OpenError, Poisoned, ReadError};
-use crate::files::{io, segment_name, sync_dir, write_all_pieces, write_segment_header};
+use crate::files::{
+    Load, io, load, segment_name, sync_dir, write_all_pieces, write_segment_header,
+};
 use crate::format::{
-    MAX_SEQ, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, payload_crc, record_header,
+    MAX_SEQ, Payload, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, V1, V2, ZEROS, payload_crc,
+    record_header,
 };
 use crate::group::{LogStats, Shared, State, syncer, wake_two};
-use crate::records::{RawRecords, Record, Records};
+use crate::options::max_segment_bytes;
+use crate::records::{Planned, RawRecords, Record, Records};
 use crate::recovery::{Recovery, Repair, Segment, list_segments, scan};
 use crate::{Durability, LogOptions};
 
@@ -100,7 +104,11 @@ impl Log {
         }
 
         let mut segments = list_segments(&dir)?;
-        let scanned = scan(&segments, &options)?;
+        // One pass over every segment: what it checked is what `records` reads back.
+        let scanned = scan(&segments, &options, Load::Map)?;
+        for (segment, checked) in segments.iter_mut().zip(scanned.checked) {
+            segment.checked = checked;
+        }
         match &scanned.repair {
             // A last segment whose creation was cut short: written anew with its header.
             Some(Repair::Rewrite { path, first_seq }) => {
@@ -120,11 +128,53 @@ impl Log {
                 file.set_len(*at)
                     .map_err(io("cutting the torn tail of", path))?;
                 file.sync_all().map_err(io("syncing", path))?;
+                // What recovery read of it is mapped anew, up to the cut: no mapping reaches
+                // past the end of its file.
+                if let Some(last) = segments.last_mut()
+                    && let Some(checked) = &mut last.checked
+                {
+                    checked.bytes = load(path, Some(*at), max_segment_bytes(&options), Load::Map)?;
+                }
             }
             None => {}
         }
         let recovery = scanned.recovery;
         let expected = scanned.next_seq;
+
+        // A log written by pontoon 0.1 is upgraded by going on in a version 2 segment; its
+        // version 1 segments stay as they are, read as they are, until pruned.
+        let last_v1 = segments
+            .last()
+            .and_then(|s| s.checked.as_ref())
+            .is_some_and(|checked| checked.layout == V1);
+        if last_v1 {
+            let last = segments.last_mut().expect("a last segment");
+            if last.first_seq == expected {
+                // No record in it: written anew as version 2.
+                last.checked = None;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&last.path)
+                    .map_err(io("opening", &last.path))?;
+                write_segment_header(&file, &last.path, expected)?;
+            } else {
+                let path = dir.join(segment_name(expected));
+                let file = OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io("creating", &path))?;
+                write_segment_header(&file, &path, expected)?;
+                sync_dir(&dir)?;
+                segments.push(Segment {
+                    first_seq: expected,
+                    path,
+                    checked: None,
+                    sealed_len: None,
+                });
+            }
+        }
 
         if segments.is_empty() {
             let path = dir.join(segment_name(1));
@@ -135,7 +185,12 @@ impl Log {
                 .map_err(io("creating", &path))?;
             write_segment_header(&file, &path, 1)?;
             sync_dir(&dir)?;
-            segments.push(Segment { first_seq: 1, path });
+            segments.push(Segment {
+                first_seq: 1,
+                path,
+                checked: None,
+                sealed_len: None,
+            });
         }
         let path = &segments.last().expect("at least one segment").path;
         let file = OpenOptions::new()
@@ -340,7 +395,12 @@ impl Log {
         // A large payload's checksum is computed outside the lock; a small one's under it,
         // where it costs less than combining two checksums would.
         let crc = (len >= COMBINE_CRC_BYTES).then(|| payload_crc(&pieces[1..]));
-        let record_len = RECORD_HEADER_LEN as u64 + len;
+
+        // The encoder aligns frames to 64 bytes from the message's start, and the record puts
+        // the message at a 64-byte file offset: every frame is aligned in the file.
+        let record_len = V2.record_len(len);
+        let padding = &ZEROS[..(record_len - RECORD_HEADER_LEN as u64 - len) as usize];
+        pieces.push(padding);
 
         let mut state = self.state()?;
         state.check()?;
@@ -353,9 +413,10 @@ impl Log {
             self.rotate(&mut state)?;
         }
         let seq = state.next_seq;
+        let payload_pieces = &pieces[1..pieces.len() - 1];
         let payload = match crc {
             Some(crc) => Payload::Crc(crc),
-            None => Payload::Pieces(&pieces[1..]),
+            None => Payload::Pieces(payload_pieces),
         };
         let header = record_header(kind, seq, len, payload);
         pieces[0] = &header;
@@ -495,6 +556,13 @@ impl Log {
     /// and durable before any record goes into the next.
     fn rotate(&self, state: &mut State) -> Result<(), AppendError> {
         state.sync(&self.shared)?;
+        // Records appended since recovery mapped it are past its map: read back by length.
+        let file_len = state.file_len;
+        if let Some(last) = state.segments.last_mut()
+            && last.checked.is_some()
+        {
+            last.sealed_len = Some(file_len);
+        }
         let path = self.shared.dir.join(segment_name(state.next_seq));
         let file = OpenOptions::new()
             .create_new(true)
@@ -506,15 +574,16 @@ impl Log {
         state.segments.push(Segment {
             first_seq: state.next_seq,
             path,
+            checked: None,
+            sealed_len: None,
         });
         state.file = Arc::new(file);
         state.file_len = SEGMENT_HEADER_LEN as u64;
         Ok(())
     }
 
-    /// Reads every record back into memory at once, in order (frames are slices of the bytes
-    /// read from each file). For a large log, [`records`](Log::records) streams one segment at a
-    /// time instead.
+    /// Reads every record back at once, in order (frames are views of the segments' memory
+    /// maps). [`records`](Log::records) streams them instead.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -527,10 +596,13 @@ impl Log {
     }
 
     /// The records with sequence numbers `seq` and up, as appended when this is called, in
-    /// order; segments wholly before `seq` are not read, and only one segment is in memory at
-    /// a time (plus whatever records the caller keeps, whose frames share its buffer). A
-    /// [`prune_before`](Log::prune_before) while the records are read may remove a segment not
-    /// yet read: reading it is then an error ([`ReadError::Io`], not found), never a wrong record.
+    /// order; segments wholly before `seq` are skipped. Each record's frames are views of its
+    /// segment's read-only memory map (nothing is copied into the heap); segments that
+    /// recovery checked at open are read back from its maps without a second check, and
+    /// records appended since are checked as they are read. A
+    /// [`prune_before`](Log::prune_before) while the records are read does not disturb the
+    /// segments recovery mapped; one written since and removed before it is reached is an
+    /// error ([`ReadError::Io`], not found), never a wrong record.
     ///
     /// ```
     /// use pontoon_persist::{Durability, Log, LogOptions};
@@ -564,9 +636,15 @@ impl Log {
                 continue; // every record in it is before `seq`
             }
             // Appends after this call are not read: the last segment is read up to its length
-            // now.
-            let limit = next_first.is_none().then_some(state.file_len);
-            plan.push((segment.path.clone(), limit));
+            // now (a map of it covers no more).
+            plan.push(Planned {
+                path: segment.path.clone(),
+                checked: segment.checked.clone(),
+                len: match next_first {
+                    None => Some(state.file_len),
+                    Some(_) => segment.sealed_len,
+                },
+            });
         }
         let raw = RawRecords::new(plan, seq, &self.shared.options);
         Ok(Records::new(raw, self.shared.options.limits))

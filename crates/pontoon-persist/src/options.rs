@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pontoon_wire::Limits;
 
-use crate::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 
 /// When an append is durable, and when it returns.
 ///
@@ -86,10 +86,11 @@ impl Default for LogOptions {
 }
 
 /// The longest a segment file written under `options` can be: rotation starts a new segment
-/// once the next record would pass `segment_bytes`, so one record may go past it.
+/// once the next record would pass `segment_bytes`, so one record (with its padding) may go
+/// past it. Version 1 segments, with smaller headers and no padding, are bounded by it too.
 pub(crate) fn max_segment_bytes(options: &LogOptions) -> u64 {
     options
         .segment_bytes
         .saturating_add(options.max_record_bytes)
-        .saturating_add((SEGMENT_HEADER_LEN + RECORD_HEADER_LEN) as u64)
+        .saturating_add((SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + RECORD_ALIGN - 1) as u64)
 }

@@ -1,31 +1,40 @@
 //! Reading a log back: [`Record`]s decoded by [`Records`], or [`RawRecord`]s as they are in the
-//! file by [`RawRecords`], one segment at a time, under the same rule as recovery.
+//! file by [`RawRecords`], one segment at a time: what recovery checked is read back without a
+//! second check, and frames are views of the segments' memory maps.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use pontoon_wire::{Limits, Message, decode_message};
 
-use crate::error::{IoError, ReadError};
-use crate::files::{io, read_into};
-use crate::format::{MAX_SEQ, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
-use crate::resync::Resync;
+use crate::error::ReadError;
+use crate::files::{Load, load};
+use crate::format::{Layout, MAX_SEQ, header_at, parse_segment_header, record_at};
+use crate::recovery::{Checked, Skip};
 
-/// The resync tables of a segment's `bytes`, built on first use.
-pub(crate) fn resync<'t>(
-    tables: &'t mut Option<Resync>,
-    bytes: &[u8],
-    path: &Path,
-) -> Result<&'t mut Resync, IoError> {
-    if tables.is_none() {
-        let built = Resync::new(bytes).map_err(|_| {
-            io("allocating memory to resynchronize", path)(std::io::ErrorKind::OutOfMemory.into())
-        })?;
-        *tables = Some(built);
-    }
-    tables
-        .as_mut()
-        .ok_or_else(|| io("resynchronizing", path)(std::io::ErrorKind::OutOfMemory.into()))
+/// A segment to read back: what recovery checked of it, and how much of the file to read.
+#[derive(Clone, Debug)]
+pub(crate) struct Planned {
+    pub(crate) path: PathBuf,
+    /// What recovery checked (`None`: a segment written since the log was opened).
+    pub(crate) checked: Option<Checked>,
+    /// Bytes of the file to read (`None`: as many as recovery checked, or the whole file).
+    /// Records past what recovery checked (appended since) are checked as they are read.
+    pub(crate) len: Option<u64>,
+}
+
+/// The segment being read.
+#[derive(Debug)]
+struct Reading {
+    path: PathBuf,
+    layout: Layout,
+    bytes: Bytes,
+    /// Where the next record starts.
+    at: usize,
+    /// Records starting below this offset were checked by recovery.
+    trusted: usize,
+    /// The stretches recovery skipped (salvage), in order, not yet reached.
+    skips: std::vec::IntoIter<Skip>,
 }
 
 /// One record read back.
@@ -45,7 +54,7 @@ pub struct Record {
     pub seq: u64,
     /// The application's record type.
     pub kind: u32,
-    /// The message it holds; frames are slices of the bytes read from the file.
+    /// The message it holds; its frames are views of the segment file's memory map.
     pub message: Message,
 }
 
@@ -78,9 +87,9 @@ pub struct RawRecord {
 }
 
 /// The records of a log from some sequence number on, their payloads not decoded, read one
-/// segment at a time: see [`Inspection::raw_records`](crate::Inspection::raw_records). A record is
-/// read back only if recovery keeps it (the sequence number that follows on, a matching
-/// checksum); after an error, it yields nothing more.
+/// segment at a time: see [`Inspection::raw_records`](crate::Inspection::raw_records). Exactly the
+/// records recovery kept are read back (records appended since are checked as they are read);
+/// after an error, it yields nothing more.
 ///
 /// ```no_run
 /// # #[allow(dead_code)]
@@ -93,35 +102,24 @@ pub struct RawRecord {
 /// ```
 #[derive(Debug)]
 pub struct RawRecords {
-    /// Segment files to read, each with the length to read of it (`None`: all of it).
-    plan: std::vec::IntoIter<(PathBuf, Option<u64>)>,
+    plan: std::vec::IntoIter<Planned>,
     from: u64,
     max_record_bytes: u64,
     max_segment_bytes: u64,
-    /// The segment being read: its path, its bytes, and the offset of the next record.
-    current: Option<(PathBuf, Bytes, usize)>,
-    /// The current segment's resync tables, built at its first damage.
-    tables: Option<Resync>,
-    /// The sequence number the next record must have, as in recovery: a record with a valid
-    /// checksum but another number (a stale copy that salvage skipped) is not read back.
+    current: Option<Reading>,
+    /// The sequence number the next record must have.
     expected: u64,
 }
 
 impl RawRecords {
-    /// Reads the records numbered `from` and up of the segment files in `plan`, each read up to
-    /// the length given with it.
-    pub(crate) fn new(
-        plan: Vec<(PathBuf, Option<u64>)>,
-        from: u64,
-        options: &crate::LogOptions,
-    ) -> RawRecords {
+    /// Reads the records numbered `from` and up of the segments in `plan`.
+    pub(crate) fn new(plan: Vec<Planned>, from: u64, options: &crate::LogOptions) -> RawRecords {
         RawRecords {
             plan: plan.into_iter(),
             from,
             max_record_bytes: options.max_record_bytes,
             max_segment_bytes: crate::options::max_segment_bytes(options),
             current: None,
-            tables: None,
             expected: 0,
         }
     }
@@ -136,6 +134,50 @@ impl RawRecords {
         self.current = None;
         self.plan = Vec::new().into_iter();
     }
+
+    /// Starts reading a segment: the bytes recovery checked, or a fresh map of the file.
+    fn start(&mut self, planned: Planned) -> Result<Reading, ReadError> {
+        let Planned { path, checked, len } = planned;
+        let (layout, first_seq, bytes, trusted, skips) = match checked {
+            Some(checked) => {
+                let trusted = checked.bytes.len();
+                let bytes = match len {
+                    Some(len) if len > trusted as u64 => {
+                        load(&path, Some(len), self.max_segment_bytes, Load::Map)?
+                    }
+                    Some(len) => checked.bytes.slice(..len as usize),
+                    None => checked.bytes,
+                };
+                let trusted = trusted.min(bytes.len());
+                (
+                    checked.layout,
+                    checked.first_seq,
+                    bytes,
+                    trusted,
+                    checked.skips,
+                )
+            }
+            None => {
+                let bytes = load(&path, len, self.max_segment_bytes, Load::Map)?;
+                let (layout, first_seq) =
+                    parse_segment_header(&bytes).map_err(|reason| ReadError::Corrupt {
+                        file: path.clone(),
+                        offset: 0,
+                        reason: reason.to_string(),
+                    })?;
+                (layout, first_seq, bytes, 0, Vec::new())
+            }
+        };
+        self.expected = first_seq;
+        Ok(Reading {
+            path,
+            layout,
+            bytes,
+            at: layout.segment_header,
+            trusted,
+            skips: skips.into_iter(),
+        })
+    }
 }
 
 impl Iterator for RawRecords {
@@ -143,52 +185,41 @@ impl Iterator for RawRecords {
 
     fn next(&mut self) -> Option<Result<RawRecord, ReadError>> {
         loop {
-            let Some((path, bytes, at)) = &mut self.current else {
-                let (path, limit) = self.plan.next()?;
-                let mut buf = Vec::new();
-                if let Err(e) = read_into(&path, limit, self.max_segment_bytes, &mut buf) {
-                    return self.stop(e.into());
+            let Some(reading) = &mut self.current else {
+                let planned = self.plan.next()?;
+                match self.start(planned) {
+                    Ok(reading) => self.current = Some(reading),
+                    Err(e) => return self.stop(e),
                 }
-                match parse_segment_header(&buf) {
-                    Ok(first_seq) => self.expected = first_seq,
-                    Err(reason) => {
-                        return self.stop(ReadError::Corrupt {
-                            file: path,
-                            offset: 0,
-                            reason: reason.to_string(),
-                        });
-                    }
-                }
-                self.current = Some((path, Bytes::from(buf), SEGMENT_HEADER_LEN));
-                self.tables = None;
                 continue;
             };
-            if *at >= bytes.len() {
+            if let Some(skip) = reading.skips.as_slice().first().copied()
+                && skip.from <= reading.at
+            {
+                reading.skips.next();
+                reading.at = skip.to;
+                self.expected = skip.seq;
+                continue;
+            }
+            if reading.at >= reading.bytes.len() {
                 self.current = None;
                 continue;
             }
-            let expected = self.expected;
-            let found = match record_at(bytes, *at, self.max_record_bytes, &mut 0) {
-                // The same rule as recovery's, so that exactly the records it kept come back.
-                Ok(found) if found.seq == expected && found.seq <= MAX_SEQ => found,
-                // Skipped at open (salvage): find the next record.
-                Ok(_) | Err(_) => match resync(&mut self.tables, bytes, path).map(|tables| {
-                    tables.next_valid(bytes, *at + 1, expected, self.max_record_bytes)
-                }) {
-                    Err(e) => return self.stop(e.into()),
-                    Ok(Some((next, seq))) => {
-                        *at = next;
-                        self.expected = seq;
-                        continue;
-                    }
-                    Ok(None) => {
-                        self.current = None;
-                        continue;
-                    }
-                },
+            let (layout, at, expected) = (reading.layout, reading.at, self.expected);
+            let found = if at < reading.trusted {
+                header_at(layout, &reading.bytes, at)
+            } else {
+                record_at(layout, &reading.bytes, at, self.max_record_bytes, &mut 0).ok()
             };
-            let start = *at;
-            *at = found.payload.1;
+            let Some(found) = found.filter(|f| f.seq == expected && f.seq <= MAX_SEQ) else {
+                let file = reading.path.clone();
+                return self.stop(ReadError::Corrupt {
+                    file,
+                    offset: at as u64,
+                    reason: format!("record {expected} does not verify"),
+                });
+            };
+            reading.at = found.end;
             self.expected = found.seq.saturating_add(1);
             if found.seq < self.from {
                 continue;
@@ -196,9 +227,9 @@ impl Iterator for RawRecords {
             return Some(Ok(RawRecord {
                 seq: found.seq,
                 kind: found.kind,
-                file: path.clone(),
-                offset: start as u64,
-                payload: bytes.slice(found.payload.0..found.payload.1),
+                file: reading.path.clone(),
+                offset: at as u64,
+                payload: reading.bytes.slice(found.payload.0..found.payload.1),
             }));
         }
     }

@@ -6,13 +6,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use crate::LogOptions;
 use crate::error::{IoError, OpenError};
-use crate::files::{io, read_into};
-use crate::format::{Fault, MAX_SEQ, SEGMENT_HEADER_LEN, parse_segment_header, record_at};
+use crate::files::{Load, io, load};
+use crate::format::{Fault, Layout, MAX_SEQ, V1, V2, parse_segment_header, record_at};
 use crate::options::max_segment_bytes;
-use crate::records::resync;
-use crate::resync::Resync;
+use crate::resync::{Resync, resync};
 
 /// What recovery found when the log was opened.
 ///
@@ -53,11 +54,39 @@ pub struct Cut {
     pub bytes: u64,
 }
 
-/// A segment file: the sequence number its name gives, and its path.
+/// A segment file: the sequence number its name gives, its path, and what recovery checked of
+/// it.
 #[derive(Clone, Debug)]
 pub(crate) struct Segment {
     pub(crate) first_seq: u64,
     pub(crate) path: PathBuf,
+    /// Its bytes as recovery checked them (`None`: created since, or holding no record).
+    pub(crate) checked: Option<Checked>,
+    /// Its length once the log went on in a newer segment, if records were appended to it
+    /// after recovery checked it (they are read back from a fresh map, checked as read).
+    pub(crate) sealed_len: Option<u64>,
+}
+
+/// A segment's bytes that recovery checked, record by record: reading them back needs no
+/// second pass over them (the records' headers are read again, their payloads not).
+#[derive(Clone, Debug)]
+pub(crate) struct Checked {
+    pub(crate) layout: Layout,
+    /// The sequence number of its first record.
+    pub(crate) first_seq: u64,
+    /// The segment's bytes up to the end of its last whole record: a view of its mapping.
+    pub(crate) bytes: Bytes,
+    /// Damaged stretches that salvage skipped, in order.
+    pub(crate) skips: Vec<Skip>,
+}
+
+/// A damaged stretch `from..to` of a segment skipped by salvage; the record at `to` (if any)
+/// is numbered `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Skip {
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) seq: u64,
 }
 
 /// What a writable open must change for the log to be whole; at most one, in the last segment.
@@ -79,9 +108,8 @@ pub(crate) struct Scan {
     pub(crate) next_seq: u64,
     /// What a writable open must change.
     pub(crate) repair: Option<Repair>,
-    /// Each segment's bytes that hold its header and whole records (`None`: a segment to be
-    /// written anew, with no record in it).
-    pub(crate) valid_bytes: Vec<Option<u64>>,
+    /// Each segment as checked (`None`: a segment to be written anew, with no record in it).
+    pub(crate) checked: Vec<Option<Checked>>,
 }
 
 /// The sequence number a segment file name gives: exactly 20 decimal digits and `.log`
@@ -112,6 +140,8 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, IoError> {
             segments.push(Segment {
                 first_seq,
                 path: entry.path(),
+                checked: None,
+                sealed_len: None,
             });
         }
     }
@@ -119,14 +149,17 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<Segment>, IoError> {
     Ok(segments)
 }
 
-/// Checks every segment, record by record; see `docs/persist-format.md`, Recovery.
-pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, OpenError> {
+/// Checks every segment, record by record, bringing each into memory once, as `how` says;
+/// see `docs/persist-format.md`, Recovery.
+pub(crate) fn scan(
+    segments: &[Segment],
+    options: &LogOptions,
+    how: Load,
+) -> Result<Scan, OpenError> {
     let mut recovery = Recovery::default();
     let mut repair = None;
-    let mut valid_bytes = Vec::with_capacity(segments.len());
+    let mut checked = Vec::with_capacity(segments.len());
     let mut expected = segments.first().map_or(1, |s| s.first_seq);
-    // One buffer for every segment: fresh pages cost far more than reusing warm ones.
-    let mut bytes = Vec::new();
     for (i, segment) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         let corrupt = |offset: usize, reason: &str| OpenError::Corrupt {
@@ -143,7 +176,7 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
                 ),
             ));
         }
-        read_into(&segment.path, None, max_segment_bytes(options), &mut bytes)?;
+        let bytes = load(&segment.path, None, max_segment_bytes(options), how)?;
         recovery.bytes += bytes.len() as u64;
         let max = options.max_record_bytes;
         // Built on the first damage found, once per segment: recovery is linear in the bytes
@@ -151,12 +184,17 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
         let mut tables: Option<Resync> = None;
         // A last segment whose creation was cut short (its header never made durable, so
         // missing, partial or garbage) holds no record: to be written anew. Only if no valid
-        // record is in it, though; otherwise its damaged header is corruption.
-        let unborn = bytes.len() < SEGMENT_HEADER_LEN
-            || (parse_segment_header(&bytes).is_err()
-                && resync(&mut tables, &bytes, &segment.path)?
-                    .next_valid(&bytes, 0, expected, max)
-                    .is_none());
+        // record (of either layout) is in it, though; otherwise its damaged header is
+        // corruption.
+        let header = parse_segment_header(&bytes);
+        let unborn = header.is_err() && {
+            let tables = resync(&mut tables, &bytes, &segment.path)?;
+            [V2, V1].iter().all(|&layout| {
+                tables
+                    .next_valid(layout, &bytes, 0, expected, max)
+                    .is_none()
+            })
+        };
         if last && unborn && segment.first_seq == expected {
             recovery.checksummed_bytes += tables.map_or(0, |t| t.checksummed_bytes);
             repair = Some(Repair::Rewrite {
@@ -170,23 +208,24 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
                     bytes: bytes.len() as u64,
                 });
             }
-            valid_bytes.push(None);
+            checked.push(None);
             continue;
         }
-        let first_seq = parse_segment_header(&bytes).map_err(|why| corrupt(0, why))?;
+        let (layout, first_seq) = header.map_err(|why| corrupt(0, why))?;
         if first_seq != segment.first_seq || first_seq != expected {
             return Err(corrupt(
                 8,
                 &format!("the segment starts at record {first_seq}; expected {expected}"),
             ));
         }
-        let mut at = SEGMENT_HEADER_LEN;
+        let mut skips = Vec::new();
+        let mut at = layout.segment_header;
         let mut end = bytes.len();
         while at < bytes.len() {
-            match record_at(&bytes, at, max, &mut recovery.checksummed_bytes) {
+            match record_at(layout, &bytes, at, max, &mut recovery.checksummed_bytes) {
                 // `expected` stays at most `MAX_SEQ + 1`: no addition here can overflow.
                 Ok(found) if found.seq == expected && found.seq <= MAX_SEQ => {
-                    at = found.payload.1;
+                    at = found.end;
                     expected += 1;
                     recovery.records += 1;
                     continue;
@@ -194,6 +233,7 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
                 Ok(_) | Err(Fault::Short | Fault::Bad) => {}
             }
             let later = resync(&mut tables, &bytes, &segment.path)?.next_valid(
+                layout,
                 &bytes,
                 at + 1,
                 expected,
@@ -220,6 +260,11 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
                         offset: at as u64,
                         bytes: (next - at) as u64,
                     });
+                    skips.push(Skip {
+                        from: at,
+                        to: next,
+                        seq,
+                    });
                     expected = seq;
                     at = next;
                 }
@@ -228,6 +273,11 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
                         file: segment.path.clone(),
                         offset: at as u64,
                         bytes: (bytes.len() - at) as u64,
+                    });
+                    skips.push(Skip {
+                        from: at,
+                        to: bytes.len(),
+                        seq: expected,
                     });
                     break;
                 }
@@ -240,12 +290,17 @@ pub(crate) fn scan(segments: &[Segment], options: &LogOptions) -> Result<Scan, O
             }
         }
         recovery.checksummed_bytes += tables.map_or(0, |t| t.checksummed_bytes);
-        valid_bytes.push(Some(end as u64));
+        checked.push(Some(Checked {
+            layout,
+            first_seq,
+            bytes: bytes.slice(..end),
+            skips,
+        }));
     }
     Ok(Scan {
         recovery,
         next_seq: expected,
         repair,
-        valid_bytes,
+        checked,
     })
 }

@@ -7,11 +7,34 @@
 //! CRC32C of any range `[a, e)` comes from prefix checksums: `crc(a..e) = P(e) ^ P(a)·x^(8(e-a))`
 //! over GF(2) modulo the CRC32C polynomial, where `P(i)` is the checksum of the segment's first
 //! `i` bytes. `P` is kept at every [`STRIDE`]th byte (and `P(a)` runs along the scan), so a
-//! candidate costs at most `STRIDE` bytes of CRC32C and two multiplications.
+//! candidate costs at most `STRIDE` bytes of CRC32C and two multiplications. In a version 2
+//! segment only offsets that are multiples of 64 can start a record, so only those are
+//! candidates.
 
 use std::collections::TryReserveError;
+use std::path::Path;
 
-use crate::format::{MAX_SEQ, RECORD_HEADER_LEN};
+use crate::error::IoError;
+use crate::files::io;
+
+use crate::format::{Layout, MAX_SEQ};
+
+/// The resync tables of a segment's `bytes`, built on first use.
+pub(crate) fn resync<'t>(
+    tables: &'t mut Option<Resync>,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<&'t mut Resync, IoError> {
+    if tables.is_none() {
+        let built = Resync::new(bytes).map_err(|_| {
+            io("allocating memory to resynchronize", path)(std::io::ErrorKind::OutOfMemory.into())
+        })?;
+        *tables = Some(built);
+    }
+    tables
+        .as_mut()
+        .ok_or_else(|| io("resynchronizing", path)(std::io::ErrorKind::OutOfMemory.into()))
+}
 
 /// The CRC32C polynomial, bit-reflected (as the checksum is computed).
 const POLY: u32 = 0x82F6_3B78;
@@ -109,33 +132,37 @@ impl Resync {
         mult(strides, bytes)
     }
 
-    /// The offset and sequence number of the first whole record with a matching checksum that
-    /// starts at or after `from`, whose payload is at most `max_payload` bytes and whose sequence
-    /// number is at least `expected` (and at most `MAX_SEQ`): exactly what checking every
-    /// offset with
+    /// The offset and sequence number of the first whole record with a matching checksum and
+    /// zero padding that starts at or after `from` (at a multiple of the layout's alignment),
+    /// whose payload is at most `max_payload` bytes and whose sequence number is at least
+    /// `expected` (and at most `MAX_SEQ`): exactly what checking every such offset with
     /// [`record_at`](crate::format::record_at) finds, in linear work.
     pub(crate) fn next_valid(
         &mut self,
+        layout: Layout,
         bytes: &[u8],
         from: usize,
         expected: u64,
         max_payload: u64,
     ) -> Option<(usize, u64)> {
         let len = bytes.len();
-        if from.checked_add(RECORD_HEADER_LEN)? > len {
+        let from = layout.align_up(from)?;
+        if from.checked_add(layout.record_header)? > len {
             return None;
         }
         // The checksum of everything before the candidate's checksummed bytes (which start
-        // after its own 4-byte CRC), carried along the scan one byte at a time.
+        // after its own 4-byte CRC), carried along the scan one step at a time.
         let mut before = self.prefix_at(bytes, from + 4);
-        for at in from..=len - RECORD_HEADER_LEN {
-            if let Some(found) = self.candidate(bytes, at, before, expected, max_payload) {
+        let mut at = from;
+        while at + layout.record_header <= len {
+            if let Some(found) = self.candidate(layout, bytes, at, before, expected, max_payload) {
                 return Some(found);
             }
-            if let Some(byte) = bytes.get(at + 4..at + 5) {
-                before = crc32c::crc32c_append(before, byte);
-                self.checksummed_bytes += 1;
-            }
+            let step = bytes.get(at + 4..(at + 4 + layout.align).min(len));
+            let step = step.unwrap_or_default();
+            before = crc32c::crc32c_append(before, step);
+            self.checksummed_bytes += step.len() as u64;
+            at += layout.align;
         }
         None
     }
@@ -143,6 +170,7 @@ impl Resync {
     /// The record at `at`, if it is one; `before` is the CRC32C of `bytes[..at + 4]`.
     fn candidate(
         &mut self,
+        layout: Layout,
         bytes: &[u8],
         at: usize,
         before: u32,
@@ -152,16 +180,24 @@ impl Resync {
         let seq = le_u64(bytes, at + 8)?;
         let payload = le_u64(bytes, at + 16)?;
         // A record numbered above `MAX_SEQ` is never valid: salvage must not jump to it.
-        if payload > max_payload || le_u64(bytes, at + 24)? != 0 || seq < expected || seq > MAX_SEQ
-        {
+        if payload > max_payload || seq < expected || seq > MAX_SEQ {
             return None;
         }
-        let end = u64::try_from(at + RECORD_HEADER_LEN)
+        let reserved = bytes.get(at + 24..at + layout.record_header)?;
+        if reserved.iter().any(|&b| b != 0) {
+            return None;
+        }
+        let end = u64::try_from(at + layout.record_header)
             .ok()?
             .checked_add(payload)?;
-        let end = usize::try_from(end)
-            .ok()
-            .filter(|&end| end <= bytes.len())?;
+        let end = usize::try_from(end).ok()?;
+        // At most `align - 1` bytes of padding: a bounded cost per candidate.
+        let padded = layout
+            .align_up(end)
+            .filter(|&padded| padded <= bytes.len())?;
+        if bytes[end..padded].iter().any(|&b| b != 0) {
+            return None;
+        }
         let through = self.prefix_at(bytes, end);
         let crc = through ^ mult(before, self.shift(end - (at + 4)));
         (crc == le_u32(bytes, at)?).then_some((at, seq))
@@ -171,47 +207,70 @@ impl Resync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Payload, record_at, record_header};
+    use crate::format::{Payload, V1, V2, record_at, record_header};
 
-    /// Every offset of a stretch with records in it: the tables find exactly what checking
-    /// every offset directly finds.
+    /// A record of `layout` (whose header differs from version 2's only in length).
+    fn record(layout: Layout, seq: u64, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u64;
+        let mut header =
+            record_header(1, seq, len, Payload::Pieces(&[]))[..layout.record_header].to_vec();
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), payload);
+        header[..4].copy_from_slice(&crc.to_le_bytes());
+        header.extend_from_slice(payload);
+        header.resize(layout.record_len(len) as usize, 0);
+        header
+    }
+
+    /// Every offset of a stretch with records in it, in both layouts: the tables find exactly
+    /// what checking every (aligned) offset directly finds.
     #[test]
     fn finds_what_checking_every_offset_finds() {
-        let mut bytes: Vec<u8> = (0..1000u32).map(|i| (i * 13 % 251) as u8).collect();
-        let mut starts = Vec::new();
-        for (seq, len) in [(5u64, 10usize), (6, 0), (7, 700), (8, 3)] {
-            let payload: Vec<u8> = (0..len)
-                .map(|i| (i as u8).wrapping_mul(seq as u8))
-                .collect();
-            starts.push(bytes.len());
-            let pieces: [&[u8]; 1] = [&payload];
-            bytes.extend_from_slice(&record_header(1, seq, len as u64, Payload::Pieces(&pieces)));
-            bytes.extend_from_slice(&payload);
-            bytes.extend((0..37u8).map(|i| i.wrapping_mul(7)));
-        }
-        let mut resync = Resync::new(&bytes).unwrap();
-        for from in 0..bytes.len() {
-            for expected in [0, 6, 8, 9] {
-                let direct = (from..bytes.len()).find_map(|at| {
-                    match record_at(&bytes, at, 1 << 20, &mut 0) {
-                        Ok(found) if found.seq >= expected && found.seq <= MAX_SEQ => {
-                            Some((at, found.seq))
-                        }
-                        _ => None,
-                    }
-                });
-                assert_eq!(
-                    resync.next_valid(&bytes, from, expected, 1 << 20),
-                    direct,
-                    "from {from}"
-                );
+        for layout in [V1, V2] {
+            let mut bytes: Vec<u8> = (0..1024u32).map(|i| (i * 13 % 251) as u8).collect();
+            let mut starts = Vec::new();
+            for (seq, len) in [(5u64, 10usize), (6, 0), (7, 700), (8, 3)] {
+                let payload: Vec<u8> = (0..len)
+                    .map(|i| (i as u8).wrapping_mul(seq as u8))
+                    .collect();
+                starts.push(bytes.len());
+                bytes.extend_from_slice(&record(layout, seq, &payload));
+                bytes.extend((0..layout.align_up(37).unwrap()).map(|i| (i as u8).wrapping_mul(7)));
             }
+            let mut resync = Resync::new(&bytes).unwrap();
+            // Every valid record at every offset where one can start, checked directly.
+            let valid: Vec<(usize, u64)> = (0..bytes.len())
+                .step_by(layout.align)
+                .filter_map(|at| match record_at(layout, &bytes, at, 1 << 20, &mut 0) {
+                    Ok(found) if found.seq <= MAX_SEQ => Some((at, found.seq)),
+                    _ => None,
+                })
+                .collect();
+            // Under miri (a thousand times slower) a sample of the offsets, every alignment
+            // class among them.
+            let (step, expecting): (usize, &[u64]) = if cfg!(miri) {
+                (127, &[0, 8])
+            } else {
+                (1, &[0, 6, 8, 9])
+            };
+            for from in (0..bytes.len()).step_by(step) {
+                for &expected in expecting {
+                    let direct = valid
+                        .iter()
+                        .copied()
+                        .find(|&(at, seq)| at >= from && seq >= expected);
+                    assert_eq!(
+                        resync.next_valid(layout, &bytes, from, expected, 1 << 20),
+                        direct,
+                        "from {from}"
+                    );
+                }
+            }
+            assert!(starts.iter().all(|&s| {
+                resync
+                    .next_valid(layout, &bytes, s, 0, 1 << 20)
+                    .is_some_and(|(at, _)| at == s)
+            }));
         }
-        assert!(starts.iter().all(|&s| {
-            resync
-                .next_valid(&bytes, s, 0, 1 << 20)
-                .is_some_and(|(at, _)| at == s)
-        }));
     }
 
     #[test]

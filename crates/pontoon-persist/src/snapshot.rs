@@ -1,26 +1,29 @@
 //! Snapshots: one pontoon message (an application's state) and the sequence number of the last
 //! log record it includes, in a checksummed file written atomically (temporary file, `fsync`,
-//! rename, directory `fsync`), loaded newest first, and removed once a newer one is durable.
+//! rename, directory `fsync`), loaded newest first as a view of its memory map, and removed once
+//! a newer one is durable.
 
 use std::fs::{self, OpenOptions};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use pontoon_wire::{Encoder, Limits, Message, decode_message};
 
 use crate::error::{FileError, IoError, SnapshotError};
-use crate::files::{io, open_regular, sync_dir, write_all_pieces};
+use crate::files::{Load, io, load, sync_dir, write_all_pieces};
 use crate::recovery::parse_seq_digits;
 
 /// The first seven bytes of every snapshot file: `F0 46 52 59 53 4E 50` (`\xF0FRYSNP`).
 pub const SNAPSHOT_MAGIC: [u8; 7] = *b"\xF0FRYSNP";
 
-/// The snapshot format version this crate writes and reads.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// The snapshot format version this crate writes (it reads version 1 too).
+pub const SNAPSHOT_VERSION: u8 = 2;
 
-/// Length of a snapshot's header: magic, version, last_seq, len, CRC32C, reserved.
-pub const SNAPSHOT_HEADER_LEN: usize = 32;
+/// Length of a version 2 snapshot's header: magic, version, last_seq, len, CRC32C, and zeros up
+/// to 64 bytes, so that the message, and each of its frames, is 64-byte aligned in the file.
+pub const SNAPSHOT_HEADER_LEN: usize = 64;
+
+/// Length of a version 1 snapshot's header (pontoon 0.1).
+const V1_HEADER_LEN: usize = 32;
 
 /// The file name of the snapshot whose last included record is `last_seq`:
 /// `snapshot-<last_seq in 20 digits>.snap`.
@@ -74,31 +77,34 @@ fn snapshot_header(last_seq: u64, len: u64, payload: &[&[u8]]) -> [u8; SNAPSHOT_
     header
 }
 
-/// Checks a snapshot file's bytes; returns its last_seq and payload.
-fn parse_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), &'static str> {
-    let header = bytes
-        .get(..SNAPSHOT_HEADER_LEN)
-        .ok_or("the file is shorter than a snapshot header")?;
-    if header[..7] != SNAPSHOT_MAGIC {
+/// Checks a snapshot file's bytes (either version); returns its last_seq and where its payload
+/// starts.
+fn parse_snapshot(bytes: &[u8]) -> Result<(u64, usize), &'static str> {
+    let short = "the file is shorter than a snapshot header";
+    let start = bytes.get(..V1_HEADER_LEN).ok_or(short)?;
+    if start[..7] != SNAPSHOT_MAGIC {
         return Err("not a pontoon snapshot (bad magic)");
     }
-    if header[7] != SNAPSHOT_VERSION {
-        return Err("unsupported snapshot format version");
-    }
+    let header_len = match start[7] {
+        1 => V1_HEADER_LEN,
+        2 => SNAPSHOT_HEADER_LEN,
+        _ => return Err("unsupported snapshot format version"),
+    };
+    let header = bytes.get(..header_len).ok_or(short)?;
     let last_seq = u64::from_le_bytes(header[8..16].try_into().expect("eight bytes"));
     let len = u64::from_le_bytes(header[16..24].try_into().expect("eight bytes"));
     let crc = u32::from_le_bytes(header[24..28].try_into().expect("four bytes"));
-    if header[28..32] != [0; 4] {
+    if header[28..].iter().any(|&b| b != 0) {
         return Err("the reserved field is not zero");
     }
-    if len != (bytes.len() - SNAPSHOT_HEADER_LEN) as u64 {
+    if len != (bytes.len() - header_len) as u64 {
         return Err("the payload length does not match the file's size");
     }
-    let payload = &bytes[SNAPSHOT_HEADER_LEN..];
+    let payload = &bytes[header_len..];
     if crc32c::crc32c_append(crc32c::crc32c(&header[8..24]), payload) != crc {
         return Err("checksum mismatch");
     }
-    Ok((last_seq, payload))
+    Ok((last_seq, header_len))
 }
 
 /// Writes a snapshot of `message`, whose last included log record is `last_seq`, into `dir`,
@@ -246,8 +252,10 @@ pub fn load_snapshot(
     // not read into memory.
     let max = (SNAPSHOT_HEADER_LEN as u64).saturating_add(limits.max_message_bytes);
     for (name_seq, path) in snaps {
-        let mut file = match open_regular(&path) {
-            Ok(file) => file,
+        // Mapped, not read: the state's frames (its arrays) are views of the file. Snapshot
+        // files are written whole under a temporary name and never changed once renamed.
+        let bytes = match load(&path, None, max, Load::Map) {
+            Ok(bytes) => bytes,
             Err(FileError::NotAFile { .. }) => {
                 recovery.damaged.push(DamagedSnapshot {
                     path,
@@ -255,37 +263,21 @@ pub fn load_snapshot(
                 });
                 continue;
             }
+            Err(FileError::TooLarge { len, .. }) => {
+                recovery.damaged.push(DamagedSnapshot {
+                    path,
+                    reason: format!("{len} bytes, more than the limits allow ({max})"),
+                });
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
-        let len = file
-            .metadata()
-            .map_err(io("reading the size of", &path))?
-            .len();
-        if len > max {
-            recovery.damaged.push(DamagedSnapshot {
-                path,
-                reason: format!("{len} bytes, more than the limits allow ({max})"),
-            });
-            continue;
-        }
-        let mut bytes = Vec::new();
-        let want = usize::try_from(len).unwrap_or(usize::MAX);
-        if bytes.try_reserve_exact(want).is_err() {
-            return Err(io("allocating memory to read", &path)(
-                std::io::ErrorKind::OutOfMemory.into(),
-            )
-            .into());
-        }
-        (&mut file)
-            .take(len)
-            .read_to_end(&mut bytes)
-            .map_err(io("reading", &path))?;
         let checked = match parse_snapshot(&bytes) {
             Ok((seq, _)) if seq != name_seq => {
                 Err("the header's last_seq does not match the file name".to_string())
             }
-            // The message's frames are views of the bytes read, not a second copy.
-            Ok((seq, _)) => decode_message(Bytes::from(bytes).slice(SNAPSHOT_HEADER_LEN..), limits)
+            // The message's frames are views of the map, not a copy.
+            Ok((seq, start)) => decode_message(bytes.slice(start..), limits)
                 .map(|message| (seq, message))
                 .map_err(|e| format!("the payload is not a valid message: {e}")),
             Err(why) => Err(why.to_string()),

@@ -4,7 +4,9 @@
 //! sequence number the writer printed (so acknowledged as durable) must be in the reopened log,
 //! byte for byte, in order and without gaps, and every record after it must be valid.
 //!
-//! `long_kill_loop` (ignored; `cargo xtask test --long`) runs many more cycles.
+//! `long_kill_loop` (ignored; `cargo xtask test --long`) runs many more cycles. The kill and
+//! power-loss loops also run on a log of format version 1 (pontoon 0.1), which the writer's
+//! first open upgrades by going on in a version 2 segment.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -179,16 +181,59 @@ fn check(dir: &Path, acked: u64, cycle: u64) -> u64 {
     n
 }
 
+/// How a crash loop's log starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// No log: the writer creates it.
+    Empty,
+    /// A log of format version 1 holding records 1..=[`V1_RECORDS`], written as pontoon 0.1
+    /// wrote them (a 16-byte segment header, 32-byte record headers, no padding) and synced.
+    V1,
+}
+
+/// Records in the version 1 log a loop may start from.
+const V1_RECORDS: u64 = 50;
+
+/// Makes the log a loop starts from in `dir`; returns how many records it holds (all durable).
+fn prepare(dir: &Path, start: Start) -> u64 {
+    std::fs::create_dir_all(dir).unwrap();
+    if start == Start::Empty {
+        return 0;
+    }
+    let mut segment = b"\xF0FRYLOG\x01".to_vec();
+    segment.extend_from_slice(&1u64.to_le_bytes());
+    for seq in 1..=V1_RECORDS {
+        let payload = pontoon_wire::Encoder::default()
+            .encode(&message(seq))
+            .unwrap()
+            .to_bytes();
+        let mut header = [0u8; 32];
+        header[4..8].copy_from_slice(&((seq % 5) as u32).to_le_bytes());
+        header[8..16].copy_from_slice(&seq.to_le_bytes());
+        header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), &payload);
+        header[..4].copy_from_slice(&crc.to_le_bytes());
+        segment.extend_from_slice(&header);
+        segment.extend_from_slice(&payload);
+    }
+    let path = dir.join(format!("{:020}.log", 1));
+    let file = std::fs::File::create(&path).unwrap();
+    (&file).write_all(&segment).unwrap();
+    file.sync_all().unwrap();
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
+    V1_RECORDS
+}
+
 /// Kills the writer `cycles` times, at random points, reusing one log for 100 cycles at a time;
 /// after each kill the log must hold everything acknowledged in every cycle so far.
-fn kill_loop(test: &str, cycles: u64) {
+fn kill_loop(test: &str, cycles: u64, start: Start) {
     let dir = scratch(test);
-    let mut acked = 0;
+    let mut acked = prepare(&dir, start);
     for cycle in 0..cycles {
         if cycle > 0 && cycle.is_multiple_of(100) {
             // A fresh log now and then, so long runs do not reread an ever larger one.
             std::fs::remove_dir_all(&dir).unwrap();
-            acked = 0;
+            acked = prepare(&dir, start);
         }
         let mut rng = XorShift::new(cycle + 1);
         let policy = ["always", "group", "always", "never"][(cycle % 4) as usize];
@@ -222,13 +267,18 @@ fn kill_loop_100() {
     } else {
         100
     };
-    kill_loop("kill", cycles);
+    kill_loop("kill", cycles, Start::Empty);
+}
+
+#[test]
+fn kill_loop_on_an_upgraded_v1_log() {
+    kill_loop("kill-v1", 40, Start::V1);
 }
 
 #[test]
 #[ignore = "long: thousands of kill -9 cycles"]
 fn long_kill_loop() {
-    kill_loop("long-kill", 3000);
+    kill_loop("long-kill", 3000, Start::Empty);
 }
 
 /// What `strace` saw a writer do to the log's files: bytes written to each, how much of each
@@ -356,7 +406,15 @@ fn power_loss_loop() {
     } else {
         30
     };
-    power_loss_cycles(&scratch("power"), cycles);
+    power_loss_cycles(&scratch("power"), cycles, Start::Empty);
+}
+
+/// The power-loss loop on a log of pontoon 0.1: the first open upgrades it (a new version 2
+/// segment, synced with the directory), power may fail around that too.
+#[test]
+#[cfg(target_os = "linux")]
+fn power_loss_loop_on_an_upgraded_v1_log() {
+    power_loss_cycles(&scratch("power-v1"), 20, Start::V1);
 }
 
 /// The power-loss loop on a log reached through a symbolic link (as when `target/` is one):
@@ -368,24 +426,24 @@ fn power_loss_through_a_symlinked_directory() {
     std::fs::create_dir_all(&real).unwrap();
     let link = scratch("power-link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    power_loss_cycles(&link.join("log"), 4);
+    power_loss_cycles(&link.join("log"), 4, Start::Empty);
     let _ = std::fs::remove_file(&link);
     let _ = std::fs::remove_dir_all(&real);
 }
 
 #[cfg(target_os = "linux")]
-fn power_loss_cycles(dir: &Path, cycles: u64) {
+fn power_loss_cycles(dir: &Path, cycles: u64, start: Start) {
     let strace = strace();
     let trace_path = dir.with_extension("strace");
     // strace prints the paths the kernel resolved: compare like with like.
     std::fs::create_dir_all(dir).unwrap();
     let dir = std::fs::canonicalize(dir).unwrap();
-    let mut acked = 0;
+    let mut acked = prepare(&dir, start);
     for cycle in 0..cycles {
         if cycle > 0 && cycle.is_multiple_of(100) {
             // A fresh log now and then, so long runs do not reread an ever larger one.
             std::fs::remove_dir_all(&dir).unwrap();
-            acked = 0;
+            acked = prepare(&dir, start);
         }
         let mut rng = XorShift::new(1000 + cycle);
         let policy = ["always", "group", "never"][(cycle % 3) as usize];

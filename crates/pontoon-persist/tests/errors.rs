@@ -4,7 +4,9 @@
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use pontoon_persist::format::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+use pontoon_persist::format::{
+    RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
+};
 use pontoon_persist::{
     Durable, DurableOptions, Log, LogError, LogOptions, OpenError, ReadError, StateError,
 };
@@ -65,7 +67,7 @@ fn an_io_error_names_what_and_where_and_leaves_the_cause_to_source() {
 fn log_with_a_bad_payload(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let payload = b"not a message";
-    let mut header = [0u8; 32];
+    let mut header = [0u8; RECORD_HEADER_LEN];
     header[4..8].copy_from_slice(&1u32.to_le_bytes());
     header[8..16].copy_from_slice(&1u64.to_le_bytes());
     header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -74,9 +76,10 @@ fn log_with_a_bad_payload(dir: &Path) {
     let mut segment = SEGMENT_MAGIC.to_vec();
     segment.push(SEGMENT_VERSION);
     segment.extend_from_slice(&1u64.to_le_bytes());
-    assert_eq!(segment.len(), SEGMENT_HEADER_LEN);
+    segment.resize(SEGMENT_HEADER_LEN, 0);
     segment.extend_from_slice(&header);
     segment.extend_from_slice(payload);
+    segment.resize(segment.len().next_multiple_of(RECORD_ALIGN), 0);
     std::fs::write(dir.join(format!("{:020}.log", 1)), segment).unwrap();
 }
 

@@ -68,45 +68,91 @@ fn check_records(log: &Log, records: u64) {
     assert_eq!(log.next_seq(), records + 1);
 }
 
+/// The format version a fixture directory's name says (`v1` -> 1).
+fn version_of(version: &str) -> u8 {
+    version.trim_start_matches('v').parse().unwrap()
+}
+
+/// Each committed fixture version: v1 from pontoon 0.1, v2 from the first build writing it.
+const VERSIONS: [&str; 2] = ["v1", "v2"];
+
 #[test]
-fn v1_log_of_several_segments_opens_and_replays() {
-    assert_format_version(&fixture("v1", "log-segments"), 1);
-    let dir = copy("v1", "log-segments");
-    let files = segments(&dir);
-    assert!(files.len() > 5);
-    for file in &files[..files.len() - 1] {
-        assert!(fs::metadata(file).unwrap().len() <= content::SEGMENT_BYTES);
+fn logs_of_several_segments_open_and_replay() {
+    for version in VERSIONS {
+        assert_format_version(&fixture(version, "log-segments"), version_of(version));
+        let dir = copy(version, "log-segments");
+        let files = segments(&dir);
+        assert!(files.len() > 5);
+        for file in &files[..files.len() - 1] {
+            assert!(fs::metadata(file).unwrap().len() <= content::SEGMENT_BYTES);
+        }
+        // Read-only first: every record, and nothing changed.
+        let inspection = Log::inspect(&dir, &LogOptions::default()).unwrap();
+        assert_eq!(inspection.recovery.records, content::RECORDS, "{version}");
+        assert_eq!(inspection.records(1).count() as u64, content::RECORDS);
+        drop(inspection);
+        let (log, recovery) = Log::open(&dir, LogOptions::default()).unwrap();
+        assert_eq!((recovery.records, recovery.cut), (content::RECORDS, None));
+        check_records(&log, content::RECORDS);
+        // And it goes on: a new record follows the old ones.
+        assert_eq!(log.append(1, &content::message(41)).unwrap(), 41);
+        drop(log);
+        let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
+        assert_eq!(log.read_all().unwrap()[40].message, content::message(41));
     }
-    let (log, recovery) = Log::open(&dir, LogOptions::default()).unwrap();
-    assert_eq!((recovery.records, recovery.cut), (content::RECORDS, None));
-    check_records(&log, content::RECORDS);
-    // And it goes on: a new record follows the old ones.
-    assert_eq!(log.append(1, &content::message(41)).unwrap(), 41);
-    drop(log);
+}
+
+/// The documented upgrade: a writable open of a version 1 log leaves its segments exactly as
+/// they were and goes on in a new version 2 segment; version 1 segments are read until pruned.
+#[test]
+fn a_v1_log_opened_for_writing_goes_on_in_a_v2_segment() {
+    let committed = fixture("v1", "log-segments");
+    let dir = copy("v1", "log-segments");
+    let old = segments(&dir);
     let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
-    assert_eq!(log.read_all().unwrap()[40].message, content::message(41));
+    let new = dir.join(format!("{:020}.log", content::RECORDS + 1));
+    assert_eq!(segments(&dir), [old.clone(), vec![new.clone()]].concat());
+    assert_eq!(fs::read(&new).unwrap()[7], 2);
+    assert_eq!(log.append(1, &content::message(41)).unwrap(), 41);
+    for file in &old {
+        let name = file.file_name().unwrap();
+        assert_eq!(
+            fs::read(file).unwrap(),
+            fs::read(committed.join(name)).unwrap()
+        );
+    }
+    // Pruning removes version 1 segments like any others.
+    let removed = log.prune_before(content::RECORDS + 1).unwrap();
+    assert_eq!(removed, old);
+    drop(log);
+    assert_format_version(&dir, 2);
+    let (log, recovery) = Log::open(&dir, LogOptions::default()).unwrap();
+    assert_eq!(recovery.records, 1);
+    assert_eq!(log.read_all().unwrap()[0].message, content::message(41));
 }
 
 #[test]
-fn v1_log_with_a_torn_tail_opens_and_cuts_it() {
-    let committed = fixture("v1", "log-torn-tail");
-    assert_format_version(&committed, 1);
-    let dir = copy("v1", "log-torn-tail");
-    let last = segments(&dir).pop().unwrap();
-    let whole = fs::metadata(fixture("v1", "log-segments").join(last.file_name().unwrap()))
-        .unwrap()
-        .len();
-    let torn = fs::metadata(&last).unwrap().len();
-    assert!(torn > whole);
-    let (log, recovery) = Log::open(&dir, LogOptions::default()).unwrap();
-    assert_eq!(recovery.records, content::RECORDS);
-    let cut = recovery.cut.unwrap();
-    assert_eq!(
-        (cut.file, cut.offset, cut.bytes),
-        (last.clone(), whole, torn - whole)
-    );
-    check_records(&log, content::RECORDS);
-    assert_eq!(fs::metadata(&last).unwrap().len(), whole);
+fn logs_with_a_torn_tail_open_and_cut_it() {
+    for version in VERSIONS {
+        let committed = fixture(version, "log-torn-tail");
+        assert_format_version(&committed, version_of(version));
+        let dir = copy(version, "log-torn-tail");
+        let last = segments(&dir).pop().unwrap();
+        let whole = fs::metadata(fixture(version, "log-segments").join(last.file_name().unwrap()))
+            .unwrap()
+            .len();
+        let torn = fs::metadata(&last).unwrap().len();
+        assert!(torn > whole);
+        let (log, recovery) = Log::open(&dir, LogOptions::default()).unwrap();
+        assert_eq!(recovery.records, content::RECORDS);
+        let cut = recovery.cut.unwrap();
+        assert_eq!(
+            (cut.file, cut.offset, cut.bytes),
+            (last.clone(), whole, torn - whole)
+        );
+        check_records(&log, content::RECORDS);
+        assert_eq!(fs::metadata(&last).unwrap().len(), whole);
+    }
 }
 
 fn open_ledger(dir: &Path) -> Durable<content::Ledger, content::Entry> {
@@ -116,30 +162,90 @@ fn open_ledger(dir: &Path) -> Durable<content::Ledger, content::Entry> {
 }
 
 #[test]
-fn v1_durable_state_with_snapshots_opens_and_replays() {
-    for name in ["durable-snapshots", "durable-pruned"] {
-        assert_format_version(&fixture("v1", name), 1);
-        let dir = copy("v1", name);
-        let mut ledger = open_ledger(&dir);
-        assert_eq!(
-            *ledger.state(),
-            content::ledger_after(content::EVENTS),
-            "{name}"
-        );
-        let recovery = ledger.recovery();
-        let snapshot = recovery.snapshots.snapshot.as_ref().unwrap();
-        let newest = content::EVENTS / content::SNAPSHOT_EVERY * content::SNAPSHOT_EVERY;
-        assert_eq!(snapshot.last_seq, newest, "{name}");
-        assert!(recovery.snapshots.damaged.is_empty(), "{name}");
-        assert_eq!(recovery.replayed, content::EVENTS - newest, "{name}");
-        // The state goes on from there.
-        ledger.apply(&content::entry(content::EVENTS + 1)).unwrap();
-        drop(ledger);
-        let ledger = open_ledger(&dir);
-        assert_eq!(
-            *ledger.state(),
-            content::ledger_after(content::EVENTS + 1),
-            "{name}"
-        );
+fn durable_states_with_snapshots_open_and_replay() {
+    for version in VERSIONS {
+        for name in ["durable-snapshots", "durable-pruned"] {
+            assert_format_version(&fixture(version, name), version_of(version));
+            let dir = copy(version, name);
+            let mut ledger = open_ledger(&dir);
+            assert_eq!(
+                *ledger.state(),
+                content::ledger_after(content::EVENTS),
+                "{version} {name}"
+            );
+            let recovery = ledger.recovery();
+            let snapshot = recovery.snapshots.snapshot.as_ref().unwrap();
+            let newest = content::EVENTS / content::SNAPSHOT_EVERY * content::SNAPSHOT_EVERY;
+            assert_eq!(snapshot.last_seq, newest, "{version} {name}");
+            assert!(recovery.snapshots.damaged.is_empty(), "{version} {name}");
+            assert_eq!(
+                recovery.replayed,
+                content::EVENTS - newest,
+                "{version} {name}"
+            );
+            // The state goes on from there.
+            ledger.apply(&content::entry(content::EVENTS + 1)).unwrap();
+            drop(ledger);
+            let ledger = open_ledger(&dir);
+            assert_eq!(
+                *ledger.state(),
+                content::ledger_after(content::EVENTS + 1),
+                "{version} {name}"
+            );
+        }
     }
+}
+
+/// Truncation and bit flips on an upgraded version 1 log: every cut of its new version 2
+/// segment keeps exactly the whole records before the cut (the 40 version 1 records always),
+/// and any flipped bit in a version 1 segment before it is an error naming that file, never a
+/// wrong record.
+#[test]
+fn truncations_and_bit_flips_of_an_upgraded_v1_log() {
+    let dir = copy("v1", "log-segments");
+    let mut options = LogOptions::default();
+    options.durability = pontoon_persist::Durability::Never;
+    let mut ends = Vec::new();
+    let new = dir.join(format!("{:020}.log", content::RECORDS + 1));
+    {
+        let (log, _) = Log::open(&dir, options.clone()).unwrap();
+        for i in 41..=43 {
+            log.append(content::kind(i), &content::message(i)).unwrap();
+            log.sync().unwrap();
+            ends.push(fs::metadata(&new).unwrap().len());
+        }
+    }
+    let bytes = fs::read(&new).unwrap();
+    for cut in 64..=bytes.len() {
+        fs::write(&new, &bytes[..cut]).unwrap();
+        let whole = ends.iter().filter(|&&end| end <= cut as u64).count() as u64;
+        let (log, recovery) = Log::open(&dir, options.clone()).unwrap();
+        assert_eq!(recovery.records, content::RECORDS + whole, "cut at {cut}");
+        let read = log.read_all().unwrap();
+        assert_eq!(read.len() as u64, content::RECORDS + whole, "cut at {cut}");
+        for (record, i) in read.iter().zip(1..) {
+            assert_eq!(
+                record.message,
+                content::message(i),
+                "cut at {cut}: record {i}"
+            );
+        }
+    }
+    fs::write(&new, &bytes).unwrap();
+    let old = segments(&dir);
+    let v1_last = &old[old.len() - 2];
+    let original = fs::read(v1_last).unwrap();
+    for at in 0..original.len() {
+        let mut damaged = original.clone();
+        damaged[at] ^= 0x10;
+        fs::write(v1_last, &damaged).unwrap();
+        match Log::open(&dir, options.clone()) {
+            Err(pontoon_persist::OpenError::Corrupt { file, .. }) => assert_eq!(&file, v1_last),
+            other => panic!("a flip at {at} of {} gave {other:?}", v1_last.display()),
+        }
+    }
+    fs::write(v1_last, &original).unwrap();
+    let (log, recovery) = Log::open(&dir, options).unwrap();
+    assert_eq!(recovery.records, content::RECORDS + 3);
+    drop(log);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pontoon_persist::format::{SEGMENT_MAGIC, SEGMENT_VERSION};
+use pontoon_persist::format::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 use pontoon_persist::{
     AppendError, Durability, Log, LogOptions, OpenError, load_snapshot, write_snapshot,
 };
@@ -40,6 +40,7 @@ fn empty_segment(dir: &Path, first_seq: u64) -> PathBuf {
     let mut bytes = SEGMENT_MAGIC.to_vec();
     bytes.push(SEGMENT_VERSION);
     bytes.extend_from_slice(&first_seq.to_le_bytes());
+    bytes.resize(SEGMENT_HEADER_LEN, 0);
     let path = dir.join(segment_name(first_seq));
     std::fs::write(&path, bytes).unwrap();
     path
@@ -234,7 +235,7 @@ fn reading_back_a_salvaged_log_gives_exactly_the_records_recovery_kept() {
     // A stale copy of record 1 (a valid checksum, the wrong place) between records 2 and 3.
     let bytes = std::fs::read(&segment).unwrap();
     let mut spliced = bytes[..ends[1]].to_vec();
-    spliced.extend_from_slice(&bytes[16..ends[0]]);
+    spliced.extend_from_slice(&bytes[SEGMENT_HEADER_LEN..ends[0]]);
     spliced.extend_from_slice(&bytes[ends[1]..]);
     std::fs::write(&segment, &spliced).unwrap();
     let mut salvage = options();

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use pontoon_persist::format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use pontoon_persist::{Durability, Log, LogOptions, OpenError};
 use pontoon_wire::{Header, Message};
 
@@ -82,20 +83,21 @@ fn records_survive_reopening_in_order() {
 fn every_truncation_keeps_exactly_the_whole_records_before_it() {
     let dir = scratch("truncate");
     let (segment, bytes, ends) = write_log(&dir, 6);
-    for cut in 16..=bytes.len() {
+    const HEADER: usize = SEGMENT_HEADER_LEN;
+    for cut in HEADER..=bytes.len() {
         std::fs::write(&segment, &bytes[..cut]).unwrap();
         let whole = ends.iter().filter(|&&end| end <= cut).count();
         let (log, recovery) = Log::open(&dir, options(Durability::Never)).unwrap();
         assert_eq!(recovery.records as usize, whole, "cut at {cut}");
         assert_eq!(
             recovery.cut.is_some(),
-            !ends.contains(&cut) && cut > 16,
+            !ends.contains(&cut) && cut > HEADER,
             "cut at {cut}"
         );
         drop(log);
         check_prefix(&dir, whole);
         // The cut is durable: the file now ends at the last whole record.
-        let end = if whole == 0 { 16 } else { ends[whole - 1] };
+        let end = if whole == 0 { HEADER } else { ends[whole - 1] };
         assert_eq!(std::fs::metadata(&segment).unwrap().len() as usize, end);
     }
 }
@@ -110,7 +112,11 @@ fn every_flipped_bit_gives_the_records_before_it_or_an_error_naming_it() {
             damaged[at] ^= 1 << bit;
             std::fs::write(&segment, &damaged).unwrap();
             let record = ends.iter().position(|&end| at < end).unwrap();
-            let start = if record == 0 { 16 } else { ends[record - 1] };
+            let start = if record == 0 {
+                SEGMENT_HEADER_LEN
+            } else {
+                ends[record - 1]
+            };
             match Log::open(&dir, options(Durability::Never)) {
                 Ok((log, recovery)) => {
                     assert_eq!(recovery.records as usize, record, "flip at {at}.{bit}");
@@ -120,7 +126,7 @@ fn every_flipped_bit_gives_the_records_before_it_or_an_error_naming_it() {
                 Err(OpenError::Corrupt { file, offset, .. }) => {
                     assert_eq!(file, segment);
                     assert!(
-                        at < 16 || (offset as usize) == start,
+                        at < SEGMENT_HEADER_LEN || (offset as usize) == start,
                         "flip at {at}.{bit}: reported {offset}, record starts at {start}"
                     );
                 }
@@ -247,7 +253,11 @@ fn a_segment_longer_than_the_options_allow_is_refused_before_it_is_read() {
     match Log::open(&dir, small) {
         Err(OpenError::SegmentTooLarge { len, limit, .. }) => {
             assert!(
-                len > limit && limit == 1000 + 1000 + 16 + 32,
+                len > limit
+                    && limit
+                        == 1000
+                            + 1000
+                            + (SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + RECORD_ALIGN - 1) as u64,
                 "{len} {limit}"
             );
         }
@@ -288,4 +298,42 @@ fn records_of_a_mebibyte_and_more_checksummed_outside_the_lock_read_back() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Records appended after an open to the segment recovery checked, then rotated away from, read
+/// back with the rest (the segment's map from recovery ends before them).
+#[test]
+fn records_appended_after_open_to_a_recovered_segment_read_back_after_rotation() {
+    let dir = scratch("append-after-open");
+    let mut small = options(Durability::Never);
+    small.segment_bytes = 2048;
+    {
+        let (log, _) = Log::open(&dir, small.clone()).unwrap();
+        for i in 1..=3 {
+            log.append(i as u32 % 3, &message(i)).unwrap();
+        }
+    }
+    let (log, recovery) = Log::open(&dir, small.clone()).unwrap();
+    assert_eq!(recovery.records, 3);
+    for i in 4..=40 {
+        log.append(i as u32 % 3, &message(i)).unwrap();
+    }
+    let segments = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "log")
+        })
+        .count();
+    assert!(segments > 3, "{segments} segments: no rotation");
+    let records = log.read_all().unwrap();
+    assert_eq!(records.len(), 40);
+    for (record, i) in records.iter().zip(1..) {
+        assert_eq!((record.seq, &record.message), (i, &message(i)));
+    }
+    drop(log);
+    check_prefix(&dir, 40);
 }

@@ -2,7 +2,9 @@
 //! starts itself again as a writer (`pontoon demo-writer DIR`, hidden from `--help`) that keeps a
 //! small bank's balances as a `Durable<Bank, Event>` and acknowledges each event on stdout once
 //! `apply` has returned; the demo kills it with SIGKILL mid-stream, reopens the directory, and
-//! checks that nothing acknowledged was lost and that the books still balance.
+//! checks that nothing acknowledged was lost and that the books still balance. Then it logs an
+//! array and shows that, read back after reopening the log, it is a view of the segment file's
+//! memory map, as the kernel's list of the process's mappings (`/proc/self/maps`) confirms.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -13,7 +15,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use pontoon::persist::{Durable, DurableOptions};
+use pontoon::array::Array;
+use pontoon::family::Registry;
+use pontoon::persist::{Durability, Durable, DurableOptions, Log, LogOptions};
 use serde::{Deserialize, Serialize};
 
 use super::{duration, size, timed};
@@ -44,6 +48,9 @@ const WRITER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Events applied after recovery, to show the state carries on.
 const MORE_EVENTS: u64 = 3;
+
+/// Samples in the logged array (f64: 4 MiB).
+const ARRAY_SAMPLES: usize = 512 << 10;
 
 /// Options of the hidden `pontoon demo-writer`.
 #[derive(clap::Args)]
@@ -272,6 +279,112 @@ fn on_disk(dir: &Path) -> Result<(usize, usize, u64), Box<dyn Error>> {
     Ok((segments, snapshots, bytes))
 }
 
+/// A value holding an array, logged as one record.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Trace {
+    probe: String,
+    samples: Array,
+}
+
+/// The address range of the mapping of `file` in this process that holds `address`, from the
+/// kernel's list of the process's mappings (`None` if no mapping of the file holds it).
+#[cfg(target_os = "linux")]
+fn mapping_holding(file: &Path, address: usize) -> Result<Option<(usize, usize)>, Box<dyn Error>> {
+    let file = file.canonicalize()?;
+    for line in std::fs::read_to_string("/proc/self/maps")?.lines() {
+        // start-end perms offset dev inode path
+        let mut fields = line.splitn(6, ' ');
+        let (Some(range), Some(path)) = (fields.next(), fields.nth(4)) else {
+            continue;
+        };
+        if Path::new(path.trim_start()) != file {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (start, end) = (
+            usize::from_str_radix(start, 16)?,
+            usize::from_str_radix(end, 16)?,
+        );
+        if (start..end).contains(&address) {
+            return Ok(Some((start, end)));
+        }
+    }
+    Ok(None)
+}
+
+/// Logs an array through the default registry, reopens the log, reads it back, and checks that
+/// the array read back is a view of the segment's memory map (and 64-byte aligned): no copy.
+fn logged_array_is_a_view(dir: &Path) -> Result<(), Box<dyn Error>> {
+    let registry = Registry::new();
+    let mut options = LogOptions::default();
+    options.durability = Durability::Never;
+    let trace = Trace {
+        probe: "probe-7".into(),
+        samples: Array::build::<f64>(&[ARRAY_SAMPLES], |cells| {
+            for (i, cell) in cells.iter_mut().enumerate() {
+                *cell = (i as f64 * 0.001).sin();
+            }
+        })?,
+    };
+    {
+        let (log, _) = Log::open(dir, options.clone())?;
+        log.append(1, &registry.serialize(&trace)?)?;
+        log.sync()?;
+    }
+    let (opened, reopen_time) = timed(|| Log::open(dir, options));
+    let (log, recovery) = opened?;
+    let (read, read_time) = timed(|| -> Result<Trace, Box<dyn Error>> {
+        let records = log.read_all()?;
+        let record = records.first().ok_or("the log holds no record")?;
+        Ok(registry.deserialize(&record.message)?)
+    });
+    let back = read?;
+    // Only the array holds the map from here on.
+    drop(log);
+    if back != trace {
+        return Err("the array read back differs from the one logged".into());
+    }
+    let segment = dir.join(format!("{:020}.log", 1));
+    let address = back.samples.data().as_ptr() as usize;
+    if !address.is_multiple_of(64) {
+        return Err(format!("the array read back is not 64-byte aligned ({address:#x})").into());
+    }
+    println!(
+        "  array logged      Trace {{ samples: {} {:?} ({}) }} appended, log reopened \
+         ({} recovered in {}), read back in {}",
+        back.samples.descr(),
+        back.samples.shape(),
+        size((back.samples.len() * 8) as u64),
+        size(recovery.bytes),
+        duration(reopen_time),
+        duration(read_time)
+    );
+    #[cfg(target_os = "linux")]
+    {
+        let Some((start, end)) = mapping_holding(&segment, address)? else {
+            return Err(format!(
+                "the array read back (at {address:#x}) is not in a mapping of {}: it was copied",
+                segment.display()
+            )
+            .into());
+        };
+        println!(
+            "  read back as view data at {address:#x}, inside the read-only map \
+             {start:#x}-{end:#x} of {} (/proc/self/maps), 64-byte aligned: no copy",
+            segment.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    println!(
+        "  read back         data at {address:#x}, 64-byte aligned (checking that it lies in \
+         the map of {} needs Linux's /proc/self/maps: skipped here)",
+        segment.display()
+    );
+    Ok(())
+}
+
 /// Runs the fifth part.
 pub(super) fn run() -> Result<(), Box<dyn Error>> {
     println!("pontoon demo: state that survives kill -9, through pontoon-persist");
@@ -463,6 +576,7 @@ pub(super) fn run() -> Result<(), Box<dyn Error>> {
         bank.state().total()
     );
     drop(bank);
+    logged_array_is_a_view(&scratch.0.join("array-log"))?;
     std::fs::remove_dir_all(&scratch.0)?;
     println!("  cleaned up        {}", scratch.0.display());
     Ok(())
