@@ -181,19 +181,8 @@ impl DTypeSpec {
     /// assert_eq!((spec.code.as_str(), spec.byte_order), ("u1", '|'));
     /// ```
     pub fn of(dtype: DType, order: ByteOrder) -> DTypeSpec {
-        let descr = dtype.descr(order);
-        let mut chars = descr.chars();
-        let byte_order = chars.next().unwrap_or('|');
-        let rest = chars.as_str();
-        let (code, unit) = match rest.split_once('[') {
-            Some((code, unit)) => (code, Some(unit.trim_end_matches(']').to_string())),
-            None => (rest, None),
-        };
-        DTypeSpec {
-            code: code.to_string(),
-            byte_order,
-            unit,
-        }
+        // `descr` always starts with its byte order (`<`, `>` or `|`).
+        crate::numpy::spec_from_code(&dtype.descr(order))
     }
 
     /// The dtype and byte order, or the reason pontoon-array has no such dtype.
