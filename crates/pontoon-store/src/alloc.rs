@@ -1,4 +1,4 @@
-//! The arena's allocator: first-fit over a free list of 64-byte-aligned ranges, coalesced on
+//! The arena's allocator: best-fit over a free list of 64-byte-aligned ranges, coalesced on
 //! free. Pure bookkeeping (offsets only), so it is tested on its own.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -255,8 +255,7 @@ impl Client {
         }
     }
 
-    fn unexpected(response: &Response) -> ClientError {
-        let _ = response;
+    fn unexpected() -> ClientError {
         ClientError::Protocol(ProtocolError::Malformed {
             offset: 0,
             what: "the reply that answers this request",
@@ -327,7 +326,7 @@ impl Client {
     pub async fn create(&self, size: u64) -> Result<ClientCreating, ClientError> {
         match self.call(Request::Create { size }).await? {
             Response::Created { id, offset, len } => self.creating(id, offset, len, None, false),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 
@@ -380,7 +379,7 @@ impl Client {
                 len,
                 layout,
             } => (id, offset, len, layout),
-            other => return Err(Client::unexpected(&other)),
+            _ => return Err(Client::unexpected()),
         };
         let pin = Arc::new(Pin::new(self.inner.clone(), id));
         self.check_range(offset, len)?;
@@ -440,14 +439,14 @@ impl Client {
                 copied,
                 layout,
             } => self.creating(id, offset, len, Some(layout), copied),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 
     async fn done(&self, request: Request) -> Result<(), ClientError> {
         match self.call(request).await? {
             Response::Done => Ok(()),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 
@@ -468,7 +467,7 @@ impl Client {
     pub async fn contains(&self, id: &ObjectId) -> Result<bool, ClientError> {
         match self.call(Request::Contains { id: *id }).await? {
             Response::Bool(b) => Ok(b),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 
@@ -492,7 +491,7 @@ impl Client {
             .await?
         {
             Response::Ready(ready) if ready.len() == ids.len() => Ok(ready),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 
@@ -504,7 +503,7 @@ impl Client {
     pub async fn stats(&self) -> Result<StoreStats, ClientError> {
         match self.call(Request::Stats).await? {
             Response::Stats(stats) => Ok(stats),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 }
@@ -629,7 +628,7 @@ impl ClientCreating {
         let id = self.id;
         match self.client.call(Request::Seal { id, layout }).await? {
             Response::Done => Ok(id),
-            other => Err(Client::unexpected(&other)),
+            _ => Err(Client::unexpected()),
         }
     }
 

@@ -299,6 +299,7 @@ fn bind_or_replace(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Replies waiting to be written to one client, counted in bytes.
+#[derive(Clone)]
 struct Outbox {
     tx: mpsc::UnboundedSender<Bytes>,
     queued: Arc<AtomicUsize>,
@@ -404,11 +405,7 @@ async fn serve_client(
                 ));
             }
             let shared = shared.clone();
-            let outbox = Outbox {
-                tx: outbox.tx.clone(),
-                queued: outbox.queued.clone(),
-                cap: outbox.cap,
-            };
+            let outbox = outbox.clone();
             waits.spawn(async move {
                 let ready = wait(&shared, &ids, Duration::from_millis(timeout_ms)).await;
                 let _ = outbox.send(shared.encode(&Response::Ready(ready).to_message(rid)));
@@ -440,8 +437,11 @@ async fn next_message<R: tokio::io::AsyncRead + Unpin>(
         }
         input.reserve(8 << 10);
         match read.read_buf(input).await {
-            Ok(0) if input.is_empty() => return Ok(None),
-            Ok(0) => return Err("it closed in the middle of a request".to_owned()),
+            Ok(0) => {
+                return decoder
+                    .decode_eof(input)
+                    .map_err(|e| format!("it closed in the middle of a request: {e}"));
+            }
             Ok(_) => {}
             Err(e) => return Err(format!("reading its requests failed: {e}")),
         }
@@ -501,10 +501,8 @@ fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Respons
             let mut state = shared.lock();
             let result = state.take(client, &id).map(|(response, copy)| {
                 if let Some((from, to)) = copy {
-                    let len = match &response {
-                        Response::Taken { len, .. } => *len as usize,
-                        _ => 0,
-                    };
+                    // Both ranges were allocated for the object's length (rounded to 64).
+                    let len = from.len.min(to.len) as usize;
                     // SAFETY: both ranges come from the allocator, so they lie inside the
                     // mapping and do not overlap; `from` is sealed (nobody writes it) and `to` was
                     // just allocated (nobody else knows it), so no other access races this copy.

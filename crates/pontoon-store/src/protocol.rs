@@ -702,7 +702,8 @@ pub fn decode_request(message: &Message) -> Result<(u64, Request), ProtocolError
                     max: MAX_WAIT_IDS as u64,
                 });
             }
-            let mut ids = Vec::with_capacity(count);
+            // An id takes 18 bytes (bin8 marker, length, 16 bytes): reserve no more than fit.
+            let mut ids = Vec::with_capacity(count.min(f.rest.len() / 18));
             for _ in 0..count {
                 ids.push(f.id()?);
             }

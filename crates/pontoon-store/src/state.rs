@@ -2,7 +2,7 @@
 //! what, who pins what, and what a client's death releases. Every request the daemon serves is
 //! one call here under one lock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::alloc::{Allocator, Range};
 use crate::embedded::high_water;
@@ -29,7 +29,7 @@ struct Object {
 #[derive(Default)]
 struct Holder {
     pins: HashMap<ObjectId, u32>,
-    creating: Vec<ObjectId>,
+    creating: HashSet<ObjectId>,
 }
 
 /// What the daemon knows.
@@ -115,7 +115,7 @@ impl State {
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.push(id);
+            holder.creating.insert(id);
         }
         Ok((id, range))
     }
@@ -134,7 +134,7 @@ impl State {
 
     fn forget_create(&mut self, client: ClientId, id: &ObjectId) {
         if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.retain(|c| c != id);
+            holder.creating.remove(id);
         }
     }
 
@@ -279,7 +279,7 @@ impl State {
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.push(new);
+            holder.creating.insert(new);
         }
         let response = Response::Taken {
             id: new,
