@@ -189,6 +189,16 @@ impl Client {
         let fd = fds
             .pop()
             .ok_or(ClientError::Descriptors { got: 0, want: 1 })?;
+        // A map past the end of the file would SIGBUS on first touch: the memory must really
+        // be as long as the daemon says before anything maps it.
+        let file_len = rustix::fs::fstat(&fd)
+            .map_err(|e| ClientError::Map(e.into()))?
+            .st_size;
+        if u64::try_from(file_len).unwrap_or(0) < arena_len {
+            return Err(ClientError::Map(std::io::Error::other(format!(
+                "the store memory holds {file_len} bytes, not the {arena_len} the daemon says"
+            ))));
+        }
         let read_only =
             Arc::new(Mapping::map(fd.as_fd(), arena_len, false, false).map_err(ClientError::Map)?);
 

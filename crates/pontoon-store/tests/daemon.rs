@@ -607,6 +607,23 @@ fn a_client_refuses_a_hello_with_the_wrong_number_of_descriptors() {
 }
 
 #[test]
+fn a_client_refuses_store_memory_shorter_than_the_hello_says() {
+    // The fake daemon's one memfd is empty while its hello claims 4096 bytes: mapping that
+    // would SIGBUS at the first get, so the client refuses at connect.
+    let dir = scratch("short-memory");
+    let rt = runtime();
+    let socket = dir.join("short.sock");
+    let fake = fake_daemon(&socket, 1);
+    let err = rt.block_on(Client::connect(&socket)).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Map(e) if e.to_string().contains("holds 0 bytes, not the 4096")),
+        "{err}"
+    );
+    fake.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_socket_is_private_to_its_user() {
     use std::os::unix::fs::PermissionsExt;
     let dir = scratch("private");
