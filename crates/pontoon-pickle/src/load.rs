@@ -20,7 +20,8 @@ const BUDGET_FLOOR: u64 = 64 << 10;
 
 /// Decodes a pickle (protocols 0 to 5) into a value graph. `buffers` are the out-of-band
 /// buffers of protocol 5 (`NEXT_BUFFER` takes them in order); bytes, bytearrays and numpy arrays
-/// made from them, or from `BINBYTES` and friends in `data`, are views of them, not copies.
+/// made from them, or from `BINBYTES` and friends in `data`, are views of them, not copies (a
+/// numpy array whose data is misaligned for its dtype is copied once).
 ///
 /// Nothing is ever called: globals are honoured only when on the allow-list (see
 /// [`allow_list`](crate::allow_list)), or kept as opaque values when
@@ -922,10 +923,15 @@ impl<'a> Loader<'a> {
         Ok(id)
     }
 
-    /// The items of a tuple node, copied out (argument tuples are short).
-    pub(crate) fn tuple_items(&self, id: NodeId) -> Result<Vec<NodeId>> {
+    /// The items of a tuple node, copied out and charged to the budget: argument tuples are
+    /// short, but a memoized long one used by many BUILDs (3 bytes each) must not copy for free.
+    pub(crate) fn tuple_items(&mut self, id: NodeId) -> Result<Vec<NodeId>> {
         match self.graph.node(id) {
-            Node::Tuple(items) => Ok(items.clone()),
+            Node::Tuple(items) => {
+                let items = items.clone();
+                self.spend(items.len() as u64)?;
+                Ok(items)
+            }
             other => Err(self.invalid(format!(
                 "the arguments are a {}, not a tuple",
                 other.type_name()

@@ -285,6 +285,21 @@ fn memo_driven_amplification_hits_the_budget() {
     data.push(b'N');
     data.push(b'.');
     assert!(matches!(refused(&data), LoadError::TooLarge { .. }));
+    // One numpy dtype, and a memoized state tuple of 10,000 items handed to BUILD again and
+    // again: each BUILD would copy the tuple for 3 bytes of input.
+    let mut data = b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R(".to_vec();
+    // numpy's own state (3, '<', None, None, None, -1, -1, 0), then filler.
+    data.extend_from_slice(b"K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00");
+    for _ in 0..10_000 {
+        data.extend_from_slice(b"K\x03");
+    }
+    data.extend_from_slice(b"tq\x01b");
+    for _ in 0..20_000 {
+        data.extend_from_slice(b"h\x01b");
+    }
+    data.push(b'.');
+    let error = refused(&data);
+    assert!(matches!(error, LoadError::TooLarge { .. }), "{error}");
 }
 
 #[test]
@@ -296,5 +311,8 @@ fn json_of_exponential_sharing_is_bounded() {
         last = graph.push(Node::List(vec![last, last]));
     }
     graph.set_root(last);
-    assert!(to_json(&graph, 1 << 20).is_err());
+    assert!(matches!(
+        to_json(&graph, 1 << 20),
+        Err(pontoon_pickle::JsonError::TooLarge { .. })
+    ));
 }
