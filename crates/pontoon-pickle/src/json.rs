@@ -196,10 +196,15 @@ fn scalar_json(out: &mut String, graph: &Graph, id: NodeId, node: &Node) -> Resu
                 node: id.index(),
                 source,
             };
-            let c_order = array.to_contiguous().map_err(err)?;
-            let start = c_order.offset();
-            let len = c_order.len() * c_order.dtype().size();
-            let digest = sha256(&c_order.data()[start..start + len]);
+            // Only an array that is not C-ordered is copied to hash its bytes in C order.
+            let copy;
+            let c_order = if array.is_c_contiguous() {
+                &**array
+            } else {
+                copy = array.to_contiguous().map_err(err)?;
+                &copy
+            };
+            let digest = sha256(&crate::numpy::element_bytes(c_order).map_err(err)?);
             let list = |v: &mut String, items: Vec<String>| v.push_str(&items.join(","));
             let _ = write!(
                 out,

@@ -13,7 +13,9 @@
 //! - **numpy arrays**, in-band (`_reconstruct` plus `__setstate__`, protocols 2 to 4) and
 //!   out-of-band (protocol 5 `PickleBuffer`s through `_frombuffer`), C and Fortran order, 0-d
 //!   and empty, every dtype pontoon-array knows, become [`pontoon_array::Array`]s: views of the
-//!   buffer (or of the input), not copies.
+//!   buffer (or of the input) when the data is aligned for its dtype, as out-of-band buffers
+//!   normally are; misaligned data (in-band bytes sit wherever the pickle put them) is copied
+//!   once.
 //! - **Never runs code.** Globals are honoured only from an allow-list of known constructors
 //!   ([`allow_list`]); any other is [`LoadError::Refused`] ("refusing to load os.system"), or,
 //!   when [`LoadOptions::opaque`] says so, an opaque [`Object`] that keeps the call's name,

@@ -241,7 +241,7 @@ pub(crate) fn layout(array: &Array) -> Option<bool> {
 /// The bytes of a contiguous `array`'s elements, without a copy.
 pub(crate) fn element_bytes(array: &Array) -> Result<Bytes, ArrayError> {
     let size = array.dtype().size();
-    let len = array.shape().iter().product::<usize>() * size;
+    let len = array.len() * size;
     let start = array.offset();
     if len == 0 {
         return Ok(Bytes::new());
