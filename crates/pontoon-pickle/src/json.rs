@@ -75,6 +75,9 @@ pub fn to_json(graph: &Graph, max_bytes: usize) -> Result<String, JsonError> {
     }
     let mut out = String::new();
     let mut on_path = vec![false; graph.nodes().len()];
+    // Where each scalar was first printed: a shared scalar (a large bytes, array or int) recurs
+    // as a copy of that text, so its hashing or rendering is paid once, not once per reference.
+    let mut printed: Vec<Option<(usize, usize)>> = vec![None; graph.nodes().len()];
     let mut steps = vec![Step::Visit(graph.root())];
     while let Some(step) = steps.pop() {
         match step {
@@ -112,7 +115,17 @@ pub fn to_json(graph: &Graph, max_bytes: usize) -> Result<String, JsonError> {
                         continue;
                     }
                     scalar => {
+                        if let Some((start, end)) = printed[id.index()] {
+                            if out.len() + (end - start) > max_bytes {
+                                return Err(JsonError::TooLarge { limit: max_bytes });
+                            }
+                            let again = out[start..end].to_owned();
+                            out.push_str(&again);
+                            continue;
+                        }
+                        let start = out.len();
                         scalar_json(&mut out, graph, id, scalar)?;
+                        printed[id.index()] = Some((start, out.len()));
                         if out.len() > max_bytes {
                             return Err(JsonError::TooLarge { limit: max_bytes });
                         }

@@ -316,3 +316,30 @@ fn json_of_exponential_sharing_is_bounded() {
         Err(pontoon_pickle::JsonError::TooLarge { .. })
     ));
 }
+
+#[test]
+fn a_shared_scalar_prints_as_if_each_reference_were_its_own_node() {
+    // The printer reuses a shared scalar's first text; the output must not tell.
+    let mut shared = Graph::new();
+    let bytes = shared.push(Node::Bytes(Bytes::from(vec![7u8; 4096])));
+    let int = shared.push(Node::Int(-12));
+    let root = shared.push(Node::List(vec![bytes, int, bytes, int, bytes]));
+    shared.set_root(root);
+    let mut separate = Graph::new();
+    let items = [0, 1, 0, 1, 0]
+        .map(|k| {
+            separate.push(if k == 0 {
+                Node::Bytes(Bytes::from(vec![7u8; 4096]))
+            } else {
+                Node::Int(-12)
+            })
+        })
+        .to_vec();
+    let root = separate.push(Node::List(items));
+    separate.set_root(root);
+    let printed = to_json(&shared, 1 << 20).unwrap();
+    assert_eq!(printed, to_json(&separate, 1 << 20).unwrap());
+    assert_eq!(printed.matches(r#""t":"bytes""#).count(), 3);
+    // Repeats count against the limit like any other text.
+    assert!(to_json(&shared, printed.len() - 1).is_err());
+}
