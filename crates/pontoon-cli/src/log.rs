@@ -171,8 +171,8 @@ fn verify(dir: &Path) -> Result<(), Failure> {
         ProgressBar::hidden()
     };
     let limits = LogOptions::default().limits;
-    // Records are views of the maps the inspection checked: no segment is read twice, and
-    // nothing is copied into memory.
+    // Records are views of the bytes the inspection checked (its maps, or what it read when
+    // the directory has no LOCK to keep writers out): no segment is read twice.
     let mut seqs: Option<(u64, u64)> = None;
     let mut count = 0u64;
     for record in inspection.raw_records(0) {
