@@ -131,6 +131,31 @@ fn a_v1_log_opened_for_writing_goes_on_in_a_v2_segment() {
     assert_eq!(log.read_all().unwrap()[0].message, content::message(41));
 }
 
+/// A version 1 log whose last segment holds only its header (the writer rotated and stopped
+/// before a record): the upgrade rewrites that empty segment as version 2 instead of adding one.
+#[test]
+fn a_v1_log_whose_last_segment_is_empty_goes_on_in_it_as_v2() {
+    let dir = copy("v1", "log-segments");
+    let empty = dir.join(format!("{:020}.log", content::RECORDS + 1));
+    let mut header = b"\xF0FRYLOG\x01".to_vec();
+    header.extend_from_slice(&(content::RECORDS + 1).to_le_bytes());
+    fs::write(&empty, &header).unwrap();
+    let before = segments(&dir);
+    let (log, recovery) = Log::open(&dir, LogOptions::default()).unwrap();
+    assert_eq!((recovery.records, recovery.cut), (content::RECORDS, None));
+    assert_eq!(segments(&dir), before, "no segment added");
+    let rewritten = fs::read(&empty).unwrap();
+    assert_eq!(rewritten.len(), 64);
+    assert_eq!(rewritten[7], 2);
+    assert_eq!(rewritten[8..16], (content::RECORDS + 1).to_le_bytes());
+    assert_eq!(log.append(1, &content::message(41)).unwrap(), 41);
+    drop(log);
+    let (log, _) = Log::open(&dir, LogOptions::default()).unwrap();
+    let read = log.read_all().unwrap();
+    assert_eq!(read.len() as u64, content::RECORDS + 1);
+    assert_eq!(read[40].message, content::message(41));
+}
+
 #[test]
 fn logs_with_a_torn_tail_open_and_cut_it() {
     for version in VERSIONS {
