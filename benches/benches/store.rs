@@ -3,10 +3,11 @@
 //! objects to show get time does not grow with the object.
 //!
 //! - `store/small/*`: a small message (a 100-byte frame). `embedded-put` is `Store::put_raw`
-//!   then `delete` (so the store does not fill); `embedded-get` is `Store::get_raw` of a stored
-//!   object. `daemon-put` and `daemon-get` do the same through a `Client` of a daemon running in
-//!   this process (its socket, its memfd: the path another process takes, minus the process
-//!   switch); a daemon get includes dropping the views, which sends the release.
+//!   (the objects are deleted after each sample, untimed); `embedded-get` is `Store::get_raw` of
+//!   a stored object. `daemon-put` and `daemon-get` do the same through a `Client` of a daemon
+//!   running in this process (its socket, its memfd: the path another process takes, minus the
+//!   process switch), called from a task on the runtime as an async user would; a daemon get
+//!   includes dropping the views, which sends the release.
 //! - `store/1GiB/memcpy-touched`: `copy_from_slice` of 1 GiB into a buffer written before timing
 //!   (the physical limit of any put that copies). `store/1GiB/daemon-put`: `Client::put_raw` of a
 //!   1 GiB frame (one copy into the shared memory, whose pages are reserved at start), then
@@ -16,7 +17,7 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -61,6 +62,16 @@ fn daemon(capacity: u64) -> Running {
     }
 }
 
+/// Runs `timed` as a task on the runtime's workers, where an async caller of the client runs
+/// (not on the bench thread through `block_on`, which adds a wake-up across threads to every
+/// reply), and returns what it measured.
+fn in_task(
+    runtime: &tokio::runtime::Runtime,
+    timed: impl Future<Output = Duration> + Send + 'static,
+) -> Duration {
+    runtime.block_on(runtime.spawn(timed)).unwrap()
+}
+
 fn message(frame: Bytes) -> Message {
     Message::new(Header::empty(), vec![frame])
 }
@@ -72,9 +83,17 @@ fn small(c: &mut Criterion) {
 
     let store = Store::new(StoreOptions::default());
     group.bench_function("embedded-put", |b| {
-        b.iter(|| {
-            let id = store.put_raw(small.clone()).unwrap();
-            store.delete(black_box(&id)).unwrap();
+        b.iter_custom(|iters| {
+            let mut ids = Vec::with_capacity(iters as usize);
+            let started = Instant::now();
+            for _ in 0..iters {
+                ids.push(store.put_raw(small.clone()).unwrap());
+            }
+            let elapsed = started.elapsed();
+            for id in ids {
+                store.delete(&id).unwrap();
+            }
+            elapsed
         })
     });
     let id = store.put_raw(small.clone()).unwrap();
@@ -83,18 +102,38 @@ fn small(c: &mut Criterion) {
     });
 
     let running = daemon(64 << 20);
-    let client = &running.client;
     group.bench_function("daemon-put", |b| {
-        b.iter(|| {
-            running.runtime.block_on(async {
-                let id = client.put_raw(&small).await.unwrap();
-                client.delete(black_box(&id)).await.unwrap();
+        b.iter_custom(|iters| {
+            let (client, small) = (running.client.clone(), small.clone());
+            in_task(&running.runtime, async move {
+                let mut ids = Vec::with_capacity(iters as usize);
+                let started = Instant::now();
+                for _ in 0..iters {
+                    ids.push(client.put_raw(&small).await.unwrap());
+                }
+                let elapsed = started.elapsed();
+                for id in ids {
+                    client.delete(&id).await.unwrap();
+                }
+                elapsed
             })
         })
     });
-    let id = running.runtime.block_on(client.put_raw(&small)).unwrap();
+    let id = running
+        .runtime
+        .block_on(running.client.put_raw(&small))
+        .unwrap();
     group.bench_function("daemon-get", |b| {
-        b.iter(|| black_box(running.runtime.block_on(client.get_raw(&id)).unwrap()))
+        b.iter_custom(|iters| {
+            let client = running.client.clone();
+            in_task(&running.runtime, async move {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    black_box(client.get_raw(&id).await.unwrap());
+                }
+                started.elapsed()
+            })
+        })
     });
     group.finish();
 }

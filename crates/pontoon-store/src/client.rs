@@ -1,7 +1,7 @@
 //! A client of the store daemon: connects, receives the store memory's descriptor, maps it
 //! read-only, and turns replies into views of that mapping. A reader task routes replies to
-//! callers; a writer task owns the socket's write half, so no cancelled call can cut a request
-//! in two.
+//! callers; requests are written whole from the caller's thread ([`Outgoing`]), so no cancelled
+//! call can cut a request in two.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -17,12 +17,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::alloc::ALIGN;
 use crate::arena::Mapping;
 use crate::error::{ClientError, GetError, ObjectError, PutError};
 use crate::object::{Pin, View};
+use crate::outgoing::Outgoing;
 use crate::protocol::{self, Layout, PROTOCOL_VERSION, ProtocolError, Request, Response};
 use crate::{ObjectId, StoreId, StoreStats, fdpass};
 
@@ -32,7 +33,7 @@ pub(crate) struct Inner {
     arena_len: u64,
     read_only: Arc<Mapping>,
     writable: Mutex<Option<Arc<Mapping>>>,
-    out: mpsc::UnboundedSender<Bytes>,
+    out: Outgoing,
     pending: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
     next_rid: AtomicU64,
     encoder: Encoder,
@@ -48,7 +49,7 @@ impl Inner {
         let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
         if let Ok(encoded) = self.encoder.encode(&request.to_message(rid)) {
             // A closed connection has released everything on the daemon's side already.
-            let _ = self.out.send(encoded.to_bytes());
+            let _ = self.out.send(encoded.to_bytes(), usize::MAX);
         }
     }
 
@@ -202,15 +203,9 @@ impl Client {
         let read_only =
             Arc::new(Mapping::map(fd.as_fd(), arena_len, false, false).map_err(ClientError::Map)?);
 
-        let (read, mut write) = stream.into_split();
-        let (out, mut rx) = mpsc::unbounded_channel::<Bytes>();
-        tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if write.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (read, write) = stream.into_split();
+        let (out, drain) = Outgoing::new(write);
+        tokio::spawn(drain);
         let inner = Arc::new(Inner {
             store,
             fd,
@@ -254,7 +249,7 @@ impl Client {
             .map_err(|_| ClientError::Closed)?;
         inner
             .out
-            .send(encoded.to_bytes())
+            .send(encoded.to_bytes(), usize::MAX)
             .map_err(|_| ClientError::Closed)?;
         let rx = waiting.rx.as_mut().ok_or(ClientError::Closed)?;
         let response = rx.await.map_err(|_| ClientError::Closed)?;

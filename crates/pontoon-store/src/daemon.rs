@@ -1,9 +1,9 @@
 //! The store daemon: a Unix socket, one task per client, the protocol's requests applied to the
-//! shared [`State`](crate::state::State), replies queued per client with a byte cap.
+//! shared [`State`](crate::state::State), replies written from the task that made them and
+//! queued per client (with a byte cap) only when its socket is full.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -11,11 +11,12 @@ use bytes::{Bytes, BytesMut};
 use pontoon_wire::{Decoder, EncodeOptions, Encoder, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::arena::{Arena, Backing, Mapping};
 use crate::error::{ObjectError, ServeError};
+use crate::outgoing::{Outgoing, SendError};
 use crate::protocol::{self, PROTOCOL_VERSION, Request, Response};
 use crate::state::{ClientId, State};
 use crate::{StoreId, StoreStats, fdpass};
@@ -298,30 +299,23 @@ fn bind_or_replace(path: &Path) -> io::Result<UnixListener> {
     }
 }
 
-/// Replies waiting to be written to one client, counted in bytes.
+/// Replies to one client, written from the task that made them; at most `cap` bytes of them
+/// queue behind a client that does not read.
 #[derive(Clone)]
 struct Outbox {
-    tx: mpsc::UnboundedSender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    out: Arc<Outgoing>,
     cap: usize,
 }
 
 impl Outbox {
-    /// Queues a reply, or says the client has let too many pile up.
+    /// Sends a reply, or says why the client must be disconnected.
     fn send(&self, bytes: Bytes) -> Result<(), String> {
-        let len = bytes.len();
-        let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
-        // One reply always goes when nothing is queued: a legal reply (a `get` of an object with
-        // a 1 MiB header) may be larger than the cap, which bounds what piles up, not one reply.
-        if queued > self.cap && queued != len {
-            return Err(format!(
-                "it left {queued} bytes of replies unread (at most {}); disconnected",
-                self.cap
-            ));
-        }
-        self.tx
-            .send(bytes)
-            .map_err(|_| "its connection closed".to_owned())
+        self.out.send(bytes, self.cap).map_err(|e| match e {
+            SendError::Closed => "its connection closed".to_owned(),
+            SendError::Overfull { queued, cap } => {
+                format!("it left {queued} bytes of replies unread (at most {cap}); disconnected")
+            }
+        })
     }
 }
 
@@ -364,22 +358,13 @@ async fn serve_client(
         .await
         .map_err(|e| format!("sending the hello: {e}"))?;
 
-    let (mut read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let (mut read, write) = stream.into_split();
+    let (out, drain) = Outgoing::new(write);
     let outbox = Outbox {
-        tx,
-        queued: queued.clone(),
+        out: Arc::new(out),
         cap: shared.options.max_queued_reply_bytes,
     };
-    let mut writer = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if write.write_all(&bytes).await.is_err() {
-                break;
-            }
-            queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-        }
-    });
+    let mut writer = tokio::spawn(drain);
     let mut waits = JoinSet::new();
     let result = loop {
         let message = tokio::select! {
@@ -522,41 +507,5 @@ fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Respons
             refused(result)
         }
         Request::Stats => Some(Response::Stats(shared.lock().stats())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outbox(cap: usize) -> (Outbox, mpsc::UnboundedReceiver<Bytes>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let outbox = Outbox {
-            tx,
-            queued: Arc::new(AtomicUsize::new(0)),
-            cap,
-        };
-        (outbox, rx)
-    }
-
-    #[test]
-    fn one_reply_larger_than_the_cap_goes_but_unread_replies_do_not_pile_up() {
-        let (outbox, _rx) = outbox(10);
-        assert!(outbox.send(Bytes::from_static(&[0; 25])).is_ok());
-        let err = outbox.send(Bytes::from_static(&[0; 1])).unwrap_err();
-        assert!(
-            err.contains("26 bytes of replies unread (at most 10)"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn replies_within_the_cap_queue() {
-        let (outbox, mut rx) = outbox(10);
-        for _ in 0..2 {
-            outbox.send(Bytes::from_static(&[0; 5])).unwrap();
-        }
-        assert!(outbox.send(Bytes::from_static(&[0; 1])).is_err());
-        assert_eq!(rx.try_recv().unwrap().len(), 5);
     }
 }

@@ -62,6 +62,7 @@ mod error;
 mod fdpass;
 mod id;
 mod object;
+mod outgoing;
 pub mod protocol;
 mod size;
 mod state;
