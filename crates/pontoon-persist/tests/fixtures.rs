@@ -18,11 +18,16 @@ fn fixture(version: &str, name: &str) -> PathBuf {
 }
 
 /// A copy of a fixture to open (opening may cut a torn tail and takes the lock: never on the
-/// committed files).
+/// committed files). Each call makes its own: tests run in parallel threads of one process, and
+/// two of them may copy the same fixture.
 fn copy(version: &str, name: &str) -> PathBuf {
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let from = fixture(version, name);
-    let to = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("fixture-{version}-{name}-{}", std::process::id()));
+    let to = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "fixture-{version}-{name}-{}-{copy}",
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&to);
     fs::create_dir_all(&to).unwrap();
     for entry in fs::read_dir(&from).unwrap() {
