@@ -48,6 +48,9 @@ enum Command {
     /// SIGKILL, by the demo itself).
     #[command(hide = true)]
     DemoWriter(demo::WriterArgs),
+    /// The producer process of `pontoon demo`'s store part (started by the demo itself).
+    #[command(hide = true)]
+    DemoStoreProducer(demo::ProducerArgs),
     /// Inspect a pontoon-persist log: verify it, or dump its records.
     #[command(subcommand)]
     Log(log::Command),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args).map_err(Failure::Unchecked),
         Command::DemoPeer(args) => demo::peer(&args).map_err(Failure::Unchecked),
         Command::DemoWriter(args) => demo::writer(&args).map_err(Failure::Unchecked),
+        Command::DemoStoreProducer(args) => demo::producer(&args).map_err(Failure::Unchecked),
         Command::Log(command) => log::run(&command),
         Command::Inspect(args) => inspect::run(&args).map_err(Failure::Unchecked),
         Command::Store(command) => store::run(command).map_err(Failure::Unchecked),

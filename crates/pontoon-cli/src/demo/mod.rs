@@ -6,15 +6,18 @@
 //! that arrives as a view of the received frame, then pontoon-transport: two processes
 //! exchanging admin messages, a custom type and large arrays over tcp://, and last
 //! pontoon-persist: a durable state whose writer is killed with SIGKILL and that is reopened with
-//! nothing acknowledged lost.
+//! nothing acknowledged lost, and pontoon-store: a large array put into a store daemon's shared
+//! memory by one process and read by another as a view of it.
 
 mod array;
 mod family;
 mod persist;
+mod store;
 mod transport;
 mod wire;
 
 pub(crate) use persist::{WriterArgs, writer};
+pub(crate) use store::{ProducerArgs, producer};
 pub(crate) use transport::{PeerArgs, peer};
 
 use std::error::Error;
@@ -46,7 +49,9 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!();
     transport::run(args)?;
     println!();
-    persist::run()
+    persist::run()?;
+    println!();
+    store::run(args)
 }
 
 pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

@@ -95,10 +95,10 @@ async fn recv_array(endpoint: &mut Endpoint<'_>) -> Result<(Array, bool), Box<dy
 }
 
 /// Kills and reaps the child if the demo fails before it has waited for it.
-struct Reaper(Option<Child>);
+pub(super) struct Reaper(pub(super) Option<Child>);
 
 impl Reaper {
-    fn wait(&mut self, timeout: Duration) -> Result<ExitStatus, Box<dyn Error>> {
+    pub(super) fn wait(&mut self, timeout: Duration) -> Result<ExitStatus, Box<dyn Error>> {
         let mut child = self.0.take().ok_or("the peer was already reaped")?;
         let start = Instant::now();
         loop {

@@ -1,0 +1,40 @@
+//! `pontoon demo`, the README's main job, run whole as a user runs it (with a small payload):
+//! every part runs, says what it shows, and nothing it promises not to copy is copied.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pontoon"))
+        .args(["demo", "--payload-mib", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the demo failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for part in [
+        "through pontoon-wire",
+        "through pontoon-family",
+        "an Arrow RecordBatch",
+        "through pontoon-transport",
+        "through pontoon-persist",
+        "through pontoon-store",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with("pontoon demo:") && line.contains(part)),
+            "no demo part {part:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("a view of the daemon's memory (no copy)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("COPIED"), "{stdout}");
+    assert!(!stdout.contains("copied: YES"), "{stdout}");
+}
