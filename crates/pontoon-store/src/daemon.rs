@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 use pontoon_wire::{Decoder, EncodeOptions, Encoder, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::arena::{Arena, Backing, Mapping};
@@ -19,6 +18,7 @@ use crate::error::{ObjectError, ServeError};
 use crate::outgoing::{Outgoing, SendError};
 use crate::protocol::{self, PROTOCOL_VERSION, Request, Response};
 use crate::state::{ClientId, State};
+use crate::waits::Waits;
 use crate::{StoreId, StoreStats, fdpass};
 
 /// How a store daemon is set up.
@@ -71,7 +71,8 @@ impl ServeOptions {
 
 struct Shared {
     state: Mutex<State>,
-    sealed: Notify,
+    /// Who waits for which unsealed objects.
+    waits: Waits,
     arena: Arena,
     /// The daemon's own writable view, for the copy a `take` of a pinned object makes.
     map: Mapping,
@@ -169,7 +170,7 @@ impl Daemon {
         );
         let shared = Shared {
             state: Mutex::new(state),
-            sealed: Notify::new(),
+            waits: Waits::default(),
             arena,
             map,
             store,
@@ -442,19 +443,18 @@ async fn wait(shared: &Shared, ids: &[crate::ObjectId], timeout: Duration) -> Ve
     let deadline = now
         .checked_add(timeout)
         .unwrap_or(now + Duration::from_secs(365 * 86_400));
-    loop {
-        let notified = shared.sealed.notified();
-        tokio::pin!(notified);
-        // Registered before the check, so a seal between the check and the await is not missed.
-        notified.as_mut().enable();
-        let ready = shared.lock().ready(ids);
-        if ready.iter().all(|&r| r) || tokio::time::Instant::now() >= deadline {
-            return ready;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return shared.lock().ready(ids);
-        }
+    let registration = shared.waits.register(|| {
+        let state = shared.lock();
+        ids.iter()
+            .filter(|id| !state.contains(id))
+            .copied()
+            .collect()
+    });
+    if let Some(mut registration) = registration {
+        let _ = tokio::time::timeout_at(deadline, registration.sealed()).await;
     }
+    // Answered from the state, once: an id sealed and then deleted meanwhile is `false`.
+    shared.lock().ready(ids)
 }
 
 fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Response> {
@@ -472,7 +472,7 @@ fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Respons
         Request::Seal { id, layout } => {
             let result = shared.lock().seal(client, &id, layout);
             if result.is_ok() {
-                shared.sealed.notify_waiters();
+                shared.waits.sealed(&id);
             }
             refused(result.map(|()| Response::Done))
         }

@@ -67,6 +67,7 @@ pub mod protocol;
 mod size;
 mod state;
 mod stats;
+mod waits;
 
 pub use arena::Backing;
 pub use client::{Client, ClientCreating};

@@ -633,3 +633,61 @@ fn the_socket_is_private_to_its_user() {
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn waits_end_at_the_seal_of_their_last_id_and_a_client_past_its_wait_cap_is_cut_off() {
+    let dir = scratch("waits");
+    let socket = dir.join("store.sock");
+    let mut options = ServeOptions::new(&socket, 8 << 20);
+    options.max_waits_per_client = 2;
+    let stats = start(options);
+    let rt = runtime();
+    rt.block_on(async {
+        let producer = Client::connect(&socket).await.unwrap();
+        let waiter = Client::connect(&socket).await.unwrap();
+        let first = producer.create(64).await.unwrap();
+        let second = producer.create(64).await.unwrap();
+        let (a, b) = (first.id(), second.id());
+        let both = {
+            let waiter = waiter.clone();
+            tokio::spawn(async move { waiter.wait(&[a, b, a], Duration::from_secs(60)).await })
+        };
+        let one = {
+            let waiter = waiter.clone();
+            tokio::spawn(async move { waiter.wait(&[b], Duration::from_secs(60)).await })
+        };
+        // Whether a wait registers before or after the seal of `b`, it must end with it; the
+        // wait on `a` as well must not end before `a` is sealed.
+        second.seal().await.unwrap();
+        assert_eq!(one.await.unwrap().unwrap(), vec![true]);
+        assert!(!both.is_finished());
+        first.seal().await.unwrap();
+        assert_eq!(both.await.unwrap().unwrap(), vec![true, true, true]);
+
+        // Three waits outstanding where two are allowed: the connection is cut, others go on.
+        let never = producer.create(64).await.unwrap().id();
+        let greedy = Client::connect(&socket).await.unwrap();
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let greedy = greedy.clone();
+            waits.push(tokio::spawn(async move {
+                greedy.wait(&[never], Duration::from_secs(60)).await
+            }));
+        }
+        for wait in waits {
+            assert!(matches!(wait.await.unwrap(), Err(ClientError::Closed)));
+        }
+        eventually_async(|| async { stats.stats().clients == 2 }).await;
+        assert!(producer.contains(&a).await.unwrap());
+        assert!(waiter.contains(&b).await.unwrap());
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn eventually_async<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
