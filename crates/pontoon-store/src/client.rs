@@ -134,7 +134,14 @@ impl Client {
                 .map_err(|_| ClientError::Closed)?
                 .to_bytes(),
         );
-        stream.write_all(&hello).await.map_err(ClientError::Io)?;
+        // A daemon that refuses this client (past its `max_clients`) closes the socket at once.
+        let closed = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                ClientError::Closed
+            }
+            _ => ClientError::Io(e),
+        };
+        stream.write_all(&hello).await.map_err(closed)?;
 
         // Read with recvmsg until the hello is whole, keeping every descriptor that came.
         let mut decoder = Decoder::with_limits(protocol::limits());
@@ -150,7 +157,7 @@ impl Client {
             let mut chunk = [0u8; 4096];
             let (n, got) = fdpass::recv_with_fds(&stream, &mut chunk)
                 .await
-                .map_err(ClientError::Io)?;
+                .map_err(closed)?;
             fds.extend(got);
             if fds.len() > fdpass::MAX_FDS {
                 return Err(ClientError::Descriptors {
@@ -177,9 +184,10 @@ impl Client {
             }));
         };
         if version != PROTOCOL_VERSION {
-            return Err(ClientError::Protocol(ProtocolError::UnknownOp {
-                op: version,
-            }));
+            return Err(ClientError::Version {
+                daemon: version,
+                client: PROTOCOL_VERSION,
+            });
         }
         if promised != 1 || fds.len() != 1 {
             return Err(ClientError::Descriptors {

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,6 +48,9 @@ pub struct ServeOptions {
     pub max_queued_reply_bytes: usize,
     /// Most `wait`s one client may have outstanding.
     pub max_waits_per_client: usize,
+    /// Most clients connected at once; a connection past it is closed at once (logged), so
+    /// clients cannot exhaust the daemon's descriptors or memory by their number.
+    pub max_clients: usize,
 }
 
 impl ServeOptions {
@@ -65,6 +69,7 @@ impl ServeOptions {
             high_water_percent: 80,
             max_queued_reply_bytes: 1 << 20,
             max_waits_per_client: 1024,
+            max_clients: 1024,
         }
     }
 }
@@ -73,6 +78,8 @@ struct Shared {
     state: Mutex<State>,
     /// Who waits for which unsealed objects.
     waits: Waits,
+    /// Connections being served (checked against `max_clients` at accept).
+    connected: AtomicUsize,
     arena: Arena,
     /// The daemon's own writable view, for the copy a `take` of a pinned object makes.
     map: Mapping,
@@ -171,6 +178,7 @@ impl Daemon {
         let shared = Shared {
             state: Mutex::new(state),
             waits: Waits::default(),
+            connected: AtomicUsize::new(0),
             arena,
             map,
             store,
@@ -217,6 +225,10 @@ impl Daemon {
                 }
                 Err(e) => return Err(ServeError::Accept(e)),
             };
+            if let Err(reason) = self.admit(&stream) {
+                tracing::warn!("refused a store client: {reason}");
+                continue;
+            }
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 let client = shared.lock().connect();
@@ -224,8 +236,32 @@ impl Daemon {
                     tracing::warn!("store client {client} disconnected: {reason}");
                 }
                 shared.lock().disconnect(client);
+                shared.connected.fetch_sub(1, Ordering::AcqRel);
             });
         }
+    }
+}
+
+impl Daemon {
+    /// Whether a new connection may be served: from this daemon's own user (the socket's mode
+    /// says so too, but a socket file is open to others for a moment between its bind and its
+    /// chmod), and within `max_clients`. Counts it as connected if so.
+    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
+        let uid = stream
+            .peer_cred()
+            .map_err(|e| format!("its credentials cannot be read ({e})"))?
+            .uid();
+        let own = rustix::process::geteuid().as_raw();
+        if uid != own {
+            return Err(format!("it runs as uid {uid}, this daemon as uid {own}"));
+        }
+        let max = self.shared.options.max_clients;
+        let connected = self.shared.connected.fetch_add(1, Ordering::AcqRel);
+        if connected >= max {
+            self.shared.connected.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!("{connected} clients are connected, at most {max}"));
+        }
+        Ok(())
     }
 }
 

@@ -160,6 +160,14 @@ pub enum ClientError {
     /// The connection to the daemon is gone (it exited, or closed this client).
     #[error("the connection to the store daemon is closed")]
     Closed,
+    /// The daemon speaks another version of the protocol.
+    #[error("the store daemon speaks protocol version {daemon}, this client {client}")]
+    Version {
+        /// The daemon's version, from its hello.
+        daemon: u64,
+        /// This client's.
+        client: u64,
+    },
     /// The daemon sent the wrong number of file descriptors with its hello.
     #[error("the store daemon sent {got} file descriptors with its hello, not {want}")]
     Descriptors {

@@ -691,3 +691,87 @@ async fn eventually_async<F: std::future::Future<Output = bool>>(mut check: impl
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[test]
+fn clients_past_max_clients_are_closed_at_once_and_served_again_when_one_leaves() {
+    let dir = scratch("max-clients");
+    let socket = dir.join("store.sock");
+    let mut options = ServeOptions::new(&socket, 1 << 20);
+    options.max_clients = 2;
+    let stats = start(options);
+    runtime().block_on(async {
+        let first = Client::connect(&socket).await.unwrap();
+        let second = Client::connect(&socket).await.unwrap();
+        let refused = Client::connect(&socket).await.unwrap_err();
+        assert!(matches!(refused, ClientError::Closed), "{refused:?}");
+        assert!(
+            !second
+                .contains(&ObjectId::new(first.store_id(), 1))
+                .await
+                .unwrap()
+        );
+        drop(first);
+        eventually_async(|| async { stats.stats().clients == 1 }).await;
+        let third = Client::connect(&socket).await.unwrap();
+        assert_eq!(third.stats().await.unwrap().clients, 2);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Another user's process that reaches the socket (here, opened to everyone on purpose) is
+/// refused by its credentials, before any hello.
+#[test]
+fn a_client_of_another_user_is_refused_by_its_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let python = Path::new("/usr/bin/python3");
+    if !is_root() || !python.exists() {
+        eprintln!(
+            "SKIPPED a_client_of_another_user_is_refused_by_its_credentials: it needs root (to \
+             run a client as uid 65534) and /usr/bin/python3 (a client any user can run)"
+        );
+        return;
+    }
+    let dir = scratch("other-user");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.join("store.sock");
+    let stats = start(ServeOptions::new(&socket, 1 << 20));
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The hello a real client sends first; a refused one reads the end of the stream at once.
+    let mut hello = pontoon_wire::preamble().to_vec();
+    hello.extend_from_slice(
+        &Encoder::new(EncodeOptions::default())
+            .encode(&Request::Hello { version: 1 }.to_message(0))
+            .unwrap()
+            .to_bytes(),
+    );
+    let script = format!(
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+         s.settimeout(30)\ntry:\n    s.sendall(bytes.fromhex('{}'))\n    \
+         print(len(s.recv(4096)))\nexcept (BrokenPipeError, ConnectionResetError):\n    \
+         print(0)",
+        hello.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let output = Command::new(python)
+        .args(["-c", &script])
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "0");
+    // The daemon's own user is still served.
+    runtime().block_on(async {
+        let client = Client::connect(&socket).await.unwrap();
+        assert_eq!(client.stats().await.unwrap().clients, 1);
+    });
+    assert_eq!(stats.stats().objects, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
