@@ -173,8 +173,15 @@ impl<'de, P: Track> Decoder<'de, P> {
         Ok(())
     }
 
+    #[inline]
     fn str(&mut self) -> Result<&'de str, Error> {
         let (bytes, start) = self.slice()?;
+        // Most strings on the wire (names, keys, addresses) are short and ASCII, where
+        // `is_ascii` checks a word at a time and `from_utf8` goes byte by byte.
+        if bytes.is_ascii() {
+            // SAFETY: every ASCII byte sequence is valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
         std::str::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidUtf8 { offset: start }))
     }
 
@@ -567,5 +574,30 @@ impl<'de, P: Track> de::VariantAccess<'de> for Variant<'_, 'de, P> {
         let value = visitor.visit_seq(access)?;
         self.de.path.pop();
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::binary::{DEFAULT_MAX_DEPTH, ErrorKind, from_slice, to_vec};
+
+    #[test]
+    fn strings_come_back_whether_ascii_or_not_and_bad_utf8_is_refused_where_it_is() {
+        for text in [
+            "",
+            "plain ascii, 7 bits",
+            "naïve café",
+            "日本語",
+            "a\u{7f}\u{80}z",
+        ] {
+            let (body, buffers) = to_vec(&text.to_owned(), DEFAULT_MAX_DEPTH).unwrap();
+            let back: String = from_slice(&body, &buffers, DEFAULT_MAX_DEPTH).unwrap();
+            assert_eq!(back, text);
+        }
+        // A length of 3, then bytes that are not UTF-8 (an ASCII byte, then a lone
+        // continuation byte).
+        let bad = [3u8, b'a', 0x80, b'b'];
+        let error = from_slice::<String>(&bad, &[], DEFAULT_MAX_DEPTH).unwrap_err();
+        assert_eq!(*error.kind(), ErrorKind::InvalidUtf8 { offset: 1 });
     }
 }
