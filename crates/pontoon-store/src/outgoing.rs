@@ -188,16 +188,23 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::UnixStream;
 
+    /// An `Outgoing` on one end of a socket pair (its drain task running), and the other end.
+    fn connected() -> (Outgoing, UnixStream, tokio::task::JoinHandle<()>) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (read, write) = a.into_split();
+        // The read half is dropped: only the write direction is under test.
+        drop(read);
+        let (outgoing, drain) = Outgoing::new(write);
+        (outgoing, b, tokio::spawn(drain))
+    }
+
     fn numbered(n: usize, len: usize) -> Bytes {
         Bytes::from((0..len).map(|i| (n * 31 + i) as u8).collect::<Vec<u8>>())
     }
 
     #[tokio::test]
     async fn messages_arrive_whole_and_in_order_past_a_full_socket_buffer() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let (_read, write) = a.into_split();
-        let (outgoing, drain) = Outgoing::new(write);
-        tokio::spawn(drain);
+        let (outgoing, mut b, _drained) = connected();
         // 64 messages of 100 KiB: far more than a socket buffer, so most are queued and
         // drained by the task while this side reads.
         let mut sent = Vec::new();
@@ -216,10 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_does_not_read_is_bounded_by_the_cap() {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let (_read, write) = a.into_split();
-        let (outgoing, drain) = Outgoing::new(write);
-        tokio::spawn(drain);
+        let (outgoing, mut b, _drained) = connected();
         // Larger than the kernel's buffer, it goes (nothing was queued before it).
         let big = numbered(1, 8 << 20);
         outgoing.send(big.clone(), 10).unwrap();
@@ -241,10 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_peer_makes_sends_fail() {
-        let (a, b) = UnixStream::pair().unwrap();
-        let (_read, write) = a.into_split();
-        let (outgoing, drain) = Outgoing::new(write);
-        let drained = tokio::spawn(drain);
+        let (outgoing, b, drained) = connected();
         drop(b);
         let mut result = Ok(());
         for _ in 0..1000 {

@@ -98,7 +98,7 @@ impl Waits {
         }
     }
 
-    /// Waits registered now (for tests and stats).
+    /// Waits registered now.
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().waits.len()
