@@ -2,8 +2,8 @@
 //! in the same session: a list of 100,000 small dicts, and a dict of ten numpy arrays sent
 //! out-of-band (10 MB each, and 1 KiB each to show decode does not grow with the size).
 //!
-//! CPython runs in one helper process from the venv `cargo xtask test` makes
-//! (`$PONTOON_PYTHON`, else `target/pontoon-venv/bin/python`): it writes the pickles, then times
+//! CPython runs in one helper process from the venv `cargo xtask bench --python` makes
+//! (`$PONTOON_BENCH_PYTHON`; without it the benches are skipped, loudly): it writes the pickles, then times
 //! as many loads or dumps as criterion asks for (`time.perf_counter_ns` around its own loop) and
 //! reports the total, so both sides are measured per operation without process start-up.
 
@@ -51,20 +51,19 @@ for line in sys.stdin:
     print(time.perf_counter_ns() - start, flush=True)
 "#;
 
-/// The venv's Python, as the interop tests find it; a bench without it cannot compare.
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("PONTOON_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
+/// The Python to compare against: `cargo xtask bench --python` installs the venv and names its
+/// interpreter in `PONTOON_BENCH_PYTHON`. Without it these benches cannot run at all (CPython
+/// writes their inputs), and say so.
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("PONTOON_BENCH_PYTHON").filter(|p| !p.is_empty());
+    if path.is_none() {
+        eprintln!(
+            "pickle benches SKIPPED: they compare against CPython, which also writes their \
+             inputs; run `cargo xtask bench pickle --python` (or set PONTOON_BENCH_PYTHON to a \
+             Python with numpy)"
+        );
     }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let venv = target.join("pontoon-venv/bin/python");
-    assert!(
-        venv.is_file(),
-        "the pickle benchmarks compare against CPython: run `cargo xtask test` once to make {} \
-         (with numpy), or set PONTOON_PYTHON",
-        venv.display()
-    );
-    venv
+    path.map(PathBuf::from)
 }
 
 struct Peer {
@@ -75,10 +74,10 @@ struct Peer {
 }
 
 impl Peer {
-    fn start() -> Peer {
+    fn start(python: &Path) -> Peer {
         let dir = std::env::temp_dir().join(format!("pontoon-bench-pickle-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(python())
+        let mut child = Command::new(python)
             .arg("-c")
             .arg(HELPER)
             .arg(&dir)
@@ -126,7 +125,10 @@ impl Drop for Peer {
 }
 
 fn pickle(c: &mut Criterion) {
-    let mut peer = Peer::start();
+    let Some(python) = python() else {
+        return;
+    };
+    let mut peer = Peer::start(&python);
     let mut options = LoadOptions::default();
     // A trusted benchmark input; the default budget (8x the input) is for peers.
     options.max_expansion_ratio = 64;

@@ -61,8 +61,8 @@ const TASKS: &[Task] = &[
     },
     Task {
         name: "bench",
-        usage: "[--quick] [CRITERION ARGS...]",
-        about: "run the criterion benchmarks and print one table of results and ratios",
+        usage: "[--quick] [--python] [AREA...] [CRITERION ARGS...]",
+        about: "run the benchmarks area by area; report ratios, targets and plots under target/pontoon-bench",
         run: bench::run,
     },
     Task {
