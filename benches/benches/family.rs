@@ -1,13 +1,17 @@
 //! pontoon-family benchmarks: the Registry next to the bare serde encoder it wraps, buffers that
 //! must not cost more as they grow (they travel as frames), and the `log` and `mesh` data sets of
-//! rust_serialization_benchmark next to rmp-serde, postcard and bitcode, all through serde.
+//! rust_serialization_benchmark next to rmp-serde, postcard and bitcode (all through serde) and
+//! rkyv (its own derives; deserialize is a checked `from_bytes` into owned values, as the others
+//! produce, and `rkyv-access` is its zero-copy checked view, for reference).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use pontoon::family::{Registry, binary};
-use pontoon_benches::{LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished};
+use pontoon_benches::{
+    ArchivedLogs, ArchivedMesh, LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -78,9 +82,17 @@ fn buffer(c: &mut Criterion) {
     group.finish();
 }
 
-/// Benches `value` both ways through pontoon's Registry, rmp-serde, postcard and bitcode, in the
-/// group `family/{name}`. Each deserializes from bytes it encoded once, outside the timing.
-fn versus_peers<T>(c: &mut Criterion, name: &str, value: &T)
+/// rkyv's calls for one type: serialize, deserialize into an owned value, and check an archive
+/// in place (its zero-copy read). Closures, since rkyv's trait bounds differ per use.
+struct Rkyv<T> {
+    serialize: fn(&T) -> rkyv::util::AlignedVec,
+    deserialize: fn(&[u8]) -> T,
+    access: fn(&[u8]) -> usize,
+}
+
+/// Benches `value` both ways through pontoon's Registry, rmp-serde, postcard, bitcode and rkyv,
+/// in the group `family/{name}`. Each deserializes from bytes it encoded once, outside the timing.
+fn versus_peers<T>(c: &mut Criterion, name: &str, value: &T, rkyv: &Rkyv<T>)
 where
     T: Serialize + DeserializeOwned + 'static,
 {
@@ -89,6 +101,7 @@ where
     let rmp = rmp_serde::to_vec(value).unwrap();
     let postcard = postcard::to_allocvec(value).unwrap();
     let bitcode = bitcode::serialize(value).unwrap();
+    let archive = (rkyv.serialize)(value);
 
     let mut group = c.benchmark_group(format!("family/{name}"));
     // Each iteration handles megabytes: few samples are enough, and keep the run short.
@@ -120,17 +133,46 @@ where
     group.bench_function("bitcode-deserialize", |b| {
         b.iter(|| bitcode::deserialize::<T>(black_box(&bitcode)).unwrap())
     });
+    group.bench_function("rkyv-serialize", |b| {
+        b.iter(|| (rkyv.serialize)(black_box(value)))
+    });
+    group.bench_function("rkyv-deserialize", |b| {
+        b.iter(|| (rkyv.deserialize)(black_box(&archive)))
+    });
+    group.bench_function("rkyv-access", |b| {
+        b.iter(|| (rkyv.access)(black_box(&archive)))
+    });
     group.finish();
 }
 
 /// 10,000 access-log records: short strings and small integers.
 fn log(c: &mut Criterion) {
-    versus_peers(c, "log", &Logs::generate(LOG_RECORDS, 1));
+    let rkyv = Rkyv {
+        serialize: |v: &Logs| rkyv::to_bytes::<rkyv::rancor::Error>(v).unwrap(),
+        deserialize: |b| rkyv::from_bytes::<Logs, rkyv::rancor::Error>(b).unwrap(),
+        access: |b| {
+            rkyv::access::<ArchivedLogs, rkyv::rancor::Error>(b)
+                .unwrap()
+                .logs
+                .len()
+        },
+    };
+    versus_peers(c, "log", &Logs::generate(LOG_RECORDS, 1), &rkyv);
 }
 
 /// 125,000 triangles: about 6 MB of fixed-width floats.
 fn mesh(c: &mut Criterion) {
-    versus_peers(c, "mesh", &Mesh::generate(MESH_TRIANGLES, 2));
+    let rkyv = Rkyv {
+        serialize: |v: &Mesh| rkyv::to_bytes::<rkyv::rancor::Error>(v).unwrap(),
+        deserialize: |b| rkyv::from_bytes::<Mesh, rkyv::rancor::Error>(b).unwrap(),
+        access: |b| {
+            rkyv::access::<ArchivedMesh, rkyv::rancor::Error>(b)
+                .unwrap()
+                .triangles
+                .len()
+        },
+    };
+    versus_peers(c, "mesh", &Mesh::generate(MESH_TRIANGLES, 2), &rkyv);
 }
 
 criterion_group!(benches, small, buffer, log, mesh);

@@ -112,7 +112,18 @@ pub const LOG_RECORDS: usize = 10_000;
 pub const MESH_TRIANGLES: usize = 125_000;
 
 /// An IPv4 address, one byte a field.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+)]
 pub struct Address {
     /// First byte.
     pub x0: u8,
@@ -126,7 +137,17 @@ pub struct Address {
 
 /// One line of a web server's access log (Common Log Format): many short strings and a few
 /// integers.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+)]
 pub struct Log {
     /// The client's address.
     pub address: Address,
@@ -145,7 +166,17 @@ pub struct Log {
 }
 
 /// A batch of access-log records: the `log` data set of rust_serialization_benchmark.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+)]
 pub struct Logs {
     /// The records.
     pub logs: Vec<Log>,
@@ -223,7 +254,17 @@ impl Logs {
 }
 
 /// A point or direction in space.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[derive(
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+)]
 pub struct Vector3 {
     /// x coordinate.
     pub x: f32,
@@ -234,7 +275,17 @@ pub struct Vector3 {
 }
 
 /// A triangle of a mesh: three vertices and a normal.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+#[derive(
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+)]
 pub struct Triangle {
     /// First vertex.
     pub v0: Vector3,
@@ -247,7 +298,16 @@ pub struct Triangle {
 }
 
 /// A triangle mesh: the `mesh` data set of rust_serialization_benchmark, all fixed-width floats.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+)]
 pub struct Mesh {
     /// The triangles.
     pub triangles: Vec<Triangle>,
