@@ -82,19 +82,20 @@ fn encode<T: Serialize + ?Sized, P: Track>(
     out: &mut Vec<u8>,
     max_depth: usize,
 ) -> Result<Vec<Bytes>, Error> {
-    let mut buffers = ser::Buffers::default();
     let mut encoder = ser::Encoder {
-        out,
-        buffers: &mut buffers,
+        out: std::mem::take(out),
+        buffers: ser::Buffers::default(),
         depth: 0,
         max_depth,
         path: P::default(),
     };
-    if let Err(mut error) = value.serialize(&mut encoder) {
+    let result = value.serialize(&mut encoder);
+    *out = encoder.out;
+    if let Err(mut error) = result {
         error.set_path(encoder.path.render());
         return Err(*error);
     }
-    Ok(buffers.frames)
+    Ok(encoder.buffers.frames)
 }
 
 /// Decodes a value from a body and its buffer frames. Strings and byte slices may borrow from

@@ -58,9 +58,14 @@ impl Buffers {
     }
 }
 
-pub(crate) struct Encoder<'a, P> {
-    pub(crate) out: &'a mut Vec<u8>,
-    pub(crate) buffers: &'a mut Buffers,
+/// Holds its output by value, not through a `&mut Vec`: every write then goes through the
+/// `&mut Encoder` a serialize method is given, which the compiler knows nothing else aliases,
+/// so the vector's length stays in a register across a struct's fields instead of being
+/// reloaded after every byte store (that reload made the mesh data set encode at half
+/// postcard's speed).
+pub(crate) struct Encoder<P> {
+    pub(crate) out: Vec<u8>,
+    pub(crate) buffers: Buffers,
     pub(crate) depth: usize,
     pub(crate) max_depth: usize,
     pub(crate) path: P,
@@ -69,17 +74,27 @@ pub(crate) struct Encoder<'a, P> {
 #[inline]
 pub(crate) fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     if v < 0x80 {
-        out.push(v as u8);
+        put(out, [v as u8]);
         return;
     }
+    // A u64 takes at most ten 7-bit groups.
+    out.reserve(10);
+    let mut len = out.len();
+    let base = out.as_mut_ptr();
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        // SAFETY: at most ten bytes are written after the old length, and `reserve(10)` made room.
+        unsafe { base.add(len).write((v as u8) | 0x80) };
+        len += 1;
         v >>= 7;
     }
-    out.push(v as u8);
+    // SAFETY: as above; the bytes up to `len` are written before the length covers them.
+    unsafe {
+        base.add(len).write(v as u8);
+        out.set_len(len + 1);
+    }
 }
 
-impl<P: Track> Encoder<'_, P> {
+impl<P: Track> Encoder<P> {
     #[inline]
     fn enter(&mut self) -> Result<(), Error> {
         self.depth += 1;
@@ -109,18 +124,18 @@ impl<P: Track> Encoder<'_, P> {
 
     fn len(&mut self, len: Option<usize>) -> Result<(), Error> {
         let len = len.ok_or_else(|| error(ErrorKind::UnknownLength))?;
-        write_varint(self.out, len as u64);
+        write_varint(&mut self.out, len as u64);
         Ok(())
     }
 }
 
 /// A compound value being written: counts elements for error paths.
-pub(crate) struct Compound<'e, 'a, P> {
-    encoder: &'e mut Encoder<'a, P>,
+pub(crate) struct Compound<'e, P> {
+    encoder: &'e mut Encoder<P>,
     index: usize,
 }
 
-impl<P: Track> Compound<'_, '_, P> {
+impl<P: Track> Compound<'_, P> {
     #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         if !P::ON {
@@ -141,22 +156,38 @@ macro_rules! fixed {
     ($($method:ident: $ty:ty),*) => {$(
         #[inline]
         fn $method(self, v: $ty) -> Result<(), Error> {
-            self.out.extend_from_slice(&v.to_le_bytes());
+            put(&mut self.out, v.to_le_bytes());
             Ok(())
         }
     )*};
 }
 
-impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
+/// Appends `bytes` to `out`.
+#[inline(always)]
+fn put<const N: usize>(out: &mut Vec<u8>, bytes: [u8; N]) {
+    out.reserve(N);
+    let len = out.len();
+    // SAFETY: `reserve` made room for `N` more bytes after `len`, which are written (unaligned:
+    // the vector is a byte buffer) before the length covers them.
+    unsafe {
+        out.as_mut_ptr()
+            .add(len)
+            .cast::<[u8; N]>()
+            .write_unaligned(bytes);
+        out.set_len(len + N);
+    }
+}
+
+impl<'e, P: Track> ser::Serializer for &'e mut Encoder<P> {
     type Ok = ();
     type Error = Error;
-    type SerializeSeq = Compound<'e, 'a, P>;
-    type SerializeTuple = Compound<'e, 'a, P>;
-    type SerializeTupleStruct = Compound<'e, 'a, P>;
-    type SerializeTupleVariant = Compound<'e, 'a, P>;
-    type SerializeMap = Compound<'e, 'a, P>;
-    type SerializeStruct = Compound<'e, 'a, P>;
-    type SerializeStructVariant = Compound<'e, 'a, P>;
+    type SerializeSeq = Compound<'e, P>;
+    type SerializeTuple = Compound<'e, P>;
+    type SerializeTupleStruct = Compound<'e, P>;
+    type SerializeTupleVariant = Compound<'e, P>;
+    type SerializeMap = Compound<'e, P>;
+    type SerializeStruct = Compound<'e, P>;
+    type SerializeStructVariant = Compound<'e, P>;
 
     fixed!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
         serialize_i128: i128, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64,
@@ -164,13 +195,13 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
 
     #[inline]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.out.push(u8::from(v));
+        put(&mut self.out, [u8::from(v)]);
         Ok(())
     }
 
     #[inline]
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.out.push(v);
+        put(&mut self.out, [v]);
         Ok(())
     }
 
@@ -185,7 +216,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
 
     #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
-        write_varint(self.out, v.len() as u64);
+        write_varint(&mut self.out, v.len() as u64);
         self.out.extend_from_slice(v);
         Ok(())
     }
@@ -217,7 +248,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
         index: u32,
         _: &'static str,
     ) -> Result<(), Error> {
-        write_varint(self.out, u64::from(index));
+        write_varint(&mut self.out, u64::from(index));
         Ok(())
     }
 
@@ -235,7 +266,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
                 ))
             })?;
             let index = self.buffers.index_of(bytes);
-            write_varint(self.out, index);
+            write_varint(&mut self.out, index);
             return Ok(());
         }
         self.enter()?;
@@ -251,7 +282,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        write_varint(self.out, u64::from(index));
+        write_varint(&mut self.out, u64::from(index));
         self.enter()?;
         self.nested(Segment::Variant(variant), value)?;
         self.leave();
@@ -294,7 +325,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
         variant: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant, Error> {
-        write_varint(self.out, u64::from(index));
+        write_varint(&mut self.out, u64::from(index));
         self.enter()?;
         self.path.push(Segment::Variant(variant));
         Ok(Compound {
@@ -327,7 +358,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
         variant: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant, Error> {
-        write_varint(self.out, u64::from(index));
+        write_varint(&mut self.out, u64::from(index));
         self.enter()?;
         self.path.push(Segment::Variant(variant));
         Ok(Compound {
@@ -341,7 +372,7 @@ impl<'e, 'a, P: Track> ser::Serializer for &'e mut Encoder<'a, P> {
     }
 }
 
-impl<P: Track> ser::SerializeSeq for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeSeq for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -352,7 +383,7 @@ impl<P: Track> ser::SerializeSeq for Compound<'_, '_, P> {
     }
 }
 
-impl<P: Track> ser::SerializeTuple for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeTuple for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -363,7 +394,7 @@ impl<P: Track> ser::SerializeTuple for Compound<'_, '_, P> {
     }
 }
 
-impl<P: Track> ser::SerializeTupleStruct for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeTupleStruct for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -374,7 +405,7 @@ impl<P: Track> ser::SerializeTupleStruct for Compound<'_, '_, P> {
     }
 }
 
-impl<P: Track> ser::SerializeTupleVariant for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeTupleVariant for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -386,7 +417,7 @@ impl<P: Track> ser::SerializeTupleVariant for Compound<'_, '_, P> {
     }
 }
 
-impl<P: Track> ser::SerializeMap for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeMap for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
@@ -400,7 +431,7 @@ impl<P: Track> ser::SerializeMap for Compound<'_, '_, P> {
     }
 }
 
-impl<P: Track> ser::SerializeStruct for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeStruct for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     #[inline]
@@ -419,7 +450,7 @@ impl<P: Track> ser::SerializeStruct for Compound<'_, '_, P> {
     }
 }
 
-impl<P: Track> ser::SerializeStructVariant for Compound<'_, '_, P> {
+impl<P: Track> ser::SerializeStructVariant for Compound<'_, P> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -546,5 +577,48 @@ impl ser::Serializer for HandoffOnly {
         _: usize,
     ) -> Result<Self::SerializeStructVariant, Error> {
         Err(reserved())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{put, write_varint};
+
+    /// The varint as the format spec defines it, one byte at a time.
+    fn reference(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let low = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(low);
+                return out;
+            }
+            out.push(low | 0x80);
+        }
+    }
+
+    #[test]
+    fn varints_match_the_spec_at_every_length_and_grow_a_full_vector() {
+        let mut values = vec![0, 1, 0x7f, 0x80, 0x3fff, 0x4000, u64::MAX];
+        values.extend((1..64).map(|bit| 1u64 << bit));
+        values.extend((1..64).map(|bit| (1u64 << bit) - 1));
+        for v in values {
+            // Start from a full vector so that every write has to grow it.
+            let mut out = vec![0xaa];
+            out.shrink_to_fit();
+            write_varint(&mut out, v);
+            assert_eq!(out[0], 0xaa);
+            assert_eq!(out[1..], reference(v)[..], "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn fixed_width_writes_append_little_endian_bytes() {
+        let mut out = Vec::with_capacity(1);
+        put(&mut out, [1u8]);
+        put(&mut out, 0x0203_0405u32.to_le_bytes());
+        put(&mut out, [6u8, 7]);
+        assert_eq!(out, [1, 5, 4, 3, 2, 6, 7]);
     }
 }
