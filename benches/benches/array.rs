@@ -29,6 +29,7 @@ fn arrays(c: &mut Criterion) {
     let mut group = c.benchmark_group("array/f64");
     for (label, bytes) in [
         ("1KiB", 1usize << 10),
+        ("64KiB", 64 << 10),
         ("1MiB", 1 << 20),
         ("100MiB", 100 << 20),
         ("1GiB", 1 << 30),

@@ -51,21 +51,6 @@ for line in sys.stdin:
     print(time.perf_counter_ns() - start, flush=True)
 "#;
 
-/// The Python to compare against: `cargo xtask bench --python` installs the venv and names its
-/// interpreter in `PONTOON_BENCH_PYTHON`. Without it these benches cannot run at all (CPython
-/// writes their inputs), and say so.
-fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("PONTOON_BENCH_PYTHON").filter(|p| !p.is_empty());
-    if path.is_none() {
-        eprintln!(
-            "pickle benches SKIPPED: they compare against CPython, which also writes their \
-             inputs; run `cargo xtask bench pickle --python` (or set PONTOON_BENCH_PYTHON to a \
-             Python with numpy)"
-        );
-    }
-    path.map(PathBuf::from)
-}
-
 struct Peer {
     _child: Child,
     stdin: ChildStdin,
@@ -125,7 +110,8 @@ impl Drop for Peer {
 }
 
 fn pickle(c: &mut Criterion) {
-    let Some(python) = python() else {
+    // CPython also writes these benches' inputs: nothing runs without it.
+    let Some(python) = pontoon_benches::python_peer("pickle") else {
         return;
     };
     let mut peer = Peer::start(&python);

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pontoon::transport::{Address, Comm, Config, connect, listen};
 use pontoon::wire::{Header, Message};
-use pontoon_benches::{TaskFinished, payload};
+use pontoon_benches::{TaskFinished, payload, warm_up};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::runtime::Runtime;
@@ -130,6 +130,7 @@ fn throughput(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     for (label, len) in [
         ("1KiB", 1usize << 10),
+        ("64KiB", 64 << 10),
         ("1MiB", 1 << 20),
         ("100MiB", 100 << 20),
     ] {
@@ -145,46 +146,49 @@ fn throughput(c: &mut Criterion) {
             };
             let (mut sender, receiver) = rt.block_on(pontoon_pair(&address));
             let mut receiver = pontoon_receiver(&rt, receiver);
+            let mut routine = |iters: u64| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let (_, ()) = tokio::join!(
+                        async {
+                            for _ in 0..iters {
+                                sender.send(&message).await.unwrap();
+                            }
+                        },
+                        receiver.expect(iters)
+                    );
+                    start.elapsed()
+                })
+            };
+            // The receive path pools its buffers: fill the pool before measuring.
+            warm_up(&mut routine);
             group.bench_function(
                 BenchmarkId::new(format!("pontoon-{transport}"), label),
-                |b| {
-                    b.iter_custom(|iters| {
-                        rt.block_on(async {
-                            let start = Instant::now();
-                            let (_, ()) = tokio::join!(
-                                async {
-                                    for _ in 0..iters {
-                                        sender.send(&message).await.unwrap();
-                                    }
-                                },
-                                receiver.expect(iters)
-                            );
-                            start.elapsed()
-                        })
-                    })
-                },
+                |b| b.iter_custom(&mut routine),
             );
             drop(receiver);
             rt.block_on(sender.close()).unwrap();
 
             let (mut writer, reader) = rt.block_on(raw_pair(transport));
             let mut receiver = raw_receiver(&rt, reader, len);
-            group.bench_function(BenchmarkId::new(format!("raw-{transport}"), label), |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        let (_, ()) = tokio::join!(
-                            async {
-                                for _ in 0..iters {
-                                    writer.write_all(&frame).await.unwrap();
-                                }
-                                writer.flush().await.unwrap();
-                            },
-                            receiver.expect(iters)
-                        );
-                        start.elapsed()
-                    })
+            let mut routine = |iters: u64| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let (_, ()) = tokio::join!(
+                        async {
+                            for _ in 0..iters {
+                                writer.write_all(&frame).await.unwrap();
+                            }
+                            writer.flush().await.unwrap();
+                        },
+                        receiver.expect(iters)
+                    );
+                    start.elapsed()
                 })
+            };
+            warm_up(&mut routine);
+            group.bench_function(BenchmarkId::new(format!("raw-{transport}"), label), |b| {
+                b.iter_custom(&mut routine)
             });
             drop(receiver);
             rt.block_on(writer.shutdown()).unwrap();

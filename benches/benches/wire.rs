@@ -47,9 +47,13 @@ fn payload_messages(c: &mut Criterion) {
     limits.max_message_bytes = 1 << 30;
     for (label, len) in [
         ("1KiB", 1usize << 10),
+        ("64KiB", 64 << 10),
         ("1MiB", 1 << 20),
         ("64MiB", 64 << 20),
+        ("1GiB", 1 << 30),
     ] {
+        // A copy of a gigabyte takes a tenth of a second: fewer samples.
+        group.sample_size(if len >= 1 << 30 { 10 } else { 100 });
         let message = Message::new(
             Header::from_serde(&TaskFinished::sample()).unwrap(),
             vec![payload(len)],

@@ -1,5 +1,8 @@
-//! The Python the interop tests run: a virtualenv at `target/pontoon-venv` holding numpy and
-//! pyarrow from PyPI, made with `python3 -m venv` the first time and reused after that.
+//! The Pythons the interop tests and the benchmarks run: virtualenvs under cargo's target
+//! directory holding packages from PyPI, made with `python3 -m venv` the first time and reused
+//! after that. `target/pontoon-venv` has what the tests need (numpy, pyarrow);
+//! `target/pontoon-bench-venv` has that and the peers only the benchmarks measure (Ray), so
+//! that `cargo xtask test` never downloads them.
 //!
 //! `cargo xtask test` passes its interpreter to the tests as `PONTOON_PYTHON`.
 
@@ -13,8 +16,12 @@ use crate::workspace;
 /// The packages the venv must hold, as pip requirement specifiers.
 const REQUIREMENTS: &[&str] = &["numpy>=2,<3", "pyarrow>=17,<24"];
 
-/// The venv's directory name, under cargo's target directory.
+/// The packages `cargo xtask bench --python` needs beyond [`REQUIREMENTS`].
+const BENCH_EXTRA: &[&str] = &["ray>=2.40,<3"];
+
+/// The venvs' directory names, under cargo's target directory.
 const VENV: &str = "pontoon-venv";
+const BENCH_VENV: &str = "pontoon-bench-venv";
 
 /// The file in the venv that records the requirements it was last installed with; a venv
 /// whose record differs from [`REQUIREMENTS`] is made anew.
@@ -23,17 +30,27 @@ const STAMP: &str = "pontoon-requirements.txt";
 /// The environment variable through which the tests find the venv's interpreter.
 pub(crate) const ENV: &str = "PONTOON_PYTHON";
 
-/// Makes sure the venv exists with the right packages and returns its interpreter (absolute).
-/// Prints one status line (reusing, or creating and how long it took); fails with pip's
-/// error above the message if the installation fails.
+/// Makes sure the tests' venv exists with the right packages and returns its interpreter
+/// (absolute). Prints one status line (reusing, or creating and how long it took); fails with
+/// pip's error above the message if the installation fails.
 pub(crate) fn ensure_venv() -> Result<String> {
-    let venv = workspace::metadata()?.target_dir.join(VENV);
+    ensure(VENV, REQUIREMENTS)
+}
+
+/// Like [`ensure_venv`], for the benchmarks' venv (the tests' packages and [`BENCH_EXTRA`]).
+pub(crate) fn ensure_bench_venv() -> Result<String> {
+    let requirements: Vec<&str> = REQUIREMENTS.iter().chain(BENCH_EXTRA).copied().collect();
+    ensure(BENCH_VENV, &requirements)
+}
+
+fn ensure(name: &str, requirements: &[&str]) -> Result<String> {
+    let venv = workspace::metadata()?.target_dir.join(name);
     let python = venv.join("bin").join("python");
     let python_str = python
         .to_str()
         .ok_or_else(|| format!("the venv path {} is not UTF-8", venv.display()))?
         .to_owned();
-    let wanted = stamp_text();
+    let wanted = stamp_text(requirements);
     if std::fs::read_to_string(venv.join(STAMP)).is_ok_and(|s| s == wanted)
         && let Some(versions) = installed_versions(&python)
     {
@@ -44,13 +61,13 @@ pub(crate) fn ensure_venv() -> Result<String> {
     eprintln!(
         "python: creating {} with {} (python3 -m venv, then pip)",
         venv.display(),
-        REQUIREMENTS.join(", ")
+        requirements.join(", ")
     );
-    create(&venv, &python)?;
+    create(&venv, &python, requirements)?;
     let versions = installed_versions(&python).ok_or_else(|| {
         format!(
             "pip installed {} into {}, but `{} -c 'import numpy, pyarrow'` still fails",
-            REQUIREMENTS.join(", "),
+            requirements.join(", "),
             venv.display(),
             python.display()
         )
@@ -66,12 +83,12 @@ pub(crate) fn ensure_venv() -> Result<String> {
 }
 
 /// The stamp file's contents: one requirement a line.
-fn stamp_text() -> String {
-    REQUIREMENTS.iter().map(|r| format!("{r}\n")).collect()
+fn stamp_text(requirements: &[&str]) -> String {
+    requirements.iter().map(|r| format!("{r}\n")).collect()
 }
 
-/// Removes whatever is at `venv`, makes a fresh venv there and installs [`REQUIREMENTS`].
-fn create(venv: &Path, python: &Path) -> Result {
+/// Removes whatever is at `venv`, makes a fresh venv there and installs `requirements`.
+fn create(venv: &Path, python: &Path, requirements: &[&str]) -> Result {
     if venv.exists() {
         std::fs::remove_dir_all(venv)
             .map_err(|e| format!("could not remove the old venv {}: {e}", venv.display()))?;
@@ -83,12 +100,12 @@ fn create(venv: &Path, python: &Path) -> Result {
         .map_err(|e| format!("{e}: could not create the venv (is python3 with venv installed?)"))?;
     Cmd::new(path_str(python)?)
         .args(["-m", "pip", "install", "--quiet"])
-        .args(REQUIREMENTS)
+        .args(requirements)
         .run()
         .map_err(|e| {
             format!(
                 "{e}: could not install {} into {} (pip's error is above)",
-                REQUIREMENTS.join(", "),
+                requirements.join(", "),
                 venv.display()
             )
         })

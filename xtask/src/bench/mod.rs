@@ -26,6 +26,9 @@ const RATIOS: &str = "benches/ratios.txt";
 /// unset, they skip their Python peers and say so.
 const PYTHON_ENV: &str = "PONTOON_BENCH_PYTHON";
 
+/// The environment variable naming the directory where benches leave notes for the report.
+const NOTES_ENV: &str = "PONTOON_BENCH_NOTES";
+
 /// Runs the task. `--quick` asks criterion for its quick mode, `--python` measures the Python
 /// peers too (installing the venv first), an area name (a bench target: `wire`, `store`, ...)
 /// runs only that area, and anything else goes to criterion (e.g. a benchmark name filter).
@@ -45,7 +48,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         areas = all_areas.iter().map(String::as_str).collect();
     }
     let python_path = if python {
-        Some(python::ensure_venv()?)
+        Some(python::ensure_bench_venv()?)
     } else {
         eprintln!("bench: Python peers are not measured (add --python to measure them)");
         None
@@ -56,6 +59,18 @@ pub(crate) fn run(args: &[String]) -> Result {
         .join(" ");
     // Criterion's files are only as precise as the file system's clock: round down.
     let started = whole_seconds(SystemTime::now());
+
+    // Notes the benches leave (why a peer was not measured) belong to this run only.
+    let report_dir = workspace::metadata()?.target_dir.join("pontoon-bench");
+    let notes_dir = report_dir.join("notes");
+    if notes_dir.exists() {
+        std::fs::remove_dir_all(&notes_dir)
+            .map_err(|e| format!("could not clear {}: {e}", notes_dir.display()))?;
+    }
+    let notes_env = notes_dir
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", notes_dir.display()))?
+        .to_owned();
 
     // Build everything first, so the progress below counts only measuring.
     let mut build = Cmd::cargo().args(["bench", "--package", "pontoon-benches", "--no-run"]);
@@ -72,6 +87,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             clock.elapsed().as_secs_f64()
         );
         let mut cmd = Cmd::cargo().args(["bench", "--package", "pontoon-benches", "--bench", area]);
+        cmd = cmd.env(NOTES_ENV, &notes_env);
         if let Some(path) = &python_path {
             cmd = cmd.env(PYTHON_ENV, path);
         }
@@ -128,11 +144,11 @@ pub(crate) fn run(args: &[String]) -> Result {
         areas_run: &areas,
         areas_known: &all_areas,
     };
-    let markdown = report::markdown(&run, &results, &evaluated, &plots);
+    let notes = read_notes(&notes_dir);
+    let markdown = report::markdown(&run, &results, &evaluated, &plots, &notes);
     print!("{markdown}");
-    let report_dir = ws.target_dir.join("pontoon-bench");
     write(&report_dir.join("report.md"), &markdown)?;
-    let json = report::json(&run, &results, &evaluated, &plots);
+    let json = report::json(&run, &results, &evaluated, &plots, &notes);
     write(&report_dir.join("report.json"), &format!("{json:#}\n"))?;
     for plot in &plots {
         write(&report_dir.join("plots").join(&plot.file_name), &plot.svg)?;
@@ -153,6 +169,23 @@ pub(crate) fn run(args: &[String]) -> Result {
             problems.len()
         ))
     }
+}
+
+/// The notes the benches left in `dir`, as (bench, text), by bench name.
+fn read_notes(dir: &Path) -> Vec<(String, String)> {
+    let mut notes: Vec<(String, String)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let name = path.file_stem()?.to_str()?.to_owned();
+            let text = std::fs::read_to_string(&path).ok()?;
+            Some((name, text.trim().to_owned()))
+        })
+        .collect();
+    notes.sort();
+    notes
 }
 
 /// Writes `text` to `path`, making its directory.

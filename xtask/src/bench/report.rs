@@ -82,6 +82,7 @@ pub(crate) fn markdown(
     results: &BTreeMap<String, Measurement>,
     ratios: &[Evaluated],
     plots: &[Plot],
+    notes: &[(String, String)],
 ) -> String {
     let mut out = String::from("# pontoon benchmarks\n\n");
     let _ = writeln!(out, "- Machine: {}", run.machine.line());
@@ -130,6 +131,9 @@ pub(crate) fn markdown(
         .collect();
     if !not_run.is_empty() {
         let _ = writeln!(out, "- Areas not run this time: {}", not_run.join(", "));
+    }
+    for (bench, text) in notes {
+        let _ = writeln!(out, "- Not measured, {bench}: {}", text.replace('\n', " "));
     }
     out.push('\n');
     out.push_str(
@@ -223,6 +227,7 @@ pub(crate) fn json(
     results: &BTreeMap<String, Measurement>,
     ratios: &[Evaluated],
     plots: &[Plot],
+    notes: &[(String, String)],
 ) -> Value {
     let benchmarks: Vec<Value> = results
         .iter()
@@ -276,6 +281,7 @@ pub(crate) fn json(
         "benchmarks": benchmarks,
         "ratios": ratios,
         "plots": plots,
+        "notes": notes.iter().map(|(bench, text)| json!({"bench": bench, "text": text})).collect::<Vec<_>>(),
     })
 }
 
@@ -343,7 +349,8 @@ mod tests {
             areas_run: &["wire", "store"],
             areas_known: &known,
         };
-        let text = markdown(&run, &results, &evaluated, &[]);
+        let notes = [("ray".to_owned(), "Ray could not start here".to_owned())];
+        let text = markdown(&run, &results, &evaluated, &[], &notes);
         let sections: Vec<&str> = text.lines().filter(|l| l.starts_with("## ")).collect();
         assert_eq!(sections, ["## wire", "## store", "## dask"]);
         assert!(
@@ -360,7 +367,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("This area has no benchmarks yet."), "{text}");
-        let value = json(&run, &results, &evaluated, &[]);
+        assert!(
+            text.contains("- Not measured, ray: Ray could not start here\n"),
+            "{text}"
+        );
+        let value = json(&run, &results, &evaluated, &[], &notes);
+        assert_eq!(value["notes"][0]["bench"], "ray");
         assert_eq!(value["ratios"][0]["verdict"], "missed");
         assert_eq!(value["benchmarks"].as_array().unwrap().len(), 3);
     }
