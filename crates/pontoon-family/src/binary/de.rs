@@ -9,8 +9,10 @@ use crate::buffer::{BUFFER_NAME, give_to_buffer};
 
 pub(crate) struct Decoder<'de, P> {
     pub(crate) input: &'de [u8],
-    /// The bytes not read yet: the tail of `input`.
-    pub(crate) rest: &'de [u8],
+    /// Offset of the next byte to read in `input`. An index rather than the unread tail as a
+    /// slice: a read then updates one field instead of a pointer and a length, and the
+    /// bounds it checks against (`input`'s length) stay in a register.
+    pub(crate) pos: usize,
     pub(crate) buffers: &'de [Bytes],
     pub(crate) depth: usize,
     pub(crate) max_depth: usize,
@@ -32,23 +34,24 @@ impl<'de, P: Track> Decoder<'de, P> {
     /// Offset of the next byte in the body.
     #[inline]
     fn pos(&self) -> usize {
-        self.input.len() - self.rest.len()
+        self.pos
     }
 
     #[inline]
     fn byte(&mut self) -> Result<u8, Error> {
-        let (&b, rest) = self.rest.split_first().ok_or_else(|| self.eof())?;
-        self.rest = rest;
+        let b = *self.input.get(self.pos).ok_or_else(|| self.eof())?;
+        self.pos += 1;
         Ok(b)
     }
 
     #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
-        let (bytes, rest) = self
-            .rest
-            .split_first_chunk::<N>()
+        let bytes = self
+            .input
+            .get(self.pos..)
+            .and_then(|rest| rest.first_chunk::<N>())
             .ok_or_else(|| self.eof())?;
-        self.rest = rest;
+        self.pos += N;
         Ok(*bytes)
     }
 
@@ -74,7 +77,7 @@ impl<'de, P: Track> Decoder<'de, P> {
     }
 
     fn remaining(&self) -> usize {
-        self.rest.len()
+        self.input.len() - self.pos
     }
 
     /// A length prefix for bytes that must follow in the body.
@@ -89,9 +92,10 @@ impl<'de, P: Track> Decoder<'de, P> {
                 remaining: self.remaining(),
             }));
         }
-        let start = self.pos();
-        let (bytes, rest) = self.rest.split_at(len as usize);
-        self.rest = rest;
+        let start = self.pos;
+        // `len` is at most what remains, checked above.
+        let bytes = &self.input[start..start + len as usize];
+        self.pos = start + len as usize;
         Ok((bytes, start))
     }
 
@@ -426,7 +430,7 @@ impl<'de, P: Track, const COUNTED: bool> Access<'_, 'de, P, COUNTED> {
 
     #[inline(always)]
     fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
-        let before = if COUNTED { self.de.rest.len() } else { 0 };
+        let before = if COUNTED { self.de.pos } else { 0 };
         let value = if P::ON {
             self.de.path.push(self.segment());
             let value = seed.deserialize(&mut *self.de)?;
@@ -436,7 +440,7 @@ impl<'de, P: Track, const COUNTED: bool> Access<'_, 'de, P, COUNTED> {
             seed.deserialize(&mut *self.de)?
         };
         if COUNTED {
-            let read = before - self.de.rest.len();
+            let read = self.de.pos - before;
             self.de.charge(std::mem::size_of::<T::Value>(), read)?;
         }
         Ok(value)

@@ -132,7 +132,7 @@ fn decode<'de, T: Deserialize<'de>, P: Track>(
 ) -> Result<T, Error> {
     let mut decoder = de::Decoder {
         input: body,
-        rest: body,
+        pos: 0,
         buffers,
         depth: 0,
         max_depth,
@@ -143,10 +143,10 @@ fn decode<'de, T: Deserialize<'de>, P: Track>(
         error.set_path(decoder.path.render());
         error
     })?;
-    if !decoder.rest.is_empty() {
+    if decoder.pos < body.len() {
         return Err(Error::new(ErrorKind::TrailingBytes {
-            offset: body.len() - decoder.rest.len(),
-            remaining: decoder.rest.len(),
+            offset: decoder.pos,
+            remaining: body.len() - decoder.pos,
         }));
     }
     Ok(value)
