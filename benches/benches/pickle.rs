@@ -1,6 +1,7 @@
 //! pontoon-pickle benchmarks next to CPython's `pickle.loads`/`pickle.dumps` on the same bytes,
 //! in the same session: a list of 100,000 small dicts, and a dict of ten numpy arrays sent
-//! out-of-band (10 MB each, and 1 KiB each to show decode does not grow with the size).
+//! out-of-band (10 MB each, and 1 KiB each to show decode does not grow with the size) and
+//! in-band (10 MB each, inside the pickle, as `pickle.dumps` writes them by default).
 //!
 //! CPython runs in one helper process from the venv `cargo xtask bench --python` makes
 //! (`$PONTOON_BENCH_PYTHON`; without it the benches are skipped, loudly): it writes the pickles, then times
@@ -26,10 +27,14 @@ small = [{"id": i, "name": "item-%d" % i, "value": i * 0.5, "ok": i % 2 == 0, "t
 def arrays(nbytes):
     return {"a%d" % k: np.full(nbytes // 8, float(k)) for k in range(10)}
 values = {"small": small, "arrays-10MB": arrays(10_000_000), "arrays-1KiB": arrays(1024)}
+values["arrays-10MB-inband"] = values["arrays-10MB"]
+# In-band: the array bytes inside the pickle itself, as pickle.dumps writes them by default.
+inband = {"small", "arrays-10MB-inband"}
 pickles = {}
 for name, v in values.items():
     buffers = []
-    data = pickle.dumps(v, protocol=5, buffer_callback=buffers.append)
+    callback = None if name in inband else buffers.append
+    data = pickle.dumps(v, protocol=5, buffer_callback=callback)
     raw = [b.raw().tobytes() for b in buffers]
     pickles[name] = (data, raw)
     open(os.path.join(dir, name + ".pkl"), "wb").write(data)
@@ -45,6 +50,9 @@ for line in sys.stdin:
     if op == "loads":
         for _ in range(n):
             pickle.loads(data, buffers=raw)
+    elif name in inband:
+        for _ in range(n):
+            pickle.dumps(v, protocol=5)
     else:
         for _ in range(n):
             pickle.dumps(v, protocol=5, buffer_callback=[].append)
@@ -118,7 +126,7 @@ fn pickle(c: &mut Criterion) {
     let mut options = LoadOptions::default();
     // A trusted benchmark input; the default budget (8x the input) is for peers.
     options.max_expansion_ratio = 64;
-    for name in ["small", "arrays-10MB", "arrays-1KiB"] {
+    for name in ["small", "arrays-10MB", "arrays-10MB-inband", "arrays-1KiB"] {
         let (data, buffers) = peer.pickle(name);
         let graph = loads(&data, &buffers, &options).unwrap();
         let mut group = c.benchmark_group(format!("pickle/{name}"));
@@ -129,8 +137,10 @@ fn pickle(c: &mut Criterion) {
         group.bench_function("cpython-loads", |b| {
             b.iter_custom(|iters| peer.time("loads", name, iters))
         });
+        let mut dump_options = DumpOptions::default();
+        dump_options.out_of_band = !name.ends_with("-inband") && name != "small";
         group.bench_function("pontoon-dumps", |b| {
-            b.iter(|| dumps(black_box(&graph), &DumpOptions::default()).unwrap())
+            b.iter(|| dumps(black_box(&graph), &dump_options).unwrap())
         });
         group.bench_function("cpython-dumps", |b| {
             b.iter_custom(|iters| peer.time("dumps", name, iters))
