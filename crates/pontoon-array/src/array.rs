@@ -104,6 +104,25 @@ fn aligned_zeroed(len: usize, align: usize) -> Result<BytesMut, ArrayError> {
     Ok(buf)
 }
 
+/// A copy of `src` whose start is aligned to `align`, or an error if the memory cannot be had.
+/// The bytes are written once, by the copy: zeroing the buffer first would touch every fresh
+/// page twice, and fresh pages are what a large copy costs.
+fn aligned_copy(src: &[u8], align: usize) -> Result<BytesMut, ArrayError> {
+    let total = src
+        .len()
+        .checked_add(align.saturating_sub(1))
+        .ok_or(ArrayError::OutOfMemory { bytes: src.len() })?;
+    let mut vec: Vec<u8> = Vec::new();
+    vec.try_reserve_exact(total)
+        .map_err(|_| ArrayError::OutOfMemory { bytes: total })?;
+    let pad = vec.as_ptr().align_offset(align).min(total - src.len());
+    vec.resize(pad, 0u8);
+    vec.extend_from_slice(src);
+    let mut buf = BytesMut::from(Bytes::from(vec));
+    buf.advance(pad);
+    Ok(buf)
+}
+
 /// The byte offset of every element in C order (last index fastest), from the data start,
 /// without allocating: the index lives on the stack.
 struct ElementOffsets<'a> {
@@ -355,9 +374,7 @@ impl Array {
             .all(|s| s.unsigned_abs().is_multiple_of(align))
         {
             // Only the start is off: copy the bytes the elements lie in, strides unchanged.
-            let mut copy = aligned_zeroed(end - start, align)?;
-            copy.copy_from_slice(&array.data[start..end]);
-            array.data = copy.freeze();
+            array.data = aligned_copy(&array.data[start..end], align)?.freeze();
             array.offset -= start;
             Ok(array)
         } else {
