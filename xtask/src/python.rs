@@ -1,5 +1,6 @@
-//! The Python the interop tests run: a virtualenv at `target/pontoon-venv` holding numpy and
-//! pyarrow from PyPI, made with `python3 -m venv` the first time and reused after that.
+//! The Python the interop tests run: a virtualenv at `target/pontoon-venv` holding numpy,
+//! pyarrow, distributed (with dask), lz4 and zstandard from PyPI, made with `python3 -m venv`
+//! the first time and reused after that.
 //!
 //! `cargo xtask test` passes its interpreter to the tests as `PONTOON_PYTHON`.
 
@@ -11,7 +12,15 @@ use crate::cmd::{Cmd, Result};
 use crate::workspace;
 
 /// The packages the venv must hold, as pip requirement specifiers.
-const REQUIREMENTS: &[&str] = &["numpy>=2,<3", "pyarrow>=17,<24"];
+const REQUIREMENTS: &[&str] = &[
+    "numpy>=2,<3",
+    "pyarrow>=17,<24",
+    // pontoon-dask's tests talk to a real scheduler and worker and read its compressed frames.
+    "distributed>=2024.2,<2027",
+    "dask>=2024.2,<2027",
+    "lz4>=4,<5",
+    "zstandard>=0.22,<1",
+];
 
 /// The venv's directory name, under cargo's target directory.
 const VENV: &str = "pontoon-venv";
@@ -49,7 +58,7 @@ pub(crate) fn ensure_venv() -> Result<String> {
     create(&venv, &python)?;
     let versions = installed_versions(&python).ok_or_else(|| {
         format!(
-            "pip installed {} into {}, but `{} -c 'import numpy, pyarrow'` still fails",
+            "pip installed {} into {}, but `{} -c 'import numpy, pyarrow, distributed, lz4, zstandard'` still fails",
             REQUIREMENTS.join(", "),
             venv.display(),
             python.display()
@@ -94,13 +103,15 @@ fn create(venv: &Path, python: &Path) -> Result {
         })
 }
 
-/// The versions of numpy and pyarrow `python` imports, as `numpy 2.3.1, pyarrow 21.0.0`; `None`
-/// if it cannot import them (or does not run at all).
+/// The versions of numpy, pyarrow and distributed `python` imports, as `numpy 2.3.1, pyarrow
+/// 21.0.0, distributed 2025.1.0`; `None` if it cannot import them (or lz4 and zstandard), or
+/// does not run at all.
 fn installed_versions(python: &Path) -> Option<String> {
     let output = Command::new(python)
         .args([
             "-c",
-            "import numpy, pyarrow; print(f'numpy {numpy.__version__}, pyarrow {pyarrow.__version__}')",
+            "import numpy, pyarrow, distributed, lz4, zstandard; print(f'numpy {numpy.__version__}, \
+             pyarrow {pyarrow.__version__}, distributed {distributed.__version__}')",
         ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
