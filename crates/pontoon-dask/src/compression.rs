@@ -52,13 +52,9 @@ pub(crate) fn maybe_compress(codec: DaskCodec, data: &[u8]) -> Option<Bytes> {
     if data.len() < MIN_COMPRESS_LEN || data.len() > 1 << 31 {
         return None;
     }
-    let out: Vec<u8> = match codec {
-        #[cfg(feature = "lz4")]
-        DaskCodec::Lz4 => lz4_flex::block::compress_prepend_size(data),
-        #[cfg(feature = "zstd")]
-        DaskCodec::Zstd => zstd::bulk::compress(data, 3).ok()?,
-        #[allow(unreachable_patterns)]
-        _ => return None,
+    let out = match codec {
+        DaskCodec::Lz4 => built::lz4_compress(data)?,
+        DaskCodec::Zstd => built::zstd_compress(data)?,
     };
     (out.len() as f64 <= 0.7 * data.len() as f64).then(|| Bytes::from(out))
 }
@@ -81,24 +77,12 @@ pub(crate) fn decompress(
         codec: codec.name(),
         detail,
     };
-    let (claimed, body) = match codec {
-        DaskCodec::Lz4 => {
-            let Some((size, body)) = data.split_first_chunk::<4>() else {
-                return Err(fault("shorter than its 4-byte size".into()));
-            };
-            (u64::from(u32::from_le_bytes(*size)), body)
-        }
-        DaskCodec::Zstd => {
-            #[cfg(feature = "zstd")]
-            let size = match zstd::zstd_safe::get_frame_content_size(data) {
-                Ok(Some(size)) => size,
-                Ok(None) => return Err(fault("the frame does not record its size".into())),
-                Err(_) => return Err(fault("not a zstandard frame".into())),
-            };
-            #[cfg(not(feature = "zstd"))]
-            let size = 0;
-            (size, data)
-        }
+    let claimed = match codec {
+        DaskCodec::Lz4 => match data.first_chunk::<4>() {
+            Some(size) => u64::from(u32::from_le_bytes(*size)),
+            None => return Err(fault("shorter than its 4-byte size".into())),
+        },
+        DaskCodec::Zstd => built::zstd_content_size(data).map_err(fault)?,
     };
     if claimed > limit {
         return Err(DecodeError::ExpansionTooLarge {
@@ -114,20 +98,11 @@ pub(crate) fn decompress(
             bytes: claimed as u64,
         })?;
     let made = match codec {
-        #[cfg(feature = "lz4")]
         DaskCodec::Lz4 => {
             out.resize(claimed, 0);
-            lz4_flex::block::decompress_into(body, &mut out).map_err(|e| fault(e.to_string()))?
+            built::lz4_decompress(&data[4..], &mut out).map_err(fault)?
         }
-        #[cfg(feature = "zstd")]
-        DaskCodec::Zstd => {
-            let _ = body;
-            zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress_to_buffer(data, &mut out))
-                .map_err(|e| fault(e.to_string()))?
-        }
-        #[allow(unreachable_patterns)]
-        _ => unreachable!("from_name returns only the codecs built in"),
+        DaskCodec::Zstd => built::zstd_decompress(data, &mut out).map_err(fault)?,
     };
     if made != claimed {
         return Err(fault(format!(
@@ -136,4 +111,67 @@ pub(crate) fn decompress(
     }
     out.truncate(made);
     Ok(Bytes::from(out))
+}
+
+/// The codecs' calls, or stand-ins that refuse when a codec is not built (never reached then:
+/// `DaskCodec::from_name` refuses its name first).
+mod built {
+    #[cfg(feature = "lz4")]
+    pub(super) fn lz4_compress(data: &[u8]) -> Option<Vec<u8>> {
+        Some(lz4_flex::block::compress_prepend_size(data))
+    }
+
+    #[cfg(not(feature = "lz4"))]
+    pub(super) fn lz4_compress(_: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Decompresses into `out` (sized to the claim); the bytes made.
+    #[cfg(feature = "lz4")]
+    pub(super) fn lz4_decompress(body: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        lz4_flex::block::decompress_into(body, out).map_err(|e| e.to_string())
+    }
+
+    #[cfg(not(feature = "lz4"))]
+    pub(super) fn lz4_decompress(_: &[u8], _: &mut [u8]) -> Result<usize, String> {
+        Err("lz4 is not built in".into())
+    }
+
+    #[cfg(feature = "zstd")]
+    pub(super) fn zstd_compress(data: &[u8]) -> Option<Vec<u8>> {
+        // Dask's default level (`distributed.comm.zstd.level`).
+        zstd::bulk::compress(data, 3).ok()
+    }
+
+    #[cfg(not(feature = "zstd"))]
+    pub(super) fn zstd_compress(_: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    #[cfg(feature = "zstd")]
+    pub(super) fn zstd_content_size(data: &[u8]) -> Result<u64, String> {
+        match zstd::zstd_safe::get_frame_content_size(data) {
+            Ok(Some(size)) => Ok(size),
+            Ok(None) => Err("the frame does not record its size".into()),
+            Err(_) => Err("not a zstandard frame".into()),
+        }
+    }
+
+    #[cfg(not(feature = "zstd"))]
+    pub(super) fn zstd_content_size(_: &[u8]) -> Result<u64, String> {
+        Err("zstd is not built in".into())
+    }
+
+    /// Decompresses into the spare capacity of `out` (reserved to the claim); the bytes made.
+    #[cfg(feature = "zstd")]
+    pub(super) fn zstd_decompress(data: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+        zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress_to_buffer(data, out))
+            .map_err(|e| e.to_string())
+    }
+
+    #[cfg(not(feature = "zstd"))]
+    pub(super) fn zstd_decompress(_: &[u8], _: &mut Vec<u8>) -> Result<usize, String> {
+        Err("zstd is not built in".into())
+    }
 }

@@ -196,7 +196,9 @@ impl Decoder<'_> {
             Some(o) if o >= 1 && (o as u64) < self.frames.len() as u64 => Ok(o as usize),
             _ => Err(DecodeError::BadPlaceholder {
                 kind,
-                offset: format!("{offset:?}"),
+                offset: offset
+                    .as_i64()
+                    .map_or_else(|| format!("{offset:?}"), |o| o.to_string()),
                 frames: self.frames.len(),
             }),
         }
