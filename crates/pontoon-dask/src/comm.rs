@@ -4,18 +4,14 @@
 //! offset, so arrays are views and the shards of a split frame join without a copy.
 
 use bytes::Bytes;
-use pontoon_wire::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::framing::{self, Prelude, WRITE_PIECE};
+use crate::framing::{self, ALIGN, Prelude, WRITE_PIECE, layout};
 use crate::handshake::{Handshake, HandshakeInfo};
 use crate::message::{self, DecodeOptions, EncodeOptions};
 use crate::value::Value;
 use crate::{DecodeError, EncodeError, FramingError};
-
-/// Where frames start in a receive buffer.
-const ALIGN: usize = 64;
 
 /// Messages of at most this many bytes are written with one call, as Dask joins them.
 const JOIN_BELOW: u64 = 1 << 17;
@@ -346,36 +342,6 @@ impl Comm {
         self.stream.shutdown().await?;
         Ok(())
     }
-}
-
-/// Each frame's offset in the receive buffer: 64-byte aligned, except that a frame follows the
-/// previous one directly when that one ends aligned (so shards stay back to back).
-fn layout(prelude: &Prelude, limits: &Limits) -> Result<Vec<usize>, FramingError> {
-    let mut offsets = Vec::new();
-    offsets
-        .try_reserve_exact(prelude.lengths.len() + 1)
-        .map_err(|_| FramingError::OutOfMemory {
-            bytes: prelude.prelude_len(),
-        })?;
-    let mut at: u64 = 0;
-    for &len in &prelude.lengths {
-        offsets.push(at as usize);
-        at = (at + len).next_multiple_of(ALIGN as u64);
-    }
-    // The padding is at most 64 bytes a frame on top of what the limits allowed.
-    if at
-        > limits
-            .max_message_bytes
-            .saturating_add(64 * prelude.lengths.len() as u64)
-        || usize::try_from(at).is_err()
-    {
-        return Err(FramingError::MessageTooLarge {
-            len: at,
-            limit: limits.max_message_bytes,
-        });
-    }
-    offsets.push(at as usize);
-    Ok(offsets)
 }
 
 /// Reads into `buf` until it holds `want` bytes, never past them: `false` if the stream ended

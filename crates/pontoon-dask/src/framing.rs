@@ -214,6 +214,87 @@ pub fn decode_stream(data: Bytes, limits: &Limits) -> Result<(Vec<Bytes>, Bytes)
     Ok((frames, data.slice(at..)))
 }
 
+/// Where each frame of a message starts in the buffers `Comm` and [`decode_aligned`] lay a
+/// message out in: a multiple of this.
+pub const ALIGN: usize = 64;
+
+/// Each frame's offset in a receive buffer, and the buffer's length last: 64-byte aligned, so a
+/// frame that ends aligned is followed directly by the next (shards stay back to back).
+pub(crate) fn layout(prelude: &Prelude, limits: &Limits) -> Result<Vec<usize>, FramingError> {
+    let mut offsets = Vec::new();
+    offsets
+        .try_reserve_exact(prelude.lengths.len() + 1)
+        .map_err(|_| FramingError::OutOfMemory {
+            bytes: prelude.prelude_len(),
+        })?;
+    let mut at: u64 = 0;
+    for &len in &prelude.lengths {
+        offsets.push(at as usize);
+        at = (at + len).next_multiple_of(ALIGN as u64);
+    }
+    // The padding is at most 64 bytes a frame on top of what the limits allowed.
+    if at
+        > limits
+            .max_message_bytes
+            .saturating_add(64 * prelude.lengths.len() as u64)
+        || usize::try_from(at).is_err()
+    {
+        return Err(FramingError::MessageTooLarge {
+            len: at,
+            limit: limits.max_message_bytes,
+        });
+    }
+    offsets.push(at as usize);
+    Ok(offsets)
+}
+
+/// The one message `data` holds, copied once into a buffer laid out as [`Comm`](crate::Comm)
+/// lays out what it receives (64-byte aligned, each frame at an aligned offset): the frames,
+/// and the buffer they are views of. Arrays decoded from them are views, and shards join as
+/// views. Bytes after the message are not read.
+///
+/// ```
+/// use pontoon_dask::framing::{ALIGN, decode_aligned};
+/// let stream = pontoon_dask::to_stream(&pontoon_dask::Value::Int(1), &Default::default())?;
+/// let (frames, buffer) = decode_aligned(&stream, &pontoon_wire::Limits::DEFAULT)?;
+/// assert_eq!(frames[0].as_ptr() as usize % ALIGN, 0);
+/// assert_eq!(pontoon_dask::decode_in(&frames, Some(&buffer), &Default::default())?, pontoon_dask::Value::Int(1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decode_aligned(data: &[u8], limits: &Limits) -> Result<(Vec<Bytes>, Bytes), FramingError> {
+    let have = data.len() as u64;
+    let prelude =
+        parse_prelude(data, limits)?.ok_or(FramingError::Truncated { needed: 16, have })?;
+    if have < prelude.message_len() {
+        return Err(FramingError::Truncated {
+            needed: prelude.message_len(),
+            have,
+        });
+    }
+    let offsets = layout(&prelude, limits)?;
+    let size = offsets.last().copied().unwrap_or(0) + ALIGN;
+    let mut buffer: Vec<u8> = Vec::new();
+    buffer
+        .try_reserve_exact(size)
+        .map_err(|_| FramingError::OutOfMemory { bytes: size as u64 })?;
+    let base = buffer.as_ptr().align_offset(ALIGN);
+    buffer.resize(base, 0);
+    let mut at = prelude.prelude_len() as usize;
+    for (&len, &offset) in prelude.lengths.iter().zip(&offsets) {
+        buffer.resize(base + offset, 0);
+        buffer.extend_from_slice(&data[at..at + len as usize]);
+        at += len as usize;
+    }
+    let buffer = Bytes::from(buffer);
+    let frames = prelude
+        .lengths
+        .iter()
+        .zip(&offsets)
+        .map(|(&len, &offset)| buffer.slice(base + offset..base + offset + len as usize))
+        .collect();
+    Ok((frames, buffer))
+}
+
 /// How `distributed` would hold a frame, which decides how much of a message its comm puts
 /// in the first read (`N`): short-lived `bytes` (msgpack, pickles, compressed output) or a
 /// buffer an object will keep (an array's data; shards of one buffer share its id).
