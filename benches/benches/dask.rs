@@ -217,7 +217,7 @@ fn transfer(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let mut receiver = Peer::start("receiver");
+    let receiver = Peer::start("receiver");
     let mut sender = Peer::start("sender");
     let big = Array::from_vec((0..1u64 << 27).map(|i| i as f64).collect::<Vec<_>>());
     let msg = Value::map([("op", "put".into()), ("x", NdArray::from(big).into())]);

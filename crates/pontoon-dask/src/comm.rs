@@ -285,7 +285,7 @@ impl Comm {
                     }
                     None => {
                         let count = u64::from_le_bytes(incoming.head[8..16].try_into().expect("8"));
-                        16 + 8 * count as usize
+                        (count as usize).saturating_mul(8).saturating_add(16)
                     }
                 }
             };

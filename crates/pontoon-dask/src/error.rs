@@ -161,6 +161,14 @@ pub enum DecodeError {
     /// A serializer family this crate does not decode.
     #[error("serializer `{0}` is not decoded here (dask, pickle, msgpack and error are)")]
     UnknownSerializer(String),
+    /// A family the receiver's `DecodeOptions::deserializers` does not accept.
+    #[error("the `{family}` family is refused: this receiver accepts {accepted:?}")]
+    Refused {
+        /// The family sent.
+        family: String,
+        /// The families accepted.
+        accepted: Vec<String>,
+    },
     /// A type of the `dask` family this crate does not decode.
     #[error(
         "the dask family's type `{0}` is not decoded here (numpy.ndarray, bytes and bytearray are)"

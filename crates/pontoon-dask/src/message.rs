@@ -4,12 +4,12 @@
 //! the frames `distributed.protocol.dumps` would.
 
 use bytes::Bytes;
-use pontoon_pickle::{DumpOptions, Graph, LoadOptions, Node, Opaque};
+use pontoon_pickle::{DumpOptions, Global, Graph, LoadOptions, Node, Opaque};
 use pontoon_wire::Limits;
 
 use crate::compression::{self, DaskCodec};
 use crate::framing::{FrameKind, OutFrame};
-use crate::msgpack::{self, Writer};
+use crate::msgpack::{self, Build, Raw, Writer};
 use crate::numpy;
 use crate::value::{Collection, CollectionKind, NdArray, Object, PickleData, Value};
 use crate::{DecodeError, EncodeError};
@@ -113,8 +113,8 @@ fn field(context: &'static str, field: &'static str, detail: &str) -> DecodeErro
     }
 }
 
-impl Decoder<'_> {
-    fn msgpack(&self, frame: &Bytes, index: usize) -> Result<Value, DecodeError> {
+impl<'a> Decoder<'a> {
+    fn msgpack<'f, T: Build<'f>>(&self, frame: &'f Bytes, index: usize) -> Result<T, DecodeError> {
         let limits = &self.options.limits;
         if frame.len() as u64 > limits.max_header_bytes {
             return Err(DecodeError::HeaderTooLarge {
@@ -146,12 +146,10 @@ impl Decoder<'_> {
 
     fn accepts(&self, family: &str) -> Result<(), DecodeError> {
         match &self.options.deserializers {
-            Some(list) if !list.iter().any(|f| f == family) => {
-                Err(DecodeError::UnknownSerializer(format!(
-                    "{family}` (refused by this receiver's deserializers `{}",
-                    list.join(", ")
-                )))
-            }
+            Some(list) if !list.iter().any(|f| f == family) => Err(DecodeError::Refused {
+                family: family.to_owned(),
+                accepted: list.clone(),
+            }),
             _ => Ok(()),
         }
     }
@@ -209,11 +207,12 @@ impl Decoder<'_> {
         &mut self,
         offset: usize,
         context: &'static str,
-    ) -> Result<(Value, Vec<Bytes>), DecodeError> {
-        let header = self.msgpack(&self.frames[offset], offset)?;
+    ) -> Result<(Raw<'a>, Vec<Bytes>), DecodeError> {
+        let all: &'a [Bytes] = self.frames;
+        let header: Raw<'a> = self.msgpack(&all[offset], offset)?;
         let n = header
             .get("num-sub-frames")
-            .and_then(Value::as_i64)
+            .and_then(Raw::as_i64)
             .ok_or_else(|| field(context, "num-sub-frames", "not an int"))?;
         let first = offset + 1;
         let end = u64::try_from(n)
@@ -241,8 +240,8 @@ impl Decoder<'_> {
                 .ok_or_else(|| field(context, "compression", "not one entry per sub-frame"))?;
             for (i, name) in names.iter().enumerate() {
                 match name {
-                    Value::Nil => {}
-                    Value::Str(name) => {
+                    Raw::Nil => {}
+                    Raw::Str(name) => {
                         let limit = self
                             .options
                             .limits
@@ -302,7 +301,7 @@ impl Decoder<'_> {
                 ));
             }
         };
-        self.deserialize(&header, merged, offset + 1)
+        self.deserialize(&header, &self.frames[offset], merged, offset + 1)
     }
 
     /// Joins shards into one frame: a view when they lie back to back in the backing buffer,
@@ -338,32 +337,34 @@ impl Decoder<'_> {
 
     fn deserialize(
         &mut self,
-        header: &Value,
+        header: &Raw<'a>,
+        hf: &'a Bytes,
         frames: Vec<Bytes>,
         first_frame: usize,
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "serialized object's header";
         if header.get("is-collection").is_some() {
-            return self.collection(header, frames, first_frame);
+            return self.collection(header, hf, frames, first_frame);
         }
         let serializer = header
             .get("serializer")
-            .and_then(Value::as_str)
+            .and_then(Raw::as_str)
             .ok_or_else(|| field(CONTEXT, "serializer", "not a str"))?;
         self.accepts(serializer)?;
         match serializer {
-            "dask" => self.dask(header, frames, first_frame),
+            "dask" => self.dask(header, hf, frames, first_frame),
             "pickle" => {
-                let writeable = header
-                    .get("writeable")
-                    .and_then(Value::as_list)
-                    .ok_or_else(|| {
-                        field(
-                            CONTEXT,
-                            "writeable",
-                            "the pickle family needs one flag per buffer",
-                        )
-                    })?;
+                let writeable =
+                    header
+                        .get("writeable")
+                        .and_then(Raw::as_list)
+                        .ok_or_else(|| {
+                            field(
+                                CONTEXT,
+                                "writeable",
+                                "the pickle family needs one flag per buffer",
+                            )
+                        })?;
                 if writeable.len() + 1 != frames.len() {
                     return Err(field(
                         CONTEXT,
@@ -378,7 +379,7 @@ impl Decoder<'_> {
                 let writeable = writeable
                     .iter()
                     .map(|w| match w {
-                        Value::Bool(b) => Ok(*b),
+                        Raw::Bool(b) => Ok(*b),
                         _ => Err(field(CONTEXT, "writeable", "not bools")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -418,31 +419,47 @@ impl Decoder<'_> {
 
     fn dask(
         &mut self,
-        header: &Value,
+        header: &Raw<'a>,
+        hf: &'a Bytes,
         frames: Vec<Bytes>,
         first: usize,
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "dask family header";
-        let Some(Value::Bin(type_pickle)) = header.get("type-serialized") else {
+        let Some(Raw::Bin(type_pickle)) = header.get("type-serialized") else {
             return Err(field(CONTEXT, "type-serialized", "not bytes"));
         };
-        let mut options = LoadOptions::default();
-        options.opaque = Opaque::All;
-        let graph = pontoon_pickle::loads(type_pickle, &[], &options).map_err(|source| {
-            DecodeError::Pickle {
-                frame: first - 1,
-                source,
+        // The classes Dask sends most, recognised by their exact pickle before any parsing.
+        let known = [
+            ("numpy", "ndarray"),
+            ("builtins", "bytes"),
+            ("builtins", "bytearray"),
+        ]
+        .into_iter()
+        .find(|(m, n)| class_pickle_is(type_pickle, m, n));
+        let graph;
+        let global = match known {
+            Some((module, name)) => Global::new(module, name),
+            None => {
+                let mut options = LoadOptions::default();
+                options.opaque = Opaque::All;
+                graph = pontoon_pickle::loads(&hf.slice_ref(type_pickle), &[], &options).map_err(
+                    |source| DecodeError::Pickle {
+                        frame: first - 1,
+                        source,
+                    },
+                )?;
+                match graph.node(graph.root()) {
+                    Node::Global(global) => (**global).clone(),
+                    _ => return Err(field(CONTEXT, "type-serialized", "not a pickled class")),
+                }
             }
-        })?;
-        let Node::Global(global) = graph.node(graph.root()) else {
-            return Err(field(CONTEXT, "type-serialized", "not a pickled class"));
         };
         let sub = header
             .get("sub-header")
             .ok_or_else(|| field(CONTEXT, "sub-header", "missing"))?;
         match (global.module.as_str(), global.name.as_str()) {
             ("numpy", "ndarray") => {
-                if matches!(sub.get("pickle"), Some(Value::Bool(true))) {
+                if matches!(sub.get("pickle"), Some(Raw::Bool(true))) {
                     self.accepts("pickle")?;
                     let Some((data, buffers)) = frames.split_first() else {
                         return Err(field(
@@ -457,6 +474,7 @@ impl Decoder<'_> {
                     .map_err(|_| field(CONTEXT, "num-sub-frames", "a numpy array has one frame"))?;
                 Ok(Object::Array(numpy::decode(
                     sub,
+                    hf,
                     frame,
                     first,
                     &self.options.limits,
@@ -470,23 +488,24 @@ impl Decoder<'_> {
 
     fn collection(
         &mut self,
-        header: &Value,
+        header: &Raw<'a>,
+        hf: &'a Bytes,
         frames: Vec<Bytes>,
         first: usize,
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "collection header";
         let kind = header
             .get("type-serialized")
-            .and_then(Value::as_str)
+            .and_then(Raw::as_str)
             .and_then(CollectionKind::from_name)
             .ok_or_else(|| field(CONTEXT, "type-serialized", "not list, tuple, set or dict"))?;
         let headers = header
             .get("sub-headers")
-            .and_then(Value::as_list)
+            .and_then(Raw::as_list)
             .ok_or_else(|| field(CONTEXT, "sub-headers", "not a list"))?;
         let lengths = header
             .get("frame-lengths")
-            .and_then(Value::as_list)
+            .and_then(Raw::as_list)
             .filter(|l| l.len() == headers.len())
             .ok_or_else(|| field(CONTEXT, "frame-lengths", "not one per sub-header"))?;
         let mut collection = Collection {
@@ -505,12 +524,13 @@ impl Decoder<'_> {
             if kind == CollectionKind::Dict {
                 collection.keys.push(
                     sub.get("key")
-                        .cloned()
+                        .map(|k| k.to_value(hf))
                         .ok_or_else(|| field(CONTEXT, "key", "missing"))?,
                 );
             }
             collection.items.push(self.deserialize(
                 sub,
+                hf,
                 frames[start..end].to_vec(),
                 first + start,
             )?);
@@ -522,10 +542,11 @@ impl Decoder<'_> {
     fn pickled(&mut self, offset: usize) -> Result<PickleData, DecodeError> {
         self.accepts("pickle")?;
         let (header, frames) = self.sub_frames(offset, "__Pickled__ sub-header")?;
-        let Some(Value::Bin(data)) = header.get("pickled-obj") else {
+        let Some(Raw::Bin(data)) = header.get("pickled-obj") else {
             return Err(field("__Pickled__ sub-header", "pickled-obj", "not bytes"));
         };
-        self.pickle(data, &frames, offset)
+        let data = self.frames[offset].slice_ref(data);
+        self.pickle(&data, &frames, offset)
     }
 }
 
@@ -606,6 +627,27 @@ struct Encoder<'a> {
 struct Serialized {
     header: Vec<(Value, Value)>,
     frames: Vec<(Bytes, FrameKind, usize)>,
+}
+
+/// Whether `data` is exactly [`class_pickle`]`(module, name)`, compared without allocating.
+fn class_pickle_is(data: &[u8], module: &str, name: &str) -> bool {
+    let body_len = 2 + module.len() + 1 + 2 + name.len() + 1 + 3;
+    let mut parts = [0u8; 11];
+    parts[..3].copy_from_slice(&[0x80, 5, 0x95]);
+    parts[3..].copy_from_slice(&(body_len as u64).to_le_bytes());
+    let mut at = 0;
+    let mut take = |bytes: &[u8]| {
+        let ok = data.get(at..at + bytes.len()) == Some(bytes);
+        at += bytes.len();
+        ok
+    };
+    take(&parts)
+        && take(&[0x8c, module.len() as u8])
+        && take(module.as_bytes())
+        && take(&[0x94, 0x8c, name.len() as u8])
+        && take(name.as_bytes())
+        && take(&[0x94, 0x93, 0x94, b'.'])
+        && at == data.len()
 }
 
 /// `pickle.dumps(cls, protocol=5)` for a class `module.name`: the bytes Python writes.
@@ -925,5 +967,31 @@ fn has_large_bytes(graph: &Graph, min: usize) -> bool {
 impl From<NdArray> for Object {
     fn from(array: NdArray) -> Object {
         Object::Array(array)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_class_pickles_are_recognised_exactly() {
+        for (m, n) in [
+            ("numpy", "ndarray"),
+            ("builtins", "bytes"),
+            ("builtins", "bytearray"),
+        ] {
+            let pickle = class_pickle(m, n);
+            assert!(class_pickle_is(&pickle, m, n));
+            assert!(!class_pickle_is(&pickle[..pickle.len() - 1], m, n));
+            let mut longer = pickle.to_vec();
+            longer.push(b'.');
+            assert!(!class_pickle_is(&longer, m, n));
+        }
+        assert!(!class_pickle_is(
+            &class_pickle("numpy", "ndarray"),
+            "builtins",
+            "bytes"
+        ));
     }
 }

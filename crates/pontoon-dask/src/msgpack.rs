@@ -2,14 +2,173 @@
 //! `raw=False`, `strict_map_key=False`): a bounded reader into [`Value`] and a writer that
 //! produces the bytes `msgpack.dumps` would.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use crate::error::MsgpackFault;
 use crate::value::Value;
 
-/// Reads one MessagePack value from `data` (a frame: strings and binaries are views of it),
-/// nested at most `max_depth` deep. Trailing bytes are an error, as they are to `msgpack.loads`.
-pub(crate) fn read(data: &Bytes, max_depth: usize) -> Result<Value, (usize, MsgpackFault)> {
+/// What the reader builds: an owned [`Value`] (frame 0, given to the user) or a borrowed
+/// [`Raw`] (sub-headers, read for their fields and dropped), from the same parse.
+pub(crate) trait Build<'a>: Sized {
+    fn nil() -> Self;
+    fn bool(v: bool) -> Self;
+    fn int(v: i64) -> Self;
+    fn uint(v: u64) -> Self;
+    fn float(v: f64) -> Self;
+    fn str(s: &'a str) -> Self;
+    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self;
+    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self;
+    fn list(items: Vec<Self>) -> Self;
+    fn map(items: Vec<(Self, Self)>) -> Self;
+}
+
+impl<'a> Build<'a> for Value {
+    fn nil() -> Self {
+        Value::Nil
+    }
+    fn bool(v: bool) -> Self {
+        Value::Bool(v)
+    }
+    fn int(v: i64) -> Self {
+        Value::Int(v)
+    }
+    fn uint(v: u64) -> Self {
+        Value::UInt(v)
+    }
+    fn float(v: f64) -> Self {
+        Value::Float(v)
+    }
+    fn str(s: &'a str) -> Self {
+        Value::Str(s.to_owned())
+    }
+    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self {
+        Value::Bin(frame.slice(range))
+    }
+    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self {
+        Value::Ext(tag, frame.slice(range))
+    }
+    fn list(items: Vec<Self>) -> Self {
+        Value::List(items)
+    }
+    fn map(items: Vec<(Self, Self)>) -> Self {
+        Value::Map(items)
+    }
+}
+
+/// A MessagePack value borrowing the frame it was read from: what sub-headers are read into,
+/// so that their keys and strings cost no allocation.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Raw<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(&'a str),
+    Bin(&'a [u8]),
+    Ext(i8, &'a [u8]),
+    List(Vec<Raw<'a>>),
+    Map(Vec<(Raw<'a>, Raw<'a>)>),
+}
+
+impl<'a> Build<'a> for Raw<'a> {
+    fn nil() -> Self {
+        Raw::Nil
+    }
+    fn bool(v: bool) -> Self {
+        Raw::Bool(v)
+    }
+    fn int(v: i64) -> Self {
+        Raw::Int(v)
+    }
+    fn uint(v: u64) -> Self {
+        Raw::UInt(v)
+    }
+    fn float(v: f64) -> Self {
+        Raw::Float(v)
+    }
+    fn str(s: &'a str) -> Self {
+        Raw::Str(s)
+    }
+    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self {
+        Raw::Bin(&frame[range])
+    }
+    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self {
+        Raw::Ext(tag, &frame[range])
+    }
+    fn list(items: Vec<Self>) -> Self {
+        Raw::List(items)
+    }
+    fn map(items: Vec<(Self, Self)>) -> Self {
+        Raw::Map(items)
+    }
+}
+
+impl<'a> Raw<'a> {
+    /// The value under string key `key`, if this is a map that has it.
+    pub(crate) fn get(&self, key: &str) -> Option<&Raw<'a>> {
+        match self {
+            Raw::Map(items) => items
+                .iter()
+                .find(|(k, _)| matches!(k, Raw::Str(s) if *s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&'a str> {
+        match self {
+            Raw::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self {
+            Raw::Int(v) => Some(*v),
+            Raw::UInt(v) => i64::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_list(&self) -> Option<&[Raw<'a>]> {
+        match self {
+            Raw::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The value as an owned [`Value`]; binaries become views of `frame`, which they lie in.
+    pub(crate) fn to_value(&self, frame: &Bytes) -> Value {
+        match self {
+            Raw::Nil => Value::Nil,
+            Raw::Bool(v) => Value::Bool(*v),
+            Raw::Int(v) => Value::Int(*v),
+            Raw::UInt(v) => Value::UInt(*v),
+            Raw::Float(v) => Value::Float(*v),
+            Raw::Str(s) => Value::Str((*s).to_owned()),
+            Raw::Bin(b) => Value::Bin(frame.slice_ref(b)),
+            Raw::Ext(tag, b) => Value::Ext(*tag, frame.slice_ref(b)),
+            Raw::List(items) => Value::List(items.iter().map(|v| v.to_value(frame)).collect()),
+            Raw::Map(items) => Value::Map(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.to_value(frame), v.to_value(frame)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Reads one MessagePack value from `data` (a frame), nested at most `max_depth` deep, as a
+/// [`Value`] (strings and binaries views of `data`) or a [`Raw`]. Trailing bytes are an error,
+/// as they are to `msgpack.loads`.
+pub(crate) fn read<'a, T: Build<'a>>(
+    data: &'a Bytes,
+    max_depth: usize,
+) -> Result<T, (usize, MsgpackFault)> {
     let mut reader = Reader {
         data,
         pos: 0,
@@ -28,14 +187,15 @@ struct Reader<'a> {
     max_depth: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], (usize, MsgpackFault)> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], (usize, MsgpackFault)> {
+        let data: &'a Bytes = self.data;
         let end = self
             .pos
             .checked_add(n)
-            .filter(|&e| e <= self.data.len())
+            .filter(|&e| e <= data.len())
             .ok_or((self.pos, MsgpackFault::Truncated))?;
-        let s = &self.data[self.pos..end];
+        let s = &data[self.pos..end];
         self.pos = end;
         Ok(s)
     }
@@ -45,18 +205,24 @@ impl Reader<'_> {
         Ok(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     }
 
-    fn bytes(&mut self, n: u64) -> Result<Bytes, (usize, MsgpackFault)> {
+    fn range(&mut self, n: u64) -> Result<Range<usize>, (usize, MsgpackFault)> {
         let start = self.pos;
         let n = usize::try_from(n).map_err(|_| (start, MsgpackFault::Truncated))?;
         self.take(n)?;
-        Ok(self.data.slice(start..start + n))
+        Ok(start..start + n)
     }
 
-    fn str(&mut self, n: u64) -> Result<Value, (usize, MsgpackFault)> {
+    fn bin<T: Build<'a>>(&mut self, n: u64) -> Result<T, (usize, MsgpackFault)> {
+        let range = self.range(n)?;
+        Ok(T::bin(self.data, range))
+    }
+
+    fn str<T: Build<'a>>(&mut self, n: u64) -> Result<T, (usize, MsgpackFault)> {
         let at = self.pos;
-        let b = self.bytes(n)?;
-        match std::str::from_utf8(&b) {
-            Ok(s) => Ok(Value::Str(s.to_owned())),
+        let range = self.range(n)?;
+        let data: &'a Bytes = self.data;
+        match std::str::from_utf8(&data[range]) {
+            Ok(s) => Ok(T::str(s)),
             Err(_) => Err((at, MsgpackFault::InvalidUtf8)),
         }
     }
@@ -71,85 +237,68 @@ impl Reader<'_> {
         Ok(n as usize)
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, (usize, MsgpackFault)> {
+    fn value<T: Build<'a>>(&mut self, depth: usize) -> Result<T, (usize, MsgpackFault)> {
         let at = self.pos;
         let marker = self.take(1)?[0];
         Ok(match marker {
-            0x00..=0x7f => Value::Int(i64::from(marker)),
+            0x00..=0x7f => T::int(i64::from(marker)),
             0x80..=0x8f => self.map(u64::from(marker & 0x0f), depth, at)?,
             0x90..=0x9f => self.array(u64::from(marker & 0x0f), depth, at)?,
             0xa0..=0xbf => self.str(u64::from(marker & 0x1f))?,
-            0xc0 => Value::Nil,
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xc4 => {
-                let n = self.uint(1)?;
-                Value::Bin(self.bytes(n)?)
-            }
-            0xc5 => {
-                let n = self.uint(2)?;
-                Value::Bin(self.bytes(n)?)
-            }
-            0xc6 => {
-                let n = self.uint(4)?;
-                Value::Bin(self.bytes(n)?)
+            0xc0 => T::nil(),
+            0xc2 => T::bool(false),
+            0xc3 => T::bool(true),
+            0xc4..=0xc6 => {
+                let n = self.uint(1 << (marker - 0xc4))?;
+                self.bin(n)?
             }
             0xc7..=0xc9 => {
                 let n = self.uint(1 << (marker - 0xc7))?;
                 let tag = self.take(1)?[0] as i8;
-                Value::Ext(tag, self.bytes(n)?)
+                let range = self.range(n)?;
+                T::ext(tag, self.data, range)
             }
-            0xca => Value::Float(f64::from(f32::from_bits(self.uint(4)? as u32))),
-            0xcb => Value::Float(f64::from_bits(self.uint(8)?)),
-            0xcc => Value::Int(self.uint(1)? as i64),
-            0xcd => Value::Int(self.uint(2)? as i64),
-            0xce => Value::Int(self.uint(4)? as i64),
+            0xca => T::float(f64::from(f32::from_bits(self.uint(4)? as u32))),
+            0xcb => T::float(f64::from_bits(self.uint(8)?)),
+            0xcc => T::int(self.uint(1)? as i64),
+            0xcd => T::int(self.uint(2)? as i64),
+            0xce => T::int(self.uint(4)? as i64),
             0xcf => {
                 let v = self.uint(8)?;
-                i64::try_from(v).map_or(Value::UInt(v), Value::Int)
+                i64::try_from(v).map_or(T::uint(v), T::int)
             }
-            0xd0 => Value::Int(i64::from(self.uint(1)? as u8 as i8)),
-            0xd1 => Value::Int(i64::from(self.uint(2)? as u16 as i16)),
-            0xd2 => Value::Int(i64::from(self.uint(4)? as u32 as i32)),
-            0xd3 => Value::Int(self.uint(8)? as i64),
+            0xd0 => T::int(i64::from(self.uint(1)? as u8 as i8)),
+            0xd1 => T::int(i64::from(self.uint(2)? as u16 as i16)),
+            0xd2 => T::int(i64::from(self.uint(4)? as u32 as i32)),
+            0xd3 => T::int(self.uint(8)? as i64),
             0xd4..=0xd8 => {
                 let tag = self.take(1)?[0] as i8;
-                Value::Ext(tag, self.bytes(1 << (marker - 0xd4))?)
+                let range = self.range(1 << (marker - 0xd4))?;
+                T::ext(tag, self.data, range)
             }
-            0xd9 => {
-                let n = self.uint(1)?;
+            0xd9..=0xdb => {
+                let n = self.uint(1 << (marker - 0xd9))?;
                 self.str(n)?
             }
-            0xda => {
-                let n = self.uint(2)?;
-                self.str(n)?
-            }
-            0xdb => {
-                let n = self.uint(4)?;
-                self.str(n)?
-            }
-            0xdc => {
-                let n = self.uint(2)?;
+            0xdc | 0xdd => {
+                let n = self.uint(2 << (marker - 0xdc))?;
                 self.array(n, depth, at)?
             }
-            0xdd => {
-                let n = self.uint(4)?;
-                self.array(n, depth, at)?
-            }
-            0xde => {
-                let n = self.uint(2)?;
+            0xde | 0xdf => {
+                let n = self.uint(2 << (marker - 0xde))?;
                 self.map(n, depth, at)?
             }
-            0xdf => {
-                let n = self.uint(4)?;
-                self.map(n, depth, at)?
-            }
-            0xe0..=0xff => Value::Int(i64::from(marker as i8)),
+            0xe0..=0xff => T::int(i64::from(marker as i8)),
             0xc1 => return Err((at, MsgpackFault::ReservedMarker)),
         })
     }
 
-    fn array(&mut self, n: u64, depth: usize, at: usize) -> Result<Value, (usize, MsgpackFault)> {
+    fn array<T: Build<'a>>(
+        &mut self,
+        n: u64,
+        depth: usize,
+        at: usize,
+    ) -> Result<T, (usize, MsgpackFault)> {
         if depth >= self.max_depth {
             return Err((at, MsgpackFault::TooDeep));
         }
@@ -158,10 +307,15 @@ impl Reader<'_> {
         for _ in 0..n {
             items.push(self.value(depth + 1)?);
         }
-        Ok(Value::List(items))
+        Ok(T::list(items))
     }
 
-    fn map(&mut self, n: u64, depth: usize, at: usize) -> Result<Value, (usize, MsgpackFault)> {
+    fn map<T: Build<'a>>(
+        &mut self,
+        n: u64,
+        depth: usize,
+        at: usize,
+    ) -> Result<T, (usize, MsgpackFault)> {
         if depth >= self.max_depth {
             return Err((at, MsgpackFault::TooDeep));
         }
@@ -172,7 +326,7 @@ impl Reader<'_> {
             let value = self.value(depth + 1)?;
             items.push((key, value));
         }
-        Ok(Value::Map(items))
+        Ok(T::map(items))
     }
 }
 
@@ -308,7 +462,8 @@ mod tests {
             let mut w = Writer::default();
             w.int(v);
             assert_eq!(w.out, bytes, "{v}");
-            let back = read(&Bytes::from(w.out), 8).unwrap();
+            let data = Bytes::from(w.out);
+            let back: Value = read(&data, 8).unwrap();
             assert_eq!(back, Value::Int(v));
         }
     }
@@ -316,8 +471,11 @@ mod tests {
     #[test]
     fn counts_larger_than_the_input_are_refused_before_reserving() {
         let data = Bytes::from_static(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(read(&data, 8), Err((5, MsgpackFault::Truncated)));
+        assert_eq!(read::<Value>(&data, 8), Err((5, MsgpackFault::Truncated)));
         let deep = Bytes::from(vec![0x91u8; 200]);
-        assert!(matches!(read(&deep, 128), Err((_, MsgpackFault::TooDeep))));
+        assert!(matches!(
+            read::<Raw>(&deep, 128),
+            Err((_, MsgpackFault::TooDeep))
+        ));
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use pontoon_array::{Array, DType};
 use pontoon_wire::Limits;
 
+use crate::msgpack::Raw;
 use crate::value::{ArrayData, NdArray, RawArray, RawDType, Value};
 use crate::{DecodeError, EncodeError};
 
@@ -19,9 +20,9 @@ fn bad(field: &'static str, detail: impl Into<String>) -> DecodeError {
     }
 }
 
-fn usize_list(value: Option<&Value>, field: &'static str) -> Result<Vec<usize>, DecodeError> {
+fn usize_list(value: Option<&Raw>, field: &'static str) -> Result<Vec<usize>, DecodeError> {
     let items = value
-        .and_then(Value::as_list)
+        .and_then(Raw::as_list)
         .ok_or_else(|| bad(field, "not a list"))?;
     items
         .iter()
@@ -33,9 +34,9 @@ fn usize_list(value: Option<&Value>, field: &'static str) -> Result<Vec<usize>, 
         .collect()
 }
 
-fn isize_list(value: Option<&Value>, field: &'static str) -> Result<Vec<isize>, DecodeError> {
+fn isize_list(value: Option<&Raw>, field: &'static str) -> Result<Vec<isize>, DecodeError> {
     let items = value
-        .and_then(Value::as_list)
+        .and_then(Raw::as_list)
         .ok_or_else(|| bad(field, "not a list"))?;
     items
         .iter()
@@ -99,31 +100,32 @@ pub(crate) fn check_raw_layout(
     Ok(())
 }
 
-/// The array a numpy sub-header and its one frame describe. `frame_index` names the frame in
-/// errors.
+/// The array a numpy sub-header (read from `header_frame`) and its one frame describe.
+/// `frame_index` names the frame in errors.
 pub(crate) fn decode(
-    sub: &Value,
+    sub: &Raw,
+    header_frame: &Bytes,
     frame: Bytes,
     frame_index: usize,
     limits: &Limits,
 ) -> Result<NdArray, DecodeError> {
-    let writeable = match sub.get("writeable").and_then(Value::as_list) {
-        Some([Value::Bool(w)]) => *w,
-        Some([Value::Nil]) => true,
+    let writeable = match sub.get("writeable").and_then(Raw::as_list) {
+        Some([Raw::Bool(w)]) => *w,
+        Some([Raw::Nil]) => true,
         _ => return Err(bad("writeable", "not a list of one bool")),
     };
     let dtype = sub
         .get("dtype")
-        .and_then(Value::as_list)
+        .and_then(Raw::as_list)
         .ok_or_else(|| bad("dtype", "not a pair"))?;
     let strides = isize_list(sub.get("strides"), "strides")?;
     let shape = match sub.get("broadcast_to") {
-        Some(Value::Nil) | None => usize_list(sub.get("shape"), "shape")?,
+        Some(Raw::Nil) | None => usize_list(sub.get("shape"), "shape")?,
         Some(b) => usize_list(Some(b), "broadcast_to")?,
     };
     let sent_shape = usize_list(sub.get("shape"), "shape")?;
     let data = match dtype {
-        [Value::Int(0), Value::Str(descr)] => match DType::parse(descr) {
+        [Raw::Int(0), Raw::Str(descr)] => match DType::parse(descr) {
             Ok((dtype, order)) => ArrayData::Numeric(
                 Array::from_parts(dtype, order, shape, strides, 0, frame, limits).map_err(
                     |source| DecodeError::Array {
@@ -134,9 +136,9 @@ pub(crate) fn decode(
             ),
             Err(_) => {
                 let itemsize = raw_itemsize(descr)
-                    .ok_or_else(|| DecodeError::UnsupportedDType(descr.clone()))?;
+                    .ok_or_else(|| DecodeError::UnsupportedDType((*descr).to_owned()))?;
                 ArrayData::Raw(RawArray::new(
-                    RawDType::Descr(descr.clone()),
+                    RawDType::Descr((*descr).to_owned()),
                     itemsize,
                     shape,
                     strides,
@@ -144,7 +146,7 @@ pub(crate) fn decode(
                 )?)
             }
         },
-        [Value::Int(1), Value::Bin(pickled)] => {
+        [Raw::Int(1), Raw::Bin(pickled)] => {
             // Dask sends the elements of the shape before any broadcast, back to back.
             let elements: usize = sent_shape.iter().product();
             let itemsize = match elements {
@@ -153,7 +155,7 @@ pub(crate) fn decode(
                 _ => return Err(bad("dtype", "the frame is not a whole number of elements")),
             };
             ArrayData::Raw(RawArray::new(
-                RawDType::Pickled(pickled.clone()),
+                RawDType::Pickled(header_frame.slice_ref(pickled)),
                 itemsize,
                 shape,
                 strides,

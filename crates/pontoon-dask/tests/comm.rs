@@ -127,3 +127,25 @@ async fn framing_past_the_limits_is_refused_before_anything_is_allocated() {
     drop(peer);
     assert!(matches!(client.recv().await, Err(CommError::Closed)));
 }
+
+#[tokio::test]
+#[ignore = "large: 4 GiB of memory (a frame just over 2 GiB, on both ends)"]
+async fn large_a_frame_over_2_gib_crosses_in_one_piece() {
+    let (mut a, mut b) = pair().await;
+    a.encode_options().shard_bytes = usize::MAX; // one frame, as with a raised distributed.comm.shard
+    let len = (1usize << 31) + 4096;
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let msg = Value::map([(
+        "x",
+        pontoon_dask::Object::ByteArray(bytes::Bytes::from(data)).into(),
+    )]);
+    let sent = tokio::spawn(async move { a.send(&msg).await.map(|n| (n, a)) });
+    let (frames, _) = b.recv_frames().await.unwrap();
+    let (written, _a) = sent.await.unwrap().unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[2].len(), len);
+    assert!(written > len as u64);
+    for at in [0, 1 << 20, (1 << 31) - 1, 1 << 31, len - 1] {
+        assert_eq!(frames[2][at], (at % 251) as u8, "byte {at}");
+    }
+}

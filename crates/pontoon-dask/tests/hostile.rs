@@ -350,7 +350,7 @@ fn families_and_their_fields_are_checked() {
     refusing.deserializers = Some(vec!["msgpack".into()]);
     assert!(matches!(
         decode(&array_message(), &refusing),
-        Err(DecodeError::UnknownSerializer(_))
+        Err(DecodeError::Refused { .. })
     ));
     // A pickle-family header must carry one writeable flag per buffer.
     let msg = Value::map([(
