@@ -31,6 +31,8 @@ struct Measurement {
 pub(crate) fn run(args: &[String]) -> Result {
     let quick = args.iter().any(|a| a == "--quick");
     let criterion_args: Vec<&String> = args.iter().filter(|a| *a != "--quick").collect();
+    // A run filtered to some benchmarks (`cargo xtask bench dask`) leaves the others' ratios out.
+    let filtered = !criterion_args.is_empty();
     // Criterion's files are only as precise as the file system's clock: round down.
     let start = whole_seconds(SystemTime::now());
 
@@ -55,7 +57,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         ));
     }
 
-    let (ratios, problems) = read_ratios(&repo_root().join(RATIOS), &results)?;
+    let (ratios, problems) = read_ratios(&repo_root().join(RATIOS), &results, filtered)?;
     let report = render(quick, &results, &ratios);
     print!("{report}");
     let report_dir = ws.target_dir.join("pontoon-bench");
@@ -144,10 +146,12 @@ type RatioRow = (String, String, String);
 
 /// Reads the ratios file and computes each ratio from `results`. Returns the rows and the
 /// problems (malformed lines, ids not measured in this run), each as `path:line: message`.
-/// No ratios file means no ratios.
+/// No ratios file means no ratios. In a `filtered` run, a ratio neither of whose benchmarks
+/// was measured is skipped.
 fn read_ratios(
     path: &Path,
     results: &BTreeMap<String, Measurement>,
+    filtered: bool,
 ) -> Result<(Vec<RatioRow>, Vec<String>)> {
     if !path.exists() {
         return Ok((Vec::new(), Vec::new()));
@@ -173,6 +177,7 @@ fn read_ratios(
         let median = |id: &str| results.get(id).map(|m| m.median_ns);
         let value = match (median(numerator), median(denominator)) {
             (Some(num), Some(den)) => format_ratio(num / den),
+            (None, None) if filtered => continue,
             (num, den) => {
                 for (id, found) in [(numerator, num), (denominator, den)] {
                     if found.is_none() {

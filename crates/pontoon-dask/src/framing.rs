@@ -52,14 +52,16 @@ impl Prelude {
         16 + 8 * self.lengths.len() as u64
     }
 
-    /// The whole message's length: prelude and frames.
+    /// The whole message's length: prelude and frames (saturated at `u64::MAX`).
     ///
     /// ```
     /// let p = pontoon_dask::framing::Prelude::new(24, vec![5]);
     /// assert_eq!(p.message_len(), 29);
     /// ```
     pub fn message_len(&self) -> u64 {
-        self.prelude_len() + self.lengths.iter().sum::<u64>()
+        self.lengths
+            .iter()
+            .fold(self.prelude_len(), |total, &len| total.saturating_add(len))
     }
 
     /// A prelude from its parts (unchecked; [`parse_prelude`] checks what a peer sends).
@@ -230,7 +232,7 @@ pub(crate) fn layout(prelude: &Prelude, limits: &Limits) -> Result<Vec<usize>, F
     let mut at: u64 = 0;
     for &len in &prelude.lengths {
         offsets.push(at as usize);
-        at = (at + len).next_multiple_of(ALIGN as u64);
+        at = at.saturating_add(len).saturating_add(ALIGN as u64 - 1) / ALIGN as u64 * ALIGN as u64;
     }
     // The padding is at most 64 bytes a frame on top of what the limits allowed.
     if at

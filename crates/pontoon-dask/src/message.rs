@@ -4,7 +4,7 @@
 //! the frames `distributed.protocol.dumps` would.
 
 use bytes::Bytes;
-use pontoon_pickle::{DumpOptions, Global, Graph, LoadOptions, Node, Opaque};
+use pontoon_pickle::{DumpOptions, Graph, LoadOptions, Node, Opaque};
 use pontoon_wire::Limits;
 
 use crate::compression::{self, DaskCodec};
@@ -437,8 +437,8 @@ impl<'a> Decoder<'a> {
         .into_iter()
         .find(|(m, n)| class_pickle_is(type_pickle, m, n));
         let graph;
-        let global = match known {
-            Some((module, name)) => Global::new(module, name),
+        let (module, name): (&str, &str) = match known {
+            Some(class) => class,
             None => {
                 let mut options = LoadOptions::default();
                 options.opaque = Opaque::All;
@@ -449,7 +449,7 @@ impl<'a> Decoder<'a> {
                     },
                 )?;
                 match graph.node(graph.root()) {
-                    Node::Global(global) => (**global).clone(),
+                    Node::Global(global) => (global.module.as_str(), global.name.as_str()),
                     _ => return Err(field(CONTEXT, "type-serialized", "not a pickled class")),
                 }
             }
@@ -457,7 +457,7 @@ impl<'a> Decoder<'a> {
         let sub = header
             .get("sub-header")
             .ok_or_else(|| field(CONTEXT, "sub-header", "missing"))?;
-        match (global.module.as_str(), global.name.as_str()) {
+        match (module, name) {
             ("numpy", "ndarray") => {
                 if matches!(sub.get("pickle"), Some(Raw::Bool(true))) {
                     self.accepts("pickle")?;
@@ -482,7 +482,7 @@ impl<'a> Decoder<'a> {
             }
             ("builtins", "bytes") => Ok(Object::Bytes(self.join(&frames)?)),
             ("builtins", "bytearray") => Ok(Object::ByteArray(self.join(&frames)?)),
-            _ => Err(DecodeError::UnsupportedType(global.to_string())),
+            _ => Err(DecodeError::UnsupportedType(format!("{module}.{name}"))),
         }
     }
 

@@ -63,12 +63,14 @@ fn raw_itemsize(descr: &str) -> Option<usize> {
     }
 }
 
-/// Checks that every element of a raw array lies inside `len` bytes from offset 0.
+/// Checks that every element of a raw array lies inside `len` bytes from offset 0, and that
+/// its elements (a broadcast repeats bytes) make at most `limits.max_expansion(len)` bytes.
 pub(crate) fn check_raw_layout(
     itemsize: usize,
     shape: &[usize],
     strides: &[isize],
     len: usize,
+    limits: &Limits,
 ) -> Result<(), DecodeError> {
     let err = || DecodeError::RawOutOfBounds {
         itemsize,
@@ -79,13 +81,13 @@ pub(crate) fn check_raw_layout(
     if shape.len() != strides.len() {
         return Err(err());
     }
+    if shape.contains(&0) {
+        return Ok(()); // no elements lie anywhere
+    }
     let mut count: u128 = 1;
     let (mut low, mut high): (i128, i128) = (0, 0);
     for (&n, &s) in shape.iter().zip(strides) {
         count = count.saturating_mul(n as u128);
-        if n == 0 {
-            return Ok(()); // no elements lie anywhere
-        }
         let reach = (n as i128 - 1) * s as i128;
         if reach < 0 {
             low += reach;
@@ -93,9 +95,17 @@ pub(crate) fn check_raw_layout(
             high += reach;
         }
     }
-    let _ = count;
     if low < 0 || high + itemsize as i128 > len as i128 {
         return Err(err());
+    }
+    let logical = count.saturating_mul(itemsize as u128);
+    let limit = limits.max_expansion(len as u64).max(len as u64);
+    if logical > u128::from(limit) {
+        return Err(DecodeError::ExpansionTooLarge {
+            frame: 0,
+            bytes: u64::try_from(logical).unwrap_or(u64::MAX),
+            limit,
+        });
     }
     Ok(())
 }
@@ -119,11 +129,16 @@ pub(crate) fn decode(
         .and_then(Raw::as_list)
         .ok_or_else(|| bad("dtype", "not a pair"))?;
     let strides = isize_list(sub.get("strides"), "strides")?;
+    let sent_shape = usize_list(sub.get("shape"), "shape")?;
+    // The elements sent, before any broadcast, back to back in the frame.
+    let sent_elements = sent_shape
+        .iter()
+        .try_fold(1usize, |a, &n| a.checked_mul(n))
+        .ok_or_else(|| bad("shape", "its element count overflows"))?;
     let shape = match sub.get("broadcast_to") {
-        Some(Raw::Nil) | None => usize_list(sub.get("shape"), "shape")?,
+        Some(Raw::Nil) | None => sent_shape,
         Some(b) => usize_list(Some(b), "broadcast_to")?,
     };
-    let sent_shape = usize_list(sub.get("shape"), "shape")?;
     let data = match dtype {
         [Raw::Int(0), Raw::Str(descr)] => match DType::parse(descr) {
             Ok((dtype, order)) => ArrayData::Numeric(
@@ -137,29 +152,29 @@ pub(crate) fn decode(
             Err(_) => {
                 let itemsize = raw_itemsize(descr)
                     .ok_or_else(|| DecodeError::UnsupportedDType((*descr).to_owned()))?;
-                ArrayData::Raw(RawArray::new(
+                ArrayData::Raw(RawArray::checked(
                     RawDType::Descr((*descr).to_owned()),
                     itemsize,
                     shape,
                     strides,
                     frame,
+                    limits,
                 )?)
             }
         },
         [Raw::Int(1), Raw::Bin(pickled)] => {
-            // Dask sends the elements of the shape before any broadcast, back to back.
-            let elements: usize = sent_shape.iter().product();
-            let itemsize = match elements {
+            let itemsize = match sent_elements {
                 0 => 1,
                 n if frame.len().is_multiple_of(n) && !frame.is_empty() => frame.len() / n,
                 _ => return Err(bad("dtype", "the frame is not a whole number of elements")),
             };
-            ArrayData::Raw(RawArray::new(
+            ArrayData::Raw(RawArray::checked(
                 RawDType::Pickled(header_frame.slice_ref(pickled)),
                 itemsize,
                 shape,
                 strides,
                 frame,
+                limits,
             )?)
         }
         _ => return Err(bad("dtype", "not (0, str) or (1, bytes)")),

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use pontoon_array::Array;
 use pontoon_pickle::Graph;
+use pontoon_wire::Limits;
 
 /// One value of a Dask message: what `msgpack` carries in frame 0, and the objects its
 /// placeholders point to.
@@ -318,7 +319,8 @@ pub struct RawArray {
 }
 
 impl RawArray {
-    /// An array over `data`, checked: every element lies inside `data`.
+    /// An array over `data`, checked: every element lies inside `data`, and a broadcast makes
+    /// at most the default `Limits::max_expansion` of it.
     ///
     /// ```
     /// use pontoon_dask::{RawArray, RawDType};
@@ -332,7 +334,19 @@ impl RawArray {
         strides: Vec<isize>,
         data: Bytes,
     ) -> Result<RawArray, crate::DecodeError> {
-        crate::numpy::check_raw_layout(itemsize, &shape, &strides, data.len())?;
+        RawArray::checked(dtype, itemsize, shape, strides, data, &Limits::DEFAULT)
+    }
+
+    /// [`RawArray::new`] under the receiver's limits.
+    pub(crate) fn checked(
+        dtype: RawDType,
+        itemsize: usize,
+        shape: Vec<usize>,
+        strides: Vec<isize>,
+        data: Bytes,
+        limits: &Limits,
+    ) -> Result<RawArray, crate::DecodeError> {
+        crate::numpy::check_raw_layout(itemsize, &shape, &strides, data.len(), limits)?;
         Ok(RawArray {
             dtype,
             itemsize,
@@ -351,17 +365,27 @@ impl RawArray {
     /// # Ok::<(), pontoon_dask::DecodeError>(())
     /// ```
     pub fn c_order_bytes(&self) -> Vec<u8> {
-        let count: usize = self.shape.iter().product();
-        let mut out = Vec::with_capacity(count.saturating_mul(self.itemsize));
+        let count = self
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &n| a.checked_mul(n))
+            .unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(count.saturating_mul(self.itemsize).min(1 << 30));
         let mut index = vec![0usize; self.shape.len()];
         for _ in 0..count {
             let offset: isize = index
                 .iter()
                 .zip(&self.strides)
-                .map(|(&i, &s)| i as isize * s)
+                .map(|(&i, &s)| (i as isize).saturating_mul(s))
                 .sum();
-            let start = offset as usize;
-            out.extend_from_slice(&self.data[start..start + self.itemsize]);
+            // Checked at construction; a layout changed since then ends the copy early.
+            let Some(element) = usize::try_from(offset)
+                .ok()
+                .and_then(|start| self.data.get(start..start.checked_add(self.itemsize)?))
+            else {
+                break;
+            };
+            out.extend_from_slice(element);
             for axis in (0..index.len()).rev() {
                 index[axis] += 1;
                 if index[axis] < self.shape[axis] {
