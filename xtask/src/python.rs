@@ -1,8 +1,8 @@
 //! The Pythons the interop tests and the benchmarks run: virtualenvs under cargo's target
 //! directory holding packages from PyPI, made with `python3 -m venv` the first time and reused
-//! after that. `target/pontoon-venv` has what the tests need (numpy, pyarrow);
-//! `target/pontoon-bench-venv` has that and the peers only the benchmarks measure (Ray), so
-//! that `cargo xtask test` never downloads them.
+//! after that. `target/pontoon-venv` has what the tests need (numpy, pyarrow, distributed with
+//! dask, lz4 and zstandard); `target/pontoon-bench-venv` has that and the peers only the
+//! benchmarks measure (Ray), so that `cargo xtask test` never downloads them.
 //!
 //! `cargo xtask test` passes its interpreter to the tests as `PONTOON_PYTHON`.
 
@@ -14,7 +14,15 @@ use crate::cmd::{Cmd, Result};
 use crate::workspace;
 
 /// The packages the venv must hold, as pip requirement specifiers.
-const REQUIREMENTS: &[&str] = &["numpy>=2,<3", "pyarrow>=17,<24"];
+const REQUIREMENTS: &[&str] = &[
+    "numpy>=2,<3",
+    "pyarrow>=17,<24",
+    // pontoon-dask's tests talk to a real scheduler and worker and read its compressed frames.
+    "distributed>=2024.2,<2027",
+    "dask>=2024.2,<2027",
+    "lz4>=4,<5",
+    "zstandard>=0.22,<1",
+];
 
 /// The packages `cargo xtask bench --python` needs beyond [`REQUIREMENTS`].
 const BENCH_EXTRA: &[&str] = &["ray>=2.40,<3"];
@@ -66,7 +74,7 @@ fn ensure(name: &str, requirements: &[&str]) -> Result<String> {
     create(&venv, &python, requirements)?;
     let versions = installed_versions(&python).ok_or_else(|| {
         format!(
-            "pip installed {} into {}, but `{} -c 'import numpy, pyarrow'` still fails",
+            "pip installed {} into {}, but `{} -c 'import numpy, pyarrow, distributed, lz4, zstandard'` still fails",
             requirements.join(", "),
             venv.display(),
             python.display()
@@ -111,13 +119,15 @@ fn create(venv: &Path, python: &Path, requirements: &[&str]) -> Result {
         })
 }
 
-/// The versions of numpy and pyarrow `python` imports, as `numpy 2.3.1, pyarrow 21.0.0`; `None`
-/// if it cannot import them (or does not run at all).
+/// The versions of numpy, pyarrow and distributed `python` imports, as `numpy 2.3.1, pyarrow
+/// 21.0.0, distributed 2025.1.0`; `None` if it cannot import them (or lz4 and zstandard), or
+/// does not run at all.
 fn installed_versions(python: &Path) -> Option<String> {
     let output = Command::new(python)
         .args([
             "-c",
-            "import numpy, pyarrow; print(f'numpy {numpy.__version__}, pyarrow {pyarrow.__version__}')",
+            "import numpy, pyarrow, distributed, lz4, zstandard; print(f'numpy {numpy.__version__}, \
+             pyarrow {pyarrow.__version__}, distributed {distributed.__version__}')",
         ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -1,5 +1,6 @@
-//! `pontoon inspect --format pickle`: decode a file (and its out-of-band buffers) and print the
-//! value as JSON, never running code; a malformed or refused file is one line on stderr.
+//! `pontoon inspect --format pickle` and `pontoon inspect --dialect dask`: decode a file (a
+//! pickle and its out-of-band buffers, or one message as Dask's TCP comm writes it) and print
+//! the value as JSON, never running code; a malformed or refused file is one line on stderr.
 
 use std::error::Error;
 use std::fmt;
@@ -16,12 +17,23 @@ pub(crate) enum Format {
     Pickle,
 }
 
+/// The protocols whose byte streams `pontoon inspect` reads.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Dialect {
+    /// One message of Dask distributed's TCP comm: its framing, then the frames.
+    Dask,
+}
+
 /// `pontoon inspect` arguments.
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["format", "dialect"]))]
 pub(crate) struct Args {
-    /// What FILE holds.
+    /// What FILE holds, as a file format.
     #[arg(long, value_enum)]
-    format: Format,
+    format: Option<Format>,
+    /// What FILE holds, as a protocol's byte stream.
+    #[arg(long, value_enum, conflicts_with = "buffers")]
+    dialect: Option<Dialect>,
     /// The file to decode.
     file: PathBuf,
     /// A protocol 5 out-of-band buffer, in the order the pickle takes them (repeat the option).
@@ -78,11 +90,37 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         file: args.file.clone(),
         what: one_line(error),
     };
-    let Format::Pickle = args.format;
-    let graph = loads(&data, &buffers, &LoadOptions::default()).map_err(|e| fail(&e))?;
-    let json = to_json(&graph, args.max_output_bytes).map_err(|e| fail(&e))?;
+    let json = match (args.format, args.dialect) {
+        (Some(Format::Pickle), _) => {
+            let graph = loads(&data, &buffers, &LoadOptions::default()).map_err(|e| fail(&e))?;
+            to_json(&graph, args.max_output_bytes).map_err(|e| fail(&e))?
+        }
+        (None, Some(Dialect::Dask)) => {
+            dask_json(&data, args.max_output_bytes).map_err(|what| InspectError {
+                file: args.file.clone(),
+                what,
+            })?
+        }
+        (None, None) => unreachable!("clap requires --format or --dialect"),
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{json}")?;
     stdout.flush()?;
     Ok(())
+}
+
+/// One Dask message (framing, then frames) as JSON, or the one-line reason it is refused.
+fn dask_json(data: &Bytes, max_output_bytes: usize) -> Result<String, String> {
+    use pontoon::dask::{DecodeOptions, decode_in, framing, to_json};
+    let limits = pontoon::wire::Limits::default();
+    let (frames, rest) = framing::decode_stream(data.clone(), &limits).map_err(|e| one_line(&e))?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes follow the message (the file holds one message)",
+            rest.len()
+        ));
+    }
+    let value =
+        decode_in(&frames, Some(data), &DecodeOptions::default()).map_err(|e| one_line(&e))?;
+    to_json(&value, max_output_bytes).map_err(|e| one_line(&e))
 }

@@ -23,6 +23,7 @@ fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
         "through pontoon-transport",
         "through pontoon-persist",
         "through pontoon-store",
+        "through pontoon-dask",
     ] {
         assert!(
             stdout
@@ -35,6 +36,16 @@ fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
         stdout.contains("a view of the daemon's memory (no copy)"),
         "{stdout}"
     );
+    // With the venv's Python (as `cargo xtask test` runs it), the Dask part runs; without, it
+    // says why it was skipped.
+    assert!(
+        stdout.contains("rust gathers") || stdout.contains("skipped           no Python"),
+        "{stdout}"
+    );
+    if std::env::var_os("PONTOON_PYTHON").is_some() {
+        assert!(stdout.contains("values checked, "), "{stdout}");
+        assert!(stdout.contains("python            gathered"), "{stdout}");
+    }
     assert!(!stdout.contains("COPIED"), "{stdout}");
     assert!(!stdout.contains("copied: YES"), "{stdout}");
 }

@@ -12,6 +12,7 @@
 //! | `transport` (default) | [`transport`] | `pontoon-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
 //! | `persist` (default) | [`persist`] | `pontoon-persist`: a durable, checksummed log of messages |
 //! | `store` | [`store`] | `pontoon-store`: an object store, embedded or shared between processes (Linux) |
+//! | `dask` | [`dask`] | `pontoon-dask`: Dask distributed's own wire protocol and a scheduler client |
 //!
 //! With `transport`, [`connect`] and [`listen`] give [`Endpoint`](transport::Endpoint)s over
 //! the default [`registry`]: `endpoint.send(&value)` and `endpoint.recv()` are the whole API of
@@ -67,6 +68,10 @@ pub use pontoon_persist as persist;
 #[cfg(feature = "store")]
 #[doc(inline)]
 pub use pontoon_store as store;
+
+#[cfg(feature = "dask")]
+#[doc(inline)]
+pub use pontoon_dask as dask;
 
 #[cfg(feature = "transport")]
 mod short;

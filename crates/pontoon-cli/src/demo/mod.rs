@@ -7,9 +7,12 @@
 //! exchanging admin messages, a custom type and large arrays over tcp://, and last
 //! pontoon-persist: a durable state whose writer is killed with SIGKILL and that is reopened with
 //! nothing acknowledged lost, and pontoon-store: a large array put into a store daemon's shared
-//! memory by one process and read by another as a view of it.
+//! memory by one process and read by another as a view of it, and pontoon-dask: an array
+//! scattered to a live Dask scheduler's worker and gathered by Python, and back (when a Python
+//! with distributed is there; otherwise the part says so).
 
 mod array;
+mod dask;
 mod family;
 mod persist;
 mod store;
@@ -51,7 +54,9 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!();
     persist::run()?;
     println!();
-    store::run(args)
+    store::run(args)?;
+    println!();
+    dask::run(args)
 }
 
 pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {

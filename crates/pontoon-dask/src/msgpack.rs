@@ -1,0 +1,481 @@
+//! MessagePack as Python's `msgpack` package reads and writes it for Dask (`use_bin_type=True`,
+//! `raw=False`, `strict_map_key=False`): a bounded reader into [`Value`] and a writer that
+//! produces the bytes `msgpack.dumps` would.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::error::MsgpackFault;
+use crate::value::Value;
+
+/// What the reader builds: an owned [`Value`] (frame 0, given to the user) or a borrowed
+/// [`Raw`] (sub-headers, read for their fields and dropped), from the same parse.
+pub(crate) trait Build<'a>: Sized {
+    fn nil() -> Self;
+    fn bool(v: bool) -> Self;
+    fn int(v: i64) -> Self;
+    fn uint(v: u64) -> Self;
+    fn float(v: f64) -> Self;
+    fn str(s: &'a str) -> Self;
+    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self;
+    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self;
+    fn list(items: Vec<Self>) -> Self;
+    fn map(items: Vec<(Self, Self)>) -> Self;
+}
+
+impl<'a> Build<'a> for Value {
+    fn nil() -> Self {
+        Value::Nil
+    }
+    fn bool(v: bool) -> Self {
+        Value::Bool(v)
+    }
+    fn int(v: i64) -> Self {
+        Value::Int(v)
+    }
+    fn uint(v: u64) -> Self {
+        Value::UInt(v)
+    }
+    fn float(v: f64) -> Self {
+        Value::Float(v)
+    }
+    fn str(s: &'a str) -> Self {
+        Value::Str(s.to_owned())
+    }
+    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self {
+        Value::Bin(frame.slice(range))
+    }
+    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self {
+        Value::Ext(tag, frame.slice(range))
+    }
+    fn list(items: Vec<Self>) -> Self {
+        Value::List(items)
+    }
+    fn map(items: Vec<(Self, Self)>) -> Self {
+        Value::Map(items)
+    }
+}
+
+/// A MessagePack value borrowing the frame it was read from: what sub-headers are read into,
+/// so that their keys and strings cost no allocation.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Raw<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(&'a str),
+    Bin(&'a [u8]),
+    Ext(i8, &'a [u8]),
+    List(Vec<Raw<'a>>),
+    Map(Vec<(Raw<'a>, Raw<'a>)>),
+}
+
+impl<'a> Build<'a> for Raw<'a> {
+    fn nil() -> Self {
+        Raw::Nil
+    }
+    fn bool(v: bool) -> Self {
+        Raw::Bool(v)
+    }
+    fn int(v: i64) -> Self {
+        Raw::Int(v)
+    }
+    fn uint(v: u64) -> Self {
+        Raw::UInt(v)
+    }
+    fn float(v: f64) -> Self {
+        Raw::Float(v)
+    }
+    fn str(s: &'a str) -> Self {
+        Raw::Str(s)
+    }
+    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self {
+        Raw::Bin(&frame[range])
+    }
+    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self {
+        Raw::Ext(tag, &frame[range])
+    }
+    fn list(items: Vec<Self>) -> Self {
+        Raw::List(items)
+    }
+    fn map(items: Vec<(Self, Self)>) -> Self {
+        Raw::Map(items)
+    }
+}
+
+impl<'a> Raw<'a> {
+    /// The value under string key `key`, if this is a map that has it.
+    pub(crate) fn get(&self, key: &str) -> Option<&Raw<'a>> {
+        match self {
+            Raw::Map(items) => items
+                .iter()
+                .find(|(k, _)| matches!(k, Raw::Str(s) if *s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&'a str> {
+        match self {
+            Raw::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        match self {
+            Raw::Int(v) => Some(*v),
+            Raw::UInt(v) => i64::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_list(&self) -> Option<&[Raw<'a>]> {
+        match self {
+            Raw::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The value as an owned [`Value`]; binaries become views of `frame`, which they lie in.
+    pub(crate) fn to_value(&self, frame: &Bytes) -> Value {
+        match self {
+            Raw::Nil => Value::Nil,
+            Raw::Bool(v) => Value::Bool(*v),
+            Raw::Int(v) => Value::Int(*v),
+            Raw::UInt(v) => Value::UInt(*v),
+            Raw::Float(v) => Value::Float(*v),
+            Raw::Str(s) => Value::Str((*s).to_owned()),
+            Raw::Bin(b) => Value::Bin(frame.slice_ref(b)),
+            Raw::Ext(tag, b) => Value::Ext(*tag, frame.slice_ref(b)),
+            Raw::List(items) => Value::List(items.iter().map(|v| v.to_value(frame)).collect()),
+            Raw::Map(items) => Value::Map(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.to_value(frame), v.to_value(frame)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Reads one MessagePack value from `data` (a frame), nested at most `max_depth` deep, as a
+/// [`Value`] (strings and binaries views of `data`) or a [`Raw`]. Trailing bytes are an error,
+/// as they are to `msgpack.loads`.
+pub(crate) fn read<'a, T: Build<'a>>(
+    data: &'a Bytes,
+    max_depth: usize,
+) -> Result<T, (usize, MsgpackFault)> {
+    let mut reader = Reader {
+        data,
+        pos: 0,
+        max_depth,
+    };
+    let value = reader.value(0)?;
+    if reader.pos != data.len() {
+        return Err((reader.pos, MsgpackFault::TrailingBytes));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    data: &'a Bytes,
+    pos: usize,
+    max_depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], (usize, MsgpackFault)> {
+        let data: &'a Bytes = self.data;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= data.len())
+            .ok_or((self.pos, MsgpackFault::Truncated))?;
+        let s = &data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<u64, (usize, MsgpackFault)> {
+        let s = self.take(n)?;
+        Ok(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    fn range(&mut self, n: u64) -> Result<Range<usize>, (usize, MsgpackFault)> {
+        let start = self.pos;
+        let n = usize::try_from(n).map_err(|_| (start, MsgpackFault::Truncated))?;
+        self.take(n)?;
+        Ok(start..start + n)
+    }
+
+    fn bin<T: Build<'a>>(&mut self, n: u64) -> Result<T, (usize, MsgpackFault)> {
+        let range = self.range(n)?;
+        Ok(T::bin(self.data, range))
+    }
+
+    fn str<T: Build<'a>>(&mut self, n: u64) -> Result<T, (usize, MsgpackFault)> {
+        let at = self.pos;
+        let range = self.range(n)?;
+        let data: &'a Bytes = self.data;
+        match std::str::from_utf8(&data[range]) {
+            Ok(s) => Ok(T::str(s)),
+            Err(_) => Err((at, MsgpackFault::InvalidUtf8)),
+        }
+    }
+
+    /// Checks a container's item count against the bytes left (each item takes at least one),
+    /// so nothing is reserved for items that are not there.
+    fn count(&self, n: u64, per_item: u64) -> Result<usize, (usize, MsgpackFault)> {
+        let left = (self.data.len() - self.pos) as u64;
+        if n.saturating_mul(per_item) > left {
+            return Err((self.pos, MsgpackFault::Truncated));
+        }
+        Ok(n as usize)
+    }
+
+    fn value<T: Build<'a>>(&mut self, depth: usize) -> Result<T, (usize, MsgpackFault)> {
+        let at = self.pos;
+        let marker = self.take(1)?[0];
+        Ok(match marker {
+            0x00..=0x7f => T::int(i64::from(marker)),
+            0x80..=0x8f => self.map(u64::from(marker & 0x0f), depth, at)?,
+            0x90..=0x9f => self.array(u64::from(marker & 0x0f), depth, at)?,
+            0xa0..=0xbf => self.str(u64::from(marker & 0x1f))?,
+            0xc0 => T::nil(),
+            0xc2 => T::bool(false),
+            0xc3 => T::bool(true),
+            0xc4..=0xc6 => {
+                let n = self.uint(1 << (marker - 0xc4))?;
+                self.bin(n)?
+            }
+            0xc7..=0xc9 => {
+                let n = self.uint(1 << (marker - 0xc7))?;
+                let tag = self.take(1)?[0] as i8;
+                let range = self.range(n)?;
+                T::ext(tag, self.data, range)
+            }
+            0xca => T::float(f64::from(f32::from_bits(self.uint(4)? as u32))),
+            0xcb => T::float(f64::from_bits(self.uint(8)?)),
+            0xcc => T::int(self.uint(1)? as i64),
+            0xcd => T::int(self.uint(2)? as i64),
+            0xce => T::int(self.uint(4)? as i64),
+            0xcf => {
+                let v = self.uint(8)?;
+                i64::try_from(v).map_or(T::uint(v), T::int)
+            }
+            0xd0 => T::int(i64::from(self.uint(1)? as u8 as i8)),
+            0xd1 => T::int(i64::from(self.uint(2)? as u16 as i16)),
+            0xd2 => T::int(i64::from(self.uint(4)? as u32 as i32)),
+            0xd3 => T::int(self.uint(8)? as i64),
+            0xd4..=0xd8 => {
+                let tag = self.take(1)?[0] as i8;
+                let range = self.range(1 << (marker - 0xd4))?;
+                T::ext(tag, self.data, range)
+            }
+            0xd9..=0xdb => {
+                let n = self.uint(1 << (marker - 0xd9))?;
+                self.str(n)?
+            }
+            0xdc | 0xdd => {
+                let n = self.uint(2 << (marker - 0xdc))?;
+                self.array(n, depth, at)?
+            }
+            0xde | 0xdf => {
+                let n = self.uint(2 << (marker - 0xde))?;
+                self.map(n, depth, at)?
+            }
+            0xe0..=0xff => T::int(i64::from(marker as i8)),
+            0xc1 => return Err((at, MsgpackFault::ReservedMarker)),
+        })
+    }
+
+    fn array<T: Build<'a>>(
+        &mut self,
+        n: u64,
+        depth: usize,
+        at: usize,
+    ) -> Result<T, (usize, MsgpackFault)> {
+        if depth >= self.max_depth {
+            return Err((at, MsgpackFault::TooDeep));
+        }
+        let n = self.count(n, 1)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.value(depth + 1)?);
+        }
+        Ok(T::list(items))
+    }
+
+    fn map<T: Build<'a>>(
+        &mut self,
+        n: u64,
+        depth: usize,
+        at: usize,
+    ) -> Result<T, (usize, MsgpackFault)> {
+        if depth >= self.max_depth {
+            return Err((at, MsgpackFault::TooDeep));
+        }
+        let n = self.count(n, 2)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = self.value(depth + 1)?;
+            let value = self.value(depth + 1)?;
+            items.push((key, value));
+        }
+        Ok(T::map(items))
+    }
+}
+
+/// The MessagePack writer: the same bytes Python's `msgpack.dumps(..., use_bin_type=True)`
+/// writes for the same value (smallest int forms, floats as float 64, str 8 for short text).
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    pub(crate) out: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn nil(&mut self) {
+        self.out.push(0xc0);
+    }
+
+    pub(crate) fn bool(&mut self, v: bool) {
+        self.out.push(if v { 0xc3 } else { 0xc2 });
+    }
+
+    pub(crate) fn int(&mut self, v: i64) {
+        if v >= 0 {
+            self.uint(v as u64);
+        } else if v >= -32 {
+            self.out.push(v as i8 as u8);
+        } else if v >= i64::from(i8::MIN) {
+            self.out.push(0xd0);
+            self.out.push(v as i8 as u8);
+        } else if v >= i64::from(i16::MIN) {
+            self.out.push(0xd1);
+            self.out.extend_from_slice(&(v as i16).to_be_bytes());
+        } else if v >= i64::from(i32::MIN) {
+            self.out.push(0xd2);
+            self.out.extend_from_slice(&(v as i32).to_be_bytes());
+        } else {
+            self.out.push(0xd3);
+            self.out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    pub(crate) fn uint(&mut self, v: u64) {
+        if v < 128 {
+            self.out.push(v as u8);
+        } else if v <= u64::from(u8::MAX) {
+            self.out.push(0xcc);
+            self.out.push(v as u8);
+        } else if v <= u64::from(u16::MAX) {
+            self.out.push(0xcd);
+            self.out.extend_from_slice(&(v as u16).to_be_bytes());
+        } else if v <= u64::from(u32::MAX) {
+            self.out.push(0xce);
+            self.out.extend_from_slice(&(v as u32).to_be_bytes());
+        } else {
+            self.out.push(0xcf);
+            self.out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    pub(crate) fn float(&mut self, v: f64) {
+        self.out.push(0xcb);
+        self.out.extend_from_slice(&v.to_bits().to_be_bytes());
+    }
+
+    fn len(&mut self, n: usize, fix: Option<(u8, usize)>, m8: Option<u8>, m16: u8, m32: u8) {
+        match (fix, m8) {
+            (Some((base, max)), _) if n <= max => self.out.push(base | n as u8),
+            (_, Some(m8)) if n <= 0xff => {
+                self.out.push(m8);
+                self.out.push(n as u8);
+            }
+            _ if n <= 0xffff => {
+                self.out.push(m16);
+                self.out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            _ => {
+                self.out.push(m32);
+                self.out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+        }
+    }
+
+    pub(crate) fn str(&mut self, s: &str) {
+        self.len(s.len(), Some((0xa0, 31)), Some(0xd9), 0xda, 0xdb);
+        self.out.extend_from_slice(s.as_bytes());
+    }
+
+    pub(crate) fn bin(&mut self, b: &[u8]) {
+        self.len(b.len(), None, Some(0xc4), 0xc5, 0xc6);
+        self.out.extend_from_slice(b);
+    }
+
+    pub(crate) fn array_len(&mut self, n: usize) {
+        self.len(n, Some((0x90, 15)), None, 0xdc, 0xdd);
+    }
+
+    pub(crate) fn map_len(&mut self, n: usize) {
+        self.len(n, Some((0x80, 15)), None, 0xde, 0xdf);
+    }
+
+    pub(crate) fn ext(&mut self, tag: i8, data: &[u8]) {
+        let fixed = match data.len() {
+            1 => Some(0xd4),
+            2 => Some(0xd5),
+            4 => Some(0xd6),
+            8 => Some(0xd7),
+            16 => Some(0xd8),
+            _ => None,
+        };
+        match fixed {
+            Some(m) => self.out.push(m),
+            None => self.len(data.len(), None, Some(0xc7), 0xc8, 0xc9),
+        }
+        self.out.push(tag as u8);
+        self.out.extend_from_slice(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_take_the_forms_python_msgpack_writes() {
+        let cases: [(i64, &[u8]); 7] = [
+            (5, &[0x05]),
+            (200, &[0xcc, 200]),
+            (-1, &[0xff]),
+            (-33, &[0xd0, 0xdf]),
+            (70_000, &[0xce, 0, 1, 0x11, 0x70]),
+            (-40_000, &[0xd2, 0xff, 0xff, 0x63, 0xc0]),
+            (1 << 40, &[0xcf, 0, 0, 1, 0, 0, 0, 0, 0]),
+        ];
+        for (v, bytes) in cases {
+            let mut w = Writer::default();
+            w.int(v);
+            assert_eq!(w.out, bytes, "{v}");
+            let data = Bytes::from(w.out);
+            let back: Value = read(&data, 8).unwrap();
+            assert_eq!(back, Value::Int(v));
+        }
+    }
+
+    #[test]
+    fn counts_larger_than_the_input_are_refused_before_reserving() {
+        let data = Bytes::from_static(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(read::<Value>(&data, 8), Err((5, MsgpackFault::Truncated)));
+        let deep = Bytes::from(vec![0x91u8; 200]);
+        assert!(matches!(
+            read::<Raw>(&deep, 128),
+            Err((_, MsgpackFault::TooDeep))
+        ));
+    }
+}
