@@ -342,6 +342,57 @@ impl Mesh {
     }
 }
 
+/// Runs `routine` (a criterion `iter_custom` routine: given a count, does it that many times
+/// and returns the time taken) for at least `WARM_UP` before it is measured.
+///
+/// Criterion's `--quick` mode, which `cargo xtask bench --quick` uses, skips the warm-up, so a
+/// benchmark whose first iterations fill buffer pools or fault in fresh pages (a transfer's
+/// receive buffers, say) would be measured cold and its ratio would depend on the mode. Calling
+/// this first makes the quick figures those of the warm path, as full runs see it.
+pub fn warm_up(mut routine: impl FnMut(u64) -> std::time::Duration) {
+    let mut spent = std::time::Duration::ZERO;
+    let mut iters = 1;
+    while spent < WARM_UP {
+        spent += routine(iters);
+        iters = (iters * 2).min(1 << 20);
+    }
+}
+
+/// How long [`warm_up`] runs a routine.
+pub const WARM_UP: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Says why something was not measured: on stderr, and, under `cargo xtask bench`, in a note
+/// the report prints (`PONTOON_BENCH_NOTES` names the directory), so that a row the run could
+/// not fill says why instead of only being empty.
+pub fn note(name: &str, text: &str) {
+    eprintln!("{name}: {text}");
+    if let Some(dir) = std::env::var_os("PONTOON_BENCH_NOTES") {
+        let dir = std::path::PathBuf::from(dir);
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join(format!("{name}.txt")), text));
+        if let Err(e) = written {
+            eprintln!(
+                "{name}: could not write the note into {}: {e}",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// The Python to measure as a peer: `cargo xtask bench --python` installs its venv and names
+/// the interpreter in `PONTOON_BENCH_PYTHON`. `None` (with a [`note`] saying so) without it.
+pub fn python_peer(bench: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PONTOON_BENCH_PYTHON").filter(|p| !p.is_empty());
+    if path.is_none() {
+        note(
+            bench,
+            "SKIPPED: its peers are Python packages; run `cargo xtask bench --python` (or set \
+             PONTOON_BENCH_PYTHON to a Python that has them)",
+        );
+    }
+    path.map(std::path::PathBuf::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,55 +486,4 @@ mod tests {
                 .any(|frame| frame.as_ptr() == back.weights.as_ptr())
         );
     }
-}
-
-/// Runs `routine` (a criterion `iter_custom` routine: given a count, does it that many times
-/// and returns the time taken) for at least `WARM_UP` before it is measured.
-///
-/// Criterion's `--quick` mode, which `cargo xtask bench --quick` uses, skips the warm-up, so a
-/// benchmark whose first iterations fill buffer pools or fault in fresh pages (a transfer's
-/// receive buffers, say) would be measured cold and its ratio would depend on the mode. Calling
-/// this first makes the quick figures those of the warm path, as full runs see it.
-pub fn warm_up(mut routine: impl FnMut(u64) -> std::time::Duration) {
-    let mut spent = std::time::Duration::ZERO;
-    let mut iters = 1;
-    while spent < WARM_UP {
-        spent += routine(iters);
-        iters = (iters * 2).min(1 << 20);
-    }
-}
-
-/// How long [`warm_up`] runs a routine.
-pub const WARM_UP: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Says why something was not measured: on stderr, and, under `cargo xtask bench`, in a note
-/// the report prints (`PONTOON_BENCH_NOTES` names the directory), so that a row the run could
-/// not fill says why instead of only being empty.
-pub fn note(name: &str, text: &str) {
-    eprintln!("{name}: {text}");
-    if let Some(dir) = std::env::var_os("PONTOON_BENCH_NOTES") {
-        let dir = std::path::PathBuf::from(dir);
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(dir.join(format!("{name}.txt")), text));
-        if let Err(e) = written {
-            eprintln!(
-                "{name}: could not write the note into {}: {e}",
-                dir.display()
-            );
-        }
-    }
-}
-
-/// The Python to measure as a peer: `cargo xtask bench --python` installs its venv and names
-/// the interpreter in `PONTOON_BENCH_PYTHON`. `None` (with a [`note`] saying so) without it.
-pub fn python_peer(bench: &str) -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PONTOON_BENCH_PYTHON").filter(|p| !p.is_empty());
-    if path.is_none() {
-        note(
-            bench,
-            "SKIPPED: its peers are Python packages; run `cargo xtask bench --python` (or set \
-             PONTOON_BENCH_PYTHON to a Python that has them)",
-        );
-    }
-    path.map(std::path::PathBuf::from)
 }
