@@ -526,6 +526,28 @@ impl RecordFile {
         self.bytes.len() <= RECORD_FILE_HEADER_LEN
     }
 
+    /// The mapped bytes: a frame read back lies inside them, at `frame.as_ptr()` minus their
+    /// start, which is its offset in the file (what a reader in another process, mapping the same
+    /// file, needs).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("pontoon-as-bytes-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let mut writer = pontoon_persist::RecordFileWriter::create(dir.join("b.rec"), 0)?;
+    /// let message = pontoon_wire::Message::new(pontoon_wire::Header::empty(), vec![bytes::Bytes::from_static(b"abc")]);
+    /// writer.append(0, 0, &message)?;
+    /// writer.flush()?;
+    /// let file = pontoon_persist::RecordFile::open(dir.join("b.rec"))?;
+    /// let frame = &file.record_at(64, &pontoon_wire::Limits::DEFAULT)?.message.frames[0];
+    /// let offset = frame.as_ptr() as usize - file.as_bytes().as_ptr() as usize;
+    /// assert_eq!(&std::fs::read(dir.join("b.rec"))?[offset..offset + 3], b"abc");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
     /// The record whose header is at `offset` (a multiple of 64, at least 64), checked: every
     /// length is bounded by the mapped bytes before it is used, the checksum and the padding
     /// must match, and the payload must decode as a message within `limits`.

@@ -65,6 +65,8 @@ mod object;
 mod outgoing;
 pub mod protocol;
 mod size;
+mod spill;
+mod spill_dir;
 mod state;
 mod stats;
 mod waits;
