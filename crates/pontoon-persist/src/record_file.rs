@@ -507,21 +507,57 @@ impl RecordFile {
     }
 
     /// The tag its writer put in the header.
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("pontoon-rf-tag-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// pontoon_persist::RecordFileWriter::create(dir.join("t.rec"), 42)?.finish()?;
+    /// let file = pontoon_persist::RecordFile::open(dir.join("t.rec"))?;
+    /// assert_eq!(file.tag(), 42);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tag(&self) -> u64 {
         self.tag
     }
 
     /// The file's path.
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("pontoon-rf-rpath-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// pontoon_persist::RecordFileWriter::create(dir.join("t.rec"), 42)?.finish()?;
+    /// let file = pontoon_persist::RecordFile::open(dir.join("t.rec"))?;
+    /// assert!(file.path().ends_with("t.rec"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Bytes mapped (the file's length when it was opened).
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("pontoon-rf-len-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// pontoon_persist::RecordFileWriter::create(dir.join("t.rec"), 42)?.finish()?;
+    /// let file = pontoon_persist::RecordFile::open(dir.join("t.rec"))?;
+    /// assert_eq!(file.len(), 64);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> u64 {
         self.bytes.len() as u64
     }
 
     /// Whether the file holds no record.
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("pontoon-rf-empty-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// pontoon_persist::RecordFileWriter::create(dir.join("t.rec"), 42)?.finish()?;
+    /// let file = pontoon_persist::RecordFile::open(dir.join("t.rec"))?;
+    /// assert!(file.is_empty());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.bytes.len() <= RECORD_FILE_HEADER_LEN
     }
