@@ -4,7 +4,7 @@
 //! object read back as views of its file's read-only map. Which objects to spill, and when, is
 //! the caller's policy; [`Recency`] is the order it picks them in.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,9 @@ struct SpillFile {
     objects: u64,
     /// The newest map of it (records only), remade when a record lies past its end.
     map: Option<RecordFile>,
+    /// Offsets of the records read back and checked once: read again without a second pass
+    /// over their bytes (the file is this store's alone).
+    checked: HashSet<u64>,
 }
 
 /// The files a store spills into; see the module docs.
@@ -197,6 +200,7 @@ impl Spill {
                 kind: Kind::Records,
                 objects: 0,
                 map: None,
+                checked: HashSet::new(),
             },
         );
         self.writer = Some((number, writer));
@@ -276,7 +280,8 @@ impl Spill {
         (done, error)
     }
 
-    /// The spilled object at `at`, read back (checked) as views of its file's map.
+    /// The spilled object at `at`, read back as views of its file's map: checked (checksum,
+    /// lengths, padding) the first time, and only bounded after that.
     pub(crate) fn read(&mut self, at: &Spilled) -> Result<ReadBack, ObjectError> {
         let dir = self.dir.path().to_path_buf();
         let tag = self.dir.store().0;
@@ -302,9 +307,14 @@ impl Spill {
         let Some(map) = &file.map else {
             return Err(failed("no map".to_owned()));
         };
-        let record = map
-            .record_at(at.offset, &Limits::UNLIMITED)
-            .map_err(|e| failed(describe(&e)))?;
+        let checked = file.checked.contains(&at.offset);
+        let record = if checked {
+            map.record_at_checked_before(at.offset, &Limits::UNLIMITED)
+        } else {
+            map.record_at(at.offset, &Limits::UNLIMITED)
+        }
+        .map_err(|e| failed(describe(&e)))?;
+        file.checked.insert(at.offset);
         let base = map.as_bytes().as_ptr() as usize;
         let frames = record
             .message
@@ -332,6 +342,7 @@ impl Spill {
             return;
         };
         file.objects = file.objects.saturating_sub(1);
+        file.checked.remove(&at.offset);
         if file.objects == 0 {
             if self.writer.as_ref().is_some_and(|(n, _)| *n == at.file) {
                 self.writer = None;
@@ -379,6 +390,7 @@ impl Spill {
                 kind: Kind::Object,
                 objects: 1,
                 map: None,
+                checked: HashSet::new(),
             },
         );
         self.objects += 1;
