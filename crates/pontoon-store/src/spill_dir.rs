@@ -121,6 +121,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "miri cannot flock or list directories")]
     fn a_second_store_is_refused_and_stale_files_go_at_open() {
         let dir = std::env::temp_dir().join(format!("pontoon-spill-dir-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -403,6 +403,68 @@ async fn a_spilled_object_taken_is_copied_back_into_memory() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_of_spilled_objects_each_get_their_own_file_and_bytes() {
+    let dir = temp_dir("daemon-concurrent");
+    let (socket, stats) = {
+        let socket = dir.join("store.sock");
+        let mut options = ServeOptions::new(&socket, 1 << 20);
+        options.spill_dir = Some(dir.join("spill"));
+        // Small files: the objects spread over many of them, each with its own descriptor.
+        options.spill_file_bytes = 256 << 10;
+        (socket.clone(), start(options))
+    };
+    let client = Client::connect(&socket).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(client.put_raw(&object(i, 50_000)).await.unwrap());
+    }
+    assert!(stats.stats().spill_files > 5, "{:?}", stats.stats());
+    // Every get in flight at once, from two clients: replies and descriptors interleave on
+    // each socket, and each reply must take its own.
+    let other = Client::connect(&socket).await.unwrap();
+    let gets = ids.iter().enumerate().map(|(i, id)| {
+        let client = if i % 2 == 0 {
+            client.clone()
+        } else {
+            other.clone()
+        };
+        let id = *id;
+        tokio::spawn(async move { (i, client.get_raw(&id).await.unwrap()) })
+    });
+    for get in gets.collect::<Vec<_>>() {
+        let (i, back) = get.await.unwrap();
+        assert_eq!(back, object(i as u32, 50_000), "object {i}");
+    }
+    assert_eq!(stats.stats().pinned_objects, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_removes_the_stale_spill_files_of_an_earlier_run_at_start() {
+    let dir = temp_dir("daemon-stale");
+    let spill = dir.join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    for name in [
+        "spill-0000000000000abc-00000001.rec",
+        "spill-0000000000000abc-00000002.rec",
+        "object-0000000000000abc-00000003.obj",
+    ] {
+        std::fs::write(spill.join(name), b"left by a daemon that died").unwrap();
+    }
+    std::fs::write(spill.join("README"), b"not a spill file").unwrap();
+    let (socket, _stats) = spilling_daemon(&dir, 1 << 20);
+    assert_eq!(spill_files(&spill), ["README"]);
+    // A second daemon on the same spill directory is refused while this one serves.
+    let mut options = ServeOptions::new(dir.join("second.sock"), 1 << 20);
+    options.spill_dir = Some(spill.clone());
+    let refused = Daemon::bind(options).unwrap_err();
+    assert!(refused.to_string().contains("spill directory"), "{refused}");
+    let client = Client::connect(&socket).await.unwrap();
+    assert_eq!(client.stats().await.unwrap().spill_files, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A client that sends its hello and a get of a spilled object, then dies (its socket closed)
 /// before it reads the reply, which carries the spill file's descriptor.
 fn die_mid_get(socket: &Path, id: ObjectId) {
