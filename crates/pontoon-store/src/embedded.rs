@@ -198,7 +198,8 @@ impl Store {
     }
 
     /// Makes room for `bytes` more: with spilling on, spills unpinned objects (least recently
-    /// used first) until the store would be at or below its high-water mark; then says where
+    /// used first) until the store would be below its high-water mark (by `spill_slack`, so
+    /// that spills come in batches); then says where
     /// the object goes (memory if it fits, else disk) or why it cannot go anywhere. A failed
     /// spill matters only if the object then does not fit.
     fn place(&self, table: &mut Table, bytes: u64) -> Result<Place, ObjectError> {
@@ -206,7 +207,7 @@ impl Store {
         let high = high_water(capacity, self.options.high_water_percent);
         let mut spill_error = None;
         if table.spill.is_some() && table.used.saturating_add(bytes) > high {
-            let goal = table.used.saturating_add(bytes) - high;
+            let goal = table.used.saturating_add(bytes) - high + spill_slack(capacity);
             if let Err(e) = spill_oldest(table, goal) {
                 spill_error = Some(e);
             }
@@ -709,6 +710,13 @@ impl AsRef<[u8]> for PinnedFrame {
     fn as_ref(&self) -> &[u8] {
         &self.frame
     }
+}
+
+/// How far below the high-water mark a spill goes: objects put one by one above the mark then
+/// spill in batches (one sequential write each), not one at a time. A sixteenth of the
+/// capacity, at most 64 MiB.
+pub(crate) fn spill_slack(capacity: u64) -> u64 {
+    (capacity / 16).min(64 << 20)
 }
 
 /// `percent` of `capacity`, without overflow.

@@ -1,6 +1,7 @@
 //! The daemon's spilling policy, part of its bookkeeping: a create that would take the memory
 //! in use above the high-water mark first spills the least recently used sealed objects no
-//! client pins, until it would be below; one that still does not fit spills more, and one
+//! client pins, until it would be below (by a sixteenth of the capacity, at most 64 MiB, so
+//! that spills come in batches); one that still does not fit spills more, and one
 //! larger than what spilling can free is created on disk. A pinned object is never spilled or
 //! freed. Objects on disk are got from their file (the reply carries it), and taken back into
 //! memory with a copy.
@@ -15,7 +16,7 @@ use pontoon_wire::{Header, Message};
 use super::{Object, Phase, State};
 use crate::alloc::Range;
 use crate::arena::Mapping;
-use crate::embedded::high_water;
+use crate::embedded::{high_water, spill_slack};
 use crate::error::ObjectError;
 use crate::protocol::{Layout, Response};
 use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
@@ -101,7 +102,8 @@ impl State {
         let used = capacity - self.alloc.free();
         let mut spill_error = None;
         if used.saturating_add(size) > high
-            && let Err(e) = self.spill_oldest(used.saturating_add(size) - high)
+            && let Err(e) =
+                self.spill_oldest(used.saturating_add(size) - high + spill_slack(capacity))
         {
             spill_error = Some(e);
         }
