@@ -3,7 +3,9 @@
 //! in `/proc/self/maps`, so not copies); pinned objects kept in memory; files fused and removed
 //! with their last object; objects larger than the capacity created on disk; a full spill disk
 //! (a tiny tmpfs, mounted by the test as root) a typed error with nothing lost; stale files of
-//! an earlier run removed at start.
+//! an earlier run removed at start; concurrent gets each taking their own descriptor; a client
+//! dying mid-get; and a fake daemon whose spill replies lie (a file shorter than the object, a
+//! reply without its descriptor), refused by the client.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -645,4 +647,116 @@ fn spill_replies_say_they_carry_a_descriptor() {
     };
     assert!(reply.carries_fd());
     assert!(!Response::Done.carries_fd());
+}
+
+/// Sends `bytes` on `stream` with `fd` (if any) attached to the first byte.
+fn send_with(stream: &std::os::unix::net::UnixStream, bytes: &[u8], fd: Option<&std::fs::File>) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds;
+    if let Some(fd) = fd {
+        fds = [fd.as_fd()];
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    }
+    let sent = rustix::net::sendmsg(
+        stream,
+        &[std::io::IoSlice::new(bytes)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(sent, bytes.len());
+}
+
+/// A daemon that is not one: answers the hello properly (a page of memory), then answers the
+/// client's requests 1, 2, ... with `replies`, each with its descriptor if it has one.
+fn fake_daemon(socket: &Path, replies: Vec<(Response, Option<std::fs::File>)>) {
+    use std::io::Read;
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        // The client's preamble and hello (one write, small), decoded with what follows.
+        let first = stream.read(&mut buf).unwrap();
+        let memory = std::fs::File::from(
+            rustix::fs::memfd_create("fake", rustix::fs::MemfdFlags::CLOEXEC).unwrap(),
+        );
+        memory.set_len(4096).unwrap();
+        let encoder = Encoder::default();
+        let mut hello = pontoon_wire::preamble().to_vec();
+        let message = Response::Hello {
+            version: pontoon_store::protocol::PROTOCOL_VERSION,
+            store: pontoon_store::StoreId(5),
+            arena_len: 4096,
+            fds: 1,
+        }
+        .to_message(0);
+        hello.extend_from_slice(&encoder.encode(&message).unwrap().to_bytes());
+        send_with(&stream, &hello, Some(&memory));
+        // Each get is answered with the next reply, under the get's own request number
+        // (releases, which have no reply, are read and passed over).
+        let mut decoder = pontoon_wire::Decoder::with_limits(pontoon_store::protocol::limits());
+        let mut input = bytes::BytesMut::from(&buf[..first]);
+        let mut replies = replies.into_iter();
+        'serve: loop {
+            while let Ok(Some(message)) = decoder.decode(&mut input) {
+                let Ok((rid, request)) = pontoon_store::protocol::decode_request(&message) else {
+                    continue;
+                };
+                if !matches!(request, Request::Get { .. }) {
+                    continue;
+                }
+                let Some((reply, fd)) = replies.next() else {
+                    break 'serve;
+                };
+                let bytes = encoder.encode(&reply.to_message(rid)).unwrap().to_bytes();
+                send_with(&stream, &bytes, fd.as_ref());
+            }
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 => input.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+        // Keep the connection open until the client closes it.
+        while stream.read(&mut buf).unwrap_or(0) > 0 {}
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refuses_a_spill_file_shorter_than_the_object_and_a_reply_without_its_descriptor()
+{
+    let dir = temp_dir("fake-daemon");
+    let socket = dir.join("fake.sock");
+    let short = dir.join("short.rec");
+    std::fs::write(&short, vec![0u8; 100]).unwrap();
+    let id = ObjectId::new(pontoon_store::StoreId(5), 1);
+    let spilled = |len| Response::Spilled {
+        id,
+        file: 1,
+        offset: 0,
+        len,
+        layout: pontoon_store::protocol::Layout::raw(len),
+    };
+    fake_daemon(
+        &socket,
+        vec![
+            // Claims 1 MiB of a 100-byte file: mapped, a read past its end would SIGBUS.
+            (spilled(1 << 20), Some(std::fs::File::open(&short).unwrap())),
+            // Within the file: fine.
+            (spilled(64), Some(std::fs::File::open(&short).unwrap())),
+            // No descriptor at all.
+            (spilled(64), None),
+        ],
+    );
+    let client = Client::connect(&socket).await.unwrap();
+    let err = client.get_raw(&id).await.unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+    let good = client.get_raw(&id).await.unwrap();
+    assert_eq!(good.frames[0].len(), 64);
+    assert!(mapped_file(good.frames[0].as_ptr()).is_some_and(|f| f == short));
+    let err = client.get_raw(&id).await.unwrap_err();
+    assert!(matches!(err, ClientError::Closed), "{err:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
