@@ -438,6 +438,12 @@ async fn concurrent_gets_of_spilled_objects_each_get_their_own_file_and_bytes() 
         let (i, back) = get.await.unwrap();
         assert_eq!(back, object(i as u32, 50_000), "object {i}");
     }
+    // The views are dropped: their releases reach the daemon soon after (they are sent
+    // without waiting for an answer).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stats.stats().pinned_objects > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert_eq!(stats.stats().pinned_objects, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
