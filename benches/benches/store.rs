@@ -14,6 +14,17 @@
 //!   `delete`. `store/1GiB/embedded-put`: `Store::put_raw` of the same frame (no copy at all).
 //! - `store/get/daemon-1KiB` and `store/get/daemon-1GiB`: a get of a stored object of each size
 //!   through the daemon: a view, so the same time.
+//! - `store/spill/spill`: 200 objects of 1 MiB put into an embedded store of 8 MiB with a spill
+//!   directory on disk (files of 64 MiB), so that all but a few spill; next to
+//!   `store/spill/raw-write-fdatasync`, the same number of bytes written with 1 MiB `write`s into
+//!   files of the same size in the same directory, each full file `fdatasync`ed as spilling
+//!   does when it finishes one. `store/restore/get-all` gets every spilled object back (a view
+//!   of the file's map, every byte read once by the record's checksum), next to
+//!   `store/restore/raw-read`, the same files read back with 1 MiB `read`s into one reused
+//!   buffer. Both reads find the page cache as the writes left it.
+//! - Before the groups, once: 16,000 objects of 1 MiB spilled through a 1 GiB embedded store
+//!   (about 15 GiB written to the spill directory), and the number of spill files printed (about
+//!   160). `PONTOON_BENCH_SKIP_FUSE=1` skips it (said loudly).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -191,5 +202,189 @@ fn large(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, small, large);
+/// Objects of the spill benchmarks, and their size.
+const SPILL_OBJECTS: usize = 200;
+const MIB: usize = 1 << 20;
+const SPILL_FILE_BYTES: u64 = 64 << 20;
+
+fn spill_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-spill-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An embedded store of 8 MiB spilling into `dir`, with `SPILL_OBJECTS` objects of 1 MiB put.
+fn spilled_store(
+    dir: &std::path::Path,
+    object: &Message,
+) -> (Store, Vec<pontoon::store::ObjectId>) {
+    let mut options = StoreOptions::default();
+    options.capacity = 8 << 20;
+    options.spill_dir = Some(dir.to_path_buf());
+    options.spill_file_bytes = SPILL_FILE_BYTES;
+    let store = Store::open(options).unwrap();
+    let ids = (0..SPILL_OBJECTS)
+        .map(|_| store.put_raw(object.clone()).unwrap())
+        .collect();
+    (store, ids)
+}
+
+/// Writes `total` bytes of `chunk` with sequential writes into files of `SPILL_FILE_BYTES` in
+/// `dir`, `fdatasync`ing each full one; returns the files.
+fn raw_write(dir: &std::path::Path, chunk: &[u8], total: u64) -> Vec<PathBuf> {
+    use std::io::Write;
+    let mut files = Vec::new();
+    let mut left = total;
+    while left > 0 {
+        let path = dir.join(format!("raw-{}.bin", files.len()));
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut in_file = 0u64;
+        while left > 0 && in_file + chunk.len() as u64 <= SPILL_FILE_BYTES {
+            let n = (chunk.len() as u64).min(left) as usize;
+            file.write_all(&chunk[..n]).unwrap();
+            in_file += n as u64;
+            left -= n as u64;
+        }
+        if in_file + chunk.len() as u64 > SPILL_FILE_BYTES {
+            file.sync_data().unwrap();
+        }
+        files.push(path);
+    }
+    files
+}
+
+fn spill(c: &mut Criterion) {
+    let object = message(payload(MIB));
+    // How many bytes spill (objects, record headers and padding): the raw peer writes as many.
+    // The store removes its files when dropped: they are measured before.
+    let dir = spill_dir("bytes");
+    let (store, _) = spilled_store(&dir, &object);
+    let on_disk: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "LOCK")
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let spilled_objects = store.stats().spilled_objects;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = on_disk;
+    eprintln!(
+        "store/spill: {spilled_objects} of {SPILL_OBJECTS} objects of 1 MiB spill, {total} bytes on disk"
+    );
+
+    let mut group = c.benchmark_group("store/spill");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Bytes(total));
+    let chunk = vec![7u8; MIB];
+    let dir = spill_dir("raw");
+    group.bench_function("raw-write-fdatasync", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                let files = raw_write(&dir, &chunk, total);
+                elapsed += started.elapsed();
+                files.iter().for_each(|f| std::fs::remove_file(f).unwrap());
+            }
+            elapsed
+        })
+    });
+    let spill_into = spill_dir("spill");
+    group.bench_function("spill", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                let (store, ids) = spilled_store(&spill_into, &object);
+                elapsed += started.elapsed();
+                black_box(ids);
+                drop(store);
+            }
+            elapsed
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("store/restore");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Bytes(total));
+    let files = raw_write(&dir, &chunk, total);
+    let mut buffer = vec![0u8; MIB];
+    group.bench_function("raw-read", |b| {
+        b.iter(|| {
+            use std::io::Read;
+            for path in &files {
+                let mut file = std::fs::File::open(path).unwrap();
+                while file.read(&mut buffer).unwrap() > 0 {}
+                black_box(&buffer);
+            }
+        })
+    });
+    // A spill file's record is checked the first time it is read back: each sample spills
+    // afresh (untimed) and times the first get of every object.
+    group.bench_function("get-all", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let (store, ids) = spilled_store(&spill_into, &object);
+                let started = Instant::now();
+                for id in &ids {
+                    black_box(store.get_raw(id).unwrap());
+                }
+                elapsed += started.elapsed();
+                drop(store);
+            }
+            elapsed
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spill_into);
+}
+
+/// 16,000 objects of 1 MiB through a 1 GiB store: how many spill files (ray#22485 made
+/// thousands). A count, not a time: printed once.
+fn fuse_count() {
+    if std::env::var_os("PONTOON_BENCH_SKIP_FUSE").is_some() {
+        eprintln!(
+            "\n*** store/fuse SKIPPED (PONTOON_BENCH_SKIP_FUSE is set): 16,000 objects of 1 MiB through a 1 GiB store not measured ***\n"
+        );
+        return;
+    }
+    let dir = spill_dir("fuse");
+    let mut options = StoreOptions::default();
+    options.capacity = 1 << 30;
+    options.spill_dir = Some(dir.clone());
+    let store = Store::open(options).unwrap();
+    let object = message(payload(MIB));
+    let started = Instant::now();
+    for _ in 0..16_000 {
+        store.put_raw(object.clone()).unwrap();
+    }
+    let elapsed = started.elapsed();
+    let stats = store.stats();
+    let files = std::fs::read_dir(&dir).unwrap().count() - 1; // LOCK
+    eprintln!(
+        "\n*** store/fuse: 16,000 objects of 1 MiB through a 1 GiB store: {} spilled ({} bytes) into {} spill files ({files} in the directory); target about 160; {:.2} GB/s ***\n",
+        stats.spilled_objects,
+        stats.spilled_bytes,
+        stats.spill_files,
+        stats.spilled_bytes as f64 / elapsed.as_secs_f64() / 1e9,
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn spilling(c: &mut Criterion) {
+    fuse_count();
+    spill(c);
+}
+
+criterion_group!(benches, small, large, spilling);
 criterion_main!(benches);

@@ -15,8 +15,10 @@ pub(crate) enum Command {
     ///
     /// The memory is a memfd of --capacity bytes, allocated at start (so no page fault can
     /// fail later); clients map it read-only. If it cannot be reserved, a file in --spill-dir
-    /// backs it instead, with a warning. Spilling itself is not built yet: a put that does not
-    /// fit is refused with the capacity and the size needed.
+    /// backs it instead, with a warning. With --spill-dir, objects nobody holds spill to files
+    /// there above 80% of the capacity, and an object larger than free memory is created on
+    /// disk; without it, a put that does not fit is refused with the capacity and the size
+    /// needed.
     Serve {
         /// The Unix socket to listen on.
         #[arg(long)]
@@ -24,7 +26,8 @@ pub(crate) enum Command {
         /// Bytes of shared memory (e.g. 64MiB, 2GiB).
         #[arg(long)]
         capacity: ByteSize,
-        /// Directory for spilled objects (not built yet) and for the memory's fallback file.
+        /// Directory for spilled objects (locked while serving; spill files of an earlier run
+        /// are removed at start) and for the memory's fallback file.
         #[arg(long)]
         spill_dir: Option<PathBuf>,
         /// Back the memory with a file in this directory (e.g. /dev/shm) instead of a memfd.
@@ -180,8 +183,10 @@ async fn stats(socket: PathBuf, json: bool) -> Result {
         size(stats.pinned_bytes)
     );
     println!(
-        "spilled          {} objects in {} files",
-        stats.spilled_objects, stats.spill_files
+        "spilled          {} objects ({}) in {} files",
+        stats.spilled_objects,
+        size(stats.spilled_bytes),
+        stats.spill_files
     );
     println!("clients          {}", stats.clients);
     Ok(())

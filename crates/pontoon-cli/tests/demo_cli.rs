@@ -48,4 +48,11 @@ fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
     }
     assert!(!stdout.contains("COPIED"), "{stdout}");
     assert!(!stdout.contains("copied: YES"), "{stdout}");
+    // The store's spilling step: objects spilled under a small capacity, all back, files gone.
+    assert!(stdout.contains("  spilling "), "{stdout}");
+    assert!(
+        stdout.contains("all 24 objects got back") && stdout.contains("24 of them views"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("deleted: 0 spill files left"), "{stdout}");
 }

@@ -32,16 +32,23 @@ impl Drop for Serving {
 }
 
 fn serve(socket: &Path, dir: &Path, capacity: &str) -> Serving {
-    let child = Command::new(env!("CARGO_BIN_EXE_pontoon"))
-        .args([
-            "store",
-            "serve",
-            "--socket",
-            socket.to_str().unwrap(),
-            "--capacity",
-            capacity,
-        ])
-        .args(["--spill-dir", dir.join("spill").to_str().unwrap()])
+    serve_with(socket, Some(&dir.join("spill")), capacity)
+}
+
+fn serve_with(socket: &Path, spill_dir: Option<&Path>, capacity: &str) -> Serving {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pontoon"));
+    command.args([
+        "store",
+        "serve",
+        "--socket",
+        socket.to_str().unwrap(),
+        "--capacity",
+        capacity,
+    ]);
+    if let Some(spill_dir) = spill_dir {
+        command.args(["--spill-dir", spill_dir.to_str().unwrap()]);
+    }
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -126,7 +133,8 @@ fn put_get_stats_delete_round_trip() {
 fn refusals_are_errors_with_exit_status_2() {
     let dir = scratch("no");
     let socket = dir.join("s.sock");
-    let _serving = serve(&socket, &dir, "1MiB");
+    // Without a spill directory: a put larger than the memory is refused.
+    let _serving = serve_with(&socket, None, "1MiB");
     let sock = socket.to_str().unwrap();
     let big = dir.join("big.bin");
     std::fs::write(&big, vec![1u8; 2 << 20]).unwrap();
@@ -149,6 +157,63 @@ fn refusals_are_errors_with_exit_status_2() {
         pontoon(&["store", "stats", "--socket", sock])
             .status
             .success()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_with_a_spill_dir_spills_and_gets_everything_back() {
+    let dir = scratch("sp");
+    let socket = dir.join("s.sock");
+    let spill = dir.join("spill");
+    let _serving = serve(&socket, &dir, "1MiB");
+    let sock = socket.to_str().unwrap();
+    let mut put = Vec::new();
+    // Ten files of 300 kB and one of 2 MiB through 1 MiB of memory.
+    for (i, len) in (0..11u32).map(|i| (i, if i == 10 { 2 << 20 } else { 300_000 })) {
+        let bytes: Vec<u8> = (0..len).map(|b| (b * 13 + i) as u8).collect();
+        let file = dir.join(format!("in-{i}.bin"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = pontoon(&["store", "put", "--socket", sock, file.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        put.push((text(&out).trim().to_owned(), bytes));
+    }
+    let stats = pontoon(&["store", "stats", "--socket", sock, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(json["objects"], 11);
+    assert!(json["spilled_objects"].as_u64().unwrap() >= 8, "{json}");
+    assert!(json["spilled_bytes"].as_u64().unwrap() >= 2 << 20, "{json}");
+    let files = json["spill_files"].as_u64().unwrap();
+    assert!(files >= 2, "{json}"); // a record file and the large object's own
+    let on_disk = std::fs::read_dir(&spill).unwrap().count() as u64 - 1; // LOCK
+    assert_eq!(on_disk, files);
+    let human = text(&pontoon(&["store", "stats", "--socket", sock]));
+    assert!(
+        human.contains("spilled ") && human.contains(" files"),
+        "{human}"
+    );
+    for (id, bytes) in &put {
+        let get = pontoon(&["store", "get", "--socket", sock, id]);
+        assert!(get.status.success(), "{get:?}");
+        assert!(get.stdout == *bytes, "{id} came back different");
+    }
+    for (id, _) in &put {
+        assert!(
+            pontoon(&["store", "delete", "--socket", sock, id])
+                .status
+                .success()
+        );
+    }
+    // A `get` process's pins go when the daemon sees it exit, which may come just after a
+    // delete: the files go with the last of them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&spill).unwrap().count() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        1,
+        "spill files left"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,6 +17,11 @@
 //! logged before it is applied, rebuilt exactly after a crash from the newest snapshot and the
 //! events after it.
 //!
+//! A [`RecordFileWriter`] writes a standalone record file (records in the same aligned layout,
+//! appended by one writer that keeps their offsets, finished with one `fdatasync`), and a
+//! [`RecordFile`] reads a record back at its offset as a message whose frames are views of the
+//! file's map: the object store's spill files.
+//!
 //! [`Log::inspect`] looks at a log without changing it (nothing created, locked exclusively, cut
 //! or written), for tools such as `pontoon log verify`.
 //!
@@ -35,6 +40,7 @@ mod group;
 mod inspect;
 mod log;
 mod options;
+mod record_file;
 mod records;
 mod recovery;
 mod resync;
@@ -47,6 +53,10 @@ pub use group::LogStats;
 pub use inspect::Inspection;
 pub use log::{DurableWait, Log};
 pub use options::{Durability, LogOptions};
+pub use record_file::{
+    Appended, FileRecord, RECORD_FILE_HEADER_LEN, RECORD_FILE_MAGIC, RECORD_FILE_VERSION,
+    RecordFile, RecordFileError, RecordFileWriter,
+};
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};
 pub use snapshot::{

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,7 +15,7 @@ use pontoon_family::Registry;
 use pontoon_wire::{Decoder, EncodeOptions, Encoder, Header, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
@@ -35,13 +35,30 @@ pub(crate) struct Inner {
     writable: Mutex<Option<Arc<Mapping>>>,
     out: Outgoing,
     pending: Mutex<HashMap<u64, oneshot::Sender<Response>>>,
+    /// Descriptors that came with replies (spill files), by request number, until their
+    /// caller takes them.
+    fds: Mutex<HashMap<u64, OwnedFd>>,
+    /// One read-only map per spill file, shared by the objects got from it while any lives.
+    spill_maps: Mutex<HashMap<u64, Weak<Mapping>>>,
     next_rid: AtomicU64,
     encoder: Encoder,
 }
 
+/// Most descriptors a client holds that came with replies nobody has taken yet: a daemon that
+/// sends more is not speaking this protocol.
+const MAX_QUEUED_FDS: usize = 64;
+
 impl Inner {
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Response>>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fds(&self) -> MutexGuard<'_, HashMap<u64, OwnedFd>> {
+        self.fds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn spill_maps(&self) -> MutexGuard<'_, HashMap<u64, Weak<Mapping>>> {
+        self.spill_maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends a request whose reply nobody waits for (releases, aborts from `Drop`).
@@ -57,10 +74,12 @@ impl Inner {
     /// released, a create aborted.
     fn orphan(&self, response: Response) {
         match response {
-            Response::Object { id, .. } => self.send_only(&Request::Release { id }),
-            Response::Created { id, .. } | Response::Taken { id, .. } => {
-                self.send_only(&Request::Abort { id })
+            Response::Object { id, .. } | Response::Spilled { id, .. } => {
+                self.send_only(&Request::Release { id })
             }
+            Response::Created { id, .. }
+            | Response::Taken { id, .. }
+            | Response::CreatedOnDisk { id, .. } => self.send_only(&Request::Abort { id }),
             _ => {}
         }
     }
@@ -96,6 +115,7 @@ struct Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.inner.pending().remove(&self.rid);
+        self.inner.fds().remove(&self.rid);
         if let Some(mut rx) = self.rx.take()
             && let Ok(response) = rx.try_recv()
         {
@@ -222,6 +242,8 @@ impl Client {
             writable: Mutex::new(None),
             out,
             pending: Mutex::new(HashMap::new()),
+            fds: Mutex::new(HashMap::new()),
+            spill_maps: Mutex::new(HashMap::new()),
             next_rid: AtomicU64::new(1),
             encoder,
         });
@@ -238,10 +260,27 @@ impl Client {
     /// frame [`get_raw`](Client::get_raw) returns, which is how a caller (or a test) can see
     /// that nothing was copied.
     pub fn is_shared(&self, bytes: &[u8]) -> bool {
-        bytes.is_empty() || self.inner.read_only.holds(bytes.as_ptr())
+        bytes.is_empty()
+            || self.inner.read_only.holds(bytes.as_ptr())
+            || self
+                .inner
+                .spill_maps()
+                .values()
+                .filter_map(Weak::upgrade)
+                .any(|map| map.holds(bytes.as_ptr()))
     }
 
     async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        self.call_with_fd(request)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// A call whose reply may come with a descriptor (a spill file's).
+    async fn call_with_fd(
+        &self,
+        request: Request,
+    ) -> Result<(Response, Option<OwnedFd>), ClientError> {
         let inner = &*self.inner;
         let rid = inner.next_rid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -262,10 +301,37 @@ impl Client {
         let rx = waiting.rx.as_mut().ok_or(ClientError::Closed)?;
         let response = rx.await.map_err(|_| ClientError::Closed)?;
         waiting.rx = None;
+        let fd = inner.fds().remove(&rid);
         match response {
             Response::Error(error) => Err(ClientError::Refused(error)),
-            response => Ok(response),
+            response => Ok((response, fd)),
         }
+    }
+
+    /// The read-only map of spill file `file` (numbered by the daemon), covering at least
+    /// `need` bytes: the one objects already got from it share, or a new one of `fd`.
+    fn spill_map(&self, file: u64, fd: &OwnedFd, need: u64) -> Result<Arc<Mapping>, ClientError> {
+        let mut maps = self.inner.spill_maps();
+        if let Some(map) = maps.get(&file).and_then(Weak::upgrade)
+            && map.len() as u64 >= need
+        {
+            return Ok(map);
+        }
+        // A map past the end of the file would SIGBUS on first touch.
+        let size = rustix::fs::fstat(fd)
+            .map_err(|e| ClientError::Map(e.into()))?
+            .st_size;
+        let size = u64::try_from(size).unwrap_or(0);
+        if size < need || need == 0 {
+            return Err(ClientError::Protocol(ProtocolError::Malformed {
+                offset: 0,
+                what: "an object inside its spill file",
+            }));
+        }
+        let map = Arc::new(Mapping::map(fd.as_fd(), size, false, false).map_err(ClientError::Map)?);
+        maps.retain(|_, map| map.strong_count() > 0);
+        maps.insert(file, Arc::downgrade(&map));
+        Ok(map)
     }
 
     fn unexpected() -> ClientError {
@@ -337,10 +403,49 @@ impl Client {
     ///
     /// Cancel-safe: a create whose reply comes after the future was dropped is aborted.
     pub async fn create(&self, size: u64) -> Result<ClientCreating, ClientError> {
-        match self.call(Request::Create { size }).await? {
-            Response::Created { id, offset, len } => self.creating(id, offset, len, None, false),
+        match self.call_with_fd(Request::Create { size }).await? {
+            (Response::Created { id, offset, len }, _) => {
+                self.creating(id, offset, len, None, false)
+            }
+            // Larger than the daemon's free memory: a file of its own, mapped writable here.
+            (Response::CreatedOnDisk { id, len, .. }, Some(fd)) => {
+                let map = self.disk_map(&fd, len).inspect_err(|_| {
+                    self.inner.send_only(&Request::Abort { id });
+                })?;
+                Ok(ClientCreating {
+                    client: self.clone(),
+                    id,
+                    map,
+                    offset: 0,
+                    len: len as usize,
+                    layout: None,
+                    copied: false,
+                    done: false,
+                })
+            }
+            (Response::CreatedOnDisk { id, .. }, None) => {
+                self.inner.send_only(&Request::Abort { id });
+                Err(ClientError::Descriptors { got: 0, want: 1 })
+            }
             _ => Err(Client::unexpected()),
         }
+    }
+
+    /// A writable map of the file an object is created in, checked to be `len` bytes long.
+    fn disk_map(&self, fd: &OwnedFd, len: u64) -> Result<Arc<Mapping>, ClientError> {
+        let size = rustix::fs::fstat(fd)
+            .map_err(|e| ClientError::Map(e.into()))?
+            .st_size;
+        if u64::try_from(size).unwrap_or(0) < len || len == 0 {
+            return Err(ClientError::Protocol(ProtocolError::Malformed {
+                offset: 0,
+                what: "a file as long as the object created in it",
+            }));
+        }
+        usize::try_from(len).map_err(|_| ClientError::Map(std::io::Error::other("too large")))?;
+        Ok(Arc::new(
+            Mapping::map(fd.as_fd(), len, true, false).map_err(ClientError::Map)?,
+        ))
     }
 
     /// Stores a message: its frames are copied once, each to a 64-byte-aligned place in store
@@ -385,17 +490,40 @@ impl Client {
     ///
     /// Cancel-safe: a pin whose reply comes after the future was dropped is released.
     pub async fn get_raw(&self, id: &ObjectId) -> Result<Message, ClientError> {
-        let (id, offset, len, layout) = match self.call(Request::Get { id: *id }).await? {
-            Response::Object {
-                id,
-                offset,
-                len,
-                layout,
-            } => (id, offset, len, layout),
-            _ => return Err(Client::unexpected()),
-        };
-        let pin = Arc::new(Pin::new(self.inner.clone(), id));
-        self.check_range(offset, len)?;
+        let (map, id, offset, len, layout, pin) =
+            match self.call_with_fd(Request::Get { id: *id }).await? {
+                (
+                    Response::Object {
+                        id,
+                        offset,
+                        len,
+                        layout,
+                    },
+                    _,
+                ) => {
+                    let pin = Arc::new(Pin::new(self.inner.clone(), id));
+                    self.check_range(offset, len)?;
+                    (self.inner.read_only.clone(), id, offset, len, layout, pin)
+                }
+                // On disk: views of a read-only map of its file, which came with the reply.
+                (
+                    Response::Spilled {
+                        id,
+                        file,
+                        offset,
+                        len,
+                        layout,
+                    },
+                    fd,
+                ) => {
+                    let pin = Arc::new(Pin::new(self.inner.clone(), id));
+                    let fd = fd.ok_or(ClientError::Descriptors { got: 0, want: 1 })?;
+                    let end = offset.checked_add(len).ok_or_else(Client::unexpected)?;
+                    let map = self.spill_map(file, &fd, end.max(1))?;
+                    (map, id, offset, len, layout, pin)
+                }
+                _ => return Err(Client::unexpected()),
+            };
         layout.check(id, len).map_err(ClientError::Refused)?;
         let header = Header::from_msgpack(layout.header).map_err(|_| {
             ClientError::Protocol(ProtocolError::Malformed {
@@ -408,7 +536,7 @@ impl Client {
             .iter()
             .map(|&(at, frame_len)| {
                 Bytes::from_owner(View::new(
-                    self.inner.read_only.clone(),
+                    map.clone(),
                     (offset + at) as usize,
                     frame_len as usize,
                     pin.clone(),
@@ -523,20 +651,31 @@ impl Client {
 
 async fn read_replies(
     inner: std::sync::Weak<Inner>,
-    mut read: tokio::net::unix::OwnedReadHalf,
+    read: tokio::net::unix::OwnedReadHalf,
     mut decoder: Decoder,
     mut input: BytesMut,
 ) {
+    // Replies about objects on disk carry their file's descriptor: read with recvmsg, and
+    // give each such reply the next descriptor that came (they come in the replies' order).
+    let mut fds: std::collections::VecDeque<OwnedFd> = std::collections::VecDeque::new();
+    let mut chunk = vec![0u8; 64 << 10];
     loop {
         let message = match decoder.decode(&mut input) {
             Ok(Some(message)) => message,
-            Ok(None) => {
-                input.reserve(8 << 10);
-                match read.read_buf(&mut input).await {
-                    Ok(n) if n > 0 => continue,
-                    _ => break,
+            Ok(None) => match fdpass::recv_with_fds(read.as_ref(), &mut chunk).await {
+                Ok((n, got)) if n > 0 => {
+                    fds.extend(got);
+                    if fds.len() > MAX_QUEUED_FDS {
+                        tracing::warn!(
+                            "the store daemon sent more descriptors than replies that take them; closing"
+                        );
+                        break;
+                    }
+                    input.extend_from_slice(&chunk[..n]);
+                    continue;
                 }
-            }
+                _ => break,
+            },
             Err(e) => {
                 tracing::warn!("the store daemon sent bytes that are not a reply ({e}); closing");
                 break;
@@ -547,10 +686,24 @@ async fn read_replies(
             tracing::warn!("the store daemon sent a malformed reply; closing");
             break;
         };
+        let fd = if response.carries_fd() {
+            let Some(fd) = fds.pop_front() else {
+                tracing::warn!("the store daemon sent a reply without its descriptor; closing");
+                inner.orphan(response);
+                break;
+            };
+            Some(fd)
+        } else {
+            None
+        };
         let waiter = inner.pending().remove(&rid);
         match waiter {
             Some(tx) => {
+                if let Some(fd) = fd {
+                    inner.fds().insert(rid, fd);
+                }
                 if let Err(response) = tx.send(response) {
+                    inner.fds().remove(&rid);
                     inner.orphan(response);
                 }
             }

@@ -36,12 +36,16 @@ pub struct ServeOptions {
     pub socket: PathBuf,
     /// Bytes of shared memory, reserved at start.
     pub capacity: u64,
-    /// Where spilled objects will go (not built yet); also where the memory falls back to when
-    /// a memfd cannot be reserved.
+    /// Where objects spill to (default `None`: no spilling, a full store is
+    /// [`ObjectError::StoreFull`](crate::ObjectError::StoreFull)); also where the memory falls
+    /// back to when a memfd cannot be reserved. Locked for this daemon; spill files an earlier
+    /// run left there are removed at start. See `docs/store-format.md`, Spilling.
     pub spill_dir: Option<PathBuf>,
+    /// Objects are fused into spill files of up to this many bytes (default 100 MiB).
+    pub spill_file_bytes: u64,
     /// Where the memory lives.
     pub backing: Backing,
-    /// Percent of `capacity` above which spilling will start (reported only, for now).
+    /// Percent of `capacity` above which unpinned objects spill (with a `spill_dir`).
     pub high_water_percent: u8,
     /// Most reply bytes queued for one client that does not read them; past it the client is
     /// disconnected (with a logged reason) instead of the daemon buffering without bound.
@@ -65,6 +69,7 @@ impl ServeOptions {
             socket: socket.into(),
             capacity,
             spill_dir: None,
+            spill_file_bytes: crate::embedded::DEFAULT_SPILL_FILE_BYTES,
             backing: Backing::Memfd,
             high_water_percent: 80,
             max_queued_reply_bytes: 1 << 20,
@@ -81,8 +86,9 @@ struct Shared {
     /// Connections being served (checked against `max_clients` at accept).
     connected: AtomicUsize,
     arena: Arena,
-    /// The daemon's own writable view, for the copy a `take` of a pinned object makes.
-    map: Mapping,
+    /// The daemon's own writable view, for the copy a `take` of a pinned object makes (and
+    /// spilling's writes).
+    map: Arc<Mapping>,
     store: StoreId,
     options: ServeOptions,
     encoder: Encoder,
@@ -161,8 +167,20 @@ impl Daemon {
                 source,
             }
         })?;
-        let listener = bind_socket(&options.socket)?;
+        let map = Arc::new(map);
         let store = StoreId::random();
+        let spill = match &options.spill_dir {
+            Some(dir) => Some(crate::spill::Spill::new(
+                crate::spill_dir::SpillDir::open(dir, store).map_err(|e| ServeError::SpillDir {
+                    dir: dir.clone(),
+                    what: e.what,
+                    source: e.source,
+                })?,
+                options.spill_file_bytes,
+            )),
+            None => None,
+        };
+        let listener = bind_socket(&options.socket)?;
         tracing::info!(
             "store {:016x} serving {} bytes ({}) on {}",
             store.0,
@@ -170,11 +188,14 @@ impl Daemon {
             arena.description,
             options.socket.display()
         );
-        let state = State::new(
+        let mut state = State::new(
             store,
             arena.len().min(options.capacity.max(1)),
             options.high_water_percent,
         );
+        if let Some(spill) = spill {
+            state = state.with_spill(spill, map.clone());
+        }
         let shared = Shared {
             state: Mutex::new(state),
             waits: Waits::default(),
@@ -347,12 +368,21 @@ struct Outbox {
 impl Outbox {
     /// Sends a reply, or says why the client must be disconnected.
     fn send(&self, bytes: Bytes) -> Result<(), String> {
-        self.out.send(bytes, self.cap).map_err(|e| match e {
-            SendError::Closed => "its connection closed".to_owned(),
-            SendError::Overfull { queued, cap } => {
-                format!("it left {queued} bytes of replies unread (at most {cap}); disconnected")
-            }
-        })
+        self.send_with_fd(bytes, None)
+    }
+
+    /// Sends a reply with a descriptor attached, or says why the client must be disconnected.
+    fn send_with_fd(&self, bytes: Bytes, fd: Option<std::os::fd::OwnedFd>) -> Result<(), String> {
+        self.out
+            .send_with_fd(bytes, fd, self.cap)
+            .map_err(|e| match e {
+                SendError::Closed => "its connection closed".to_owned(),
+                SendError::Overfull { queued, cap } => {
+                    format!(
+                        "it left {queued} bytes of replies unread (at most {cap}); disconnected"
+                    )
+                }
+            })
     }
 }
 
@@ -439,7 +469,17 @@ async fn serve_client(
         let Some(response) = handle(shared, client, request) else {
             continue;
         };
-        if let Err(reason) = outbox.send(shared.encode(&response.to_message(rid))) {
+        let fd = match &response {
+            // The object is pinned (or being created) for this client: its file stays.
+            Response::Spilled { file, .. } | Response::CreatedOnDisk { file, .. } => {
+                match shared.lock().spill_fd(*file) {
+                    Some(fd) => Some(fd),
+                    None => break Err(format!("spill file {file} could not be opened for it")),
+                }
+            }
+            _ => None,
+        };
+        if let Err(reason) = outbox.send_with_fd(shared.encode(&response.to_message(rid)), fd) {
             break Err(reason);
         }
     };
@@ -498,13 +538,7 @@ fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Respons
         |result: Result<Response, ObjectError>| Some(result.unwrap_or_else(Response::Error));
     match request {
         Request::Hello { .. } | Request::Wait { .. } => None,
-        Request::Create { size } => refused(shared.lock().create(client, size).map(
-            |(id, range)| Response::Created {
-                id,
-                offset: range.offset,
-                len: size,
-            },
-        )),
+        Request::Create { size } => refused(shared.lock().create_reply(client, size)),
         Request::Seal { id, layout } => {
             let result = shared.lock().seal(client, &id, layout);
             if result.is_ok() {

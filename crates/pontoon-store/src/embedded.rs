@@ -1,7 +1,9 @@
-//! The embedded store: objects kept inside this process, as `Bytes` (the default mode).
+//! The embedded store: objects kept inside this process, as `Bytes` (the default mode), and
+//! spilled to its spill directory under memory pressure.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +13,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::alloc::ALIGN;
+use crate::arena::Mapping;
 use crate::error::{GetError, ObjectError, PutError};
+use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
+use crate::spill_dir::SpillDir;
 use crate::{ObjectId, StoreId, StoreStats};
 
 /// How an embedded [`Store`] is set up.
@@ -27,9 +32,19 @@ use crate::{ObjectId, StoreId, StoreStats};
 pub struct StoreOptions {
     /// Most bytes of objects the store holds (sealed and being created). Default 4 GiB.
     pub capacity: u64,
-    /// Percent of `capacity` above which spilling will start once it exists; reported in
-    /// [`StoreStats::high_water_mark`]. Default 80.
+    /// Percent of `capacity` above which unpinned objects spill (with a `spill_dir`);
+    /// reported in [`StoreStats::high_water_mark`]. Default 80.
     pub high_water_percent: u8,
+    /// Where objects spill to (default `None`: no spilling, and an object that does not fit is
+    /// [`ObjectError::StoreFull`]). With a directory, a put or create that would take the
+    /// store above its high-water mark first spills the least recently used objects nobody
+    /// holds (no `get_raw` result alive) until it is below, and an object larger than the
+    /// memory left is created on disk; the directory is locked for this store, and spill files
+    /// an earlier run left there are removed. See `docs/store-format.md`, Spilling.
+    pub spill_dir: Option<PathBuf>,
+    /// Objects are fused into spill files of up to this many bytes (an object larger than that
+    /// gets a file of its own). Default 100 MiB.
+    pub spill_file_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -37,21 +52,47 @@ impl Default for StoreOptions {
         StoreOptions {
             capacity: 4 << 30,
             high_water_percent: 80,
+            spill_dir: None,
+            spill_file_bytes: DEFAULT_SPILL_FILE_BYTES,
         }
     }
 }
 
+/// The default size cap of one spill file: 16,000 objects of 1 MiB spilled make about 160 files.
+pub(crate) const DEFAULT_SPILL_FILE_BYTES: u64 = 100 << 20;
+
+/// An object created on disk: its file and its size.
+type OnDisk = Option<(FileNo, u64)>;
+
 enum Entry {
-    /// Reserved by a [`Creating`], `bytes` counted.
-    Creating { bytes: u64 },
-    /// Sealed; `bytes` is what it counts against the capacity.
-    Sealed { message: Message, bytes: u64 },
+    /// Reserved by a [`Creating`], `bytes` counted (0 for an object created on disk).
+    Creating { bytes: u64, disk: OnDisk },
+    /// Sealed; `bytes` is what it counts against the capacity. `pins` has one more strong
+    /// count for each frame handed out and alive (with spilling on).
+    Sealed {
+        message: Message,
+        bytes: u64,
+        pins: Arc<()>,
+        disk: OnDisk,
+    },
+    /// Sealed and spilled: in a spill file.
+    Spilled { at: Spilled },
 }
 
 struct Table {
     entries: HashMap<ObjectId, Entry>,
     used: u64,
     next_seq: u64,
+    /// Objects in memory that may spill, least recently used first.
+    recency: Recency,
+    /// Where objects spill (`Err`: the spill directory could not be opened, and why).
+    spill: Option<Result<Spill, ObjectError>>,
+}
+
+/// Where a new object goes.
+enum Place {
+    Memory,
+    Disk,
 }
 
 /// An object store inside this process: put a value or a message once, get it back as views of
@@ -97,16 +138,43 @@ impl Store {
     /// assert_eq!(store.stats().objects, 0);
     /// ```
     pub fn new(options: StoreOptions) -> Store {
+        let id = StoreId::random();
+        let spill = options.spill_dir.as_ref().map(|dir| {
+            SpillDir::open(dir, id)
+                .map(|d| Spill::new(d, options.spill_file_bytes))
+                .map_err(|e| ObjectError::SpillFailed {
+                    dir: dir.clone(),
+                    reason: e.to_string(),
+                })
+        });
         Store {
-            id: StoreId::random(),
+            id,
             options,
             table: Mutex::new(Table {
                 entries: HashMap::new(),
                 used: 0,
                 next_seq: 1,
+                recency: Recency::default(),
+                spill,
             }),
             sealed: Condvar::new(),
         }
+    }
+
+    /// A store as [`new`](Store::new) makes it, but a spill directory that cannot be opened
+    /// and locked is an error now rather than at the first spill.
+    ///
+    /// ```
+    /// let mut options = pontoon_store::StoreOptions::default();
+    /// options.spill_dir = Some("/proc/version/spill".into());
+    /// assert!(matches!(pontoon_store::Store::open(options), Err(pontoon_store::ObjectError::SpillFailed { .. })));
+    /// ```
+    pub fn open(options: StoreOptions) -> Result<Store, ObjectError> {
+        let store = Store::new(options);
+        if let Some(Err(e)) = &store.lock().spill {
+            return Err(e.clone());
+        }
+        Ok(store)
     }
 
     /// This store's id: every [`ObjectId`] it makes starts with it.
@@ -129,21 +197,42 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn reserve(&self, table: &mut Table, bytes: u64) -> Result<ObjectId, ObjectError> {
+    /// Makes room for `bytes` more: with spilling on, spills unpinned objects (least recently
+    /// used first) until the store would be below its high-water mark (by `spill_slack`, so
+    /// that spills come in batches); then says where
+    /// the object goes (memory if it fits, else disk) or why it cannot go anywhere. A failed
+    /// spill matters only if the object then does not fit.
+    fn place(&self, table: &mut Table, bytes: u64) -> Result<Place, ObjectError> {
         let capacity = self.options.capacity;
+        let high = high_water(capacity, self.options.high_water_percent);
+        let mut spill_error = None;
+        if table.spill.is_some() && table.used.saturating_add(bytes) > high {
+            let goal = table.used.saturating_add(bytes) - high + spill_slack(capacity);
+            if let Err(e) = spill_oldest(table, goal) {
+                spill_error = Some(e);
+            }
+        }
         let free = capacity.saturating_sub(table.used);
-        if bytes > free {
-            return Err(ObjectError::StoreFull {
+        if bytes <= free {
+            return Ok(Place::Memory);
+        }
+        match (&table.spill, spill_error) {
+            (Some(Ok(_)), None) => Ok(Place::Disk),
+            (Some(Ok(_)), Some(e)) => Err(e),
+            (Some(Err(e)), _) => Err(e.clone()),
+            (None, _) => Err(ObjectError::StoreFull {
                 need: bytes,
                 capacity,
                 free,
                 largest: free,
-            });
+            }),
         }
-        table.used += bytes;
+    }
+
+    fn new_id(&self, table: &mut Table) -> ObjectId {
         let id = ObjectId::new(self.id, table.next_seq);
         table.next_seq += 1;
-        Ok(id)
+        id
     }
 
     /// Serializes `value` through `registry` and stores the message: its frames are kept as
@@ -200,11 +289,48 @@ impl Store {
     pub fn put_raw(&self, message: Message) -> Result<ObjectId, ObjectError> {
         let bytes = message.payload_len() + message.header.as_bytes().len() as u64;
         let mut table = self.lock();
-        let id = self.reserve(&mut table, bytes)?;
-        table.entries.insert(id, Entry::Sealed { message, bytes });
+        let entry = match self.place(&mut table, bytes)? {
+            Place::Memory => {
+                table.used += bytes;
+                Entry::Sealed {
+                    message,
+                    bytes,
+                    pins: Arc::new(()),
+                    disk: None,
+                }
+            }
+            // Larger than the memory left: it goes straight to a spill file.
+            Place::Disk => {
+                let seq = table.next_seq;
+                let Some(Ok(spill)) = &mut table.spill else {
+                    return Err(self.full(&table, bytes));
+                };
+                let (mut done, error) = spill.write(&[(seq, message)]);
+                match (done.pop(), error) {
+                    (Some(at), _) => Entry::Spilled { at },
+                    (None, Some(e)) => return Err(e),
+                    (None, None) => return Err(self.full(&table, bytes)),
+                }
+            }
+        };
+        let id = self.new_id(&mut table);
+        if matches!(entry, Entry::Sealed { .. }) {
+            table.recency.touch(id);
+        }
+        table.entries.insert(id, entry);
         drop(table);
         self.sealed.notify_all();
         Ok(id)
+    }
+
+    fn full(&self, table: &Table, need: u64) -> ObjectError {
+        let free = self.options.capacity.saturating_sub(table.used);
+        ObjectError::StoreFull {
+            need,
+            capacity: self.options.capacity,
+            free,
+            largest: free,
+        }
     }
 
     /// The sealed object `id`: its header and frames, views of the stored memory.
@@ -216,8 +342,25 @@ impl Store {
     /// # Ok::<(), pontoon_store::ObjectError>(())
     /// ```
     pub fn get_raw(&self, id: &ObjectId) -> Result<Message, ObjectError> {
-        match self.lock().entries.get(id) {
-            Some(Entry::Sealed { message, .. }) => Ok(message.clone()),
+        let mut table = self.lock();
+        let table = &mut *table;
+        match table.entries.get(id) {
+            Some(Entry::Sealed { message, pins, .. }) => {
+                if table.spill.is_none() {
+                    return Ok(message.clone());
+                }
+                let pinned = pinned(message, pins);
+                table.recency.touch(*id);
+                Ok(pinned)
+            }
+            // Views of the spill file's map: no read copy.
+            Some(Entry::Spilled { at }) => {
+                let at = *at;
+                match &mut table.spill {
+                    Some(Ok(spill)) => spill.read(&at).map(|read| read.message),
+                    _ => Err(ObjectError::Unknown { id: *id }),
+                }
+            }
             Some(Entry::Creating { .. }) => Err(ObjectError::NotSealed { id: *id }),
             None => Err(ObjectError::Unknown { id: *id }),
         }
@@ -237,12 +380,20 @@ impl Store {
     /// ```
     pub fn create(&self, size: u64) -> Result<Creating<'_>, ObjectError> {
         let len = usize::try_from(size).map_err(|_| ObjectError::OutOfMemory { bytes: size })?;
-        let id = {
-            let mut table = self.lock();
-            let id = self.reserve(&mut table, size)?;
-            table.entries.insert(id, Entry::Creating { bytes: size });
-            id
-        };
+        let mut table = self.lock();
+        if let Place::Disk = self.place(&mut table, size)? {
+            return self.create_on_disk(table, size, len);
+        }
+        table.used += size;
+        let id = self.new_id(&mut table);
+        table.entries.insert(
+            id,
+            Entry::Creating {
+                bytes: size,
+                disk: None,
+            },
+        );
+        drop(table);
         let mut vec: Vec<u8> = Vec::new();
         let align = ALIGN as usize;
         if vec.try_reserve_exact(len.saturating_add(align)).is_err() {
@@ -254,18 +405,67 @@ impl Store {
         Ok(Creating {
             store: self,
             id,
-            vec,
-            pad,
+            buffer: Buffer::Memory { vec, pad },
+            done: false,
+        })
+    }
+
+    /// An object larger than the memory left, created in a file of its own in the spill
+    /// directory and written through a shared map of it.
+    fn create_on_disk(
+        &self,
+        mut table: MutexGuard<'_, Table>,
+        size: u64,
+        len: usize,
+    ) -> Result<Creating<'_>, ObjectError> {
+        let Some(Ok(spill)) = &mut table.spill else {
+            return Err(self.full(&table, size));
+        };
+        let dir = spill.dir().to_path_buf();
+        let (file, handle) = spill.create_object(size)?;
+        let map = match Mapping::map(std::os::fd::AsFd::as_fd(&*handle), size, true, false) {
+            Ok(map) => Arc::new(map),
+            Err(e) => {
+                spill.free_object(file, size);
+                return Err(ObjectError::SpillFailed {
+                    dir,
+                    reason: format!("mapping a file for an object: {e}"),
+                });
+            }
+        };
+        let id = self.new_id(&mut table);
+        table.entries.insert(
+            id,
+            Entry::Creating {
+                bytes: 0,
+                disk: Some((file, size)),
+            },
+        );
+        Ok(Creating {
+            store: self,
+            id,
+            buffer: Buffer::Disk { map, len },
             done: false,
         })
     }
 
     fn forget(&self, id: &ObjectId) {
         let mut table = self.lock();
-        if let Some(Entry::Creating { bytes } | Entry::Sealed { bytes, .. }) =
-            table.entries.remove(id)
-        {
-            table.used -= bytes;
+        let table = &mut *table;
+        match table.entries.remove(id) {
+            Some(Entry::Creating { bytes, disk } | Entry::Sealed { bytes, disk, .. }) => {
+                table.used -= bytes;
+                table.recency.remove(id);
+                if let (Some((file, size)), Some(Ok(spill))) = (disk, &mut table.spill) {
+                    spill.free_object(file, size);
+                }
+            }
+            Some(Entry::Spilled { at }) => {
+                if let Some(Ok(spill)) = &mut table.spill {
+                    spill.free(&at);
+                }
+            }
+            None => {}
         }
     }
 
@@ -288,14 +488,35 @@ impl Store {
     /// ```
     pub fn take(&self, id: &ObjectId) -> Result<Message, ObjectError> {
         let mut table = self.lock();
+        let table = &mut *table;
         match table.entries.get(id) {
             Some(Entry::Sealed { .. }) => {}
+            Some(Entry::Spilled { at }) => {
+                // Views of the spill file, which outlive its removal; a writer copies once.
+                let at = *at;
+                let Some(Ok(spill)) = &mut table.spill else {
+                    return Err(ObjectError::Unknown { id: *id });
+                };
+                let read = spill.read(&at)?;
+                spill.free(&at);
+                table.entries.remove(id);
+                return Ok(read.message);
+            }
             Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id: *id }),
             None => return Err(ObjectError::Unknown { id: *id }),
         }
         match table.entries.remove(id) {
-            Some(Entry::Sealed { message, bytes }) => {
+            Some(Entry::Sealed {
+                message,
+                bytes,
+                disk,
+                ..
+            }) => {
                 table.used -= bytes;
+                table.recency.remove(id);
+                if let (Some((file, size)), Some(Ok(spill))) = (disk, &mut table.spill) {
+                    spill.free_object(file, size);
+                }
                 Ok(message)
             }
             _ => Err(ObjectError::Unknown { id: *id }),
@@ -326,7 +547,10 @@ impl Store {
     /// # Ok::<(), pontoon_store::ObjectError>(())
     /// ```
     pub fn contains(&self, id: &ObjectId) -> bool {
-        matches!(self.lock().entries.get(id), Some(Entry::Sealed { .. }))
+        matches!(
+            self.lock().entries.get(id),
+            Some(Entry::Sealed { .. } | Entry::Spilled { .. })
+        )
     }
 
     /// Blocks until every object in `ids` is sealed or `timeout` passes; says, for each, whether
@@ -350,7 +574,12 @@ impl Store {
         loop {
             let ready: Vec<bool> = ids
                 .iter()
-                .map(|id| matches!(table.entries.get(id), Some(Entry::Sealed { .. })))
+                .map(|id| {
+                    matches!(
+                        table.entries.get(id),
+                        Some(Entry::Sealed { .. } | Entry::Spilled { .. })
+                    )
+                })
                 .collect();
             let left = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
@@ -367,7 +596,8 @@ impl Store {
         }
     }
 
-    /// The store's counters (`pinned_*` and `clients` are 0: in-process holders are `Bytes`
+    /// The store's counters (`clients` is 0; `pinned_*` count objects with frames handed out
+    /// and alive, with spilling on, and are 0 without: in-process holders are then `Bytes`
     /// clones, which the store does not count).
     ///
     /// ```
@@ -387,14 +617,106 @@ impl Store {
         for entry in table.entries.values() {
             match entry {
                 Entry::Creating { .. } => stats.creating += 1,
-                Entry::Sealed { message, .. } => {
+                Entry::Sealed { message, pins, .. } => {
                     stats.objects += 1;
                     stats.sealed_bytes += message.payload_len();
+                    if Arc::strong_count(pins) > 1 {
+                        stats.pinned_objects += 1;
+                        stats.pinned_bytes += message.payload_len();
+                    }
+                }
+                Entry::Spilled { at } => {
+                    stats.objects += 1;
+                    stats.sealed_bytes += at.bytes;
                 }
             }
         }
+        if let Some(Ok(spill)) = &table.spill {
+            (
+                stats.spilled_objects,
+                stats.spilled_bytes,
+                stats.spill_files,
+            ) = spill.counts();
+        }
         stats
     }
+}
+
+/// Spills the least recently used objects that nobody holds, until `goal` bytes of memory are
+/// freed or none is left; what could be spilled stays spilled if an error stops the rest.
+fn spill_oldest(table: &mut Table, goal: u64) -> Result<(), ObjectError> {
+    let mut ids = Vec::new();
+    let mut objects: Vec<(u64, Message)> = Vec::new();
+    let mut freed = 0u64;
+    for id in table.recency.oldest() {
+        if freed >= goal {
+            break;
+        }
+        if let Some(Entry::Sealed {
+            message,
+            bytes,
+            pins,
+            disk: None,
+        }) = table.entries.get(&id)
+            && Arc::strong_count(pins) == 1
+        {
+            ids.push(id);
+            objects.push((id.seq(), message.clone()));
+            freed += bytes;
+        }
+    }
+    let Some(Ok(spill)) = &mut table.spill else {
+        return Ok(());
+    };
+    if objects.is_empty() {
+        return Ok(());
+    }
+    let (done, error) = spill.write(&objects);
+    // The table's entries are then the only holders of the frames: replacing them frees them.
+    drop(objects);
+    for (id, at) in ids.iter().zip(done) {
+        table.recency.remove(id);
+        if let Some(Entry::Sealed { bytes, .. }) = table.entries.insert(*id, Entry::Spilled { at })
+        {
+            table.used -= bytes;
+        }
+    }
+    error.map_or(Ok(()), Err)
+}
+
+/// The frames of `message`, each holding a strong count of `pins` while alive.
+fn pinned(message: &Message, pins: &Arc<()>) -> Message {
+    let frames = message
+        .frames
+        .iter()
+        .map(|frame| {
+            Bytes::from_owner(PinnedFrame {
+                frame: frame.clone(),
+                _pin: pins.clone(),
+            })
+        })
+        .collect();
+    Message::new(message.header.clone(), frames)
+}
+
+/// A frame handed out by an embedded store with spilling on: its object cannot spill while
+/// this lives.
+struct PinnedFrame {
+    frame: Bytes,
+    _pin: Arc<()>,
+}
+
+impl AsRef<[u8]> for PinnedFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.frame
+    }
+}
+
+/// How far below the high-water mark a spill goes: objects put one by one above the mark then
+/// spill in batches (one sequential write each), not one at a time. A sixteenth of the
+/// capacity, at most 64 MiB.
+pub(crate) fn spill_slack(capacity: u64) -> u64 {
+    (capacity / 16).min(64 << 20)
 }
 
 /// `percent` of `capacity`, without overflow.
@@ -418,9 +740,16 @@ pub(crate) fn high_water(capacity: u64, percent: u8) -> u64 {
 pub struct Creating<'a> {
     store: &'a Store,
     id: ObjectId,
-    vec: Vec<u8>,
-    pad: usize,
+    buffer: Buffer,
     done: bool,
+}
+
+/// Where a [`Creating`]'s bytes are.
+enum Buffer {
+    /// In memory: `vec[pad..]`, 64-byte aligned.
+    Memory { vec: Vec<u8>, pad: usize },
+    /// A writable shared map of a file of its own (an object larger than free memory).
+    Disk { map: Arc<Mapping>, len: usize },
 }
 
 impl std::fmt::Debug for Creating<'_> {
@@ -484,22 +813,52 @@ impl Creating<'_> {
             frames: frames.to_vec(),
         };
         layout.check(self.id, self.len() as u64)?;
-        let pad = self.pad;
-        let all = Bytes::from(std::mem::take(&mut self.vec));
-        let frames = frames
-            .iter()
-            .map(|&(offset, len)| all.slice(pad + offset as usize..pad + (offset + len) as usize))
-            .collect();
+        let buffer = std::mem::replace(
+            &mut self.buffer,
+            Buffer::Memory {
+                vec: Vec::new(),
+                pad: 0,
+            },
+        );
+        let frames = match buffer {
+            Buffer::Memory { vec, pad } => {
+                let all = Bytes::from(vec);
+                frames
+                    .iter()
+                    .map(|&(offset, len)| {
+                        all.slice(pad + offset as usize..pad + (offset + len) as usize)
+                    })
+                    .collect()
+            }
+            Buffer::Disk { map, .. } => frames
+                .iter()
+                .map(|&(offset, len)| {
+                    Bytes::from_owner(MapView {
+                        map: map.clone(),
+                        offset: offset as usize,
+                        len: len as usize,
+                    })
+                })
+                .collect(),
+        };
         let message = Message::new(header, frames);
         self.done = true;
-        let mut table = self.store.lock();
-        if let Some(entry) = table.entries.get_mut(&self.id) {
-            let bytes = match entry {
-                Entry::Creating { bytes } | Entry::Sealed { bytes, .. } => *bytes,
+        let mut guard = self.store.lock();
+        let table = &mut *guard;
+        if let Some(entry) = table.entries.get_mut(&self.id)
+            && let Entry::Creating { bytes, disk } = *entry
+        {
+            *entry = Entry::Sealed {
+                message,
+                bytes,
+                pins: Arc::new(()),
+                disk,
             };
-            *entry = Entry::Sealed { message, bytes };
+            if disk.is_none() {
+                table.recency.touch(self.id);
+            }
         }
-        drop(table);
+        drop(guard);
         self.store.sealed.notify_all();
         Ok(self.id)
     }
@@ -527,13 +886,26 @@ fn unreachable_layout() -> ! {
 impl std::ops::Deref for Creating<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.vec[self.pad..]
+        match &self.buffer {
+            Buffer::Memory { vec, pad } => &vec[*pad..],
+            // SAFETY: the map is `len` bytes long (made for this object's file of exactly that
+            // size) and kept alive by `map`; the file is this create's alone, so only this
+            // buffer reaches those bytes until the seal consumes it.
+            Buffer::Disk { map, len } => unsafe { std::slice::from_raw_parts(map.as_ptr(), *len) },
+        }
     }
 }
 
 impl std::ops::DerefMut for Creating<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.vec[self.pad..]
+        match &mut self.buffer {
+            Buffer::Memory { vec, pad } => &mut vec[*pad..],
+            // SAFETY: as in `deref`; the map is writable, and `&mut self` makes this the only
+            // reference to its bytes.
+            Buffer::Disk { map, len } => unsafe {
+                std::slice::from_raw_parts_mut(map.as_ptr(), *len)
+            },
+        }
     }
 }
 

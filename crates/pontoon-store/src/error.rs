@@ -45,8 +45,8 @@ pub enum ObjectError {
         /// The object.
         id: ObjectId,
     },
-    /// The object does not fit in the store's memory. Temporary: once spilling lands, unpinned
-    /// objects go to disk instead and this is only returned when the spill disk is full too.
+    /// The object does not fit in the store's memory, and the store has no spill directory (or
+    /// everything in memory is pinned and the object cannot be created on disk).
     #[error(
         "the store is full: {need} bytes needed, {free} of {capacity} free (largest free range {largest})"
     )]
@@ -66,6 +66,25 @@ pub enum ObjectError {
         /// The object.
         id: ObjectId,
         /// What is wrong with the layout.
+        reason: String,
+    },
+    /// The spill directory's disk has no room for what had to be written there (objects spilled
+    /// to make room, or an object created on disk). Nothing sealed was lost: what could not be
+    /// spilled is still in memory.
+    #[error("the spill disk is full: {need} bytes to write in {}", dir.display())]
+    SpillDiskFull {
+        /// The spill directory.
+        dir: PathBuf,
+        /// Bytes that had to be written.
+        need: u64,
+    },
+    /// Spilling failed for another reason than a full disk (an I/O error, a spill directory
+    /// that could not be opened, a spill file that no longer verifies).
+    #[error("spilling to {} failed: {reason}", dir.display())]
+    SpillFailed {
+        /// The spill directory.
+        dir: PathBuf,
+        /// What failed.
         reason: String,
     },
     /// The process could not allocate the object's memory (embedded mode).
@@ -205,6 +224,17 @@ pub enum ServeError {
         /// The capacity asked for.
         capacity: u64,
         /// Which step failed, on which backing.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The spill directory could not be opened and locked, or the stale files in it removed.
+    #[error("cannot use the spill directory {}: {what}", dir.display())]
+    SpillDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Which step failed.
         what: String,
         /// Why.
         #[source]

@@ -1,5 +1,6 @@
 //! Passing file descriptors over the Unix socket (SCM_RIGHTS): the daemon sends its memory's
-//! descriptor with the hello; the client checks it got exactly the descriptors promised.
+//! descriptor with the hello, and a spill file's with each reply about an object on disk; the
+//! client checks it got exactly the descriptors promised.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -40,6 +41,32 @@ pub(crate) async fn send_with_fd(
             )?)
         })
         .await
+}
+
+/// Sends what of `bytes` the socket takes now (the count; `WouldBlock` if none) with `fd`
+/// attached to the first byte, without waiting: for replies written from the task that made
+/// them.
+pub(crate) fn try_send_with_fd(
+    stream: &UnixStream,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> io::Result<usize> {
+    stream.try_io(Interest::WRITABLE, || {
+        let fds = [fd];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other(
+                "no room for a descriptor in the control buffer",
+            ));
+        }
+        Ok(rustix::net::sendmsg(
+            stream,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+        )?)
+    })
 }
 
 /// Reads some bytes into `buf` and the descriptors that came with them (each owned, so closed

@@ -22,9 +22,18 @@
 //! The daemon's protocol is sans-IO ([`protocol`]): requests and replies as header-only pontoon
 //! messages, decoded within fixed bounds; `docs/store-format.md` is its layout.
 //!
-//! Not built yet: spilling to disk and pulling objects from peer stores. Until spilling lands,
-//! an object that does not fit is [`ObjectError::StoreFull`], naming the need and the capacity;
-//! [`StoreStats::high_water_mark`] is where spilling will start.
+//! Spilling, in both modes, with a spill directory ([`StoreOptions::spill_dir`],
+//! [`ServeOptions::spill_dir`], `pontoon store serve --spill-dir`): a put or create that would
+//! take the store above its high-water mark ([`StoreStats::high_water_mark`]) first spills the
+//! least recently used objects nobody pins, written sequentially into spill files (record files
+//! of pontoon-persist, small objects fused into one file of up to 100 MiB, each removed with its
+//! last object), and an object larger than free memory is created in a file on disk. A spilled
+//! object comes back on `get` as views of the memory-mapped spill file, through the daemon with
+//! the file's descriptor passed to the client. No [`ObjectError::StoreFull`] while the spill
+//! disk has room; a full disk is [`ObjectError::SpillDiskFull`], and nothing sealed is lost.
+//! Without a spill directory an object that does not fit is `StoreFull`.
+//!
+//! Not built yet: pulling objects from peer stores.
 //!
 //! ```
 //! use pontoon_store::{Store, StoreOptions};
@@ -65,6 +74,8 @@ mod object;
 mod outgoing;
 pub mod protocol;
 mod size;
+mod spill;
+mod spill_dir;
 mod state;
 mod stats;
 mod waits;

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes};
@@ -24,9 +25,15 @@ pub(crate) enum SendError {
     Overfull { queued: usize, cap: usize },
 }
 
+/// One message not sent yet, and the descriptor that goes with its first byte, if any.
+struct Chunk {
+    bytes: Bytes,
+    fd: Option<OwnedFd>,
+}
+
 struct Queue {
     /// What the socket has not taken yet, oldest first (the front may be partly written).
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<Chunk>,
     /// Bytes in `chunks`.
     bytes: usize,
     closed: bool,
@@ -79,15 +86,27 @@ impl Outgoing {
     /// Sends `bytes` after everything sent before, unless more than `cap` bytes would then be
     /// queued behind the socket: one message always goes when nothing is queued (a legal
     /// message may be larger than the cap, which bounds what piles up, not one message).
-    pub(crate) fn send(&self, mut bytes: Bytes, cap: usize) -> Result<(), SendError> {
+    pub(crate) fn send(&self, bytes: Bytes, cap: usize) -> Result<(), SendError> {
+        self.send_with_fd(bytes, None, cap)
+    }
+
+    /// As [`send`](Outgoing::send), with `fd` (if any) passed with the message's first byte
+    /// (SCM_RIGHTS).
+    pub(crate) fn send_with_fd(
+        &self,
+        bytes: Bytes,
+        fd: Option<OwnedFd>,
+        cap: usize,
+    ) -> Result<(), SendError> {
         let shared = &*self.shared;
+        let mut chunk = Chunk { bytes, fd };
         let mut queue = shared.lock();
         if queue.closed {
             return Err(SendError::Closed);
         }
         if queue.chunks.is_empty() {
-            match write_some(&shared.socket, &mut bytes) {
-                Ok(()) if bytes.is_empty() => return Ok(()),
+            match write_some(&shared.socket, &mut chunk) {
+                Ok(()) if chunk.bytes.is_empty() => return Ok(()),
                 Ok(()) => {}
                 Err(_) => {
                     queue.closed = true;
@@ -96,14 +115,14 @@ impl Outgoing {
                     return Err(SendError::Closed);
                 }
             }
-        } else if queue.bytes.saturating_add(bytes.len()) > cap {
+        } else if queue.bytes.saturating_add(chunk.bytes.len()) > cap {
             return Err(SendError::Overfull {
                 queued: queue.bytes,
                 cap,
             });
         }
-        queue.bytes += bytes.len();
-        queue.chunks.push_back(bytes);
+        queue.bytes += chunk.bytes.len();
+        queue.chunks.push_back(chunk);
         drop(queue);
         shared.wake.notify_one();
         Ok(())
@@ -117,12 +136,20 @@ impl Drop for Outgoing {
     }
 }
 
-/// Writes as much of `bytes` as the socket takes without blocking, advancing it.
-fn write_some(socket: &OwnedWriteHalf, bytes: &mut Bytes) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match socket.try_write(bytes) {
+/// Writes as much of `chunk` as the socket takes without blocking, advancing it; its
+/// descriptor goes with the first write that takes a byte.
+fn write_some(socket: &OwnedWriteHalf, chunk: &mut Chunk) -> io::Result<()> {
+    while !chunk.bytes.is_empty() {
+        let written = match &chunk.fd {
+            Some(fd) => crate::fdpass::try_send_with_fd(socket.as_ref(), &chunk.bytes, fd.as_fd()),
+            None => socket.try_write(&chunk.bytes),
+        };
+        match written {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes.advance(n),
+            Ok(n) => {
+                chunk.bytes.advance(n);
+                chunk.fd = None;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -134,11 +161,11 @@ fn write_some(socket: &OwnedWriteHalf, bytes: &mut Bytes) -> io::Result<()> {
 /// Writes the queue's chunks in order until it is empty or the socket takes no more.
 fn flush(socket: &OwnedWriteHalf, queue: &mut Queue) -> io::Result<()> {
     while let Some(front) = queue.chunks.front_mut() {
-        let before = front.len();
+        let before = front.bytes.len();
         let result = write_some(socket, front);
-        queue.bytes -= before - front.len();
+        queue.bytes -= before - front.bytes.len();
         result?;
-        if !front.is_empty() {
+        if !front.bytes.is_empty() {
             return Ok(());
         }
         queue.chunks.pop_front();

@@ -219,6 +219,46 @@ pub enum Response {
     },
     /// The store's counters.
     Stats(StoreStats),
+    /// A sealed object that is on disk (spilled, or created there), pinned for the client; the
+    /// descriptor of its file comes with this message, and the object is read from a read-only
+    /// map of it.
+    Spilled {
+        /// The object.
+        id: ObjectId,
+        /// The daemon's number for the file (the same file has the same number for as long
+        /// as the daemon runs: a client keeps one map per file).
+        file: u64,
+        /// Where the object's bytes start in the file.
+        offset: u64,
+        /// How many bytes from there hold it.
+        len: u64,
+        /// Its header and frames, from `offset`.
+        layout: Layout,
+    },
+    /// An object reserved for writing in a file of its own on disk (larger than free memory);
+    /// the file's descriptor comes with this message, and the client maps it writable.
+    CreatedOnDisk {
+        /// The object.
+        id: ObjectId,
+        /// The daemon's number for the file.
+        file: u64,
+        /// Its length (the file's, from offset 0).
+        len: u64,
+    },
+}
+
+impl Response {
+    /// Whether a file descriptor comes with this reply (SCM_RIGHTS, on its first byte).
+    ///
+    /// ```
+    /// assert!(!pontoon_store::protocol::Response::Done.carries_fd());
+    /// ```
+    pub fn carries_fd(&self) -> bool {
+        matches!(
+            self,
+            Response::Spilled { .. } | Response::CreatedOnDisk { .. }
+        )
+    }
 }
 
 /// A message that is not a request or reply of this protocol.
@@ -291,6 +331,8 @@ mod reply {
     pub(super) const READY: u64 = 6;
     pub(super) const TAKEN: u64 = 7;
     pub(super) const STATS: u64 = 8;
+    pub(super) const SPILLED: u64 = 9;
+    pub(super) const CREATED_ON_DISK: u64 = 10;
 }
 
 mod code {
@@ -301,6 +343,8 @@ mod code {
     pub(super) const STORE_FULL: u64 = 5;
     pub(super) const BAD_LAYOUT: u64 = 6;
     pub(super) const OUT_OF_MEMORY: u64 = 7;
+    pub(super) const SPILL_DISK_FULL: u64 = 8;
+    pub(super) const SPILL_FAILED: u64 = 9;
 }
 
 /// Writes MessagePack into a vector, which cannot fail.
@@ -412,6 +456,8 @@ impl Response {
             Response::Ready(_) => (reply::READY, 1),
             Response::Taken { .. } => (reply::TAKEN, 6),
             Response::Stats(_) => (reply::STATS, 1),
+            Response::Spilled { .. } => (reply::SPILLED, 6),
+            Response::CreatedOnDisk { .. } => (reply::CREATED_ON_DISK, 3),
         };
         out.array(2 + fields);
         out.uint(kind);
@@ -473,6 +519,24 @@ impl Response {
                     out.uint(value);
                 }
             }
+            Response::Spilled {
+                id,
+                file,
+                offset,
+                len,
+                layout,
+            } => {
+                out.id(id);
+                out.uint(*file);
+                out.uint(*offset);
+                out.uint(*len);
+                out.layout(layout);
+            }
+            Response::CreatedOnDisk { id, file, len } => {
+                out.id(id);
+                out.uint(*file);
+                out.uint(*len);
+            }
         }
         out.message()
     }
@@ -480,7 +544,22 @@ impl Response {
 
 fn encode_error(out: &mut Out, error: &ObjectError) {
     let none = ObjectId::from_bytes([0; 16]);
+    // A spill error's directory (and reason) travel in the reason text.
+    let spill_reason;
     let (code, id, numbers, reason) = match error {
+        ObjectError::SpillDiskFull { dir, need } => {
+            spill_reason = dir.display().to_string();
+            (
+                code::SPILL_DISK_FULL,
+                none,
+                [*need, 0, 0, 0],
+                spill_reason.as_str(),
+            )
+        }
+        ObjectError::SpillFailed { dir, reason } => {
+            spill_reason = format!("{}\n{reason}", dir.display());
+            (code::SPILL_FAILED, none, [0; 4], spill_reason.as_str())
+        }
         ObjectError::Unknown { id } => (code::UNKNOWN, *id, [0; 4], ""),
         ObjectError::NotSealed { id } => (code::NOT_SEALED, *id, [0; 4], ""),
         ObjectError::AlreadySealed { id } => (code::ALREADY_SEALED, *id, [0; 4], ""),
@@ -761,6 +840,17 @@ pub fn decode_response(message: &Message) -> Result<(u64, Response), ProtocolErr
                 },
                 code::BAD_LAYOUT => ObjectError::BadLayout { id, reason },
                 code::OUT_OF_MEMORY => ObjectError::OutOfMemory { bytes: need },
+                code::SPILL_DISK_FULL => ObjectError::SpillDiskFull {
+                    dir: reason.into(),
+                    need,
+                },
+                code::SPILL_FAILED => {
+                    let (dir, reason) = reason.split_once('\n').unwrap_or(("", &reason));
+                    ObjectError::SpillFailed {
+                        dir: dir.into(),
+                        reason: reason.to_owned(),
+                    }
+                }
                 _ => return Err(f.bad("a known error code")),
             })
         }
@@ -832,6 +922,24 @@ pub fn decode_response(message: &Message) -> Result<(u64, Response), ProtocolErr
                 values.push(f.uint("a counter")?);
             }
             Response::Stats(StoreStats::from_fields(&values))
+        }
+        reply::SPILLED => {
+            expect(&f, n, 6)?;
+            Response::Spilled {
+                id: f.id()?,
+                file: f.uint("a file number")?,
+                offset: f.uint("an offset")?,
+                len: f.uint("a length")?,
+                layout: f.layout()?,
+            }
+        }
+        reply::CREATED_ON_DISK => {
+            expect(&f, n, 3)?;
+            Response::CreatedOnDisk {
+                id: f.id()?,
+                file: f.uint("a file number")?,
+                len: f.uint("a length")?,
+            }
         }
         op => return Err(ProtocolError::UnknownOp { op }),
     };
@@ -918,6 +1026,26 @@ mod tests {
                 objects: 3,
                 capacity: 9,
                 ..StoreStats::default()
+            }),
+            Response::Spilled {
+                id: id(4),
+                file: 7,
+                offset: 128,
+                len: 200,
+                layout: Layout::raw(5),
+            },
+            Response::CreatedOnDisk {
+                id: id(5),
+                file: 8,
+                len: 1 << 40,
+            },
+            Response::Error(ObjectError::SpillDiskFull {
+                dir: "/spill".into(),
+                need: 77,
+            }),
+            Response::Error(ObjectError::SpillFailed {
+                dir: "/spill".into(),
+                reason: "EIO".into(),
             }),
         ];
         for (rid, reply) in replies.into_iter().enumerate() {

@@ -1,6 +1,7 @@
-//! The daemon's bookkeeping, with no I/O: objects and their ranges of the arena, who is creating
-//! what, who pins what, and what a client's death releases. Every request the daemon serves is
-//! one call here under one lock.
+//! The daemon's bookkeeping: objects and their ranges of the arena (or their places on disk),
+//! who is creating what, who pins what, and what a client's death releases. Every request the
+//! daemon serves is one call here under one lock. Its only I/O is spilling's, through the
+//! spill files (`state_spill.rs`, the spilling policy).
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,6 +10,10 @@ use crate::embedded::high_water;
 use crate::error::ObjectError;
 use crate::protocol::{Layout, Response};
 use crate::{ObjectId, StoreId, StoreStats};
+
+#[path = "state_spill.rs"]
+mod spilling;
+pub(crate) use spilling::OnDisk;
 
 /// A connection's number in the daemon.
 pub(crate) type ClientId = u64;
@@ -19,11 +24,14 @@ enum Phase {
 }
 
 struct Object {
+    /// Its range of the arena (empty, and never released, for an object on disk).
     range: Range,
     len: u64,
     phase: Phase,
     /// Pins held, by all clients together.
     pins: u32,
+    /// Where it is on disk, if it is not in memory.
+    disk: Option<OnDisk>,
 }
 
 #[derive(Default)]
@@ -43,6 +51,8 @@ pub(crate) struct State {
     zombies: HashMap<ObjectId, Object>,
     clients: HashMap<ClientId, Holder>,
     next_client: ClientId,
+    /// Spilling, with a spill directory.
+    spill: Option<spilling::Spilling>,
 }
 
 impl State {
@@ -56,6 +66,7 @@ impl State {
             zombies: HashMap::new(),
             clients: HashMap::new(),
             next_client: 1,
+            spill: None,
         }
     }
 
@@ -78,7 +89,7 @@ impl State {
         }
         for id in holder.creating {
             if let Some(object) = self.objects.remove(&id) {
-                self.alloc.release(object.range);
+                self.release_object(object);
             }
         }
     }
@@ -103,7 +114,7 @@ impl State {
         client: ClientId,
         size: u64,
     ) -> Result<(ObjectId, Range), ObjectError> {
-        let range = self.alloc.allocate(size).map_err(|e| self.full(e))?;
+        let range = self.allocate(size)?;
         let id = self.new_id();
         self.objects.insert(
             id,
@@ -112,6 +123,7 @@ impl State {
                 len: size,
                 phase: Phase::Creating { owner: client },
                 pins: 0,
+                disk: None,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
@@ -148,6 +160,9 @@ impl State {
         layout.check(*id, len)?;
         if let Some(object) = self.objects.get_mut(id) {
             object.phase = Phase::Sealed { layout };
+            if object.disk.is_none() {
+                self.touch(*id);
+            }
         }
         self.forget_create(client, id);
         Ok(())
@@ -156,7 +171,7 @@ impl State {
     pub(crate) fn abort(&mut self, client: ClientId, id: &ObjectId) -> Result<(), ObjectError> {
         self.owned(client, id)?;
         if let Some(object) = self.objects.remove(id) {
-            self.alloc.release(object.range);
+            self.release_object(object);
         }
         self.forget_create(client, id);
         Ok(())
@@ -175,12 +190,19 @@ impl State {
 
     pub(crate) fn get(&mut self, client: ClientId, id: &ObjectId) -> Result<Response, ObjectError> {
         let (object, layout) = self.sealed(id)?;
-        let response = Response::Object {
-            id: *id,
-            offset: object.range.offset,
-            len: object.len,
-            layout: layout.clone(),
+        let response = match &object.disk {
+            Some(disk) => {
+                let (disk, len, layout) = (*disk, object.len, layout.clone());
+                self.on_disk_reply(id, disk, len, layout)?
+            }
+            None => Response::Object {
+                id: *id,
+                offset: object.range.offset,
+                len: object.len,
+                layout: layout.clone(),
+            },
         };
+        self.touch(*id);
         if let Some(object) = self.objects.get_mut(id) {
             object.pins += 1;
         }
@@ -218,7 +240,7 @@ impl State {
             if object.pins == 0
                 && let Some(object) = self.zombies.remove(id)
             {
-                self.alloc.release(object.range);
+                self.release_object(object);
             }
         }
     }
@@ -232,8 +254,9 @@ impl State {
     }
 
     fn bury(&mut self, id: ObjectId, object: Object) {
+        self.forget_recency(&id);
         if object.pins == 0 {
-            self.alloc.release(object.range);
+            self.release_object(object);
         } else {
             self.zombies.insert(id, object);
         }
@@ -255,14 +278,17 @@ impl State {
         client: ClientId,
         id: &ObjectId,
     ) -> Result<(Response, Option<(Range, Range)>), ObjectError> {
+        let (object, _) = self.sealed(id)?;
+        if object.disk.is_some() {
+            return self
+                .take_from_disk(client, id)
+                .map(|response| (response, None));
+        }
+        self.forget_recency(id);
         let (object, layout) = self.sealed(id)?;
         let (len, layout, pinned, source) =
             (object.len, layout.clone(), object.pins > 0, object.range);
-        let range = if pinned {
-            self.alloc.allocate(len).map_err(|e| self.full(e))?
-        } else {
-            source
-        };
+        let range = if pinned { self.allocate(len)? } else { source };
         if let Some(object) = self.objects.remove(id)
             && pinned
         {
@@ -276,6 +302,7 @@ impl State {
                 len,
                 phase: Phase::Creating { owner: client },
                 pins: 0,
+                disk: None,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
@@ -313,6 +340,7 @@ impl State {
                 }
             }
         }
+        self.spill_stats(&mut stats);
         stats
     }
 }

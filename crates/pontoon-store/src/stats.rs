@@ -28,19 +28,21 @@ pub struct StoreStats {
     pub pinned_bytes: u64,
     /// The store's memory in bytes.
     pub capacity: u64,
-    /// Above this many bytes in use, spilling will start (not built yet: reported only).
+    /// Above this many bytes in use, unpinned objects spill (with a spill directory).
     pub high_water_mark: u64,
-    /// Objects spilled to disk (always 0 until spilling lands).
+    /// Objects on disk: spilled, or created there (counted in `objects` too).
     pub spilled_objects: u64,
-    /// Spill files on disk (always 0 until spilling lands).
+    /// Spill files on disk.
     pub spill_files: u64,
     /// Connected clients (0 for an embedded store).
     pub clients: u64,
+    /// Bytes of the objects on disk.
+    pub spilled_bytes: u64,
 }
 
 impl StoreStats {
     /// The counters in the order the protocol sends them.
-    pub(crate) fn fields(&self) -> [u64; 11] {
+    pub(crate) fn fields(&self) -> [u64; 12] {
         [
             self.objects,
             self.sealed_bytes,
@@ -53,6 +55,7 @@ impl StoreStats {
             self.spilled_objects,
             self.spill_files,
             self.clients,
+            self.spilled_bytes,
         ]
     }
 
@@ -72,6 +75,7 @@ impl StoreStats {
             spilled_objects: at(8),
             spill_files: at(9),
             clients: at(10),
+            spilled_bytes: at(11),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The demo's store part: a store daemon owned by this process, a second process that puts a
 //! large array into the daemon's shared memory, and this process getting the array back as a
-//! view of that memory: one copy in (the put), none out.
+//! view of that memory: one copy in (the put), none out; then a daemon with a small memory and
+//! a spill directory, given more than fits: objects spill to disk and come back, checked.
 
 use std::error::Error;
 use std::io::{BufRead, BufReader};
@@ -147,15 +148,101 @@ pub(super) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     });
     let now = stats.stats();
     serving.abort();
-    drop(rt);
-    drop(cleanup);
     outcome?;
     println!(
         "  stats             {} objects, {} in use after the delete",
         now.objects,
         size(now.used_bytes)
     );
-    Ok(())
+    let spilled = spilling(&rt, &dir);
+    drop(rt);
+    drop(cleanup);
+    spilled
+}
+
+/// Objects and their size in the spilling step: 12 MiB through 4 MiB of memory.
+const SPILL_OBJECTS: usize = 24;
+const SPILL_OBJECT_BYTES: usize = 512 << 10;
+const SPILL_CAPACITY: u64 = 4 << 20;
+
+/// The bytes of object `i` of the spilling step.
+fn spill_object(i: usize) -> bytes::Bytes {
+    (0..SPILL_OBJECT_BYTES)
+        .map(|b| (b * 7 + i * 13) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// A daemon with 4 MiB of memory and a spill directory, given 12 MiB: what does not fit
+/// spills, and every object comes back as a view (of the memory or of a spill file), checked.
+fn spilling(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    let socket = dir.join("spill.sock");
+    let spill_dir = dir.join("spill");
+    let mut options = ServeOptions::new(&socket, SPILL_CAPACITY);
+    options.spill_dir = Some(spill_dir.clone());
+    let daemon = rt.block_on(async { Daemon::bind(options) })?;
+    let serving = rt.spawn(daemon.run());
+    let outcome = rt.block_on(async {
+        let client = Client::connect(&socket).await?;
+        let message = |i| {
+            pontoon::wire::Message::new(pontoon::wire::Header::empty(), vec![spill_object(i)])
+        };
+        let started = std::time::Instant::now();
+        let mut ids = Vec::with_capacity(SPILL_OBJECTS);
+        for i in 0..SPILL_OBJECTS {
+            ids.push(client.put_raw(&message(i)).await?);
+        }
+        let put_time = started.elapsed();
+        let total = SPILL_OBJECTS * SPILL_OBJECT_BYTES;
+        let stats = client.stats().await?;
+        println!(
+            "  spilling          a daemon with {} of memory and a spill directory, given {} objects ({}) in {}: {} objects ({}) spilled into {} files, {} in memory",
+            size(SPILL_CAPACITY),
+            SPILL_OBJECTS,
+            size(total as u64),
+            duration(put_time),
+            stats.spilled_objects,
+            size(stats.spilled_bytes),
+            stats.spill_files,
+            size(stats.used_bytes)
+        );
+        if stats.spilled_objects == 0 {
+            return Err::<(), Box<dyn Error>>("nothing spilled".into());
+        }
+        let started = std::time::Instant::now();
+        let mut views = 0;
+        for (i, id) in ids.iter().enumerate() {
+            let back = client.get_raw(id).await?;
+            if back.frames.len() != 1 || back.frames[0] != spill_object(i) {
+                return Err(format!("object {i} came back different").into());
+            }
+            if client.is_shared(&back.frames[0]) {
+                views += 1;
+            }
+        }
+        let get_time = started.elapsed();
+        println!(
+            "  restore           all {} objects got back in {} and checked byte for byte, {views} of them views (of the memory, or of a spill file's map: no read copy)",
+            SPILL_OBJECTS,
+            duration(get_time)
+        );
+        if views != SPILL_OBJECTS {
+            return Err("an object was copied out of the store".into());
+        }
+        for id in &ids {
+            client.delete(id).await?;
+        }
+        let left = std::fs::read_dir(&spill_dir)?
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != "LOCK"))
+            .count();
+        println!("                    deleted: {left} spill files left in the spill directory");
+        if left != 0 {
+            return Err(format!("{left} spill files outlived their objects").into());
+        }
+        Ok(())
+    });
+    serving.abort();
+    outcome
 }
 
 /// Removes the demo's directory (its socket) however the demo ends.

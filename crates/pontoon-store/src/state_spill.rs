@@ -1,0 +1,376 @@
+//! The daemon's spilling policy, part of its bookkeeping: a create that would take the memory
+//! in use above the high-water mark first spills the least recently used sealed objects no
+//! client pins, until it would be below (by a sixteenth of the capacity, at most 64 MiB, so
+//! that spills come in batches); one that still does not fit spills more, and one
+//! larger than what spilling can free is created on disk. A pinned object is never spilled or
+//! freed. Objects on disk are got from their file (the reply carries it), and taken back into
+//! memory with a copy.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pontoon_wire::{Header, Message};
+
+use super::{Object, Phase, State};
+use crate::alloc::Range;
+use crate::arena::Mapping;
+use crate::embedded::{high_water, spill_slack};
+use crate::error::ObjectError;
+use crate::protocol::{Layout, Response};
+use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
+use crate::{ObjectId, StoreStats};
+
+/// Where an object on disk is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnDisk {
+    /// Spilled: a record in a spill file.
+    Spilled(Spilled),
+    /// Created on disk: a file of its own, the object from offset 0.
+    Created(FileNo),
+}
+
+/// What spilling needs besides the state's own bookkeeping.
+pub(super) struct Spilling {
+    spill: Spill,
+    /// The daemon's writable map of the arena, to write objects out from and take them back
+    /// into.
+    arena: Arc<Mapping>,
+    /// Sealed objects in memory, least recently used first.
+    recency: Recency,
+}
+
+/// No object is ever placed at this range: the range of an object on disk.
+const NO_RANGE: Range = Range { offset: 0, len: 0 };
+
+impl State {
+    /// Spills into `spill`, writing objects out of (and back into) `arena`, the daemon's map
+    /// of the memory this state allocates.
+    pub(crate) fn with_spill(mut self, spill: Spill, arena: Arc<Mapping>) -> State {
+        self.spill = Some(Spilling {
+            spill,
+            arena,
+            recency: Recency::default(),
+        });
+        self
+    }
+
+    /// `id` (sealed, in memory) was used now.
+    pub(super) fn touch(&mut self, id: ObjectId) {
+        let in_memory = self
+            .objects
+            .get(&id)
+            .is_some_and(|o| o.disk.is_none() && matches!(o.phase, Phase::Sealed { .. }));
+        if let Some(spilling) = &mut self.spill
+            && in_memory
+        {
+            spilling.recency.touch(id);
+        }
+    }
+
+    /// `id` may not spill any more (deleted, taken).
+    pub(super) fn forget_recency(&mut self, id: &ObjectId) {
+        if let Some(spilling) = &mut self.spill {
+            spilling.recency.remove(id);
+        }
+    }
+
+    /// Frees what an object holds: its range of memory, or its place on disk.
+    pub(super) fn release_object(&mut self, object: Object) {
+        match object.disk {
+            None => self.alloc.release(object.range),
+            Some(disk) => {
+                if let Some(spilling) = &mut self.spill {
+                    match disk {
+                        OnDisk::Spilled(at) => spilling.spill.free(&at),
+                        OnDisk::Created(file) => spilling.spill.free_object(file, object.len),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A range of `size` bytes of memory, spilling first as the policy says (see the module
+    /// docs). A spill that failed is the error only if the range then cannot be had.
+    pub(super) fn allocate(&mut self, size: u64) -> Result<Range, ObjectError> {
+        if self.spill.is_none() {
+            return self.alloc.allocate(size).map_err(|e| self.full(e));
+        }
+        let capacity = self.alloc.capacity();
+        let high = high_water(capacity, self.high_water_percent);
+        let used = capacity - self.alloc.free();
+        let mut spill_error = None;
+        if used.saturating_add(size) > high
+            && let Err(e) =
+                self.spill_oldest(used.saturating_add(size) - high + spill_slack(capacity))
+        {
+            spill_error = Some(e);
+        }
+        loop {
+            match self.alloc.allocate(size) {
+                Ok(range) => return Ok(range),
+                Err(no_room) => {
+                    if let Some(e) = spill_error {
+                        return Err(e);
+                    }
+                    // Free memory is scattered, or the goal was short of a fit: spill more.
+                    match self.spill_oldest(no_room.need) {
+                        Ok(0) => return Err(self.full(no_room)),
+                        Ok(_) => {}
+                        Err(e) => spill_error = Some(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Spills the least recently used unpinned objects in memory until `goal` bytes are freed
+    /// or none is left; returns the bytes freed. What was written before an error stays
+    /// spilled; the rest stays in memory.
+    fn spill_oldest(&mut self, goal: u64) -> Result<u64, ObjectError> {
+        let Some(spilling) = &mut self.spill else {
+            return Ok(0);
+        };
+        let mut victims: Vec<(ObjectId, Range)> = Vec::new();
+        let mut objects: Vec<(u64, Message)> = Vec::new();
+        let mut freed = 0u64;
+        for id in spilling.recency.oldest() {
+            if freed >= goal {
+                break;
+            }
+            let Some(object) = self.objects.get(&id) else {
+                continue;
+            };
+            if object.pins > 0 || object.disk.is_some() {
+                continue;
+            }
+            // The object's bytes as one frame (its layout stays in the state): a header a
+            // client sealed with is never parsed here.
+            let frame = Bytes::from_owner(MapView {
+                map: spilling.arena.clone(),
+                offset: object.range.offset as usize,
+                len: object.len as usize,
+            });
+            objects.push((id.seq(), Message::new(Header::empty(), vec![frame])));
+            victims.push((id, object.range));
+            freed += object.range.len;
+        }
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        let (done, error) = spilling.spill.write(&objects);
+        // No view of the ranges outlives this: they are released below.
+        drop(objects);
+        let mut released = 0;
+        for ((id, range), at) in victims.into_iter().zip(done) {
+            spilling.recency.remove(&id);
+            if let Some(object) = self.objects.get_mut(&id) {
+                object.disk = Some(OnDisk::Spilled(at));
+                object.range = NO_RANGE;
+            }
+            self.alloc.release(range);
+            released += range.len;
+        }
+        match error {
+            Some(e) if released < goal => Err(e),
+            _ => Ok(released),
+        }
+    }
+
+    /// A create: in memory (spilling to make room), or on disk if it cannot fit there.
+    pub(crate) fn create_reply(
+        &mut self,
+        client: super::ClientId,
+        size: u64,
+    ) -> Result<Response, ObjectError> {
+        match self.create(client, size) {
+            Ok((id, range)) => Ok(Response::Created {
+                id,
+                offset: range.offset,
+                len: size,
+            }),
+            Err(ObjectError::StoreFull { .. }) if self.spill.is_some() && size > 0 => {
+                self.create_on_disk(client, size)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_on_disk(
+        &mut self,
+        client: super::ClientId,
+        size: u64,
+    ) -> Result<Response, ObjectError> {
+        let Some(spilling) = &mut self.spill else {
+            return Err(ObjectError::OutOfMemory { bytes: size });
+        };
+        let (file, _) = spilling.spill.create_object(size)?;
+        let id = self.new_id();
+        self.objects.insert(
+            id,
+            Object {
+                range: NO_RANGE,
+                len: size,
+                phase: Phase::Creating { owner: client },
+                pins: 0,
+                disk: Some(OnDisk::Created(file)),
+            },
+        );
+        if let Some(holder) = self.clients.get_mut(&client) {
+            holder.creating.insert(id);
+        }
+        Ok(Response::CreatedOnDisk {
+            id,
+            file,
+            len: size,
+        })
+    }
+
+    /// The reply to a get of an object on disk: its file, where it is in it, its layout.
+    pub(super) fn on_disk_reply(
+        &mut self,
+        id: &ObjectId,
+        disk: OnDisk,
+        len: u64,
+        layout: Layout,
+    ) -> Result<Response, ObjectError> {
+        let Some(spilling) = &mut self.spill else {
+            return Err(ObjectError::Unknown { id: *id });
+        };
+        let (file, offset) = match disk {
+            OnDisk::Created(file) => (file, 0),
+            OnDisk::Spilled(at) => {
+                // Read (and checked) here, so a client never maps a record that fails its
+                // checksum.
+                let read = spilling.spill.read(&at)?;
+                let &(offset, frame_len) =
+                    read.frames
+                        .first()
+                        .ok_or_else(|| ObjectError::SpillFailed {
+                            dir: spilling.spill.dir().to_path_buf(),
+                            reason: format!("the record of {id} holds no frame"),
+                        })?;
+                if frame_len != len {
+                    return Err(ObjectError::SpillFailed {
+                        dir: spilling.spill.dir().to_path_buf(),
+                        reason: format!("the record of {id} holds {frame_len} bytes, not {len}"),
+                    });
+                }
+                (at.file, offset)
+            }
+        };
+        Ok(Response::Spilled {
+            id: *id,
+            file,
+            offset,
+            len,
+            layout,
+        })
+    }
+
+    /// A descriptor of spill file `file`, to send with a reply about it.
+    pub(crate) fn spill_fd(&self, file: FileNo) -> Option<OwnedFd> {
+        let spilling = self.spill.as_ref()?;
+        let handle: &Arc<File> = spilling.spill.file(file)?;
+        handle.try_clone().ok().map(OwnedFd::from)
+    }
+
+    /// A take of an object on disk: copied into memory (spilling others to make room), then
+    /// removed from disk; the copy is a create of `client`'s under a new id.
+    pub(super) fn take_from_disk(
+        &mut self,
+        client: super::ClientId,
+        id: &ObjectId,
+    ) -> Result<Response, ObjectError> {
+        let (object, layout) = self.sealed(id)?;
+        let (len, layout, pinned, disk) =
+            (object.len, layout.clone(), object.pins > 0, object.disk);
+        let range = self.allocate(len)?;
+        let Some(spilling) = &mut self.spill else {
+            self.alloc.release(range);
+            return Err(ObjectError::Unknown { id: *id });
+        };
+        let bytes: Bytes = match disk {
+            Some(OnDisk::Spilled(at)) => match spilling.spill.read(&at) {
+                Ok(mut read) if read.message.frames.len() == 1 => read.message.frames.remove(0),
+                Ok(_) => Bytes::new(),
+                Err(e) => {
+                    self.alloc.release(range);
+                    return Err(e);
+                }
+            },
+            Some(OnDisk::Created(file)) => {
+                let map = spilling.spill.file(file).map(|f| {
+                    Mapping::map(std::os::fd::AsFd::as_fd(&**f), len.max(1), false, false)
+                });
+                match map {
+                    Some(Ok(map)) => Bytes::from_owner(MapView {
+                        map: Arc::new(map),
+                        offset: 0,
+                        len: len as usize,
+                    }),
+                    _ => Bytes::new(),
+                }
+            }
+            None => Bytes::new(),
+        };
+        if bytes.len() as u64 != len {
+            self.alloc.release(range);
+            return Err(ObjectError::SpillFailed {
+                dir: spilling.spill.dir().to_path_buf(),
+                reason: format!("object {id} could not be read back whole"),
+            });
+        }
+        // SAFETY: `range` was just allocated for `len` bytes (rounded up to 64), so it lies
+        // inside the arena's map and nobody else knows it yet; `bytes` is a map of a file,
+        // which cannot overlap the arena's map.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                spilling.arena.as_ptr().add(range.offset as usize),
+                len as usize,
+            );
+        }
+        drop(bytes);
+        if let Some(object) = self.objects.remove(id) {
+            if pinned {
+                self.zombies.insert(*id, object);
+            } else {
+                self.release_object(object);
+            }
+        }
+        let new = self.new_id();
+        self.objects.insert(
+            new,
+            Object {
+                range,
+                len,
+                phase: Phase::Creating { owner: client },
+                pins: 0,
+                disk: None,
+            },
+        );
+        if let Some(holder) = self.clients.get_mut(&client) {
+            holder.creating.insert(new);
+        }
+        Ok(Response::Taken {
+            id: new,
+            offset: range.offset,
+            len,
+            copied: true,
+            layout,
+        })
+    }
+
+    /// The spill counters.
+    pub(super) fn spill_stats(&self, stats: &mut StoreStats) {
+        if let Some(spilling) = &self.spill {
+            (
+                stats.spilled_objects,
+                stats.spilled_bytes,
+                stats.spill_files,
+            ) = spilling.spill.counts();
+        }
+    }
+}
