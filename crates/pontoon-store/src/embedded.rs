@@ -260,7 +260,44 @@ impl Store {
         })
     }
 
-    fn forget(&self, id: &ObjectId) {
+    /// Reserves `bytes` for an object under an id another store made (a pull): `Ok(false)` when
+    /// it is sealed here already, [`ObjectError::NotSealed`] when it is being created here.
+    pub(crate) fn reserve_foreign(&self, id: ObjectId, bytes: u64) -> Result<bool, ObjectError> {
+        let mut table = self.lock();
+        match table.entries.get(&id) {
+            Some(Entry::Sealed { .. }) => return Ok(false),
+            Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id }),
+            None => {}
+        }
+        let capacity = self.options.capacity;
+        let free = capacity.saturating_sub(table.used);
+        if bytes > free {
+            return Err(ObjectError::StoreFull {
+                need: bytes,
+                capacity,
+                free,
+                largest: free,
+            });
+        }
+        table.used += bytes;
+        table.entries.insert(id, Entry::Creating { bytes });
+        Ok(true)
+    }
+
+    /// Seals an object reserved by [`Store::reserve_foreign`].
+    pub(crate) fn seal_foreign(&self, id: ObjectId, message: Message) {
+        let mut table = self.lock();
+        if let Some(entry) = table.entries.get_mut(&id) {
+            let bytes = match entry {
+                Entry::Creating { bytes } | Entry::Sealed { bytes, .. } => *bytes,
+            };
+            *entry = Entry::Sealed { message, bytes };
+        }
+        drop(table);
+        self.sealed.notify_all();
+    }
+
+    pub(crate) fn forget(&self, id: &ObjectId) {
         let mut table = self.lock();
         if let Some(Entry::Creating { bytes } | Entry::Sealed { bytes, .. }) =
             table.entries.remove(id)
