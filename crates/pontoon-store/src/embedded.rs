@@ -41,6 +41,9 @@ impl Default for StoreOptions {
     }
 }
 
+/// Bytes of freed blocks of pulled objects an embedded store keeps warm for the next pulls.
+const PULLED_POOL_BYTES: usize = 256 << 20;
+
 enum Entry {
     /// Reserved by a [`Creating`], `bytes` counted.
     Creating { bytes: u64 },
@@ -78,6 +81,8 @@ pub struct Store {
     options: StoreOptions,
     table: Mutex<Table>,
     sealed: Condvar,
+    /// Warm blocks for objects pulled from peers.
+    pulled: crate::pulled::PulledPool,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +111,7 @@ impl Store {
                 next_seq: 1,
             }),
             sealed: Condvar::new(),
+            pulled: crate::pulled::PulledPool::new(PULLED_POOL_BYTES),
         }
     }
 
@@ -119,6 +125,11 @@ impl Store {
     /// ```
     pub fn id(&self) -> StoreId {
         self.id
+    }
+
+    /// Blocks for objects pulled from peers, reused as pulled objects are dropped.
+    pub(crate) fn pulled_pool(&self) -> &crate::pulled::PulledPool {
+        &self.pulled
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {

@@ -485,7 +485,7 @@ impl Sink for Store {
             Err(ObjectError::NotSealed { id }) => return Err(PullError::InProgress { id }),
             Err(e) => return Err(PullError::Local(e)),
         }
-        let Some(buffer) = PulledBuffer::zeroed(len) else {
+        let Some(buffer) = self.pulled_pool().take(len) else {
             self.forget(&id);
             return Err(PullError::Local(ObjectError::OutOfMemory { bytes: len }));
         };
