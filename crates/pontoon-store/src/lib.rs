@@ -22,8 +22,16 @@
 //! The daemon's protocol is sans-IO ([`protocol`]): requests and replies as header-only pontoon
 //! messages, decoded within fixed bounds; `docs/store-format.md` is its layout.
 //!
-//! Not built yet: spilling to disk and pulling objects from peer stores. Until spilling lands,
-//! an object that does not fit is [`ObjectError::StoreFull`], naming the need and the capacity;
+//! Across machines: a store serves its objects to peer stores over pontoon-transport
+//! ([`Store::serve_peers`], or `pontoon store serve --listen ADDR` for the daemon), and another
+//! store pulls an object by its id and the peer's address ([`Store::pull`],
+//! [`Store::get_from`], [`Client::pull`]), in chunks, with a cap on bytes in flight, and keeps a
+//! sealed local copy under the same id. The whole object is reserved before the first chunk is
+//! asked for, every chunk is checked against what was asked, and a failed pull leaves nothing
+//! behind ([`PullError`]). The peer protocol is sans-IO ([`peer_protocol`]).
+//!
+//! Not built yet: spilling to disk. Until it lands, an object that does not fit is
+//! [`ObjectError::StoreFull`], naming the need and the capacity;
 //! [`StoreStats::high_water_mark`] is where spilling will start.
 //!
 //! ```
