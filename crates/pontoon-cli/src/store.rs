@@ -127,12 +127,10 @@ async fn serve(
     if let Some(dir) = memory_dir {
         options.backing = Backing::Directory(dir);
     }
-    let mut daemon = Daemon::bind(options)?;
-    // Daemon::bind has logged the store id, the memory and the socket; listen_peers logs the
-    // peer address it bound.
-    if let Some(address) = listen {
-        daemon.listen_peers(&address).await?;
-    }
+    options.peer_listen = listen;
+    let daemon = Daemon::bind(options)?;
+    // Daemon::bind has logged the store id, the memory and the socket; run logs the peer
+    // address it binds.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
         result = daemon.run() => result.map_err(Into::into),

@@ -473,3 +473,52 @@ async fn daemon_to_daemon_through_client_pull() {
     here.pull(&id, &peers_a).await.unwrap();
     assert!(here.get_raw(&id).unwrap().frames[0][..] == data[..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_cancelled_and_concurrent_pulls_leave_nothing_behind() {
+    // A peer that describes an object and then never sends a byte, for every puller.
+    let mut config = Config::new("stalling");
+    config.limits = peer_protocol::limits();
+    let mut listener = pontoon_transport::listen(&loopback(), config)
+        .await
+        .unwrap();
+    let address = listener.address().clone();
+    let stalling = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let mut comm = listener.accept().await.unwrap().handshake().await.unwrap();
+            let id = asked(&mut comm).await;
+            describe(&mut comm, id, 8 << 20).await;
+            held.push(comm);
+        }
+    });
+    let here = Arc::new(store(1 << 30));
+    let id = ObjectId::new(pontoon_store::StoreId(80), 1);
+
+    // No answer within the reply timeout: a typed error.
+    let mut options = PullOptions::default();
+    options.reply_timeout = Duration::from_millis(200);
+    let err = here.pull_with(&id, &address, &options).await.unwrap_err();
+    assert!(matches!(err, PullError::Timeout { .. }), "{err:?}");
+    nothing_left(&here, &id);
+
+    // While one pull is under way, a second of the same object is refused; once the first is
+    // cancelled (its future dropped), nothing of it is left.
+    let first = {
+        let here = here.clone();
+        let address = address.clone();
+        tokio::spawn(async move { here.pull(&id, &address).await })
+    };
+    while here.stats().creating == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = here.pull(&id, &address).await.unwrap_err();
+    assert!(
+        matches!(second, PullError::InProgress { id: got } if got == id),
+        "{second:?}"
+    );
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    nothing_left(&here, &id);
+    stalling.abort();
+}
