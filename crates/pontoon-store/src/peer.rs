@@ -348,7 +348,8 @@ fn refused(reason: String) -> PeerReply {
 
 /// Pulls object `id` from the store serving peers at `peer` into `sink`: a no-op when it is
 /// there already. The local create is reserved whole before the first chunk is asked for, and
-/// aborted (dropped) on every error and on cancellation.
+/// aborted (dropped) on every error and on cancellation. A task of its own reads the socket
+/// while this one copies chunks into the object, so the two overlap.
 pub(crate) async fn pull_into<S: Sink>(
     sink: &S,
     id: &ObjectId,
@@ -363,14 +364,16 @@ pub(crate) async fn pull_into<S: Sink>(
         peer: peer.to_string(),
         source,
     };
-    let mut comm = pontoon_transport::connect(peer, peer_config(identity, Some(options)))
+    let comm = pontoon_transport::connect(peer, peer_config(identity, Some(options)))
         .await
         .map_err(transport)?;
+    let (mut send, recv) = comm.split();
+    let mut replies = Replies::start(recv);
     let mut pull = Pull::new(peer.to_string(), *id, options);
-    comm.send(&pull.first().to_message())
+    send.send(&pull.first().to_message())
         .await
         .map_err(transport)?;
-    let reply = next_reply(&mut comm, &pull, options).await?;
+    let reply = replies.next(&pull, options).await?;
     let (len, layout) = pull.described(reply)?;
     let Some(mut target) = sink.reserve(pull.peer(), *id, len, &layout)? else {
         return Ok(());
@@ -378,13 +381,13 @@ pub(crate) async fn pull_into<S: Sink>(
     while !pull.is_complete() {
         let mut asked = false;
         while let Some(request) = pull.next_request() {
-            comm.feed(&request.to_message()).await.map_err(transport)?;
+            send.feed(&request.to_message()).await.map_err(transport)?;
             asked = true;
         }
         if asked {
-            comm.flush().await.map_err(transport)?;
+            send.flush().await.map_err(transport)?;
         }
-        let reply = next_reply(&mut comm, &pull, options).await?;
+        let reply = replies.next(&pull, options).await?;
         let (offset, frames) = pull.chunk(reply)?;
         let mut at = offset;
         for frame in &frames {
@@ -393,46 +396,72 @@ pub(crate) async fn pull_into<S: Sink>(
         }
     }
     target.seal()?;
-    let _ = comm.close().await;
+    let _ = send.close().await;
     Ok(())
 }
 
-/// The peer's next reply, decoded, within the reply timeout.
-async fn next_reply(
-    comm: &mut Comm,
-    pull: &Pull,
-    options: &PullOptions,
-) -> Result<PeerReply, PullError> {
-    let peer = || pull.peer().to_owned();
-    let message = match tokio::time::timeout(options.reply_timeout, comm.recv()).await {
-        Err(_) => {
-            return Err(PullError::Timeout {
-                peer: peer(),
-                id: pull.id(),
-                seconds: options.reply_timeout.as_secs_f64(),
-            });
-        }
-        Ok(Ok(Some(message))) => message,
-        Ok(Ok(None)) | Ok(Err(TransportError::ClosedByPeer { .. })) => {
-            let (received, len) = pull.progress();
-            return Err(PullError::Closed {
-                peer: peer(),
-                id: pull.id(),
-                received,
-                len,
-            });
-        }
-        Ok(Err(source)) => {
-            return Err(PullError::Transport {
-                peer: peer(),
-                source,
-            });
-        }
-    };
-    peer_protocol::decode_reply(&message).map_err(|source| PullError::Protocol {
-        peer: peer(),
-        source,
-    })
+/// The peer's messages, read by a task of its own (aborted when this is dropped) and handed
+/// over one at a time: the reader runs at most one message ahead of the copying, so few of
+/// the connection's receive buffers are in use at once and they stay warm.
+struct Replies {
+    rx: tokio::sync::mpsc::Receiver<Result<Option<Message>, TransportError>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Replies {
+    fn start(mut recv: pontoon_transport::RecvHalf) -> Replies {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let reader = tokio::spawn(async move {
+            loop {
+                let message = recv.recv().await;
+                let end = !matches!(message, Ok(Some(_)));
+                if tx.send(message).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Replies { rx, reader }
+    }
+
+    /// The peer's next reply, decoded, within the reply timeout.
+    async fn next(&mut self, pull: &Pull, options: &PullOptions) -> Result<PeerReply, PullError> {
+        let peer = || pull.peer().to_owned();
+        let message = match tokio::time::timeout(options.reply_timeout, self.rx.recv()).await {
+            Err(_) => {
+                return Err(PullError::Timeout {
+                    peer: peer(),
+                    id: pull.id(),
+                    seconds: options.reply_timeout.as_secs_f64(),
+                });
+            }
+            Ok(Some(Ok(Some(message)))) => message,
+            Ok(None | Some(Ok(None)) | Some(Err(TransportError::ClosedByPeer { .. }))) => {
+                let (received, len) = pull.progress();
+                return Err(PullError::Closed {
+                    peer: peer(),
+                    id: pull.id(),
+                    received,
+                    len,
+                });
+            }
+            Ok(Some(Err(source))) => {
+                return Err(PullError::Transport {
+                    peer: peer(),
+                    source,
+                });
+            }
+        };
+        peer_protocol::decode_reply(&message).map_err(|source| PullError::Protocol {
+            peer: peer(),
+            source,
+        })
+    }
 }
 
 impl Source for Store {
