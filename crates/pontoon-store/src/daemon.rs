@@ -212,7 +212,34 @@ impl Daemon {
     /// Starts serving this store's objects to peer stores at `address` (port 0 picks one),
     /// until the daemon stops; returns the address bound. [`Daemon::run`] does this itself when
     /// [`ServeOptions::peer_listen`] is set. Peers that pull an object pin it until their
-    /// connection closes.
+    /// connection closes (each such pin is a client of its own in [`StoreStats::clients`]
+    /// meanwhile).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// rt.block_on(async {
+    ///     let dir = std::env::temp_dir().join(format!("pontoon-peers-doc-{}", std::process::id()));
+    ///     std::fs::create_dir_all(&dir)?;
+    ///     let mut daemon = pontoon_store::Daemon::bind(pontoon_store::ServeOptions::new(dir.join("s.sock"), 1 << 20))?;
+    ///     let peers = daemon.listen_peers(&"tcp://127.0.0.1:0".parse()?).await?;
+    ///     assert_eq!(daemon.peer_address(), Some(&peers));
+    ///     let socket = daemon.socket().to_owned();
+    ///     let serving = tokio::spawn(daemon.run());
+    ///     let client = pontoon_store::Client::connect(&socket).await?;
+    ///     let id = client.put_raw(&pontoon_wire::Message::new(
+    ///         pontoon_wire::Header::empty(),
+    ///         vec![bytes::Bytes::from_static(b"for a peer")],
+    ///     )).await?;
+    ///     let elsewhere = pontoon_store::Store::new(Default::default());
+    ///     elsewhere.pull(&id, &peers).await?;
+    ///     assert_eq!(&elsewhere.get_raw(&id)?.frames[0][..], b"for a peer");
+    ///     serving.abort();
+    ///     std::fs::remove_dir_all(&dir)?;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     ///
     /// # Cancel safety
     ///
