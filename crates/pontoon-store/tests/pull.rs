@@ -522,3 +522,65 @@ async fn stalled_cancelled_and_concurrent_pulls_leave_nothing_behind() {
     nothing_left(&here, &id);
     stalling.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_pull_that_fails_or_whose_client_goes_leaves_nothing() {
+    use pontoon_store::{Client, ClientError};
+    let (socket, _) = start_daemon("faults", 64 << 20);
+    let client = Client::connect(&socket).await.unwrap();
+    let id = ObjectId::new(pontoon_store::StoreId(81), 1);
+
+    // The peer dies after the first chunk: PullFailed, the create aborted.
+    let (address, task) = hostile_peer(move |mut comm| async move {
+        let id = asked(&mut comm).await;
+        describe(&mut comm, id, 16 << 20).await;
+        let message = comm.recv().await.unwrap().unwrap();
+        let PeerRequest::Chunk { offset, len, .. } =
+            peer_protocol::decode_request(&message).unwrap()
+        else {
+            panic!("want a chunk request");
+        };
+        let reply = PeerReply::Chunk {
+            id,
+            offset,
+            frames: vec![Bytes::from(vec![5u8; len as usize])],
+        };
+        comm.send(&reply.to_message()).await.unwrap();
+    })
+    .await;
+    match client.pull(&id, &address).await {
+        Err(ClientError::Refused(ObjectError::PullFailed { id: got, reason })) => {
+            assert_eq!(got, id);
+            assert!(reason.contains(&address.to_string()), "{reason}");
+        }
+        other => panic!("want PullFailed, got {other:?}"),
+    }
+    task.await.unwrap();
+    let stats = client.stats().await.unwrap();
+    assert_eq!((stats.objects, stats.creating, stats.used_bytes), (0, 0, 0));
+
+    // A client that goes while its daemon pulls from a peer that stalls: the pull is aborted.
+    let (address, task) = hostile_peer(move |mut comm| async move {
+        let id = asked(&mut comm).await;
+        describe(&mut comm, id, 16 << 20).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await;
+    let leaving = Client::connect(&socket).await.unwrap();
+    let pulling = tokio::spawn(async move { leaving.pull(&id, &address).await });
+    while client.stats().await.unwrap().creating == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pulling.abort();
+    let _ = pulling.await;
+    let mut stats = client.stats().await.unwrap();
+    for _ in 0..500 {
+        if stats.creating == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stats = client.stats().await.unwrap();
+    }
+    assert_eq!((stats.objects, stats.creating, stats.used_bytes), (0, 0, 0));
+    task.abort();
+}
