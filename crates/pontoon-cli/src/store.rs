@@ -32,7 +32,8 @@ pub(crate) enum Command {
         #[arg(long)]
         memory_dir: Option<PathBuf>,
         /// Also serve this store's objects to peer stores at this address (e.g.
-        /// tcp://0.0.0.0:7000), which pull them with `get --from`.
+        /// tcp://0.0.0.0:7000), which pull them with `get --from`. Unauthenticated: whoever
+        /// reaches the address and knows an id reads the object.
         #[arg(long)]
         listen: Option<Address>,
     },

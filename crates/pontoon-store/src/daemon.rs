@@ -52,7 +52,8 @@ pub struct ServeOptions {
     /// clients cannot exhaust the daemon's descriptors or memory by their number.
     pub max_clients: usize,
     /// Where to serve this store's objects to peer stores (`pontoon store serve --listen`),
-    /// which pull them over pontoon-transport; `None` serves no peers.
+    /// which pull them over pontoon-transport; `None` serves no peers. Unauthenticated (unlike
+    /// the socket): whoever reaches the address and knows an id reads the object.
     pub peer_listen: Option<pontoon_transport::Address>,
 }
 

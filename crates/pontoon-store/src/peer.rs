@@ -24,6 +24,9 @@ use crate::{ObjectId, Store};
 
 /// Most objects one peer connection may have open (asked for with a pull) at once.
 const MAX_OPEN_PER_CONNECTION: usize = 16;
+/// Most peer connections served at once; one past it is closed at accept (logged), so peers
+/// cannot pin without bound by their number.
+const MAX_PEER_CONNECTIONS: usize = 256;
 
 /// Zeros for the padding between frames in a chunk.
 static ZEROS: [u8; 4096] = [0; 4096];
@@ -264,6 +267,13 @@ pub(crate) async fn serve(
                     return;
                 }
             };
+            if connections.len() >= MAX_PEER_CONNECTIONS {
+                tracing::warn!(
+                    "refused peer {}: {MAX_PEER_CONNECTIONS} peers are connected already",
+                    incoming.remote_address()
+                );
+                continue;
+            }
             let source = source.clone();
             connections.spawn(async move {
                 let remote = incoming.remote_address().to_string();
@@ -561,10 +571,13 @@ impl Drop for EmbeddedTarget<'_> {
 
 impl Store {
     /// Serves this store's objects to peer stores at `address` (`tcp://host:port`, port 0
-    /// picks one; `unix://`, `inproc://`), each connection in a task of its own: a peer asks
-    /// for an object by id and gets its bytes in the chunks it asks for. An object is kept
-    /// alive for a peer until its connection closes, even if deleted meanwhile. A peer that
-    /// sends a malformed request loses its connection; the others are served on.
+    /// picks one; `unix://`, `inproc://`), each connection in a task of its own (at most 256 at
+    /// once): a peer asks for an object by id and gets its bytes in the chunks it asks for. An
+    /// object is kept alive for a peer until its connection closes, even if deleted meanwhile.
+    /// A peer that sends a malformed request loses its connection; the others are served on.
+    ///
+    /// There is no authentication: whoever reaches the address and knows an object's id can
+    /// read the object. Listen on a network whose peers are trusted with every object.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
