@@ -640,7 +640,9 @@ impl Store {
     /// before the first chunk is asked for: one that does not fit is
     /// [`PullError::Local`]`(`[`ObjectError::StoreFull`]`)`. Every chunk must be one asked for
     /// and lie inside the object, or the pull fails ([`PullError::Lying`]); a failed pull
-    /// leaves nothing behind.
+    /// leaves nothing behind. A pulled object's bytes live in a block of their own; once the
+    /// object and every view of it are dropped, the store keeps the block (up to 256 MiB of
+    /// such blocks in all) for the next pulls, whose writes then land in warm memory.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
