@@ -25,6 +25,12 @@
 //! - Before the groups, once: 16,000 objects of 1 MiB spilled through a 1 GiB embedded store
 //!   (about 15 GiB written to the spill directory), and the number of spill files printed (about
 //!   160). `PONTOON_BENCH_SKIP_FUSE=1` skips it (said loudly).
+//! - `store/pull/*`: 256 MiB between two stores on loopback TCP. `transport-raw` is the physical
+//!   limit of this path: the same bytes as 4 MiB messages over one pontoon-transport connection
+//!   with the peer protocol's limits, received and dropped. `embedded` is `Store::pull` of a
+//!   256 MiB object into an embedded store (4 MiB chunks, 64 MiB in flight; the local copy is
+//!   deleted after each sample, untimed); `daemon` is `Client::pull` into a second daemon
+//!   (its memfd reserved at start), the copy deleted after each sample, untimed.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -386,5 +392,158 @@ fn spilling(c: &mut Criterion) {
     spill(c);
 }
 
-criterion_group!(benches, small, large, spilling);
+const PULL_BYTES: usize = 256 << 20;
+const PULL_CHUNK: usize = 4 << 20;
+
+/// The transport's limit for the bytes a pull moves: the same messages, with no store at
+/// either end. One iteration: the receiver asks, the sender writes 64 messages of one 4 MiB
+/// frame, the receiver takes them all.
+fn transport_raw(runtime: &tokio::runtime::Runtime) -> impl FnMut(u64) -> Duration + '_ {
+    use pontoon::transport::{Config, connect, listen};
+    let config = || {
+        let mut config = Config::new("bench");
+        config.limits = pontoon::store::peer_protocol::limits();
+        config
+    };
+    let (mut receiver, mut sender) = runtime.block_on(async {
+        let mut listener = listen(&"tcp://127.0.0.1:0".parse().unwrap(), config())
+            .await
+            .unwrap();
+        let address = listener.address().clone();
+        let accepting = tokio::spawn(async move {
+            let incoming = listener.accept().await.unwrap();
+            incoming.handshake().await.unwrap()
+        });
+        let receiver = connect(&address, config()).await.unwrap();
+        (receiver, accepting.await.unwrap())
+    });
+    let chunk = message(payload(PULL_CHUNK));
+    runtime.spawn(async move {
+        while let Ok(Some(_)) = sender.recv().await {
+            for _ in 0..PULL_BYTES / PULL_CHUNK {
+                sender.send(&chunk).await.unwrap();
+            }
+        }
+    });
+    move |iters| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            total += runtime.block_on(async {
+                let start = Instant::now();
+                receiver.send(&message(Bytes::new())).await.unwrap();
+                let mut got = 0;
+                while got < PULL_BYTES {
+                    let m = receiver.recv().await.unwrap().unwrap();
+                    got += m.frames.iter().map(|f| f.len()).sum::<usize>();
+                }
+                start.elapsed()
+            });
+        }
+        total
+    }
+}
+
+fn pull(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store/pull");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(PULL_BYTES as u64));
+    group.measurement_time(Duration::from_secs(8));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Each path runs once before it is measured, so its pools (the transport's receive
+    // buffers, the store's pulled blocks) are warm even in criterion's quick mode, which has
+    // no warm-up.
+    let mut raw = transport_raw(&runtime);
+    raw(1);
+    group.bench_function("transport-raw", |b| b.iter_custom(&mut raw));
+
+    let owner = std::sync::Arc::new(Store::new(StoreOptions::default()));
+    let id = owner.put_raw(message(payload(PULL_BYTES))).unwrap();
+    let server = runtime
+        .block_on(owner.serve_peers(&"tcp://127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let peer = server.address().clone();
+    let here = Store::new(StoreOptions::default());
+    runtime.block_on(here.pull(&id, &peer)).unwrap();
+    here.delete(&id).unwrap();
+    group.bench_function("embedded", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                runtime.block_on(here.pull(&id, &peer)).unwrap();
+                total += start.elapsed();
+                here.delete(&id).unwrap();
+            }
+            total
+        })
+    });
+
+    drop(server);
+    drop(owner);
+
+    // Daemon to daemon: the owner's daemon serves peers, the puller's daemon pulls.
+    let (serving, peer) = daemon_serving_peers(PULL_BYTES as u64 + (1 << 20));
+    let id = serving
+        .runtime
+        .block_on(serving.client.put_raw(&message(payload(PULL_BYTES))))
+        .unwrap();
+    let pulling = daemon(PULL_BYTES as u64 + (1 << 20));
+    let client = &pulling.client;
+    pulling.runtime.block_on(async {
+        client.pull(&id, &peer).await.unwrap();
+        client.delete(&id).await.unwrap();
+    });
+    group.bench_function("daemon", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += pulling.runtime.block_on(async {
+                    let start = Instant::now();
+                    client.pull(&id, &peer).await.unwrap();
+                    let took = start.elapsed();
+                    client.delete(&id).await.unwrap();
+                    took
+                });
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+/// A daemon as [`daemon`] makes, also serving peers on loopback; and the peers' address.
+fn daemon_serving_peers(capacity: u64) -> (Running, pontoon::transport::Address) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bench-store-peers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("s.sock");
+    let (client, address) = runtime.block_on(async {
+        let mut daemon = Daemon::bind(ServeOptions::new(&socket, capacity)).unwrap();
+        let address = daemon
+            .listen_peers(&"tcp://127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        tokio::spawn(daemon.run());
+        (Client::connect(&socket).await.unwrap(), address)
+    });
+    let running = Running {
+        runtime,
+        client,
+        dir,
+    };
+    (running, address)
+}
+
+criterion_group!(benches, small, large, spilling, pull);
 criterion_main!(benches);

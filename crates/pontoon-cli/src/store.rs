@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use pontoon::store::{Backing, ByteSize, Client, Daemon, ObjectId, ServeOptions};
+use pontoon::transport::Address;
 
 /// The `pontoon store` subcommands.
 #[derive(clap::Subcommand)]
@@ -33,6 +34,11 @@ pub(crate) enum Command {
         /// Back the memory with a file in this directory (e.g. /dev/shm) instead of a memfd.
         #[arg(long)]
         memory_dir: Option<PathBuf>,
+        /// Also serve this store's objects to peer stores at this address (e.g.
+        /// tcp://0.0.0.0:7000), which pull them with `get --from`. Unauthenticated: whoever
+        /// reaches the address and knows an id reads the object.
+        #[arg(long)]
+        listen: Option<Address>,
     },
     /// Store a file's bytes as one object and print its id.
     Put {
@@ -52,6 +58,10 @@ pub(crate) enum Command {
         /// Where to write (stdout when not given).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Pull the object from the peer store serving at this address first (e.g.
+        /// tcp://10.0.0.2:7000), unless the daemon holds it already.
+        #[arg(long)]
+        from: Option<Address>,
     },
     /// Delete an object.
     Delete {
@@ -88,9 +98,15 @@ pub(crate) fn run(command: Command) -> Result {
                 capacity,
                 spill_dir,
                 memory_dir,
-            } => serve(socket, capacity, spill_dir, memory_dir).await,
+                listen,
+            } => serve(socket, capacity, spill_dir, memory_dir, listen).await,
             Command::Put { socket, file } => put(socket, file).await,
-            Command::Get { socket, id, out } => get(socket, id, out).await,
+            Command::Get {
+                socket,
+                id,
+                out,
+                from,
+            } => get(socket, id, out, from).await,
             Command::Delete { socket, id } => {
                 Ok(Client::connect(&socket).await?.delete(&id).await?)
             }
@@ -104,6 +120,7 @@ async fn serve(
     capacity: ByteSize,
     spill_dir: Option<PathBuf>,
     memory_dir: Option<PathBuf>,
+    listen: Option<Address>,
 ) -> Result {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -114,8 +131,10 @@ async fn serve(
     if let Some(dir) = memory_dir {
         options.backing = Backing::Directory(dir);
     }
+    options.peer_listen = listen;
     let daemon = Daemon::bind(options)?;
-    // Daemon::bind has logged the store id, the memory and the socket.
+    // Daemon::bind has logged the store id, the memory and the socket; run logs the peer
+    // address it binds.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
         result = daemon.run() => result.map_err(Into::into),
@@ -141,8 +160,11 @@ async fn put(socket: PathBuf, file: PathBuf) -> Result {
     Ok(())
 }
 
-async fn get(socket: PathBuf, id: ObjectId, out: Option<PathBuf>) -> Result {
+async fn get(socket: PathBuf, id: ObjectId, out: Option<PathBuf>, from: Option<Address>) -> Result {
     let client = Client::connect(&socket).await?;
+    if let Some(peer) = from {
+        client.pull(&id, &peer).await?;
+    }
     let object = client.get_raw(&id).await?;
     let mut sink: Box<dyn Write> = match &out {
         Some(path) => Box::new(

@@ -217,3 +217,80 @@ fn serve_with_a_spill_dir_spills_and_gets_everything_back() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn get_from_pulls_an_object_from_a_peer_daemon() {
+    let dir = scratch("pull");
+    let (socket_a, socket_b) = (dir.join("a.sock"), dir.join("b.sock"));
+    // A free port for the serving daemon's peers (bound and let go: the daemon binds it next).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_pontoon"))
+        .args(["store", "serve", "--socket", socket_a.to_str().unwrap()])
+        .args(["--capacity", "64MiB", "--listen", &peer])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut serving_a = Serving(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        || std::os::unix::net::UnixStream::connect(&socket_a).is_err()
+    {
+        assert!(
+            serving_a.0.try_wait().unwrap().is_none(),
+            "serve --listen exited"
+        );
+        assert!(Instant::now() < deadline, "serve --listen never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _serving_b = serve(&socket_b, &dir, "64MiB");
+
+    let input = dir.join("in.bin");
+    let bytes: Vec<u8> = (0..9_000_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    std::fs::write(&input, &bytes).unwrap();
+    let put = pontoon(&[
+        "store",
+        "put",
+        "--socket",
+        socket_a.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert!(put.status.success(), "{put:?}");
+    let id = text(&put).trim().to_owned();
+
+    let out = dir.join("out.bin");
+    let sock_b = socket_b.to_str().unwrap();
+    let got = pontoon(&[
+        "store",
+        "get",
+        "--socket",
+        sock_b,
+        &id,
+        "--from",
+        &peer,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(got.status.success(), "{got:?}");
+    assert!(
+        std::fs::read(&out).unwrap() == bytes,
+        "the pulled bytes differ"
+    );
+    // Daemon b keeps its copy: a plain get finds it with no peer.
+    let again = pontoon(&["store", "get", "--socket", sock_b, &id]);
+    assert!(again.status.success() && again.stdout == bytes);
+
+    // An id daemon a never made: a refusal with the reason, exit status 2.
+    let unknown = format!("{}-00000000000003e7", &id[..16]);
+    let refused = pontoon(&[
+        "store", "get", "--socket", sock_b, &unknown, "--from", &peer,
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("pulling object"), "{stderr}");
+}

@@ -636,6 +636,29 @@ impl Client {
         }
     }
 
+    /// Asks the daemon to pull object `id` from the store serving peers at `peer` (a
+    /// pontoon-transport address such as `tcp://10.0.0.2:7000`) into its memory; returns once
+    /// the object is sealed there, so a [`get_raw`](Client::get_raw) finds it. A pull of an
+    /// object the daemon holds already is a no-op. An object that does not fit is
+    /// [`ObjectError::StoreFull`](crate::ObjectError::StoreFull); every other failure [`ObjectError::PullFailed`](crate::ObjectError::PullFailed), with the
+    /// reason, and nothing of it is left in the store.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe on this side (the answer is dropped), but the daemon goes on with the pull
+    /// until this client disconnects; its disconnect aborts it.
+    pub async fn pull(
+        &self,
+        id: &ObjectId,
+        peer: &pontoon_transport::Address,
+    ) -> Result<(), ClientError> {
+        self.done(Request::Pull {
+            id: *id,
+            peer: peer.to_string(),
+        })
+        .await
+    }
+
     /// The daemon's counters.
     ///
     /// # Cancel safety

@@ -55,6 +55,10 @@ pub struct ServeOptions {
     /// Most clients connected at once; a connection past it is closed at once (logged), so
     /// clients cannot exhaust the daemon's descriptors or memory by their number.
     pub max_clients: usize,
+    /// Where to serve this store's objects to peer stores (`pontoon store serve --listen`),
+    /// which pull them over pontoon-transport; `None` serves no peers. Unauthenticated (unlike
+    /// the socket): whoever reaches the address and knows an id reads the object.
+    pub peer_listen: Option<pontoon_transport::Address>,
 }
 
 impl ServeOptions {
@@ -75,27 +79,28 @@ impl ServeOptions {
             max_queued_reply_bytes: 1 << 20,
             max_waits_per_client: 1024,
             max_clients: 1024,
+            peer_listen: None,
         }
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
     /// Who waits for which unsealed objects.
-    waits: Waits,
+    pub(crate) waits: Waits,
     /// Connections being served (checked against `max_clients` at accept).
     connected: AtomicUsize,
     arena: Arena,
-    /// The daemon's own writable view, for the copy a `take` of a pinned object makes (and
-    /// spilling's writes).
-    map: Arc<Mapping>,
-    store: StoreId,
+    /// The daemon's own writable view, for the copy a `take` of a pinned object makes, for
+    /// spilling's writes and for objects pulled from peers.
+    pub(crate) map: Arc<Mapping>,
+    pub(crate) store: StoreId,
     options: ServeOptions,
     encoder: Encoder,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Each state change completes under the lock before anything can panic, so a poisoned
         // lock still guards a consistent state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -138,6 +143,8 @@ impl Shared {
 pub struct Daemon {
     shared: Arc<Shared>,
     listener: UnixListener,
+    /// Serving peer stores, once listening (see [`Daemon::listen_peers`]).
+    peers: Option<crate::PeerServer>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -209,6 +216,7 @@ impl Daemon {
         Ok(Daemon {
             shared: Arc::new(shared),
             listener,
+            peers: None,
         })
     }
 
@@ -220,6 +228,65 @@ impl Daemon {
     /// The store's id (every object id it makes starts with it).
     pub fn store_id(&self) -> StoreId {
         self.shared.store
+    }
+
+    /// Starts serving this store's objects to peer stores at `address` (port 0 picks one),
+    /// until the daemon stops; returns the address bound. [`Daemon::run`] does this itself when
+    /// [`ServeOptions::peer_listen`] is set. Peers that pull an object pin it until their
+    /// connection closes (each such pin is a client of its own in [`StoreStats::clients`]
+    /// meanwhile).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// rt.block_on(async {
+    ///     let dir = std::env::temp_dir().join(format!("pontoon-peers-doc-{}", std::process::id()));
+    ///     std::fs::create_dir_all(&dir)?;
+    ///     let mut daemon = pontoon_store::Daemon::bind(pontoon_store::ServeOptions::new(dir.join("s.sock"), 1 << 20))?;
+    ///     let peers = daemon.listen_peers(&"tcp://127.0.0.1:0".parse()?).await?;
+    ///     assert_eq!(daemon.peer_address(), Some(&peers));
+    ///     let socket = daemon.socket().to_owned();
+    ///     let serving = tokio::spawn(daemon.run());
+    ///     let client = pontoon_store::Client::connect(&socket).await?;
+    ///     let id = client.put_raw(&pontoon_wire::Message::new(
+    ///         pontoon_wire::Header::empty(),
+    ///         vec![bytes::Bytes::from_static(b"for a peer")],
+    ///     )).await?;
+    ///     let elsewhere = pontoon_store::Store::new(Default::default());
+    ///     elsewhere.pull(&id, &peers).await?;
+    ///     assert_eq!(&elsewhere.get_raw(&id)?.frames[0][..], b"for a peer");
+    ///     serving.abort();
+    ///     std::fs::remove_dir_all(&dir)?;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a future dropped before it completes leaves nothing listening.
+    pub async fn listen_peers(
+        &mut self,
+        address: &pontoon_transport::Address,
+    ) -> Result<pontoon_transport::Address, ServeError> {
+        let server = crate::daemon_peer::serve_peers(self.shared.clone(), address)
+            .await
+            .map_err(|source| ServeError::PeerListen {
+                address: address.to_string(),
+                source,
+            })?;
+        let bound = server.address().clone();
+        tracing::info!(
+            "store {:016x} serving peers on {bound}",
+            self.shared.store.0
+        );
+        self.peers = Some(server);
+        Ok(bound)
+    }
+
+    /// The address peers pull from, once [`Daemon::listen_peers`] has bound it.
+    pub fn peer_address(&self) -> Option<&pontoon_transport::Address> {
+        self.peers.as_ref().map(crate::PeerServer::address)
     }
 
     /// A handle that reads the daemon's counters while it runs.
@@ -235,7 +302,12 @@ impl Daemon {
     ///
     /// Dropping the future stops accepting; clients already connected are served by their own
     /// tasks until they disconnect or the runtime shuts down.
-    pub async fn run(self) -> Result<(), ServeError> {
+    pub async fn run(mut self) -> Result<(), ServeError> {
+        if self.peers.is_none()
+            && let Some(address) = self.shared.options.peer_listen.clone()
+        {
+            self.listen_peers(&address).await?;
+        }
         loop {
             let (stream, _) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
@@ -466,6 +538,26 @@ async fn serve_client(
             });
             continue;
         }
+        if let Request::Pull { id, peer } = request {
+            // Counted with the waits: both are requests answered later, by a task of their own,
+            // cancelled when the client goes.
+            if waits.len() >= shared.options.max_waits_per_client {
+                break Err(format!(
+                    "it has more than {} waits and pulls outstanding",
+                    shared.options.max_waits_per_client
+                ));
+            }
+            let shared = shared.clone();
+            let outbox = outbox.clone();
+            waits.spawn(async move {
+                let response = match crate::daemon_peer::pull(&shared, id, &peer).await {
+                    Ok(()) => Response::Done,
+                    Err(error) => Response::Error(error),
+                };
+                let _ = outbox.send(shared.encode(&response.to_message(rid)));
+            });
+            continue;
+        }
         let Some(response) = handle(shared, client, request) else {
             continue;
         };
@@ -537,7 +629,7 @@ fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Respons
     let refused =
         |result: Result<Response, ObjectError>| Some(result.unwrap_or_else(Response::Error));
     match request {
-        Request::Hello { .. } | Request::Wait { .. } => None,
+        Request::Hello { .. } | Request::Wait { .. } | Request::Pull { .. } => None,
         Request::Create { size } => refused(shared.lock().create_reply(client, size)),
         Request::Seal { id, layout } => {
             let result = shared.lock().seal(client, &id, layout);

@@ -63,6 +63,8 @@ pub(crate) const DEFAULT_SPILL_FILE_BYTES: u64 = 100 << 20;
 
 /// An object created on disk: its file and its size.
 type OnDisk = Option<(FileNo, u64)>;
+/// Bytes of freed blocks of pulled objects an embedded store keeps warm for the next pulls.
+const PULLED_POOL_BYTES: usize = 256 << 20;
 
 enum Entry {
     /// Reserved by a [`Creating`], `bytes` counted (0 for an object created on disk).
@@ -119,6 +121,8 @@ pub struct Store {
     options: StoreOptions,
     table: Mutex<Table>,
     sealed: Condvar,
+    /// Warm blocks for objects pulled from peers.
+    pulled: crate::pulled::PulledPool,
 }
 
 impl std::fmt::Debug for Store {
@@ -158,6 +162,7 @@ impl Store {
                 spill,
             }),
             sealed: Condvar::new(),
+            pulled: crate::pulled::PulledPool::new(PULLED_POOL_BYTES),
         }
     }
 
@@ -187,6 +192,11 @@ impl Store {
     /// ```
     pub fn id(&self) -> StoreId {
         self.id
+    }
+
+    /// Blocks for objects pulled from peers, reused as pulled objects are dropped.
+    pub(crate) fn pulled_pool(&self) -> &crate::pulled::PulledPool {
+        &self.pulled
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -449,7 +459,50 @@ impl Store {
         })
     }
 
-    fn forget(&self, id: &ObjectId) {
+    /// Reserves `bytes` for an object under an id another store made (a pull): `Ok(false)` when
+    /// it is sealed here already (in memory or spilled), [`ObjectError::NotSealed`] when it is
+    /// being created here. With spilling on, room is made as for a create; a pulled object
+    /// always lands in memory, so one larger than what spilling can free is refused
+    /// (`StoreFull`), not created on disk.
+    pub(crate) fn reserve_foreign(&self, id: ObjectId, bytes: u64) -> Result<bool, ObjectError> {
+        let mut table = self.lock();
+        match table.entries.get(&id) {
+            Some(Entry::Sealed { .. } | Entry::Spilled { .. }) => return Ok(false),
+            Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id }),
+            None => {}
+        }
+        match self.place(&mut table, bytes)? {
+            Place::Memory => {}
+            Place::Disk => return Err(self.full(&table, bytes)),
+        }
+        table.used += bytes;
+        table
+            .entries
+            .insert(id, Entry::Creating { bytes, disk: None });
+        Ok(true)
+    }
+
+    /// Seals an object reserved by [`Store::reserve_foreign`]; from then on it may spill like
+    /// any other.
+    pub(crate) fn seal_foreign(&self, id: ObjectId, message: Message) {
+        let mut guard = self.lock();
+        let table = &mut *guard;
+        if let Some(entry) = table.entries.get_mut(&id)
+            && let Entry::Creating { bytes, disk } = *entry
+        {
+            *entry = Entry::Sealed {
+                message,
+                bytes,
+                pins: Arc::new(()),
+                disk,
+            };
+            table.recency.touch(id);
+        }
+        drop(guard);
+        self.sealed.notify_all();
+    }
+
+    pub(crate) fn forget(&self, id: &ObjectId) {
         let mut table = self.lock();
         let table = &mut *table;
         match table.entries.remove(id) {

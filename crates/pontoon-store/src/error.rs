@@ -93,6 +93,15 @@ pub enum ObjectError {
         /// The bytes asked for.
         bytes: u64,
     },
+    /// The daemon could not pull the object from a peer store (`Client::pull`); the reason
+    /// is the pull's error, in words.
+    #[error("pulling object {id} failed: {reason}")]
+    PullFailed {
+        /// The object.
+        id: ObjectId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A value that could not be put.
@@ -243,6 +252,15 @@ pub enum ServeError {
     /// Accepting connections failed for good.
     #[error("accepting store clients failed")]
     Accept(#[source] io::Error),
+    /// The address to serve peer stores on could not be listened on.
+    #[error("cannot serve peer stores on {address}")]
+    PeerListen {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: pontoon_transport::TransportError,
+    },
 }
 
 impl From<ObjectError> for ClientError {

@@ -33,7 +33,13 @@
 //! disk has room; a full disk is [`ObjectError::SpillDiskFull`], and nothing sealed is lost.
 //! Without a spill directory an object that does not fit is `StoreFull`.
 //!
-//! Not built yet: pulling objects from peer stores.
+//! Across machines: a store serves its objects to peer stores over pontoon-transport
+//! ([`Store::serve_peers`], or `pontoon store serve --listen ADDR` for the daemon), and another
+//! store pulls an object by its id and the peer's address ([`Store::pull`],
+//! [`Store::get_from`], [`Client::pull`]), in chunks, with a cap on bytes in flight, and keeps a
+//! sealed local copy under the same id. The whole object is reserved before the first chunk is
+//! asked for, every chunk is checked against what was asked, and a failed pull leaves nothing
+//! behind ([`PullError`]). The peer protocol is sans-IO ([`peer_protocol`]).
 //!
 //! ```
 //! use pontoon_store::{Store, StoreOptions};
@@ -66,13 +72,18 @@ mod alloc;
 mod arena;
 mod client;
 mod daemon;
+mod daemon_peer;
 mod embedded;
 mod error;
 mod fdpass;
 mod id;
 mod object;
 mod outgoing;
+mod peer;
+pub mod peer_protocol;
 pub mod protocol;
+mod pull;
+mod pulled;
 mod size;
 mod spill;
 mod spill_dir;
@@ -86,5 +97,7 @@ pub use daemon::{Daemon, ServeOptions, StatsHandle};
 pub use embedded::{Creating, Store, StoreOptions};
 pub use error::{ClientError, GetError, ObjectError, PutError, ServeError};
 pub use id::{ObjectId, ParseIdError, StoreId};
+pub use peer::PeerServer;
+pub use pull::{PullError, PullOptions};
 pub use size::{ByteSize, ParseSizeError};
 pub use stats::StoreStats;

@@ -159,6 +159,14 @@ pub enum Request {
     },
     /// The store's counters.
     Stats,
+    /// Pull object `id` from the store serving peers at `peer` (a pontoon-transport address);
+    /// answered with `Done` once it is sealed here.
+    Pull {
+        /// The object.
+        id: ObjectId,
+        /// The peer's address, at most [`MAX_REASON`] bytes.
+        peer: String,
+    },
 }
 
 /// The daemon's reply to one request.
@@ -319,6 +327,7 @@ mod op {
     pub(super) const WAIT: u64 = 8;
     pub(super) const TAKE: u64 = 9;
     pub(super) const STATS: u64 = 10;
+    pub(super) const PULL: u64 = 11;
 }
 
 mod reply {
@@ -345,6 +354,7 @@ mod code {
     pub(super) const OUT_OF_MEMORY: u64 = 7;
     pub(super) const SPILL_DISK_FULL: u64 = 8;
     pub(super) const SPILL_FAILED: u64 = 9;
+    pub(super) const PULL_FAILED: u64 = 16;
 }
 
 /// Writes MessagePack into a vector, which cannot fail.
@@ -407,6 +417,7 @@ impl Request {
             Request::Wait { .. } => (op::WAIT, 2),
             Request::Take { .. } => (op::TAKE, 1),
             Request::Stats => (op::STATS, 0),
+            Request::Pull { .. } => (op::PULL, 2),
         };
         out.array(2 + fields);
         out.uint(op);
@@ -432,6 +443,10 @@ impl Request {
                 out.uint(*timeout_ms);
             }
             Request::Stats => {}
+            Request::Pull { id, peer } => {
+                out.id(id);
+                out.str(peer);
+            }
         }
         out.message()
     }
@@ -577,6 +592,7 @@ fn encode_error(out: &mut Out, error: &ObjectError) {
         ),
         ObjectError::BadLayout { id, reason } => (code::BAD_LAYOUT, *id, [0; 4], reason.as_str()),
         ObjectError::OutOfMemory { bytes } => (code::OUT_OF_MEMORY, none, [*bytes, 0, 0, 0], ""),
+        ObjectError::PullFailed { id, reason } => (code::PULL_FAILED, *id, [0; 4], reason.as_str()),
     };
     out.uint(code);
     out.id(&id);
@@ -795,6 +811,13 @@ pub fn decode_request(message: &Message) -> Result<(u64, Request), ProtocolError
             expect(&f, n, 0)?;
             Request::Stats
         }
+        op::PULL => {
+            expect(&f, n, 2)?;
+            Request::Pull {
+                id: f.id()?,
+                peer: f.str("a peer address", MAX_REASON)?,
+            }
+        }
         op => return Err(ProtocolError::UnknownOp { op }),
     };
     f.end()?;
@@ -851,6 +874,7 @@ pub fn decode_response(message: &Message) -> Result<(u64, Response), ProtocolErr
                         reason: reason.to_owned(),
                     }
                 }
+                code::PULL_FAILED => ObjectError::PullFailed { id, reason },
                 _ => return Err(f.bad("a known error code")),
             })
         }
@@ -979,6 +1003,10 @@ mod tests {
             },
             Request::Take { id: id(9) },
             Request::Stats,
+            Request::Pull {
+                id: id(10),
+                peer: "tcp://10.0.0.2:7000".into(),
+            },
         ];
         for (rid, request) in requests.into_iter().enumerate() {
             let message = request.to_message(rid as u64);
@@ -994,6 +1022,10 @@ mod tests {
             Response::Error(ObjectError::BadLayout {
                 id: id(1),
                 reason: "é".repeat(600),
+            }),
+            Response::Error(ObjectError::PullFailed {
+                id: id(2),
+                reason: "the peer closed".into(),
             }),
             Response::Hello {
                 version: 1,

@@ -132,6 +132,38 @@ impl State {
         Ok((id, range))
     }
 
+    /// Reserves `size` bytes for an object pulled from a peer, under the id its owner gave it:
+    /// `Ok(None)` when it is sealed here already, [`ObjectError::NotSealed`] while it is being
+    /// created (pulled) here.
+    pub(crate) fn create_foreign(
+        &mut self,
+        client: ClientId,
+        id: ObjectId,
+        size: u64,
+    ) -> Result<Option<Range>, ObjectError> {
+        match self.objects.get(&id).map(|object| &object.phase) {
+            Some(Phase::Sealed { .. }) => return Ok(None),
+            Some(Phase::Creating { .. }) => return Err(ObjectError::NotSealed { id }),
+            None => {}
+        }
+        // Spilling makes room as for a create; a pulled object always lands in memory.
+        let range = self.allocate(size)?;
+        self.objects.insert(
+            id,
+            Object {
+                range,
+                len: size,
+                phase: Phase::Creating { owner: client },
+                pins: 0,
+                disk: None,
+            },
+        );
+        if let Some(holder) = self.clients.get_mut(&client) {
+            holder.creating.insert(id);
+        }
+        Ok(Some(range))
+    }
+
     fn owned(&self, client: ClientId, id: &ObjectId) -> Result<&Object, ObjectError> {
         let object = self
             .objects
