@@ -108,6 +108,16 @@ pub enum TransportError {
         /// The peer.
         peer: String,
     },
+    /// TLS could not be set up, or its handshake failed (the peer's certificate was refused,
+    /// the peer refused ours, or the peer does not speak TLS); the connection is closed.
+    #[error("TLS with {address}")]
+    Tls {
+        /// The peer (or the address listened at).
+        address: String,
+        /// What went wrong.
+        #[source]
+        source: crate::TlsError,
+    },
     /// The halves given to [`Comm::unsplit`](crate::Comm::unsplit) come from different comms.
     #[error("the send and receive halves are of different comms")]
     NotHalves,

@@ -35,6 +35,11 @@ pub struct Peer {
     /// The codec the peer announced it would like to compress with. Informational: the peer
     /// falls back to none if this side does not decode it, and every frame records its own codec.
     pub receive_codec: Codec,
+    /// The peer's certificate, verified by the TLS handshake: the server's on a `tls://`
+    /// connect, a client's on a `tls://` listener that requires client certificates
+    /// ([`TlsConfig::require_client_certificates`](crate::TlsConfig::require_client_certificates));
+    /// `None` otherwise.
+    pub certificate: Option<crate::CertificateIdentity>,
 }
 
 /// Runs the handshake over a fresh connection. Bytes the peer sent after its `hello` stay in
@@ -51,11 +56,19 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Over TLS, the peer's refusal of this side's certificate arrives as an alert after the
+    // TLS handshake (TLS 1.3 clients finish theirs first): a TLS error, not an I/O one.
     let io = |what| {
-        move |source| TransportError::Io {
-            what,
-            address: "the peer".into(),
-            source,
+        move |source| match crate::tls::handshake_error(source) {
+            Ok(tls) => TransportError::Tls {
+                address: "the peer".into(),
+                source: tls,
+            },
+            Err(source) => TransportError::Io {
+                what,
+                address: "the peer".into(),
+                source,
+            },
         }
     };
     // This side announces the codec it would like; it may only use one the peer decodes.
@@ -117,5 +130,6 @@ where
         max_message_bytes: theirs.max_message_bytes,
         send_codec: agreed.send_codec,
         receive_codec: theirs.compression,
+        certificate: None,
     })
 }

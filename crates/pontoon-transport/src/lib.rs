@@ -35,6 +35,7 @@ mod error;
 mod handshake;
 mod listener;
 mod pool;
+mod tls;
 
 /// The `bytes` crate, whose `Bytes` are the frames this crate sends and receives: the same
 /// version as this crate's, whatever the caller's own dependency says.
@@ -48,6 +49,7 @@ pub use error::{HandshakeError, TransportError};
 pub use handshake::Peer;
 pub use listener::{Incoming, Listener, connect, listen};
 pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};
+pub use tls::{CertificateIdentity, Roots, TlsConfig, TlsError};
 
 // The README's example is compiled and run as a doctest, so it cannot rot.
 #[cfg(doctest)]
