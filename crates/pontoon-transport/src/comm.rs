@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use pontoon_family::Context;
 use pontoon_wire::{
-    CLOSE_MARKER, CloseCode, CloseMessage, DecodeError, EncodeOptions, Encoded, Encoder, Message,
-    MessageReader, RawMessage, Received, Want,
+    AuthRole, CLOSE_MARKER, CloseCode, CloseMessage, DecodeError, EncodeOptions, Encoded, Encoder,
+    Message, MessageReader, RawMessage, Received, Want,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
@@ -318,6 +318,7 @@ impl Comm {
         remote: Address,
         config: Config,
         accepts: Vec<String>,
+        role: AuthRole,
         receiving: Option<Arc<Receiving>>,
     ) -> Result<Comm, TransportError> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -346,6 +347,7 @@ impl Comm {
                 &config,
                 accepts.clone(),
                 shares_memory,
+                role,
             )
             .await?;
             peer.certificate = certificate;

@@ -81,6 +81,11 @@ pub struct Config {
     /// other addresses; `None` (the default) makes a `tls://` listen or connect fail with
     /// [`TlsError::NotConfigured`](crate::TlsError::NotConfigured).
     pub tls: Option<crate::TlsConfig>,
+    /// A shared secret this side requires the peer to prove it knows, on any transport (see
+    /// [`Secret`](crate::Secret)); the peer must have the same one. `None` (the default): no
+    /// authentication, and a peer that requires it is refused. A listener without one on an
+    /// address other peers can reach prints a warning when it starts.
+    pub secret: Option<crate::Secret>,
 }
 
 impl Config {
@@ -89,7 +94,7 @@ impl Config {
     /// write buffer, 256 MiB of receive buffers kept for reuse (for 10 s at most untaken), a
     /// receive budget of 1 GiB, as
     /// many large decompressions at once as the machine has CPUs, at most 64 unfinished
-    /// handshakes per listener, no TLS settings.
+    /// handshakes per listener, no TLS settings, no shared secret.
     ///
     /// ```
     /// let config = pontoon_transport::Config::new("client");
@@ -113,6 +118,7 @@ impl Config {
                 .map_or(1, std::num::NonZeroUsize::get),
             max_pending_handshakes: 64,
             tls: None,
+            secret: None,
         }
     }
 }

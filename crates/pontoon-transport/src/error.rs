@@ -118,6 +118,17 @@ pub enum TransportError {
         #[source]
         source: crate::TlsError,
     },
+    /// Shared-secret authentication failed: the peer's proof was wrong (or replayed), it
+    /// refused this side's, or one side has a secret and the other none. The connection is
+    /// closed.
+    #[error("authenticating {address}")]
+    Auth {
+        /// The peer.
+        address: String,
+        /// What went wrong.
+        #[source]
+        source: pontoon_wire::AuthError,
+    },
     /// The halves given to [`Comm::unsplit`](crate::Comm::unsplit) come from different comms.
     #[error("the send and receive halves are of different comms")]
     NotHalves,

@@ -26,6 +26,7 @@
 #![warn(missing_debug_implementations)]
 
 mod address;
+mod auth;
 mod backoff;
 mod budget;
 mod comm;
@@ -42,13 +43,16 @@ mod tls;
 pub use bytes;
 
 pub use address::Address;
+pub use auth::Secret;
 pub use comm::{Comm, RecvHalf, SendHalf};
 pub use config::{Config, DEFAULT_ACCEPTS};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{HandshakeError, TransportError};
 pub use handshake::Peer;
 pub use listener::{Incoming, Listener, connect, listen};
-pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};
+pub use pontoon_wire::{
+    AuthError, CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION,
+};
 pub use tls::{CertificateIdentity, Roots, TlsConfig, TlsError};
 
 // The README's example is compiled and run as a doctest, so it cannot rot.

@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::backoff::{Backoff, is_transient};
 use crate::budget::Receiving;
 use crate::tls::Upgrade;
+use pontoon_wire::AuthRole;
 
 use crate::{Address, Comm, Config, TransportError};
 
@@ -106,6 +107,7 @@ impl Incoming {
             self.remote,
             self.config,
             accepts,
+            AuthRole::Server,
             Some(self.receiving),
         )
         .await
@@ -234,6 +236,10 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             (ListenerKind::Inproc(rx), address.clone())
         }
     };
+    if let Some(warning) = crate::auth::unauthenticated_warning(&address, &config) {
+        // This crate has no logging dependency: standard error is where an operator looks.
+        eprintln!("{warning}");
+    }
     let receiving = Receiving::new(&config);
     let handshakes = Arc::new(Semaphore::new(
         config
@@ -498,5 +504,14 @@ pub(crate) async fn connect_announcing(
             address: address.to_string(),
             seconds: timeout.as_secs_f64(),
         })??;
-    Comm::open(connection, local, address.clone(), config, accepts, None).await
+    Comm::open(
+        connection,
+        local,
+        address.clone(),
+        config,
+        accepts,
+        AuthRole::Client,
+        None,
+    )
+    .await
 }

@@ -445,6 +445,17 @@ impl TlsConfig {
     pub fn is_server(&self) -> bool {
         matches!(self.side, Side::Server { .. })
     }
+
+    /// Whether these are a server's settings that require client certificates.
+    pub(crate) fn verifies_clients(&self) -> bool {
+        matches!(
+            self.side,
+            Side::Server {
+                client_roots: Some(_),
+                ..
+            }
+        )
+    }
 }
 
 /// A TLS error out of an I/O error from tokio-rustls, which wraps rustls' own.
