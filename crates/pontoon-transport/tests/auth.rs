@@ -224,6 +224,10 @@ async fn a_replayed_handshake_is_refused() {
             .unwrap_or_else(|| panic!("the recorded {what}"));
     }
     let bytes = bytes[..bytes.len() - rest.len()].to_vec();
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET),
+        "the secret crossed the wire"
+    );
 
     // The same bytes again, on a new connection: the server's nonce is fresh, so the recorded
     // proof is wrong for it.
@@ -242,6 +246,7 @@ async fn a_replayed_handshake_is_refused() {
     guard("replay answer", replay.read_to_end(&mut answer))
         .await
         .unwrap();
+    assert!(!answer.windows(SECRET.len()).any(|w| w == SECRET));
     let mut buf = BytesMut::from(&answer[..]);
     let mut decoder = Decoder::with_limits(hello_limits());
     let hello = decoder

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use pki::{Ca, Dir, Leaf};
 use pontoon_transport::{
-    Address, Comm, Config, Listener, Roots, TlsConfig, TlsError, TransportError, connect, listen,
+    Address, Comm, Config, FRAME_ALIGN, Listener, Roots, TlsConfig, TlsError, TransportError,
+    connect, listen,
 };
 use pontoon_wire::{Header, Message};
 use rustls::{AlertDescription, CertificateError};
@@ -87,6 +88,15 @@ async fn round_trip(client: &mut Comm, server: &mut Comm, len: usize) {
     let received = received.unwrap().expect("a message");
     assert_eq!(received.header, sent.header, "{len} B header");
     assert_eq!(received.frames, sent.frames, "{len} B client to server");
+    // Frames still land in aligned buffers of their own under TLS (read out of rustls' records
+    // straight into the frame's buffer).
+    assert!(
+        received
+            .frames
+            .iter()
+            .all(|f| f.as_ptr() as usize % FRAME_ALIGN == 0),
+        "{len} B frame alignment"
+    );
     let back = message(len, 99);
     let (sending, received) = tokio::join!(server.send(&back), client.recv());
     sending.unwrap();
