@@ -94,7 +94,7 @@ async fn round_trip(client: &mut Comm, server: &mut Comm, len: usize) {
         received
             .frames
             .iter()
-            .all(|f| f.as_ptr() as usize % FRAME_ALIGN == 0),
+            .all(|f| (f.as_ptr() as usize).is_multiple_of(FRAME_ALIGN)),
         "{len} B frame alignment"
     );
     let back = message(len, 99);
