@@ -457,22 +457,23 @@ pub(crate) async fn connect_announcing(
                 )
             }
             Address::Tls(host_port) => {
+                let host = host_port
+                    .rsplit_once(':')
+                    .map_or(host_port.as_str(), |(host, _)| host);
+                let (settings, name) = Upgrade::client_settings(config.tls.as_ref(), host)
+                    .map_err(|source| TransportError::Tls {
+                        address: address.to_string(),
+                        source,
+                    })?;
                 let stream = TcpStream::connect(host_port)
                     .await
                     .map_err(io("connecting to", address))?;
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().map_err(io("connecting to", address))?;
-                let host = host_port
-                    .rsplit_once(':')
-                    .map_or(host_port.as_str(), |(host, _)| host);
-                let upgrade =
-                    Upgrade::client(stream, config.tls.as_ref(), host).map_err(|source| {
-                        TransportError::Tls {
-                            address: address.to_string(),
-                            source,
-                        }
-                    })?;
-                (Connection::Tls(upgrade), Address::Tls(local.to_string()))
+                (
+                    Connection::Tls(Upgrade::Client(stream, settings, name)),
+                    Address::Tls(local.to_string()),
+                )
             }
             Address::Unix(path) => {
                 let stream = UnixStream::connect(path)

@@ -476,12 +476,12 @@ pub(crate) enum Upgrade {
 }
 
 impl Upgrade {
-    /// The client's upgrade for `host` (the host part of a `tls://host:port` address).
-    pub(crate) fn client(
-        stream: TcpStream,
+    /// The client's settings and the name it verifies for `host` (the host part of a
+    /// `tls://host:port` address), checked before any socket is opened.
+    pub(crate) fn client_settings(
         tls: Option<&TlsConfig>,
         host: &str,
-    ) -> Result<Upgrade, TlsError> {
+    ) -> Result<(Arc<ClientConfig>, ServerName<'static>), TlsError> {
         let Some(Side::Client {
             server_name, built, ..
         }) = tls.map(|tls| &tls.side)
@@ -494,7 +494,7 @@ impl Upgrade {
             ServerName::try_from(name.to_string()).map_err(|_| TlsError::ServerName {
                 name: name.to_string(),
             })?;
-        Ok(Upgrade::Client(stream, built.clone(), server_name))
+        Ok((built.clone(), server_name))
     }
 
     /// The server's settings for a `tls://` listener.

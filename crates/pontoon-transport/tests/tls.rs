@@ -447,6 +447,14 @@ async fn tls_addresses_need_settings_for_their_side() {
             ..
         })
     ));
+    // A connect without client settings fails before it opens a socket (nothing listens here).
+    assert!(matches!(
+        connect(&"tls://127.0.0.1:9".parse().unwrap(), Config::new("c")).await,
+        Err(TransportError::Tls {
+            source: TlsError::NotConfigured { role: "connect" },
+            ..
+        })
+    ));
     // A file without certificates, and one that is missing, are errors that name the file.
     let empty = dir.path("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
