@@ -1,5 +1,6 @@
 //! pontoon-transport benchmarks: one-way throughput of messages with one payload frame (1 KiB to
-//! 100 MiB) over tcp:// and unix://, next to plain tokio sockets moving the same bytes; and small
+//! 100 MiB) over tcp:// and unix://, next to plain tokio sockets moving the same bytes, and over
+//! tls:// (1 MiB and 100 MiB, with certificates made at bench start) next to tcp://; and small
 //! header-only messages pipelined on one connection, flushed every 1, 16 or 256 messages.
 //!
 //! Each measurement is end to end: the clock stops when a receiver task has read the last
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use pontoon::transport::{Address, Comm, Config, connect, listen};
+use pontoon::transport::{Address, Comm, Config, Roots, TlsConfig, connect, listen};
 use pontoon::wire::{Header, Message};
 use pontoon_benches::{TaskFinished, payload, warm_up};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -84,12 +85,49 @@ fn raw_receiver<R: AsyncRead + Unpin + Send + 'static>(
     Receiver { batches, done }
 }
 
+/// Server and client TLS settings from a CA and a leaf for 127.0.0.1 made with rcgen, written
+/// as PEM files into the temporary directory.
+fn tls_configs() -> (TlsConfig, TlsConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = std::env::temp_dir().join(format!("pontoon-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let (ca_pem, chain, key) = (
+        dir.join("ca.pem"),
+        dir.join("chain.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&chain, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let server = TlsConfig::server(&chain, &key).unwrap();
+    let client = TlsConfig::client(Roots::CaFile(ca_pem)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (server, client)
+}
+
 /// A connected pair of pontoon comms at `address` (its port or path picked here).
 async fn pontoon_pair(address: &str) -> (Comm, Comm) {
     let address: Address = address.parse().unwrap();
-    let mut listener = listen(&address, Config::new("bench-server")).await.unwrap();
+    let (mut server_config, mut client_config) =
+        (Config::new("bench-server"), Config::new("bench-client"));
+    if matches!(address, Address::Tls(_)) {
+        let (server, client) = tls_configs();
+        server_config.tls = Some(server);
+        client_config.tls = Some(client);
+    }
+    let mut listener = listen(&address, server_config).await.unwrap();
     let bound = listener.address().clone();
-    let client = tokio::spawn(async move { connect(&bound, Config::new("bench-client")).await });
+    let client = tokio::spawn(async move { connect(&bound, client_config).await });
     let server = listener.accept().await.unwrap().handshake().await.unwrap();
     (client.await.unwrap().unwrap(), server)
 }
@@ -139,9 +177,14 @@ fn throughput(c: &mut Criterion) {
         // Written once, outside the timing, so the pages are real memory.
         let frame: Bytes = payload(len);
         let message = Message::new(Header::from_serde(&"payload").unwrap(), vec![frame.clone()]);
-        for transport in ["tcp", "unix"] {
+        for transport in ["tcp", "unix", "tls"] {
+            // TLS at the sizes its ratio to tcp is reported for.
+            if transport == "tls" && len < 1 << 20 {
+                continue;
+            }
             let address = match transport {
                 "tcp" => "tcp://127.0.0.1:0".to_string(),
+                "tls" => "tls://127.0.0.1:0".to_string(),
                 _ => format!("unix://{}", socket_path("pontoon").display()),
             };
             let (mut sender, receiver) = rt.block_on(pontoon_pair(&address));
@@ -168,6 +211,10 @@ fn throughput(c: &mut Criterion) {
             );
             drop(receiver);
             rt.block_on(sender.close()).unwrap();
+            // The peer of pontoon over TLS is pontoon over tcp, measured above.
+            if transport == "tls" {
+                continue;
+            }
 
             let (mut writer, reader) = rt.block_on(raw_pair(transport));
             let mut receiver = raw_receiver(&rt, reader, len);

@@ -1,9 +1,9 @@
 //! [`Context`]: what a family knows about the connection a value crosses.
 
 /// What a family knows about where a value is going or coming from: the sender's and the
-/// recipient's addresses, and whether the peer shares this machine's memory (so a family may pass
-/// a handle to shared memory instead of the bytes). Empty when there is no connection, as when a
-/// value is written to disk.
+/// recipient's addresses, whether the peer shares this machine's memory (so a family may pass
+/// a handle to shared memory instead of the bytes), and the peer's identity as its verified TLS
+/// certificate states it. Empty when there is no connection, as when a value is written to disk.
 ///
 /// This is Dask's `context=` argument, typed.
 ///
@@ -25,6 +25,10 @@ pub struct Context {
     pub recipient: Option<String>,
     /// Whether the peer is on this machine and can map this process's shared memory.
     pub shares_memory: bool,
+    /// The peer's identity from the certificate its TLS handshake verified (its first subject
+    /// alternative name, or its subject), if the connection is TLS and the peer presented one.
+    /// Only a verified certificate gets here, so a family may decide on it.
+    pub peer_identity: Option<String>,
 }
 
 impl Context {
@@ -67,6 +71,18 @@ impl Context {
     /// ```
     pub fn shares_memory(mut self, shares: bool) -> Context {
         self.shares_memory = shares;
+        self
+    }
+
+    /// With this peer identity (a verified certificate's name; `None` for none).
+    ///
+    /// ```
+    /// let context = pontoon_family::Context::new().peer_identity(Some("worker-1.cluster".into()));
+    /// assert_eq!(context.peer_identity.as_deref(), Some("worker-1.cluster"));
+    /// ```
+    #[must_use = "peer_identity returns the changed context"]
+    pub fn peer_identity(mut self, identity: Option<String>) -> Context {
+        self.peer_identity = identity;
         self
     }
 }

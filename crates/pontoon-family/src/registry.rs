@@ -565,6 +565,7 @@ impl Registry {
             sender: None,
             recipient: None,
             shares_memory: false,
+            peer_identity: None,
         };
         Scope {
             registry: self,

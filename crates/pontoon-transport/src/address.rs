@@ -1,5 +1,5 @@
-//! [`Address`]: where a comm listens or connects: `tcp://host:port`, `unix:///path`,
-//! `inproc://name`.
+//! [`Address`]: where a comm listens or connects: `tcp://host:port`, `tls://host:port`,
+//! `unix:///path`, `inproc://name`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,7 +14,9 @@ use crate::TransportError;
 /// let tcp: Address = "tcp://127.0.0.1:8786".parse()?;
 /// let unix: Address = "unix:///tmp/pontoon.sock".parse()?;
 /// let inproc: Address = "inproc://scheduler".parse()?;
+/// let tls: Address = "tls://scheduler.cluster:8786".parse()?;
 /// assert_eq!(tcp.to_string(), "tcp://127.0.0.1:8786");
+/// assert_eq!(tls.to_string(), "tls://scheduler.cluster:8786");
 /// assert!(matches!(unix, Address::Unix(_)));
 /// assert!("http://x".parse::<Address>().is_err());
 /// # let _ = inproc;
@@ -25,6 +27,10 @@ use crate::TransportError;
 pub enum Address {
     /// A TCP socket: `host:port` (a name or an IP; port 0 picks a free port when listening).
     Tcp(String),
+    /// TLS over TCP: `host:port`, as for [`Address::Tcp`]. The settings are
+    /// [`Config::tls`](crate::Config::tls); a client verifies the server's certificate against
+    /// the host (or [`TlsConfig::with_server_name`](crate::TlsConfig::with_server_name)).
+    Tls(String),
     /// A Unix domain socket at a path.
     Unix(PathBuf),
     /// A named endpoint inside this process: no socket at all.
@@ -33,7 +39,7 @@ pub enum Address {
 
 impl Address {
     /// Whether a peer at this address shares this machine (and its memory) for sure: Unix and
-    /// in-process always, TCP when the host is a loopback address.
+    /// in-process always, TCP and TLS when the host is a loopback address.
     ///
     /// ```
     /// # use pontoon_transport::Address;
@@ -44,7 +50,7 @@ impl Address {
     pub fn is_local(&self) -> bool {
         match self {
             Address::Unix(_) | Address::Inproc(_) => true,
-            Address::Tcp(host_port) => {
+            Address::Tcp(host_port) | Address::Tls(host_port) => {
                 let host = host_port
                     .rsplit_once(':')
                     .map_or(host_port.as_str(), |(h, _)| h);
@@ -66,14 +72,20 @@ impl FromStr for Address {
             address: s.to_string(),
             reason: why.to_string(),
         };
+        let host_port = |rest: &str| {
+            rest.rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        };
         if let Some(rest) = s.strip_prefix("tcp://") {
-            if rest
-                .rsplit_once(':')
-                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
-            {
+            if !host_port(rest) {
                 return Err(bad("expected tcp://host:port"));
             }
             Ok(Address::Tcp(rest.to_string()))
+        } else if let Some(rest) = s.strip_prefix("tls://") {
+            if !host_port(rest) {
+                return Err(bad("expected tls://host:port"));
+            }
+            Ok(Address::Tls(rest.to_string()))
         } else if let Some(rest) = s.strip_prefix("unix://") {
             if rest.is_empty() {
                 return Err(bad("expected unix:///path"));
@@ -85,7 +97,9 @@ impl FromStr for Address {
             }
             Ok(Address::Inproc(rest.to_string()))
         } else {
-            Err(bad("the scheme must be tcp://, unix:// or inproc://"))
+            Err(bad(
+                "the scheme must be tcp://, tls://, unix:// or inproc://",
+            ))
         }
     }
 }
@@ -94,6 +108,7 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Tcp(host_port) => write!(f, "tcp://{host_port}"),
+            Address::Tls(host_port) => write!(f, "tls://{host_port}"),
             Address::Unix(path) => write!(f, "unix://{}", path.display()),
             Address::Inproc(name) => write!(f, "inproc://{name}"),
         }

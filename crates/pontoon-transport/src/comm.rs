@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use pontoon_family::Context;
 use pontoon_wire::{
-    CLOSE_MARKER, CloseCode, CloseMessage, DecodeError, EncodeOptions, Encoded, Encoder, Message,
-    MessageReader, RawMessage, Received, Want,
+    AuthRole, CLOSE_MARKER, CloseCode, CloseMessage, DecodeError, EncodeOptions, Encoded, Encoder,
+    Message, MessageReader, RawMessage, Received, Want,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 
 use crate::budget::{Grant, Receiving, declared_need};
 use crate::handshake::{Peer, shake};
-use crate::listener::{Reader, Writer, io};
+use crate::listener::{Connection, Reader, Writer, io};
 use crate::pool::PoolUser;
+use crate::tls::handshake_error;
 use crate::{Address, Config, TransportError};
 
 /// Bytes asked of the socket at a time while a message head is read.
@@ -312,34 +313,54 @@ pub struct RecvHalf {
 
 impl Comm {
     pub(crate) async fn open(
-        mut socket: Reader,
-        mut writer: Writer,
+        connection: Connection,
         local: Address,
         remote: Address,
         config: Config,
         accepts: Vec<String>,
+        role: AuthRole,
         receiving: Option<Arc<Receiving>>,
     ) -> Result<Comm, TransportError> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let shares_memory = remote.is_local();
         let timeout = config.handshake_timeout;
-        let peer = tokio::time::timeout(
-            timeout,
-            shake(
+        let opening = async {
+            let (mut socket, mut writer, certificate) = match connection {
+                Connection::Plain(socket, writer) => (socket, writer, None),
+                Connection::Tls(upgrade) => {
+                    upgrade
+                        .run()
+                        .await
+                        .map_err(|error| match handshake_error(error) {
+                            Ok(source) => TransportError::Tls {
+                                address: remote.to_string(),
+                                source,
+                            },
+                            Err(error) => io("the TLS handshake with", &remote)(error),
+                        })?
+                }
+            };
+            let mut peer = shake(
                 &mut socket,
                 &mut writer,
                 &mut rbuf,
                 &config,
                 accepts.clone(),
                 shares_memory,
-            ),
-        )
-        .await
-        .map_err(|_| TransportError::Timeout {
-            what: "the handshake",
-            address: remote.to_string(),
-            seconds: timeout.as_secs_f64(),
-        })??;
+                role,
+            )
+            .await?;
+            peer.certificate = certificate;
+            Ok::<_, TransportError>((socket, writer, peer))
+        };
+        let (socket, writer, peer) =
+            tokio::time::timeout(timeout, opening).await.map_err(|_| {
+                TransportError::Timeout {
+                    what: "the handshake",
+                    address: remote.to_string(),
+                    seconds: timeout.as_secs_f64(),
+                }
+            })??;
         let encoder = Encoder::new({
             let mut options = EncodeOptions::default();
             options.codec = peer.send_codec;
@@ -622,6 +643,14 @@ impl SendHalf {
             .sender(self.shared.local.to_string())
             .recipient(self.shared.remote.to_string())
             .shares_memory(self.shared.shares_memory)
+            .peer_identity(
+                self.shared
+                    .peer
+                    .certificate
+                    .as_ref()
+                    .and_then(|c| c.name())
+                    .map(String::from),
+            )
     }
 
     /// What the peer said in the handshake, and what was agreed.

@@ -76,6 +76,16 @@ pub struct Config {
     /// [`Listener`](crate::Listener) (or per comm from [`connect`](crate::connect)); beyond it a
     /// connection waits for a slot before it decompresses.
     pub max_decompressions_in_flight: usize,
+    /// TLS settings for `tls://` addresses: a [`TlsConfig::server`](crate::TlsConfig::server)
+    /// to listen, a [`TlsConfig::client`](crate::TlsConfig::client) to connect. Ignored on
+    /// other addresses; `None` (the default) makes a `tls://` listen or connect fail with
+    /// [`TlsError::NotConfigured`](crate::TlsError::NotConfigured).
+    pub tls: Option<crate::TlsConfig>,
+    /// A shared secret this side requires the peer to prove it knows, on any transport (see
+    /// [`Secret`](crate::Secret)); the peer must have the same one. `None` (the default): no
+    /// authentication, and a peer that requires it is refused. A listener without one on an
+    /// address other peers can reach prints a warning when it starts.
+    pub secret: Option<crate::Secret>,
 }
 
 impl Config {
@@ -84,7 +94,7 @@ impl Config {
     /// write buffer, 256 MiB of receive buffers kept for reuse (for 10 s at most untaken), a
     /// receive budget of 1 GiB, as
     /// many large decompressions at once as the machine has CPUs, at most 64 unfinished
-    /// handshakes per listener.
+    /// handshakes per listener, no TLS settings, no shared secret.
     ///
     /// ```
     /// let config = pontoon_transport::Config::new("client");
@@ -107,6 +117,8 @@ impl Config {
             max_decompressions_in_flight: std::thread::available_parallelism()
                 .map_or(1, std::num::NonZeroUsize::get),
             max_pending_handshakes: 64,
+            tls: None,
+            secret: None,
         }
     }
 }

@@ -108,6 +108,27 @@ pub enum TransportError {
         /// The peer.
         peer: String,
     },
+    /// TLS could not be set up, or its handshake failed (the peer's certificate was refused,
+    /// the peer refused ours, or the peer does not speak TLS); the connection is closed.
+    #[error("TLS with {address}")]
+    Tls {
+        /// The peer (or the address listened at).
+        address: String,
+        /// What went wrong.
+        #[source]
+        source: crate::TlsError,
+    },
+    /// Shared-secret authentication failed: the peer's proof was wrong (or replayed), it
+    /// refused this side's, or one side has a secret and the other none. The connection is
+    /// closed.
+    #[error("authenticating {address}")]
+    Auth {
+        /// The peer.
+        address: String,
+        /// What went wrong.
+        #[source]
+        source: pontoon_wire::AuthError,
+    },
     /// The halves given to [`Comm::unsplit`](crate::Comm::unsplit) come from different comms.
     #[error("the send and receive halves are of different comms")]
     NotHalves,

@@ -1,11 +1,18 @@
 //! pontoon-transport: tokio comms that carry pontoon messages between processes and machines.
 //!
-//! - [`listen`] and [`connect`] at `tcp://host:port`, `unix:///path` or `inproc://name` give a
-//!   [`Comm`] with `send` and `recv` of pontoon-wire [`Message`](pontoon_wire::Message)s; an
+//! - [`listen`] and [`connect`] at `tcp://host:port`, `tls://host:port`, `unix:///path` or
+//!   `inproc://name` give a [`Comm`] with `send` and `recv` of pontoon-wire
+//!   [`Message`](pontoon_wire::Message)s; an
 //!   [`Endpoint`] sends and receives values through a pontoon-family `Registry`.
 //! - A handshake opens every connection: protocol version, the families each side accepts (the
 //!   receiver's list is enforced on every message), compression (agreed; off by default), the
 //!   largest message each side accepts, and each side's identity. See `docs/wire-format.md`.
+//! - `tls://` runs TLS through rustls (no OpenSSL) with the settings in [`Config::tls`]
+//!   ([`TlsConfig`]: PEM files, a CA file or the system roots, optional mutual TLS); the verified
+//!   peer certificate is [`Peer::certificate`] and its name is in the families' `Context`.
+//! - A shared secret ([`Config::secret`], any transport) is proven by challenge and response in
+//!   the handshake; a peer that fails gets [`TransportError::Auth`], on both sides. What these
+//!   protect against and what not is `docs/security.md`.
 //! - Receiving is cancel safe: a `recv` dropped in a `tokio::select!` or under a timeout loses
 //!   nothing. A [`Comm`] splits into a [`SendHalf`] and a [`RecvHalf`] for two tasks.
 //! - A receiver that refuses a message tells the peer why (a close message with a
@@ -26,6 +33,7 @@
 #![warn(missing_debug_implementations)]
 
 mod address;
+mod auth;
 mod backoff;
 mod budget;
 mod comm;
@@ -35,19 +43,24 @@ mod error;
 mod handshake;
 mod listener;
 mod pool;
+mod tls;
 
 /// The `bytes` crate, whose `Bytes` are the frames this crate sends and receives: the same
 /// version as this crate's, whatever the caller's own dependency says.
 pub use bytes;
 
 pub use address::Address;
+pub use auth::Secret;
 pub use comm::{Comm, RecvHalf, SendHalf};
 pub use config::{Config, DEFAULT_ACCEPTS};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{HandshakeError, TransportError};
 pub use handshake::Peer;
 pub use listener::{Incoming, Listener, connect, listen};
-pub use pontoon_wire::{CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION};
+pub use pontoon_wire::{
+    AuthError, CloseCode, CloseMessage, Compression, FRAME_ALIGN, PROTOCOL_VERSION,
+};
+pub use tls::{CertificateIdentity, Roots, TlsConfig, TlsError};
 
 // The README's example is compiled and run as a doctest, so it cannot rot.
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! Listeners and connecting: [`listen`], [`Listener`], [`Incoming`] and [`connect`], over
-//! tcp://, unix:// and inproc://; each connection becomes a [`Comm`] after its handshake.
+//! tcp://, tls://, unix:// and inproc://; each connection becomes a [`Comm`] after its handshake
+//! (for tls://, the TLS handshake first, inside the same timeout).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -10,6 +11,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::backoff::{Backoff, is_transient};
 use crate::budget::Receiving;
+use crate::tls::Upgrade;
+use pontoon_wire::AuthRole;
 
 use crate::{Address, Comm, Config, TransportError};
 
@@ -19,6 +22,13 @@ const INPROC_BUFFER: usize = 4 << 20;
 pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// A fresh connection: a plain stream's halves, or a TCP stream whose TLS handshake is still to
+/// run (inside the handshake timeout, in the connection's own task).
+pub(crate) enum Connection {
+    Plain(Reader, Writer),
+    Tls(Upgrade),
+}
+
 /// In-process listeners, by name.
 static INPROC: LazyLock<Mutex<HashMap<String, mpsc::Sender<DuplexStream>>>> =
     LazyLock::new(Default::default);
@@ -26,8 +36,7 @@ static INPROC: LazyLock<Mutex<HashMap<String, mpsc::Sender<DuplexStream>>>> =
 /// A connection accepted by a [`Listener`], before its handshake. Run the handshake in a task
 /// of its own, so that a slow client holds up nobody else.
 pub struct Incoming {
-    reader: Reader,
-    writer: Writer,
+    connection: Connection,
     local: Address,
     remote: Address,
     config: Config,
@@ -93,12 +102,12 @@ impl Incoming {
     ) -> Result<Comm, TransportError> {
         let _permit = self.permit;
         Comm::open(
-            self.reader,
-            self.writer,
+            self.connection,
             self.local,
             self.remote,
             self.config,
             accepts,
+            AuthRole::Server,
             Some(self.receiving),
         )
         .await
@@ -137,6 +146,7 @@ impl std::fmt::Debug for Listener {
 
 enum ListenerKind {
     Tcp(TcpListener),
+    Tls(TcpListener, Arc<rustls::ServerConfig>),
     Unix(UnixListener),
     Inproc(mpsc::Receiver<DuplexStream>),
 }
@@ -153,7 +163,7 @@ impl Drop for Listener {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(name);
             }
-            Address::Tcp(_) => {}
+            Address::Tcp(_) | Address::Tls(_) => {}
         }
     }
 }
@@ -194,6 +204,22 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             let bound = listener.local_addr().map_err(io("listening at", address))?;
             (ListenerKind::Tcp(listener), Address::Tcp(bound.to_string()))
         }
+        Address::Tls(host_port) => {
+            let server = Upgrade::server_config(config.tls.as_ref()).map_err(|source| {
+                TransportError::Tls {
+                    address: address.to_string(),
+                    source,
+                }
+            })?;
+            let listener = TcpListener::bind(host_port)
+                .await
+                .map_err(io("listening at", address))?;
+            let bound = listener.local_addr().map_err(io("listening at", address))?;
+            (
+                ListenerKind::Tls(listener, server),
+                Address::Tls(bound.to_string()),
+            )
+        }
         Address::Unix(path) => {
             let listener = UnixListener::bind(path).map_err(io("listening at", address))?;
             (ListenerKind::Unix(listener), address.clone())
@@ -210,6 +236,10 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
             (ListenerKind::Inproc(rx), address.clone())
         }
     };
+    if let Some(warning) = crate::auth::unauthenticated_warning(&address, &config) {
+        // This crate has no logging dependency: standard error is where an operator looks.
+        eprintln!("{warning}");
+    }
     let receiving = Receiving::new(&config);
     let handshakes = Arc::new(Semaphore::new(
         config
@@ -320,11 +350,10 @@ impl Listener {
             .map_err(|_| TransportError::Closed)?;
         loop {
             match self.accept_one().await {
-                Ok((reader, writer, remote)) => {
+                Ok((connection, remote)) => {
                     self.backoff.reset();
                     return Ok(Incoming {
-                        reader,
-                        writer,
+                        connection,
                         local: self.address.clone(),
                         remote,
                         config: self.config.clone(),
@@ -340,7 +369,7 @@ impl Listener {
         }
     }
 
-    async fn accept_one(&mut self) -> Result<(Reader, Writer, Address), TransportError> {
+    async fn accept_one(&mut self) -> Result<(Connection, Address), TransportError> {
         Ok(match &mut self.kind {
             ListenerKind::Tcp(listener) => {
                 let (stream, peer) = listener
@@ -349,7 +378,21 @@ impl Listener {
                     .map_err(io("accepting at", &self.address))?;
                 let _ = stream.set_nodelay(true);
                 let (r, w) = stream.into_split();
-                (Box::new(r), Box::new(w), Address::Tcp(peer.to_string()))
+                (
+                    Connection::Plain(Box::new(r), Box::new(w)),
+                    Address::Tcp(peer.to_string()),
+                )
+            }
+            ListenerKind::Tls(listener, server) => {
+                let (stream, peer) = listener
+                    .accept()
+                    .await
+                    .map_err(io("accepting at", &self.address))?;
+                let _ = stream.set_nodelay(true);
+                (
+                    Connection::Tls(Upgrade::Server(stream, server.clone())),
+                    Address::Tls(peer.to_string()),
+                )
             }
             ListenerKind::Unix(listener) => {
                 let (stream, _) = listener
@@ -357,12 +400,18 @@ impl Listener {
                     .await
                     .map_err(io("accepting at", &self.address))?;
                 let (r, w) = stream.into_split();
-                (Box::new(r), Box::new(w), self.address.clone())
+                (
+                    Connection::Plain(Box::new(r), Box::new(w)),
+                    self.address.clone(),
+                )
             }
             ListenerKind::Inproc(rx) => {
                 let stream = rx.recv().await.ok_or(TransportError::Closed)?;
                 let (r, w) = tokio::io::split(stream);
-                (Box::new(r), Box::new(w), self.address.clone())
+                (
+                    Connection::Plain(Box::new(r), Box::new(w)),
+                    self.address.clone(),
+                )
             }
         })
     }
@@ -403,9 +452,27 @@ pub(crate) async fn connect_announcing(
                 let local = stream.local_addr().map_err(io("connecting to", address))?;
                 let (r, w) = stream.into_split();
                 (
-                    Box::new(r) as Reader,
-                    Box::new(w) as Writer,
+                    Connection::Plain(Box::new(r), Box::new(w)),
                     Address::Tcp(local.to_string()),
+                )
+            }
+            Address::Tls(host_port) => {
+                let host = host_port
+                    .rsplit_once(':')
+                    .map_or(host_port.as_str(), |(host, _)| host);
+                let (settings, name) = Upgrade::client_settings(config.tls.as_ref(), host)
+                    .map_err(|source| TransportError::Tls {
+                        address: address.to_string(),
+                        source,
+                    })?;
+                let stream = TcpStream::connect(host_port)
+                    .await
+                    .map_err(io("connecting to", address))?;
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().map_err(io("connecting to", address))?;
+                (
+                    Connection::Tls(Upgrade::Client(stream, settings, name)),
+                    Address::Tls(local.to_string()),
                 )
             }
             Address::Unix(path) => {
@@ -413,11 +480,7 @@ pub(crate) async fn connect_announcing(
                     .await
                     .map_err(io("connecting to", address))?;
                 let (r, w) = stream.into_split();
-                (
-                    Box::new(r) as Reader,
-                    Box::new(w) as Writer,
-                    address.clone(),
-                )
+                (Connection::Plain(Box::new(r), Box::new(w)), address.clone())
             }
             Address::Inproc(name) => {
                 let tx = INPROC
@@ -431,29 +494,24 @@ pub(crate) async fn connect_announcing(
                     TransportError::Inproc(format!("the listener at {address} is gone"))
                 })?;
                 let (r, w) = tokio::io::split(ours);
-                (
-                    Box::new(r) as Reader,
-                    Box::new(w) as Writer,
-                    address.clone(),
-                )
+                (Connection::Plain(Box::new(r), Box::new(w)), address.clone())
             }
         })
     };
-    let (reader, writer, local) =
-        tokio::time::timeout(timeout, connecting)
-            .await
-            .map_err(|_| TransportError::Timeout {
-                what: "connecting",
-                address: address.to_string(),
-                seconds: timeout.as_secs_f64(),
-            })??;
+    let (connection, local) = tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| TransportError::Timeout {
+            what: "connecting",
+            address: address.to_string(),
+            seconds: timeout.as_secs_f64(),
+        })??;
     Comm::open(
-        reader,
-        writer,
+        connection,
         local,
         address.clone(),
         config,
         accepts,
+        AuthRole::Client,
         None,
     )
     .await

@@ -85,6 +85,10 @@ pub struct Hello {
     pub compression: Codec,
     /// The largest encoded message the side accepts, in bytes.
     pub max_message_bytes: u64,
+    /// The authentication scheme the side requires ([`AUTH_SCHEME`](crate::AUTH_SCHEME)) when it
+    /// has a shared secret; `None` (the key left out) when it has none. See
+    /// [`auth_agreed`](crate::auth_agreed).
+    pub auth: Option<String>,
 }
 
 impl Hello {
@@ -107,10 +111,26 @@ impl Hello {
             decodes: DECODES.to_vec(),
             compression,
             max_message_bytes,
+            auth: None,
         }
     }
 
-    /// The hello as a message: no frames, a header map with six keys in a fixed order.
+    /// This hello, requiring shared-secret authentication ([`AUTH_SCHEME`](crate::AUTH_SCHEME)).
+    ///
+    /// ```
+    /// let hello = pontoon_wire::Hello::new("me", vec![], pontoon_wire::Codec::None, 1024).with_auth();
+    /// assert_eq!(hello.auth.as_deref(), Some(pontoon_wire::AUTH_SCHEME));
+    /// assert_eq!(pontoon_wire::Hello::from_message(&hello.to_message())?, hello);
+    /// # Ok::<(), pontoon_wire::HelloError>(())
+    /// ```
+    #[must_use]
+    pub fn with_auth(mut self) -> Hello {
+        self.auth = Some(crate::AUTH_SCHEME.to_string());
+        self
+    }
+
+    /// The hello as a message: no frames, a header map with six keys in a fixed order, and a
+    /// seventh, `auth`, when the side requires authentication.
     ///
     /// ```
     /// let hello = pontoon_wire::Hello::new("me", vec![], pontoon_wire::Codec::None, 1024);
@@ -131,6 +151,13 @@ impl Hello {
             ("compression".into(), self.compression.name().into()),
             ("max_message".into(), self.max_message_bytes.into()),
         ]);
+        let header = match (header, &self.auth) {
+            (Value::Map(mut map), Some(scheme)) => {
+                map.push(("auth".into(), scheme.as_str().into()));
+                Value::Map(map)
+            }
+            (header, _) => header,
+        };
         Message::new(Header::from_value(&header), vec![])
     }
 
@@ -197,6 +224,18 @@ impl Hello {
         let max_message_bytes = field("max_message")?
             .as_u64()
             .ok_or(wrong("max_message", "an unsigned integer"))?;
+        // Optional: a side without a secret leaves it out (and hellos from before it had none).
+        let auth = match field("auth") {
+            Err(_) => None,
+            Ok(value) => Some(
+                value
+                    .as_str()
+                    .ok_or(wrong("auth", "a string"))?
+                    .chars()
+                    .take(64)
+                    .collect(),
+            ),
+        };
         Ok(Hello {
             protocol,
             identity,
@@ -204,6 +243,7 @@ impl Hello {
             decodes,
             compression,
             max_message_bytes,
+            auth,
         })
     }
 }

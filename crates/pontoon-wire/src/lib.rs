@@ -15,8 +15,9 @@
 //!   [`Want`]s next, takes bytes from a receive buffer or straight into a frame's own aligned
 //!   buffer (grown as the frame's bytes arrive, never reserved at a declared length), and yields
 //!   each message whole, so a carrier that stops half way loses nothing.
-//! - [`Hello`] and [`negotiate`] are a connection's handshake as pure functions; a
-//!   [`CloseMessage`] tells the peer why a side closes.
+//! - [`Hello`] and [`negotiate`] are a connection's handshake as pure functions, and
+//!   [`AuthMessage`], [`auth_agreed`], [`auth_proof`] and [`verify_auth_proof`] its optional
+//!   shared-secret challenge and response; a [`CloseMessage`] tells the peer why a side closes.
 //! - Frames may be compressed ([`Codec::Lz4`], [`Codec::Zstd`]) where it pays, carry a CRC32C, and
 //!   start at aligned offsets; lengths are 64-bit, so no frame or message size limit comes from
 //!   the format. Every length and count read is checked against [`Limits`] before any allocation.
@@ -66,6 +67,7 @@ pub use bytes;
 /// ```
 pub use rmpv;
 
+mod auth;
 mod close;
 mod codec;
 mod encode;
@@ -82,6 +84,10 @@ mod stream;
 #[cfg(feature = "tokio-util")]
 mod tokio_codec;
 
+pub use auth::{
+    AUTH_LABEL, AUTH_NONCE_LEN, AUTH_PROOF_LEN, AUTH_SCHEME, AuthError, AuthMessage, AuthRole,
+    auth_agreed, auth_proof, verify_auth_proof,
+};
 pub use close::{
     CLOSE_MARKER, CLOSE_PREFIX_LEN, CloseCode, CloseFault, CloseMessage, MAX_CLOSE_REASON_BYTES,
 };

@@ -9,7 +9,7 @@
 //! | `family` (default) | [`family`] | `pontoon-family`: families, per-type serializers, out-of-band buffers, allow-lists |
 //! | `array` (default) | [`array`](mod@array) | `pontoon-array`: zero-copy n-dimensional arrays and Arrow data |
 //! | `pickle` (default) | [`pickle`] | `pontoon-pickle`: Python pickle data, read and written without running code |
-//! | `transport` (default) | [`transport`] | `pontoon-transport`: tokio comms over `tcp://`, `unix://`, `inproc://` |
+//! | `transport` (default) | [`transport`] | `pontoon-transport`: tokio comms over `tcp://`, `tls://`, `unix://`, `inproc://` |
 //! | `persist` (default) | [`persist`] | `pontoon-persist`: a durable, checksummed log of messages |
 //! | `store` | [`store`] | `pontoon-store`: an object store, embedded or shared between processes (Linux) |
 //! | `dask` | [`dask`] | `pontoon-dask`: Dask distributed's own wire protocol and a scheduler client |
