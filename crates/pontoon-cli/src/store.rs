@@ -39,6 +39,9 @@ pub(crate) enum Command {
         /// reaches the address and knows an id reads the object.
         #[arg(long)]
         listen: Option<Address>,
+        /// Most clients connected at once; a connection past it is closed at once (logged).
+        #[arg(long, default_value_t = ServeOptions::new("", 0).max_clients)]
+        max_clients: usize,
     },
     /// Store a file's bytes as one object and print its id.
     Put {
@@ -99,7 +102,8 @@ pub(crate) fn run(command: Command) -> Result {
                 spill_dir,
                 memory_dir,
                 listen,
-            } => serve(socket, capacity, spill_dir, memory_dir, listen).await,
+                max_clients,
+            } => serve(socket, capacity, spill_dir, memory_dir, listen, max_clients).await,
             Command::Put { socket, file } => put(socket, file).await,
             Command::Get {
                 socket,
@@ -121,6 +125,7 @@ async fn serve(
     spill_dir: Option<PathBuf>,
     memory_dir: Option<PathBuf>,
     listen: Option<Address>,
+    max_clients: usize,
 ) -> Result {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -132,6 +137,7 @@ async fn serve(
         options.backing = Backing::Directory(dir);
     }
     options.peer_listen = listen;
+    options.max_clients = max_clients;
     let daemon = Daemon::bind(options)?;
     // Daemon::bind has logged the store id, the memory and the socket; run logs the peer
     // address it binds.

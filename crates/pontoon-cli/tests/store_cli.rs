@@ -32,10 +32,10 @@ impl Drop for Serving {
 }
 
 fn serve(socket: &Path, dir: &Path, capacity: &str) -> Serving {
-    serve_with(socket, Some(&dir.join("spill")), capacity)
+    serve_with(socket, Some(&dir.join("spill")), capacity, &[])
 }
 
-fn serve_with(socket: &Path, spill_dir: Option<&Path>, capacity: &str) -> Serving {
+fn serve_with(socket: &Path, spill_dir: Option<&Path>, capacity: &str, extra: &[&str]) -> Serving {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pontoon"));
     command.args([
         "store",
@@ -48,6 +48,7 @@ fn serve_with(socket: &Path, spill_dir: Option<&Path>, capacity: &str) -> Servin
     if let Some(spill_dir) = spill_dir {
         command.args(["--spill-dir", spill_dir.to_str().unwrap()]);
     }
+    command.args(extra);
     let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -134,7 +135,7 @@ fn refusals_are_errors_with_exit_status_2() {
     let dir = scratch("no");
     let socket = dir.join("s.sock");
     // Without a spill directory: a put larger than the memory is refused.
-    let _serving = serve_with(&socket, None, "1MiB");
+    let _serving = serve_with(&socket, None, "1MiB", &[]);
     let sock = socket.to_str().unwrap();
     let big = dir.join("big.bin");
     std::fs::write(&big, vec![1u8; 2 << 20]).unwrap();
@@ -293,4 +294,35 @@ fn get_from_pulls_an_object_from_a_peer_daemon() {
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("pulling object"), "{stderr}");
+}
+
+/// `--max-clients 1`: while one connection holds the only slot, another client is refused
+/// (a non-zero exit); once it goes, clients are served again.
+#[test]
+fn serve_max_clients_refuses_past_it_and_serves_again_when_a_client_goes() {
+    let dir = scratch("mc");
+    let socket = dir.join("s.sock");
+    let _serving = serve_with(&socket, None, "1MiB", &["--max-clients", "1"]);
+    let sock = socket.to_str().unwrap();
+    let stats_ok = || {
+        pontoon(&["store", "stats", "--socket", sock])
+            .status
+            .success()
+    };
+    let eventually = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stats_ok() != want {
+            assert!(Instant::now() < deadline, "stats never became {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The readiness probe's slot comes back.
+    eventually(true);
+    // A connection that sends nothing holds the slot (for up to the 10 s hello timeout).
+    let held = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let refused = pontoon(&["store", "stats", "--socket", sock]);
+    assert!(!refused.status.success(), "{refused:?}");
+    drop(held);
+    eventually(true);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use pontoon_wire::{Decoder, EncodeOptions, Encoder, Message};
@@ -55,6 +55,9 @@ pub struct ServeOptions {
     /// Most clients connected at once; a connection past it is closed at once (logged), so
     /// clients cannot exhaust the daemon's descriptors or memory by their number.
     pub max_clients: usize,
+    /// How long a new connection may take to send its hello before it is closed (default
+    /// 10 s), so that connections that say nothing cannot hold all `max_clients` slots.
+    pub hello_timeout: Duration,
     /// Where to serve this store's objects to peer stores (`pontoon store serve --listen`),
     /// which pull them over pontoon-transport; `None` serves no peers. Unauthenticated (unlike
     /// the socket): whoever reaches the address and knows an id reads the object.
@@ -79,6 +82,7 @@ impl ServeOptions {
             max_queued_reply_bytes: 1 << 20,
             max_waits_per_client: 1024,
             max_clients: 1024,
+            hello_timeout: Duration::from_secs(10),
             peer_listen: None,
         }
     }
@@ -308,6 +312,7 @@ impl Daemon {
         {
             self.listen_peers(&address).await?;
         }
+        let mut refusals = Refusals::new();
         loop {
             let (stream, _) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
@@ -318,28 +323,31 @@ impl Daemon {
                 }
                 Err(e) => return Err(ServeError::Accept(e)),
             };
-            if let Err(reason) = self.admit(&stream) {
-                tracing::warn!("refused a store client: {reason}");
-                continue;
-            }
+            let slot = match self.admit(&stream) {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    refusals.refused(&reason);
+                    continue;
+                }
+            };
             let shared = self.shared.clone();
             tokio::spawn(async move {
+                // Held for the task's life, so the slot is given back even if serving panics.
+                let _slot = slot;
                 let client = shared.lock().connect();
                 if let Err(reason) = serve_client(&shared, stream, client).await {
                     tracing::warn!("store client {client} disconnected: {reason}");
                 }
                 shared.lock().disconnect(client);
-                shared.connected.fetch_sub(1, Ordering::AcqRel);
             });
         }
     }
-}
 
-impl Daemon {
     /// Whether a new connection may be served: from this daemon's own user (the socket's mode
     /// says so too, but a socket file is open to others for a moment between its bind and its
-    /// chmod), and within `max_clients`. Counts it as connected if so.
-    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
+    /// chmod), and within `max_clients`. Counts it as connected if so, until the returned slot
+    /// is dropped.
+    fn admit(&self, stream: &UnixStream) -> Result<Slot, String> {
         let uid = stream
             .peer_cred()
             .map_err(|e| format!("its credentials cannot be read ({e})"))?
@@ -349,12 +357,58 @@ impl Daemon {
             return Err(format!("it runs as uid {uid}, this daemon as uid {own}"));
         }
         let max = self.shared.options.max_clients;
+        let slot = Slot(self.shared.clone());
         let connected = self.shared.connected.fetch_add(1, Ordering::AcqRel);
         if connected >= max {
-            self.shared.connected.fetch_sub(1, Ordering::AcqRel);
             return Err(format!("{connected} clients are connected, at most {max}"));
         }
-        Ok(())
+        Ok(slot)
+    }
+}
+
+/// One of `max_clients`, taken at accept and given back when dropped.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connected.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Logs refused connections without letting a flood of them flood the log: the first one, then
+/// at most one line a second saying how many more there were.
+struct Refusals {
+    since_logged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new() -> Refusals {
+        Refusals {
+            since_logged: 0,
+            logged_at: None,
+        }
+    }
+
+    fn refused(&mut self, reason: &str) {
+        let now = Instant::now();
+        match self.logged_at {
+            Some(at) if now.duration_since(at) < Self::EVERY => self.since_logged += 1,
+            _ => {
+                if self.since_logged > 0 {
+                    tracing::warn!(
+                        "refused a store client: {reason} ({} more refused since the last line)",
+                        self.since_logged
+                    );
+                } else {
+                    tracing::warn!("refused a store client: {reason}");
+                }
+                self.since_logged = 0;
+                self.logged_at = Some(now);
+            }
+        }
     }
 }
 
@@ -468,9 +522,14 @@ async fn serve_client(
     let mut stream = stream;
 
     // The hello: answered with the memory's descriptor attached.
-    let first = next_message(&mut stream, &mut decoder, &mut input)
-        .await?
-        .ok_or("it closed before its hello")?;
+    let hello_timeout = shared.options.hello_timeout;
+    let first = tokio::time::timeout(
+        hello_timeout,
+        next_message(&mut stream, &mut decoder, &mut input),
+    )
+    .await
+    .map_err(|_| format!("it sent no hello within {hello_timeout:?}"))??
+    .ok_or("it closed before its hello")?;
     let (rid, request) = protocol::decode_request(&first).map_err(|e| format!("bad hello: {e}"))?;
     let Request::Hello { version } = request else {
         return Err("its first request was not a hello".to_owned());

@@ -718,6 +718,33 @@ fn clients_past_max_clients_are_closed_at_once_and_served_again_when_one_leaves(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A connection that never says hello is closed after `hello_timeout`, and gives its slot back:
+/// silent connections cannot hold every `max_clients` slot.
+#[test]
+fn a_connection_without_a_hello_is_closed_after_the_hello_timeout_and_frees_its_slot() {
+    use std::io::Read;
+    let dir = scratch("hello-timeout");
+    let socket = dir.join("store.sock");
+    let mut options = ServeOptions::new(&socket, 1 << 20);
+    options.max_clients = 1;
+    options.hello_timeout = Duration::from_millis(200);
+    let stats = start(options);
+    let mut silent = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The daemon closes it: the read sees the end of the stream, not the read timeout.
+    let mut byte = [0u8; 1];
+    assert_eq!(silent.read(&mut byte).unwrap(), 0);
+    runtime().block_on(async {
+        eventually_async(|| async { stats.stats().clients == 0 }).await;
+        // The one slot is free again: a real client is served.
+        let client = Client::connect(&socket).await.unwrap();
+        assert_eq!(client.stats().await.unwrap().clients, 1);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Another user's process that reaches the socket (here, opened to everyone on purpose) is
 /// refused by its credentials, before any hello.
 #[test]
