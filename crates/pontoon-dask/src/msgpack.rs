@@ -57,11 +57,12 @@ impl<'a> Build<'a> for Value {
     }
 }
 
-/// The validating pass: every bound, depth and UTF-8 check of the reader, building nothing
-/// (a `Vec` of a zero-sized type never allocates).
+/// Building nothing: [`read`] as a check alone (a `Vec` of a zero-sized type never allocates).
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Checked;
 
+#[cfg(test)]
 impl<'a> Build<'a> for Checked {
     fn nil() -> Self {
         Checked
@@ -304,7 +305,11 @@ impl<'a> Raw<'a> {
 /// Reads one MessagePack value from `data` as a [`Raw`]: checked whole first, with the bounds
 /// and errors of [`read`], then read lazily.
 pub(crate) fn read_raw(data: &Bytes, max_depth: usize) -> Result<Raw<'_>, (usize, MsgpackFault)> {
-    read::<Checked>(data, max_depth)?;
+    let mut checker = Cursor { data, pos: 0 };
+    checker.check(0, max_depth)?;
+    if checker.pos != data.len() {
+        return Err((checker.pos, MsgpackFault::TrailingBytes));
+    }
     Cursor { data, pos: 0 }
         .value()
         .ok_or((0, MsgpackFault::Truncated))
@@ -333,6 +338,68 @@ impl<'a> Cursor<'a> {
 
     fn len(&mut self, n: u64) -> Option<&'a [u8]> {
         self.take(usize::try_from(n).ok()?)
+    }
+
+    fn need(&mut self, n: usize) -> Result<&'a [u8], (usize, MsgpackFault)> {
+        self.take(n).ok_or((self.pos, MsgpackFault::Truncated))
+    }
+
+    fn need_uint(&mut self, n: usize) -> Result<u64, (usize, MsgpackFault)> {
+        let s = self.need(n)?;
+        Ok(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    /// Moves past one value, checking it as [`read`] does, with the same errors at the same
+    /// offsets: lengths inside the frame, counts no larger than the bytes left, nesting at most
+    /// `max_depth`, `str` UTF-8, no reserved marker.
+    fn check(&mut self, depth: usize, max_depth: usize) -> Result<(), (usize, MsgpackFault)> {
+        let at = self.pos;
+        let marker = self.need(1)?[0];
+        // (bytes that follow, whether they are text) or (items that follow, per item).
+        let (payload, text, items) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => return Ok(()),
+            0x80..=0x8f => (0, false, Some((u64::from(marker & 0x0f), 2))),
+            0x90..=0x9f => (0, false, Some((u64::from(marker & 0x0f), 1))),
+            0xa0..=0xbf => (u64::from(marker & 0x1f), true, None),
+            0xc4..=0xc6 => (self.need_uint(1 << (marker - 0xc4))?, false, None),
+            0xc7..=0xc9 => {
+                let n = self.need_uint(1 << (marker - 0xc7))?;
+                self.need(1)?;
+                (n, false, None)
+            }
+            0xca => (4, false, None),
+            0xcb => (8, false, None),
+            0xcc..=0xcf => (1 << (marker - 0xcc), false, None),
+            0xd0..=0xd3 => (1 << (marker - 0xd0), false, None),
+            0xd4..=0xd8 => {
+                self.need(1)?;
+                (1 << (marker - 0xd4), false, None)
+            }
+            0xd9..=0xdb => (self.need_uint(1 << (marker - 0xd9))?, true, None),
+            0xdc | 0xdd => (0, false, Some((self.need_uint(2 << (marker - 0xdc))?, 1))),
+            0xde | 0xdf => (0, false, Some((self.need_uint(2 << (marker - 0xde))?, 2))),
+            0xc1 => return Err((at, MsgpackFault::ReservedMarker)),
+        };
+        if let Some((n, per_item)) = items {
+            if depth >= max_depth {
+                return Err((at, MsgpackFault::TooDeep));
+            }
+            let left = (self.data.len() - self.pos) as u64;
+            if n.saturating_mul(per_item) > left {
+                return Err((self.pos, MsgpackFault::Truncated));
+            }
+            for _ in 0..n * per_item {
+                self.check(depth + 1, max_depth)?;
+            }
+            return Ok(());
+        }
+        let start = self.pos;
+        let n = usize::try_from(payload).map_err(|_| (start, MsgpackFault::Truncated))?;
+        let bytes = self.need(n)?;
+        if text && std::str::from_utf8(bytes).is_err() {
+            return Err((start, MsgpackFault::InvalidUtf8));
+        }
+        Ok(())
     }
 
     /// Moves past a key: `Some(Some(bytes))` for a `str`, `Some(None)` for any other key.
@@ -822,7 +889,27 @@ mod tests {
         let data = sample();
         for cut in 0..data.len() {
             let short = data.slice(..cut);
-            assert!(read_raw(&short, 8).is_err(), "cut at {cut}");
+            let err = read_raw(&short, 8).unwrap_err();
+            assert_eq!(
+                Err(err),
+                read::<Checked>(&short, 8).map(|_| ()),
+                "cut at {cut}"
+            );
+        }
+        for depth in 0..4 {
+            assert_eq!(
+                read_raw(&data, depth).map(|_| ()),
+                read::<Checked>(&data, depth).map(|_| ()),
+                "depth {depth}"
+            );
+        }
+        for marker in [0xc1u8, 0xdd, 0xdf, 0xc6, 0xdb, 0xc9, 0xd8] {
+            let one = Bytes::from(vec![marker, 0xff, 0xff, 0xff]);
+            assert_eq!(
+                read_raw(&one, 8).map(|_| ()),
+                read::<Checked>(&one, 8).map(|_| ()),
+                "marker {marker:#x}"
+            );
         }
         let mut bad = data.to_vec();
         let at = bad.iter().position(|&b| b == b'x').unwrap();
