@@ -310,8 +310,9 @@ pub(crate) fn read_raw(data: &Bytes, max_depth: usize) -> Result<Raw<'_>, (usize
     if checker.pos != data.len() {
         return Err((checker.pos, MsgpackFault::TrailingBytes));
     }
+    // The value spans the frame: a list or map is not walked again to find its end.
     Cursor { data, pos: 0 }
-        .value()
+        .value_within()
         .ok_or((0, MsgpackFault::Truncated))
 }
 
@@ -396,7 +397,8 @@ impl<'a> Cursor<'a> {
         let start = self.pos;
         let n = usize::try_from(payload).map_err(|_| (start, MsgpackFault::Truncated))?;
         let bytes = self.need(n)?;
-        if text && std::str::from_utf8(bytes).is_err() {
+        // ASCII (every key Dask writes) is UTF-8; the full check only for the rest.
+        if text && !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
             return Err((start, MsgpackFault::InvalidUtf8));
         }
         Ok(())
@@ -464,6 +466,35 @@ impl<'a> Cursor<'a> {
             start,
             count,
             values,
+        })
+    }
+
+    /// [`Cursor::value`] for the last value of the data: a list's or map's items are not
+    /// walked (the cursor is left at their start).
+    fn value_within(&mut self) -> Option<Raw<'a>> {
+        let at = self.pos;
+        let marker = self.take(1)?[0];
+        let (n, per_item) = match marker {
+            0x80..=0x8f => (u64::from(marker & 0x0f), 2),
+            0x90..=0x9f => (u64::from(marker & 0x0f), 1),
+            0xdc | 0xdd => (self.uint(2 << (marker - 0xdc))?, 1),
+            0xde | 0xdf => (self.uint(2 << (marker - 0xde))?, 2),
+            _ => {
+                self.pos = at;
+                return self.value();
+            }
+        };
+        let count = usize::try_from(n).ok()?;
+        let items = Items {
+            data: self.data,
+            start: self.pos,
+            count,
+            values: count.checked_mul(per_item)?,
+        };
+        Some(if per_item == 2 {
+            Raw::Map(items)
+        } else {
+            Raw::List(items)
         })
     }
 
