@@ -89,6 +89,7 @@ pub fn decode_in(
         options,
         budget: options.limits.max_expansion(received),
         used: vec![false; frames.len()],
+        nesting: 0,
     };
     let root = decoder.msgpack(first, 0)?;
     decoder.resolve(root)
@@ -103,7 +104,13 @@ struct Decoder<'a> {
     /// The frames a placeholder has claimed: each frame serves one object at most, so that
     /// joining copies at most what was received and decompressed.
     used: Vec<bool>,
+    /// How many collections the one being read is inside.
+    nesting: usize,
 }
+
+/// The deepest collections (`is-collection`) may nest. A sub-header is read in place, so each
+/// level walks the levels inside it once more: the bound keeps decoding linear in the header.
+const MAX_COLLECTION_NESTING: usize = 8;
 
 fn msgpack_error(frame: usize, offset: usize, fault: crate::error::MsgpackFault) -> DecodeError {
     DecodeError::Msgpack {
@@ -369,7 +376,17 @@ impl<'a> Decoder<'a> {
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "serialized object's header";
         if header.get("is-collection").is_some() {
-            return self.collection(header, hf, frames, first_frame);
+            if self.nesting >= MAX_COLLECTION_NESTING {
+                return Err(field(
+                    CONTEXT,
+                    "is-collection",
+                    "collections nested deeper than 8",
+                ));
+            }
+            self.nesting += 1;
+            let collection = self.collection(header, hf, frames, first_frame);
+            self.nesting -= 1;
+            return collection;
         }
         let serializer = header
             .get("serializer")
@@ -999,6 +1016,39 @@ impl From<NdArray> for Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nested(levels: usize) -> Value {
+        let mut object = Object::Bytes(Bytes::from_static(b"inner"));
+        for _ in 0..levels {
+            object = Object::Collection(Collection {
+                kind: CollectionKind::List,
+                keys: Vec::new(),
+                items: vec![object],
+            });
+        }
+        Value::map([("x", object.into())])
+    }
+
+    #[test]
+    fn collections_nest_at_most_eight_deep() {
+        let frames = |v: &Value| -> Vec<Bytes> {
+            encode(v, &EncodeOptions::default())
+                .unwrap()
+                .into_iter()
+                .map(|f| f.data)
+                .collect()
+        };
+        let ok = nested(MAX_COLLECTION_NESTING);
+        assert_eq!(decode(&frames(&ok), &DecodeOptions::default()).unwrap(), ok);
+        let deep = nested(MAX_COLLECTION_NESTING + 1);
+        assert!(matches!(
+            decode(&frames(&deep), &DecodeOptions::default()),
+            Err(DecodeError::BadField {
+                field: "is-collection",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn known_class_pickles_are_recognised_exactly() {
