@@ -248,6 +248,11 @@ impl Comm {
 
     /// Reads one message's frames, undecoded, and the buffer they are views of.
     ///
+    /// A buffer of 1 MiB or more stays with the comm too: once nothing views it any more (the
+    /// frames, the buffer and whatever was decoded from them dropped), the next message of
+    /// about its size is read into it, whose pages are already mapped. One still viewed is
+    /// never written over.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe, as [`Comm::recv`].
