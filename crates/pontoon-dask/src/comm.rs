@@ -81,6 +81,9 @@ pub struct Comm {
     decode: DecodeOptions,
     encode: EncodeOptions,
     incoming: Incoming,
+    /// The buffer of the last large message received, for the next message to reuse once
+    /// nothing views it any more (its pages are already mapped).
+    last: Option<Bytes>,
     poisoned: bool,
 }
 
@@ -144,6 +147,7 @@ impl Comm {
             decode,
             encode: EncodeOptions::default(),
             incoming: Incoming::default(),
+            last: None,
             poisoned: false,
         };
         comm.send(&local.to_value()).await?;
@@ -244,6 +248,11 @@ impl Comm {
 
     /// Reads one message's frames, undecoded, and the buffer they are views of.
     ///
+    /// A buffer of 1 MiB or more stays with the comm too: once nothing views it any more (the
+    /// frames, the buffer and whatever was decoded from them dropped), the next message of
+    /// about its size is read into it, whose pages are already mapped. One still viewed is
+    /// never written over.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe, as [`Comm::recv`].
@@ -272,11 +281,7 @@ impl Comm {
                     Some(p) => {
                         incoming.offsets = layout(&p, &limits)?;
                         let size = incoming.offsets.last().copied().unwrap_or(0) + ALIGN;
-                        incoming.buffer = Vec::new();
-                        incoming
-                            .buffer
-                            .try_reserve_exact(size)
-                            .map_err(|_| FramingError::OutOfMemory { bytes: size as u64 })?;
+                        incoming.buffer = receive_buffer(&mut self.last, size)?;
                         incoming.base = incoming.buffer.as_ptr().align_offset(ALIGN);
                         incoming.buffer.resize(incoming.base, 0);
                         incoming.next = 0;
@@ -314,6 +319,9 @@ impl Comm {
         }
         let done = std::mem::take(incoming);
         let backing = Bytes::from(done.buffer);
+        if backing.len() >= REUSE_BYTES {
+            self.last = Some(backing.clone());
+        }
         let frames = prelude
             .lengths
             .iter()
@@ -342,6 +350,33 @@ impl Comm {
         self.stream.shutdown().await?;
         Ok(())
     }
+}
+
+/// Messages whose buffer is at least this large leave it with the comm for the next message.
+const REUSE_BYTES: usize = 1 << 20;
+
+/// A buffer of `size` bytes' capacity, empty: the last message's when nothing views it any more
+/// and it is the right size (at least `size`, at most twice: a small message must not keep a
+/// large buffer alive), else a fresh one, reserved fallibly.
+fn receive_buffer(last: &mut Option<Bytes>, size: usize) -> Result<Vec<u8>, FramingError> {
+    if let Some(previous) = last.take() {
+        match previous.try_into_mut() {
+            Ok(unique) if unique.capacity() >= size && unique.capacity() / 2 <= size => {
+                let mut buffer = Vec::from(unique);
+                buffer.clear();
+                return Ok(buffer);
+            }
+            // Unviewed but the wrong size: freed.
+            Ok(_) => {}
+            // Still viewed: watched for the next message.
+            Err(viewed) => *last = Some(viewed),
+        }
+    }
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(size)
+        .map_err(|_| FramingError::OutOfMemory { bytes: size as u64 })?;
+    Ok(buffer)
 }
 
 /// Reads into `buf` until it holds `want` bytes, never past them: `false` if the stream ended

@@ -9,7 +9,7 @@ use pontoon_wire::Limits;
 
 use crate::compression::{self, DaskCodec};
 use crate::framing::{FrameKind, OutFrame};
-use crate::msgpack::{self, Build, Raw, Writer};
+use crate::msgpack::{self, Fields, Raw, Writer};
 use crate::numpy;
 use crate::value::{Collection, CollectionKind, NdArray, Object, PickleData, Value};
 use crate::{DecodeError, EncodeError};
@@ -89,6 +89,7 @@ pub fn decode_in(
         options,
         budget: options.limits.max_expansion(received),
         used: vec![false; frames.len()],
+        nesting: 0,
     };
     let root = decoder.msgpack(first, 0)?;
     decoder.resolve(root)
@@ -103,6 +104,20 @@ struct Decoder<'a> {
     /// The frames a placeholder has claimed: each frame serves one object at most, so that
     /// joining copies at most what was received and decompressed.
     used: Vec<bool>,
+    /// How many collections the one being read is inside.
+    nesting: usize,
+}
+
+/// The deepest collections (`is-collection`) may nest. A sub-header is read in place, so each
+/// level walks the levels inside it once more: the bound keeps decoding linear in the header.
+const MAX_COLLECTION_NESTING: usize = 8;
+
+fn msgpack_error(frame: usize, offset: usize, fault: crate::error::MsgpackFault) -> DecodeError {
+    DecodeError::Msgpack {
+        frame,
+        offset,
+        fault,
+    }
 }
 
 fn field(context: &'static str, field: &'static str, detail: &str) -> DecodeError {
@@ -114,22 +129,29 @@ fn field(context: &'static str, field: &'static str, detail: &str) -> DecodeErro
 }
 
 impl<'a> Decoder<'a> {
-    fn msgpack<'f, T: Build<'f>>(&self, frame: &'f Bytes, index: usize) -> Result<T, DecodeError> {
-        let limits = &self.options.limits;
-        if frame.len() as u64 > limits.max_header_bytes {
+    fn check_header_size(&self, frame: &Bytes, index: usize) -> Result<(), DecodeError> {
+        let limit = self.options.limits.max_header_bytes;
+        if frame.len() as u64 > limit {
             return Err(DecodeError::HeaderTooLarge {
                 frame: index,
                 len: frame.len(),
-                limit: limits.max_header_bytes,
+                limit,
             });
         }
-        msgpack::read(frame, limits.max_header_depth).map_err(|(offset, fault)| {
-            DecodeError::Msgpack {
-                frame: index,
-                offset,
-                fault,
-            }
-        })
+        Ok(())
+    }
+
+    fn msgpack(&self, frame: &Bytes, index: usize) -> Result<Value, DecodeError> {
+        self.check_header_size(frame, index)?;
+        msgpack::read(frame, self.options.limits.max_header_depth)
+            .map_err(|(offset, fault)| msgpack_error(index, offset, fault))
+    }
+
+    /// A sub-header, checked whole and read lazily.
+    fn header<'f>(&self, frame: &'f Bytes, index: usize) -> Result<Raw<'f>, DecodeError> {
+        self.check_header_size(frame, index)?;
+        msgpack::read_raw(frame, self.options.limits.max_header_depth)
+            .map_err(|(offset, fault)| msgpack_error(index, offset, fault))
     }
 
     fn spend(&mut self, frame: usize, bytes: u64) -> Result<(), DecodeError> {
@@ -157,36 +179,46 @@ impl<'a> Decoder<'a> {
     /// Frame 0's value with its placeholders replaced, as `msgpack.loads`'s object hook does.
     fn resolve(&mut self, value: Value) -> Result<Value, DecodeError> {
         match value {
-            Value::List(items) => Ok(Value::List(
-                items
-                    .into_iter()
-                    .map(|v| self.resolve(v))
-                    .collect::<Result<_, _>>()?,
-            )),
-            Value::Map(items) => {
-                let items: Vec<(Value, Value)> = items
-                    .into_iter()
-                    .map(|(k, v)| Ok((self.resolve(k)?, self.resolve(v)?)))
-                    .collect::<Result<_, DecodeError>>()?;
-                let map = Value::Map(items);
-                if let Some(offset) = map.get("__Serialized__") {
-                    let offset = self.placeholder("__Serialized__", offset)?;
+            Value::List(mut items) => {
+                // In place: the message's own vectors are kept, not rebuilt.
+                for item in &mut items {
+                    self.resolve_in_place(item)?;
+                }
+                Ok(Value::List(items))
+            }
+            Value::Map(mut items) => {
+                for (k, v) in &mut items {
+                    self.resolve_in_place(k)?;
+                    self.resolve_in_place(v)?;
+                }
+                let get = |key: &str| items.iter().position(|(k, _)| k.as_str() == Some(key));
+                if let Some(at) = get("__Serialized__") {
+                    let offset = self.placeholder("__Serialized__", &items[at].1)?;
                     return Ok(Value::Serialized(Box::new(self.serialized(offset)?)));
                 }
-                if let Some(offset) = map.get("__Pickled__") {
-                    let offset = self.placeholder("__Pickled__", offset)?;
+                if let Some(at) = get("__Pickled__") {
+                    let offset = self.placeholder("__Pickled__", &items[at].1)?;
                     return Ok(Value::Pickled(Box::new(self.pickled(offset)?)));
                 }
-                if map.get("__Set__").is_some() {
-                    return match map.get("as-list") {
-                        Some(Value::List(items)) => Ok(Value::Set(items.clone())),
+                if get("__Set__").is_some() {
+                    return match get("as-list").map(|at| items.swap_remove(at).1) {
+                        Some(Value::List(items)) => Ok(Value::Set(items)),
                         _ => Err(field("__Set__ map", "as-list", "not a list")),
                     };
                 }
-                Ok(map)
+                Ok(Value::Map(items))
             }
             other => Ok(other),
         }
+    }
+
+    /// [`Decoder::resolve`] on a value inside a list or map; scalars are left alone.
+    fn resolve_in_place(&mut self, value: &mut Value) -> Result<(), DecodeError> {
+        if matches!(value, Value::List(_) | Value::Map(_)) {
+            let taken = std::mem::replace(value, Value::Nil);
+            *value = self.resolve(taken)?;
+        }
+        Ok(())
     }
 
     fn placeholder(&self, kind: &'static str, offset: &Value) -> Result<usize, DecodeError> {
@@ -207,9 +239,9 @@ impl<'a> Decoder<'a> {
         &mut self,
         offset: usize,
         context: &'static str,
-    ) -> Result<(Raw<'a>, Vec<Bytes>), DecodeError> {
+    ) -> Result<(Fields<'a>, Vec<Bytes>), DecodeError> {
         let all: &'a [Bytes] = self.frames;
-        let header: Raw<'a> = self.msgpack(&all[offset], offset)?;
+        let header = self.header(&all[offset], offset)?.fields();
         let n = header
             .get("num-sub-frames")
             .and_then(Raw::as_i64)
@@ -337,14 +369,24 @@ impl<'a> Decoder<'a> {
 
     fn deserialize(
         &mut self,
-        header: &Raw<'a>,
+        header: &Fields<'a>,
         hf: &'a Bytes,
         frames: Vec<Bytes>,
         first_frame: usize,
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "serialized object's header";
         if header.get("is-collection").is_some() {
-            return self.collection(header, hf, frames, first_frame);
+            if self.nesting >= MAX_COLLECTION_NESTING {
+                return Err(field(
+                    CONTEXT,
+                    "is-collection",
+                    "collections nested deeper than 8",
+                ));
+            }
+            self.nesting += 1;
+            let collection = self.collection(header, hf, frames, first_frame);
+            self.nesting -= 1;
+            return collection;
         }
         let serializer = header
             .get("serializer")
@@ -379,7 +421,7 @@ impl<'a> Decoder<'a> {
                 let writeable = writeable
                     .iter()
                     .map(|w| match w {
-                        Raw::Bool(b) => Ok(*b),
+                        Raw::Bool(b) => Ok(b),
                         _ => Err(field(CONTEXT, "writeable", "not bools")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -419,7 +461,7 @@ impl<'a> Decoder<'a> {
 
     fn dask(
         &mut self,
-        header: &Raw<'a>,
+        header: &Fields<'a>,
         hf: &'a Bytes,
         frames: Vec<Bytes>,
         first: usize,
@@ -473,7 +515,7 @@ impl<'a> Decoder<'a> {
                 let [frame] = <[Bytes; 1]>::try_from(frames)
                     .map_err(|_| field(CONTEXT, "num-sub-frames", "a numpy array has one frame"))?;
                 Ok(Object::Array(numpy::decode(
-                    sub,
+                    &sub.fields(),
                     hf,
                     frame,
                     first,
@@ -488,7 +530,7 @@ impl<'a> Decoder<'a> {
 
     fn collection(
         &mut self,
-        header: &Raw<'a>,
+        header: &Fields<'a>,
         hf: &'a Bytes,
         frames: Vec<Bytes>,
         first: usize,
@@ -515,6 +557,7 @@ impl<'a> Decoder<'a> {
         };
         let mut start = 0usize;
         for (sub, length) in headers.iter().zip(lengths) {
+            let sub = sub.fields();
             let end = length
                 .as_i64()
                 .and_then(|l| usize::try_from(l).ok())
@@ -529,7 +572,7 @@ impl<'a> Decoder<'a> {
                 );
             }
             collection.items.push(self.deserialize(
-                sub,
+                &sub,
                 hf,
                 frames[start..end].to_vec(),
                 first + start,
@@ -973,6 +1016,39 @@ impl From<NdArray> for Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nested(levels: usize) -> Value {
+        let mut object = Object::Bytes(Bytes::from_static(b"inner"));
+        for _ in 0..levels {
+            object = Object::Collection(Collection {
+                kind: CollectionKind::List,
+                keys: Vec::new(),
+                items: vec![object],
+            });
+        }
+        Value::map([("x", object.into())])
+    }
+
+    #[test]
+    fn collections_nest_at_most_eight_deep() {
+        let frames = |v: &Value| -> Vec<Bytes> {
+            encode(v, &EncodeOptions::default())
+                .unwrap()
+                .into_iter()
+                .map(|f| f.data)
+                .collect()
+        };
+        let ok = nested(MAX_COLLECTION_NESTING);
+        assert_eq!(decode(&frames(&ok), &DecodeOptions::default()).unwrap(), ok);
+        let deep = nested(MAX_COLLECTION_NESTING + 1);
+        assert!(matches!(
+            decode(&frames(&deep), &DecodeOptions::default()),
+            Err(DecodeError::BadField {
+                field: "is-collection",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn known_class_pickles_are_recognised_exactly() {

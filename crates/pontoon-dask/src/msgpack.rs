@@ -9,8 +9,8 @@ use bytes::Bytes;
 use crate::error::MsgpackFault;
 use crate::value::Value;
 
-/// What the reader builds: an owned [`Value`] (frame 0, given to the user) or a borrowed
-/// [`Raw`] (sub-headers, read for their fields and dropped), from the same parse.
+/// What the reader builds: an owned [`Value`] (frame 0 and `msgpack` objects, given to the
+/// user) or nothing at all ([`Checked`], the validating pass before a [`Raw`] is read).
 pub(crate) trait Build<'a>: Sized {
     fn nil() -> Self;
     fn bool(v: bool) -> Self;
@@ -57,9 +57,49 @@ impl<'a> Build<'a> for Value {
     }
 }
 
-/// A MessagePack value borrowing the frame it was read from: what sub-headers are read into,
-/// so that their keys and strings cost no allocation.
-#[derive(Clone, Debug, PartialEq)]
+/// Building nothing: [`read`] as a check alone (a `Vec` of a zero-sized type never allocates).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Checked;
+
+#[cfg(test)]
+impl<'a> Build<'a> for Checked {
+    fn nil() -> Self {
+        Checked
+    }
+    fn bool(_: bool) -> Self {
+        Checked
+    }
+    fn int(_: i64) -> Self {
+        Checked
+    }
+    fn uint(_: u64) -> Self {
+        Checked
+    }
+    fn float(_: f64) -> Self {
+        Checked
+    }
+    fn str(_: &'a str) -> Self {
+        Checked
+    }
+    fn bin(_: &'a Bytes, _: Range<usize>) -> Self {
+        Checked
+    }
+    fn ext(_: i8, _: &'a Bytes, _: Range<usize>) -> Self {
+        Checked
+    }
+    fn list(_: Vec<Self>) -> Self {
+        Checked
+    }
+    fn map(_: Vec<(Self, Self)>) -> Self {
+        Checked
+    }
+}
+
+/// A MessagePack value borrowing the frame it was read from: what sub-headers are read into.
+/// Lists and maps are read lazily ([`Items`]): the frame was checked whole first
+/// ([`read_raw`]), so reading a field costs no allocation, only a walk over the bytes before it.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Raw<'a> {
     Nil,
     Bool(bool),
@@ -69,71 +109,169 @@ pub(crate) enum Raw<'a> {
     Str(&'a str),
     Bin(&'a [u8]),
     Ext(i8, &'a [u8]),
-    List(Vec<Raw<'a>>),
-    Map(Vec<(Raw<'a>, Raw<'a>)>),
+    List(Items<'a>),
+    Map(Items<'a>),
 }
 
-impl<'a> Build<'a> for Raw<'a> {
-    fn nil() -> Self {
-        Raw::Nil
+/// The keys of Dask's sub-headers (and the numpy sub-header inside them) that decoding reads.
+pub(crate) const FIELDS: [&str; 18] = [
+    "num-sub-frames",
+    "compression",
+    "split-num-sub-frames",
+    "split-offsets",
+    "is-collection",
+    "serializer",
+    "writeable",
+    "type-serialized",
+    "sub-header",
+    "sub-headers",
+    "frame-lengths",
+    "key",
+    "pickled-obj",
+    "pickle",
+    "dtype",
+    "strides",
+    "shape",
+    "broadcast_to",
+];
+
+/// A sub-header's [`FIELDS`], read in one walk: asking for each no longer walks the map again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fields<'a> {
+    map: Raw<'a>,
+    values: [Option<Raw<'a>>; FIELDS.len()],
+}
+
+impl<'a> Fields<'a> {
+    /// The value under `key`, as [`Raw::get`] finds it.
+    pub(crate) fn get(&self, key: &str) -> Option<Raw<'a>> {
+        match FIELDS.iter().position(|f| *f == key) {
+            Some(i) => self.values.get(i).copied().flatten(),
+            None => self.map.get(key),
+        }
     }
-    fn bool(v: bool) -> Self {
-        Raw::Bool(v)
+}
+
+/// The items of a [`Raw`] list (`count` values) or map (`count` key-value pairs), starting at
+/// `start` in `data`, a frame [`read_raw`] checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Items<'a> {
+    data: &'a [u8],
+    start: usize,
+    count: usize,
+    values: usize,
+}
+
+impl<'a> Items<'a> {
+    /// Items of a list; pairs of a map.
+    pub(crate) fn len(&self) -> usize {
+        self.count
     }
-    fn int(v: i64) -> Self {
-        Raw::Int(v)
+
+    /// The values one after the other (a map's keys and values alternating).
+    pub(crate) fn iter(&self) -> ItemsIter<'a> {
+        ItemsIter {
+            cursor: Cursor {
+                data: self.data,
+                pos: self.start,
+            },
+            left: self.values,
+        }
     }
-    fn uint(v: u64) -> Self {
-        Raw::UInt(v)
+}
+
+impl<'a> IntoIterator for Items<'a> {
+    type Item = Raw<'a>;
+    type IntoIter = ItemsIter<'a>;
+
+    fn into_iter(self) -> ItemsIter<'a> {
+        self.iter()
     }
-    fn float(v: f64) -> Self {
-        Raw::Float(v)
-    }
-    fn str(s: &'a str) -> Self {
-        Raw::Str(s)
-    }
-    fn bin(frame: &'a Bytes, range: Range<usize>) -> Self {
-        Raw::Bin(&frame[range])
-    }
-    fn ext(tag: i8, frame: &'a Bytes, range: Range<usize>) -> Self {
-        Raw::Ext(tag, &frame[range])
-    }
-    fn list(items: Vec<Self>) -> Self {
-        Raw::List(items)
-    }
-    fn map(items: Vec<(Self, Self)>) -> Self {
-        Raw::Map(items)
+}
+
+/// The values of [`Items`], read as they are asked for.
+pub(crate) struct ItemsIter<'a> {
+    cursor: Cursor<'a>,
+    left: usize,
+}
+
+impl<'a> Iterator for ItemsIter<'a> {
+    type Item = Raw<'a>;
+
+    fn next(&mut self) -> Option<Raw<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        // The frame was checked whole, so this fails only on a bug: the items end there.
+        let value = self.cursor.value();
+        if value.is_none() {
+            self.left = 0;
+        }
+        value
     }
 }
 
 impl<'a> Raw<'a> {
-    /// The value under string key `key`, if this is a map that has it.
-    pub(crate) fn get(&self, key: &str) -> Option<&Raw<'a>> {
-        match self {
-            Raw::Map(items) => items
-                .iter()
-                .find(|(k, _)| matches!(k, Raw::Str(s) if *s == key))
-                .map(|(_, v)| v),
-            _ => None,
+    /// The value under string key `key`, if this is a map that has it (the first, if the key
+    /// repeats).
+    pub(crate) fn get(self, key: &str) -> Option<Raw<'a>> {
+        let Raw::Map(items) = self else {
+            return None;
+        };
+        let mut cursor = Cursor {
+            data: items.data,
+            pos: items.start,
+        };
+        for _ in 0..items.count {
+            if cursor.key()? == Some(key.as_bytes()) {
+                return cursor.value();
+            }
+            cursor.skip()?;
         }
+        None
     }
 
-    pub(crate) fn as_str(&self) -> Option<&'a str> {
+    /// The fields of [`FIELDS`] this map has, found in one walk over it (the first of a
+    /// repeated key); nothing if this is not a map.
+    pub(crate) fn fields(self) -> Fields<'a> {
+        let mut fields = Fields {
+            map: self,
+            values: [None; FIELDS.len()],
+        };
+        let Raw::Map(items) = self else {
+            return fields;
+        };
+        let mut cursor = Cursor {
+            data: items.data,
+            pos: items.start,
+        };
+        for _ in 0..items.count {
+            let Some(key) = cursor.key() else {
+                break;
+            };
+            let slot = key.and_then(|k| FIELDS.iter().position(|f| f.as_bytes() == k));
+            match slot.and_then(|i| fields.values.get_mut(i)) {
+                Some(value @ None) => *value = cursor.value(),
+                _ => cursor.skip().map_or((), |()| ()),
+            }
+        }
+        fields
+    }
+
+    pub(crate) fn as_str(self) -> Option<&'a str> {
         match self {
             Raw::Str(s) => Some(s),
             _ => None,
         }
     }
 
-    pub(crate) fn as_i64(&self) -> Option<i64> {
+    pub(crate) fn as_i64(self) -> Option<i64> {
         match self {
-            Raw::Int(v) => Some(*v),
-            Raw::UInt(v) => i64::try_from(*v).ok(),
+            Raw::Int(v) => Some(v),
+            Raw::UInt(v) => i64::try_from(v).ok(),
             _ => None,
         }
     }
 
-    pub(crate) fn as_list(&self) -> Option<&[Raw<'a>]> {
+    pub(crate) fn as_list(self) -> Option<Items<'a>> {
         match self {
             Raw::List(items) => Some(items),
             _ => None,
@@ -141,24 +279,276 @@ impl<'a> Raw<'a> {
     }
 
     /// The value as an owned [`Value`]; binaries become views of `frame`, which they lie in.
-    pub(crate) fn to_value(&self, frame: &Bytes) -> Value {
+    pub(crate) fn to_value(self, frame: &Bytes) -> Value {
         match self {
             Raw::Nil => Value::Nil,
-            Raw::Bool(v) => Value::Bool(*v),
-            Raw::Int(v) => Value::Int(*v),
-            Raw::UInt(v) => Value::UInt(*v),
-            Raw::Float(v) => Value::Float(*v),
-            Raw::Str(s) => Value::Str((*s).to_owned()),
+            Raw::Bool(v) => Value::Bool(v),
+            Raw::Int(v) => Value::Int(v),
+            Raw::UInt(v) => Value::UInt(v),
+            Raw::Float(v) => Value::Float(v),
+            Raw::Str(s) => Value::Str(s.to_owned()),
             Raw::Bin(b) => Value::Bin(frame.slice_ref(b)),
-            Raw::Ext(tag, b) => Value::Ext(*tag, frame.slice_ref(b)),
+            Raw::Ext(tag, b) => Value::Ext(tag, frame.slice_ref(b)),
             Raw::List(items) => Value::List(items.iter().map(|v| v.to_value(frame)).collect()),
-            Raw::Map(items) => Value::Map(
-                items
-                    .iter()
-                    .map(|(k, v)| (k.to_value(frame), v.to_value(frame)))
-                    .collect(),
-            ),
+            Raw::Map(items) => {
+                let mut values = items.iter();
+                let mut pairs = Vec::with_capacity(items.len());
+                while let (Some(k), Some(v)) = (values.next(), values.next()) {
+                    pairs.push((k.to_value(frame), v.to_value(frame)));
+                }
+                Value::Map(pairs)
+            }
         }
+    }
+}
+
+/// Reads one MessagePack value from `data` as a [`Raw`]: checked whole first, with the bounds
+/// and errors of [`read`], then read lazily.
+pub(crate) fn read_raw(data: &Bytes, max_depth: usize) -> Result<Raw<'_>, (usize, MsgpackFault)> {
+    let mut checker = Cursor { data, pos: 0 };
+    checker.check(0, max_depth)?;
+    if checker.pos != data.len() {
+        return Err((checker.pos, MsgpackFault::TrailingBytes));
+    }
+    // The value spans the frame: a list or map is not walked again to find its end.
+    Cursor { data, pos: 0 }
+        .value_within()
+        .ok_or((0, MsgpackFault::Truncated))
+}
+
+/// The lazy reader over a checked frame. Every read is still bounded (`get`, no indexing), so
+/// that a bug cannot read past the frame; a failure is `None`.
+#[derive(Clone, Copy)]
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn uint(&mut self, n: usize) -> Option<u64> {
+        let s = self.take(n)?;
+        Some(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    fn len(&mut self, n: u64) -> Option<&'a [u8]> {
+        self.take(usize::try_from(n).ok()?)
+    }
+
+    fn need(&mut self, n: usize) -> Result<&'a [u8], (usize, MsgpackFault)> {
+        self.take(n).ok_or((self.pos, MsgpackFault::Truncated))
+    }
+
+    fn need_uint(&mut self, n: usize) -> Result<u64, (usize, MsgpackFault)> {
+        let s = self.need(n)?;
+        Ok(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    /// Moves past one value, checking it as [`read`] does, with the same errors at the same
+    /// offsets: lengths inside the frame, counts no larger than the bytes left, nesting at most
+    /// `max_depth`, `str` UTF-8, no reserved marker.
+    fn check(&mut self, depth: usize, max_depth: usize) -> Result<(), (usize, MsgpackFault)> {
+        let at = self.pos;
+        let marker = self.need(1)?[0];
+        // (bytes that follow, whether they are text) or (items that follow, per item).
+        let (payload, text, items) = match marker {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => return Ok(()),
+            0x80..=0x8f => (0, false, Some((u64::from(marker & 0x0f), 2))),
+            0x90..=0x9f => (0, false, Some((u64::from(marker & 0x0f), 1))),
+            0xa0..=0xbf => (u64::from(marker & 0x1f), true, None),
+            0xc4..=0xc6 => (self.need_uint(1 << (marker - 0xc4))?, false, None),
+            0xc7..=0xc9 => {
+                let n = self.need_uint(1 << (marker - 0xc7))?;
+                self.need(1)?;
+                (n, false, None)
+            }
+            0xca => (4, false, None),
+            0xcb => (8, false, None),
+            0xcc..=0xcf => (1 << (marker - 0xcc), false, None),
+            0xd0..=0xd3 => (1 << (marker - 0xd0), false, None),
+            0xd4..=0xd8 => {
+                self.need(1)?;
+                (1 << (marker - 0xd4), false, None)
+            }
+            0xd9..=0xdb => (self.need_uint(1 << (marker - 0xd9))?, true, None),
+            0xdc | 0xdd => (0, false, Some((self.need_uint(2 << (marker - 0xdc))?, 1))),
+            0xde | 0xdf => (0, false, Some((self.need_uint(2 << (marker - 0xde))?, 2))),
+            0xc1 => return Err((at, MsgpackFault::ReservedMarker)),
+        };
+        if let Some((n, per_item)) = items {
+            if depth >= max_depth {
+                return Err((at, MsgpackFault::TooDeep));
+            }
+            let left = (self.data.len() - self.pos) as u64;
+            if n.saturating_mul(per_item) > left {
+                return Err((self.pos, MsgpackFault::Truncated));
+            }
+            for _ in 0..n * per_item {
+                self.check(depth + 1, max_depth)?;
+            }
+            return Ok(());
+        }
+        let start = self.pos;
+        let n = usize::try_from(payload).map_err(|_| (start, MsgpackFault::Truncated))?;
+        let bytes = self.need(n)?;
+        // ASCII (every key Dask writes) is UTF-8; the full check only for the rest.
+        if text && !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+            return Err((start, MsgpackFault::InvalidUtf8));
+        }
+        Ok(())
+    }
+
+    /// Moves past a key: `Some(Some(bytes))` for a `str`, `Some(None)` for any other key.
+    fn key(&mut self) -> Option<Option<&'a [u8]>> {
+        let marker = *self.data.get(self.pos)?;
+        let n = match marker {
+            0xa0..=0xbf => {
+                self.pos += 1;
+                u64::from(marker & 0x1f)
+            }
+            0xd9..=0xdb => {
+                self.pos += 1;
+                self.uint(1 << (marker - 0xd9))?
+            }
+            _ => {
+                self.skip()?;
+                return Some(None);
+            }
+        };
+        Some(Some(self.len(n)?))
+    }
+
+    /// Moves past one value, walking (not recursing) through containers: each step consumes
+    /// at least one byte, so this is linear in the bytes skipped.
+    fn skip(&mut self) -> Option<()> {
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let marker = self.take(1)?[0];
+            let (payload, items): (u64, u64) = match marker {
+                0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+                0x80..=0x8f => (0, u64::from(marker & 0x0f) * 2),
+                0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+                0xa0..=0xbf => (u64::from(marker & 0x1f), 0),
+                0xc4..=0xc6 => (self.uint(1 << (marker - 0xc4))?, 0),
+                0xc7..=0xc9 => (self.uint(1 << (marker - 0xc7))? + 1, 0),
+                0xca => (4, 0),
+                0xcb => (8, 0),
+                0xcc..=0xcf => (1 << (marker - 0xcc), 0),
+                0xd0..=0xd3 => (1 << (marker - 0xd0), 0),
+                0xd4..=0xd8 => ((1 << (marker - 0xd4)) + 1, 0),
+                0xd9..=0xdb => (self.uint(1 << (marker - 0xd9))?, 0),
+                0xdc | 0xdd => (0, self.uint(2 << (marker - 0xdc))?),
+                0xde | 0xdf => (0, self.uint(2 << (marker - 0xde))?.checked_mul(2)?),
+                0xc1 => return None,
+            };
+            self.len(payload)?;
+            pending = pending.checked_add(items)?;
+        }
+        Some(())
+    }
+
+    fn items(&mut self, n: u64, per_item: usize) -> Option<Items<'a>> {
+        let count = usize::try_from(n).ok()?;
+        let values = count.checked_mul(per_item)?;
+        let start = self.pos;
+        for _ in 0..values {
+            self.skip()?;
+        }
+        Some(Items {
+            data: self.data,
+            start,
+            count,
+            values,
+        })
+    }
+
+    /// [`Cursor::value`] for the last value of the data: a list's or map's items are not
+    /// walked (the cursor is left at their start).
+    fn value_within(&mut self) -> Option<Raw<'a>> {
+        let at = self.pos;
+        let marker = self.take(1)?[0];
+        let (n, per_item) = match marker {
+            0x80..=0x8f => (u64::from(marker & 0x0f), 2),
+            0x90..=0x9f => (u64::from(marker & 0x0f), 1),
+            0xdc | 0xdd => (self.uint(2 << (marker - 0xdc))?, 1),
+            0xde | 0xdf => (self.uint(2 << (marker - 0xde))?, 2),
+            _ => {
+                self.pos = at;
+                return self.value();
+            }
+        };
+        let count = usize::try_from(n).ok()?;
+        let items = Items {
+            data: self.data,
+            start: self.pos,
+            count,
+            values: count.checked_mul(per_item)?,
+        };
+        Some(if per_item == 2 {
+            Raw::Map(items)
+        } else {
+            Raw::List(items)
+        })
+    }
+
+    fn value(&mut self) -> Option<Raw<'a>> {
+        let marker = self.take(1)?[0];
+        Some(match marker {
+            0x00..=0x7f => Raw::Int(i64::from(marker)),
+            0x80..=0x8f => Raw::Map(self.items(u64::from(marker & 0x0f), 2)?),
+            0x90..=0x9f => Raw::List(self.items(u64::from(marker & 0x0f), 1)?),
+            0xa0..=0xbf => Raw::Str(std::str::from_utf8(self.len(u64::from(marker & 0x1f))?).ok()?),
+            0xc0 => Raw::Nil,
+            0xc2 => Raw::Bool(false),
+            0xc3 => Raw::Bool(true),
+            0xc4..=0xc6 => {
+                let n = self.uint(1 << (marker - 0xc4))?;
+                Raw::Bin(self.len(n)?)
+            }
+            0xc7..=0xc9 => {
+                let n = self.uint(1 << (marker - 0xc7))?;
+                let tag = self.take(1)?[0] as i8;
+                Raw::Ext(tag, self.len(n)?)
+            }
+            0xca => Raw::Float(f64::from(f32::from_bits(self.uint(4)? as u32))),
+            0xcb => Raw::Float(f64::from_bits(self.uint(8)?)),
+            0xcc => Raw::Int(self.uint(1)? as i64),
+            0xcd => Raw::Int(self.uint(2)? as i64),
+            0xce => Raw::Int(self.uint(4)? as i64),
+            0xcf => {
+                let v = self.uint(8)?;
+                i64::try_from(v).map_or(Raw::UInt(v), Raw::Int)
+            }
+            0xd0 => Raw::Int(i64::from(self.uint(1)? as u8 as i8)),
+            0xd1 => Raw::Int(i64::from(self.uint(2)? as u16 as i16)),
+            0xd2 => Raw::Int(i64::from(self.uint(4)? as u32 as i32)),
+            0xd3 => Raw::Int(self.uint(8)? as i64),
+            0xd4..=0xd8 => {
+                let tag = self.take(1)?[0] as i8;
+                Raw::Ext(tag, self.len(1 << (marker - 0xd4))?)
+            }
+            0xd9..=0xdb => {
+                let n = self.uint(1 << (marker - 0xd9))?;
+                Raw::Str(std::str::from_utf8(self.len(n)?).ok()?)
+            }
+            0xdc | 0xdd => {
+                let n = self.uint(2 << (marker - 0xdc))?;
+                Raw::List(self.items(n, 1)?)
+            }
+            0xde | 0xdf => {
+                let n = self.uint(2 << (marker - 0xde))?;
+                Raw::Map(self.items(n, 2)?)
+            }
+            0xe0..=0xff => Raw::Int(i64::from(marker as i8)),
+            0xc1 => return None,
+        })
     }
 }
 
@@ -474,7 +864,96 @@ mod tests {
         assert_eq!(read::<Value>(&data, 8), Err((5, MsgpackFault::Truncated)));
         let deep = Bytes::from(vec![0x91u8; 200]);
         assert!(matches!(
-            read::<Raw>(&deep, 128),
+            read_raw(&deep, 128),
+            Err((_, MsgpackFault::TooDeep))
+        ));
+    }
+
+    fn sample() -> Bytes {
+        let mut w = Writer::default();
+        w.map_len(4);
+        w.str("shape");
+        w.array_len(2);
+        w.int(3);
+        w.uint(1 << 40);
+        w.str("nested");
+        w.map_len(2);
+        w.str("a");
+        w.array_len(1);
+        w.map_len(1);
+        w.int(-7);
+        w.bin(b"xyz");
+        w.str("b");
+        w.ext(5, b"12345678");
+        w.str("shape");
+        w.nil();
+        w.int(1);
+        w.str(&"long text ".repeat(30));
+        Bytes::from(w.out)
+    }
+
+    #[test]
+    fn lazy_reads_see_what_the_owned_read_sees() {
+        let data = sample();
+        let raw = read_raw(&data, 8).unwrap();
+        let owned: Value = read(&data, 8).unwrap();
+        assert_eq!(raw.to_value(&data), owned);
+        // The first of a repeated key, by `get` and by `fields` alike.
+        let shape = raw.get("shape").and_then(Raw::as_list).unwrap();
+        assert_eq!(shape.len(), 2);
+        assert_eq!(
+            shape.iter().map(Raw::as_i64).collect::<Vec<_>>(),
+            [Some(3), Some(1 << 40)]
+        );
+        assert_eq!(raw.fields().get("shape"), raw.get("shape"));
+        assert_eq!(raw.fields().get("dtype"), None);
+        // A key outside the fields still reads, by a walk.
+        let nested = raw.fields().get("nested").unwrap();
+        assert!(matches!(nested.get("b"), Some(Raw::Ext(5, b"12345678"))));
+        assert_eq!(raw.get("missing"), None);
+        assert_eq!(Raw::Int(1).get("shape"), None);
+        assert!(Raw::Nil.fields().get("shape").is_none());
+    }
+
+    #[test]
+    fn lazy_reads_refuse_what_the_owned_read_refuses() {
+        let data = sample();
+        for cut in 0..data.len() {
+            let short = data.slice(..cut);
+            let err = read_raw(&short, 8).unwrap_err();
+            assert_eq!(
+                Err(err),
+                read::<Checked>(&short, 8).map(|_| ()),
+                "cut at {cut}"
+            );
+        }
+        for depth in 0..4 {
+            assert_eq!(
+                read_raw(&data, depth).map(|_| ()),
+                read::<Checked>(&data, depth).map(|_| ()),
+                "depth {depth}"
+            );
+        }
+        for marker in [0xc1u8, 0xdd, 0xdf, 0xc6, 0xdb, 0xc9, 0xd8] {
+            let one = Bytes::from(vec![marker, 0xff, 0xff, 0xff]);
+            assert_eq!(
+                read_raw(&one, 8).map(|_| ()),
+                read::<Checked>(&one, 8).map(|_| ()),
+                "marker {marker:#x}"
+            );
+        }
+        let mut bad = data.to_vec();
+        let at = bad.iter().position(|&b| b == b'x').unwrap();
+        bad[at] = 0xff; // inside the bin: still fine
+        assert!(read_raw(&Bytes::from(bad.clone()), 8).is_ok());
+        let at = bad.iter().position(|&b| b == b'l').unwrap();
+        bad[at] = 0xff; // inside the str: invalid UTF-8
+        assert!(matches!(
+            read_raw(&Bytes::from(bad), 8),
+            Err((_, MsgpackFault::InvalidUtf8))
+        ));
+        assert!(matches!(
+            read_raw(&data, 2),
             Err((_, MsgpackFault::TooDeep))
         ));
     }

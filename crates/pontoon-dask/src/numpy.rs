@@ -6,7 +6,7 @@ use bytes::Bytes;
 use pontoon_array::{Array, DType};
 use pontoon_wire::Limits;
 
-use crate::msgpack::Raw;
+use crate::msgpack::{Fields, Raw};
 use crate::value::{ArrayData, NdArray, RawArray, RawDType, Value};
 use crate::{DecodeError, EncodeError};
 
@@ -20,32 +20,38 @@ fn bad(field: &'static str, detail: impl Into<String>) -> DecodeError {
     }
 }
 
-fn usize_list(value: Option<&Raw>, field: &'static str) -> Result<Vec<usize>, DecodeError> {
+fn usize_list(value: Option<Raw>, field: &'static str) -> Result<Vec<usize>, DecodeError> {
     let items = value
         .and_then(Raw::as_list)
         .ok_or_else(|| bad(field, "not a list"))?;
-    items
-        .iter()
-        .map(|v| {
+    let mut list = Vec::new();
+    list.try_reserve_exact(items.len())
+        .map_err(|_| bad(field, "too long"))?;
+    for v in items {
+        list.push(
             v.as_i64()
                 .and_then(|i| usize::try_from(i).ok())
-                .ok_or_else(|| bad(field, "not a list of non-negative ints"))
-        })
-        .collect()
+                .ok_or_else(|| bad(field, "not a list of non-negative ints"))?,
+        );
+    }
+    Ok(list)
 }
 
-fn isize_list(value: Option<&Raw>, field: &'static str) -> Result<Vec<isize>, DecodeError> {
+fn isize_list(value: Option<Raw>, field: &'static str) -> Result<Vec<isize>, DecodeError> {
     let items = value
         .and_then(Raw::as_list)
         .ok_or_else(|| bad(field, "not a list"))?;
-    items
-        .iter()
-        .map(|v| {
+    let mut list = Vec::new();
+    list.try_reserve_exact(items.len())
+        .map_err(|_| bad(field, "too long"))?;
+    for v in items {
+        list.push(
             v.as_i64()
                 .and_then(|i| isize::try_from(i).ok())
-                .ok_or_else(|| bad(field, "not a list of ints"))
-        })
-        .collect()
+                .ok_or_else(|| bad(field, "not a list of ints"))?,
+        );
+    }
+    Ok(list)
 }
 
 /// The bytes per element of a numpy dtype string pontoon-array does not model (`S3`, `U5`,
@@ -113,15 +119,19 @@ pub(crate) fn check_raw_layout(
 /// The array a numpy sub-header (read from `header_frame`) and its one frame describe.
 /// `frame_index` names the frame in errors.
 pub(crate) fn decode(
-    sub: &Raw,
+    sub: &Fields,
     header_frame: &Bytes,
     frame: Bytes,
     frame_index: usize,
     limits: &Limits,
 ) -> Result<NdArray, DecodeError> {
-    let writeable = match sub.get("writeable").and_then(Raw::as_list) {
-        Some([Raw::Bool(w)]) => *w,
-        Some([Raw::Nil]) => true,
+    let writeable = match sub
+        .get("writeable")
+        .and_then(Raw::as_list)
+        .map(|l| (l.len(), l.iter().next()))
+    {
+        Some((1, Some(Raw::Bool(w)))) => w,
+        Some((1, Some(Raw::Nil))) => true,
         _ => return Err(bad("writeable", "not a list of one bool")),
     };
     let dtype = sub
@@ -139,8 +149,9 @@ pub(crate) fn decode(
         Some(Raw::Nil) | None => sent_shape,
         Some(b) => usize_list(Some(b), "broadcast_to")?,
     };
-    let data = match dtype {
-        [Raw::Int(0), Raw::Str(descr)] => match DType::parse(descr) {
+    let mut dtype_items = dtype.iter();
+    let data = match (dtype.len(), dtype_items.next(), dtype_items.next()) {
+        (2, Some(Raw::Int(0)), Some(Raw::Str(descr))) => match DType::parse(descr) {
             Ok((dtype, order)) => ArrayData::Numeric(
                 Array::from_parts(dtype, order, shape, strides, 0, frame, limits).map_err(
                     |source| DecodeError::Array {
@@ -151,9 +162,9 @@ pub(crate) fn decode(
             ),
             Err(_) => {
                 let itemsize = raw_itemsize(descr)
-                    .ok_or_else(|| DecodeError::UnsupportedDType((*descr).to_owned()))?;
+                    .ok_or_else(|| DecodeError::UnsupportedDType(descr.to_owned()))?;
                 ArrayData::Raw(RawArray::checked(
-                    RawDType::Descr((*descr).to_owned()),
+                    RawDType::Descr(descr.to_owned()),
                     itemsize,
                     shape,
                     strides,
@@ -162,7 +173,7 @@ pub(crate) fn decode(
                 )?)
             }
         },
-        [Raw::Int(1), Raw::Bin(pickled)] => {
+        (2, Some(Raw::Int(1)), Some(Raw::Bin(pickled))) => {
             let itemsize = match sent_elements {
                 0 => 1,
                 n if frame.len().is_multiple_of(n) && !frame.is_empty() => frame.len() / n,

@@ -149,3 +149,48 @@ async fn large_a_frame_over_2_gib_crosses_in_one_piece() {
         assert_eq!(frames[2][at], (at % 251) as u8, "byte {at}");
     }
 }
+
+#[tokio::test]
+async fn a_large_message_reuses_the_last_buffer_only_once_nothing_views_it() {
+    let (mut a, mut b) = pair().await;
+    let message = |value: u64| {
+        let array = Array::from_vec(vec![value; 1 << 18]); // 2 MiB
+        Value::map([("x", NdArray::from(array).into())])
+    };
+    let values = |v: &Value| {
+        v.get("x")
+            .and_then(Value::as_ndarray)
+            .and_then(NdArray::array)
+            .unwrap()
+            .as_slice::<u64>()
+            .unwrap()
+            .to_vec()
+    };
+    a.send(&message(1)).await.unwrap();
+    let (_, first) = b.recv_frames().await.unwrap();
+    let first_at = first.as_ptr();
+    // Still held: the next message gets a buffer of its own and the first is untouched.
+    a.send(&message(2)).await.unwrap();
+    let second = b.recv().await.unwrap();
+    assert!(first.contains(&1));
+    assert_eq!(values(&second), vec![2; 1 << 18]);
+    drop(first);
+    drop(second);
+    // Nothing views the second message's buffer: the third is read into it.
+    a.send(&message(3)).await.unwrap();
+    let (_, third) = b.recv_frames().await.unwrap();
+    assert_ne!(third.as_ptr(), first_at);
+    a.send(&message(4)).await.unwrap();
+    let third_at = third.as_ptr();
+    drop(third);
+    let (frames, fourth) = b.recv_frames().await.unwrap();
+    assert_eq!(fourth.as_ptr(), third_at, "the unviewed buffer is reused");
+    let fourth = pontoon_dask::decode_in(&frames, Some(&fourth), &Default::default()).unwrap();
+    assert_eq!(values(&fourth), vec![4; 1 << 18]);
+    // A small message does not take (and keep alive) the large buffer.
+    drop(fourth);
+    drop(frames);
+    a.send(&Value::from("small")).await.unwrap();
+    let (_, small) = b.recv_frames().await.unwrap();
+    assert!(small.len() < 1024);
+}
