@@ -43,6 +43,8 @@ mod options;
 mod record_file;
 mod records;
 mod recovery;
+#[cfg(feature = "remote")]
+mod remote;
 mod resync;
 mod snapshot;
 mod state;
@@ -59,6 +61,8 @@ pub use record_file::{
 };
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};
+#[cfg(feature = "remote")]
+pub use remote::{Remote, RemoteError, RemoteManifest};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
     SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,
