@@ -3,7 +3,6 @@
 //! `object_store`, each upload published by a manifest written last with a conditional put,
 //! and an empty directory restored from the newest manifest.
 
-mod manifest;
 pub(crate) mod uploader;
 
 use std::fs::File;
@@ -14,8 +13,8 @@ use std::sync::Arc;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
 
-pub use manifest::RemoteManifest;
-use manifest::{MAX_MANIFEST_LEN, manifest_name, parse_manifest_name, parse_snapshot_name};
+use crate::RemoteManifest;
+use crate::manifest::{MAX_MANIFEST_LEN, manifest_name, parse_manifest_name, parse_snapshot_name};
 
 use crate::error::IoError;
 use crate::files::{io, sync_dir};

@@ -1,5 +1,6 @@
 //! The remote's manifest: which segment and snapshot objects make up one uploaded state, as a
-//! small text object whose every line is checked when it is read back.
+//! small text object whose every line is checked when it is read back (its layout is in
+//! `docs/remote.md`; it needs no feature, so tools and the fuzzer read it without a remote).
 
 use crate::recovery::parse_segment_name;
 use crate::recovery::parse_seq_digits;
@@ -8,6 +9,7 @@ use crate::recovery::parse_seq_digits;
 const MAGIC_LINE: &str = "pontoon-remote-manifest 1";
 
 /// The largest manifest read back; a larger object is refused before it is read whole.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) const MAX_MANIFEST_LEN: u64 = 1 << 20;
 
 /// What one manifest names: the state the remote holds as of its generation.
@@ -35,23 +37,34 @@ pub struct RemoteManifest {
 
 /// The object name (under the remote's prefix) of the manifest of `generation`; 20 digits,
 /// so names sort as generations do.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn manifest_name(generation: u64) -> String {
     format!("manifest-{generation:020}")
 }
 
 /// The generation a manifest object's name gives, if it is one.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn parse_manifest_name(name: &str) -> Option<u64> {
     parse_seq_digits(name.strip_prefix("manifest-")?)
 }
 
 /// The last included record a snapshot file name gives, if it is one.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn parse_snapshot_name(name: &str) -> Option<u64> {
     parse_seq_digits(name.strip_prefix("snapshot-")?.strip_suffix(".snap")?)
 }
 
 impl RemoteManifest {
-    /// The manifest as the bytes of its object.
-    pub(crate) fn encode(&self) -> String {
+    /// The manifest as the text of its object.
+    ///
+    /// ```
+    /// let manifest = pontoon_persist::RemoteManifest::decode(
+    ///     b"pontoon-remote-manifest 1\ngeneration 2\nnext_seq 8\nsegment 00000000000000000001.log 4096\n",
+    /// ).unwrap();
+    /// assert_eq!(manifest.segments.len(), 1);
+    /// assert_eq!(pontoon_persist::RemoteManifest::decode(manifest.encode().as_bytes()), Ok(manifest));
+    /// ```
+    pub fn encode(&self) -> String {
         let mut text = format!(
             "{MAGIC_LINE}\ngeneration {}\nnext_seq {}\n",
             self.generation, self.next_seq
@@ -67,8 +80,14 @@ impl RemoteManifest {
 
     /// Reads a manifest back: every line must be one this version writes, every name a
     /// snapshot's or a segment's (so no name can reach outside the directory it is restored
-    /// into), segments in increasing order.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<RemoteManifest, &'static str> {
+    /// into), segments in increasing order and before `next_seq`; at most 1 MiB. The error
+    /// says what is wrong.
+    ///
+    /// ```
+    /// let bad = b"pontoon-remote-manifest 1\ngeneration 1\nnext_seq 9\nsegment ../x 1\n";
+    /// assert!(pontoon_persist::RemoteManifest::decode(bad).is_err());
+    /// ```
+    pub fn decode(bytes: &[u8]) -> Result<RemoteManifest, &'static str> {
         if bytes.len() as u64 > MAX_MANIFEST_LEN {
             return Err("the manifest is larger than 1 MiB");
         }
