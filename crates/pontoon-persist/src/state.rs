@@ -270,6 +270,9 @@ pub struct Durable<S, E> {
     recovery: DurableRecovery,
     #[cfg(feature = "remote")]
     uploader: Option<crate::remote::uploader::Uploader>,
+    /// The log's sealed segment count when the uploader was last asked for a round.
+    #[cfg(feature = "remote")]
+    sealed_seen: u64,
 }
 
 impl<S, E> std::fmt::Debug for Durable<S, E> {
@@ -383,6 +386,8 @@ where
             },
             #[cfg(feature = "remote")]
             uploader,
+            #[cfg(feature = "remote")]
+            sealed_seen: 0,
         })
     }
 
@@ -527,6 +532,15 @@ where
         };
         (self.apply)(&mut self.state, event);
         self.last_seq = seq;
+        #[cfg(feature = "remote")]
+        if let Some(uploader) = &self.uploader {
+            // A segment was sealed (it is synced before the next one starts): upload it.
+            let sealed = self.log.sealed_segments();
+            if sealed != self.sealed_seen {
+                self.sealed_seen = sealed;
+                uploader.request();
+            }
+        }
         self.since_snapshot += 1;
         if let Some(every) = self.snapshot_every
             && self.since_snapshot >= every.get()
@@ -573,6 +587,9 @@ where
         }
     }
 
+    /// (Rounds also run in the background, unasked: after each snapshot, and after an event
+    /// whose append sealed a segment.)
+    ///
     /// Uploads to the remote now what it lacks (the newest snapshot, the sealed segments after
     /// it), publishes it with a new manifest and deletes what that manifest no longer names;
     /// waits for it and returns the manifest. The log's active segment is not uploaded: its

@@ -228,6 +228,50 @@ fn pruning_leaves_nothing(target: Target, base: &Path) {
     );
 }
 
+/// With no snapshot and no `sync_remote`, sealing a segment is enough for it to go up.
+fn sealed_segments_go_up_in_the_background(target: Target, base: &Path) {
+    let dir = base.join("state");
+    let state = {
+        let mut state = open(&dir, target.remote("background"));
+        for n in 1..=300 {
+            state.apply(&n).unwrap();
+        }
+        state
+    };
+    let remote = target.remote("background");
+    // The uploader runs on its own; this waits for it, and fails (never passes) if it never comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let manifest = loop {
+        if let Some(manifest) = remote.newest_manifest().unwrap()
+            && manifest.next_seq == active_first_seq(&dir)
+        {
+            break manifest;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no manifest naming every sealed segment appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(manifest.segments.len() >= 3 && manifest.snapshot.is_none());
+    drop(state);
+    let restored = open(&base.join("restored"), target.remote("background"));
+    assert_eq!(restored.last_seq(), manifest.next_seq - 1);
+    assert_eq!(*restored.state(), expected(manifest.next_seq - 1));
+}
+
+#[test]
+fn file_sealed_segments_go_up_in_the_background() {
+    let base = scratch("file-background");
+    sealed_segments_go_up_in_the_background(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_sealed_segments_go_up_in_the_background() {
+    let base = scratch("s3-background");
+    sealed_segments_go_up_in_the_background(Target::S3(Seaweed::start("background")), &base);
+}
+
 #[test]
 fn file_round_trip_onto_a_fresh_directory() {
     let base = scratch("file-round-trip");
