@@ -311,7 +311,7 @@ where
         let limits = options.log.limits;
         #[cfg(feature = "remote")]
         let uploader = match options.remote {
-            Some(remote) => Some(start_remote(remote, &dir)?),
+            Some(remote) => Some(start_remote(remote, &dir, &options.log)?),
             None => None,
         };
         // The log first: it locks the directory before the snapshots are touched.
@@ -658,6 +658,7 @@ where
 fn start_remote(
     remote: crate::Remote,
     dir: &Path,
+    log_options: &LogOptions,
 ) -> Result<crate::remote::uploader::Uploader, StateError> {
     let empty = match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_none(),
@@ -665,7 +666,7 @@ fn start_remote(
         Err(e) => return Err(crate::RemoteError::from(crate::files::io("listing", dir)(e)).into()),
     };
     if empty {
-        remote.restore_into(dir)?;
+        remote.restore_into(dir, log_options)?;
     }
     let generation = crate::remote::read_generation(dir).map_err(crate::RemoteError::from)?;
     crate::remote::uploader::Uploader::start(remote, dir.to_path_buf(), generation).map_err(|e| {

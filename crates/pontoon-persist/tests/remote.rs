@@ -272,6 +272,46 @@ fn seaweedfs_sealed_segments_go_up_in_the_background() {
     sealed_segments_go_up_in_the_background(Target::S3(Seaweed::start("background")), &base);
 }
 
+/// A snapshot larger than one part goes up as a multipart upload and comes back whole.
+fn large_snapshot_round_trip(target: Target, base: &Path) {
+    let options = || {
+        let mut options = DurableOptions::default();
+        options
+            .registry
+            .register_type::<Vec<u8>>("test.Blob")
+            .unwrap();
+        options.remote = Some(target.remote("large"));
+        options
+    };
+    let append = |blob: &mut Vec<u8>, more: &Vec<u8>| blob.extend_from_slice(more);
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut state = Durable::open(base.join("a"), Vec::new, append, options()).unwrap();
+    for _ in 0..20 {
+        state.apply(&chunk).unwrap();
+    }
+    state.snapshot().unwrap();
+    let manifest = state.sync_remote().unwrap();
+    let (_, len) = manifest.snapshot.clone().unwrap();
+    assert!(len > 16 << 20, "{len}: more than two 8 MiB parts");
+    let uploaded = state.state().clone();
+    drop(state);
+    let restored = Durable::open(base.join("b"), Vec::new, append, options()).unwrap();
+    assert_eq!(restored.state().len(), 20 << 20);
+    assert!(restored.state() == &uploaded);
+}
+
+#[test]
+fn file_large_snapshot_goes_up_in_parts_and_comes_back() {
+    let base = scratch("file-large");
+    large_snapshot_round_trip(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_large_snapshot_goes_up_in_parts_and_comes_back() {
+    let base = scratch("s3-large");
+    large_snapshot_round_trip(Target::S3(Seaweed::start("large")), &base);
+}
+
 #[test]
 fn file_round_trip_onto_a_fresh_directory() {
     let base = scratch("file-round-trip");
@@ -407,4 +447,44 @@ fn seaweedfs_refuses_a_second_create_of_one_object() {
         "{err:?}"
     );
     update(first.e_tag).unwrap();
+}
+
+/// A remote's manifest is hostile input: a length past what the log would ever write, or text
+/// that is not a manifest, fails the restore, typed, before anything is downloaded.
+#[test]
+fn file_hostile_manifests_fail_the_restore() {
+    let base = scratch("file-hostile");
+    let target = Target::file(&base);
+    let cases: [(&str, &[u8]); 3] = [
+        (
+            "huge",
+            b"pontoon-remote-manifest 1\ngeneration 1\nnext_seq 5\nsegment 00000000000000000001.log 99999999999999999\n",
+        ),
+        ("garbage", b"\x00\xffnot a manifest"),
+        (
+            "escape",
+            b"pontoon-remote-manifest 1\ngeneration 1\nnext_seq 5\nsnapshot ../../x.snap 10\n",
+        ),
+    ];
+    for (prefix, bytes) in cases {
+        target.remote(prefix); // creates the directory
+        let Target::File(root) = &target else {
+            unreachable!()
+        };
+        std::fs::write(
+            root.join(prefix).join("manifest-00000000000000000001"),
+            bytes,
+        )
+        .unwrap();
+        let dir = base.join(format!("state-{prefix}"));
+        let err = Durable::open(&dir, || 0, add, options(target.remote(prefix))).unwrap_err();
+        assert!(
+            matches!(err, StateError::Remote(RemoteError::Manifest { .. })),
+            "{prefix}: {err:?}"
+        );
+        let restored: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.collect())
+            .unwrap_or_default();
+        assert!(restored.is_empty(), "{prefix}: nothing downloaded");
+    }
 }

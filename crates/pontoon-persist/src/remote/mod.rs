@@ -445,13 +445,55 @@ impl Remote {
     /// Restores the newest manifest's snapshot and segments into `dir` (which must hold no
     /// state), each file written under a temporary name, synced, then renamed; returns the
     /// manifest, or `None` if the remote holds nothing.
-    pub(crate) fn restore_into(&self, dir: &Path) -> Result<Option<RemoteManifest>, RemoteError> {
+    ///
+    /// The lengths come from the remote, so each object must also fit what the log would
+    /// write or read under `options` (a segment, or a snapshot of the largest message), checked
+    /// before anything is read or allocated.
+    pub(crate) fn restore_into(
+        &self,
+        dir: &Path,
+        options: &crate::LogOptions,
+    ) -> Result<Option<RemoteManifest>, RemoteError> {
         let Some(manifest) = self.newest_manifest()? else {
             return Ok(None);
         };
-        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        // Everything goes into a staging directory beside `dir`, renamed onto it (missing or
+        // empty) only once whole: a restore that fails halfway leaves `dir` as it was, and
+        // the next open restores again instead of opening a part of the state.
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+        let staging = parent.join(format!(".{name}.restoring"));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io("removing", &staging))?;
+        }
+        std::fs::create_dir(&staging).map_err(io("creating", &staging))?;
+        let final_dir = dir;
+        let dir = staging.as_path();
+        let max_snapshot =
+            (crate::SNAPSHOT_HEADER_LEN as u64).saturating_add(options.limits.max_message_bytes);
+        let max_segment = crate::options::max_segment_bytes(options);
         for (name, len) in manifest.snapshot.iter().chain(&manifest.segments) {
             let object = self.object(name);
+            let limit = if parse_snapshot_name(name).is_some() {
+                max_snapshot
+            } else {
+                max_segment
+            };
+            if *len > limit {
+                return Err(RemoteError::Manifest {
+                    object: manifest_name(manifest.generation),
+                    reason: format!(
+                        "it names `{name}` as {len} bytes, more than the {limit} allowed"
+                    ),
+                });
+            }
             let bytes = self.get_bounded(&object, *len)?;
             if bytes.len() as u64 != *len {
                 return Err(RemoteError::Manifest {
@@ -474,8 +516,9 @@ impl Remote {
             let file = File::create(&active).map_err(io("creating", &active))?;
             crate::files::write_segment_header(&file, &active, manifest.next_seq)?;
         }
-        sync_dir(dir)?;
         write_generation(dir, manifest.generation)?;
+        std::fs::rename(dir, final_dir).map_err(io("renaming the restored state to", final_dir))?;
+        sync_dir(&parent)?;
         Ok(Some(manifest))
     }
 }
