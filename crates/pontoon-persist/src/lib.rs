@@ -25,6 +25,12 @@
 //! [`Log::inspect`] looks at a log without changing it (nothing created, locked exclusively, cut
 //! or written), for tools such as `pontoon log verify`.
 //!
+//! With the feature `remote`, a [`Durable`] state also lives on S3-compatible object storage
+//! (or a `file://` directory standing in for it): `Remote` names it, a background thread
+//! uploads the newest snapshot and the sealed segments after it and publishes them with a
+//! conditionally created [`RemoteManifest`], and opening an empty directory restores from it
+//! (`docs/remote.md`; the example is `Durable::sync_remote`'s).
+//!
 //! Records start at 64-byte aligned file offsets, and segments and snapshots are read through
 //! read-only memory maps: a frame read back is a view of the map, so an array logged is an array
 //! read back without a copy. Logs of pontoon 0.1 (format version 1) still open.
@@ -39,10 +45,13 @@ pub mod format;
 mod group;
 mod inspect;
 mod log;
+mod manifest;
 mod options;
 mod record_file;
 mod records;
 mod recovery;
+#[cfg(feature = "remote")]
+mod remote;
 mod resync;
 mod snapshot;
 mod state;
@@ -52,6 +61,7 @@ pub use format::MAX_SEQ;
 pub use group::LogStats;
 pub use inspect::Inspection;
 pub use log::{DurableWait, Log};
+pub use manifest::RemoteManifest;
 pub use options::{Durability, LogOptions};
 pub use record_file::{
     Appended, FileRecord, RECORD_FILE_HEADER_LEN, RECORD_FILE_MAGIC, RECORD_FILE_VERSION,
@@ -59,6 +69,8 @@ pub use record_file::{
 };
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};
+#[cfg(feature = "remote")]
+pub use remote::{Remote, RemoteError};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
     SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,

@@ -66,6 +66,9 @@ pub struct Log {
     /// The thread that syncs under `GroupCommit` and `Interval`.
     syncer: Option<JoinHandle<()>>,
     _lock: File,
+    /// How many segments this handle has sealed (rolled over from): a remote's uploader is
+    /// asked for a round when it changes, without taking the state's mutex to find out.
+    sealed: std::sync::atomic::AtomicU64,
 }
 
 impl Log {
@@ -247,6 +250,7 @@ impl Log {
                 shared,
                 syncer,
                 _lock: lock,
+                sealed: std::sync::atomic::AtomicU64::new(0),
             },
             recovery,
         ))
@@ -579,7 +583,15 @@ impl Log {
         });
         state.file = Arc::new(file);
         state.file_len = SEGMENT_HEADER_LEN as u64;
+        self.sealed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// How many segments this handle has sealed since it was opened.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn sealed_segments(&self) -> u64 {
+        self.sealed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Reads every record back at once, in order (frames are views of the segments' memory

@@ -127,6 +127,15 @@ pub enum StateError {
         #[source]
         source: Box<StateError>,
     },
+    /// The remote failed: restoring from it, or an upload asked for with
+    /// [`Durable::sync_remote`].
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(#[from] crate::RemoteError),
+    /// [`Durable::sync_remote`] was called on a state opened without a remote.
+    #[cfg(feature = "remote")]
+    #[error("the state was opened without a remote")]
+    NoRemote,
 }
 
 impl From<OpenError> for StateError {
@@ -175,8 +184,13 @@ pub struct DurableOptions {
     /// when [`Durable::snapshot`] is called).
     pub snapshot_every: Option<NonZeroU64>,
     /// After each snapshot, remove the log segments ([`Log::prune_before`](crate::Log::prune_before))
-    /// and the older snapshots it covers.
+    /// and the older snapshots it covers. With a remote, the next upload then deletes the
+    /// remote objects the snapshot covers.
     pub prune: bool,
+    /// Where sealed segments and snapshots are uploaded in the background, and where
+    /// [`Durable::open`] restores from when the directory holds no state (feature `remote`).
+    #[cfg(feature = "remote")]
+    pub remote: Option<crate::Remote>,
 }
 
 impl Default for DurableOptions {
@@ -187,6 +201,8 @@ impl Default for DurableOptions {
             registry: Registry::new(),
             snapshot_every: None,
             prune: true,
+            #[cfg(feature = "remote")]
+            remote: None,
         }
     }
 }
@@ -252,6 +268,11 @@ pub struct Durable<S, E> {
     last_seq: u64,
     since_snapshot: u64,
     recovery: DurableRecovery,
+    #[cfg(feature = "remote")]
+    uploader: Option<crate::remote::uploader::Uploader>,
+    /// The log's sealed segment count when the uploader was last asked for a round.
+    #[cfg(feature = "remote")]
+    sealed_seen: u64,
 }
 
 impl<S, E> std::fmt::Debug for Durable<S, E> {
@@ -288,6 +309,11 @@ where
         stable_name::<S>(&options.registry, "state")?;
         stable_name::<E>(&options.registry, "event")?;
         let limits = options.log.limits;
+        #[cfg(feature = "remote")]
+        let uploader = match options.remote {
+            Some(remote) => Some(start_remote(remote, &dir, &options.log)?),
+            None => None,
+        };
         // The log first: it locks the directory before the snapshots are touched.
         let (log, log_recovery) = Log::open(&dir, options.log)?;
         let snapshots = load_snapshot(&dir, &limits)?;
@@ -358,6 +384,10 @@ where
                 snapshots,
                 replayed,
             },
+            #[cfg(feature = "remote")]
+            uploader,
+            #[cfg(feature = "remote")]
+            sealed_seen: 0,
         })
     }
 
@@ -502,6 +532,15 @@ where
         };
         (self.apply)(&mut self.state, event);
         self.last_seq = seq;
+        #[cfg(feature = "remote")]
+        if let Some(uploader) = &self.uploader {
+            // A segment was sealed (it is synced before the next one starts): upload it.
+            let sealed = self.log.sealed_segments();
+            if sealed != self.sealed_seen {
+                self.sealed_seen = sealed;
+                uploader.request();
+            }
+        }
         self.since_snapshot += 1;
         if let Some(every) = self.snapshot_every
             && self.since_snapshot >= every.get()
@@ -531,12 +570,64 @@ where
             // first (segments, then snapshots), so a crash meanwhile leaves a state that opens.
             let segments = self.log.prune_before(self.last_seq.saturating_add(1))?;
             let snapshots = remove_snapshots_before(&self.dir, self.last_seq)?;
+            #[cfg(feature = "remote")]
+            if let Some(uploader) = &self.uploader {
+                uploader.request();
+            }
             Ok(Pruned {
                 segments,
                 snapshots,
             })
         } else {
+            #[cfg(feature = "remote")]
+            if let Some(uploader) = &self.uploader {
+                uploader.request();
+            }
             Ok(Pruned::default())
+        }
+    }
+
+    /// (Rounds also run in the background, unasked: after each snapshot, and after an event
+    /// whose append sealed a segment.)
+    ///
+    /// Uploads to the remote now what it lacks (the newest snapshot, the sealed segments after
+    /// it), publishes it with a new manifest and deletes what that manifest no longer names;
+    /// waits for it and returns the manifest. The log's active segment is not uploaded: its
+    /// records reach the remote once the log rolls over to a new segment
+    /// ([`LogOptions::segment_bytes`](crate::LogOptions::segment_bytes)), or in a snapshot.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durable, DurableOptions, Remote};
+    ///
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-sync-remote-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let options = || {
+    ///     let mut options = DurableOptions::default();
+    ///     options.registry.register_type::<u64>("counter.Amount").unwrap();
+    ///     options.remote = Some(Remote::open(&url, Vec::<(String, String)>::new()).unwrap());
+    ///     options
+    /// };
+    /// let add = |total: &mut u64, n: &u64| *total += n;
+    /// {
+    ///     let mut counter = Durable::open(base.join("a"), || 0u64, add, options())?;
+    ///     counter.apply(&5)?;
+    ///     counter.snapshot()?;
+    ///     let manifest = counter.sync_remote()?;
+    ///     assert!(manifest.snapshot.is_some());
+    /// }
+    /// // The machine is gone: a fresh directory is restored from the remote.
+    /// let counter = Durable::open(base.join("b"), || 0u64, add, options())?;
+    /// assert_eq!(*counter.state(), 5);
+    /// # drop(counter); std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), pontoon_persist::StateError>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn sync_remote(&self) -> Result<crate::RemoteManifest, StateError> {
+        match &self.uploader {
+            Some(uploader) => Ok(uploader.upload_now()?),
+            None => Err(StateError::NoRemote),
         }
     }
 
@@ -559,6 +650,28 @@ where
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Restores `dir` from `remote` if it holds no state (missing, or empty), then starts the
+/// uploader for it.
+#[cfg(feature = "remote")]
+fn start_remote(
+    remote: crate::Remote,
+    dir: &Path,
+    log_options: &LogOptions,
+) -> Result<crate::remote::uploader::Uploader, StateError> {
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(crate::RemoteError::from(crate::files::io("listing", dir)(e)).into()),
+    };
+    if empty {
+        remote.restore_into(dir, log_options)?;
+    }
+    let generation = crate::remote::read_generation(dir).map_err(crate::RemoteError::from)?;
+    crate::remote::uploader::Uploader::start(remote, dir.to_path_buf(), generation).map_err(|e| {
+        crate::RemoteError::from(crate::files::io("starting the uploader for", dir)(e)).into()
+    })
 }
 
 /// Checks that `T` has a stable name in `registry`: the name its messages carry, which must

@@ -1,0 +1,605 @@
+//! The remote (feature `remote`): a state's sealed segments and snapshots uploaded to
+//! S3-compatible object storage (or a `file://` directory standing in for it) through
+//! `object_store`, each upload published by a manifest written last with a conditional put,
+//! and an empty directory restored from the newest manifest.
+
+pub(crate) mod uploader;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+
+use crate::RemoteManifest;
+use crate::manifest::{MAX_MANIFEST_LEN, manifest_name, parse_manifest_name, parse_snapshot_name};
+
+use crate::error::IoError;
+use crate::files::{io, sync_dir};
+use crate::recovery::parse_segment_name;
+
+/// Files up to this size go up in one put; larger ones as multipart uploads of parts this big.
+const PART_LEN: usize = 8 << 20;
+
+/// The file in a state's directory that holds the generation of the last manifest this
+/// directory's writer put on the remote (the next one must be this plus one).
+pub(crate) const GENERATION_FILE: &str = "REMOTE-GENERATION";
+
+/// What went wrong with a [`Remote`].
+///
+/// ```
+/// let err = pontoon_persist::RemoteError::OtherWriter { generation: 4 };
+/// assert!(err.to_string().contains("another writer"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The URL is not one a remote can be made of (`s3://bucket/prefix`, `file:///dir`), or
+    /// an option is not one `object_store` knows.
+    #[error("cannot use `{url}` as a remote")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// Why not.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The remote refused the request's credentials (HTTP 401 or 403).
+    #[error("the remote refused the credentials while {what} `{object}`")]
+    Refused {
+        /// What was being done.
+        what: &'static str,
+        /// The object (or prefix).
+        object: String,
+        /// What `object_store` said.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Another request to the remote failed (unreachable, full, an object missing).
+    #[error("the remote failed while {what} `{object}`")]
+    Store {
+        /// What was being done.
+        what: &'static str,
+        /// The object (or prefix).
+        object: String,
+        /// What `object_store` said.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The manifest this writer was about to publish exists already: another writer owns the
+    /// prefix (or took it over since this directory last uploaded). Nothing of this upload
+    /// is named by any manifest.
+    #[error("another writer owns the remote: its manifest generation {generation} exists already")]
+    OtherWriter {
+        /// The generation this writer tried to create.
+        generation: u64,
+    },
+    /// A manifest read back is malformed or names objects the remote does not hold as named.
+    #[error("the remote's manifest `{object}` is unusable: {reason}")]
+    Manifest {
+        /// The manifest object.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A local file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// A remote for a [`Durable`](crate::Durable) state: a bucket and prefix on S3-compatible object
+/// storage, or a local directory standing in for one. It owns a small tokio runtime that
+/// drives `object_store`, so the state and its log stay plain threads.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("pontoon-doc-remote-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let url = format!("file://{}", dir.display());
+/// let remote = pontoon_persist::Remote::open(&url, Vec::<(String, String)>::new())?;
+/// assert!(remote.newest_manifest()?.is_none()); // nothing uploaded yet
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), pontoon_persist::RemoteError>(())
+/// ```
+pub struct Remote {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Maps `object_store`'s error to a [`RemoteError`], telling refused credentials apart.
+fn store_error(
+    what: &'static str,
+    object: &ObjectPath,
+) -> impl FnOnce(object_store::Error) -> RemoteError {
+    let object = object.to_string();
+    move |source| match source {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => RemoteError::Refused {
+            what,
+            object,
+            source,
+        },
+        // Some requests (listing) wrap the HTTP status in a generic error whose type is
+        // private to object_store; its message is all there is to tell a refusal by.
+        source if refused_status(&source) => RemoteError::Refused {
+            what,
+            object,
+            source,
+        },
+        source => RemoteError::Store {
+            what,
+            object,
+            source,
+        },
+    }
+}
+
+/// Whether an error's chain holds an HTTP 401 or 403 response.
+fn refused_status(error: &object_store::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if text.starts_with("Server returned non-2xx status code: 401")
+            || text.starts_with("Server returned non-2xx status code: 403")
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+impl Remote {
+    /// Makes a remote of `url`: `s3://bucket/prefix` (credentials, region and endpoint from
+    /// `options`, with `object_store`'s `AmazonS3ConfigKey` names such as `aws_endpoint`,
+    /// `aws_access_key_id`, `aws_allow_http`, then from the usual `AWS_*` environment
+    /// variables), or `file:///dir` (which must exist). Makes no request yet.
+    ///
+    /// ```
+    /// let err = pontoon_persist::Remote::open("nope://x", Vec::<(String, String)>::new()).unwrap_err();
+    /// assert!(matches!(err, pontoon_persist::RemoteError::Url { .. }));
+    /// ```
+    pub fn open<K, V>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Remote, RemoteError>
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let bad = |source: Box<dyn std::error::Error + Send + Sync>| RemoteError::Url {
+            url: url.to_owned(),
+            source,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.into()))?;
+        let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = if parsed.scheme() == "s3" {
+            // The environment first, then the options given, which win.
+            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+            for (key, value) in options {
+                let key = key
+                    .as_ref()
+                    .parse()
+                    .map_err(|e: object_store::Error| bad(e.into()))?;
+                builder = builder.with_config(key, value);
+            }
+            let store = builder.build().map_err(|e| bad(e.into()))?;
+            let prefix = ObjectPath::from_url_path(parsed.path()).map_err(|e| bad(e.into()))?;
+            (Arc::new(store), prefix)
+        } else {
+            let (store, prefix) =
+                object_store::parse_url_opts(&parsed, options).map_err(|e| bad(e.into()))?;
+            (Arc::from(store), prefix)
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| bad(e.into()))?;
+        Ok(Remote {
+            url: url.to_owned(),
+            store,
+            prefix,
+            runtime,
+        })
+    }
+
+    /// The URL the remote was made of.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(remote: &pontoon_persist::Remote) { println!("{}", remote.url()); }
+    /// ```
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn object(&self, name: &str) -> ObjectPath {
+        self.prefix.child(name)
+    }
+
+    /// The names and sizes of every object under the prefix (one level; a state's objects
+    /// are all there).
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(remote: &pontoon_persist::Remote) -> Result<(), pontoon_persist::RemoteError> {
+    /// for (name, size) in remote.list()? { println!("{name} {size}"); }
+    /// # Ok(()) }
+    /// ```
+    pub fn list(&self) -> Result<Vec<(String, u64)>, RemoteError> {
+        let listed = self
+            .runtime
+            .block_on(self.store.list_with_delimiter(Some(&self.prefix)))
+            .map_err(store_error("listing", &self.prefix))?;
+        let mut names: Vec<(String, u64)> = listed
+            .objects
+            .into_iter()
+            .filter_map(|meta| Some((meta.location.filename()?.to_owned(), meta.size)))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The newest manifest on the remote (highest generation), or `None` if nothing was ever
+    /// uploaded under the prefix.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(remote: &pontoon_persist::Remote) -> Result<(), pontoon_persist::RemoteError> {
+    /// if let Some(manifest) = remote.newest_manifest()? { println!("generation {}", manifest.generation); }
+    /// # Ok(()) }
+    /// ```
+    pub fn newest_manifest(&self) -> Result<Option<RemoteManifest>, RemoteError> {
+        let Some((generation, _)) = self
+            .list()?
+            .into_iter()
+            .filter_map(|(name, size)| Some((parse_manifest_name(&name)?, size)))
+            .max()
+        else {
+            return Ok(None);
+        };
+        let name = manifest_name(generation);
+        let object = self.object(&name);
+        let bytes = self.get_bounded(&object, MAX_MANIFEST_LEN)?;
+        let manifest = RemoteManifest::decode(&bytes).map_err(|reason| RemoteError::Manifest {
+            object: object.to_string(),
+            reason: reason.to_owned(),
+        })?;
+        if manifest.generation != generation {
+            return Err(RemoteError::Manifest {
+                object: object.to_string(),
+                reason: format!("it says generation {}", manifest.generation),
+            });
+        }
+        Ok(Some(manifest))
+    }
+
+    /// Reads a whole object whose size is at most `limit` (checked before its body is read).
+    fn get_bounded(&self, object: &ObjectPath, limit: u64) -> Result<bytes::Bytes, RemoteError> {
+        self.runtime.block_on(async {
+            let got = self
+                .store
+                .get(object)
+                .await
+                .map_err(store_error("reading", object))?;
+            if got.meta.size > limit {
+                return Err(RemoteError::Manifest {
+                    object: object.to_string(),
+                    reason: format!(
+                        "it is {} bytes, more than the {limit} allowed",
+                        got.meta.size
+                    ),
+                });
+            }
+            got.bytes().await.map_err(store_error("reading", object))
+        })
+    }
+
+    /// Uploads one local file as `name` (multipart if it is larger than one part).
+    fn put_file(&self, path: &Path, name: &str) -> Result<bool, RemoteError> {
+        let object = self.object(name);
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            // Pruned locally in the meantime: the caller starts the round again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io("opening for upload", path)(e).into()),
+        };
+        let len = file
+            .metadata()
+            .map_err(io("reading the size of", path))?
+            .len();
+        self.runtime.block_on(async {
+            if len <= PART_LEN as u64 {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)
+                    .map_err(io("reading for upload", path))?;
+                self.store
+                    .put(&object, PutPayload::from(bytes))
+                    .await
+                    .map_err(store_error("uploading", &object))?;
+            } else {
+                let upload = self
+                    .store
+                    .put_multipart(&object)
+                    .await
+                    .map_err(store_error("starting the multipart upload of", &object))?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_LEN);
+                let mut part = vec![0u8; PART_LEN];
+                loop {
+                    let n = file
+                        .read(&mut part)
+                        .map_err(io("reading for upload", path))?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer
+                        .wait_for_capacity(2)
+                        .await
+                        .map_err(store_error("uploading", &object))?;
+                    writer.write(&part[..n]);
+                }
+                writer
+                    .finish()
+                    .await
+                    .map_err(store_error("finishing the multipart upload of", &object))?;
+            }
+            Ok::<(), RemoteError>(())
+        })?;
+        Ok(true)
+    }
+
+    /// Uploads what `dir` holds that the remote lacks (the newest snapshot and the sealed
+    /// segments it does not cover), then publishes it as manifest `generation + 1`, created
+    /// only if it does not exist yet, then deletes the objects no manifest names any more.
+    /// Returns the manifest published. `generation` is the one this writer published last
+    /// (0: none), and is updated.
+    pub(crate) fn upload_dir(
+        &self,
+        dir: &Path,
+        generation: &mut u64,
+    ) -> Result<RemoteManifest, RemoteError> {
+        'round: loop {
+            let wanted = self::wanted_files(dir)?;
+            let listed = self.list()?;
+            // A writer that is behind the newest manifest lost the prefix to another one.
+            let newest = listed
+                .iter()
+                .filter_map(|(name, _)| parse_manifest_name(name))
+                .max()
+                .unwrap_or(0);
+            if newest != *generation {
+                return Err(RemoteError::OtherWriter {
+                    generation: *generation + 1,
+                });
+            }
+            let remote: std::collections::HashMap<String, u64> = listed.into_iter().collect();
+            for (name, len) in wanted.snapshot.iter().chain(&wanted.segments) {
+                if remote.get(name) != Some(len) && !self.put_file(&dir.join(name), name)? {
+                    continue 'round;
+                }
+            }
+            let next = *generation + 1;
+            let manifest = RemoteManifest {
+                generation: next,
+                snapshot: wanted.snapshot,
+                segments: wanted.segments,
+                next_seq: wanted.next_seq,
+            };
+            let object = self.object(&manifest_name(next));
+            let put = self.runtime.block_on(self.store.put_opts(
+                &object,
+                PutPayload::from(manifest.encode().into_bytes()),
+                PutOptions::from(PutMode::Create),
+            ));
+            match put {
+                Ok(_) => {}
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {
+                    return Err(RemoteError::OtherWriter { generation: next });
+                }
+                Err(e) => return Err(store_error("publishing", &object)(e)),
+            }
+            *generation = next;
+            write_generation(dir, next)?;
+            self.delete_unnamed(&manifest)?;
+            return Ok(manifest);
+        }
+    }
+
+    /// Deletes the older manifests, then every segment and snapshot object `manifest` does
+    /// not name (what pruning removed locally, or what a failed round left).
+    fn delete_unnamed(&self, manifest: &RemoteManifest) -> Result<(), RemoteError> {
+        let named: std::collections::HashSet<&str> = manifest
+            .snapshot
+            .iter()
+            .chain(&manifest.segments)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let listed = self.list()?;
+        let old_manifests = listed
+            .iter()
+            .filter(|(name, _)| parse_manifest_name(name).is_some_and(|g| g < manifest.generation));
+        let unnamed = listed.iter().filter(|(name, _)| {
+            (parse_segment_name(name).is_some() || parse_snapshot_name(name).is_some())
+                && !named.contains(name.as_str())
+        });
+        for (name, _) in old_manifests.chain(unnamed) {
+            let object = self.object(name);
+            self.runtime
+                .block_on(self.store.delete(&object))
+                .map_err(store_error("deleting", &object))?;
+        }
+        Ok(())
+    }
+
+    /// Restores the newest manifest's snapshot and segments into `dir` (which must hold no
+    /// state), each file written under a temporary name, synced, then renamed; returns the
+    /// manifest, or `None` if the remote holds nothing.
+    ///
+    /// The lengths come from the remote, so each object must also fit what the log would
+    /// write or read under `options` (a segment, or a snapshot of the largest message), checked
+    /// before anything is read or allocated.
+    pub(crate) fn restore_into(
+        &self,
+        dir: &Path,
+        options: &crate::LogOptions,
+    ) -> Result<Option<RemoteManifest>, RemoteError> {
+        let Some(manifest) = self.newest_manifest()? else {
+            return Ok(None);
+        };
+        // Everything goes into a staging directory beside `dir`, renamed onto it (missing or
+        // empty) only once whole: a restore that fails halfway leaves `dir` as it was, and
+        // the next open restores again instead of opening a part of the state.
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+        let staging = parent.join(format!(".{name}.restoring"));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io("removing", &staging))?;
+        }
+        std::fs::create_dir(&staging).map_err(io("creating", &staging))?;
+        let final_dir = dir;
+        let dir = staging.as_path();
+        let max_snapshot =
+            (crate::SNAPSHOT_HEADER_LEN as u64).saturating_add(options.limits.max_message_bytes);
+        let max_segment = crate::options::max_segment_bytes(options);
+        for (name, len) in manifest.snapshot.iter().chain(&manifest.segments) {
+            let object = self.object(name);
+            let limit = if parse_snapshot_name(name).is_some() {
+                max_snapshot
+            } else {
+                max_segment
+            };
+            if *len > limit {
+                return Err(RemoteError::Manifest {
+                    object: manifest_name(manifest.generation),
+                    reason: format!(
+                        "it names `{name}` as {len} bytes, more than the {limit} allowed"
+                    ),
+                });
+            }
+            let bytes = self.get_bounded(&object, *len)?;
+            if bytes.len() as u64 != *len {
+                return Err(RemoteError::Manifest {
+                    object: manifest_name(manifest.generation),
+                    reason: format!(
+                        "it names `{name}` as {len} bytes, the remote holds {}",
+                        bytes.len()
+                    ),
+                });
+            }
+            let part = dir.join(format!("{name}.part"));
+            let mut file = File::create(&part).map_err(io("creating", &part))?;
+            file.write_all(&bytes).map_err(io("writing", &part))?;
+            file.sync_all().map_err(io("syncing", &part))?;
+            std::fs::rename(&part, dir.join(name)).map_err(io("renaming", &part))?;
+        }
+        // The log goes on at the manifest's next record, in a segment of its own.
+        let active = dir.join(crate::files::segment_name(manifest.next_seq));
+        if !active.exists() {
+            let file = File::create(&active).map_err(io("creating", &active))?;
+            crate::files::write_segment_header(&file, &active, manifest.next_seq)?;
+        }
+        write_generation(dir, manifest.generation)?;
+        std::fs::rename(dir, final_dir).map_err(io("renaming the restored state to", final_dir))?;
+        sync_dir(&parent)?;
+        Ok(Some(manifest))
+    }
+}
+
+/// What of a state's directory belongs on the remote.
+struct Wanted {
+    snapshot: Option<(String, u64)>,
+    segments: Vec<(String, u64)>,
+    next_seq: u64,
+}
+
+/// The newest snapshot in `dir` and the sealed segments (all but the last, which is still
+/// written to) holding records after it.
+fn wanted_files(dir: &Path) -> Result<Wanted, IoError> {
+    let mut segments: Vec<(u64, String, u64)> = Vec::new();
+    let mut snapshot: Option<(u64, String, u64)> = None;
+    for entry in std::fs::read_dir(dir).map_err(io("listing", dir))? {
+        let entry = entry.map_err(io("listing", dir))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let len = match entry.metadata() {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("reading the size of", &entry.path())(e)),
+        };
+        if let Some(first) = parse_segment_name(&name) {
+            segments.push((first, name, len));
+        } else if let Some(last) = parse_snapshot_name(&name)
+            && snapshot
+                .as_ref()
+                .is_none_or(|(newest, _, _)| last > *newest)
+        {
+            snapshot = Some((last, name, len));
+        }
+    }
+    segments.sort();
+    let covered_up_to = snapshot.as_ref().map_or(0, |(last, _, _)| *last);
+    // The sealed segments end where the active one starts; a snapshot may reach past that.
+    let active_first = segments.pop().map_or(1, |(first, _, _)| first);
+    let next_seq = active_first.max(covered_up_to.saturating_add(1));
+    let mut kept = Vec::new();
+    for (i, (_, name, len)) in segments.iter().enumerate() {
+        // A segment ends where the next one starts; the last sealed one ends at the active one.
+        let next_first = segments
+            .get(i + 1)
+            .map_or(active_first, |(first, _, _)| *first);
+        if next_first <= covered_up_to.saturating_add(1) {
+            continue;
+        }
+        kept.push((name.clone(), *len));
+    }
+    Ok(Wanted {
+        snapshot: snapshot.map(|(_, name, len)| (name, len)),
+        segments: kept,
+        next_seq,
+    })
+}
+
+/// Records `generation` in the directory's [`GENERATION_FILE`], atomically and durably.
+fn write_generation(dir: &Path, generation: u64) -> Result<(), IoError> {
+    let tmp: PathBuf = dir.join(format!("{GENERATION_FILE}.tmp"));
+    let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
+    file.write_all(format!("{generation}\n").as_bytes())
+        .map_err(io("writing", &tmp))?;
+    file.sync_all().map_err(io("syncing", &tmp))?;
+    std::fs::rename(&tmp, dir.join(GENERATION_FILE)).map_err(io("renaming", &tmp))?;
+    sync_dir(dir)
+}
+
+/// The generation recorded in the directory's [`GENERATION_FILE`] (0 if there is none).
+pub(crate) fn read_generation(dir: &Path) -> Result<u64, IoError> {
+    let path = dir.join(GENERATION_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            io("parsing", &path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a generation number",
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io("reading", &path)(e)),
+    }
+}

@@ -1,0 +1,490 @@
+//! The remote: a state's round trip through it onto a fresh directory, a second writer refused
+//! by the conditional manifest, refused credentials and an unreachable endpoint as typed
+//! errors, pruning that leaves nothing behind; each against a real SeaweedFS server (S3) and
+//! against a `file://` directory.
+#![cfg(feature = "remote")]
+
+mod support {
+    pub(crate) mod seaweed;
+}
+
+use std::path::{Path, PathBuf};
+
+use pontoon_persist::{Durable, DurableOptions, Remote, RemoteError, StateError};
+use support::seaweed::Seaweed;
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("remote-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Where a test's remote lives: a local directory, or a SeaweedFS server.
+enum Target {
+    File(PathBuf),
+    S3(Seaweed),
+}
+
+impl Target {
+    fn file(base: &Path) -> Target {
+        let dir = base.join("remote");
+        std::fs::create_dir_all(&dir).unwrap();
+        Target::File(dir)
+    }
+
+    fn remote(&self, prefix: &str) -> Remote {
+        match self {
+            Target::File(dir) => {
+                let dir = dir.join(prefix);
+                std::fs::create_dir_all(&dir).unwrap();
+                Remote::open(
+                    &format!("file://{}", dir.display()),
+                    Vec::<(String, String)>::new(),
+                )
+                .unwrap()
+            }
+            Target::S3(server) => Remote::open(&server.url(prefix), server.good_options()).unwrap(),
+        }
+    }
+}
+
+fn add(total: &mut u64, n: &u64) {
+    *total += n;
+}
+
+/// The state after events 1..=n, where event i adds i.
+fn expected(n: u64) -> u64 {
+    n * (n + 1) / 2
+}
+
+fn options(remote: Remote) -> DurableOptions {
+    let mut options = DurableOptions::default();
+    options
+        .registry
+        .register_type::<u64>("test.Amount")
+        .unwrap();
+    // Small segments, so that a few hundred events seal several.
+    options.log.segment_bytes = 4096;
+    options.remote = Some(remote);
+    options
+}
+
+fn open(dir: &Path, remote: Remote) -> Durable<u64, u64> {
+    Durable::open(dir, || 0, add, options(remote)).unwrap()
+}
+
+/// The first sequence number of the directory's active (newest) segment.
+fn active_first_seq(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap()
+}
+
+fn round_trip(target: Target, base: &Path) {
+    let first_dir = base.join("first");
+    let mut state = open(&first_dir, target.remote("state"));
+    for n in 1..=150 {
+        state.apply(&n).unwrap();
+    }
+    state.snapshot().unwrap();
+    for n in 151..=400 {
+        state.apply(&n).unwrap();
+    }
+    let manifest = state.sync_remote().unwrap();
+    // The snapshot asked for a round in the background; this one may have been served with it.
+    assert!(manifest.generation >= 1);
+    assert!(!manifest.segments.is_empty());
+    // What the remote holds: the snapshot and the sealed segments, up to the active one.
+    let uploaded_up_to = active_first_seq(&first_dir) - 1;
+    assert!(
+        uploaded_up_to > 150 && uploaded_up_to < 400,
+        "{uploaded_up_to}"
+    );
+    drop(state);
+
+    let second_dir = base.join("second");
+    let mut restored = open(&second_dir, target.remote("state"));
+    assert_eq!(restored.last_seq(), uploaded_up_to);
+    assert_eq!(*restored.state(), expected(uploaded_up_to));
+    assert_eq!(
+        restored
+            .recovery()
+            .snapshots
+            .snapshot
+            .as_ref()
+            .unwrap()
+            .last_seq,
+        150
+    );
+    // It goes on from there, and its uploads continue the same prefix's generations.
+    let next = restored.apply(&(uploaded_up_to + 1)).unwrap();
+    assert_eq!(next, uploaded_up_to + 1);
+    restored.snapshot().unwrap();
+    let manifest = restored.sync_remote().unwrap();
+    assert!(manifest.generation >= 3);
+    drop(restored);
+    let third = open(&base.join("third"), target.remote("state"));
+    assert_eq!(*third.state(), expected(uploaded_up_to + 1));
+}
+
+fn second_writer_refused(target: Target, base: &Path) {
+    let mut first = open(&base.join("a"), target.remote("shared"));
+    first.apply(&1).unwrap();
+    first.snapshot().unwrap();
+    let taken = first.sync_remote().unwrap().generation;
+
+    // A second machine restores the same prefix and takes it over.
+    let mut second = open(&base.join("b"), target.remote("shared"));
+    assert_eq!(*second.state(), 1);
+    second.apply(&2).unwrap();
+    assert_eq!(second.sync_remote().unwrap().generation, taken + 1);
+
+    // The first writer's next manifest would be that generation too: refused, typed.
+    first.apply(&3).unwrap();
+    let err = first.sync_remote().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StateError::Remote(RemoteError::OtherWriter { generation }) if generation == taken + 1
+        ),
+        "{err:?}"
+    );
+    // The remote still holds the second writer's state.
+    let remote = target.remote("shared");
+    assert_eq!(
+        remote.newest_manifest().unwrap().unwrap().generation,
+        taken + 1
+    );
+
+    // A directory with state of its own but no upload record cannot claim a used prefix.
+    let third_dir = base.join("c");
+    drop(
+        Durable::open(&third_dir, || 0, add, {
+            let mut o = options(target.remote("elsewhere"));
+            o.remote = None;
+            o
+        })
+        .unwrap(),
+    );
+    let third = open(&third_dir, target.remote("shared"));
+    assert!(matches!(
+        third.sync_remote(),
+        Err(StateError::Remote(RemoteError::OtherWriter {
+            generation: 1
+        }))
+    ));
+}
+
+fn pruning_leaves_nothing(target: Target, base: &Path) {
+    let dir = base.join("state");
+    let mut state = open(&dir, target.remote("pruned"));
+    for n in 1..=300 {
+        state.apply(&n).unwrap();
+    }
+    let first = state.sync_remote().unwrap();
+    assert!(
+        first.snapshot.is_none() && first.segments.len() >= 3,
+        "{first:?}"
+    );
+    state.snapshot().unwrap();
+    for n in 301..=320 {
+        state.apply(&n).unwrap();
+    }
+    let manifest = state.sync_remote().unwrap();
+    let remote = target.remote("pruned");
+    let mut named: Vec<String> = manifest
+        .snapshot
+        .iter()
+        .chain(&manifest.segments)
+        .map(|(name, _)| name.clone())
+        .collect();
+    named.push(format!("manifest-{:020}", manifest.generation));
+    named.sort();
+    let listed: Vec<String> = remote.list().unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        listed, named,
+        "the remote holds exactly what its manifest names"
+    );
+    // Every segment the snapshot covers is gone from the remote as from the disk.
+    for (name, _) in &first.segments {
+        assert_eq!(listed.contains(name), dir.join(name).exists(), "{name}");
+    }
+    assert!(
+        first
+            .segments
+            .iter()
+            .any(|(name, _)| !listed.contains(name))
+    );
+}
+
+/// With no snapshot and no `sync_remote`, sealing a segment is enough for it to go up.
+fn sealed_segments_go_up_in_the_background(target: Target, base: &Path) {
+    let dir = base.join("state");
+    let state = {
+        let mut state = open(&dir, target.remote("background"));
+        for n in 1..=300 {
+            state.apply(&n).unwrap();
+        }
+        state
+    };
+    let remote = target.remote("background");
+    // The uploader runs on its own; this waits for it, and fails (never passes) if it never comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let manifest = loop {
+        if let Some(manifest) = remote.newest_manifest().unwrap()
+            && manifest.next_seq == active_first_seq(&dir)
+        {
+            break manifest;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no manifest naming every sealed segment appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(manifest.segments.len() >= 3 && manifest.snapshot.is_none());
+    drop(state);
+    let restored = open(&base.join("restored"), target.remote("background"));
+    assert_eq!(restored.last_seq(), manifest.next_seq - 1);
+    assert_eq!(*restored.state(), expected(manifest.next_seq - 1));
+}
+
+#[test]
+fn file_sealed_segments_go_up_in_the_background() {
+    let base = scratch("file-background");
+    sealed_segments_go_up_in_the_background(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_sealed_segments_go_up_in_the_background() {
+    let base = scratch("s3-background");
+    sealed_segments_go_up_in_the_background(Target::S3(Seaweed::start("background")), &base);
+}
+
+/// A snapshot larger than one part goes up as a multipart upload and comes back whole.
+fn large_snapshot_round_trip(target: Target, base: &Path) {
+    let options = || {
+        let mut options = DurableOptions::default();
+        options
+            .registry
+            .register_type::<Vec<u8>>("test.Blob")
+            .unwrap();
+        options.remote = Some(target.remote("large"));
+        options
+    };
+    let append = |blob: &mut Vec<u8>, more: &Vec<u8>| blob.extend_from_slice(more);
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut state = Durable::open(base.join("a"), Vec::new, append, options()).unwrap();
+    for _ in 0..20 {
+        state.apply(&chunk).unwrap();
+    }
+    state.snapshot().unwrap();
+    let manifest = state.sync_remote().unwrap();
+    let (_, len) = manifest.snapshot.clone().unwrap();
+    assert!(len > 16 << 20, "{len}: more than two 8 MiB parts");
+    let uploaded = state.state().clone();
+    drop(state);
+    let restored = Durable::open(base.join("b"), Vec::new, append, options()).unwrap();
+    assert_eq!(restored.state().len(), 20 << 20);
+    assert!(restored.state() == &uploaded);
+}
+
+#[test]
+fn file_large_snapshot_goes_up_in_parts_and_comes_back() {
+    let base = scratch("file-large");
+    large_snapshot_round_trip(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_large_snapshot_goes_up_in_parts_and_comes_back() {
+    let base = scratch("s3-large");
+    large_snapshot_round_trip(Target::S3(Seaweed::start("large")), &base);
+}
+
+#[test]
+fn file_round_trip_onto_a_fresh_directory() {
+    let base = scratch("file-round-trip");
+    round_trip(Target::file(&base), &base);
+}
+
+#[test]
+fn file_second_writer_is_refused() {
+    let base = scratch("file-second-writer");
+    second_writer_refused(Target::file(&base), &base);
+}
+
+#[test]
+fn file_pruning_leaves_nothing_behind() {
+    let base = scratch("file-pruning");
+    pruning_leaves_nothing(Target::file(&base), &base);
+}
+
+#[test]
+fn file_bad_url_is_a_typed_error() {
+    let err = Remote::open("ftp://example/x", Vec::<(String, String)>::new()).unwrap_err();
+    assert!(matches!(err, RemoteError::Url { .. }), "{err:?}");
+}
+
+#[test]
+fn seaweedfs_round_trip_onto_a_fresh_directory() {
+    let base = scratch("s3-round-trip");
+    round_trip(Target::S3(Seaweed::start("round-trip")), &base);
+}
+
+#[test]
+fn seaweedfs_second_writer_is_refused() {
+    let base = scratch("s3-second-writer");
+    second_writer_refused(Target::S3(Seaweed::start("second-writer")), &base);
+}
+
+#[test]
+fn seaweedfs_pruning_leaves_nothing_behind() {
+    let base = scratch("s3-pruning");
+    pruning_leaves_nothing(Target::S3(Seaweed::start("pruning")), &base);
+}
+
+#[test]
+fn seaweedfs_refused_credentials_and_unreachable_endpoint_are_typed_errors() {
+    let server = Seaweed::start("credentials");
+    let wrong = Remote::open(
+        &server.url("x"),
+        server.options(support::seaweed::ACCESS_KEY, "wrong"),
+    )
+    .unwrap();
+    let err = wrong.list().unwrap_err();
+    assert!(matches!(err, RemoteError::Refused { .. }), "{err:?}");
+    let unknown = Remote::open(&server.url("x"), server.options("nobody", "nothing")).unwrap();
+    assert!(matches!(
+        unknown.list().unwrap_err(),
+        RemoteError::Refused { .. }
+    ));
+
+    // Restoring through refused credentials fails the open, typed, and creates nothing.
+    let dir = scratch("s3-credentials").join("state");
+    let err = Durable::open(&dir, || 0u64, add, options(wrong)).unwrap_err();
+    assert!(
+        matches!(err, StateError::Remote(RemoteError::Refused { .. })),
+        "{err:?}"
+    );
+
+    drop(server);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options: Vec<(String, String)> = Seaweed::options_for_port(port);
+    let unreachable = Remote::open("s3://pontoon/x", options).unwrap();
+    let err = unreachable.list().unwrap_err();
+    assert!(matches!(err, RemoteError::Store { .. }), "{err:?}");
+}
+
+/// What the manifest's exclusion rests on: the server refuses a second create of one object
+/// (`If-None-Match: *`), as object_store's `PutMode::Create` sends it.
+#[test]
+fn seaweedfs_refuses_a_second_create_of_one_object() {
+    use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+    let server = Seaweed::start("if-none-match");
+    let mut builder =
+        object_store::aws::AmazonS3Builder::new().with_bucket_name(support::seaweed::BUCKET);
+    for (key, value) in server.good_options() {
+        builder = builder.with_config(key.parse().unwrap(), value);
+    }
+    let store = builder.build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = object_store::path::Path::from("exclusive/manifest-00000000000000000001");
+    let create = || {
+        runtime.block_on(store.put_opts(
+            &path,
+            PutPayload::from_static(b"one"),
+            PutOptions::from(PutMode::Create),
+        ))
+    };
+    let first = create().unwrap();
+    let err = create().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+        ),
+        "{err:?}"
+    );
+    let kept = runtime
+        .block_on(async { store.get(&path).await?.bytes().await })
+        .unwrap();
+    assert_eq!(&kept[..], b"one");
+
+    // If-Match too (PutMode::Update), which the manifest does not rely on: a stale e-tag is
+    // refused, the current one accepted.
+    let update = |e_tag: Option<String>| {
+        let version = object_store::UpdateVersion {
+            e_tag,
+            version: None,
+        };
+        runtime.block_on(store.put_opts(
+            &path,
+            PutPayload::from_static(b"two"),
+            PutOptions::from(PutMode::Update(version)),
+        ))
+    };
+    let err = update(Some("\"not-the-e-tag\"".into())).unwrap_err();
+    assert!(
+        matches!(err, object_store::Error::Precondition { .. }),
+        "{err:?}"
+    );
+    update(first.e_tag).unwrap();
+}
+
+/// A remote's manifest is hostile input: a length past what the log would ever write, or text
+/// that is not a manifest, fails the restore, typed, before anything is downloaded.
+#[test]
+fn file_hostile_manifests_fail_the_restore() {
+    let base = scratch("file-hostile");
+    let target = Target::file(&base);
+    let cases: [(&str, &[u8]); 3] = [
+        (
+            "huge",
+            b"pontoon-remote-manifest 1\ngeneration 1\nnext_seq 5\nsegment 00000000000000000001.log 99999999999999999\n",
+        ),
+        ("garbage", b"\x00\xffnot a manifest"),
+        (
+            "escape",
+            b"pontoon-remote-manifest 1\ngeneration 1\nnext_seq 5\nsnapshot ../../x.snap 10\n",
+        ),
+    ];
+    for (prefix, bytes) in cases {
+        target.remote(prefix); // creates the directory
+        let Target::File(root) = &target else {
+            unreachable!()
+        };
+        std::fs::write(
+            root.join(prefix).join("manifest-00000000000000000001"),
+            bytes,
+        )
+        .unwrap();
+        let dir = base.join(format!("state-{prefix}"));
+        let err = Durable::open(&dir, || 0, add, options(target.remote(prefix))).unwrap_err();
+        assert!(
+            matches!(err, StateError::Remote(RemoteError::Manifest { .. })),
+            "{prefix}: {err:?}"
+        );
+        let restored: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.collect())
+            .unwrap_or_default();
+        assert!(restored.is_empty(), "{prefix}: nothing downloaded");
+    }
+}
