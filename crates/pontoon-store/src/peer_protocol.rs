@@ -18,10 +18,10 @@
 //! ```
 
 use bytes::Bytes;
-use pontoon_wire::{Header, Limits, Message};
+use pontoon_wire::{Limits, Message};
 
 use crate::ObjectId;
-use crate::protocol::{Layout, MAX_OBJECT_FRAMES, MAX_OBJECT_HEADER};
+use crate::protocol::{Layout, MAX_OBJECT_FRAMES, MAX_OBJECT_HEADER, Out};
 
 /// The peer protocol's version, sent with every pull request.
 pub const PEER_PROTOCOL_VERSION: u64 = 1;
@@ -201,28 +201,6 @@ mod code {
     pub(super) const REFUSED: u64 = 3;
 }
 
-/// Writes MessagePack into a vector, which cannot fail.
-struct Out(Vec<u8>);
-
-impl Out {
-    fn array(&mut self, len: usize) {
-        let _ = rmp::encode::write_array_len(&mut self.0, len as u32);
-    }
-    fn uint(&mut self, value: u64) {
-        let _ = rmp::encode::write_uint(&mut self.0, value);
-    }
-    fn bin(&mut self, bytes: &[u8]) {
-        let _ = rmp::encode::write_bin(&mut self.0, bytes);
-    }
-    fn str(&mut self, text: &str) {
-        let _ = rmp::encode::write_str(&mut self.0, text);
-    }
-    fn message(self, frames: Vec<Bytes>) -> Message {
-        // Our own encoder's output is valid MessagePack of depth 2.
-        Message::new(Header::from_msgpack_unchecked(Bytes::from(self.0)), frames)
-    }
-}
-
 impl PeerRequest {
     /// This request as a message.
     ///
@@ -248,7 +226,7 @@ impl PeerRequest {
                 out.uint(*len);
             }
         }
-        out.message(Vec::new())
+        out.message_with(Vec::new())
     }
 }
 
@@ -269,13 +247,8 @@ impl PeerReply {
                 out.uint(kind::OBJECT);
                 out.bin(id.as_bytes());
                 out.uint(*len);
-                out.bin(&layout.header);
-                out.array(layout.frames.len() * 2);
-                for &(offset, len) in &layout.frames {
-                    out.uint(offset);
-                    out.uint(len);
-                }
-                out.message(Vec::new())
+                out.layout(layout);
+                out.message_with(Vec::new())
             }
             PeerReply::Chunk { id, offset, frames } => {
                 out.array(4);
@@ -283,7 +256,7 @@ impl PeerReply {
                 out.bin(id.as_bytes());
                 out.uint(*offset);
                 out.uint(self.chunk_len());
-                out.message(frames.clone())
+                out.message_with(frames.clone())
             }
             PeerReply::Error(refusal) => {
                 let none = ObjectId::from_bytes([0; 16]);
@@ -301,7 +274,7 @@ impl PeerReply {
                     cut -= 1;
                 }
                 out.str(&reason[..cut]);
-                out.message(Vec::new())
+                out.message_with(Vec::new())
             }
         }
     }
@@ -538,6 +511,7 @@ pub fn decode_reply(message: &Message) -> Result<PeerReply, PeerProtocolError> {
 mod tests {
     use super::*;
     use crate::StoreId;
+    use pontoon_wire::Header;
 
     fn id(n: u64) -> ObjectId {
         ObjectId::new(StoreId(5), n)

@@ -357,29 +357,29 @@ mod code {
     pub(super) const PULL_FAILED: u64 = 16;
 }
 
-/// Writes MessagePack into a vector, which cannot fail.
-struct Out(Vec<u8>);
+/// Writes MessagePack into a vector, which cannot fail. Shared with the peer protocol.
+pub(crate) struct Out(pub(crate) Vec<u8>);
 
 impl Out {
-    fn array(&mut self, len: usize) {
+    pub(crate) fn array(&mut self, len: usize) {
         let _ = rmp::encode::write_array_len(&mut self.0, len as u32);
     }
-    fn uint(&mut self, value: u64) {
+    pub(crate) fn uint(&mut self, value: u64) {
         let _ = rmp::encode::write_uint(&mut self.0, value);
     }
-    fn id(&mut self, id: &ObjectId) {
+    pub(crate) fn id(&mut self, id: &ObjectId) {
         let _ = rmp::encode::write_bin(&mut self.0, id.as_bytes());
     }
-    fn bin(&mut self, bytes: &[u8]) {
+    pub(crate) fn bin(&mut self, bytes: &[u8]) {
         let _ = rmp::encode::write_bin(&mut self.0, bytes);
     }
-    fn bool(&mut self, value: bool) {
+    pub(crate) fn bool(&mut self, value: bool) {
         let _ = rmp::encode::write_bool(&mut self.0, value);
     }
-    fn str(&mut self, text: &str) {
+    pub(crate) fn str(&mut self, text: &str) {
         let _ = rmp::encode::write_str(&mut self.0, text);
     }
-    fn layout(&mut self, layout: &Layout) {
+    pub(crate) fn layout(&mut self, layout: &Layout) {
         self.bin(&layout.header);
         self.array(layout.frames.len() * 2);
         for &(offset, len) in &layout.frames {
@@ -388,11 +388,11 @@ impl Out {
         }
     }
     fn message(self) -> Message {
+        self.message_with(Vec::new())
+    }
+    pub(crate) fn message_with(self, frames: Vec<Bytes>) -> Message {
         // Our own encoder's output is valid MessagePack of depth 2.
-        Message::new(
-            Header::from_msgpack_unchecked(Bytes::from(self.0)),
-            Vec::new(),
-        )
+        Message::new(Header::from_msgpack_unchecked(Bytes::from(self.0)), frames)
     }
 }
 
