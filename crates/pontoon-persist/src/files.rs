@@ -80,6 +80,10 @@ pub(crate) enum Load {
     /// A read-only memory map: the bytes stay in the page cache, and a frame read back is a
     /// view of the mapping.
     Map,
+    /// A map, as [`Load::Map`], with every page brought in when it is made (`MAP_POPULATE`):
+    /// for a caller about to read every byte (recovery's check), which then pays one pass in
+    /// the kernel instead of a page fault every few pages (a third of recovery's time here).
+    MapEvery,
     /// Read into memory: for a directory no lock protects from a writer that may cut a file
     /// under a map (see `docs/persist-format.md`, Memory maps).
     Read,
@@ -115,15 +119,19 @@ pub(crate) fn load(
         return Ok(Bytes::new());
     }
     match how {
-        Load::Map => {
+        Load::Map | Load::MapEvery => {
+            let mut map = MmapOptions::new();
+            map.len(want);
+            if how == Load::MapEvery {
+                map.populate();
+            }
             // SAFETY: the mapping is read-only and covers only bytes the file held when its
             // size was read above. Files in a log directory are only ever appended to, cut at
             // open (before any of their mappings is handed out) or removed, which leaves a
             // mapping intact; the directory's LOCK keeps other pontoon writers out. Another
             // program that changes or truncates the file under the map is outside what this
             // crate can guard (documented in `docs/persist-format.md`, Memory maps).
-            let map =
-                unsafe { MmapOptions::new().len(want).map(&file) }.map_err(io("mapping", path))?;
+            let map = unsafe { map.map(&file) }.map_err(io("mapping", path))?;
             Ok(Bytes::from_owner(map))
         }
         Load::Read => {
@@ -154,7 +162,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("pontoon-load-{}", std::process::id()));
         let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
-        for how in [Load::Map, Load::Read] {
+        for how in [Load::Map, Load::MapEvery, Load::Read] {
             assert_eq!(load(&path, None, 1 << 20, how).unwrap(), bytes);
             assert_eq!(load(&path, Some(100), 1 << 20, how).unwrap(), bytes[..100]);
             // A limit past the end is the end.

@@ -182,7 +182,7 @@ impl Log {
         // Without a lock, a writer may open the log meanwhile and cut a torn tail, which would
         // fault a map of it: the files are read into memory instead.
         let how = if lock.is_some() {
-            Load::Map
+            Load::MapEvery
         } else {
             Load::Read
         };

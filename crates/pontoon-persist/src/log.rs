@@ -108,7 +108,7 @@ impl Log {
 
         let mut segments = list_segments(&dir)?;
         // One pass over every segment: what it checked is what `records` reads back.
-        let scanned = scan(&segments, &options, Load::Map)?;
+        let scanned = scan(&segments, &options, Load::MapEvery)?;
         for (segment, checked) in segments.iter_mut().zip(scanned.checked) {
             segment.checked = checked;
         }

@@ -254,7 +254,7 @@ pub fn load_snapshot(
     for (name_seq, path) in snaps {
         // Mapped, not read: the state's frames (its arrays) are views of the file. Snapshot
         // files are written whole under a temporary name and never changed once renamed.
-        let bytes = match load(&path, None, max, Load::Map) {
+        let bytes = match load(&path, None, max, Load::MapEvery) {
             Ok(bytes) => bytes,
             Err(FileError::NotAFile { .. }) => {
                 recovery.damaged.push(DamagedSnapshot {

@@ -652,11 +652,20 @@ impl Client {
         id: &ObjectId,
         peer: &pontoon_transport::Address,
     ) -> Result<(), ClientError> {
-        self.done(Request::Pull {
-            id: *id,
-            peer: peer.to_string(),
-        })
-        .await
+        let peer = peer.to_string();
+        // The daemon reads at most `MAX_REASON` bytes of address and drops a client that sends
+        // more: refused here instead, with the connection kept.
+        if peer.len() > crate::protocol::MAX_REASON {
+            return Err(ClientError::Refused(ObjectError::PullFailed {
+                id: *id,
+                reason: format!(
+                    "the peer address is {} bytes; the daemon reads at most {}",
+                    peer.len(),
+                    crate::protocol::MAX_REASON
+                ),
+            }));
+        }
+        self.done(Request::Pull { id: *id, peer }).await
     }
 
     /// The daemon's counters.

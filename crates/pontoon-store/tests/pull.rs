@@ -583,4 +583,16 @@ async fn a_daemon_pull_that_fails_or_whose_client_goes_leaves_nothing() {
     }
     assert_eq!((stats.objects, stats.creating, stats.used_bytes), (0, 0, 0));
     task.abort();
+
+    // A peer address longer than the daemon reads is refused by the client, which stays
+    // connected.
+    let long = pontoon_transport::Address::Tcp(format!("{}:7000", "h".repeat(2000)));
+    match client.pull(&id, &long).await {
+        Err(ClientError::Refused(ObjectError::PullFailed { id: got, reason })) => {
+            assert_eq!(got, id);
+            assert!(reason.contains("at most 1024"), "{reason}");
+        }
+        other => panic!("want PullFailed, got {other:?}"),
+    }
+    assert_eq!(client.stats().await.unwrap().objects, 0);
 }
