@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use pontoon::persist::format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use pontoon::persist::{Durability, Log, LogOptions};
 use pontoon::wire::{Encoder, Header, Message};
@@ -182,28 +182,20 @@ fn always(c: &mut Criterion) {
         file.sync_data().unwrap();
     };
     group.bench_function("pontoon-4KiB", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                raw_append(&mut file);
-                let started = Instant::now();
-                log.append(0, &message).unwrap();
-                timed += started.elapsed();
-            }
-            timed
-        })
+        b.iter_batched(
+            || raw_append(&mut file),
+            |()| log.append(0, &message).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
     group.bench_function("raw-4KiB", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
+        b.iter_batched(
+            || {
                 log.append(0, &message).unwrap();
-                let started = Instant::now();
-                raw_append(&mut file);
-                timed += started.elapsed();
-            }
-            timed
-        })
+            },
+            |()| raw_append(&mut file),
+            BatchSize::PerIteration,
+        )
     });
     if log.stats().appends > 0 {
         eprintln!(

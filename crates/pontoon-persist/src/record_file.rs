@@ -364,8 +364,6 @@ impl RecordFileWriter {
         match write_all_pieces(&self.file, pieces) {
             Ok(()) => {
                 self.written = self.len;
-                // A failed write may have cut the file below `kicked`.
-                self.kicked = self.kicked.min(self.flushed);
                 if self.written - self.kicked >= WRITEBACK_BYTES {
                     start_writeback(&self.file, self.kicked, self.written - self.kicked);
                     self.kicked = self.written;
@@ -377,6 +375,7 @@ impl RecordFileWriter {
                 self.gather.clear();
                 self.len = self.flushed;
                 self.written = self.flushed;
+                self.kicked = self.kicked.min(self.flushed);
                 // Cut back so the file holds only whole records, and the next write lands
                 // where the offsets say. A failing cut leaves a tail no offset points into.
                 let _ = self.file.set_len(self.flushed);
