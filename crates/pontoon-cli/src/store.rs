@@ -42,6 +42,14 @@ pub(crate) enum Command {
         /// Most clients connected at once; a connection past it is closed at once (logged).
         #[arg(long, default_value_t = ServeOptions::new("", 0).max_clients)]
         max_clients: usize,
+        /// The socket file's permission bits, in octal (default 600: only this user can
+        /// connect). To serve other users, widen it and name them with --allow-uid.
+        #[arg(long, value_parser = parse_mode, default_value = "600")]
+        socket_mode: u32,
+        /// Also serve the user with this uid (checked on each connection; repeatable). The
+        /// daemon's own user is always served.
+        #[arg(long = "allow-uid", value_name = "UID")]
+        allow_uids: Vec<u32>,
     },
     /// Store a file's bytes as one object and print its id.
     Put {
@@ -103,7 +111,20 @@ pub(crate) fn run(command: Command) -> Result {
                 memory_dir,
                 listen,
                 max_clients,
-            } => serve(socket, capacity, spill_dir, memory_dir, listen, max_clients).await,
+                socket_mode,
+                allow_uids,
+            } => {
+                let mut options = ServeOptions::new(&socket, capacity.0);
+                options.spill_dir = spill_dir;
+                if let Some(dir) = memory_dir {
+                    options.backing = Backing::Directory(dir);
+                }
+                options.peer_listen = listen;
+                options.max_clients = max_clients;
+                options.socket_mode = socket_mode;
+                options.allowed_uids.extend(allow_uids);
+                serve(options).await
+            }
             Command::Put { socket, file } => put(socket, file).await,
             Command::Get {
                 socket,
@@ -119,25 +140,23 @@ pub(crate) fn run(command: Command) -> Result {
     })
 }
 
-async fn serve(
-    socket: PathBuf,
-    capacity: ByteSize,
-    spill_dir: Option<PathBuf>,
-    memory_dir: Option<PathBuf>,
-    listen: Option<Address>,
-    max_clients: usize,
-) -> Result {
+/// Parses a socket mode in octal, as `chmod` takes it (`600`, `0660`, `0o666`).
+fn parse_mode(text: &str) -> std::result::Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "{text:?} is not a permission mode in octal (000 to 777)"
+        )),
+    }
+}
+
+async fn serve(options: ServeOptions) -> Result {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-    let mut options = ServeOptions::new(&socket, capacity.0);
-    options.spill_dir = spill_dir;
-    if let Some(dir) = memory_dir {
-        options.backing = Backing::Directory(dir);
-    }
-    options.peer_listen = listen;
-    options.max_clients = max_clients;
+    let socket = options.socket.clone();
     let daemon = Daemon::bind(options)?;
     // Daemon::bind has logged the store id, the memory and the socket; run logs the peer
     // address it binds.

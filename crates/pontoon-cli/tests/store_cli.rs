@@ -326,3 +326,82 @@ fn serve_max_clients_refuses_past_it_and_serves_again_when_a_client_goes() {
     eventually(true);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--socket-mode` and `--allow-uid` let another user's `pontoon` use the daemon, which serves
+/// only its own user by default. Needs root, to run the client as uid 65534.
+#[test]
+fn serve_socket_mode_and_allow_uid_admit_another_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let dir = scratch("uid");
+    // What this process creates is owned by its effective uid.
+    if std::fs::metadata(&dir).unwrap().uid() != 0 {
+        eprintln!(
+            "SKIPPED serve_socket_mode_and_allow_uid_admit_another_user: it needs root, to run \
+             a client as uid 65534"
+        );
+        return;
+    }
+    let as_nobody = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pontoon"))
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let input = dir.join("in.bin");
+    std::fs::write(&input, b"from another user").unwrap();
+    std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // By default: the socket is 0600, so the other user cannot reach the daemon.
+    let private = dir.join("p.sock");
+    let _private = serve_with(&private, None, "1MiB", &[]);
+    let refused = as_nobody(&["store", "stats", "--socket", private.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+
+    // Opened to everyone, but uid 65534 not allowed: refused by its credentials.
+    let open = dir.join("o.sock");
+    let _open = serve_with(&open, None, "1MiB", &["--socket-mode", "666"]);
+    assert_eq!(
+        std::fs::metadata(&open).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
+    let refused = as_nobody(&["store", "stats", "--socket", open.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+
+    // Allowed: a put and a get as uid 65534 work, and the daemon's own user is still served.
+    let allowed = dir.join("a.sock");
+    let _allowed = serve_with(
+        &allowed,
+        None,
+        "1MiB",
+        &["--socket-mode", "0666", "--allow-uid", "65534"],
+    );
+    let sock = allowed.to_str().unwrap();
+    let put = as_nobody(&["store", "put", "--socket", sock, input.to_str().unwrap()]);
+    assert!(put.status.success(), "{put:?}");
+    let id = text(&put).trim().to_owned();
+    let get = pontoon(&["store", "get", "--socket", sock, &id]);
+    assert!(get.status.success(), "{get:?}");
+    assert_eq!(get.stdout, b"from another user");
+
+    // A mode that is not octal permission bits is a usage error.
+    let bad = pontoon(&[
+        "store",
+        "serve",
+        "--socket",
+        dir.join("b.sock").to_str().unwrap(),
+        "--capacity",
+        "1MiB",
+        "--socket-mode",
+        "4777",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not a permission mode"),
+        "{bad:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

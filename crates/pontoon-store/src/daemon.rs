@@ -58,6 +58,14 @@ pub struct ServeOptions {
     /// How long a new connection may take to send its hello before it is closed (default
     /// 10 s), so that connections that say nothing cannot hold all `max_clients` slots.
     pub hello_timeout: Duration,
+    /// The socket file's permission bits (default `0o600`: only the daemon's own user can
+    /// connect). To serve other users, widen it (e.g. `0o660` with a group they share, or
+    /// `0o666`) *and* list them in `allowed_uids`; the mode alone admits nobody.
+    pub socket_mode: u32,
+    /// The users whose connections are served, by uid, checked with `SO_PEERCRED` at accept
+    /// (default: the daemon's own effective uid alone). A connection from any other uid is
+    /// closed at once and logged. Whoever is served can read and delete every object.
+    pub allowed_uids: Vec<u32>,
     /// Where to serve this store's objects to peer stores (`pontoon store serve --listen`),
     /// which pull them over pontoon-transport; `None` serves no peers. Unauthenticated (unlike
     /// the socket): whoever reaches the address and knows an id reads the object.
@@ -70,6 +78,8 @@ impl ServeOptions {
     /// ```
     /// let options = pontoon_store::ServeOptions::new("/tmp/s.sock", 1 << 30);
     /// assert_eq!(options.max_queued_reply_bytes, 1 << 20);
+    /// assert_eq!(options.socket_mode, 0o600);
+    /// assert_eq!(options.allowed_uids, [rustix::process::geteuid().as_raw()]);
     /// ```
     pub fn new(socket: impl Into<PathBuf>, capacity: u64) -> ServeOptions {
         ServeOptions {
@@ -83,6 +93,8 @@ impl ServeOptions {
             max_waits_per_client: 1024,
             max_clients: 1024,
             hello_timeout: Duration::from_secs(10),
+            socket_mode: 0o600,
+            allowed_uids: vec![rustix::process::geteuid().as_raw()],
             peer_listen: None,
         }
     }
@@ -191,7 +203,7 @@ impl Daemon {
             )),
             None => None,
         };
-        let listener = bind_socket(&options.socket)?;
+        let listener = bind_socket(&options.socket, options.socket_mode)?;
         tracing::info!(
             "store {:016x} serving {} bytes ({}) on {}",
             store.0,
@@ -343,18 +355,20 @@ impl Daemon {
         }
     }
 
-    /// Whether a new connection may be served: from this daemon's own user (the socket's mode
-    /// says so too, but a socket file is open to others for a moment between its bind and its
-    /// chmod), and within `max_clients`. Counts it as connected if so, until the returned slot
-    /// is dropped.
+    /// Whether a new connection may be served: from one of `allowed_uids` (the socket's mode
+    /// limits who can connect too, but root connects whatever the mode, and a socket file is
+    /// open to others for a moment between its bind and its chmod), and within `max_clients`.
+    /// Counts it as connected if so, until the returned slot is dropped.
     fn admit(&self, stream: &UnixStream) -> Result<Slot, String> {
         let uid = stream
             .peer_cred()
             .map_err(|e| format!("its credentials cannot be read ({e})"))?
             .uid();
-        let own = rustix::process::geteuid().as_raw();
-        if uid != own {
-            return Err(format!("it runs as uid {uid}, this daemon as uid {own}"));
+        if !self.shared.options.allowed_uids.contains(&uid) {
+            return Err(format!(
+                "it runs as uid {uid}, which is not among the allowed uids {:?}",
+                self.shared.options.allowed_uids
+            ));
         }
         let max = self.shared.options.max_clients;
         let slot = Slot(self.shared.clone());
@@ -451,15 +465,21 @@ mod libc_errno {
     pub(super) const ECONNABORTED: i32 = rustix::io::Errno::CONNABORTED.raw_os_error();
 }
 
-fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
+fn bind_socket(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
     let fail = |source| ServeError::Bind {
         path: path.to_owned(),
         source,
     };
+    if mode & !0o777 != 0 {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket mode {mode:#o} has bits beyond 0o777"),
+        )));
+    }
     let listener = bind_or_replace(path).map_err(fail)?;
-    // The socket is this user's alone: whoever connects can read every object.
-    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-    std::fs::set_permissions(path, private).map_err(fail)?;
+    // By default the socket is this user's alone: whoever connects can read every object.
+    let permissions = std::os::unix::fs::PermissionsExt::from_mode(mode);
+    std::fs::set_permissions(path, permissions).map_err(fail)?;
     Ok(listener)
 }
 

@@ -750,21 +750,104 @@ fn a_connection_without_a_hello_is_closed_after_the_hello_timeout_and_frees_its_
 #[test]
 fn a_client_of_another_user_is_refused_by_its_credentials() {
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
-    let python = Path::new("/usr/bin/python3");
-    if !is_root() || !python.exists() {
-        eprintln!(
-            "SKIPPED a_client_of_another_user_is_refused_by_its_credentials: it needs root (to \
-             run a client as uid 65534) and /usr/bin/python3 (a client any user can run)"
-        );
+    let Some(dir) = other_user_scratch(
+        "other-user",
+        "a_client_of_another_user_is_refused_by_its_credentials",
+    ) else {
         return;
-    }
-    let dir = scratch("other-user");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
     let socket = dir.join("store.sock");
     let stats = start(ServeOptions::new(&socket, 1 << 20));
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
-    // The hello a real client sends first; a refused one reads the end of the stream at once.
+    assert_eq!(hello_as_nobody(&socket), "0");
+    // The daemon's own user is still served.
+    runtime().block_on(async {
+        let client = Client::connect(&socket).await.unwrap();
+        assert_eq!(client.stats().await.unwrap().clients, 1);
+    });
+    assert_eq!(stats.stats().objects, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With the default mode (0600) another user cannot even connect; with a wider mode and its uid
+/// in `allowed_uids`, it is served.
+#[test]
+fn the_socket_mode_and_allowed_uids_decide_who_is_served() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dir) = other_user_scratch(
+        "allowed-uids",
+        "the_socket_mode_and_allowed_uids_decide_who_is_served",
+    ) else {
+        return;
+    };
+    let private = dir.join("private.sock");
+    let _private = start(ServeOptions::new(&private, 1 << 20));
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(hello_as_nobody(&private), "denied");
+
+    let shared = dir.join("shared.sock");
+    let mut options = ServeOptions::new(&shared, 1 << 20);
+    options.socket_mode = 0o666;
+    options.allowed_uids.push(NOBODY);
+    let stats = start(options);
+    assert_eq!(
+        std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
+    let reply: usize = hello_as_nobody(&shared).parse().unwrap();
+    assert!(reply > 0, "an allowed uid gets the daemon's hello");
+    assert_eq!(stats.stats().objects, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A socket mode beyond the permission bits is refused at bind, before any file is made.
+#[test]
+fn a_socket_mode_beyond_the_permission_bits_is_refused() {
+    let dir = scratch("bad-mode");
+    let socket = dir.join("store.sock");
+    let mut options = ServeOptions::new(&socket, 1 << 20);
+    options.socket_mode = 0o4777;
+    let err = pontoon_store::Daemon::bind(options)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(err, pontoon_store::ServeError::Bind { .. }),
+        "{err:?}"
+    );
+    assert!(format!("{:?}", err).contains("0o4777"), "{err:?}");
+    assert!(!socket.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The uid the other-user tests run their client as.
+const NOBODY: u32 = 65534;
+
+/// A scratch directory any user can traverse, or `None` (said loudly) where no client can be
+/// run as another user here.
+fn other_user_scratch(name: &str, test: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() || !Path::new(PYTHON).exists() {
+        eprintln!(
+            "SKIPPED {test}: it needs root (to run a client as uid {NOBODY}) and {PYTHON} (a \
+             client any user can run)"
+        );
+        return None;
+    }
+    let dir = scratch(name);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Some(dir)
+}
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// Runs a client as uid 65534 that sends a real hello and prints how many bytes came back (`0`
+/// when the daemon closed the connection), or `denied` when the socket's mode refused the
+/// connect itself.
+fn hello_as_nobody(socket: &Path) -> String {
+    use std::os::unix::process::CommandExt;
     let mut hello = pontoon_wire::preamble().to_vec();
     hello.extend_from_slice(
         &Encoder::new(EncodeOptions::default())
@@ -773,28 +856,22 @@ fn a_client_of_another_user_is_refused_by_its_credentials() {
             .to_bytes(),
     );
     let script = format!(
-        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
-         s.settimeout(30)\ntry:\n    s.sendall(bytes.fromhex('{}'))\n    \
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n    \
+         s.connect(sys.argv[1])\nexcept PermissionError:\n    print('denied')\n    \
+         sys.exit(0)\ns.settimeout(30)\ntry:\n    s.sendall(bytes.fromhex('{}'))\n    \
          print(len(s.recv(4096)))\nexcept (BrokenPipeError, ConnectionResetError):\n    \
          print(0)",
         hello.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    let output = Command::new(python)
+    let output = Command::new(PYTHON)
         .args(["-c", &script])
-        .arg(&socket)
-        .uid(65534)
-        .gid(65534)
+        .arg(socket)
+        .uid(NOBODY)
+        .gid(NOBODY)
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "0");
-    // The daemon's own user is still served.
-    runtime().block_on(async {
-        let client = Client::connect(&socket).await.unwrap();
-        assert_eq!(client.stats().await.unwrap().clients, 1);
-    });
-    assert_eq!(stats.stats().objects, 0);
-    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn is_root() -> bool {
