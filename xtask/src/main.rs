@@ -12,6 +12,7 @@ mod fuzz;
 mod miri;
 mod python;
 mod release;
+mod seaweed;
 mod test;
 mod tidy;
 mod workspace;

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::cmd::{Cmd, Result, repo_root};
 use crate::python;
+use crate::seaweed::Seaweed;
 use crate::workspace::{self, relative};
 
 /// The ratios file, relative to the repo root.
@@ -78,6 +79,18 @@ pub(crate) fn run(args: &[String]) -> Result {
         build = build.args(["--bench", area]);
     }
     build.run()?;
+    // The remote area measures against a local S3-compatible server from the venv, kept
+    // running until every area is measured.
+    let server = if areas.contains(&"remote") {
+        let python = match &python_path {
+            Some(path) => path.clone(),
+            None => python::ensure_venv()?,
+        };
+        Some(Seaweed::start(&python, "bench")?)
+    } else {
+        None
+    };
+
     let clock = Instant::now();
     for (i, area) in areas.iter().enumerate() {
         eprintln!(
@@ -90,6 +103,11 @@ pub(crate) fn run(args: &[String]) -> Result {
         cmd = cmd.env(NOTES_ENV, &notes_env);
         if let Some(path) = &python_path {
             cmd = cmd.env(PYTHON_ENV, path);
+        }
+        if let (Some(server), true) = (&server, *area == "remote") {
+            for (key, value) in server.env("bench") {
+                cmd = cmd.env(key, &value);
+            }
         }
         if quick || !criterion_args.is_empty() {
             cmd = cmd.arg("--");

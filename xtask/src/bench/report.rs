@@ -13,7 +13,7 @@ use super::results::Measurement;
 use super::{format_ratio, format_throughput, format_time};
 
 /// The areas in the order the report shows them (others follow, by name).
-const AREAS: [&str; 9] = [
+const AREAS: [&str; 10] = [
     "wire",
     "family",
     "array",
@@ -21,6 +21,7 @@ const AREAS: [&str; 9] = [
     "persist",
     "pickle",
     "store",
+    "remote",
     "dask",
     "python",
 ];

@@ -6,7 +6,8 @@
 //! that arrives as a view of the received frame, then pontoon-transport: two processes
 //! exchanging admin messages, a custom type and large arrays over tcp://, and last
 //! pontoon-persist: a durable state whose writer is killed with SIGKILL and that is reopened with
-//! nothing acknowledged lost, and pontoon-store: a large array put into a store daemon's shared
+//! nothing acknowledged lost, then restored onto a fresh directory from an S3-compatible remote
+//! (when one is set), and pontoon-store: a large array put into a store daemon's shared
 //! memory by one process and read by another as a view of it, and pontoon-dask: an array
 //! scattered to a live Dask scheduler's worker and gathered by Python, and back (when a Python
 //! with distributed is there; otherwise the part says so).
@@ -15,6 +16,7 @@ mod array;
 mod dask;
 mod family;
 mod persist;
+mod remote;
 mod store;
 mod transport;
 mod wire;
@@ -53,6 +55,8 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     transport::run(args)?;
     println!();
     persist::run()?;
+    println!();
+    remote::run()?;
     println!();
     store::run(args)?;
     println!();

