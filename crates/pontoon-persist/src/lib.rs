@@ -70,7 +70,9 @@ pub use record_file::{
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};
 #[cfg(feature = "remote")]
-pub use remote::{Remote, RemoteError};
+pub use remote::uploader::RemoteStatus;
+#[cfg(feature = "remote")]
+pub use remote::{Remote, RemoteDurability, RemoteError, RemoteTimeouts};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
     SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,
