@@ -733,3 +733,132 @@ fn failed_background_rounds_are_reported_and_drop_is_bounded() {
 fn target_less() -> Remote {
     Remote::open("s3://unused/x", Seaweed::options_for_port(9)).unwrap()
 }
+
+/// The server killed in the middle of a large (multipart) upload and restarted on its data and
+/// ports: nothing acknowledged is lost, nothing half-written is read, and uploads resume.
+#[test]
+fn seaweedfs_killed_mid_upload_and_restarted() {
+    let base = scratch("s3-killed");
+    let server = std::sync::Arc::new(std::sync::Mutex::new(Seaweed::start("killed")));
+    let (url, good) = {
+        let server = server.lock().unwrap();
+        (server.url("killed"), server.good_options())
+    };
+    let remote = || {
+        let mut timeouts = RemoteTimeouts::default();
+        // A dead server fails a round quickly.
+        timeouts.max_retries = 3;
+        timeouts.retry = std::time::Duration::from_secs(5);
+        timeouts.request = std::time::Duration::from_secs(60);
+        Remote::open_with(&url, good.clone(), timeouts).unwrap()
+    };
+    let options = |remote: Remote| {
+        let mut options = DurableOptions::default();
+        options
+            .registry
+            .register_type::<Vec<u8>>("test.Blob")
+            .unwrap();
+        options.remote = Some(remote);
+        options.remote_durability = RemoteDurability::Acknowledged;
+        options
+    };
+    let append = |blob: &mut Vec<u8>, more: &Vec<u8>| blob.extend_from_slice(more);
+    let restore =
+        |name: &str| Durable::open(base.join(name), Vec::new, append, options(remote())).unwrap();
+    let mut state =
+        Durable::open(base.join("writer"), Vec::new, append, options(remote())).unwrap();
+    for n in 0..3u8 {
+        state.apply(&vec![n; 100]).unwrap();
+    }
+    let acknowledged = state.state().clone();
+    let acknowledged_seq = state.last_seq();
+
+    // 40 MiB submitted (logged, not acknowledged), then put on the remote by one round: a
+    // multipart upload of 8 MiB parts, during which the server is killed.
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut last = 0;
+    for _ in 0..40 {
+        last = state.submit(&chunk).unwrap();
+    }
+    let baseline = server.lock().unwrap().data_bytes();
+    let killer = {
+        let server = std::sync::Arc::clone(&server);
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let mut server = server.lock().unwrap();
+                // More than a part has reached the server's disk: the upload is under way.
+                if server.data_bytes() > baseline + (12 << 20) {
+                    server.kill();
+                    return true;
+                }
+                drop(server);
+                if std::time::Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    let err = state.wait_remote(last).unwrap_err();
+    assert!(
+        killer.join().unwrap(),
+        "the upload never reached the server's disk"
+    );
+    assert!(
+        matches!(err, StateError::Remote(RemoteError::Store { .. })),
+        "{err:?}"
+    );
+    // While the server is down, an acknowledged apply fails, typed, and stands locally.
+    let err = state.apply(&vec![9; 10]).unwrap_err();
+    assert!(
+        matches!(err, StateError::NotOnRemote { seq, .. } if seq == last + 1),
+        "{err:?}"
+    );
+
+    server.lock().unwrap().restart();
+    // A reader sees the last published state: exactly what was acknowledged, no part of the
+    // killed upload (it is named by no manifest, and no object of it is complete).
+    let manifest = remote().newest_manifest().unwrap().unwrap();
+    assert_eq!(manifest.next_seq, acknowledged_seq + 1);
+    let listed: std::collections::HashMap<String, u64> =
+        remote().list().unwrap().into_iter().collect();
+    for (name, len) in manifest
+        .snapshot
+        .iter()
+        .chain(&manifest.segments)
+        .chain(&manifest.tail)
+    {
+        assert_eq!(listed.get(name), Some(len), "{name}");
+    }
+    let reader = restore("reader");
+    assert_eq!(reader.last_seq(), acknowledged_seq);
+    assert!(reader.state() == &acknowledged);
+    drop(reader);
+
+    // Uploads resume: the next round puts everything logged on the remote.
+    let manifest = state
+        .wait_remote(last + 1)
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(manifest.next_seq, last + 2);
+    state.apply(&vec![10; 10]).unwrap();
+    state.snapshot().unwrap();
+    let manifest = state.sync_remote().unwrap();
+    assert!(manifest.snapshot.is_some());
+    let everything = state.state().clone();
+    let restored = restore("restored");
+    assert_eq!(restored.last_seq(), last + 2);
+    assert!(restored.state() == &everything);
+    assert_eq!(state.remote_status().unwrap().last_error, None);
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
