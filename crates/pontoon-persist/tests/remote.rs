@@ -560,6 +560,8 @@ fn acknowledged_applies_are_on_the_remote(target: Target, base: &Path) {
     assert_eq!(listed, named);
     let restored = restore_fresh(base, &target, "acked", "restored-end");
     assert_eq!(*restored.state(), expected(260));
+    drop((state, restored));
+    std::fs::remove_dir_all(base).unwrap();
 }
 
 #[test]
@@ -850,6 +852,8 @@ fn seaweedfs_killed_mid_upload_and_restarted() {
     assert_eq!(restored.last_seq(), last + 2);
     assert!(restored.state() == &everything);
     assert_eq!(state.remote_status().unwrap().last_error, None);
+    drop((state, restored));
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -776,6 +776,44 @@ impl Remote {
         Ok(())
     }
 
+    /// Downloads the state the newest manifest names into `dir`, which must be missing or
+    /// empty, as a restore does (the snapshot, the segments, the tail joined into its segment,
+    /// an empty active segment at the manifest's `next_seq`, each length checked against what
+    /// the log would write under `options` before it is read), and returns that manifest, or
+    /// `None` if the remote holds none. Only reads the remote: the way to look at what a
+    /// remote holds (`pontoon log verify s3://...`) without a writer's side effects.
+    ///
+    /// ```
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-download-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let remote = pontoon_persist::Remote::open(&url, Vec::<(String, String)>::new())?;
+    /// let got = remote.download(&base.join("copy"), &pontoon_persist::LogOptions::default())?;
+    /// assert!(got.is_none()); // nothing uploaded there
+    /// # std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), pontoon_persist::RemoteError>(())
+    /// ```
+    pub fn download(
+        &self,
+        dir: &Path,
+        options: &crate::LogOptions,
+    ) -> Result<Option<RemoteManifest>, RemoteError> {
+        let empty = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io("listing", dir)(e).into()),
+        };
+        if !empty {
+            return Err(io("downloading into", dir)(std::io::Error::new(
+                std::io::ErrorKind::DirectoryNotEmpty,
+                "the directory is not empty",
+            ))
+            .into());
+        }
+        self.restore_into(dir, options)
+    }
+
     /// Restores the newest manifest's snapshot, segments and tail into `dir` (which must hold
     /// no state), each file written under a temporary name, synced, then renamed; returns the
     /// manifest, or `None` if the remote holds nothing.
