@@ -638,8 +638,10 @@ where
     ///
     /// Uploads to the remote now what it lacks (the newest snapshot, the sealed segments after
     /// it), publishes it with a new manifest and deletes what that manifest no longer names;
-    /// waits for it and returns the manifest. The log's active segment is not uploaded: its
-    /// records reach the remote once the log rolls over to a new segment
+    /// waits for it and returns the manifest. The log's active segment is uploaded only as far
+    /// as a tail was asked for ([`wait_remote`](Durable::wait_remote), or
+    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability)); otherwise its records reach
+    /// the remote once the log rolls over to a new segment
     /// ([`LogOptions::segment_bytes`](crate::LogOptions::segment_bytes)), or in a snapshot.
     ///
     /// ```
