@@ -599,6 +599,7 @@ impl Remote {
                     .map_err(store_error("starting the multipart upload of", &object))?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_LEN);
                 let mut part = vec![0u8; PART_LEN];
+                let mut sent = 0u64;
                 loop {
                     let n = file
                         .read(&mut part)
@@ -611,6 +612,19 @@ impl Remote {
                         .await
                         .map_err(store_error("uploading", &object))?;
                     writer.write(&part[..n]);
+                    sent += n as u64;
+                }
+                if sent != len {
+                    // Never completed: no object of the wrong length appears.
+                    writer
+                        .abort()
+                        .await
+                        .map_err(store_error("aborting", &object))?;
+                    return Err(io("reading for upload", path)(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than its durable length",
+                    ))
+                    .into());
                 }
                 writer
                     .finish()
