@@ -1,6 +1,7 @@
 //! `pontoon log`: inspect a pontoon-persist log directory without changing it: `verify` checks
 //! every record and prints a summary, `dump` prints one line per record. Both read through
-//! `Log::inspect`: nothing is created, locked exclusively, cut or written.
+//! `Log::inspect`: nothing is created, locked exclusively, cut or written. Both take a remote
+//! (`s3://bucket/prefix`) too, read through `log_remote`.
 
 use std::error::Error;
 use std::io::Write;
@@ -36,23 +37,39 @@ pub(crate) enum Command {
     /// shared, so no writer opens it meanwhile; a log that a process has open for writing is not
     /// checked).
     ///
+    /// DIR may be a remote a durable state uploads to, `s3://bucket/prefix`: the state its
+    /// newest manifest names (segments, and the active segment's tail) is downloaded into a
+    /// temporary directory and checked there; the remote is only read. Credentials, region and
+    /// endpoint come from the usual AWS environment variables (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT, ...), the endpoint also from --endpoint.
+    ///
     /// Exit status: 0 when the log is whole (a torn tail is reported, not damage), 1 when it is
-    /// damaged, 2 when it could not be checked (not a log, locked by a writer, an I/O error) or
-    /// on bad usage.
+    /// damaged (or a remote's manifest is), 2 when it could not be checked (not a log, locked
+    /// by a writer, an I/O error, a remote that cannot be reached or refuses the credentials)
+    /// or on bad usage.
     Verify {
-        /// The log's directory.
+        /// The log's directory, or a remote: `s3://bucket/prefix`.
         dir: PathBuf,
+        /// The S3 endpoint of an `s3://` remote (`http://host:port` allowed), instead of
+        /// AWS_ENDPOINT or AWS's own.
+        #[arg(long)]
+        endpoint: Option<String>,
     },
     /// Print one line per record of a log, changing nothing.
     ///
     /// Prints, per record of the log in DIR: sequence number, kind, frame count and the header
     /// as text. Frames are not decompressed (their decoded lengths come from the frame table).
-    /// Read as `verify` reads (nothing is written; a torn tail is left, and not printed).
+    /// Read as `verify` reads (nothing is written; a torn tail is left, and not printed); DIR
+    /// may be an `s3://bucket/prefix` remote, as for `verify`.
     ///
     /// Exit status as for `verify`.
     Dump {
-        /// The log's directory.
+        /// The log's directory, or a remote: `s3://bucket/prefix`.
         dir: PathBuf,
+        /// The S3 endpoint of an `s3://` remote (`http://host:port` allowed), instead of
+        /// AWS_ENDPOINT or AWS's own.
+        #[arg(long)]
+        endpoint: Option<String>,
         /// One JSON object a line instead (JSON Lines, format version 1):
         /// {"v":1,"seq":..,"kind":..,"frames":[decoded frame lengths],"header":<header>}.
         /// A header over --max-header-bytes is "header":null with "header_bytes":<its length>.
@@ -107,12 +124,27 @@ impl Failure {
 /// Runs a `pontoon log` subcommand; a failure says whether the log was found damaged (exit 1)
 /// or could not be checked (exit 2), as documented on [`Command`].
 pub(crate) fn run(command: &Command) -> Result<(), Failure> {
+    let (location, endpoint) = match command {
+        Command::Verify { dir, endpoint } | Command::Dump { dir, endpoint, .. } => {
+            (dir, endpoint.as_deref())
+        }
+    };
+    // A remote is checked as a local copy; the copy is removed when this returns.
+    let downloaded = if crate::log_remote::is_remote(location) {
+        let url = location.to_string_lossy();
+        Some(crate::log_remote::download(&url, endpoint)?)
+    } else {
+        None
+    };
+    let dir = downloaded
+        .as_ref()
+        .map_or(location.as_path(), |d| d.dir.as_path());
     match command {
-        Command::Verify { dir } => verify(dir),
+        Command::Verify { .. } => verify(dir),
         Command::Dump {
-            dir,
             json,
             max_header_bytes,
+            ..
         } => dump(dir, *json, *max_header_bytes),
     }
 }

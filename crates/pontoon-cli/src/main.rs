@@ -10,6 +10,7 @@ mod demo;
 mod generate;
 mod inspect;
 mod log;
+mod log_remote;
 mod store;
 
 use std::error::Error;

@@ -29,7 +29,10 @@
 //! (or a `file://` directory standing in for it): `Remote` names it, a background thread
 //! uploads the newest snapshot and the sealed segments after it and publishes them with a
 //! conditionally created [`RemoteManifest`], and opening an empty directory restores from it
-//! (`docs/remote.md`; the example is `Durable::sync_remote`'s).
+//! (`docs/remote.md`; the example is `Durable::sync_remote`'s). Under `RemoteDurability`'s
+//! `Acknowledged`, `apply` returns only once its event is on the remote too (the active
+//! segment's tail goes up as parts); `Durable::wait_remote` puts many submitted events there
+//! in one round.
 //!
 //! Records start at 64-byte aligned file offsets, and segments and snapshots are read through
 //! read-only memory maps: a frame read back is a view of the map, so an array logged is an array
@@ -70,7 +73,9 @@ pub use record_file::{
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};
 #[cfg(feature = "remote")]
-pub use remote::{Remote, RemoteError};
+pub use remote::uploader::RemoteStatus;
+#[cfg(feature = "remote")]
+pub use remote::{Remote, RemoteDurability, RemoteError, RemoteTimeouts};
 pub use snapshot::{
     DamagedSnapshot, Pruned, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, Snapshot,
     SnapshotRecovery, encode_snapshot, load_snapshot, remove_snapshots_before, snapshot_file_name,

@@ -588,6 +588,25 @@ impl Log {
         Ok(())
     }
 
+    /// Makes every record appended so far durable (unless it is already), then says where
+    /// the active segment's durable bytes end, read under the lock so that the three agree.
+    #[cfg(feature = "remote")]
+    pub(crate) fn durable_tail(&self) -> Result<crate::remote::Tail, AppendError> {
+        let mut state = self.state()?;
+        state.check()?;
+        if !state.pending.is_empty()
+            || self.shared.durable_seq.load(Ordering::Acquire) < state.next_seq - 1
+        {
+            state.sync(&self.shared)?;
+        }
+        let segment = state.segments.last().expect("at least one segment");
+        Ok(crate::remote::Tail {
+            first_seq: segment.first_seq,
+            len: state.file_len,
+            last_seq: state.next_seq - 1,
+        })
+    }
+
     /// How many segments this handle has sealed since it was opened.
     #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) fn sealed_segments(&self) -> u64 {

@@ -30,9 +30,40 @@ pub struct RemoteManifest {
     /// The sealed segments uploaded (each after the snapshot or overlapping it), oldest first:
     /// file name and length.
     pub segments: Vec<(String, u64)>,
-    /// The sequence number the log goes on at after a restore: where the local log's active
-    /// segment (never uploaded) started, or just after the snapshot if that is later.
+    /// The active segment's tail, uploaded for remote durability (`RemoteDurability`): the
+    /// parts that, joined in order, are the segment's first bytes (its header and whole records
+    /// only), each a *tail part* object (`<segment name>.<offset>.<writer>.part`) and its
+    /// length. Empty when nothing of the active segment is on the remote.
+    pub tail: Vec<(String, u64)>,
+    /// The sequence number the log goes on at after a restore: the record after the last
+    /// one the tail holds, else where the local log's active segment started, or just after
+    /// the snapshot if that is later.
     pub next_seq: u64,
+}
+
+/// What a tail part object's name says: the first sequence number of the segment it is part
+/// of, and the offset in that segment where its bytes start.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn parse_tail_name(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_suffix(".part")?;
+    let (segment, rest) = rest.split_at_checked(24)?;
+    let first = parse_segment_name(segment)?;
+    let rest = rest.strip_prefix('.')?;
+    let (offset, writer) = rest.split_at_checked(20)?;
+    let offset = parse_seq_digits(offset)?;
+    let writer = writer.strip_prefix('.')?;
+    if writer.len() != 16 || !writer.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((first, offset))
+}
+
+/// The name of the tail part of the segment starting at `first_seq`, from `offset` on,
+/// uploaded by the writer `writer` (a token of its own, so that two writers never overwrite
+/// each other's parts).
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn tail_name(first_seq: u64, offset: u64, writer: u64) -> String {
+    format!("{first_seq:020}.log.{offset:020}.{writer:016x}.part")
 }
 
 /// The object name (under the remote's prefix) of the manifest of `generation`; 20 digits,
@@ -75,13 +106,17 @@ impl RemoteManifest {
         for (name, len) in &self.segments {
             text.push_str(&format!("segment {name} {len}\n"));
         }
+        for (name, len) in &self.tail {
+            text.push_str(&format!("tail {name} {len}\n"));
+        }
         text
     }
 
     /// Reads a manifest back: every line must be one this version writes, every name a
-    /// snapshot's or a segment's (so no name can reach outside the directory it is restored
-    /// into), segments in increasing order and before `next_seq`; at most 1 MiB. The error
-    /// says what is wrong.
+    /// snapshot's, a segment's or a tail part's (so no name can reach outside the directory it
+    /// is restored into), segments in increasing order and before `next_seq`, tail parts last,
+    /// of one segment after every other, joined end to end from offset 0; at most 1 MiB. The
+    /// error says what is wrong.
     ///
     /// ```
     /// let bad = b"pontoon-remote-manifest 1\ngeneration 1\nnext_seq 9\nsegment ../x 1\n";
@@ -113,6 +148,8 @@ impl RemoteManifest {
             ..RemoteManifest::default()
         };
         let mut last_first_seq = None;
+        // The tail's segment, and where its next part must start.
+        let mut tail_at: Option<(u64, u64)> = None;
         for line in lines {
             let mut words = line.split(' ');
             let (Some(what), Some(name), Some(len), None) =
@@ -124,7 +161,11 @@ impl RemoteManifest {
                 .parse()
                 .map_err(|_| "a manifest length is not a number")?;
             match what {
-                "snapshot" if manifest.snapshot.is_none() && manifest.segments.is_empty() => {
+                "snapshot"
+                    if manifest.snapshot.is_none()
+                        && manifest.segments.is_empty()
+                        && tail_at.is_none() =>
+                {
                     let last =
                         parse_snapshot_name(name).ok_or("a manifest snapshot name is not one")?;
                     if last >= next_seq {
@@ -134,7 +175,7 @@ impl RemoteManifest {
                     }
                     manifest.snapshot = Some((name.to_owned(), len));
                 }
-                "segment" => {
+                "segment" if tail_at.is_none() => {
                     let first =
                         parse_segment_name(name).ok_or("a manifest segment name is not one")?;
                     if last_first_seq.is_some_and(|last| last >= first) || first >= next_seq {
@@ -143,7 +184,30 @@ impl RemoteManifest {
                     last_first_seq = Some(first);
                     manifest.segments.push((name.to_owned(), len));
                 }
-                _ => return Err("a manifest line is neither one snapshot (first) nor a segment"),
+                "tail" => {
+                    let (first, offset) =
+                        parse_tail_name(name).ok_or("a manifest tail part name is not one")?;
+                    let expected = match tail_at {
+                        Some((segment, end)) if segment == first => end,
+                        Some(_) => return Err("the manifest's tail parts are of two segments"),
+                        None if last_first_seq.is_some_and(|last| last >= first)
+                            || first >= next_seq =>
+                        {
+                            return Err("the manifest's tail is not of its last segment");
+                        }
+                        None => 0,
+                    };
+                    if offset != expected || len == 0 {
+                        return Err("the manifest's tail parts are not joined end to end");
+                    }
+                    tail_at = Some((first, offset.saturating_add(len)));
+                    manifest.tail.push((name.to_owned(), len));
+                }
+                _ => {
+                    return Err(
+                        "a manifest line is neither one snapshot (first), a segment, nor a tail part (last)",
+                    );
+                }
             }
         }
         Ok(manifest)
@@ -160,6 +224,10 @@ mod tests {
             generation: 3,
             snapshot: Some(("snapshot-00000000000000000010.snap".into(), 99)),
             segments: vec![("00000000000000000009.log".into(), 4096)],
+            tail: vec![
+                (tail_name(15, 0, 0xab), 128),
+                (tail_name(15, 128, 0xab), 64),
+            ],
             next_seq: 20,
         };
         assert_eq!(
@@ -173,6 +241,13 @@ mod tests {
             "pontoon-remote-manifest 1\ngeneration x\nnext_seq 9\n",
             "pontoon-remote-manifest 1\ngeneration 1\nnext_seq 0\n",
             "pontoon-remote-manifest 1\ngeneration 1\nnext_seq 5\nsegment 00000000000000000007.log 1\n",
+            // A tail part that does not start where the previous one ended.
+            "pontoon-remote-manifest 1\ngeneration 1\nnext_seq 9\ntail 00000000000000000002.log.00000000000000000000.00000000000000ab.part 10\ntail 00000000000000000002.log.00000000000000000011.00000000000000ab.part 10\n",
+            // A tail before a segment, and one of a segment before the last one.
+            "pontoon-remote-manifest 1\ngeneration 1\nnext_seq 9\ntail 00000000000000000002.log.00000000000000000000.00000000000000ab.part 10\nsegment 00000000000000000003.log 1\n",
+            "pontoon-remote-manifest 1\ngeneration 1\nnext_seq 9\nsegment 00000000000000000003.log 1\ntail 00000000000000000002.log.00000000000000000000.00000000000000ab.part 10\n",
+            // A tail part whose name reaches elsewhere.
+            "pontoon-remote-manifest 1\ngeneration 1\nnext_seq 9\ntail ../00000000000000000002.log 10\n",
         ] {
             assert!(RemoteManifest::decode(bad.as_bytes()).is_err(), "{bad}");
         }

@@ -132,6 +132,19 @@ pub enum StateError {
     #[cfg(feature = "remote")]
     #[error(transparent)]
     Remote(#[from] crate::RemoteError),
+    /// Under [`RemoteDurability::Acknowledged`](crate::RemoteDurability::Acknowledged), event
+    /// `seq` was logged durably and applied locally, but the round that was to publish it on
+    /// the remote failed: it is not acknowledged as on the remote. The state is intact; the
+    /// next round (or [`Durable::wait_remote`]) uploads it.
+    #[cfg(feature = "remote")]
+    #[error("event {seq} was committed locally, but putting it on the remote failed")]
+    NotOnRemote {
+        /// The committed event's sequence number.
+        seq: u64,
+        /// Why the upload failed.
+        #[source]
+        source: Box<crate::RemoteError>,
+    },
     /// [`Durable::sync_remote`] was called on a state opened without a remote.
     #[cfg(feature = "remote")]
     #[error("the state was opened without a remote")]
@@ -191,6 +204,11 @@ pub struct DurableOptions {
     /// [`Durable::open`] restores from when the directory holds no state (feature `remote`).
     #[cfg(feature = "remote")]
     pub remote: Option<crate::Remote>,
+    /// Whether [`Durable::apply`] waits for its event to be on the remote
+    /// ([`RemoteDurability::Acknowledged`](crate::RemoteDurability)) or not (`Background`, the
+    /// default). Without a remote it changes nothing.
+    #[cfg(feature = "remote")]
+    pub remote_durability: crate::RemoteDurability,
 }
 
 impl Default for DurableOptions {
@@ -203,6 +221,8 @@ impl Default for DurableOptions {
             prune: true,
             #[cfg(feature = "remote")]
             remote: None,
+            #[cfg(feature = "remote")]
+            remote_durability: crate::RemoteDurability::Background,
         }
     }
 }
@@ -273,6 +293,8 @@ pub struct Durable<S, E> {
     /// The log's sealed segment count when the uploader was last asked for a round.
     #[cfg(feature = "remote")]
     sealed_seen: u64,
+    #[cfg(feature = "remote")]
+    remote_durability: crate::RemoteDurability,
 }
 
 impl<S, E> std::fmt::Debug for Durable<S, E> {
@@ -309,13 +331,21 @@ where
         stable_name::<S>(&options.registry, "state")?;
         stable_name::<E>(&options.registry, "event")?;
         let limits = options.log.limits;
+        // A restore holds its lock until the log holds the directory's.
         #[cfg(feature = "remote")]
-        let uploader = match options.remote {
-            Some(remote) => Some(start_remote(remote, &dir, &options.log)?),
+        let restore_lock = match &options.remote {
+            Some(remote) => restore_if_empty(remote, &dir, &options.log)?,
             None => None,
         };
         // The log first: it locks the directory before the snapshots are touched.
         let (log, log_recovery) = Log::open(&dir, options.log)?;
+        #[cfg(feature = "remote")]
+        drop(restore_lock);
+        #[cfg(feature = "remote")]
+        let uploader = match options.remote {
+            Some(remote) => Some(start_uploader(remote, &dir)?),
+            None => None,
+        };
         let snapshots = load_snapshot(&dir, &limits)?;
         let registry = options.registry;
         let (mut state, snapshot_seq) = match &snapshots.snapshot {
@@ -388,6 +418,8 @@ where
             uploader,
             #[cfg(feature = "remote")]
             sealed_seen: 0,
+            #[cfg(feature = "remote")]
+            remote_durability: options.remote_durability,
         })
     }
 
@@ -422,7 +454,11 @@ where
     }
 
     /// Logs `event`, then applies it to the state; returns its sequence number once it is
-    /// durable (per [`LogOptions::durability`]). If logging fails, the state is unchanged.
+    /// durable (per [`LogOptions::durability`], and, under
+    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability), once it is durable locally and
+    /// published on the remote; if only that fails, the error is
+    /// [`StateError::NotOnRemote`] and the event stands). If logging fails, the state is
+    /// unchanged.
     /// Then takes a snapshot if [`DurableOptions::snapshot_every`] events have accumulated;
     /// if only that fails, the error is [`StateError::AutoSnapshot`] and the event stands.
     ///
@@ -534,10 +570,20 @@ where
         self.last_seq = seq;
         #[cfg(feature = "remote")]
         if let Some(uploader) = &self.uploader {
-            // A segment was sealed (it is synced before the next one starts): upload it.
             let sealed = self.log.sealed_segments();
-            if sealed != self.sealed_seen {
-                self.sealed_seen = sealed;
+            let sealed_now = sealed != self.sealed_seen;
+            self.sealed_seen = sealed;
+            if wait && self.remote_durability == crate::RemoteDurability::Acknowledged {
+                // Its round uploads a newly sealed segment too.
+                let tail = self.log.durable_tail()?;
+                uploader
+                    .upload_now(Some(tail))
+                    .map_err(|source| StateError::NotOnRemote {
+                        seq,
+                        source: Box::new(source),
+                    })?;
+            } else if sealed_now {
+                // A segment was sealed (it is synced before the next one starts): upload it.
                 uploader.request();
             }
         }
@@ -592,8 +638,10 @@ where
     ///
     /// Uploads to the remote now what it lacks (the newest snapshot, the sealed segments after
     /// it), publishes it with a new manifest and deletes what that manifest no longer names;
-    /// waits for it and returns the manifest. The log's active segment is not uploaded: its
-    /// records reach the remote once the log rolls over to a new segment
+    /// waits for it and returns the manifest. The log's active segment is uploaded only as far
+    /// as a tail was asked for ([`wait_remote`](Durable::wait_remote), or
+    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability)); otherwise its records reach
+    /// the remote once the log rolls over to a new segment
     /// ([`LogOptions::segment_bytes`](crate::LogOptions::segment_bytes)), or in a snapshot.
     ///
     /// ```
@@ -626,9 +674,72 @@ where
     #[cfg(feature = "remote")]
     pub fn sync_remote(&self) -> Result<crate::RemoteManifest, StateError> {
         match &self.uploader {
-            Some(uploader) => Ok(uploader.upload_now()?),
+            Some(uploader) => Ok(uploader.upload_now(None)?),
             None => Err(StateError::NoRemote),
         }
+    }
+
+    /// Waits until every event up to `seq` (every event so far, if `seq` is later) is on the
+    /// remote: makes them durable locally, uploads what the remote lacks of the active
+    /// segment as a tail part with whatever else it lacks, publishes a manifest naming it,
+    /// and returns that manifest. Events [`submit`](Durable::submit)ted before it share its one
+    /// round: the way to batch under [`RemoteDurability::Acknowledged`](crate::RemoteDurability),
+    /// or to acknowledge a point under `Background`. From then on every round keeps at least
+    /// that much of the active segment on the remote.
+    ///
+    /// ```
+    /// use pontoon_persist::{Durable, DurableOptions, Remote};
+    ///
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-wait-remote-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let options = || {
+    ///     let mut options = DurableOptions::default();
+    ///     options.registry.register_type::<u64>("counter.Amount").unwrap();
+    ///     options.remote = Some(Remote::open(&url, Vec::<(String, String)>::new()).unwrap());
+    ///     options
+    /// };
+    /// let add = |total: &mut u64, n: &u64| *total += n;
+    /// {
+    ///     let mut counter = Durable::open(base.join("a"), || 0u64, add, options())?;
+    ///     let mut last = 0;
+    ///     for n in 1..=10 {
+    ///         last = counter.submit(&n)?;
+    ///     }
+    ///     let manifest = counter.wait_remote(last)?; // one round for all ten
+    ///     assert_eq!(manifest.next_seq, 11);
+    /// }
+    /// let counter = Durable::open(base.join("b"), || 0u64, add, options())?;
+    /// assert_eq!(*counter.state(), 55);
+    /// # drop(counter); std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), pontoon_persist::StateError>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn wait_remote(&self, seq: u64) -> Result<crate::RemoteManifest, StateError> {
+        let Some(uploader) = &self.uploader else {
+            return Err(StateError::NoRemote);
+        };
+        self.log.wait_durable(seq)?;
+        let tail = self.log.durable_tail()?;
+        Ok(uploader.upload_now(Some(tail))?)
+    }
+
+    /// What the upload rounds have done since the state was opened (how many failed, the last
+    /// error), or `None` without a remote. A background round's failure shows only here and
+    /// as a `tracing` warning.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(state: &pontoon_persist::Durable<u64, u64>) {
+    /// if let Some(status) = state.remote_status() && status.last_error.is_some() {
+    ///     eprintln!("{} of {} upload rounds failed", status.failed_rounds, status.rounds);
+    /// }
+    /// # }
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn remote_status(&self) -> Option<crate::RemoteStatus> {
+        self.uploader.as_ref().map(|u| u.status())
     }
 
     /// The state after every event applied so far.
@@ -652,22 +763,63 @@ where
     }
 }
 
-/// Restores `dir` from `remote` if it holds no state (missing, or empty), then starts the
-/// uploader for it.
+/// Whether `dir` holds no state (missing, or empty).
 #[cfg(feature = "remote")]
-fn start_remote(
-    remote: crate::Remote,
+fn is_empty(dir: &Path) -> Result<bool, StateError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(crate::RemoteError::from(crate::files::io("listing", dir)(e)).into()),
+    }
+}
+
+/// Restores `dir` from `remote` if it holds no state (missing, or empty). The restore takes
+/// an exclusive lock first, on `.<name>.restore-lock` beside the directory (the directory's
+/// own `LOCK` would make it non-empty), and looks again under it: two opens racing for one
+/// empty directory restore it once, the second finding it restored. The lock is returned, to
+/// be held until the log holds the directory's `LOCK`.
+#[cfg(feature = "remote")]
+fn restore_if_empty(
+    remote: &crate::Remote,
     dir: &Path,
     log_options: &LogOptions,
-) -> Result<crate::remote::uploader::Uploader, StateError> {
-    let empty = match std::fs::read_dir(dir) {
-        Ok(mut entries) => entries.next().is_none(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => return Err(crate::RemoteError::from(crate::files::io("listing", dir)(e)).into()),
+) -> Result<Option<std::fs::File>, StateError> {
+    let io = |what, path: &Path| {
+        let path = path.to_path_buf();
+        move |e| StateError::from(crate::RemoteError::from(crate::files::io(what, &path)(e)))
     };
-    if empty {
+    if !is_empty(dir)? {
+        return Ok(None);
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+    let path = parent.join(format!(".{name}.restore-lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("opening", &path))?;
+    lock.lock().map_err(io("locking", &path))?;
+    if is_empty(dir)? {
         remote.restore_into(dir, log_options)?;
     }
+    Ok(Some(lock))
+}
+
+/// Starts the uploader for the state in `dir` (opened, its log holding the directory).
+#[cfg(feature = "remote")]
+fn start_uploader(
+    remote: crate::Remote,
+    dir: &Path,
+) -> Result<crate::remote::uploader::Uploader, StateError> {
     let generation = crate::remote::read_generation(dir).map_err(crate::RemoteError::from)?;
     crate::remote::uploader::Uploader::start(remote, dir.to_path_buf(), generation).map_err(|e| {
         crate::RemoteError::from(crate::files::io("starting the uploader for", dir)(e)).into()

@@ -10,7 +10,9 @@ mod support {
 
 use std::path::{Path, PathBuf};
 
-use pontoon_persist::{Durable, DurableOptions, Remote, RemoteError, StateError};
+use pontoon_persist::{
+    Durable, DurableOptions, Remote, RemoteDurability, RemoteError, RemoteTimeouts, StateError,
+};
 use support::seaweed::Seaweed;
 
 fn scratch(test: &str) -> PathBuf {
@@ -487,4 +489,380 @@ fn file_hostile_manifests_fail_the_restore() {
             .unwrap_or_default();
         assert!(restored.is_empty(), "{prefix}: nothing downloaded");
     }
+}
+
+fn acknowledged_options(remote: Remote) -> DurableOptions {
+    let mut options = options(remote);
+    options.remote_durability = RemoteDurability::Acknowledged;
+    options
+}
+
+/// Restores the remote's newest state onto a fresh directory: what a new machine would get.
+fn restore_fresh(base: &Path, target: &Target, prefix: &str, name: &str) -> Durable<u64, u64> {
+    Durable::open(base.join(name), || 0, add, options(target.remote(prefix))).unwrap()
+}
+
+/// Under `Acknowledged`, every event `apply` returned is on the remote: a machine lost right
+/// after any `apply` (the first state is never closed here) is restored exactly to it,
+/// sealed segments, tail parts of the active segment and a snapshot alike; the parts stay few.
+fn acknowledged_applies_are_on_the_remote(target: Target, base: &Path) {
+    let mut state = Durable::open(
+        base.join("writer"),
+        || 0,
+        add,
+        acknowledged_options(target.remote("acked")),
+    )
+    .unwrap();
+    let mut restores = 0;
+    for n in 1..=260u64 {
+        assert_eq!(state.apply(&n).unwrap(), n);
+        if [1, 2, 37, 100, 200, 260].contains(&n) {
+            let manifest = target.remote("acked").newest_manifest().unwrap().unwrap();
+            assert_eq!(manifest.next_seq, n + 1, "{manifest:?}");
+            assert!(
+                manifest.tail.len() <= 12,
+                "{} tail parts",
+                manifest.tail.len()
+            );
+            restores += 1;
+            let restored = restore_fresh(base, &target, "acked", &format!("restored-{n}"));
+            assert_eq!((restored.last_seq(), *restored.state()), (n, expected(n)));
+        }
+        if n == 150 {
+            state.snapshot().unwrap();
+        }
+    }
+    assert_eq!(restores, 6);
+    // A background round (the snapshot's) never takes the acknowledged tail back.
+    state.snapshot().unwrap();
+    let manifest = state.sync_remote().unwrap();
+    assert_eq!(manifest.next_seq, 261);
+    let status = state.remote_status().unwrap();
+    assert_eq!(status.failed_rounds, 0, "{status:?}");
+    assert!(status.rounds >= 260);
+    // The remote holds exactly what its manifest names: replaced parts are deleted.
+    let mut named: Vec<String> = manifest
+        .snapshot
+        .iter()
+        .chain(&manifest.segments)
+        .chain(&manifest.tail)
+        .map(|(name, _)| name.clone())
+        .collect();
+    named.push(format!("manifest-{:020}", manifest.generation));
+    named.sort();
+    let listed: Vec<String> = target
+        .remote("acked")
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(listed, named);
+    let restored = restore_fresh(base, &target, "acked", "restored-end");
+    assert_eq!(*restored.state(), expected(260));
+    drop((state, restored));
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn file_acknowledged_applies_are_on_the_remote() {
+    let base = scratch("file-acked");
+    acknowledged_applies_are_on_the_remote(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_acknowledged_applies_are_on_the_remote() {
+    let base = scratch("s3-acked");
+    acknowledged_applies_are_on_the_remote(Target::S3(Seaweed::start("acked")), &base);
+}
+
+/// `wait_remote` puts every event submitted before it on the remote in one round, and from
+/// then on no round takes them back, not even after the writer is reopened.
+fn wait_remote_shares_one_round(target: Target, base: &Path) {
+    let dir = base.join("writer");
+    // One segment: no background round (a sealed segment's) joins in.
+    let open = |dir: &Path, remote: Remote| {
+        let mut options = options(remote);
+        options.log.segment_bytes = 1 << 20;
+        Durable::open(dir, || 0, add, options).unwrap()
+    };
+    {
+        let mut state = open(&dir, target.remote("batched"));
+        let mut last = 0;
+        for n in 1..=50 {
+            last = state.submit(&n).unwrap();
+        }
+        let rounds = state.remote_status().unwrap().rounds;
+        let manifest = state.wait_remote(last).unwrap();
+        assert_eq!(manifest.next_seq, 51);
+        assert!(!manifest.tail.is_empty());
+        assert_eq!(state.remote_status().unwrap().rounds, rounds + 1);
+        assert_eq!(state.sync_remote().unwrap().next_seq, 51);
+    }
+    // Reopened, its first round still names the tail it published before.
+    let state = open(&dir, target.remote("batched"));
+    assert_eq!(state.sync_remote().unwrap().next_seq, 51);
+    let restored = restore_fresh(base, &target, "batched", "restored");
+    assert_eq!((restored.last_seq(), *restored.state()), (50, expected(50)));
+}
+
+#[test]
+fn file_wait_remote_shares_one_round() {
+    let base = scratch("file-batched");
+    wait_remote_shares_one_round(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_wait_remote_shares_one_round() {
+    let base = scratch("s3-batched");
+    wait_remote_shares_one_round(Target::S3(Seaweed::start("batched")), &base);
+}
+
+/// Two opens racing for one empty directory restore it once: one opens, the other finds the
+/// directory restored and held (`Locked`), never a half-restored or doubly-restored one.
+#[test]
+fn file_racing_restores_restore_once() {
+    let base = scratch("file-race");
+    let target = Target::file(&base);
+    {
+        let mut state = open(&base.join("writer"), target.remote("race"));
+        for n in 1..=100 {
+            state.apply(&n).unwrap();
+        }
+        state.snapshot().unwrap();
+        state.sync_remote().unwrap();
+    }
+    for round in 0..8 {
+        let dir = base.join(format!("restored-{round}"));
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<Result<u64, StateError>> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let remote = target.remote("race");
+                        barrier.wait();
+                        Durable::open(&dir, || 0, add, options(remote)).map(|s| *s.state())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for outcome in &outcomes {
+            match outcome {
+                Ok(state) => assert_eq!(*state, expected(100)),
+                Err(StateError::Log(pontoon_persist::LogError::Open(
+                    pontoon_persist::OpenError::Locked { .. },
+                ))) => {}
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        assert!(outcomes.iter().any(Result::is_ok), "round {round}");
+        let restored = Durable::open(&dir, || 0, add, options(target.remote("race"))).unwrap();
+        assert_eq!(*restored.state(), expected(100));
+    }
+}
+
+/// A background round that fails is counted and its error kept; dropping the state returns
+/// although the server never answers (its request is abandoned after the close timeout).
+#[test]
+fn failed_background_rounds_are_reported_and_drop_is_bounded() {
+    // Accepts connections (the kernel does, into the backlog) and never answers one.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut timeouts = RemoteTimeouts::default();
+    timeouts.request = std::time::Duration::from_secs(3600);
+    timeouts.retry = std::time::Duration::from_secs(3600);
+    timeouts.close = std::time::Duration::from_millis(200);
+    let remote = Remote::open_with(
+        "s3://pontoon/silent",
+        Seaweed::options_for_port(port),
+        timeouts,
+    )
+    .unwrap();
+    let dir = scratch("silent").join("state");
+    // The directory holds state already, so opening does not try to restore.
+    drop(
+        Durable::open(&dir, || 0, add, {
+            let mut o = options(target_less());
+            o.remote = None;
+            o
+        })
+        .unwrap(),
+    );
+    let mut state = Durable::open(&dir, || 0, add, options(remote)).unwrap();
+    state.apply(&1).unwrap();
+    state.snapshot().unwrap(); // asks for a background round, which hangs
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(state);
+        done.send(()).unwrap();
+    });
+    dropped
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("dropping the state did not return: its uploader waits on a silent server");
+
+    // An endpoint that refuses connections: the round fails, and says so.
+    drop(silent);
+    let mut timeouts = RemoteTimeouts::default();
+    timeouts.max_retries = 0;
+    let remote = Remote::open_with(
+        "s3://pontoon/refused",
+        Seaweed::options_for_port(port),
+        timeouts,
+    )
+    .unwrap();
+    let mut state = Durable::open(&dir, || 0, add, options(remote)).unwrap();
+    state.apply(&2).unwrap();
+    state.snapshot().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        let status = state.remote_status().unwrap();
+        if status.failed_rounds > 0 {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background round never failed: {status:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.generation, 0);
+    let error = status.last_error.unwrap();
+    assert!(error.contains("listing"), "{error}");
+}
+
+/// A remote nobody uses (for options that are then cleared).
+fn target_less() -> Remote {
+    Remote::open("s3://unused/x", Seaweed::options_for_port(9)).unwrap()
+}
+
+/// The server killed in the middle of a large (multipart) upload and restarted on its data and
+/// ports: nothing acknowledged is lost, nothing half-written is read, and uploads resume.
+#[test]
+fn seaweedfs_killed_mid_upload_and_restarted() {
+    let base = scratch("s3-killed");
+    let server = std::sync::Arc::new(std::sync::Mutex::new(Seaweed::start("killed")));
+    let (url, good) = {
+        let server = server.lock().unwrap();
+        (server.url("killed"), server.good_options())
+    };
+    let remote = || {
+        let mut timeouts = RemoteTimeouts::default();
+        // A dead server fails a round quickly.
+        timeouts.max_retries = 3;
+        timeouts.retry = std::time::Duration::from_secs(5);
+        timeouts.request = std::time::Duration::from_secs(60);
+        Remote::open_with(&url, good.clone(), timeouts).unwrap()
+    };
+    let options = |remote: Remote| {
+        let mut options = DurableOptions::default();
+        options
+            .registry
+            .register_type::<Vec<u8>>("test.Blob")
+            .unwrap();
+        options.remote = Some(remote);
+        options.remote_durability = RemoteDurability::Acknowledged;
+        options
+    };
+    let append = |blob: &mut Vec<u8>, more: &Vec<u8>| blob.extend_from_slice(more);
+    let restore =
+        |name: &str| Durable::open(base.join(name), Vec::new, append, options(remote())).unwrap();
+    let mut state =
+        Durable::open(base.join("writer"), Vec::new, append, options(remote())).unwrap();
+    for n in 0..3u8 {
+        state.apply(&vec![n; 100]).unwrap();
+    }
+    let acknowledged = state.state().clone();
+    let acknowledged_seq = state.last_seq();
+
+    // 40 MiB submitted (logged, not acknowledged), then put on the remote by one round: a
+    // multipart upload of 8 MiB parts, during which the server is killed.
+    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut last = 0;
+    for _ in 0..40 {
+        last = state.submit(&chunk).unwrap();
+    }
+    let baseline = server.lock().unwrap().data_bytes();
+    let killer = {
+        let server = std::sync::Arc::clone(&server);
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let mut server = server.lock().unwrap();
+                // More than a part has reached the server's disk: the upload is under way.
+                if server.data_bytes() > baseline + (12 << 20) {
+                    server.kill();
+                    return true;
+                }
+                drop(server);
+                if std::time::Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    let err = state.wait_remote(last).unwrap_err();
+    assert!(
+        killer.join().unwrap(),
+        "the upload never reached the server's disk"
+    );
+    assert!(
+        matches!(err, StateError::Remote(RemoteError::Store { .. })),
+        "{err:?}"
+    );
+    // While the server is down, an acknowledged apply fails, typed, and stands locally.
+    let err = state.apply(&vec![9; 10]).unwrap_err();
+    assert!(
+        matches!(err, StateError::NotOnRemote { seq, .. } if seq == last + 1),
+        "{err:?}"
+    );
+
+    server.lock().unwrap().restart();
+    // A reader sees the last published state: exactly what was acknowledged, no part of the
+    // killed upload (it is named by no manifest, and no object of it is complete).
+    let manifest = remote().newest_manifest().unwrap().unwrap();
+    assert_eq!(manifest.next_seq, acknowledged_seq + 1);
+    let listed: std::collections::HashMap<String, u64> =
+        remote().list().unwrap().into_iter().collect();
+    for (name, len) in manifest
+        .snapshot
+        .iter()
+        .chain(&manifest.segments)
+        .chain(&manifest.tail)
+    {
+        assert_eq!(listed.get(name), Some(len), "{name}");
+    }
+    let reader = restore("reader");
+    assert_eq!(reader.last_seq(), acknowledged_seq);
+    assert!(reader.state() == &acknowledged);
+    drop(reader);
+
+    // Uploads resume: the next round puts everything logged on the remote.
+    let manifest = state
+        .wait_remote(last + 1)
+        .unwrap_or_else(|e| panic!("{}", error_chain(&e)));
+    assert_eq!(manifest.next_seq, last + 2);
+    state.apply(&vec![10; 10]).unwrap();
+    state.snapshot().unwrap();
+    let manifest = state.sync_remote().unwrap();
+    assert!(manifest.snapshot.is_some());
+    let everything = state.state().clone();
+    let restored = restore("restored");
+    assert_eq!(restored.last_seq(), last + 2);
+    assert!(restored.state() == &everything);
+    assert_eq!(state.remote_status().unwrap().last_error, None);
+    drop((state, restored));
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

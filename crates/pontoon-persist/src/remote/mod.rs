@@ -1,20 +1,27 @@
-//! The remote (feature `remote`): a state's sealed segments and snapshots uploaded to
-//! S3-compatible object storage (or a `file://` directory standing in for it) through
-//! `object_store`, each upload published by a manifest written last with a conditional put,
-//! and an empty directory restored from the newest manifest.
+//! The remote (feature `remote`): a state's sealed segments, snapshots and (for remote
+//! durability) the active segment's tail uploaded to S3-compatible object storage (or a
+//! `file://` directory standing in for it) through `object_store`, each upload published by a
+//! manifest written last with a conditional put, and an empty directory restored from the
+//! newest manifest.
 
 pub(crate) mod uploader;
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::future::Future;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::RemoteManifest;
-use crate::manifest::{MAX_MANIFEST_LEN, manifest_name, parse_manifest_name, parse_snapshot_name};
+use crate::manifest::{
+    MAX_MANIFEST_LEN, manifest_name, parse_manifest_name, parse_snapshot_name, parse_tail_name,
+    tail_name,
+};
 
 use crate::error::IoError;
 use crate::files::{io, sync_dir};
@@ -22,6 +29,10 @@ use crate::recovery::parse_segment_name;
 
 /// Files up to this size go up in one put; larger ones as multipart uploads of parts this big.
 const PART_LEN: usize = 8 << 20;
+
+/// A tail of more parts than this is uploaded anew as one part, so that a manifest stays small
+/// however many acknowledged rounds a segment sees.
+const MAX_TAIL_PARTS: usize = 32;
 
 /// The file in a state's directory that holds the generation of the last manifest this
 /// directory's writer put on the remote (the next one must be this plus one).
@@ -84,9 +95,138 @@ pub enum RemoteError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The state was closed (dropped) while a request was in flight, and the request did not
+    /// finish within [`RemoteTimeouts::close`]: it was abandoned. Nothing it uploaded is named
+    /// by a manifest.
+    #[error("the remote request was abandoned: the state closed and its close timeout passed")]
+    Closed,
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
+}
+
+/// When an [`apply`](crate::Durable::apply) of a [`Durable`](crate::Durable) state with a
+/// remote returns: before or after its event is on the remote. Set in
+/// [`DurableOptions::remote_durability`](crate::DurableOptions::remote_durability).
+///
+/// | policy | `apply` returns | a lost machine loses |
+/// | --- | --- | --- |
+/// | `Background` | per the local [`Durability`](crate::Durability), never waiting for the network | what the last finished upload round had not published: at least the active segment's records |
+/// | `Acknowledged` | once the event is durable locally **and** published on the remote | nothing `apply` acknowledged |
+///
+/// ```
+/// let mut options = pontoon_persist::DurableOptions::default();
+/// assert_eq!(options.remote_durability, pontoon_persist::RemoteDurability::Background);
+/// options.remote_durability = pontoon_persist::RemoteDurability::Acknowledged;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteDurability {
+    /// Uploads run in the background (after a segment is sealed, after a snapshot, and when
+    /// asked with [`Durable::sync_remote`](crate::Durable::sync_remote) or
+    /// [`Durable::wait_remote`](crate::Durable::wait_remote)); no `apply` waits for one.
+    #[default]
+    Background,
+    /// `apply` makes its event durable locally (an `fdatasync` unless the local policy did it
+    /// already), then uploads what the remote lacks of the active segment as a tail part and
+    /// publishes a new manifest naming it, and returns only then. One round per `apply`;
+    /// [`submit`](crate::Durable::submit) many events, then one
+    /// [`wait_remote`](crate::Durable::wait_remote), to share a round among them.
+    Acknowledged,
+}
+
+/// How long a [`Remote`] waits for the network: per request, per connection, for retries of
+/// one request, and for the request in flight when its state is closed. Given to
+/// [`Remote::open_with`]; [`Remote::open`] takes the defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut timeouts = pontoon_persist::RemoteTimeouts::default();
+/// assert_eq!(timeouts.close, Duration::from_secs(10));
+/// timeouts.retry = Duration::from_secs(5);
+/// let dir = std::env::temp_dir();
+/// let url = format!("file://{}", dir.display());
+/// let remote = pontoon_persist::Remote::open_with(&url, Vec::<(String, String)>::new(), timeouts)?;
+/// # drop(remote);
+/// # Ok::<(), pontoon_persist::RemoteError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteTimeouts {
+    /// The longest one HTTP request may take (S3; 30 s).
+    pub request: Duration,
+    /// The longest a connection may take to open (S3; 5 s).
+    pub connect: Duration,
+    /// After this long since a request first failed, it is not retried again (S3; 15 s;
+    /// object_store's own default is 3 minutes).
+    pub retry: Duration,
+    /// At most this many retries of one request (S3; 3).
+    pub max_retries: usize,
+    /// Dropping the state waits at most this long for the request in flight, then abandons
+    /// it ([`RemoteError::Closed`]) and every later one, so that a drop never hangs on an
+    /// unreachable remote (10 s).
+    pub close: Duration,
+}
+
+impl Default for RemoteTimeouts {
+    fn default() -> RemoteTimeouts {
+        RemoteTimeouts {
+            request: Duration::from_secs(30),
+            connect: Duration::from_secs(5),
+            retry: Duration::from_secs(15),
+            max_retries: 3,
+            close: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where the log's durable records end: the active segment's first sequence number, its
+/// length (every byte of it durable) and the last record in it (below `first_seq` if none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tail {
+    pub(crate) first_seq: u64,
+    pub(crate) len: u64,
+    pub(crate) last_seq: u64,
+}
+
+/// What one writer knows of the tail it has on the remote, kept across its rounds.
+#[derive(Debug)]
+pub(crate) struct TailState {
+    /// Whether `published` was read from this writer's last manifest yet.
+    known: bool,
+    /// The furthest tail asked for: every round uploads at least this much of it while it is
+    /// the active segment (the remote never goes back on what it acknowledged).
+    target: Option<Tail>,
+    /// The parts the last published manifest named: name, offset, length.
+    published: Vec<(String, u64, u64)>,
+    /// A token of this writer's own in its part names.
+    writer: u64,
+}
+
+impl TailState {
+    pub(crate) fn new() -> TailState {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        hasher.write_u32(std::process::id());
+        TailState {
+            known: false,
+            target: None,
+            published: Vec::new(),
+            writer: hasher.finish(),
+        }
+    }
+
+    /// Asks for at least `tail` from now on.
+    pub(crate) fn ask(&mut self, tail: Tail) {
+        if self.target.is_none_or(|t| t.last_seq < tail.last_seq) {
+            self.target = Some(tail);
+        }
+    }
 }
 
 /// A remote for a [`Durable`](crate::Durable) state: a bucket and prefix on S3-compatible object
@@ -107,6 +247,9 @@ pub struct Remote {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     runtime: tokio::runtime::Runtime,
+    /// When requests in flight are abandoned: set once the state closes.
+    closing: Arc<tokio::sync::watch::Sender<Option<Instant>>>,
+    close_after: Duration,
 }
 
 impl std::fmt::Debug for Remote {
@@ -130,8 +273,9 @@ fn store_error(
             object,
             source,
         },
-        // Some requests (listing) wrap the HTTP status in a generic error whose type is
-        // private to object_store; its message is all there is to tell a refusal by.
+        // Listing wraps the HTTP status in `Error::Generic` around object_store's
+        // `RetryError`, whose module is private in object_store 0.12 (it cannot be named to
+        // downcast to): its message is all there is to tell a refusal by.
         source if refused_status(&source) => RemoteError::Refused {
             what,
             object,
@@ -164,7 +308,9 @@ impl Remote {
     /// Makes a remote of `url`: `s3://bucket/prefix` (credentials, region and endpoint from
     /// `options`, with `object_store`'s `AmazonS3ConfigKey` names such as `aws_endpoint`,
     /// `aws_access_key_id`, `aws_allow_http`, then from the usual `AWS_*` environment
-    /// variables), or `file:///dir` (which must exist). Makes no request yet.
+    /// variables), or `file:///dir` (which must exist). Makes no request yet. Waits for the
+    /// network as [`RemoteTimeouts::default`] says; [`open_with`](Remote::open_with) takes
+    /// others.
     ///
     /// ```
     /// let err = pontoon_persist::Remote::open("nope://x", Vec::<(String, String)>::new()).unwrap_err();
@@ -178,6 +324,34 @@ impl Remote {
         K: AsRef<str>,
         V: Into<String>,
     {
+        Remote::open_with(url, options, RemoteTimeouts::default())
+    }
+
+    /// [`open`](Remote::open) with the given timeouts. For S3 they become object_store's
+    /// request, connect and retry settings (an option given in `options`, such as `timeout`,
+    /// wins); [`RemoteTimeouts::close`] holds for every remote.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut timeouts = pontoon_persist::RemoteTimeouts::default();
+    /// timeouts.retry = Duration::from_secs(2);
+    /// let remote = pontoon_persist::Remote::open_with(
+    ///     "s3://bucket/prefix",
+    ///     [("aws_endpoint", "http://127.0.0.1:9"), ("aws_allow_http", "true"), ("aws_region", "us-east-1")],
+    ///     timeouts,
+    /// )?;
+    /// assert_eq!(remote.url(), "s3://bucket/prefix");
+    /// # Ok::<(), pontoon_persist::RemoteError>(())
+    /// ```
+    pub fn open_with<K, V>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+        timeouts: RemoteTimeouts,
+    ) -> Result<Remote, RemoteError>
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+    {
         let bad = |source: Box<dyn std::error::Error + Send + Sync>| RemoteError::Url {
             url: url.to_owned(),
             source,
@@ -185,7 +359,24 @@ impl Remote {
         let parsed = url::Url::parse(url).map_err(|e| bad(e.into()))?;
         let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = if parsed.scheme() == "s3" {
             // The environment first, then the options given, which win.
-            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+            use object_store::ClientConfigKey;
+            use object_store::aws::AmazonS3ConfigKey;
+            let millis = |d: Duration| format!("{}ms", d.as_millis());
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_retry(object_store::RetryConfig {
+                    backoff: object_store::BackoffConfig::default(),
+                    max_retries: timeouts.max_retries,
+                    retry_timeout: timeouts.retry,
+                })
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                    millis(timeouts.request),
+                )
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    millis(timeouts.connect),
+                );
             for (key, value) in options {
                 let key = key
                     .as_ref()
@@ -210,6 +401,49 @@ impl Remote {
             store,
             prefix,
             runtime,
+            closing: Arc::new(tokio::sync::watch::channel(None).0),
+            close_after: timeouts.close,
+        })
+    }
+
+    /// What closes this remote: [`Closer::close`] gives the request in flight, and every later
+    /// one, until [`RemoteTimeouts::close`] from then.
+    pub(crate) fn closer(&self) -> Closer {
+        Closer {
+            closing: Arc::clone(&self.closing),
+            after: self.close_after,
+        }
+    }
+
+    /// Runs one request on the remote's runtime, abandoned ([`RemoteError::Closed`]) once the
+    /// close deadline passes.
+    fn run<T>(&self, work: impl Future<Output = Result<T, RemoteError>>) -> Result<T, RemoteError> {
+        let mut closing = self.closing.subscribe();
+        self.runtime.block_on(async move {
+            let deadline = async move {
+                loop {
+                    let at = *closing.borrow_and_update();
+                    if let Some(at) = at {
+                        tokio::time::sleep_until(at.into()).await;
+                        return;
+                    }
+                    if closing.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            let mut work = std::pin::pin!(work);
+            let mut deadline = std::pin::pin!(deadline);
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                    return Poll::Ready(out);
+                }
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(RemoteError::Closed)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
         })
     }
 
@@ -237,10 +471,12 @@ impl Remote {
     /// # Ok(()) }
     /// ```
     pub fn list(&self) -> Result<Vec<(String, u64)>, RemoteError> {
-        let listed = self
-            .runtime
-            .block_on(self.store.list_with_delimiter(Some(&self.prefix)))
-            .map_err(store_error("listing", &self.prefix))?;
+        let listed = self.run(async {
+            self.store
+                .list_with_delimiter(Some(&self.prefix))
+                .await
+                .map_err(store_error("listing", &self.prefix))
+        })?;
         let mut names: Vec<(String, u64)> = listed
             .objects
             .into_iter()
@@ -268,6 +504,11 @@ impl Remote {
         else {
             return Ok(None);
         };
+        self.manifest(generation).map(Some)
+    }
+
+    /// The manifest of `generation`, read and checked.
+    fn manifest(&self, generation: u64) -> Result<RemoteManifest, RemoteError> {
         let name = manifest_name(generation);
         let object = self.object(&name);
         let bytes = self.get_bounded(&object, MAX_MANIFEST_LEN)?;
@@ -281,12 +522,12 @@ impl Remote {
                 reason: format!("it says generation {}", manifest.generation),
             });
         }
-        Ok(Some(manifest))
+        Ok(manifest)
     }
 
     /// Reads a whole object whose size is at most `limit` (checked before its body is read).
     fn get_bounded(&self, object: &ObjectPath, limit: u64) -> Result<bytes::Bytes, RemoteError> {
-        self.runtime.block_on(async {
+        self.run(async {
             let got = self
                 .store
                 .get(object)
@@ -305,24 +546,47 @@ impl Remote {
         })
     }
 
-    /// Uploads one local file as `name` (multipart if it is larger than one part).
-    fn put_file(&self, path: &Path, name: &str) -> Result<bool, RemoteError> {
+    /// Uploads one local file as `name` (multipart if it is larger than one part): the bytes
+    /// from `start`, `len` of them (`None`: to its end). `false` if the file is gone.
+    fn put_file(
+        &self,
+        path: &Path,
+        name: &str,
+        start: u64,
+        len: Option<u64>,
+    ) -> Result<bool, RemoteError> {
         let object = self.object(name);
-        let mut file = match File::open(path) {
+        let file = match File::open(path) {
             Ok(file) => file,
             // Pruned locally in the meantime: the caller starts the round again.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io("opening for upload", path)(e).into()),
         };
-        let len = file
-            .metadata()
-            .map_err(io("reading the size of", path))?
-            .len();
-        self.runtime.block_on(async {
+        let len = match len {
+            Some(len) => len,
+            None => file
+                .metadata()
+                .map_err(io("reading the size of", path))?
+                .len()
+                .saturating_sub(start),
+        };
+        let mut file = file;
+        file.seek(SeekFrom::Start(start))
+            .map_err(io("seeking for upload", path))?;
+        // Never more than asked for: a tail's segment grows while it is read.
+        let mut file = file.take(len);
+        self.run(async {
             if len <= PART_LEN as u64 {
                 let mut bytes = Vec::new();
                 file.read_to_end(&mut bytes)
                     .map_err(io("reading for upload", path))?;
+                if bytes.len() as u64 != len {
+                    return Err(io("reading for upload", path)(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than its durable length",
+                    ))
+                    .into());
+                }
                 self.store
                     .put(&object, PutPayload::from(bytes))
                     .await
@@ -335,6 +599,7 @@ impl Remote {
                     .map_err(store_error("starting the multipart upload of", &object))?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_LEN);
                 let mut part = vec![0u8; PART_LEN];
+                let mut sent = 0u64;
                 loop {
                     let n = file
                         .read(&mut part)
@@ -347,6 +612,19 @@ impl Remote {
                         .await
                         .map_err(store_error("uploading", &object))?;
                     writer.write(&part[..n]);
+                    sent += n as u64;
+                }
+                if sent != len {
+                    // Never completed: no object of the wrong length appears.
+                    writer
+                        .abort()
+                        .await
+                        .map_err(store_error("aborting", &object))?;
+                    return Err(io("reading for upload", path)(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than its durable length",
+                    ))
+                    .into());
                 }
                 writer
                     .finish()
@@ -358,15 +636,17 @@ impl Remote {
         Ok(true)
     }
 
-    /// Uploads what `dir` holds that the remote lacks (the newest snapshot and the sealed
-    /// segments it does not cover), then publishes it as manifest `generation + 1`, created
-    /// only if it does not exist yet, then deletes the objects no manifest names any more.
-    /// Returns the manifest published. `generation` is the one this writer published last
-    /// (0: none), and is updated.
+    /// Uploads what `dir` holds that the remote lacks (the newest snapshot, the sealed
+    /// segments it does not cover, and the active segment's tail up to the furthest one
+    /// asked for in `tail`), then publishes it as manifest `generation + 1`, created only if
+    /// it does not exist yet, then deletes the objects no manifest names any more. Returns the
+    /// manifest published. `generation` is the one this writer published last (0: none), and
+    /// is updated, as is `tail`.
     pub(crate) fn upload_dir(
         &self,
         dir: &Path,
         generation: &mut u64,
+        tail: &mut TailState,
     ) -> Result<RemoteManifest, RemoteError> {
         'round: loop {
             let wanted = self::wanted_files(dir)?;
@@ -382,47 +662,110 @@ impl Remote {
                     generation: *generation + 1,
                 });
             }
+            if !tail.known {
+                // What this writer acknowledged before it was reopened stays on the remote.
+                if *generation > 0 {
+                    let last = self.manifest(*generation)?;
+                    tail.published = published_parts(&last.tail);
+                    if let Some((name, _)) = last.tail.first()
+                        && let Some((first_seq, _)) = parse_tail_name(name)
+                    {
+                        tail.ask(Tail {
+                            first_seq,
+                            len: tail.published.iter().map(|(_, _, len)| len).sum(),
+                            last_seq: last.next_seq - 1,
+                        });
+                    }
+                }
+                tail.known = true;
+            }
             let remote: std::collections::HashMap<String, u64> = listed.into_iter().collect();
             for (name, len) in wanted.snapshot.iter().chain(&wanted.segments) {
-                if remote.get(name) != Some(len) && !self.put_file(&dir.join(name), name)? {
+                if remote.get(name) != Some(len)
+                    && !self.put_file(&dir.join(name), name, 0, None)?
+                {
                     continue 'round;
                 }
+            }
+            let mut next_seq = wanted.next_seq;
+            let mut parts = Vec::new();
+            if let Some(target) = tail.target
+                && target.first_seq == wanted.active_first
+                && target.last_seq >= target.first_seq
+                && target.last_seq > wanted.covered_up_to
+            {
+                let same_segment = |name: &str| {
+                    parse_tail_name(name).is_some_and(|(first, _)| first == target.first_seq)
+                };
+                parts = tail.published.clone();
+                parts.retain(|(name, _, _)| same_segment(name));
+                let end = parts.last().map_or(0, |(_, offset, len)| offset + len);
+                if target.len > end {
+                    // The new bytes go up with the last parts no longer than them, so the
+                    // parts' lengths fall geometrically: a few parts per segment, and each
+                    // byte uploaded again only as often as the part it is in doubles.
+                    let mut start = end;
+                    while let Some((_, offset, len)) = parts.last()
+                        && (*len <= target.len - start || parts.len() >= MAX_TAIL_PARTS)
+                    {
+                        start = *offset;
+                        parts.pop();
+                    }
+                    let name = tail_name(target.first_seq, start, tail.writer);
+                    let path = dir.join(crate::files::segment_name(target.first_seq));
+                    if !self.put_file(&path, &name, start, Some(target.len - start))? {
+                        continue 'round;
+                    }
+                    parts.push((name, start, target.len - start));
+                }
+                next_seq = next_seq.max(target.last_seq + 1);
             }
             let next = *generation + 1;
             let manifest = RemoteManifest {
                 generation: next,
                 snapshot: wanted.snapshot,
                 segments: wanted.segments,
-                next_seq: wanted.next_seq,
+                tail: parts
+                    .iter()
+                    .map(|(name, _, len)| (name.clone(), *len))
+                    .collect(),
+                next_seq,
             };
             let object = self.object(&manifest_name(next));
-            let put = self.runtime.block_on(self.store.put_opts(
-                &object,
-                PutPayload::from(manifest.encode().into_bytes()),
-                PutOptions::from(PutMode::Create),
-            ));
-            match put {
-                Ok(_) => {}
-                Err(object_store::Error::AlreadyExists { .. })
-                | Err(object_store::Error::Precondition { .. }) => {
-                    return Err(RemoteError::OtherWriter { generation: next });
-                }
-                Err(e) => return Err(store_error("publishing", &object)(e)),
-            }
+            let put = self.run(async {
+                self.store
+                    .put_opts(
+                        &object,
+                        PutPayload::from(manifest.encode().into_bytes()),
+                        PutOptions::from(PutMode::Create),
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        object_store::Error::AlreadyExists { .. }
+                        | object_store::Error::Precondition { .. } => {
+                            RemoteError::OtherWriter { generation: next }
+                        }
+                        e => store_error("publishing", &object)(e),
+                    })
+            });
+            put?;
             *generation = next;
+            tail.published = parts;
             write_generation(dir, next)?;
             self.delete_unnamed(&manifest)?;
             return Ok(manifest);
         }
     }
 
-    /// Deletes the older manifests, then every segment and snapshot object `manifest` does
-    /// not name (what pruning removed locally, or what a failed round left).
+    /// Deletes the older manifests, then every segment, snapshot and tail part object
+    /// `manifest` does not name (what pruning removed locally, parts joined into a larger one,
+    /// or what a failed round left).
     fn delete_unnamed(&self, manifest: &RemoteManifest) -> Result<(), RemoteError> {
         let named: std::collections::HashSet<&str> = manifest
             .snapshot
             .iter()
             .chain(&manifest.segments)
+            .chain(&manifest.tail)
             .map(|(name, _)| name.as_str())
             .collect();
         let listed = self.list()?;
@@ -430,20 +773,63 @@ impl Remote {
             .iter()
             .filter(|(name, _)| parse_manifest_name(name).is_some_and(|g| g < manifest.generation));
         let unnamed = listed.iter().filter(|(name, _)| {
-            (parse_segment_name(name).is_some() || parse_snapshot_name(name).is_some())
+            (parse_segment_name(name).is_some()
+                || parse_snapshot_name(name).is_some()
+                || parse_tail_name(name).is_some())
                 && !named.contains(name.as_str())
         });
         for (name, _) in old_manifests.chain(unnamed) {
             let object = self.object(name);
-            self.runtime
-                .block_on(self.store.delete(&object))
-                .map_err(store_error("deleting", &object))?;
+            self.run(async {
+                self.store
+                    .delete(&object)
+                    .await
+                    .map_err(store_error("deleting", &object))
+            })?;
         }
         Ok(())
     }
 
-    /// Restores the newest manifest's snapshot and segments into `dir` (which must hold no
-    /// state), each file written under a temporary name, synced, then renamed; returns the
+    /// Downloads the state the newest manifest names into `dir`, which must be missing or
+    /// empty, as a restore does (the snapshot, the segments, the tail joined into its segment,
+    /// an empty active segment at the manifest's `next_seq`, each length checked against what
+    /// the log would write under `options` before it is read), and returns that manifest, or
+    /// `None` if the remote holds none. Only reads the remote: the way to look at what a
+    /// remote holds (`pontoon log verify s3://...`) without a writer's side effects.
+    ///
+    /// ```
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-download-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let remote = pontoon_persist::Remote::open(&url, Vec::<(String, String)>::new())?;
+    /// let got = remote.download(&base.join("copy"), &pontoon_persist::LogOptions::default())?;
+    /// assert!(got.is_none()); // nothing uploaded there
+    /// # std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), pontoon_persist::RemoteError>(())
+    /// ```
+    pub fn download(
+        &self,
+        dir: &Path,
+        options: &crate::LogOptions,
+    ) -> Result<Option<RemoteManifest>, RemoteError> {
+        let empty = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io("listing", dir)(e).into()),
+        };
+        if !empty {
+            return Err(io("downloading into", dir)(std::io::Error::new(
+                std::io::ErrorKind::DirectoryNotEmpty,
+                "the directory is not empty",
+            ))
+            .into());
+        }
+        self.restore_into(dir, options)
+    }
+
+    /// Restores the newest manifest's snapshot, segments and tail into `dir` (which must hold
+    /// no state), each file written under a temporary name, synced, then renamed; returns the
     /// manifest, or `None` if the remote holds nothing.
     ///
     /// The lengths come from the remote, so each object must also fit what the log would
@@ -510,6 +896,39 @@ impl Remote {
             file.sync_all().map_err(io("syncing", &part))?;
             std::fs::rename(&part, dir.join(name)).map_err(io("renaming", &part))?;
         }
+        // The tail's parts, joined, are the first bytes of the segment they are of.
+        if let Some((first_part, _)) = manifest.tail.first() {
+            let bad = |reason: String| RemoteError::Manifest {
+                object: manifest_name(manifest.generation),
+                reason,
+            };
+            let (first_seq, _) = parse_tail_name(first_part)
+                .ok_or_else(|| bad(format!("`{first_part}` is not a tail part's name")))?;
+            let total = manifest
+                .tail
+                .iter()
+                .fold(0u64, |sum, (_, len)| sum.saturating_add(*len));
+            if total > max_segment {
+                return Err(bad(format!(
+                    "its tail is {total} bytes, more than the {max_segment} a segment may hold"
+                )));
+            }
+            let name = crate::files::segment_name(first_seq);
+            let part = dir.join(format!("{name}.part"));
+            let mut file = File::create(&part).map_err(io("creating", &part))?;
+            for (object_name, len) in &manifest.tail {
+                let bytes = self.get_bounded(&self.object(object_name), *len)?;
+                if bytes.len() as u64 != *len {
+                    return Err(bad(format!(
+                        "it names `{object_name}` as {len} bytes, the remote holds {}",
+                        bytes.len()
+                    )));
+                }
+                file.write_all(&bytes).map_err(io("writing", &part))?;
+            }
+            file.sync_all().map_err(io("syncing", &part))?;
+            std::fs::rename(&part, dir.join(&name)).map_err(io("renaming", &part))?;
+        }
         // The log goes on at the manifest's next record, in a segment of its own.
         let active = dir.join(crate::files::segment_name(manifest.next_seq));
         if !active.exists() {
@@ -528,6 +947,10 @@ struct Wanted {
     snapshot: Option<(String, u64)>,
     segments: Vec<(String, u64)>,
     next_seq: u64,
+    /// The active segment's first sequence number.
+    active_first: u64,
+    /// The snapshot's last record (0: none).
+    covered_up_to: u64,
 }
 
 /// The newest snapshot in `dir` and the sealed segments (all but the last, which is still
@@ -575,7 +998,29 @@ fn wanted_files(dir: &Path) -> Result<Wanted, IoError> {
         snapshot: snapshot.map(|(_, name, len)| (name, len)),
         segments: kept,
         next_seq,
+        active_first,
+        covered_up_to,
     })
+}
+
+/// A manifest's tail as parts with their offsets.
+fn published_parts(tail: &[(String, u64)]) -> Vec<(String, u64, u64)> {
+    tail.iter()
+        .filter_map(|(name, len)| Some((name.clone(), parse_tail_name(name)?.1, *len)))
+        .collect()
+}
+
+/// Closes a [`Remote`] from another thread: its request in flight, and every later one, is
+/// abandoned once the close timeout has passed.
+pub(crate) struct Closer {
+    closing: Arc<tokio::sync::watch::Sender<Option<Instant>>>,
+    after: Duration,
+}
+
+impl Closer {
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(Some(Instant::now() + self.after));
+    }
 }
 
 /// Records `generation` in the directory's [`GENERATION_FILE`], atomically and durably.

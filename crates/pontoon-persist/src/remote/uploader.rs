@@ -1,19 +1,53 @@
 //! The background uploader: one thread that owns the [`Remote`] (and its runtime) and uploads a
-//! state's directory whenever asked, so that no append or snapshot waits for the network.
+//! state's directory whenever asked, so that no append or snapshot waits for the network
+//! unless remote durability asks it to; what its rounds did is kept in a [`RemoteStatus`].
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use super::{Remote, RemoteError, RemoteManifest};
+use super::{Closer, Remote, RemoteError, RemoteManifest, Tail, TailState};
 
 /// Where an upload's outcome goes: nowhere (a background round), or back to a waiting caller.
 type Reply = Option<mpsc::Sender<Result<RemoteManifest, RemoteError>>>;
 
-/// A running uploader; dropping it lets the round under way finish, then stops the thread.
+/// One request for a round: the tail it must at least upload, and who waits for it.
+struct Request {
+    tail: Option<Tail>,
+    reply: Reply,
+}
+
+/// What a state's upload rounds have done since it was opened, from
+/// [`Durable::remote_status`](crate::Durable::remote_status). A background round that fails
+/// is retried whole by the next one; this is where its failure shows (and in a
+/// `tracing` warning).
+///
+/// ```
+/// let status = pontoon_persist::RemoteStatus::default();
+/// assert_eq!((status.rounds, status.failed_rounds), (0, 0));
+/// assert!(status.last_error.is_none());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteStatus {
+    /// Rounds finished, published or failed.
+    pub rounds: u64,
+    /// Rounds that failed (background ones and those a caller waited for).
+    pub failed_rounds: u64,
+    /// The generation of the last manifest this state published (0: none yet).
+    pub generation: u64,
+    /// The last round's error with its causes, if the last round failed (`None` once one
+    /// succeeds again).
+    pub last_error: Option<String>,
+}
+
+/// A running uploader; dropping it lets the round under way finish for up to the remote's
+/// close timeout (then abandons it), and stops the thread.
 pub(crate) struct Uploader {
-    requests: Option<mpsc::Sender<Reply>>,
+    requests: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    status: Arc<Mutex<RemoteStatus>>,
+    closer: Closer,
 }
 
 impl Uploader {
@@ -23,41 +57,82 @@ impl Uploader {
         dir: PathBuf,
         generation: u64,
     ) -> std::io::Result<Uploader> {
-        let (requests, received) = mpsc::channel::<Reply>();
+        let (requests, received) = mpsc::channel::<Request>();
+        let status = Arc::new(Mutex::new(RemoteStatus {
+            generation,
+            ..RemoteStatus::default()
+        }));
+        let closer = remote.closer();
+        let shared = Arc::clone(&status);
         let thread = std::thread::Builder::new()
             .name("pontoon-persist-upload".into())
             .spawn(move || {
                 let mut generation = generation;
+                let mut tail = TailState::new();
+                let mut round = |background: bool, tail: &mut TailState| {
+                    let outcome = remote.upload_dir(&dir, &mut generation, tail);
+                    let mut status = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    status.rounds += 1;
+                    status.generation = generation;
+                    match &outcome {
+                        Ok(_) => status.last_error = None,
+                        Err(error) => {
+                            let text = crate::error::describe(error);
+                            status.failed_rounds += 1;
+                            if background {
+                                tracing::warn!(
+                                    remote = remote.url(),
+                                    dir = %dir.display(),
+                                    error = %text,
+                                    "a background upload round failed; the next round retries it"
+                                );
+                            }
+                            status.last_error = Some(text);
+                        }
+                    }
+                    outcome
+                };
                 while let Ok(first) = received.recv() {
                     // Background requests that arrived during a round are all served by the
                     // next one; each waiting caller gets a round (and its error) of its own.
-                    let mut pending: Vec<Reply> = vec![first];
+                    let mut pending: Vec<Request> = vec![first];
                     pending.extend(received.try_iter());
-                    let waiting: Vec<_> = pending.into_iter().flatten().collect();
+                    let mut waiting = Vec::new();
+                    for request in pending {
+                        if let Some(asked) = request.tail {
+                            tail.ask(asked);
+                        }
+                        waiting.extend(request.reply);
+                    }
                     if waiting.is_empty() {
-                        // A background round's failure is retried whole by the next round.
-                        let _ = remote.upload_dir(&dir, &mut generation);
+                        let _ = round(true, &mut tail);
                     }
                     for reply in waiting {
-                        let _ = reply.send(remote.upload_dir(&dir, &mut generation));
+                        let _ = reply.send(round(false, &mut tail));
                     }
                 }
             })?;
         Ok(Uploader {
             requests: Some(requests),
             thread: Some(thread),
+            status,
+            closer,
         })
     }
 
     /// Asks for an upload round and returns at once.
     pub(crate) fn request(&self) {
         if let Some(requests) = &self.requests {
-            let _ = requests.send(None);
+            let _ = requests.send(Request {
+                tail: None,
+                reply: None,
+            });
         }
     }
 
-    /// Asks for an upload round that starts after this call and waits for its outcome.
-    pub(crate) fn upload_now(&self) -> Result<RemoteManifest, RemoteError> {
+    /// Asks for an upload round that starts after this call, uploads at least `tail` of the
+    /// active segment, and waits for its outcome.
+    pub(crate) fn upload_now(&self, tail: Option<Tail>) -> Result<RemoteManifest, RemoteError> {
         let (reply, outcome) = mpsc::channel();
         let stopped = || RemoteError::Manifest {
             object: String::new(),
@@ -66,15 +141,28 @@ impl Uploader {
         self.requests
             .as_ref()
             .ok_or_else(stopped)?
-            .send(Some(reply))
+            .send(Request {
+                tail,
+                reply: Some(reply),
+            })
             .map_err(|_| stopped())?;
         outcome.recv().map_err(|_| stopped())?
+    }
+
+    /// What the rounds have done so far.
+    pub(crate) fn status(&self) -> RemoteStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 impl Drop for Uploader {
     fn drop(&mut self) {
         drop(self.requests.take());
+        // Rounds still queued or under way get the close timeout, then their requests fail.
+        self.closer.close();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

