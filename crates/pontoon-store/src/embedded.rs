@@ -218,7 +218,9 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// An empty store.
+    /// An empty store. With a spill remote, this lists its prefix (and removes the spill
+    /// objects an earlier run left there) before it returns; a remote that fails then fails
+    /// the spills (see [`open`](Store::open) to have the error now).
     ///
     /// ```
     /// let store = pontoon_store::Store::new(Default::default());
