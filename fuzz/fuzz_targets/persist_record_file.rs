@@ -1,7 +1,8 @@
 //! Fuzz target: pontoon-persist's record files, read back from arbitrary bytes (a record file
 //! as a map of it would hold them) at arbitrary offsets: anything may be refused with an error,
 //! nothing may panic, and every record that reads back lies inside the file, starts at its
-//! offset and has its next record after it.
+//! offset and has its next record after it; the same bytes read as one record alone
+//! (`lone_record`, what a range read returns) are refused or read as exactly that record.
 #![no_main]
 
 use bytes::Bytes;
@@ -14,6 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((offset, content)) = data.split_first_chunk::<8>() else {
         return;
     };
+    // The same bytes as one record alone, as a range read of it returns them.
+    if let Ok(record) =
+        RecordFile::lone_record("fuzz.rec", 64, Bytes::copy_from_slice(content), &Limits::DEFAULT)
+    {
+        assert_eq!(record.next, 64 + content.len() as u64);
+    }
     let Ok(file) = RecordFile::from_bytes("fuzz.rec", Bytes::copy_from_slice(content)) else {
         return;
     };

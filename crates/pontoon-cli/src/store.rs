@@ -28,7 +28,8 @@ pub(crate) enum Command {
         #[arg(long)]
         capacity: ByteSize,
         /// Directory for spilled objects (locked while serving; spill files of an earlier run
-        /// are removed at start) and for the memory's fallback file.
+        /// are removed at start) and for the memory's fallback file. A directory only: the
+        /// daemon does not spill to a remote (s3://, file://) yet, and refuses one.
         #[arg(long)]
         spill_dir: Option<PathBuf>,
         /// Back the memory with a file in this directory (e.g. /dev/shm) instead of a memfd.
@@ -156,6 +157,16 @@ async fn serve(options: ServeOptions) -> Result {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    if let Some(dir) = &options.spill_dir
+        && let Some(url) = dir.to_str().filter(|d| d.contains("://"))
+    {
+        // Taken as a path, `s3://bucket/prefix` would become a local directory `s3:`.
+        return Err(format!(
+            "--spill-dir {url}: the daemon spills to a local directory only; spilling to a \
+             remote is an embedded store's option for now (StoreOptions::spill_remote)"
+        )
+        .into());
+    }
     let socket = options.socket.clone();
     let daemon = Daemon::bind(options)?;
     // Daemon::bind has logged the store id, the memory and the socket; run logs the peer

@@ -151,6 +151,24 @@ fn refusals_are_errors_with_exit_status_2() {
     let bad_size = pontoon(&["store", "serve", "--socket", sock, "--capacity", "lots"]);
     assert_eq!(bad_size.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_size.stderr).contains("is not a byte size"));
+    // A URL as the spill directory is refused, not made a local directory `s3:`.
+    let url = pontoon(&[
+        "store",
+        "serve",
+        "--socket",
+        sock,
+        "--capacity",
+        "1MiB",
+        "--spill-dir",
+        "s3://b/p",
+    ]);
+    assert_eq!(url.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&url.stderr).contains("spills to a local directory only"),
+        "{}",
+        String::from_utf8_lossy(&url.stderr)
+    );
+    assert!(!Path::new("s3:").exists());
     // A second daemon on a live socket is refused; the first keeps serving.
     let second = pontoon(&["store", "serve", "--socket", sock, "--capacity", "1MiB"]);
     assert_eq!(second.status.code(), Some(2));

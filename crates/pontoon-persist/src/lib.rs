@@ -68,7 +68,7 @@ pub use manifest::RemoteManifest;
 pub use options::{Durability, LogOptions};
 pub use record_file::{
     Appended, FileRecord, RECORD_FILE_HEADER_LEN, RECORD_FILE_MAGIC, RECORD_FILE_VERSION,
-    RecordFile, RecordFileError, RecordFileWriter,
+    RecordChunks, RecordFile, RecordFileError, RecordFileWriter,
 };
 pub use records::{RawRecord, RawRecords, Record, Records};
 pub use recovery::{Cut, Recovery};

@@ -454,6 +454,123 @@ impl RecordFileWriter {
     }
 }
 
+/// A record file built in memory, byte for byte what a [`RecordFileWriter`] would write, as a
+/// list of chunks: small pieces (headers, padding) and views of the messages' own frames, so
+/// building it copies no payload. For carriers that write the file elsewhere (the object
+/// store's spill to an S3-compatible remote); its records read back with
+/// [`RecordFile::lone_record`] from just their own bytes.
+///
+/// ```
+/// use pontoon_persist::{RecordChunks, RecordFile};
+/// use pontoon_wire::{Header, Limits, Message};
+/// let message = Message::new(Header::from_serde(&"x")?, vec![bytes::Bytes::from(vec![5u8; 100])]);
+/// let mut chunks = RecordChunks::new(9);
+/// let at = chunks.append(1, 2, &message)?;
+/// let file: Vec<u8> = chunks.into_chunks().concat();
+/// // The whole file opens as a record file ...
+/// assert_eq!(RecordFile::from_bytes("f.rec", file.clone().into())?.tag(), 9);
+/// // ... and one record's bytes alone read back as that record.
+/// let one = bytes::Bytes::copy_from_slice(&file[at.offset as usize..(at.offset + at.len) as usize]);
+/// let record = RecordFile::lone_record("f.rec", at.offset, one, &Limits::DEFAULT)?;
+/// assert_eq!((record.kind, record.seq, record.message), (1, 2, message));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct RecordChunks {
+    chunks: Vec<Bytes>,
+    len: u64,
+    encoder: Encoder,
+}
+
+impl RecordChunks {
+    /// A record file holding only its header, which carries `tag` (as
+    /// [`RecordFileWriter::create`]).
+    ///
+    /// ```
+    /// assert_eq!(pontoon_persist::RecordChunks::new(0).len(), 64);
+    /// ```
+    pub fn new(tag: u64) -> RecordChunks {
+        RecordChunks {
+            chunks: vec![Bytes::copy_from_slice(&file_header(tag))],
+            len: RECORD_FILE_HEADER_LEN as u64,
+            encoder: Encoder::default(),
+        }
+    }
+
+    /// Bytes of the file so far.
+    ///
+    /// ```
+    /// let mut chunks = pontoon_persist::RecordChunks::new(0);
+    /// let at = chunks.append(0, 0, &pontoon_wire::Message::default())?;
+    /// assert_eq!(chunks.len(), at.offset + at.len);
+    /// # Ok::<(), pontoon_persist::RecordFileError>(())
+    /// ```
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no record was appended yet.
+    ///
+    /// ```
+    /// assert!(pontoon_persist::RecordChunks::new(0).is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == RECORD_FILE_HEADER_LEN as u64
+    }
+
+    /// Appends a record holding `message`, as [`RecordFileWriter::append`] does; returns where
+    /// it is in the file.
+    ///
+    /// ```
+    /// let mut chunks = pontoon_persist::RecordChunks::new(0);
+    /// assert_eq!(chunks.append(0, 0, &pontoon_wire::Message::default())?.offset, 64);
+    /// # Ok::<(), pontoon_persist::RecordFileError>(())
+    /// ```
+    pub fn append(
+        &mut self,
+        kind: u32,
+        seq: u64,
+        message: &Message,
+    ) -> Result<Appended, RecordFileError> {
+        let encoded = self
+            .encoder
+            .encode(message)
+            .map_err(RecordFileError::Encode)?;
+        let len = encoded.len();
+        let pieces: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
+        let payload = if len >= COMBINE_CRC_BYTES {
+            Payload::Crc(payload_crc(&pieces))
+        } else {
+            Payload::Pieces(&pieces)
+        };
+        let header = record_header(kind, seq, len, payload);
+        let record_len = V2.record_len(len);
+        let padding = (record_len - RECORD_HEADER_LEN as u64 - len) as usize;
+        let offset = self.len;
+        self.chunks.push(Bytes::copy_from_slice(&header));
+        self.chunks.extend(encoded.into_chunks());
+        if padding > 0 {
+            static PADDING: [u8; RECORD_HEADER_LEN] = [0; RECORD_HEADER_LEN];
+            self.chunks.push(Bytes::from_static(&PADDING[..padding]));
+        }
+        self.len += record_len;
+        Ok(Appended {
+            offset,
+            len: record_len,
+        })
+    }
+
+    /// The file's bytes, in order.
+    ///
+    /// ```
+    /// let chunks = pontoon_persist::RecordChunks::new(0).into_chunks();
+    /// assert_eq!(chunks.concat().len(), 64);
+    /// ```
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        self.chunks
+    }
+}
+
 fn file_header(tag: u64) -> [u8; RECORD_FILE_HEADER_LEN] {
     let mut out = [0u8; RECORD_FILE_HEADER_LEN];
     out[..7].copy_from_slice(&RECORD_FILE_MAGIC);
@@ -538,6 +655,54 @@ impl RecordFile {
             reason: reason.to_owned(),
         })?;
         Ok(RecordFile { path, bytes, tag })
+    }
+
+    /// The record that was at `offset` of the record file named `path` (in errors), read from
+    /// `bytes`, which hold exactly that record (as a range read of `len` bytes from the
+    /// offset [`RecordFileWriter::append`] or [`RecordChunks::append`] returned): checked like
+    /// [`record_at`](Self::record_at), every length bounded by `bytes`, the payload decoded
+    /// within `limits`. Frames are views of `bytes`, 64-byte aligned if `bytes` is.
+    ///
+    /// ```
+    /// let err = pontoon_persist::RecordFile::lone_record("r.rec", 64, bytes::Bytes::from(vec![0u8; 64]), &pontoon_wire::Limits::DEFAULT).unwrap_err();
+    /// assert!(err.to_string().contains("at byte offset 64"), "{err}");
+    /// ```
+    pub fn lone_record(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        bytes: Bytes,
+        limits: &Limits,
+    ) -> Result<FileRecord, RecordFileError> {
+        let path = path.into();
+        let corrupt = |reason: &str| RecordFileError::Corrupt {
+            file: path.clone(),
+            offset,
+            reason: reason.to_owned(),
+        };
+        let found =
+            record_at(V2, &bytes, 0, bytes.len() as u64, &mut 0).map_err(|fault| match fault {
+                crate::format::Fault::Short => corrupt("the record runs past the bytes read"),
+                crate::format::Fault::Bad => {
+                    corrupt("the record does not verify (checksum, length or padding)")
+                }
+            })?;
+        if found.end != bytes.len() {
+            return Err(corrupt("the bytes read hold more than the record"));
+        }
+        let payload = bytes.slice(found.payload.0..found.payload.1);
+        let message = pontoon_wire::decode_message(payload, limits).map_err(|source| {
+            RecordFileError::BadPayload {
+                file: path.clone(),
+                offset,
+                source,
+            }
+        })?;
+        Ok(FileRecord {
+            kind: found.kind,
+            seq: found.seq,
+            message,
+            next: offset.saturating_add(found.end as u64),
+        })
     }
 
     /// The tag its writer put in the header.

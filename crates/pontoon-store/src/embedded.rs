@@ -17,6 +17,7 @@ use crate::arena::Mapping;
 use crate::error::{GetError, ObjectError, PutError};
 use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
 use crate::spill_dir::SpillDir;
+use crate::spill_remote::{RemoteAt, RemoteSpill};
 use crate::{ObjectId, StoreId, StoreStats};
 
 /// How an embedded [`Store`] is set up.
@@ -42,9 +43,75 @@ pub struct StoreOptions {
     /// memory left is created on disk; the directory is locked for this store, and spill files
     /// an earlier run left there are removed. See `docs/store-format.md`, Spilling.
     pub spill_dir: Option<PathBuf>,
-    /// Objects are fused into spill files of up to this many bytes (an object larger than that
-    /// gets a file of its own). Default 100 MiB.
+    /// Objects are fused into spill files (or remote objects) of up to this many bytes (an
+    /// object larger than that gets one of its own). Default 100 MiB.
     pub spill_file_bytes: u64,
+    /// Where objects spill to instead of a directory: a remote (`s3://bucket/prefix`, or
+    /// `file:///dir`), default `None`. Objects are fused into remote objects of up to
+    /// `spill_file_bytes`, read back with a range read of one object's record, and each remote
+    /// object is deleted once every object in it is; spill objects an earlier run left under
+    /// the prefix are removed at start, so one prefix serves one store at a time. No object
+    /// is created on the remote: one larger than the memory left is
+    /// [`ObjectError::StoreFull`]. Setting both this and `spill_dir` is an error, and so is
+    /// a remote in a build without the crate's `remote` feature. See `docs/store-format.md`,
+    /// Spilling to a remote.
+    pub spill_remote: Option<SpillRemote>,
+}
+
+/// A remote to spill to ([`StoreOptions::spill_remote`]): its URL and the options that reach
+/// it, with `object_store`'s `AmazonS3ConfigKey` names (`aws_endpoint`, `aws_access_key_id`,
+/// `aws_secret_access_key`, `aws_region`, `aws_allow_http`, ...), which win over the usual
+/// `AWS_*` environment variables. `Debug` shows the option names, never their values.
+///
+/// ```
+/// let remote = pontoon_store::SpillRemote::new("s3://bucket/spill")
+///     .option("aws_endpoint", "http://127.0.0.1:8333")
+///     .option("aws_secret_access_key", "hidden");
+/// assert!(!format!("{remote:?}").contains("hidden"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpillRemote {
+    /// `s3://bucket/prefix` or `file:///dir`.
+    pub url: String,
+    /// `(key, value)` pairs for `object_store`.
+    pub options: Vec<(String, String)>,
+}
+
+impl SpillRemote {
+    /// The remote at `url`, with no options (the environment's `AWS_*` variables only).
+    ///
+    /// ```
+    /// assert_eq!(pontoon_store::SpillRemote::new("file:///tmp").url, "file:///tmp");
+    /// ```
+    pub fn new(url: impl Into<String>) -> SpillRemote {
+        SpillRemote {
+            url: url.into(),
+            options: Vec::new(),
+        }
+    }
+
+    /// Adds an option.
+    ///
+    /// ```
+    /// let remote = pontoon_store::SpillRemote::new("s3://b/p").option("aws_region", "eu-west-1");
+    /// assert_eq!(remote.options.len(), 1);
+    /// ```
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<String>) -> SpillRemote {
+        self.options.push((key.into(), value.into()));
+        self
+    }
+}
+
+impl std::fmt::Debug for SpillRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Option values hold secrets.
+        let keys: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("SpillRemote")
+            .field("url", &self.url)
+            .field("options", &keys)
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -54,6 +121,7 @@ impl Default for StoreOptions {
             high_water_percent: 80,
             spill_dir: None,
             spill_file_bytes: DEFAULT_SPILL_FILE_BYTES,
+            spill_remote: None,
         }
     }
 }
@@ -79,6 +147,8 @@ enum Entry {
     },
     /// Sealed and spilled: in a spill file.
     Spilled { at: Spilled },
+    /// Sealed and spilled to the remote.
+    Remote { at: RemoteAt },
 }
 
 struct Table {
@@ -89,6 +159,17 @@ struct Table {
     recency: Recency,
     /// Where objects spill (`Err`: the spill directory could not be opened, and why).
     spill: Option<Result<Spill, ObjectError>>,
+    /// Where objects spill with a remote (`Err`: it could not be opened, and why).
+    remote: Option<Result<RemoteSpill, ObjectError>>,
+    /// Bytes of objects on their way to the remote (still in memory, counted in `used`).
+    spilling: u64,
+}
+
+impl Table {
+    /// Whether objects may spill (to a directory or a remote), so handed-out frames pin.
+    fn spills(&self) -> bool {
+        self.spill.is_some() || self.remote.is_some()
+    }
 }
 
 /// Where a new object goes.
@@ -121,6 +202,8 @@ pub struct Store {
     options: StoreOptions,
     table: Mutex<Table>,
     sealed: Condvar,
+    /// Signalled when a spill to the remote is over (see [`Store::place_remote`]).
+    spill_done: Condvar,
     /// Warm blocks for objects pulled from peers.
     pulled: crate::pulled::PulledPool,
 }
@@ -135,7 +218,9 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// An empty store.
+    /// An empty store. With a spill remote, this lists its prefix (and removes the spill
+    /// objects an earlier run left there) before it returns; a remote that fails then fails
+    /// the spills (see [`open`](Store::open) to have the error now).
     ///
     /// ```
     /// let store = pontoon_store::Store::new(Default::default());
@@ -151,6 +236,16 @@ impl Store {
                     reason: e.to_string(),
                 })
         });
+        let remote = options.spill_remote.as_ref().map(|remote| {
+            if options.spill_dir.is_some() {
+                return Err(ObjectError::SpillRemoteFailed {
+                    url: remote.url.clone(),
+                    fault: crate::RemoteFault::Other,
+                    reason: "a store spills to a directory or to a remote, not both".to_owned(),
+                });
+            }
+            RemoteSpill::open(&remote.url, &remote.options, id, options.spill_file_bytes)
+        });
         Store {
             id,
             options,
@@ -160,14 +255,18 @@ impl Store {
                 next_seq: 1,
                 recency: Recency::default(),
                 spill,
+                remote,
+                spilling: 0,
             }),
             sealed: Condvar::new(),
+            spill_done: Condvar::new(),
             pulled: crate::pulled::PulledPool::new(PULLED_POOL_BYTES),
         }
     }
 
     /// A store as [`new`](Store::new) makes it, but a spill directory that cannot be opened
-    /// and locked is an error now rather than at the first spill.
+    /// and locked, or a spill remote that cannot be reached (or refuses the credentials), is
+    /// an error now rather than at the first spill.
     ///
     /// ```
     /// let mut options = pontoon_store::StoreOptions::default();
@@ -176,9 +275,14 @@ impl Store {
     /// ```
     pub fn open(options: StoreOptions) -> Result<Store, ObjectError> {
         let store = Store::new(options);
-        if let Some(Err(e)) = &store.lock().spill {
+        let table = store.lock();
+        if let Some(Err(e)) = &table.spill {
             return Err(e.clone());
         }
+        if let Some(Err(e)) = &table.remote {
+            return Err(e.clone());
+        }
+        drop(table);
         Ok(store)
     }
 
@@ -212,7 +316,19 @@ impl Store {
     /// that spills come in batches); then says where
     /// the object goes (memory if it fits, else disk) or why it cannot go anywhere. A failed
     /// spill matters only if the object then does not fit.
-    fn place(&self, table: &mut Table, bytes: u64) -> Result<Place, ObjectError> {
+    fn place<'s>(
+        &'s self,
+        mut table: MutexGuard<'s, Table>,
+        bytes: u64,
+    ) -> (MutexGuard<'s, Table>, Result<Place, ObjectError>) {
+        if table.remote.is_some() {
+            return self.place_remote(table, bytes);
+        }
+        let placed = self.place_local(&mut table, bytes);
+        (table, placed)
+    }
+
+    fn place_local(&self, table: &mut Table, bytes: u64) -> Result<Place, ObjectError> {
         let capacity = self.options.capacity;
         let high = high_water(capacity, self.options.high_water_percent);
         let mut spill_error = None;
@@ -237,6 +353,175 @@ impl Store {
                 largest: free,
             }),
         }
+    }
+
+    /// [`place`](Store::place) with a remote: the objects to spill are chosen and taken out
+    /// of the running under the lock, put on the remote with the lock released (they stay in
+    /// memory, readable, meanwhile), and replaced by their remote places under the lock again,
+    /// each only if it is still there and nobody pinned it in the meantime. A failed put
+    /// leaves its objects in memory. Nothing is created on the remote: an object that does not
+    /// fit in memory after the spill is refused.
+    fn place_remote<'s>(
+        &'s self,
+        mut table: MutexGuard<'s, Table>,
+        bytes: u64,
+    ) -> (MutexGuard<'s, Table>, Result<Place, ObjectError>) {
+        let capacity = self.options.capacity;
+        let high = high_water(capacity, self.options.high_water_percent);
+        loop {
+            let mut error = None;
+            // Objects already on their way out count as gone, so that concurrent placers do not
+            // spill the same bytes' worth twice.
+            let after = table
+                .used
+                .saturating_sub(table.spilling)
+                .saturating_add(bytes);
+            // A remote that could not be opened matters only if the object does not fit.
+            if let Some(Err(e)) = &table.remote {
+                error = Some(e.clone());
+            } else if after > high {
+                let need = after - high + spill_slack(capacity);
+                // Remote objects are never appended to, so each spill goes on until its last
+                // remote object is about full (a request costs the same whatever its size), and
+                // at least to one remote object's worth, a quarter of the capacity at most.
+                let cap = self.options.spill_file_bytes.max(1);
+                let fill = need
+                    .div_ceil(cap)
+                    .saturating_mul(cap)
+                    .max(cap.min(capacity / 4));
+                let (guard, spilled) = self.spill_to_remote(table, need, fill);
+                table = guard;
+                error = spilled.err();
+            }
+            let free = capacity.saturating_sub(table.used);
+            if bytes <= free {
+                return (table, Ok(Place::Memory));
+            }
+            // Another request's spill is under way and may free the room this one needs: wait
+            // for it, then look again.
+            if error.is_none() && table.spilling > 0 {
+                table = self
+                    .spill_done
+                    .wait(table)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            let refused = error.unwrap_or_else(|| self.full(&table, bytes));
+            return (table, Err(refused));
+        }
+    }
+
+    /// Spills the least recently used objects nobody holds to the remote, until `need` bytes
+    /// are freed and the next object would take the records past `fill` bytes, or none is
+    /// left; see [`place_remote`](Store::place_remote).
+    fn spill_to_remote<'s>(
+        &'s self,
+        mut table: MutexGuard<'s, Table>,
+        need: u64,
+        fill: u64,
+    ) -> (MutexGuard<'s, Table>, Result<(), ObjectError>) {
+        let mut ids = Vec::new();
+        let mut objects: Vec<(u64, Message, u64)> = Vec::new();
+        let mut freed = 0u64;
+        // What the records take (each with its header, the message's head and padding), and
+        // the remote object's header.
+        let mut written = pontoon_persist::RECORD_FILE_HEADER_LEN as u64;
+        for id in table.recency.oldest() {
+            if let Some(Entry::Sealed {
+                message,
+                bytes,
+                pins,
+                disk: None,
+            }) = table.entries.get(&id)
+                && Arc::strong_count(pins) == 1
+            {
+                let record = bytes + 64 * (message.frames.len() as u64 + 4);
+                if freed >= need && written.saturating_add(record) > fill {
+                    break;
+                }
+                ids.push(id);
+                objects.push((id.seq(), message.clone(), *bytes));
+                freed += bytes;
+                written += record;
+            }
+        }
+        if ids.is_empty() {
+            return (table, Ok(()));
+        }
+        let table_ref = &mut *table;
+        let Some(Ok(remote)) = &mut table_ref.remote else {
+            return (table, Ok(()));
+        };
+        let batches = match remote.batches(&objects) {
+            Ok(batches) => batches,
+            Err(e) => return (table, Err(e)),
+        };
+        let (io, store) = (remote.io(), remote.store());
+        // Out of the running while they go up: no other spill picks them.
+        for id in &ids {
+            table.recency.remove(id);
+        }
+        table.spilling += freed;
+        drop(table);
+        let results: Vec<Result<(), ObjectError>> =
+            batches.iter().map(|batch| io.put(store, batch)).collect();
+        // The table's entries are then the only holders of the frames (unless someone got
+        // them meanwhile): replacing them frees them.
+        drop(objects);
+        let mut table = self.lock();
+        table.spilling -= freed;
+        self.spill_done.notify_all();
+        let mut error = None;
+        let mut unused = Vec::new();
+        let mut next = ids.iter();
+        for (batch, result) in batches.iter().zip(results) {
+            let batch_ids: Vec<ObjectId> = next.by_ref().take(batch.ats.len()).copied().collect();
+            if let Err(e) = result {
+                for id in &batch_ids {
+                    if matches!(table.entries.get(id), Some(Entry::Sealed { .. })) {
+                        table.recency.touch(*id);
+                    }
+                }
+                error = Some(e);
+                continue;
+            }
+            let table = &mut *table;
+            let Some(Ok(remote)) = &mut table.remote else {
+                continue;
+            };
+            for (id, at) in batch_ids.iter().zip(&batch.ats) {
+                // Deleted, taken or pinned while it went up: its record is dead weight.
+                let Some(entry) = table.entries.get_mut(id) else {
+                    continue;
+                };
+                let Entry::Sealed {
+                    bytes,
+                    pins,
+                    disk: None,
+                    ..
+                } = entry
+                else {
+                    continue;
+                };
+                if Arc::strong_count(pins) != 1 {
+                    continue;
+                }
+                table.used -= *bytes;
+                *entry = Entry::Remote { at: *at };
+                table.recency.remove(id);
+                remote.add(at);
+            }
+            if remote.unused(batch.object) {
+                unused.push(batch.object);
+            }
+        }
+        drop(batches);
+        if !unused.is_empty() {
+            drop(table);
+            io.delete(store, &unused);
+            table = self.lock();
+        }
+        (table, error.map_or(Ok(()), Err))
     }
 
     fn new_id(&self, table: &mut Table) -> ObjectId {
@@ -298,8 +583,8 @@ impl Store {
     /// ```
     pub fn put_raw(&self, message: Message) -> Result<ObjectId, ObjectError> {
         let bytes = message.payload_len() + message.header.as_bytes().len() as u64;
-        let mut table = self.lock();
-        let entry = match self.place(&mut table, bytes)? {
+        let (mut table, placed) = self.place(self.lock(), bytes);
+        let entry = match placed? {
             Place::Memory => {
                 table.used += bytes;
                 Entry::Sealed {
@@ -352,11 +637,15 @@ impl Store {
     /// # Ok::<(), pontoon_store::ObjectError>(())
     /// ```
     pub fn get_raw(&self, id: &ObjectId) -> Result<Message, ObjectError> {
-        let mut table = self.lock();
-        let table = &mut *table;
+        let mut guard = self.lock();
+        if let Some(Entry::Remote { at }) = guard.entries.get(id) {
+            let at = *at;
+            return self.read_remote(guard, id, &at);
+        }
+        let table = &mut *guard;
         match table.entries.get(id) {
             Some(Entry::Sealed { message, pins, .. }) => {
-                if table.spill.is_none() {
+                if !table.spills() {
                     return Ok(message.clone());
                 }
                 let pinned = pinned(message, pins);
@@ -372,7 +661,48 @@ impl Store {
                 }
             }
             Some(Entry::Creating { .. }) => Err(ObjectError::NotSealed { id: *id }),
-            None => Err(ObjectError::Unknown { id: *id }),
+            Some(Entry::Remote { .. }) | None => Err(ObjectError::Unknown { id: *id }),
+        }
+    }
+
+    /// Reads object `id` back from the remote at `at`, with the lock let go for the read. A
+    /// failed read of an object deleted meanwhile is [`ObjectError::Unknown`].
+    fn read_remote(
+        &self,
+        table: MutexGuard<'_, Table>,
+        id: &ObjectId,
+        at: &RemoteAt,
+    ) -> Result<Message, ObjectError> {
+        let Some(Ok(remote)) = &table.remote else {
+            return Err(ObjectError::Unknown { id: *id });
+        };
+        let (io, store) = (remote.io(), remote.store());
+        drop(table);
+        io.read(store, id, at).map_err(|e| {
+            let still = matches!(
+                self.lock().entries.get(id),
+                Some(Entry::Remote { at: now }) if now == at
+            );
+            if still {
+                e
+            } else {
+                ObjectError::Unknown { id: *id }
+            }
+        })
+    }
+
+    /// Removes object `id`, spilled to the remote at `at`, from the table; deletes its remote
+    /// object (with the lock let go) if it was the last live one there.
+    fn drop_remote(&self, mut table: MutexGuard<'_, Table>, id: &ObjectId, at: &RemoteAt) {
+        table.entries.remove(id);
+        let Some(Ok(remote)) = &mut table.remote else {
+            return;
+        };
+        let last = remote.free(at);
+        let (io, store) = (remote.io(), remote.store());
+        drop(table);
+        if let Some(object) = last {
+            io.delete(store, &[object]);
         }
     }
 
@@ -390,8 +720,8 @@ impl Store {
     /// ```
     pub fn create(&self, size: u64) -> Result<Creating<'_>, ObjectError> {
         let len = usize::try_from(size).map_err(|_| ObjectError::OutOfMemory { bytes: size })?;
-        let mut table = self.lock();
-        if let Place::Disk = self.place(&mut table, size)? {
+        let (mut table, placed) = self.place(self.lock(), size);
+        if let Place::Disk = placed? {
             return self.create_on_disk(table, size, len);
         }
         table.used += size;
@@ -465,15 +795,25 @@ impl Store {
     /// always lands in memory, so one larger than what spilling can free is refused
     /// (`StoreFull`), not created on disk.
     pub(crate) fn reserve_foreign(&self, id: ObjectId, bytes: u64) -> Result<bool, ObjectError> {
-        let mut table = self.lock();
+        let table = self.lock();
         match table.entries.get(&id) {
-            Some(Entry::Sealed { .. } | Entry::Spilled { .. }) => return Ok(false),
+            Some(Entry::Sealed { .. } | Entry::Spilled { .. } | Entry::Remote { .. }) => {
+                return Ok(false);
+            }
             Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id }),
             None => {}
         }
-        match self.place(&mut table, bytes)? {
+        let (mut table, placed) = self.place(table, bytes);
+        match placed? {
             Place::Memory => {}
             Place::Disk => return Err(self.full(&table, bytes)),
+        }
+        // The lock was let go while objects spilled to a remote: the id may have come in
+        // since.
+        match table.entries.get(&id) {
+            Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id }),
+            Some(_) => return Ok(false),
+            None => {}
         }
         table.used += bytes;
         table
@@ -503,8 +843,12 @@ impl Store {
     }
 
     pub(crate) fn forget(&self, id: &ObjectId) {
-        let mut table = self.lock();
-        let table = &mut *table;
+        let mut guard = self.lock();
+        if let Some(Entry::Remote { at }) = guard.entries.get(id) {
+            let at = *at;
+            return self.drop_remote(guard, id, &at);
+        }
+        let table = &mut *guard;
         match table.entries.remove(id) {
             Some(Entry::Creating { bytes, disk } | Entry::Sealed { bytes, disk, .. }) => {
                 table.used -= bytes;
@@ -518,7 +862,7 @@ impl Store {
                     spill.free(&at);
                 }
             }
-            None => {}
+            Some(Entry::Remote { .. }) | None => {}
         }
     }
 
@@ -540,8 +884,20 @@ impl Store {
     /// # Ok::<(), pontoon_store::ObjectError>(())
     /// ```
     pub fn take(&self, id: &ObjectId) -> Result<Message, ObjectError> {
-        let mut table = self.lock();
-        let table = &mut *table;
+        let mut guard = self.lock();
+        if let Some(Entry::Remote { at }) = guard.entries.get(id) {
+            // Read first, removed only once read: a failed read loses nothing.
+            let at = *at;
+            let message = self.read_remote(guard, id, &at)?;
+            let table = self.lock();
+            if !matches!(table.entries.get(id), Some(Entry::Remote { at: now }) if *now == at) {
+                // Taken or deleted by someone else meanwhile.
+                return Err(ObjectError::Unknown { id: *id });
+            }
+            self.drop_remote(table, id, &at);
+            return Ok(message);
+        }
+        let table = &mut *guard;
         match table.entries.get(id) {
             Some(Entry::Sealed { .. }) => {}
             Some(Entry::Spilled { at }) => {
@@ -556,7 +912,7 @@ impl Store {
                 return Ok(read.message);
             }
             Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id: *id }),
-            None => return Err(ObjectError::Unknown { id: *id }),
+            Some(Entry::Remote { .. }) | None => return Err(ObjectError::Unknown { id: *id }),
         }
         match table.entries.remove(id) {
             Some(Entry::Sealed {
@@ -586,6 +942,14 @@ impl Store {
     /// # Ok::<(), pontoon_store::ObjectError>(())
     /// ```
     pub fn delete(&self, id: &ObjectId) -> Result<(), ObjectError> {
+        let table = self.lock();
+        if let Some(Entry::Remote { at }) = table.entries.get(id) {
+            // Nothing to read back: only its remote object's count goes down.
+            let at = *at;
+            self.drop_remote(table, id, &at);
+            return Ok(());
+        }
+        drop(table);
         self.take(id).map(drop)
     }
 
@@ -602,7 +966,7 @@ impl Store {
     pub fn contains(&self, id: &ObjectId) -> bool {
         matches!(
             self.lock().entries.get(id),
-            Some(Entry::Sealed { .. } | Entry::Spilled { .. })
+            Some(Entry::Sealed { .. } | Entry::Spilled { .. } | Entry::Remote { .. })
         )
     }
 
@@ -630,7 +994,7 @@ impl Store {
                 .map(|id| {
                     matches!(
                         table.entries.get(id),
-                        Some(Entry::Sealed { .. } | Entry::Spilled { .. })
+                        Some(Entry::Sealed { .. } | Entry::Spilled { .. } | Entry::Remote { .. })
                     )
                 })
                 .collect();
@@ -682,7 +1046,18 @@ impl Store {
                     stats.objects += 1;
                     stats.sealed_bytes += at.bytes;
                 }
+                Entry::Remote { at } => {
+                    stats.objects += 1;
+                    stats.sealed_bytes += at.bytes;
+                }
             }
+        }
+        if let Some(Ok(remote)) = &table.remote {
+            (
+                stats.spilled_objects,
+                stats.spilled_bytes,
+                stats.spill_files,
+            ) = remote.counts();
         }
         if let Some(Ok(spill)) = &table.spill {
             (

@@ -87,6 +87,19 @@ pub enum ObjectError {
         /// What failed.
         reason: String,
     },
+    /// Spilling to the remote ([`StoreOptions::spill_remote`](crate::StoreOptions::spill_remote))
+    /// or reading an object back from it failed; `fault` says how. Nothing sealed was lost: an
+    /// object whose spill failed is still in memory, and one whose read failed is still on the
+    /// remote.
+    #[error("the spill remote `{url}` failed ({fault}): {reason}")]
+    SpillRemoteFailed {
+        /// The remote's URL.
+        url: String,
+        /// What kind of failure it was.
+        fault: RemoteFault,
+        /// What failed, in words.
+        reason: String,
+    },
     /// The process could not allocate the object's memory (embedded mode).
     #[error("could not allocate {bytes} bytes for an object")]
     OutOfMemory {
@@ -102,6 +115,31 @@ pub enum ObjectError {
         /// Why.
         reason: String,
     },
+}
+
+/// How a spill remote failed ([`ObjectError::SpillRemoteFailed`]).
+///
+/// ```
+/// assert_eq!(pontoon_store::RemoteFault::Refused.to_string(), "credentials refused");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteFault {
+    /// The remote could not be reached (connection refused, DNS, timeouts).
+    #[error("unreachable")]
+    Unreachable,
+    /// The remote refused the credentials (HTTP 401 or 403).
+    #[error("credentials refused")]
+    Refused,
+    /// The remote has no room (a quota, a full disk behind it, HTTP 507).
+    #[error("full")]
+    Full,
+    /// An object read back does not verify (checksum, length, another store's).
+    #[error("corrupt")]
+    Corrupt,
+    /// Anything else the remote answered.
+    #[error("failed")]
+    Other,
 }
 
 /// A value that could not be put.

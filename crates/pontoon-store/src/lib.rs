@@ -31,7 +31,11 @@
 //! object comes back on `get` as views of the memory-mapped spill file, through the daemon with
 //! the file's descriptor passed to the client. No [`ObjectError::StoreFull`] while the spill
 //! disk has room; a full disk is [`ObjectError::SpillDiskFull`], and nothing sealed is lost.
-//! Without a spill directory an object that does not fit is `StoreFull`.
+//! Without a spill directory an object that does not fit is `StoreFull`. An embedded store can
+//! spill to S3-compatible object storage instead ([`StoreOptions::spill_remote`],
+//! `s3://bucket/prefix` or `file:///dir`): objects fused into remote objects, read back with a
+//! range read of one object's record, deleted with their last object, the network I/O done
+//! without the store's lock; its failures are [`ObjectError::SpillRemoteFailed`].
 //!
 //! Across machines: a store serves its objects to peer stores over pontoon-transport
 //! ([`Store::serve_peers`], or `pontoon store serve --listen ADDR` for the daemon), and another
@@ -87,6 +91,7 @@ mod pulled;
 mod size;
 mod spill;
 mod spill_dir;
+mod spill_remote;
 mod state;
 mod stats;
 mod waits;
@@ -94,8 +99,8 @@ mod waits;
 pub use arena::Backing;
 pub use client::{Client, ClientCreating};
 pub use daemon::{Daemon, ServeOptions, StatsHandle};
-pub use embedded::{Creating, Store, StoreOptions};
-pub use error::{ClientError, GetError, ObjectError, PutError, ServeError};
+pub use embedded::{Creating, SpillRemote, Store, StoreOptions};
+pub use error::{ClientError, GetError, ObjectError, PutError, RemoteFault, ServeError};
 pub use id::{ObjectId, ParseIdError, StoreId};
 pub use peer::PeerServer;
 pub use pull::{PullError, PullOptions};

@@ -575,6 +575,12 @@ fn encode_error(out: &mut Out, error: &ObjectError) {
             spill_reason = format!("{}\n{reason}", dir.display());
             (code::SPILL_FAILED, none, [0; 4], spill_reason.as_str())
         }
+        // Only an embedded store spills to a remote; a daemon never sends this, but should
+        // one, it travels as a spill failure naming the remote.
+        ObjectError::SpillRemoteFailed { url, fault, reason } => {
+            spill_reason = format!("{url}\n{fault}: {reason}");
+            (code::SPILL_FAILED, none, [0; 4], spill_reason.as_str())
+        }
         ObjectError::Unknown { id } => (code::UNKNOWN, *id, [0; 4], ""),
         ObjectError::NotSealed { id } => (code::NOT_SEALED, *id, [0; 4], ""),
         ObjectError::AlreadySealed { id } => (code::ALREADY_SEALED, *id, [0; 4], ""),

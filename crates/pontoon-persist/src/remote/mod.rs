@@ -636,6 +636,103 @@ impl Remote {
         Ok(true)
     }
 
+    /// Puts `chunks`, in order, as the object `name` under the prefix (replacing one of that
+    /// name): in one put up to one part's size, as a multipart upload of parts sliced from
+    /// the chunks (no copy) above. For callers that keep objects of their own on the remote
+    /// (the object store's spill).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("pontoon-doc-remote-put-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let remote = pontoon_persist::Remote::open(&format!("file://{}", dir.display()), Vec::<(String, String)>::new())?;
+    /// remote.put("a", vec![bytes::Bytes::from_static(b"he"), bytes::Bytes::from_static(b"llo")])?;
+    /// assert_eq!(&remote.get_range("a", 1..4)?[..], b"ell");
+    /// remote.delete("a")?;
+    /// assert!(remote.list()?.is_empty());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), pontoon_persist::RemoteError>(())
+    /// ```
+    pub fn put(&self, name: &str, chunks: Vec<bytes::Bytes>) -> Result<(), RemoteError> {
+        let object = self.object(name);
+        let len: usize = chunks.iter().map(bytes::Bytes::len).sum();
+        self.runtime.block_on(async {
+            if len <= PART_LEN {
+                self.store
+                    .put(&object, PutPayload::from_iter(chunks))
+                    .await
+                    .map_err(store_error("uploading", &object))?;
+                return Ok(());
+            }
+            let mut upload = self
+                .store
+                .put_multipart(&object)
+                .await
+                .map_err(store_error("starting the multipart upload of", &object))?;
+            let mut part: Vec<bytes::Bytes> = Vec::new();
+            let mut part_len = 0;
+            let mut sent = Ok(());
+            for mut chunk in chunks {
+                while !chunk.is_empty() && sent.is_ok() {
+                    let take = chunk.len().min(PART_LEN - part_len);
+                    part.push(chunk.split_to(take));
+                    part_len += take;
+                    if part_len == PART_LEN {
+                        sent = upload.put_part(PutPayload::from_iter(part.drain(..))).await;
+                        part_len = 0;
+                    }
+                }
+            }
+            if sent.is_ok() && part_len > 0 {
+                sent = upload.put_part(PutPayload::from_iter(part)).await;
+            }
+            let done = match sent {
+                Ok(()) => upload.complete().await.map(drop),
+                Err(e) => {
+                    // Parts already sent cost storage until aborted.
+                    let _ = upload.abort().await;
+                    Err(e)
+                }
+            };
+            done.map_err(store_error("uploading", &object))
+        })
+    }
+
+    /// The bytes `range` of the object `name` under the prefix, in one range read (so a
+    /// caller bounds what it reads by the range it asks for). Fewer bytes than asked for is
+    /// an error, [`RemoteError::Manifest`] naming the object.
+    ///
+    /// See [`put`](Self::put) for an example.
+    pub fn get_range(
+        &self,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes, RemoteError> {
+        let object = self.object(name);
+        let want = range.end.saturating_sub(range.start);
+        let bytes = self
+            .runtime
+            .block_on(self.store.get_range(&object, range))
+            .map_err(store_error("reading", &object))?;
+        if bytes.len() as u64 != want {
+            return Err(RemoteError::Manifest {
+                object: object.to_string(),
+                reason: format!("a range read of {want} bytes returned {}", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes the object `name` under the prefix (one that does not exist is no error).
+    ///
+    /// See [`put`](Self::put) for an example.
+    pub fn delete(&self, name: &str) -> Result<(), RemoteError> {
+        let object = self.object(name);
+        match self.runtime.block_on(self.store.delete(&object)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_error("deleting", &object)(e)),
+        }
+    }
+
     /// Uploads what `dir` holds that the remote lacks (the newest snapshot, the sealed
     /// segments it does not cover, and the active segment's tail up to the furthest one
     /// asked for in `tail`), then publishes it as manifest `generation + 1`, created only if
