@@ -51,7 +51,8 @@ fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
     // remote part restores the state onto a fresh directory; without, it says why it is skipped.
     if std::env::var_os("PONTOON_REMOTE").is_some() {
         assert!(
-            stdout.contains("identical to a replay from scratch"),
+            stdout.contains("identical to a replay from scratch")
+                && stdout.contains("nothing acknowledged was lost\n"),
             "{stdout}"
         );
     } else {

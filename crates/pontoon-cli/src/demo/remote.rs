@@ -2,13 +2,16 @@
 //! uploads its snapshot and sealed log segments to an S3-compatible remote (`PONTOON_REMOTE`,
 //! an `s3://bucket/prefix` URL, with the endpoint and keys from the usual `AWS_*` variables;
 //! `cargo xtask demo` starts a local SeaweedFS and sets them); then its directory is deleted, as
-//! if the machine were lost, and a fresh directory restores the state from the remote alone.
-//! Without `PONTOON_REMOTE` the part says so and is skipped.
+//! if the machine were lost, and a fresh directory restores the state from the remote alone (all
+//! but the events still in the active segment, which background uploads never send). The
+//! restored state then goes on under remote durability (`RemoteDurability::Acknowledged`), is
+//! lost in turn, and a third directory restores every acknowledged event. Without
+//! `PONTOON_REMOTE` the part says so and is skipped.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use pontoon::persist::{Durable, Remote};
+use pontoon::persist::{Durable, Remote, RemoteDurability};
 
 use super::duration;
 use super::persist::{Bank, Event, Scratch, event, options};
@@ -18,6 +21,9 @@ const REMOTE_ENV: &str = "PONTOON_REMOTE";
 
 /// Events applied before the machine is "lost".
 const EVENTS: u64 = 2_300;
+
+/// Events machine B applies under remote durability before it is lost too.
+const ACKNOWLEDGED_EVENTS: u64 = 20;
 
 /// How long the remote may take to answer its first request (a server that has just started
 /// creates its bucket a moment after it listens).
@@ -110,6 +116,41 @@ pub(super) fn run() -> Result<(), Box<dyn Error>> {
     } else {
         println!("  lost with A       nothing: every acknowledged event had been uploaded");
     }
+    drop(restored);
+
+    // Under remote durability, `apply` returns only once the event is on the remote too.
+    let mut acknowledged = options()?;
+    acknowledged.remote = Some(remote()?);
+    acknowledged.remote_durability = RemoteDurability::Acknowledged;
+    let mut bank: Durable<Bank, Event> =
+        Durable::open(&second_dir, Bank::opening, Bank::apply, acknowledged)?;
+    let started = Instant::now();
+    for seq in recovered + 1..=recovered + ACKNOWLEDGED_EVENTS {
+        bank.apply(&event(seq))?;
+    }
+    let per_event = started.elapsed() / ACKNOWLEDGED_EVENTS as u32;
+    let acked = bank.last_seq();
+    drop(bank);
+    std::fs::remove_dir_all(&second_dir)?;
+    let third_dir = scratch.0.join("machine-c");
+    let mut restore = options()?;
+    restore.remote = Some(remote()?);
+    let restored: Durable<Bank, Event> =
+        Durable::open(&third_dir, Bank::opening, Bank::apply, restore)?;
+    if restored.last_seq() != acked {
+        return Err(format!(
+            "under remote durability event {acked} was acknowledged, but the remote restored \
+             only up to {}",
+            restored.last_seq()
+        )
+        .into());
+    }
+    println!(
+        "  remote durability B applies {ACKNOWLEDGED_EVENTS} more events, each acknowledged only \
+         once on the remote ({} per event), and is lost too; machine C restores all of \
+         1..={acked}: nothing acknowledged was lost",
+        duration(per_event)
+    );
     drop(restored);
     Ok(())
 }
