@@ -12,6 +12,7 @@ use pontoon_wire::{Limits, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::metrics::{CUSTOM_TIMERS, SERDE_TIMERS, Timers};
 use crate::session::{Scope, Session};
 use crate::{
     Context, DeserializeError, Dumped, Family, FamilyError, Loaded, RegistryError, SerializeError,
@@ -80,7 +81,7 @@ pub(crate) struct TypeEntry {
 pub(crate) enum Slot {
     Custom,
     Serde,
-    User(String, Arc<dyn Family>),
+    User(String, Arc<dyn Family>, Arc<Timers>),
 }
 
 impl Slot {
@@ -88,7 +89,16 @@ impl Slot {
         match self {
             Slot::Custom => CUSTOM,
             Slot::Serde => SERDE,
-            Slot::User(name, _) => name,
+            Slot::User(name, ..) => name,
+        }
+    }
+
+    /// The family's serialize and deserialize timers.
+    pub(crate) fn timers(&self) -> &Timers {
+        match self {
+            Slot::Custom => &CUSTOM_TIMERS,
+            Slot::Serde => &SERDE_TIMERS,
+            Slot::User(_, _, timers) => timers,
         }
     }
 }
@@ -133,7 +143,7 @@ pub(crate) struct Policy {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Registry {
-    families: Vec<(String, Arc<dyn Family>)>,
+    families: Vec<(String, Arc<dyn Family>, Arc<Timers>)>,
     pub(crate) by_type: ByTypeId<Arc<TypeEntry>>,
     pub(crate) by_name: HashMap<String, (TypeId, Arc<TypeEntry>)>,
     pub(crate) policy: Policy,
@@ -438,7 +448,8 @@ impl Registry {
         if self.family_names().contains(&name) {
             return Err(RegistryError::DuplicateFamily(name));
         }
-        self.families.push((name, Arc::new(family)));
+        let timers = Arc::new(Timers::new(name.clone().into()));
+        self.families.push((name, Arc::new(family), timers));
         Ok(())
     }
 
@@ -451,7 +462,7 @@ impl Registry {
         [CUSTOM, SERDE]
             .into_iter()
             .map(String::from)
-            .chain(self.families.iter().map(|(n, _)| n.clone()))
+            .chain(self.families.iter().map(|(n, ..)| n.clone()))
             .collect()
     }
 
@@ -530,8 +541,8 @@ impl Registry {
                     _ => self
                         .families
                         .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(n, f)| Slot::User(n.clone(), f.clone()))
+                        .find(|(n, ..)| n == name)
+                        .map(|(n, f, t)| Slot::User(n.clone(), f.clone(), t.clone()))
                         .ok_or_else(|| RegistryError::UnknownFamily {
                             name: name.to_string(),
                             known: self.family_names(),

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::header;
 use crate::limits;
+use crate::metrics;
 use crate::msgpack::{self, Fault};
 use crate::registry::{CUSTOM, CustomFns, Policy, Registry, SERDE, Slot, TypeEntry};
 use crate::serde_message::{serde_message, serde_parts};
@@ -282,11 +283,17 @@ impl<'a> Scope<'a> {
         let entry = self.registry.by_type.get(&TypeId::of::<T>()).map(|e| &**e);
         let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let serde = |out: &mut Vec<u8>, depth| binary::to_writer(value, out, depth);
-        self.dumps(value, entry, type_name, Some(&serde))?
+        let start = metrics::start();
+        let (message, slot) = self
+            .dumps(value, entry, type_name, Some(&serde))?
             .ok_or_else(|| SerializeError::NoFamily {
                 type_name: type_name.to_string(),
                 tried: self.tried(),
-            })
+            })?;
+        if let Some(start) = start {
+            slot.timers().serialized(start);
+        }
+        Ok(message)
     }
 
     pub(crate) fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
@@ -296,21 +303,28 @@ impl<'a> Scope<'a> {
         let serde = entry
             .and_then(|e| e.serde.as_ref())
             .map(|fns| move |out: &mut Vec<u8>, depth| (fns.encode)(value, out, depth));
-        let message = self.dumps(value, entry, type_name, serde)?;
-        message.ok_or_else(|| match entry {
-            Some(_) => SerializeError::NoFamily {
-                type_name: type_name.to_string(),
-                tried: self.tried(),
-            },
-            None => SerializeError::Unregistered {
-                tried: self.tried(),
-            },
-        })
+        let start = metrics::start();
+        let (message, slot) =
+            self.dumps(value, entry, type_name, serde)?
+                .ok_or_else(|| match entry {
+                    Some(_) => SerializeError::NoFamily {
+                        type_name: type_name.to_string(),
+                        tried: self.tried(),
+                    },
+                    None => SerializeError::Unregistered {
+                        tried: self.tried(),
+                    },
+                })?;
+        if let Some(start) = start {
+            slot.timers().serialized(start);
+        }
+        Ok(message)
     }
 
     /// Tries the serializer list in order: `custom` if the type has a serializer of its own, `serde`
     /// if the value can be encoded (`serde` is `None` for an unregistered dynamic value), and each
-    /// added family, which may decline. `None` when no family took the value.
+    /// added family, which may decline. `None` when no family took the value; else the message
+    /// and the family that made it.
     #[inline]
     fn dumps<E>(
         &self,
@@ -318,7 +332,7 @@ impl<'a> Scope<'a> {
         entry: Option<&TypeEntry>,
         type_name: &str,
         serde: Option<E>,
-    ) -> Result<Option<Message>, SerializeError>
+    ) -> Result<Option<(Message, &'a Slot)>, SerializeError>
     where
         E: FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
     {
@@ -327,17 +341,20 @@ impl<'a> Scope<'a> {
             match slot {
                 Slot::Custom => {
                     if let Some(custom) = entry.and_then(|e| e.custom.as_ref()) {
-                        return self.custom_dumps(custom, value, type_name).map(Some);
+                        return self
+                            .custom_dumps(custom, value, type_name)
+                            .map(|m| Some((m, slot)));
                     }
                 }
                 Slot::Serde => {
                     if let Some(encode) = serde.take() {
-                        return serde_message(type_name, self.registry.max_depth, encode).map(Some);
+                        return serde_message(type_name, self.registry.max_depth, encode)
+                            .map(|m| Some((m, slot)));
                     }
                 }
-                Slot::User(name, family) => {
+                Slot::User(name, family, _) => {
                     if let Some(message) = self.user_dumps(name, family, value, type_name)? {
-                        return Ok(Some(message));
+                        return Ok(Some((message, slot)));
                     }
                 }
             }
@@ -392,8 +409,24 @@ impl<'a> Scope<'a> {
         &self,
         message: &Message,
     ) -> Result<T, DeserializeError> {
+        let start = metrics::start();
         let parsed = header::parse(message.header.as_bytes())?;
         let slot = self.accepted(parsed.family)?;
+        let value = self.deserialize_in::<T>(slot, &parsed, message)?;
+        if let Some(start) = start {
+            slot.timers().deserialized(start);
+        }
+        Ok(value)
+    }
+
+    /// [`Scope::deserialize`] once the family is known and accepted.
+    #[inline]
+    fn deserialize_in<T: DeserializeOwned + Any>(
+        &self,
+        slot: &Slot,
+        parsed: &header::Parsed<'_>,
+        message: &Message,
+    ) -> Result<T, DeserializeError> {
         let entry = self.registry.by_type.get(&TypeId::of::<T>());
         let expected = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let mismatch = || DeserializeError::TypeMismatch {
@@ -409,7 +442,7 @@ impl<'a> Scope<'a> {
                 if !same {
                     return Err(mismatch());
                 }
-                let (body, buffers) = serde_parts(&parsed, &message.frames)?;
+                let (body, buffers) = serde_parts(parsed, &message.frames)?;
                 limits::with_limits(&self.registry.limits, || {
                     binary::from_slice::<T>(body, buffers, self.registry.max_depth)
                 })
@@ -423,7 +456,7 @@ impl<'a> Scope<'a> {
                     type_id: TypeId::of::<T>(),
                     name: expected,
                 };
-                let value = self.loads(slot, &parsed, &message.frames, Some(requested))?;
+                let value = self.loads(slot, parsed, &message.frames, Some(requested))?;
                 // `loads` ran only for the type asked for: a value of another type is the
                 // family's mistake, refused all the same.
                 value.downcast::<T>().map(|b| *b).map_err(|_| mismatch())
@@ -435,17 +468,32 @@ impl<'a> Scope<'a> {
         &self,
         message: &Message,
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
+        let start = metrics::start();
         let parsed = header::parse(message.header.as_bytes())?;
         let slot = self.accepted(parsed.family)?;
+        let value = self.deserialize_dyn_in(slot, &parsed, message)?;
+        if let Some(start) = start {
+            slot.timers().deserialized(start);
+        }
+        Ok(value)
+    }
+
+    /// [`Scope::deserialize_dyn`] once the family is known and accepted.
+    fn deserialize_dyn_in(
+        &self,
+        slot: &Slot,
+        parsed: &header::Parsed<'_>,
+        message: &Message,
+    ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
         match slot {
             Slot::Serde => {
-                let type_name = header::type_str(&parsed)?;
+                let type_name = header::type_str(parsed)?;
                 let fns = self.entry(type_name)?.serde.as_ref().ok_or_else(|| {
                     DeserializeError::UnknownType {
                         name: type_name.to_string(),
                     }
                 })?;
-                let (body, buffers) = serde_parts(&parsed, &message.frames)?;
+                let (body, buffers) = serde_parts(parsed, &message.frames)?;
                 limits::with_limits(&self.registry.limits, || {
                     (fns.decode)(body, buffers, self.registry.max_depth)
                 })
@@ -454,7 +502,7 @@ impl<'a> Scope<'a> {
                     error,
                 })
             }
-            Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames, None),
+            Slot::Custom | Slot::User(..) => self.loads(slot, parsed, &message.frames, None),
         }
     }
 
@@ -479,7 +527,7 @@ impl<'a> Scope<'a> {
         let named = |slot: &&Slot| match slot {
             Slot::Serde => family == SERDE.as_bytes(),
             Slot::Custom => family == CUSTOM.as_bytes(),
-            Slot::User(name, _) => family == name.as_bytes(),
+            Slot::User(name, ..) => family == name.as_bytes(),
         };
         if let Some(slot) = self.policy.deserializers.iter().find(named) {
             return Ok(slot);
@@ -538,7 +586,7 @@ impl<'a> Scope<'a> {
                 }
                 Some(custom)
             }
-            Slot::User(_, user) => {
+            Slot::User(_, user, _) => {
                 if let Some(requested) = requested
                     && !user.produces(type_name, requested.type_id)
                 {
@@ -566,7 +614,7 @@ impl<'a> Scope<'a> {
                 limits::with_limits(loaded.limits, || (custom.loads)(&loaded, self.context))
                     .map_err(wrap)
             }
-            (None, Slot::User(_, user)) => {
+            (None, Slot::User(_, user, _)) => {
                 limits::with_limits(loaded.limits, || user.loads(&loaded, self.context))
                     .map_err(wrap)
             }
