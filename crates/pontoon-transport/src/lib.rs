@@ -42,6 +42,7 @@ mod endpoint;
 mod error;
 mod handshake;
 mod listener;
+pub mod metrics;
 mod pool;
 mod tls;
 
