@@ -81,7 +81,7 @@ pub(crate) struct TypeEntry {
 pub(crate) enum Slot {
     Custom,
     Serde,
-    User(String, Arc<dyn Family>, Arc<Timers>),
+    User(String, Arc<dyn Family>),
 }
 
 impl Slot {
@@ -89,16 +89,7 @@ impl Slot {
         match self {
             Slot::Custom => CUSTOM,
             Slot::Serde => SERDE,
-            Slot::User(name, ..) => name,
-        }
-    }
-
-    /// The family's serialize and deserialize timers.
-    pub(crate) fn timers(&self) -> &Timers {
-        match self {
-            Slot::Custom => &CUSTOM_TIMERS,
-            Slot::Serde => &SERDE_TIMERS,
-            Slot::User(_, _, timers) => timers,
+            Slot::User(name, _) => name,
         }
     }
 }
@@ -542,7 +533,7 @@ impl Registry {
                         .families
                         .iter()
                         .find(|(n, ..)| n == name)
-                        .map(|(n, f, t)| Slot::User(n.clone(), f.clone(), t.clone()))
+                        .map(|(n, f, _)| Slot::User(n.clone(), f.clone()))
                         .ok_or_else(|| RegistryError::UnknownFamily {
                             name: name.to_string(),
                             known: self.family_names(),
@@ -550,6 +541,19 @@ impl Registry {
                 }
             })
             .collect()
+    }
+
+    /// The serialize and deserialize timers of the family named `family`, if this registry has it.
+    pub(crate) fn timers(&self, family: &str) -> Option<&Timers> {
+        match family {
+            CUSTOM => Some(&CUSTOM_TIMERS),
+            SERDE => Some(&SERDE_TIMERS),
+            _ => self
+                .families
+                .iter()
+                .find(|(name, ..)| name == family)
+                .map(|(.., timers)| &**timers),
+        }
     }
 
     /// This registry seen from one connection: with that connection's [`Context`], and lists

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::header;
 use crate::limits;
-use crate::metrics;
+use crate::metrics::{self, Started, Timers};
 use crate::msgpack::{self, Fault};
 use crate::registry::{CUSTOM, CustomFns, Policy, Registry, SERDE, Slot, TypeEntry};
 use crate::serde_message::{serde_message, serde_parts};
@@ -284,14 +284,14 @@ impl<'a> Scope<'a> {
         let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let serde = |out: &mut Vec<u8>, depth| binary::to_writer(value, out, depth);
         let start = metrics::start();
-        let (message, slot) = self
+        let message = self
             .dumps(value, entry, type_name, Some(&serde))?
             .ok_or_else(|| SerializeError::NoFamily {
                 type_name: type_name.to_string(),
                 tried: self.tried(),
             })?;
         if let Some(start) = start {
-            slot.timers().serialized(start);
+            self.timed(&message, start, Timers::serialized);
         }
         Ok(message)
     }
@@ -304,27 +304,38 @@ impl<'a> Scope<'a> {
             .and_then(|e| e.serde.as_ref())
             .map(|fns| move |out: &mut Vec<u8>, depth| (fns.encode)(value, out, depth));
         let start = metrics::start();
-        let (message, slot) =
-            self.dumps(value, entry, type_name, serde)?
-                .ok_or_else(|| match entry {
-                    Some(_) => SerializeError::NoFamily {
-                        type_name: type_name.to_string(),
-                        tried: self.tried(),
-                    },
-                    None => SerializeError::Unregistered {
-                        tried: self.tried(),
-                    },
-                })?;
+        let message = self.dumps(value, entry, type_name, serde)?;
+        let message = message.ok_or_else(|| match entry {
+            Some(_) => SerializeError::NoFamily {
+                type_name: type_name.to_string(),
+                tried: self.tried(),
+            },
+            None => SerializeError::Unregistered {
+                tried: self.tried(),
+            },
+        })?;
         if let Some(start) = start {
-            slot.timers().serialized(start);
+            self.timed(&message, start, Timers::serialized);
         }
         Ok(message)
     }
 
+    /// Records a serialize or deserialize of `message` that began at `start` under its family
+    /// (found by the name its header carries). Off the fast path: only with a recorder
+    /// installed.
+    #[cold]
+    #[inline(never)]
+    fn timed(&self, message: &Message, start: Started, record: fn(&Timers, Started)) {
+        if let Some(timers) = header::family_name(message.header.as_bytes())
+            .and_then(|family| self.registry.timers(family))
+        {
+            record(timers, start);
+        }
+    }
+
     /// Tries the serializer list in order: `custom` if the type has a serializer of its own, `serde`
     /// if the value can be encoded (`serde` is `None` for an unregistered dynamic value), and each
-    /// added family, which may decline. `None` when no family took the value; else the message
-    /// and the family that made it.
+    /// added family, which may decline. `None` when no family took the value.
     #[inline]
     fn dumps<E>(
         &self,
@@ -332,7 +343,7 @@ impl<'a> Scope<'a> {
         entry: Option<&TypeEntry>,
         type_name: &str,
         serde: Option<E>,
-    ) -> Result<Option<(Message, &'a Slot)>, SerializeError>
+    ) -> Result<Option<Message>, SerializeError>
     where
         E: FnOnce(&mut Vec<u8>, usize) -> Result<Vec<Bytes>, binary::Error>,
     {
@@ -341,20 +352,17 @@ impl<'a> Scope<'a> {
             match slot {
                 Slot::Custom => {
                     if let Some(custom) = entry.and_then(|e| e.custom.as_ref()) {
-                        return self
-                            .custom_dumps(custom, value, type_name)
-                            .map(|m| Some((m, slot)));
+                        return self.custom_dumps(custom, value, type_name).map(Some);
                     }
                 }
                 Slot::Serde => {
                     if let Some(encode) = serde.take() {
-                        return serde_message(type_name, self.registry.max_depth, encode)
-                            .map(|m| Some((m, slot)));
+                        return serde_message(type_name, self.registry.max_depth, encode).map(Some);
                     }
                 }
-                Slot::User(name, family, _) => {
+                Slot::User(name, family) => {
                     if let Some(message) = self.user_dumps(name, family, value, type_name)? {
-                        return Ok(Some((message, slot)));
+                        return Ok(Some(message));
                     }
                 }
             }
@@ -410,23 +418,22 @@ impl<'a> Scope<'a> {
         message: &Message,
     ) -> Result<T, DeserializeError> {
         let start = metrics::start();
-        let parsed = header::parse(message.header.as_bytes())?;
-        let slot = self.accepted(parsed.family)?;
-        let value = self.deserialize_in::<T>(slot, &parsed, message)?;
+        let value = self.deserialize_untimed(message)?;
         if let Some(start) = start {
-            slot.timers().deserialized(start);
+            self.timed(message, start, Timers::deserialized);
         }
         Ok(value)
     }
 
-    /// [`Scope::deserialize`] once the family is known and accepted.
-    #[inline]
-    fn deserialize_in<T: DeserializeOwned + Any>(
+    /// The deserialize itself. Inlined into its caller whatever its size: a call in between
+    /// would move the value (and the error) once more.
+    #[inline(always)]
+    fn deserialize_untimed<T: DeserializeOwned + Any>(
         &self,
-        slot: &Slot,
-        parsed: &header::Parsed<'_>,
         message: &Message,
     ) -> Result<T, DeserializeError> {
+        let parsed = header::parse(message.header.as_bytes())?;
+        let slot = self.accepted(parsed.family)?;
         let entry = self.registry.by_type.get(&TypeId::of::<T>());
         let expected = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let mismatch = || DeserializeError::TypeMismatch {
@@ -442,7 +449,7 @@ impl<'a> Scope<'a> {
                 if !same {
                     return Err(mismatch());
                 }
-                let (body, buffers) = serde_parts(parsed, &message.frames)?;
+                let (body, buffers) = serde_parts(&parsed, &message.frames)?;
                 limits::with_limits(&self.registry.limits, || {
                     binary::from_slice::<T>(body, buffers, self.registry.max_depth)
                 })
@@ -456,7 +463,7 @@ impl<'a> Scope<'a> {
                     type_id: TypeId::of::<T>(),
                     name: expected,
                 };
-                let value = self.loads(slot, parsed, &message.frames, Some(requested))?;
+                let value = self.loads(slot, &parsed, &message.frames, Some(requested))?;
                 // `loads` ran only for the type asked for: a value of another type is the
                 // family's mistake, refused all the same.
                 value.downcast::<T>().map(|b| *b).map_err(|_| mismatch())
@@ -469,31 +476,28 @@ impl<'a> Scope<'a> {
         message: &Message,
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
         let start = metrics::start();
-        let parsed = header::parse(message.header.as_bytes())?;
-        let slot = self.accepted(parsed.family)?;
-        let value = self.deserialize_dyn_in(slot, &parsed, message)?;
+        let value = self.deserialize_dyn_untimed(message)?;
         if let Some(start) = start {
-            slot.timers().deserialized(start);
+            self.timed(message, start, Timers::deserialized);
         }
         Ok(value)
     }
 
-    /// [`Scope::deserialize_dyn`] once the family is known and accepted.
-    fn deserialize_dyn_in(
+    fn deserialize_dyn_untimed(
         &self,
-        slot: &Slot,
-        parsed: &header::Parsed<'_>,
         message: &Message,
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
+        let parsed = header::parse(message.header.as_bytes())?;
+        let slot = self.accepted(parsed.family)?;
         match slot {
             Slot::Serde => {
-                let type_name = header::type_str(parsed)?;
+                let type_name = header::type_str(&parsed)?;
                 let fns = self.entry(type_name)?.serde.as_ref().ok_or_else(|| {
                     DeserializeError::UnknownType {
                         name: type_name.to_string(),
                     }
                 })?;
-                let (body, buffers) = serde_parts(parsed, &message.frames)?;
+                let (body, buffers) = serde_parts(&parsed, &message.frames)?;
                 limits::with_limits(&self.registry.limits, || {
                     (fns.decode)(body, buffers, self.registry.max_depth)
                 })
@@ -502,7 +506,7 @@ impl<'a> Scope<'a> {
                     error,
                 })
             }
-            Slot::Custom | Slot::User(..) => self.loads(slot, parsed, &message.frames, None),
+            Slot::Custom | Slot::User(..) => self.loads(slot, &parsed, &message.frames, None),
         }
     }
 
@@ -527,7 +531,7 @@ impl<'a> Scope<'a> {
         let named = |slot: &&Slot| match slot {
             Slot::Serde => family == SERDE.as_bytes(),
             Slot::Custom => family == CUSTOM.as_bytes(),
-            Slot::User(name, ..) => family == name.as_bytes(),
+            Slot::User(name, _) => family == name.as_bytes(),
         };
         if let Some(slot) = self.policy.deserializers.iter().find(named) {
             return Ok(slot);
@@ -586,7 +590,7 @@ impl<'a> Scope<'a> {
                 }
                 Some(custom)
             }
-            Slot::User(_, user, _) => {
+            Slot::User(_, user) => {
                 if let Some(requested) = requested
                     && !user.produces(type_name, requested.type_id)
                 {
@@ -614,7 +618,7 @@ impl<'a> Scope<'a> {
                 limits::with_limits(loaded.limits, || (custom.loads)(&loaded, self.context))
                     .map_err(wrap)
             }
-            (None, Slot::User(_, user, _)) => {
+            (None, Slot::User(_, user)) => {
                 limits::with_limits(loaded.limits, || user.loads(&loaded, self.context))
                     .map_err(wrap)
             }
