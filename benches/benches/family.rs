@@ -1,13 +1,17 @@
-//! pontoon-family benchmarks: the Registry next to the bare serde encoder it wraps, buffers that
+//! pontoon-family benchmarks: the Registry next to the bare serde encoder it wraps (and with a
+//! metrics recorder installed, next to itself without), buffers that
 //! must not cost more as they grow (they travel as frames), and the `log` and `mesh` data sets of
 //! rust_serialization_benchmark next to rmp-serde, postcard and bitcode (all through serde) and
 //! rkyv (its own derives; deserialize is a checked `from_bytes` into owned values, as the others
 //! produce, and `rkyv-access` is its zero-copy checked view, for reference).
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use pontoon::family::{Registry, binary};
 use pontoon_benches::{
     ArchivedLogs, ArchivedMesh, LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished,
@@ -60,7 +64,67 @@ fn small(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // The same registry with a recorder installed: each call reads the clock twice and
+    // records one sample through the family's cached handle.
+    let tally = Tally::default();
+    metrics::with_local_recorder(&tally, || {
+        group.bench_function("registry-serialize-recorded", |b| {
+            b.iter(|| registry.serialize(black_box(&admin)).unwrap())
+        });
+        group.bench_function("registry-deserialize-recorded", |b| {
+            b.iter(|| {
+                registry
+                    .deserialize::<TaskFinished>(black_box(&message))
+                    .unwrap()
+            })
+        });
+    });
+    assert!(
+        tally.samples.load(Ordering::Relaxed) > 0,
+        "nothing was recorded"
+    );
     group.finish();
+}
+
+/// A recorder whose histograms keep a count and a sum, as an exporter's summary would: its own
+/// cost is a pair of atomic adds, so the bench shows what the registry adds.
+#[derive(Default)]
+struct Tally {
+    samples: Arc<AtomicU64>,
+}
+
+struct TallyHistogram {
+    samples: Arc<AtomicU64>,
+    nanos: AtomicU64,
+}
+
+impl metrics::HistogramFn for TallyHistogram {
+    fn record(&self, seconds: f64) {
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        self.nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+    }
+}
+
+impl metrics::Recorder for Tally {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::from_arc(Arc::new(TallyHistogram {
+            samples: self.samples.clone(),
+            nanos: AtomicU64::new(0),
+        }))
+    }
 }
 
 /// A model whose weights are a [`pontoon::family::Buffer`] of 1 MiB and of 100 MiB: the weights

@@ -84,6 +84,28 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// The family a header written by a registry names (its first entry, `family`), read without
+/// the rest of the header; `None` for any other header (a hello, a store request, a header
+/// laid out otherwise). Cheap enough to run on every message a transport counts; it checks
+/// nothing else, so deserializing still reads and checks the whole header.
+///
+/// ```
+/// let message = pontoon_family::Registry::new().serialize(&7u8)?;
+/// assert_eq!(pontoon_family::family_name(message.header.as_bytes()), Some("serde"));
+/// assert_eq!(pontoon_family::family_name(b"\x80"), None); // an empty map names no family
+/// # Ok::<(), pontoon_family::SerializeError>(())
+/// ```
+pub fn family_name(header: &[u8]) -> Option<&str> {
+    let rest = match header.split_first()? {
+        (0x81..=0x8f, rest) => rest,
+        (0xde, rest) => rest.get(2..)?,
+        (0xdf, rest) => rest.get(4..)?,
+        _ => return None,
+    };
+    let mut rest = rest.strip_prefix(b"\xa6family")?;
+    std::str::from_utf8(read_str_bytes(&mut rest)?).ok()
+}
+
 /// Where the serde family's body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Body<'a> {

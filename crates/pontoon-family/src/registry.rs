@@ -12,6 +12,7 @@ use pontoon_wire::{Limits, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::metrics::{CUSTOM_TIMERS, SERDE_TIMERS, Timers};
 use crate::session::{Scope, Session};
 use crate::{
     Context, DeserializeError, Dumped, Family, FamilyError, Loaded, RegistryError, SerializeError,
@@ -133,7 +134,7 @@ pub(crate) struct Policy {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Registry {
-    families: Vec<(String, Arc<dyn Family>)>,
+    families: Vec<(String, Arc<dyn Family>, Arc<Timers>)>,
     pub(crate) by_type: ByTypeId<Arc<TypeEntry>>,
     pub(crate) by_name: HashMap<String, (TypeId, Arc<TypeEntry>)>,
     pub(crate) policy: Policy,
@@ -438,7 +439,8 @@ impl Registry {
         if self.family_names().contains(&name) {
             return Err(RegistryError::DuplicateFamily(name));
         }
-        self.families.push((name, Arc::new(family)));
+        let timers = Arc::new(Timers::new(name.clone().into()));
+        self.families.push((name, Arc::new(family), timers));
         Ok(())
     }
 
@@ -451,7 +453,7 @@ impl Registry {
         [CUSTOM, SERDE]
             .into_iter()
             .map(String::from)
-            .chain(self.families.iter().map(|(n, _)| n.clone()))
+            .chain(self.families.iter().map(|(n, ..)| n.clone()))
             .collect()
     }
 
@@ -530,8 +532,8 @@ impl Registry {
                     _ => self
                         .families
                         .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(n, f)| Slot::User(n.clone(), f.clone()))
+                        .find(|(n, ..)| n == name)
+                        .map(|(n, f, _)| Slot::User(n.clone(), f.clone()))
                         .ok_or_else(|| RegistryError::UnknownFamily {
                             name: name.to_string(),
                             known: self.family_names(),
@@ -539,6 +541,19 @@ impl Registry {
                 }
             })
             .collect()
+    }
+
+    /// The serialize and deserialize timers of the family named `family`, if this registry has it.
+    pub(crate) fn timers(&self, family: &str) -> Option<&Timers> {
+        match family {
+            CUSTOM => Some(&CUSTOM_TIMERS),
+            SERDE => Some(&SERDE_TIMERS),
+            _ => self
+                .families
+                .iter()
+                .find(|(name, ..)| name == family)
+                .map(|(.., timers)| &**timers),
+        }
     }
 
     /// This registry seen from one connection: with that connection's [`Context`], and lists

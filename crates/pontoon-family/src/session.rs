@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::header;
 use crate::limits;
+use crate::metrics::{self, Started, Timers};
 use crate::msgpack::{self, Fault};
 use crate::registry::{CUSTOM, CustomFns, Policy, Registry, SERDE, Slot, TypeEntry};
 use crate::serde_message::{serde_message, serde_parts};
@@ -282,11 +283,17 @@ impl<'a> Scope<'a> {
         let entry = self.registry.by_type.get(&TypeId::of::<T>()).map(|e| &**e);
         let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let serde = |out: &mut Vec<u8>, depth| binary::to_writer(value, out, depth);
-        self.dumps(value, entry, type_name, Some(&serde))?
+        let start = metrics::start();
+        let message = self
+            .dumps(value, entry, type_name, Some(&serde))?
             .ok_or_else(|| SerializeError::NoFamily {
                 type_name: type_name.to_string(),
                 tried: self.tried(),
-            })
+            })?;
+        if let Some(start) = start {
+            self.timed(&message, start, Timers::serialized);
+        }
+        Ok(message)
     }
 
     pub(crate) fn serialize_dyn(&self, value: &dyn Any) -> Result<Message, SerializeError> {
@@ -296,8 +303,9 @@ impl<'a> Scope<'a> {
         let serde = entry
             .and_then(|e| e.serde.as_ref())
             .map(|fns| move |out: &mut Vec<u8>, depth| (fns.encode)(value, out, depth));
+        let start = metrics::start();
         let message = self.dumps(value, entry, type_name, serde)?;
-        message.ok_or_else(|| match entry {
+        let message = message.ok_or_else(|| match entry {
             Some(_) => SerializeError::NoFamily {
                 type_name: type_name.to_string(),
                 tried: self.tried(),
@@ -305,7 +313,24 @@ impl<'a> Scope<'a> {
             None => SerializeError::Unregistered {
                 tried: self.tried(),
             },
-        })
+        })?;
+        if let Some(start) = start {
+            self.timed(&message, start, Timers::serialized);
+        }
+        Ok(message)
+    }
+
+    /// Records a serialize or deserialize of `message` that began at `start` under its family
+    /// (found by the name its header carries). Off the fast path: only with a recorder
+    /// installed.
+    #[cold]
+    #[inline(never)]
+    fn timed(&self, message: &Message, start: Started, record: fn(&Timers, Started)) {
+        if let Some(timers) = header::family_name(message.header.as_bytes())
+            .and_then(|family| self.registry.timers(family))
+        {
+            record(timers, start);
+        }
     }
 
     /// Tries the serializer list in order: `custom` if the type has a serializer of its own, `serde`
@@ -392,6 +417,21 @@ impl<'a> Scope<'a> {
         &self,
         message: &Message,
     ) -> Result<T, DeserializeError> {
+        let start = metrics::start();
+        let value = self.deserialize_untimed(message)?;
+        if let Some(start) = start {
+            self.timed(message, start, Timers::deserialized);
+        }
+        Ok(value)
+    }
+
+    /// The deserialize itself. Inlined into its caller whatever its size: a call in between
+    /// would move the value (and the error) once more.
+    #[inline(always)]
+    fn deserialize_untimed<T: DeserializeOwned + Any>(
+        &self,
+        message: &Message,
+    ) -> Result<T, DeserializeError> {
         let parsed = header::parse(message.header.as_bytes())?;
         let slot = self.accepted(parsed.family)?;
         let entry = self.registry.by_type.get(&TypeId::of::<T>());
@@ -432,6 +472,18 @@ impl<'a> Scope<'a> {
     }
 
     pub(crate) fn deserialize_dyn(
+        &self,
+        message: &Message,
+    ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {
+        let start = metrics::start();
+        let value = self.deserialize_dyn_untimed(message)?;
+        if let Some(start) = start {
+            self.timed(message, start, Timers::deserialized);
+        }
+        Ok(value)
+    }
+
+    fn deserialize_dyn_untimed(
         &self,
         message: &Message,
     ) -> Result<Box<dyn Any + Send + Sync>, DeserializeError> {

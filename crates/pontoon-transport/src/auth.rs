@@ -82,7 +82,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The warning for a listener that any peer able to reach it may connect to: one on an
+/// The warning (a `tracing` warning, from [`listen`](crate::listen)) for a listener that any
+/// peer able to reach it may connect to: one on an
 /// address other than loopback, a Unix socket or in-process, without a shared secret, and
 /// without TLS client certificates.
 pub(crate) fn unauthenticated_warning(address: &Address, config: &Config) -> Option<String> {
@@ -93,7 +94,7 @@ pub(crate) fn unauthenticated_warning(address: &Address, config: &Config) -> Opt
             .is_some_and(|tls| tls.verifies_clients());
     (config.secret.is_none() && !address.is_local() && !verifies_clients).then(|| {
         format!(
-            "pontoon-transport: warning: listening at {address} without a shared secret: \
+            "listening at {address} without a shared secret: \
              any peer that can reach this address may connect (set Config::secret, or require \
              TLS client certificates)"
         )

@@ -20,9 +20,25 @@ use tokio::task::JoinHandle;
 use crate::budget::{Grant, Receiving, declared_need};
 use crate::handshake::{Peer, shake};
 use crate::listener::{Connection, Reader, Writer, io};
+use crate::metrics::{self, Direction, OpenConnection, Refusal, Traffic};
 use crate::pool::PoolUser;
 use crate::tls::handshake_error;
 use crate::{Address, Config, TransportError};
+
+/// An error and its sources, one after another, for a log line.
+struct ErrorChain<'e>(&'e dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
 
 /// Bytes asked of the socket at a time while a message head is read.
 const READ_CHUNK: usize = 64 << 10;
@@ -57,6 +73,14 @@ struct Shared {
     accepts: Vec<String>,
     write: Mutex<WriteSide>,
     peer_close: std::sync::Mutex<Option<CloseMessage>>,
+    /// Counts the connection open until both halves are dropped.
+    _open: OpenConnection,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        tracing::debug!(peer = %self.remote, local = %self.local, "connection closed");
+    }
 }
 
 impl Shared {
@@ -85,6 +109,8 @@ struct WriteSide {
     write_buffer: usize,
     /// This side has sent its close message (or shut down): nothing more goes out.
     shut: bool,
+    /// What was sent, per family (`None` when no recorder was installed at the open).
+    traffic: Option<Traffic>,
 }
 
 impl WriteSide {
@@ -125,6 +151,16 @@ impl WriteSide {
                 limit: peer_max,
             });
         }
+        if let Some(traffic) = &mut self.traffic {
+            traffic.count(message.header.as_bytes(), encoded.len(), None);
+        }
+        tracing::trace!(
+            peer = %remote,
+            family = pontoon_family::family_name(message.header.as_bytes()).unwrap_or(metrics::FAMILY_NONE),
+            bytes = encoded.len(),
+            frames = message.frames.len(),
+            "sending a message"
+        );
         let len = encoded.len() as usize;
         if self.wbuf.len() + len > self.write_buffer {
             self.write_pending(remote).await?;
@@ -304,6 +340,8 @@ pub struct RecvHalf {
     decoding: Option<JoinHandle<Result<Message, DecodeError>>>,
     /// Messages read while a failed send looked for the peer's close message.
     ready: VecDeque<Message>,
+    /// What was received, per family (`None` when no recorder was installed at the open).
+    traffic: Option<Traffic>,
     /// Why this side stopped reading, once it has.
     failed: Option<DecodeError>,
     /// The peer's clean end: its close message said going-away, or the stream ended between
@@ -328,16 +366,23 @@ impl Comm {
             let (mut socket, mut writer, certificate) = match connection {
                 Connection::Plain(socket, writer) => (socket, writer, None),
                 Connection::Tls(upgrade) => {
-                    upgrade
-                        .run()
-                        .await
-                        .map_err(|error| match handshake_error(error) {
-                            Ok(source) => TransportError::Tls {
-                                address: remote.to_string(),
-                                source,
-                            },
-                            Err(error) => io("the TLS handshake with", &remote)(error),
-                        })?
+                    let upgraded =
+                        upgrade
+                            .run()
+                            .await
+                            .map_err(|error| match handshake_error(error) {
+                                Ok(source) => TransportError::Tls {
+                                    address: remote.to_string(),
+                                    source,
+                                },
+                                Err(error) => io("the TLS handshake with", &remote)(error),
+                            })?;
+                    tracing::debug!(
+                        peer = %remote,
+                        certificate = upgraded.2.as_ref().and_then(|c| c.name()),
+                        "TLS handshake finished"
+                    );
+                    upgraded
                 }
             };
             let mut peer = shake(
@@ -353,14 +398,38 @@ impl Comm {
             peer.certificate = certificate;
             Ok::<_, TransportError>((socket, writer, peer))
         };
-        let (socket, writer, peer) =
-            tokio::time::timeout(timeout, opening).await.map_err(|_| {
-                TransportError::Timeout {
-                    what: "the handshake",
-                    address: remote.to_string(),
-                    seconds: timeout.as_secs_f64(),
+        let opened = tokio::time::timeout(timeout, opening)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: "the handshake",
+                address: remote.to_string(),
+                seconds: timeout.as_secs_f64(),
+            })
+            .and_then(|opened| opened);
+        let (socket, writer, peer) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                let reason = metrics::handshake_reason(&error);
+                metrics::handshake_failed(reason);
+                // A peer that cannot prove the secret is worth an operator's look; the rest is
+                // the ordinary churn of a reachable port.
+                if reason == "auth" {
+                    tracing::warn!(peer = %remote, reason, error = %ErrorChain(&error), "handshake failed");
+                } else {
+                    tracing::info!(peer = %remote, reason, error = %ErrorChain(&error), "handshake failed");
                 }
-            })??;
+                return Err(error);
+            }
+        };
+        tracing::debug!(
+            peer = %remote,
+            identity = %peer.identity,
+            accepts = ?peer.accepts,
+            send_codec = ?peer.send_codec,
+            certificate = peer.certificate.as_ref().and_then(|c| c.name()),
+            "connection open"
+        );
+        let open = OpenConnection::new(&remote);
         let encoder = Encoder::new({
             let mut options = EncodeOptions::default();
             options.codec = peer.send_codec;
@@ -382,8 +451,10 @@ impl Comm {
                 encoder,
                 write_buffer: config.write_buffer_bytes,
                 shut: false,
+                traffic: Traffic::new(Direction::Sent),
             }),
             peer_close: std::sync::Mutex::new(None),
+            _open: open,
         });
         Ok(Comm {
             send: SendHalf {
@@ -404,6 +475,7 @@ impl Comm {
                 raw: None,
                 decoding: None,
                 ready: VecDeque::new(),
+                traffic: Traffic::new(Direction::Received),
                 failed: None,
                 ended: false,
             },
@@ -749,6 +821,13 @@ impl SendHalf {
     ///
     /// As [`Comm::refuse`].
     pub async fn refuse(&mut self, code: CloseCode, reason: &str) -> Result<(), TransportError> {
+        metrics::refused(code, Refusal::Sent);
+        tracing::info!(
+            peer = %self.shared.remote,
+            code = metrics::code_label(code),
+            reason,
+            "refusing the peer"
+        );
         let close = CloseMessage::new(code, reason);
         let mut write = self.shared.write.lock().await;
         write.close(Some(&close), &self.shared.remote).await
@@ -929,6 +1008,7 @@ impl RecvHalf {
             match self.reader.read(&mut self.rbuf) {
                 Ok(Some(Received::Message(raw))) => {
                     self.need = None;
+                    self.received(&raw);
                     return Ok(Some(raw));
                 }
                 Ok(Some(Received::Close(close))) => return self.closed(close).map(|()| None),
@@ -1003,6 +1083,26 @@ impl RecvHalf {
         }
     }
 
+    /// Counts and traces a whole message as it comes off the wire (before it is decoded).
+    fn received(&mut self, raw: &RawMessage) {
+        let head = raw.head();
+        if let Some(traffic) = &mut self.traffic {
+            traffic.count(
+                head.header().as_bytes(),
+                head.len(),
+                Some(&self.shared.accepts),
+            );
+        }
+        tracing::trace!(
+            peer = %self.shared.remote,
+            family = pontoon_family::family_name(head.header().as_bytes())
+                .unwrap_or(metrics::FAMILY_NONE),
+            bytes = head.len(),
+            frames = head.frames().len(),
+            "received a message"
+        );
+    }
+
     /// Refuses the peer for `source`: tells it why with a close message (bounded in time, and
     /// only between whole messages of ours), and gives the error for this side.
     async fn refuse(&mut self, source: DecodeError) -> TransportError {
@@ -1016,6 +1116,13 @@ impl RecvHalf {
             _ => CloseCode::Malformed,
         };
         self.failed = Some(source.clone());
+        metrics::refused(code, Refusal::Sent);
+        tracing::info!(
+            peer = %self.shared.remote,
+            code = metrics::code_label(code),
+            error = %source,
+            "refusing the peer"
+        );
         let close = CloseMessage::new(code, &source.to_string());
         let shared = self.shared.clone();
         let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async move {
@@ -1059,6 +1166,13 @@ impl RecvHalf {
             self.ended = true;
             return Ok(());
         }
+        metrics::refused(close.code, Refusal::Received);
+        tracing::info!(
+            peer = %self.shared.remote,
+            code = metrics::code_label(close.code),
+            reason = %close.reason,
+            "the peer refused this side"
+        );
         *self
             .shared
             .peer_close

@@ -102,6 +102,7 @@ where
         && let (Some(secret), Some(nonce)) = (secret, nonce)
     {
         authenticate(reader, writer, rbuf, &mut decoder, secret, role, nonce).await?;
+        tracing::debug!(identity = %theirs.identity, "the peer proved the shared secret");
     }
     Ok(Peer {
         identity: theirs.identity,

@@ -29,6 +29,10 @@
 //!   connections stop reading and their peers wait. They also share a bound on large decompressions running at once
 //!   ([`Config::max_decompressions_in_flight`]) and one pool of warm receive buffers, which
 //!   empties as connections close or go idle.
+//! - Observable: `tracing` spans around connecting and accepting (with the peer's address) and
+//!   events for handshakes, TLS, authentication and refusals, nothing per message above TRACE;
+//!   counters and gauges through the `metrics` facade, named in [`metrics`] (the list with
+//!   labels is `docs/observability.md`).
 #![doc(test(attr(deny(warnings))))]
 #![warn(missing_debug_implementations)]
 
@@ -42,6 +46,7 @@ mod endpoint;
 mod error;
 mod handshake;
 mod listener;
+pub mod metrics;
 mod pool;
 mod tls;
 

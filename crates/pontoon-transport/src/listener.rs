@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tracing::Instrument;
 
 use crate::backoff::{Backoff, is_transient};
 use crate::budget::Receiving;
@@ -101,6 +102,7 @@ impl Incoming {
         accepts: Vec<String>,
     ) -> Result<Comm, TransportError> {
         let _permit = self.permit;
+        let span = tracing::info_span!("pontoon_transport.accept", peer = %self.remote, local = %self.local);
         Comm::open(
             self.connection,
             self.local,
@@ -110,6 +112,7 @@ impl Incoming {
             AuthRole::Server,
             Some(self.receiving),
         )
+        .instrument(span)
         .await
     }
 }
@@ -237,9 +240,9 @@ pub async fn listen(address: &Address, config: Config) -> Result<Listener, Trans
         }
     };
     if let Some(warning) = crate::auth::unauthenticated_warning(&address, &config) {
-        // This crate has no logging dependency: standard error is where an operator looks.
-        eprintln!("{warning}");
+        tracing::warn!(address = %address, "{warning}");
     }
+    tracing::info!(address = %address, identity = %config.identity, "listening");
     let receiving = Receiving::new(&config);
     let handshakes = Arc::new(Semaphore::new(
         config
@@ -441,6 +444,22 @@ pub(crate) async fn connect_announcing(
     config: Config,
     accepts: Vec<String>,
 ) -> Result<Comm, TransportError> {
+    let span = tracing::info_span!(
+        "pontoon_transport.connect",
+        peer = %address,
+        local = tracing::field::Empty
+    );
+    connect_in_span(address, config, accepts)
+        .instrument(span)
+        .await
+}
+
+/// [`connect_announcing`], inside its span.
+async fn connect_in_span(
+    address: &Address,
+    config: Config,
+    accepts: Vec<String>,
+) -> Result<Comm, TransportError> {
     let timeout = config.connect_timeout;
     let connecting = async {
         Ok::<_, TransportError>(match address {
@@ -498,13 +517,23 @@ pub(crate) async fn connect_announcing(
             }
         })
     };
-    let (connection, local) = tokio::time::timeout(timeout, connecting)
-        .await
-        .map_err(|_| TransportError::Timeout {
-            what: "connecting",
-            address: address.to_string(),
-            seconds: timeout.as_secs_f64(),
-        })??;
+    let (connection, local) = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(connected)) => connected,
+        failed => {
+            let error = failed
+                .map_err(|_| TransportError::Timeout {
+                    what: "connecting",
+                    address: address.to_string(),
+                    seconds: timeout.as_secs_f64(),
+                })
+                .and_then(|connected| connected)
+                .err()
+                .unwrap_or(TransportError::Closed);
+            tracing::info!(peer = %address, error = %error, "connecting failed");
+            return Err(error);
+        }
+    };
+    tracing::Span::current().record("local", tracing::field::display(&local));
     Comm::open(
         connection,
         local,

@@ -9,6 +9,8 @@ use tokio::time::Instant;
 
 use pontoon_wire::{FRAME_ALIGN, FrameBuffers};
 
+use crate::metrics::PoolGauges;
+
 /// Frames smaller than this get a buffer of their own; pooling them would cost more than it saves.
 pub(crate) const POOLED_MIN: usize = 64 << 10;
 
@@ -29,6 +31,7 @@ const KEPT_PER_CONNECTION: usize = 4;
 pub(crate) struct Pool {
     free: Mutex<Free>,
     max_bytes: usize,
+    gauges: PoolGauges,
 }
 
 struct Free {
@@ -45,6 +48,11 @@ struct Kept {
 impl Free {
     fn held(&self) -> usize {
         self.buffers.iter().map(|kept| kept.buffer.capacity()).sum()
+    }
+
+    /// What the pool's gauges show: bytes and buffers held.
+    fn shown(&self) -> (usize, usize) {
+        (self.held(), self.buffers.len())
     }
 
     /// Drops the largest buffers beyond what the open connections may keep.
@@ -67,8 +75,10 @@ pub(crate) struct PoolUser {
 impl Drop for PoolUser {
     fn drop(&mut self) {
         let mut free = self.pool.lock();
+        let before = free.shown();
         free.connections = free.connections.saturating_sub(1);
         free.trim();
+        self.pool.gauges.moved(before, free.shown());
     }
 }
 
@@ -80,6 +90,7 @@ impl Pool {
                 connections: 0,
             }),
             max_bytes,
+            gauges: PoolGauges::new(),
         })
     }
 
@@ -101,9 +112,11 @@ impl Pool {
     /// Frees the buffers that have been kept, untaken, for `idle` or longer.
     pub(crate) fn trim_unused(&self, idle: Duration) {
         let now = Instant::now();
-        self.lock()
-            .buffers
+        let mut free = self.lock();
+        let before = free.shown();
+        free.buffers
             .retain(|kept| now.saturating_duration_since(kept.since) < idle);
+        self.gauges.moved(before, free.shown());
     }
 }
 
@@ -125,8 +138,12 @@ impl FrameBuffers for Pool {
             .filter(|(_, kept)| kept.buffer.capacity() >= need)
             .min_by_key(|(_, kept)| kept.buffer.capacity())
             .map(|(i, _)| i);
-        best.map(|i| free.buffers.swap_remove(i).buffer)
-            .unwrap_or_default()
+        let Some(i) = best else {
+            return Vec::new();
+        };
+        let buffer = free.buffers.swap_remove(i).buffer;
+        self.gauges.handed_out(buffer.capacity());
+        buffer
     }
 
     fn recycle(&self, mut buffer: Vec<u8>) {
@@ -137,6 +154,7 @@ impl FrameBuffers for Pool {
         let room = free.buffers.len() < free.connections.saturating_mul(KEPT_PER_CONNECTION);
         if room && free.held().saturating_add(buffer.capacity()) <= self.max_bytes {
             buffer.clear();
+            self.gauges.kept(buffer.capacity());
             free.buffers.push(Kept {
                 buffer,
                 since: Instant::now(),
