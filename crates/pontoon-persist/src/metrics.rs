@@ -11,7 +11,9 @@
 //! assert_eq!(pontoon_persist::metrics::APPENDED_RECORDS, "pontoon_persist_appended_records_total");
 //! ```
 
-use ::metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
+use ::metrics::{
+    Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram,
+};
 
 /// Counter: records appended to a log (every durability policy).
 pub const APPENDED_RECORDS: &str = "pontoon_persist_appended_records_total";
@@ -63,14 +65,22 @@ pub fn describe() {
         Unit::Seconds,
         "Time Log::open took to recover a log."
     );
-    describe_counter!(RECOVERY_RECORDS, Unit::Count, "Valid records scanned by recovery.");
+    describe_counter!(
+        RECOVERY_RECORDS,
+        Unit::Count,
+        "Valid records scanned by recovery."
+    );
     describe_counter!(
         RECOVERY_BYTES,
         Unit::Bytes,
         "Bytes of segment files read and checked by recovery."
     );
     describe_counter!(SNAPSHOTS_WRITTEN, Unit::Count, "Snapshots written.");
-    describe_counter!(SNAPSHOT_BYTES, Unit::Bytes, "Bytes of snapshot files written.");
+    describe_counter!(
+        SNAPSHOT_BYTES,
+        Unit::Bytes,
+        "Bytes of snapshot files written."
+    );
     describe_histogram!(
         SNAPSHOT_SECONDS,
         Unit::Seconds,

@@ -63,7 +63,9 @@ fn message(i: usize) -> Message {
 fn log_metrics_move_by_what_was_done_on_disk() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("no other recorder in this test binary");
+    recorder
+        .install()
+        .expect("no other recorder in this test binary");
     m::describe();
 
     // Always: one fdatasync per append, each making one record durable.
@@ -85,7 +87,11 @@ fn log_metrics_move_by_what_was_done_on_disk() {
     );
     assert_eq!(samples(&seen, m::FDATASYNC_SECONDS).len(), 20);
     assert_eq!(samples(&seen, m::SYNC_BATCH_RECORDS), vec![1.0; 20]);
-    assert!(samples(&seen, m::FDATASYNC_SECONDS).iter().all(|s| *s >= 0.0));
+    assert!(
+        samples(&seen, m::FDATASYNC_SECONDS)
+            .iter()
+            .all(|s| *s >= 0.0)
+    );
     drop(log);
 
     // Recovery counts every record it scanned and the bytes it checked.
@@ -128,9 +134,15 @@ fn log_metrics_move_by_what_was_done_on_disk() {
     drop(log);
     let seen = changes(&snapshotter);
     assert_eq!(counter(&seen, m::APPENDED_RECORDS), 400);
-    assert_eq!(counter(&seen, m::APPENDED_BYTES), segment_bytes(&dir) - empty);
+    assert_eq!(
+        counter(&seen, m::APPENDED_BYTES),
+        segment_bytes(&dir) - empty
+    );
     let batches = samples(&seen, m::SYNC_BATCH_RECORDS);
     assert_eq!(batches.iter().sum::<f64>(), 400.0);
     assert_eq!(batches.len() as u64, stats.syncs);
-    assert_eq!(samples(&seen, m::FDATASYNC_SECONDS).len() as u64, stats.syncs);
+    assert_eq!(
+        samples(&seen, m::FDATASYNC_SECONDS).len() as u64,
+        stats.syncs
+    );
 }

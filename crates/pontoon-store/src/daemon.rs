@@ -332,11 +332,17 @@ impl Daemon {
             };
             let shared = self.shared.clone();
             tokio::spawn(async move {
-                // Held for the task's life, so the slot is given back even if serving panics.
+                // Held for the task's life, so the slot is given back (and the client taken
+                // off the gauge) even if serving panics.
                 let _slot = slot;
+                let _connected = crate::metrics::Connected::new();
                 let client = shared.lock().connect();
-                if let Err(reason) = serve_client(&shared, stream, client).await {
-                    tracing::warn!("store client {client} disconnected: {reason}");
+                tracing::info!(client, "store client connected");
+                match serve_client(&shared, stream, client).await {
+                    Ok(()) => tracing::info!(client, "store client disconnected"),
+                    Err(reason) => {
+                        tracing::warn!(client, "store client {client} disconnected: {reason}");
+                    }
                 }
                 shared.lock().disconnect(client);
             });
@@ -393,6 +399,7 @@ impl Refusals {
     }
 
     fn refused(&mut self, reason: &str) {
+        crate::metrics::refused();
         let now = Instant::now();
         match self.logged_at {
             Some(at) if now.duration_since(at) < Self::EVERY => self.since_logged += 1,

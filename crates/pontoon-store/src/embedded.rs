@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::alloc::ALIGN;
 use crate::arena::Mapping;
 use crate::error::{GetError, ObjectError, PutError};
+use crate::metrics::ObjectGauges;
 use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
 use crate::spill_dir::SpillDir;
 use crate::{ObjectId, StoreId, StoreStats};
@@ -89,6 +90,8 @@ struct Table {
     recency: Recency,
     /// Where objects spill (`Err`: the spill directory could not be opened, and why).
     spill: Option<Result<Spill, ObjectError>>,
+    /// This store's share of the object gauges, moved with `entries`.
+    gauges: ObjectGauges,
 }
 
 /// Where a new object goes.
@@ -160,6 +163,7 @@ impl Store {
                 next_seq: 1,
                 recency: Recency::default(),
                 spill,
+                gauges: ObjectGauges::register(),
             }),
             sealed: Condvar::new(),
             pulled: crate::pulled::PulledPool::new(PULLED_POOL_BYTES),
@@ -298,10 +302,12 @@ impl Store {
     /// ```
     pub fn put_raw(&self, message: Message) -> Result<ObjectId, ObjectError> {
         let bytes = message.payload_len() + message.header.as_bytes().len() as u64;
+        let payload = message.payload_len();
         let mut table = self.lock();
         let entry = match self.place(&mut table, bytes)? {
             Place::Memory => {
                 table.used += bytes;
+                table.gauges.sealed(payload);
                 Entry::Sealed {
                     message,
                     bytes,
@@ -317,7 +323,10 @@ impl Store {
                 };
                 let (mut done, error) = spill.write(&[(seq, message)]);
                 match (done.pop(), error) {
-                    (Some(at), _) => Entry::Spilled { at },
+                    (Some(at), _) => {
+                        table.gauges.sealed(at.bytes);
+                        Entry::Spilled { at }
+                    }
                     (None, Some(e)) => return Err(e),
                     (None, None) => return Err(self.full(&table, bytes)),
                 }
@@ -490,6 +499,7 @@ impl Store {
         if let Some(entry) = table.entries.get_mut(&id)
             && let Entry::Creating { bytes, disk } = *entry
         {
+            table.gauges.sealed(message.payload_len());
             *entry = Entry::Sealed {
                 message,
                 bytes,
@@ -505,7 +515,11 @@ impl Store {
     pub(crate) fn forget(&self, id: &ObjectId) {
         let mut table = self.lock();
         let table = &mut *table;
-        match table.entries.remove(id) {
+        let removed = table.entries.remove(id);
+        if let Some(Entry::Sealed { message, .. }) = &removed {
+            table.gauges.removed(message.payload_len());
+        }
+        match removed {
             Some(Entry::Creating { bytes, disk } | Entry::Sealed { bytes, disk, .. }) => {
                 table.used -= bytes;
                 table.recency.remove(id);
@@ -514,6 +528,7 @@ impl Store {
                 }
             }
             Some(Entry::Spilled { at }) => {
+                table.gauges.removed(at.bytes);
                 if let Some(Ok(spill)) = &mut table.spill {
                     spill.free(&at);
                 }
@@ -553,6 +568,7 @@ impl Store {
                 let read = spill.read(&at)?;
                 spill.free(&at);
                 table.entries.remove(id);
+                table.gauges.removed(at.bytes);
                 return Ok(read.message);
             }
             Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id: *id }),
@@ -566,6 +582,7 @@ impl Store {
                 ..
             }) => {
                 table.used -= bytes;
+                table.gauges.removed(message.payload_len());
                 table.recency.remove(id);
                 if let (Some((file, size)), Some(Ok(spill))) = (disk, &mut table.spill) {
                     spill.free_object(file, size);
@@ -729,9 +746,11 @@ fn spill_oldest(table: &mut Table, goal: u64) -> Result<(), ObjectError> {
     drop(objects);
     for (id, at) in ids.iter().zip(done) {
         table.recency.remove(id);
-        if let Some(Entry::Sealed { bytes, .. }) = table.entries.insert(*id, Entry::Spilled { at })
+        if let Some(Entry::Sealed { bytes, message, .. }) =
+            table.entries.insert(*id, Entry::Spilled { at })
         {
             table.used -= bytes;
+            table.gauges.recounted(message.payload_len(), at.bytes);
         }
     }
     error.map_or(Ok(()), Err)
@@ -901,6 +920,7 @@ impl Creating<'_> {
         if let Some(entry) = table.entries.get_mut(&self.id)
             && let Entry::Creating { bytes, disk } = *entry
         {
+            table.gauges.sealed(message.payload_len());
             *entry = Entry::Sealed {
                 message,
                 bytes,
