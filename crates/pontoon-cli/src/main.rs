@@ -10,6 +10,7 @@ mod demo;
 mod generate;
 mod inspect;
 mod log;
+mod metrics;
 mod store;
 
 use std::error::Error;

@@ -42,6 +42,11 @@ pub(crate) enum Command {
         /// Most clients connected at once; a connection past it is closed at once (logged).
         #[arg(long, default_value_t = ServeOptions::new("", 0).max_clients)]
         max_clients: usize,
+        /// Serve every metric (objects, bytes, pins, spills, clients, and the other layers')
+        /// in Prometheus text format over HTTP at this address (e.g. 127.0.0.1:9464; scrape
+        /// /metrics). Unauthenticated: a non-loopback address is logged with a warning.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Store a file's bytes as one object and print its id.
     Put {
@@ -103,7 +108,19 @@ pub(crate) fn run(command: Command) -> Result {
                 memory_dir,
                 listen,
                 max_clients,
-            } => serve(socket, capacity, spill_dir, memory_dir, listen, max_clients).await,
+                metrics,
+            } => {
+                let options = Serve {
+                    socket,
+                    capacity,
+                    spill_dir,
+                    memory_dir,
+                    listen,
+                    max_clients,
+                    metrics,
+                };
+                serve(options).await
+            }
             Command::Put { socket, file } => put(socket, file).await,
             Command::Get {
                 socket,
@@ -119,18 +136,35 @@ pub(crate) fn run(command: Command) -> Result {
     })
 }
 
-async fn serve(
+/// What `serve` was given.
+struct Serve {
     socket: PathBuf,
     capacity: ByteSize,
     spill_dir: Option<PathBuf>,
     memory_dir: Option<PathBuf>,
     listen: Option<Address>,
     max_clients: usize,
-) -> Result {
+    metrics: Option<std::net::SocketAddr>,
+}
+
+async fn serve(serve: Serve) -> Result {
+    let Serve {
+        socket,
+        capacity,
+        spill_dir,
+        memory_dir,
+        listen,
+        max_clients,
+        metrics,
+    } = serve;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+    // Before the daemon exists, so that its handles are the recorder's.
+    if let Some(address) = metrics {
+        crate::metrics::serve(address)?;
+    }
     let mut options = ServeOptions::new(&socket, capacity.0);
     options.spill_dir = spill_dir;
     if let Some(dir) = memory_dir {

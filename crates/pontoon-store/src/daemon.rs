@@ -386,6 +386,8 @@ impl Drop for Slot {
 struct Refusals {
     since_logged: u64,
     logged_at: Option<Instant>,
+    /// Every refusal, logged or not.
+    counter: ::metrics::Counter,
 }
 
 impl Refusals {
@@ -395,11 +397,12 @@ impl Refusals {
         Refusals {
             since_logged: 0,
             logged_at: None,
+            counter: crate::metrics::refusals(),
         }
     }
 
     fn refused(&mut self, reason: &str) {
-        crate::metrics::refused();
+        self.counter.increment(1);
         let now = Instant::now();
         match self.logged_at {
             Some(at) if now.duration_since(at) < Self::EVERY => self.since_logged += 1,

@@ -281,7 +281,8 @@ impl Drop for Connected {
     }
 }
 
-/// A connection was refused.
-pub(crate) fn refused() {
-    counter!(REFUSALS).increment(1);
+/// The refusal counter, registered when a daemon starts serving (so a scrape shows 0 before the
+/// first refusal, not nothing).
+pub(crate) fn refusals() -> Counter {
+    counter!(REFUSALS)
 }
