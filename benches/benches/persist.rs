@@ -306,18 +306,7 @@ fn pipelined(c: &mut Criterion) {
     let scratch = Scratch::new("pipelined-pontoon");
     let log = open_log(scratch.path(), Durability::GroupCommit);
     group.bench_function("pontoon-100B", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let mut last = 0;
-            for _ in 0..iters {
-                last = log.submit(0, &message).unwrap();
-                if last > IN_FLIGHT {
-                    log.wait_durable(last - IN_FLIGHT).unwrap();
-                }
-            }
-            log.wait_durable(last).unwrap();
-            start.elapsed()
-        })
+        b.iter_custom(|iters| submit_pipelined(&log, &message, iters))
     });
     if log.stats().appends > 0 {
         eprintln!(
@@ -330,6 +319,62 @@ fn pipelined(c: &mut Criterion) {
             stats.appends,
             per_sync(&log)
         ));
+    }
+    group.finish();
+}
+
+/// Submits `iters` records with up to `IN_FLIGHT` of them not yet durable; the time until
+/// the last is durable.
+fn submit_pipelined(log: &Log, message: &Message, iters: u64) -> Duration {
+    let start = Instant::now();
+    let mut last = 0;
+    for _ in 0..iters {
+        last = log.submit(0, message).unwrap();
+        if last > IN_FLIGHT {
+            log.wait_durable(last - IN_FLIGHT).unwrap();
+        }
+    }
+    log.wait_durable(last).unwrap();
+    start.elapsed()
+}
+
+/// `persist/pipelined/pontoon-100B` again with a Prometheus recorder installed (as `pontoon
+/// store serve --metrics` installs it): what recording the appends and syncs costs. Last in the
+/// group list, since the recorder stays installed for the rest of the process.
+fn pipelined_recorded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("persist/pipelined");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
+    group.throughput(Throughput::Elements(1));
+    let message = record(100);
+    let mut handle = None;
+    let mut log = None;
+    let scratch = Scratch::new("pipelined-recorded");
+    group.bench_function("pontoon-100B-recorded", |b| {
+        // Installed on first use, so that a run filtered to other benchmarks records nothing.
+        let handle = handle.get_or_insert_with(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap()
+        });
+        let log = log.get_or_insert_with(|| open_log(scratch.path(), Durability::GroupCommit));
+        b.iter_custom(|iters| {
+            let took = submit_pipelined(log, &message, iters);
+            handle.run_upkeep();
+            took
+        })
+    });
+    if let (Some(handle), Some(log)) = (&handle, &log) {
+        let recorded = handle
+            .render()
+            .lines()
+            .find(|line| line.starts_with("pontoon_persist_appended_records_total "))
+            .map(str::to_owned);
+        eprintln!(
+            "persist/pipelined/pontoon-100B-recorded: {} appends, the recorder says {recorded:?}",
+            log.stats().appends
+        );
     }
     group.finish();
 }
@@ -440,5 +485,12 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, always, group_commit, pipelined, recovery);
+criterion_group!(
+    benches,
+    always,
+    group_commit,
+    pipelined,
+    recovery,
+    pipelined_recorded
+);
 criterion_main!(benches);

@@ -11,6 +11,7 @@ mod generate;
 mod inspect;
 mod log;
 mod log_remote;
+mod metrics;
 mod store;
 
 use std::error::Error;

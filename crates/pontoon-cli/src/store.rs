@@ -51,6 +51,11 @@ pub(crate) enum Command {
         /// daemon's own user is always served.
         #[arg(long = "allow-uid", value_name = "UID")]
         allow_uids: Vec<u32>,
+        /// Serve every metric (objects, bytes, pins, spills, clients, and the other layers')
+        /// in Prometheus text format over HTTP at this address (e.g. 127.0.0.1:9464; scrape
+        /// /metrics). Unauthenticated: a non-loopback address is logged with a warning.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Store a file's bytes as one object and print its id.
     Put {
@@ -114,6 +119,7 @@ pub(crate) fn run(command: Command) -> Result {
                 max_clients,
                 socket_mode,
                 allow_uids,
+                metrics,
             } => {
                 let mut options = ServeOptions::new(&socket, capacity.0);
                 options.spill_dir = spill_dir;
@@ -124,7 +130,7 @@ pub(crate) fn run(command: Command) -> Result {
                 options.max_clients = max_clients;
                 options.socket_mode = socket_mode;
                 options.allowed_uids.extend(allow_uids);
-                serve(options).await
+                serve(options, metrics).await
             }
             Command::Put { socket, file } => put(socket, file).await,
             Command::Get {
@@ -152,7 +158,7 @@ fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     }
 }
 
-async fn serve(options: ServeOptions) -> Result {
+async fn serve(options: ServeOptions, metrics: Option<std::net::SocketAddr>) -> Result {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -166,6 +172,10 @@ async fn serve(options: ServeOptions) -> Result {
              remote is an embedded store's option for now (StoreOptions::spill_remote)"
         )
         .into());
+    }
+    // Before the daemon exists, so that its handles are the recorder's.
+    if let Some(address) = metrics {
+        crate::metrics::serve(address)?;
     }
     let socket = options.socket.clone();
     let daemon = Daemon::bind(options)?;

@@ -70,4 +70,24 @@ fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
         "{stdout}"
     );
     assert!(stdout.contains("deleted: 0 spill files left"), "{stdout}");
+    // The metrics part: what the persist and store parts did in this process was recorded.
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("pontoon demo:") && line.contains("metrics facade")),
+        "{stdout}"
+    );
+    let first_number = |prefix: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{stdout}"));
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number after {prefix:?}: {line}"))
+    };
+    assert!(first_number("  persist           ") > 0.0, "{stdout}");
+    assert!(first_number("  store             ") > 0.0, "{stdout}");
 }

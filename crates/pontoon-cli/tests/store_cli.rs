@@ -423,3 +423,232 @@ fn serve_socket_mode_and_allow_uid_admit_another_user() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A port on 127.0.0.1 that nothing listens on now (the kernel's pick, released at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` over a plain TCP socket: the status line and the body (de-chunked if sent in
+/// chunks).
+fn scrape(port: u16) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8(response).expect("the exposition is UTF-8");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("an HTTP response with headers");
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
+    if !chunked {
+        return (status, body.to_owned());
+    }
+    let mut rest = body;
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..]
+            .strip_prefix("\r\n")
+            .expect("CRLF after a chunk");
+    }
+    (status, out)
+}
+
+/// Parses Prometheus text exposition format (version 0.0.4) strictly: `# HELP`/`# TYPE`
+/// lines, then samples `name{label="value",...} value [timestamp]`. Returns each sample's
+/// value by its name with labels, and each metric's declared type; panics naming the line
+/// that breaks the format.
+fn parse_exposition(
+    text: &str,
+) -> (
+    std::collections::HashMap<String, f64>,
+    std::collections::HashMap<String, String>,
+) {
+    fn is_name(name: &str) -> bool {
+        let mut chars = name.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    fn value(text: &str) -> Option<f64> {
+        match text {
+            "+Inf" => Some(f64::INFINITY),
+            "-Inf" => Some(f64::NEG_INFINITY),
+            "NaN" => Some(f64::NAN),
+            _ => text.parse().ok(),
+        }
+    }
+    let mut samples = std::collections::HashMap::new();
+    let mut types = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let mut words = comment.trim_start().splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("TYPE"), Some(name), Some(kind)) => {
+                    assert!(is_name(name), "bad metric name in {line:?}");
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                        "bad type in {line:?}"
+                    );
+                    types.insert(name.to_owned(), kind.to_owned());
+                }
+                (Some("HELP"), Some(name), _) => assert!(is_name(name), "bad name in {line:?}"),
+                _ => {} // other comments are allowed
+            }
+            continue;
+        }
+        let (series, rest) = match line.find('{') {
+            Some(open) => {
+                let close = line
+                    .rfind('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {line:?}"));
+                let labels = &line[open + 1..close];
+                for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                    let (key, quoted) = pair
+                        .split_once('=')
+                        .unwrap_or_else(|| panic!("bad label in {line:?}"));
+                    assert!(is_name(key), "bad label name in {line:?}");
+                    assert!(
+                        quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
+                        "unquoted label value in {line:?}"
+                    );
+                }
+                assert!(is_name(&line[..open]), "bad metric name in {line:?}");
+                (&line[..=close], line[close + 1..].trim())
+            }
+            None => {
+                let (name, rest) = line
+                    .split_once(' ')
+                    .unwrap_or_else(|| panic!("a sample without a value: {line:?}"));
+                assert!(is_name(name), "bad metric name in {line:?}");
+                (name, rest.trim())
+            }
+        };
+        let mut fields = rest.split_whitespace();
+        let sample = fields
+            .next()
+            .and_then(value)
+            .unwrap_or_else(|| panic!("bad sample value in {line:?}"));
+        if let Some(timestamp) = fields.next() {
+            assert!(
+                timestamp.parse::<i64>().is_ok(),
+                "bad timestamp in {line:?}"
+            );
+        }
+        assert!(fields.next().is_none(), "trailing fields in {line:?}");
+        samples.insert(series.to_owned(), sample);
+    }
+    (samples, types)
+}
+
+#[test]
+fn serve_metrics_answers_a_prometheus_scrape_with_the_stores_counters() {
+    let dir = scratch("metrics");
+    let socket = dir.join("s.sock");
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let _serving = serve_with(
+        &socket,
+        Some(&dir.join("spill")),
+        "1MiB",
+        &["--metrics", &address],
+    );
+    // Two objects through `pontoon store put` clients; the second (600 KiB into 1 MiB) spills
+    // the first.
+    let sizes = [500usize << 10, 600 << 10];
+    for (i, size) in sizes.iter().enumerate() {
+        let file = dir.join(format!("object{i}"));
+        std::fs::write(&file, vec![i as u8 + 1; *size]).unwrap();
+        let put = pontoon(&[
+            "store",
+            "put",
+            "--socket",
+            socket.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            put.status.success(),
+            "{}",
+            String::from_utf8_lossy(&put.stderr)
+        );
+    }
+    let stats = pontoon(&[
+        "store",
+        "stats",
+        "--json",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+
+    // The put clients have exited: scrape until the daemon has seen them go (it notices a
+    // hang-up asynchronously), for at most a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (samples, types) = loop {
+        let (status, body) = scrape(port);
+        assert!(status.contains(" 200"), "{status}");
+        let (samples, types) = parse_exposition(&body);
+        if samples.get("pontoon_store_clients") == Some(&0.0) {
+            break (samples, types);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clients never went back to 0:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let at = |name: &str| {
+        *samples
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not in the scrape: {samples:?}"))
+    };
+    assert_eq!(at("pontoon_store_objects"), 2.0);
+    assert_eq!(at("pontoon_store_bytes"), (sizes[0] + sizes[1]) as f64);
+    assert_eq!(
+        at("pontoon_store_bytes"),
+        stats["sealed_bytes"].as_f64().unwrap()
+    );
+    assert_eq!(
+        at("pontoon_store_spilled_objects"),
+        stats["spilled_objects"].as_f64().unwrap()
+    );
+    assert_eq!(at("pontoon_store_spilled_objects"), 1.0);
+    assert_eq!(
+        at("pontoon_store_spilled_bytes"),
+        stats["spilled_bytes"].as_f64().unwrap()
+    );
+    assert_eq!(at("pontoon_store_spills_total"), 1.0);
+    assert_eq!(at("pontoon_store_pinned_objects"), 0.0);
+    assert_eq!(at("pontoon_store_refusals_total"), 0.0);
+    assert_eq!(
+        types.get("pontoon_store_objects").map(String::as_str),
+        Some("gauge")
+    );
+    assert_eq!(
+        types.get("pontoon_store_spills_total").map(String::as_str),
+        Some("counter")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

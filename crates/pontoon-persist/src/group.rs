@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::LogOptions;
 use crate::error::{AppendError, IoError, Poisoned};
 use crate::files::io;
+use crate::metrics::LogMetrics;
 use crate::recovery::Segment;
 
 /// What the log's users and its syncer thread share.
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     /// chain, so the syncer unparks whatever is left itself, at its next sync or before it
     /// idles.
     pub(crate) to_wake: Mutex<Vec<Thread>>,
+    /// Registered once at open: an append or sync updates handles, never looks a name up.
+    pub(crate) metrics: LogMetrics,
 }
 
 #[derive(Debug)]
@@ -147,14 +150,31 @@ impl State {
     pub(crate) fn sync(&mut self, shared: &Shared) -> Result<(), AppendError> {
         self.check()?;
         self.write_pending(shared)?;
+        let started = Instant::now();
         if let Err(e) = self.file.sync_data() {
             let error = io("syncing", self.path())(e);
             return Err(self.poison(shared, error).into());
         }
+        let target = self.next_seq - 1;
+        synced(shared, started, target, self.path());
         self.stats.syncs += 1;
-        unpark(self.advance(shared, self.next_seq - 1));
+        unpark(self.advance(shared, target));
         Ok(())
     }
+}
+
+/// Records one `fdatasync` that started at `started` and made every record up to `target`
+/// durable; called before `durable_seq` advances, so the batch is what this sync added.
+fn synced(shared: &Shared, started: Instant, target: u64, path: &Path) {
+    let seconds = started.elapsed().as_secs_f64();
+    let records = target.saturating_sub(shared.durable_seq.load(Ordering::Acquire));
+    shared.metrics.synced(seconds, records);
+    tracing::debug!(
+        path = %path.display(),
+        records,
+        seconds,
+        "log synced"
+    );
 }
 
 pub(crate) fn unpark(waiters: Vec<(u64, Thread)>) {
@@ -235,6 +255,7 @@ pub(crate) fn syncer(shared: &Shared, every: Option<Duration>) {
         let file = Arc::clone(&state.file);
         let path = state.path().to_path_buf();
         drop(state);
+        let started = Instant::now();
         let synced = file.sync_data();
         let Ok(relocked) = shared.state.lock() else {
             return;
@@ -242,6 +263,7 @@ pub(crate) fn syncer(shared: &Shared, every: Option<Duration>) {
         state = relocked;
         match synced {
             Ok(()) => {
+                self::synced(shared, started, target, &path);
                 state.stats.syncs += 1;
                 // A rotation may have synced further meanwhile; `advance` never goes back.
                 let woken = state.advance(shared, target);

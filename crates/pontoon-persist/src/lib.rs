@@ -49,6 +49,7 @@ mod group;
 mod inspect;
 mod log;
 mod manifest;
+pub mod metrics;
 mod options;
 mod record_file;
 mod records;

@@ -106,6 +106,9 @@ impl Log {
             }
         }
 
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!("log_open", dir = %dir.display());
+        let _entered = span.enter();
         let mut segments = list_segments(&dir)?;
         // One pass over every segment: what it checked is what `records` reads back.
         let scanned = scan(&segments, &options, Load::MapEvery)?;
@@ -208,6 +211,21 @@ impl Log {
             .map_err(io("reading the size of", path))?
             .len();
 
+        let seconds = started.elapsed().as_secs_f64();
+        ::metrics::histogram!(crate::metrics::RECOVERY_SECONDS).record(seconds);
+        ::metrics::counter!(crate::metrics::RECOVERY_RECORDS).increment(recovery.records);
+        ::metrics::counter!(crate::metrics::RECOVERY_BYTES).increment(recovery.bytes);
+        tracing::info!(
+            segments = segments.len(),
+            records = recovery.records,
+            bytes = recovery.bytes,
+            next_seq = expected,
+            cut_bytes = recovery.cut.as_ref().map_or(0, |cut| cut.bytes),
+            skipped = recovery.skipped.len(),
+            seconds,
+            "log recovered"
+        );
+
         let durability = options.durability;
         let shared = Arc::new(Shared {
             dir,
@@ -229,6 +247,7 @@ impl Log {
             durable_seq: AtomicU64::new(expected - 1),
             poisoned: AtomicBool::new(false),
             to_wake: Mutex::new(Vec::new()),
+            metrics: crate::metrics::LogMetrics::register(),
         });
         let every = match durability {
             Durability::GroupCommit => Some(None),
@@ -444,6 +463,9 @@ impl Log {
         state.stats.appends += 1;
         state.file_len += record_len;
         state.next_seq += 1;
+        self.shared.metrics.appended_records.increment(1);
+        self.shared.metrics.appended_bytes.increment(record_len);
+        tracing::trace!(seq, kind, bytes = record_len, "record appended");
         match options.durability {
             Durability::Always => state.sync(&self.shared)?,
             // Waking the syncer costs a system call: only when it sleeps with nothing to do.
@@ -575,6 +597,7 @@ impl Log {
             .map_err(io("creating", &path))?;
         write_segment_header(&file, &path, state.next_seq)?;
         sync_dir(&self.shared.dir)?;
+        tracing::debug!(path = %path.display(), first_seq = state.next_seq, "segment started");
         state.segments.push(Segment {
             first_seq: state.next_seq,
             path,

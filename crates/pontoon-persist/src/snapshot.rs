@@ -131,6 +131,7 @@ pub fn write_snapshot(
     message: &Message,
 ) -> Result<PathBuf, SnapshotError> {
     let dir = dir.as_ref();
+    let started = std::time::Instant::now();
     // Written vectored from the message's own frames: the state is never gathered into one
     // buffer.
     let encoded = Encoder::default().encode(message)?;
@@ -152,6 +153,12 @@ pub fn write_snapshot(
     drop(file);
     fs::rename(&tmp, &path).map_err(io("renaming into place", &tmp))?;
     sync_dir(dir)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = pieces.iter().map(|piece| piece.len() as u64).sum::<u64>();
+    ::metrics::counter!(crate::metrics::SNAPSHOTS_WRITTEN).increment(1);
+    ::metrics::counter!(crate::metrics::SNAPSHOT_BYTES).increment(bytes);
+    ::metrics::histogram!(crate::metrics::SNAPSHOT_SECONDS).record(seconds);
+    tracing::info!(path = %path.display(), last_seq, bytes, seconds, "snapshot written");
     Ok(path)
 }
 

@@ -344,11 +344,17 @@ impl Daemon {
             };
             let shared = self.shared.clone();
             tokio::spawn(async move {
-                // Held for the task's life, so the slot is given back even if serving panics.
+                // Held for the task's life, so the slot is given back (and the client taken
+                // off the gauge) even if serving panics.
                 let _slot = slot;
+                let _connected = crate::metrics::Connected::new();
                 let client = shared.lock().connect();
-                if let Err(reason) = serve_client(&shared, stream, client).await {
-                    tracing::warn!("store client {client} disconnected: {reason}");
+                tracing::info!(client, "store client connected");
+                match serve_client(&shared, stream, client).await {
+                    Ok(()) => tracing::info!(client, "store client disconnected"),
+                    Err(reason) => {
+                        tracing::warn!(client, "store client {client} disconnected: {reason}");
+                    }
                 }
                 shared.lock().disconnect(client);
             });
@@ -394,6 +400,8 @@ impl Drop for Slot {
 struct Refusals {
     since_logged: u64,
     logged_at: Option<Instant>,
+    /// Every refusal, logged or not.
+    counter: ::metrics::Counter,
 }
 
 impl Refusals {
@@ -403,10 +411,12 @@ impl Refusals {
         Refusals {
             since_logged: 0,
             logged_at: None,
+            counter: crate::metrics::refusals(),
         }
     }
 
     fn refused(&mut self, reason: &str) {
+        self.counter.increment(1);
         let now = Instant::now();
         match self.logged_at {
             Some(at) if now.duration_since(at) < Self::EVERY => self.since_logged += 1,

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::alloc::ALIGN;
 use crate::arena::Mapping;
 use crate::error::{GetError, ObjectError, PutError};
+use crate::metrics::ObjectGauges;
 use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
 use crate::spill_dir::SpillDir;
 use crate::spill_remote::{RemoteAt, RemoteSpill};
@@ -163,6 +164,8 @@ struct Table {
     remote: Option<Result<RemoteSpill, ObjectError>>,
     /// Bytes of objects on their way to the remote (still in memory, counted in `used`).
     spilling: u64,
+    /// This store's share of the object gauges, moved with `entries`.
+    gauges: ObjectGauges,
 }
 
 impl Table {
@@ -257,6 +260,7 @@ impl Store {
                 spill,
                 remote,
                 spilling: 0,
+                gauges: ObjectGauges::register(),
             }),
             sealed: Condvar::new(),
             spill_done: Condvar::new(),
@@ -495,10 +499,10 @@ impl Store {
                     continue;
                 };
                 let Entry::Sealed {
+                    message,
                     bytes,
                     pins,
                     disk: None,
-                    ..
                 } = entry
                 else {
                     continue;
@@ -507,6 +511,7 @@ impl Store {
                     continue;
                 }
                 table.used -= *bytes;
+                table.gauges.recounted(message.payload_len(), at.bytes);
                 *entry = Entry::Remote { at: *at };
                 table.recency.remove(id);
                 remote.add(at);
@@ -583,10 +588,12 @@ impl Store {
     /// ```
     pub fn put_raw(&self, message: Message) -> Result<ObjectId, ObjectError> {
         let bytes = message.payload_len() + message.header.as_bytes().len() as u64;
+        let payload = message.payload_len();
         let (mut table, placed) = self.place(self.lock(), bytes);
         let entry = match placed? {
             Place::Memory => {
                 table.used += bytes;
+                table.gauges.sealed(payload);
                 Entry::Sealed {
                     message,
                     bytes,
@@ -602,7 +609,10 @@ impl Store {
                 };
                 let (mut done, error) = spill.write(&[(seq, message)]);
                 match (done.pop(), error) {
-                    (Some(at), _) => Entry::Spilled { at },
+                    (Some(at), _) => {
+                        table.gauges.sealed(at.bytes);
+                        Entry::Spilled { at }
+                    }
                     (None, Some(e)) => return Err(e),
                     (None, None) => return Err(self.full(&table, bytes)),
                 }
@@ -694,7 +704,9 @@ impl Store {
     /// Removes object `id`, spilled to the remote at `at`, from the table; deletes its remote
     /// object (with the lock let go) if it was the last live one there.
     fn drop_remote(&self, mut table: MutexGuard<'_, Table>, id: &ObjectId, at: &RemoteAt) {
-        table.entries.remove(id);
+        if table.entries.remove(id).is_some() {
+            table.gauges.removed(at.bytes);
+        }
         let Some(Ok(remote)) = &mut table.remote else {
             return;
         };
@@ -830,6 +842,7 @@ impl Store {
         if let Some(entry) = table.entries.get_mut(&id)
             && let Entry::Creating { bytes, disk } = *entry
         {
+            table.gauges.sealed(message.payload_len());
             *entry = Entry::Sealed {
                 message,
                 bytes,
@@ -849,7 +862,11 @@ impl Store {
             return self.drop_remote(guard, id, &at);
         }
         let table = &mut *guard;
-        match table.entries.remove(id) {
+        let removed = table.entries.remove(id);
+        if let Some(Entry::Sealed { message, .. }) = &removed {
+            table.gauges.removed(message.payload_len());
+        }
+        match removed {
             Some(Entry::Creating { bytes, disk } | Entry::Sealed { bytes, disk, .. }) => {
                 table.used -= bytes;
                 table.recency.remove(id);
@@ -858,6 +875,7 @@ impl Store {
                 }
             }
             Some(Entry::Spilled { at }) => {
+                table.gauges.removed(at.bytes);
                 if let Some(Ok(spill)) = &mut table.spill {
                     spill.free(&at);
                 }
@@ -909,6 +927,7 @@ impl Store {
                 let read = spill.read(&at)?;
                 spill.free(&at);
                 table.entries.remove(id);
+                table.gauges.removed(at.bytes);
                 return Ok(read.message);
             }
             Some(Entry::Creating { .. }) => return Err(ObjectError::NotSealed { id: *id }),
@@ -922,6 +941,7 @@ impl Store {
                 ..
             }) => {
                 table.used -= bytes;
+                table.gauges.removed(message.payload_len());
                 table.recency.remove(id);
                 if let (Some((file, size)), Some(Ok(spill))) = (disk, &mut table.spill) {
                     spill.free_object(file, size);
@@ -1104,9 +1124,11 @@ fn spill_oldest(table: &mut Table, goal: u64) -> Result<(), ObjectError> {
     drop(objects);
     for (id, at) in ids.iter().zip(done) {
         table.recency.remove(id);
-        if let Some(Entry::Sealed { bytes, .. }) = table.entries.insert(*id, Entry::Spilled { at })
+        if let Some(Entry::Sealed { bytes, message, .. }) =
+            table.entries.insert(*id, Entry::Spilled { at })
         {
             table.used -= bytes;
+            table.gauges.recounted(message.payload_len(), at.bytes);
         }
     }
     error.map_or(Ok(()), Err)
@@ -1276,6 +1298,7 @@ impl Creating<'_> {
         if let Some(entry) = table.entries.get_mut(&self.id)
             && let Entry::Creating { bytes, disk } = *entry
         {
+            table.gauges.sealed(message.payload_len());
             *entry = Entry::Sealed {
                 message,
                 bytes,

@@ -81,6 +81,7 @@ mod embedded;
 mod error;
 mod fdpass;
 mod id;
+pub mod metrics;
 mod object;
 mod outgoing;
 mod peer;

@@ -15,6 +15,7 @@ use pontoon_wire::{Limits, Message};
 
 use crate::ObjectId;
 use crate::error::ObjectError;
+use crate::metrics::SpillMetrics;
 use crate::spill_dir::SpillDir;
 
 /// A spill file's number, unique in one store's run.
@@ -75,6 +76,8 @@ pub(crate) struct Spill {
     /// Live spilled objects (created on disk included) and their bytes.
     objects: u64,
     bytes: u64,
+    /// Moved with `objects` and `bytes`, and with each spill and read back.
+    metrics: SpillMetrics,
 }
 
 impl std::fmt::Debug for Spill {
@@ -140,6 +143,7 @@ impl Spill {
             next_file: 1,
             objects: 0,
             bytes: 0,
+            metrics: SpillMetrics::register(),
         }
     }
 
@@ -184,6 +188,7 @@ impl Spill {
         let number = self.next_file;
         self.next_file += 1;
         let path = self.dir.records_path(number);
+        tracing::debug!(path = %path.display(), "spill file started");
         let writer = RecordFileWriter::create(&path, self.dir.store().0).map_err(|e| {
             let _ = std::fs::remove_file(&path);
             spill_error(self.dir.path(), need, &e)
@@ -215,6 +220,7 @@ impl Spill {
         &mut self,
         objects: &[(u64, Message)],
     ) -> (Vec<Spilled>, Option<ObjectError>) {
+        let started = std::time::Instant::now();
         let mut done: Vec<Spilled> = Vec::with_capacity(objects.len());
         let mut error = None;
         for (seq, message) in objects {
@@ -273,9 +279,20 @@ impl Spill {
                 }
             }
         }
-        for spilled in &done {
-            self.objects += 1;
-            self.bytes += spilled.bytes;
+        let bytes: u64 = done.iter().map(|spilled| spilled.bytes).sum();
+        self.objects += done.len() as u64;
+        self.bytes += bytes;
+        if !done.is_empty() {
+            let seconds = started.elapsed().as_secs_f64();
+            self.metrics.on_disk(done.len() as u64, bytes);
+            self.metrics.spilled(done.len() as u64, bytes, seconds);
+            tracing::debug!(
+                dir = %self.dir.path().display(),
+                objects = done.len(),
+                bytes,
+                seconds,
+                "objects spilled"
+            );
         }
         (done, error)
     }
@@ -283,6 +300,7 @@ impl Spill {
     /// The spilled object at `at`, read back as views of its file's map: checked (checksum,
     /// lengths, padding) the first time, and only bounded after that.
     pub(crate) fn read(&mut self, at: &Spilled) -> Result<ReadBack, ObjectError> {
+        let started = std::time::Instant::now();
         let dir = self.dir.path().to_path_buf();
         let tag = self.dir.store().0;
         let failed = |reason: String| ObjectError::SpillFailed {
@@ -327,6 +345,16 @@ impl Spill {
                 )
             })
             .collect();
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.restored(at.bytes, seconds);
+        tracing::trace!(
+            file = at.file,
+            offset = at.offset,
+            bytes = at.bytes,
+            checked = !checked,
+            seconds,
+            "spilled object read back"
+        );
         Ok(ReadBack {
             message: record.message,
             frames,
@@ -338,6 +366,7 @@ impl Spill {
     pub(crate) fn free(&mut self, at: &Spilled) {
         self.objects = self.objects.saturating_sub(1);
         self.bytes = self.bytes.saturating_sub(at.bytes);
+        self.metrics.off_disk(at.bytes);
         let Some(file) = self.files.get_mut(&at.file) else {
             return;
         };
@@ -395,6 +424,8 @@ impl Spill {
         );
         self.objects += 1;
         self.bytes += size;
+        self.metrics.on_disk(1, size);
+        tracing::debug!(path = %self.dir.object_path(number).display(), bytes = size, "object created on disk");
         Ok((number, file))
     }
 
@@ -406,6 +437,7 @@ impl Spill {
         {
             self.objects = self.objects.saturating_sub(1);
             self.bytes = self.bytes.saturating_sub(size);
+            self.metrics.off_disk(size);
             self.remove(number);
         }
     }

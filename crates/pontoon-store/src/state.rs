@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use crate::alloc::{Allocator, Range};
 use crate::embedded::high_water;
 use crate::error::ObjectError;
+use crate::metrics::ObjectGauges;
 use crate::protocol::{Layout, Response};
 use crate::{ObjectId, StoreId, StoreStats};
 
@@ -53,6 +54,8 @@ pub(crate) struct State {
     next_client: ClientId,
     /// Spilling, with a spill directory.
     spill: Option<spilling::Spilling>,
+    /// The daemon's share of the object gauges, moved with `objects` and their pins.
+    gauges: ObjectGauges,
 }
 
 impl State {
@@ -67,6 +70,7 @@ impl State {
             clients: HashMap::new(),
             next_client: 1,
             spill: None,
+            gauges: ObjectGauges::register(),
         }
     }
 
@@ -192,6 +196,7 @@ impl State {
         layout.check(*id, len)?;
         if let Some(object) = self.objects.get_mut(id) {
             object.phase = Phase::Sealed { layout };
+            self.gauges.sealed(len);
             if object.disk.is_none() {
                 self.touch(*id);
             }
@@ -237,6 +242,9 @@ impl State {
         self.touch(*id);
         if let Some(object) = self.objects.get_mut(id) {
             object.pins += 1;
+            if object.pins == 1 {
+                self.gauges.pinned(object.len);
+            }
         }
         *self
             .clients
@@ -266,6 +274,9 @@ impl State {
 
     fn unpin(&mut self, id: &ObjectId) {
         if let Some(object) = self.objects.get_mut(id) {
+            if object.pins == 1 {
+                self.gauges.unpinned(object.len);
+            }
             object.pins = object.pins.saturating_sub(1);
         } else if let Some(object) = self.zombies.get_mut(id) {
             object.pins = object.pins.saturating_sub(1);
@@ -280,9 +291,18 @@ impl State {
     pub(crate) fn delete(&mut self, id: &ObjectId) -> Result<(), ObjectError> {
         self.sealed(id)?;
         if let Some(object) = self.objects.remove(id) {
+            self.gone(&object);
             self.bury(*id, object);
         }
         Ok(())
+    }
+
+    /// A sealed object left `objects` (deleted, taken): off the gauges, pinned or not.
+    fn gone(&mut self, object: &Object) {
+        self.gauges.removed(object.len);
+        if object.pins > 0 {
+            self.gauges.unpinned(object.len);
+        }
     }
 
     fn bury(&mut self, id: ObjectId, object: Object) {
@@ -321,10 +341,11 @@ impl State {
         let (len, layout, pinned, source) =
             (object.len, layout.clone(), object.pins > 0, object.range);
         let range = if pinned { self.allocate(len)? } else { source };
-        if let Some(object) = self.objects.remove(id)
-            && pinned
-        {
-            self.zombies.insert(*id, object);
+        if let Some(object) = self.objects.remove(id) {
+            self.gone(&object);
+            if pinned {
+                self.zombies.insert(*id, object);
+            }
         }
         let new = self.new_id();
         self.objects.insert(

@@ -334,6 +334,7 @@ impl State {
         }
         drop(bytes);
         if let Some(object) = self.objects.remove(id) {
+            self.gone(&object);
             if pinned {
                 self.zombies.insert(*id, object);
             } else {

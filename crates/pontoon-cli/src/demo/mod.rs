@@ -10,11 +10,13 @@
 //! (when one is set), and pontoon-store: a large array put into a store daemon's shared
 //! memory by one process and read by another as a view of it, and pontoon-dask: an array
 //! scattered to a live Dask scheduler's worker and gathered by Python, and back (when a Python
-//! with distributed is there; otherwise the part says so).
+//! with distributed is there; otherwise the part says so). Last, a few of the metrics the
+//! parts recorded in this process.
 
 mod array;
 mod dask;
 mod family;
+mod metrics;
 mod persist;
 mod remote;
 mod store;
@@ -44,8 +46,10 @@ pub(crate) struct Args {
     pub(super) checksums: bool,
 }
 
-/// Runs every part of the demo in turn.
+/// Runs every part of the demo in turn, then reports some of what they recorded.
 pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    // First: a handle registered before the recorder is installed stays a no-op.
+    let recorded = crate::metrics::in_process()?;
     wire::run(args)?;
     println!();
     family::run(args)?;
@@ -60,7 +64,10 @@ pub(crate) fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!();
     store::run(args)?;
     println!();
-    dask::run(args)
+    dask::run(args)?;
+    println!();
+    metrics::report(&recorded);
+    Ok(())
 }
 
 pub(super) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
