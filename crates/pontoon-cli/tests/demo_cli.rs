@@ -1,14 +1,29 @@
 //! `pontoon demo`, the README's main job, run whole as a user runs it (with a small payload):
 //! every part runs, says what it shows, and nothing it promises not to copy is copied.
 
+#[path = "../../pontoon-persist/tests/support/seaweed.rs"]
+#[allow(
+    dead_code,
+    reason = "pontoon-persist's server support; this test never kills or restarts the server"
+)]
+mod seaweed;
+
 use std::process::Command;
 
 #[test]
 fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
-    let output = Command::new(env!("CARGO_BIN_EXE_pontoon"))
-        .args(["demo", "--payload-mib", "4"])
-        .output()
-        .unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_pontoon"));
+    demo.args(["demo", "--payload-mib", "4"]);
+    // With the venv (as `cargo xtask test` runs it), the remote part runs against a real
+    // S3-compatible server, named to the demo as `cargo xtask demo` names it.
+    let server = std::env::var_os("PONTOON_PYTHON").map(|_| seaweed::Seaweed::start("demo"));
+    if let Some(server) = &server {
+        for (key, value) in server.good_options() {
+            demo.env(key.to_ascii_uppercase(), value);
+        }
+        demo.env("PONTOON_REMOTE", server.url("demo"));
+    }
+    let output = demo.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -47,9 +62,9 @@ fn the_demo_runs_every_part_and_copies_nothing_it_says_it_does_not() {
         assert!(stdout.contains("values checked, "), "{stdout}");
         assert!(stdout.contains("python            gathered"), "{stdout}");
     }
-    // With an S3-compatible server named in PONTOON_REMOTE (as `cargo xtask demo` runs it), the
-    // remote part restores the state onto a fresh directory; without, it says why it is skipped.
-    if std::env::var_os("PONTOON_REMOTE").is_some() {
+    // With the server, the remote part restores the state onto a fresh directory, twice;
+    // without, it says why it is skipped.
+    if server.is_some() {
         assert!(
             stdout.contains("identical to a replay from scratch")
                 && stdout.contains("nothing acknowledged was lost\n"),
