@@ -2,6 +2,10 @@
 //! killed with SIGKILL while it holds pins and an unsealed create, malformed and never-reading
 //! clients next to well-behaved ones, and the typed refusals.
 
+#[allow(dead_code, reason = "each test file uses part of the shared support")]
+mod support;
+use support::start;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
@@ -13,9 +17,7 @@ use bytes::{Bytes, BytesMut};
 use pontoon_array::Array;
 use pontoon_family::Registry;
 use pontoon_store::protocol::{self, Layout, Request, Response};
-use pontoon_store::{
-    Backing, Client, ClientError, Daemon, ObjectError, ObjectId, ServeOptions, StatsHandle,
-};
+use pontoon_store::{Backing, Client, ClientError, ObjectError, ObjectId, ServeOptions};
 use pontoon_wire::{Decoder, EncodeOptions, Encoder, Header, Message};
 use serde::{Deserialize, Serialize};
 
@@ -38,24 +40,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A daemon on a runtime of its own thread (it lives as long as the test process).
-fn start(options: ServeOptions) -> StatsHandle {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let daemon = Daemon::bind(options).unwrap();
-            tx.send(daemon.stats_handle()).unwrap();
-            daemon.run().await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -3,13 +3,17 @@
 //! after real puts, spills, gets and deletes, counters move by exactly what was spilled and
 //! read back, and a daemon counts its clients and its refusals.
 
+#[allow(dead_code, reason = "each test file uses part of the shared support")]
+mod support;
+use support::start;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use pontoon_store::{Client, Daemon, ServeOptions, StatsHandle, Store, StoreOptions, metrics as m};
+use pontoon_store::{Client, ServeOptions, Store, StoreOptions, metrics as m};
 use pontoon_wire::{Header, Message};
 
 fn scratch(name: &str) -> PathBuf {
@@ -69,23 +73,6 @@ impl Totals {
 
 fn object(i: u8, len: usize) -> Message {
     Message::new(Header::empty(), vec![Bytes::from(vec![i; len])])
-}
-
-fn start(options: ServeOptions) -> StatsHandle {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let daemon = Daemon::bind(options).unwrap();
-            tx.send(daemon.stats_handle()).unwrap();
-            daemon.run().await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
 }
 
 /// One test, so nothing else in this binary records while it counts.

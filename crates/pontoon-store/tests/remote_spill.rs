@@ -8,12 +8,15 @@
 
 #![cfg(feature = "remote")]
 
+#[allow(dead_code, reason = "each test file uses part of the shared support")]
+mod support;
+use support::TinyDisk;
+
 #[path = "../../pontoon-persist/tests/support/seaweed.rs"]
 #[allow(dead_code)]
 mod seaweed;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bytes::Bytes;
 use pontoon_persist::Remote;
@@ -310,36 +313,6 @@ fn seaweedfs_refused_credentials_and_an_unreachable_endpoint_are_typed_and_lose_
     };
     let err = nobody.store(1 << 20, 256 << 10).unwrap_err();
     assert_eq!(remote_fault(&err), RemoteFault::Unreachable, "{err}");
-}
-
-/// A tmpfs of `size` bytes mounted at `dir`, unmounted on drop.
-struct TinyDisk(PathBuf);
-
-impl TinyDisk {
-    fn mount(dir: &Path, size: u64) -> Result<TinyDisk, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not running as root".to_owned());
-        }
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("mount could not run: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(TinyDisk(dir.to_path_buf()))
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

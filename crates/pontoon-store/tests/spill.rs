@@ -7,9 +7,12 @@
 //! dying mid-get; and a fake daemon whose spill replies lie (a file shorter than the object, a
 //! reply without its descriptor), refused by the client.
 
+#[allow(dead_code, reason = "each test file uses part of the shared support")]
+mod support;
+use support::{TinyDisk, start};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bytes::Bytes;
 use pontoon_store::protocol::{Request, Response};
@@ -240,24 +243,6 @@ fn stale_spill_files_of_an_earlier_run_are_removed_at_start() {
     drop(store);
     assert_eq!(spill_files(&dir), ["notes.txt"]);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A daemon on a runtime of its own thread (it lives as long as the test process).
-fn start(options: ServeOptions) -> StatsHandle {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let daemon = Daemon::bind(options).unwrap();
-            tx.send(daemon.stats_handle()).unwrap();
-            daemon.run().await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
 }
 
 fn spilling_daemon(dir: &Path, capacity: u64) -> (PathBuf, StatsHandle) {
@@ -522,38 +507,6 @@ async fn a_client_dying_mid_get_of_a_spilled_object_releases_it() {
     }
     assert_eq!(spill_files(&spill), Vec::<String>::new());
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A tmpfs of `size` bytes mounted at `dir`, unmounted on drop; `None` (with the reason) when
-/// it cannot be mounted (not root, no mount(8), a container without the right).
-struct TinyDisk(PathBuf);
-
-impl TinyDisk {
-    fn mount(dir: &Path, size: u64) -> Result<TinyDisk, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("not running as root".to_owned());
-        }
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("mount could not run: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(TinyDisk(dir.to_path_buf()))
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        // Lazily: the daemon of the test still holds its spill directory's lock there.
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

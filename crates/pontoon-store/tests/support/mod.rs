@@ -1,0 +1,58 @@
+//! What several of pontoon-store's test files need: a daemon on a runtime of its own, and a
+//! tiny tmpfs to fill a spill directory or remote with. Each test file includes it with
+//! `mod support;` and uses what it needs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pontoon_store::{Daemon, ServeOptions, StatsHandle};
+
+/// A daemon on a runtime of its own thread (it lives as long as the test process).
+pub(crate) fn start(options: ServeOptions) -> StatsHandle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let daemon = Daemon::bind(options).unwrap();
+            tx.send(daemon.stats_handle()).unwrap();
+            daemon.run().await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// A tmpfs of `size` bytes mounted at `dir`, unmounted on drop; `Err` (with the reason) when
+/// it cannot be mounted (not root, no mount(8), a container without the right).
+pub(crate) struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    pub(crate) fn mount(dir: &Path, size: u64) -> Result<TinyDisk, String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err("not running as root".to_owned());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount could not run: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(TinyDisk(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        // Lazily: a daemon of the test may still hold its spill directory's lock there.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
