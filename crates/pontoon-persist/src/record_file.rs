@@ -17,6 +17,42 @@ use crate::format::{
     Payload, RECORD_HEADER_LEN, V2, ZEROS, header_at, payload_crc, record_at, record_header,
 };
 
+/// A message framed as one record: the header, the encoded message, and how many zero bytes
+/// pad the record to its alignment.
+struct Framed {
+    header: [u8; RECORD_HEADER_LEN],
+    encoded: pontoon_wire::Encoded,
+    padding: usize,
+    record_len: u64,
+}
+
+/// Encodes `message` and makes its record header, the same for a file written to disk
+/// ([`RecordFileWriter`]) and one built in memory ([`RecordChunks`]).
+fn frame(
+    encoder: &Encoder,
+    kind: u32,
+    seq: u64,
+    message: &Message,
+) -> Result<Framed, RecordFileError> {
+    let encoded = encoder.encode(message).map_err(RecordFileError::Encode)?;
+    let len = encoded.len();
+    let pieces: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
+    let payload = if len >= COMBINE_CRC_BYTES {
+        Payload::Crc(payload_crc(&pieces))
+    } else {
+        Payload::Pieces(&pieces)
+    };
+    let header = record_header(kind, seq, len, payload);
+    let record_len = V2.record_len(len);
+    let padding = (record_len - RECORD_HEADER_LEN as u64 - len) as usize;
+    Ok(Framed {
+        header,
+        encoded,
+        padding,
+        record_len,
+    })
+}
+
 /// The first seven bytes of every record file: `F0 46 52 59 52 45 43` (`\xF0FRYREC`).
 pub const RECORD_FILE_MAGIC: [u8; 7] = *b"\xF0FRYREC";
 
@@ -319,20 +355,14 @@ impl RecordFileWriter {
         seq: u64,
         message: &Message,
     ) -> Result<Appended, RecordFileError> {
-        let encoded = self
-            .encoder
-            .encode(message)
-            .map_err(RecordFileError::Encode)?;
-        let len = encoded.len();
+        let Framed {
+            header,
+            encoded,
+            padding,
+            record_len,
+        } = frame(&self.encoder, kind, seq, message)?;
         let chunks: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
-        let payload = if len >= COMBINE_CRC_BYTES {
-            Payload::Crc(payload_crc(&chunks))
-        } else {
-            Payload::Pieces(&chunks)
-        };
-        let header = record_header(kind, seq, len, payload);
-        let record_len = V2.record_len(len);
-        let padding = &ZEROS[..(record_len - RECORD_HEADER_LEN as u64 - len) as usize];
+        let padding = &ZEROS[..padding];
         let offset = self.len;
         if record_len as usize <= GATHER_BYTES {
             self.gather.extend_from_slice(&header);
@@ -532,26 +562,17 @@ impl RecordChunks {
         seq: u64,
         message: &Message,
     ) -> Result<Appended, RecordFileError> {
-        let encoded = self
-            .encoder
-            .encode(message)
-            .map_err(RecordFileError::Encode)?;
-        let len = encoded.len();
-        let pieces: Vec<&[u8]> = encoded.chunks().iter().map(|c| &c[..]).collect();
-        let payload = if len >= COMBINE_CRC_BYTES {
-            Payload::Crc(payload_crc(&pieces))
-        } else {
-            Payload::Pieces(&pieces)
-        };
-        let header = record_header(kind, seq, len, payload);
-        let record_len = V2.record_len(len);
-        let padding = (record_len - RECORD_HEADER_LEN as u64 - len) as usize;
+        let Framed {
+            header,
+            encoded,
+            padding,
+            record_len,
+        } = frame(&self.encoder, kind, seq, message)?;
         let offset = self.len;
         self.chunks.push(Bytes::copy_from_slice(&header));
         self.chunks.extend(encoded.into_chunks());
         if padding > 0 {
-            static PADDING: [u8; RECORD_HEADER_LEN] = [0; RECORD_HEADER_LEN];
-            self.chunks.push(Bytes::from_static(&PADDING[..padding]));
+            self.chunks.push(Bytes::from_static(&ZEROS[..padding]));
         }
         self.len += record_len;
         Ok(Appended {

@@ -120,7 +120,8 @@ fn io_error(dir: &Path, need: u64, what: &str, error: std::io::Error) -> ObjectE
     }
 }
 
-fn describe(error: &dyn std::error::Error) -> String {
+/// `error` and its causes, one line, as a refusal's reason.
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(inner) = cause {

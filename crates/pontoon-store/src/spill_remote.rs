@@ -17,6 +17,7 @@ use pontoon_wire::Limits;
 use pontoon_wire::Message;
 
 use crate::error::{ObjectError, RemoteFault};
+use crate::spill::describe;
 #[cfg(feature = "remote")]
 use crate::spill_dir::is_spill_file;
 use crate::{ObjectId, StoreId};
@@ -172,17 +173,6 @@ fn classify(error: &RemoteError) -> RemoteFault {
         next = e.source();
     }
     RemoteFault::Other
-}
-
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// Runs `f` on the remote: right here, or, when this thread is inside a tokio runtime (a
