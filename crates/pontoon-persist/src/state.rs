@@ -791,16 +791,8 @@ fn restore_if_empty(
     if !is_empty(dir)? {
         return Ok(None);
     }
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let (parent, path) = crate::remote::beside(dir, "restore-lock");
     std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
-    let path = parent.join(format!(".{name}.restore-lock"));
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -943,16 +943,8 @@ impl Remote {
         // Everything goes into a staging directory beside `dir`, renamed onto it (missing or
         // empty) only once whole: a restore that fails halfway leaves `dir` as it was, and
         // the next open restores again instead of opening a part of the state.
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let (parent, staging) = beside(dir, "restoring");
         std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
-        let staging = parent.join(format!(".{name}.restoring"));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io("removing", &staging))?;
         }
@@ -1052,6 +1044,21 @@ struct Wanted {
 
 /// The newest snapshot in `dir` and the sealed segments (all but the last, which is still
 /// written to) holding records after it.
+/// The directory `dir` is in (`.` for a bare name), and the path `.<name of dir>.<suffix>` in
+/// it: where a restore stages and locks, beside the state's directory rather than in it.
+pub(crate) fn beside(dir: &Path, suffix: &str) -> (PathBuf, PathBuf) {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let path = parent.join(format!(".{name}.{suffix}"));
+    (parent, path)
+}
+
 fn wanted_files(dir: &Path) -> Result<Wanted, IoError> {
     let mut segments: Vec<(u64, String, u64)> = Vec::new();
     let mut snapshot: Option<(u64, String, u64)> = None;
