@@ -230,7 +230,15 @@ impl RemoteIo {
             reason,
         };
         let bytes = aligned(bytes);
-        let record = RecordFile::lone_record(&name, at.offset, bytes, &Limits::UNLIMITED)
+        // Whoever can write to the bucket can write this record, checksum included: what it
+        // may make in memory is bounded by what the object was when it spilled, so a
+        // compressed frame that claims more is refused before it is expanded.
+        let mut limits = Limits::UNLIMITED;
+        limits.max_frame_bytes = at.bytes;
+        limits.max_header_bytes = at.bytes;
+        limits.max_message_bytes = at.len;
+        limits.max_expanded_bytes = at.bytes;
+        let record = RecordFile::lone_record(&name, at.offset, bytes, &limits)
             .map_err(|e| corrupt(describe(&e)))?;
         if record.kind != KIND_OBJECT || record.seq != id.seq() {
             return Err(corrupt(format!(

@@ -396,3 +396,46 @@ fn file_concurrent_puts_and_gets_while_spilling_lose_nothing() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Whoever can write to the bucket can change a spilled object: a get of an object whose
+/// remote bytes were changed is `SpillRemoteFailed` with `RemoteFault::Corrupt`, never other
+/// bytes, and the objects not touched still come back.
+#[test]
+fn file_a_changed_remote_object_is_corrupt_not_other_bytes() {
+    let dir = temp_dir("corrupt");
+    let target = Target::file(&dir);
+    let store = target.store(1 << 20, 256 << 10).unwrap();
+    let messages: Vec<Message> = (0..48).map(|i| object(i, 40_000)).collect();
+    let ids: Vec<ObjectId> = messages
+        .iter()
+        .map(|m| store.put_raw(m.clone()).unwrap())
+        .collect();
+    assert!(store.stats().spilled_objects > 0);
+    // Flip one byte in the middle of every remote object: every record in them now fails
+    // its checksum (the middle of a 40 KB frame, whichever record holds it).
+    for (name, len) in target.listed() {
+        let path = dir.join(&name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, len);
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let (mut corrupt, mut intact) = (0, 0);
+    for (id, message) in ids.iter().zip(&messages) {
+        match store.get_raw(id) {
+            Ok(back) => {
+                assert_eq!(back.frames, message.frames, "{id}");
+                intact += 1;
+            }
+            Err(e) => {
+                assert_eq!(remote_fault(&e), RemoteFault::Corrupt, "{e}");
+                corrupt += 1;
+            }
+        }
+    }
+    assert!(corrupt > 0, "no changed object was noticed");
+    assert!(intact > 0, "the objects in memory come back too");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
