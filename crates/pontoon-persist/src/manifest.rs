@@ -218,6 +218,31 @@ impl RemoteManifest {
 mod tests {
     use super::*;
 
+    /// A manifest as the first release of the remote wrote it (no tail lines; its exact bytes)
+    /// is read by this version as the same state, and written back the same.
+    #[test]
+    fn a_manifest_without_tail_lines_still_reads() {
+        let old = "pontoon-remote-manifest 1\ngeneration 7\nnext_seq 301\n\
+                   snapshot snapshot-00000000000000000150.snap 2048\n\
+                   segment 00000000000000000101.log 65536\n\
+                   segment 00000000000000000201.log 65536\n";
+        let manifest = RemoteManifest::decode(old.as_bytes()).unwrap();
+        assert_eq!(
+            manifest,
+            RemoteManifest {
+                generation: 7,
+                snapshot: Some(("snapshot-00000000000000000150.snap".into(), 2048)),
+                segments: vec![
+                    ("00000000000000000101.log".into(), 65536),
+                    ("00000000000000000201.log".into(), 65536),
+                ],
+                tail: Vec::new(),
+                next_seq: 301,
+            }
+        );
+        assert_eq!(manifest.encode(), old);
+    }
+
     #[test]
     fn round_trip_and_hostile_names() {
         let manifest = RemoteManifest {
