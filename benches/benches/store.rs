@@ -1,6 +1,7 @@
-//! pontoon-store benchmarks: small puts and gets, embedded and through the daemon, and a 1 GiB
-//! put next to the physical limit (a memcpy into touched memory), with gets of 1 KiB and 1 GiB
-//! objects to show get time does not grow with the object.
+//! pontoon-store benchmarks: small puts and gets, embedded and through the daemon; puts and
+//! gets swept from 1 KiB to 1 GiB next to the physical limit (a memcpy into touched memory);
+//! spilling and restoring swept over object sizes next to the disk's sequential bandwidth; and
+//! pulls between stores.
 //!
 //! - `store/small/*`: a small message (a 100-byte frame). `embedded-put` is `Store::put_raw`
 //!   (the objects are deleted after each sample, untimed); `embedded-get` is `Store::get_raw` of
@@ -8,19 +9,22 @@
 //!   running in this process (its socket, its memfd: the path another process takes, minus the
 //!   process switch), called from a task on the runtime as an async user would; a daemon get
 //!   includes dropping the views, which sends the release.
-//! - `store/1GiB/memcpy-touched`: `copy_from_slice` of 1 GiB into a buffer written before timing
-//!   (the physical limit of any put that copies). `store/1GiB/daemon-put`: `Client::put_raw` of a
-//!   1 GiB frame (one copy into the shared memory, whose pages are reserved at start), then
-//!   `delete`. `store/1GiB/embedded-put`: `Store::put_raw` of the same frame (no copy at all).
-//! - `store/get/daemon-1KiB` and `store/get/daemon-1GiB`: a get of a stored object of each size
-//!   through the daemon: a view, so the same time.
-//! - `store/spill/spill`: 200 objects of 1 MiB put into an embedded store of 8 MiB with a spill
-//!   directory on disk (files of 64 MiB), so that all but a few spill; next to
-//!   `store/spill/raw-write-fdatasync`, the same number of bytes written with 1 MiB `write`s into
-//!   files of the same size in the same directory, each full file `fdatasync`ed as spilling
-//!   does when it finishes one. `store/restore/get-all` gets every spilled object back (a view
-//!   of the file's map, every byte read once by the record's checksum), next to
-//!   `store/restore/raw-read`, the same files read back with 1 MiB `read`s into one reused
+//! - `store/put/*/SIZE`, 1 KiB to 1 GiB: `memcpy-touched` is `copy_from_slice` into a buffer
+//!   written before timing (the physical limit of any put that copies); `daemon` is
+//!   `Client::put_raw` (one copy into the shared memory, whose pages are reserved at start),
+//!   then `delete`; `embedded` is `Store::put_raw` of the same frame (no copy at all), then
+//!   `delete`.
+//! - `store/get/*/SIZE`: a get of a stored object of each size, embedded and through the
+//!   daemon (from a task on the runtime, as `store/small/daemon-get`): a view, so the same time
+//!   at every size.
+//! - `store/spill/*/SIZE`: 128 MiB of objects of SIZE (1 KiB to 16 MiB) put into an embedded
+//!   store of 16 MiB with a spill directory on disk (files of 64 MiB), so that most spill
+//!   (`spill`; the store and its files are dropped untimed); next to `raw-write-fdatasync`,
+//!   as many bytes as the spill wrote, in 1 MiB `write`s into files of the same size in the
+//!   same directory, each full file `fdatasync`ed as spilling does when it finishes one.
+//!   `store/restore/get-all/SIZE` gets every object back, the first get of each spilled one (a
+//!   view of the file's map, every byte read once by the record's checksum), next to
+//!   `store/restore/raw-read/SIZE`, the same bytes read back with 1 MiB `read`s into one reused
 //!   buffer. Both reads come from the disk: the files' pages are dropped from the page cache
 //!   (`POSIX_FADV_DONTNEED`, untimed) before each sample.
 //! - Before the groups, once: 16,000 objects of 1 MiB spilled through a 1 GiB embedded store
@@ -38,7 +42,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pontoon::store::{Client, Daemon, ServeOptions, Store, StoreOptions};
 use pontoon::wire::{Header, Message};
 use pontoon_benches::payload;
@@ -156,63 +160,98 @@ fn small(c: &mut Criterion) {
     group.finish();
 }
 
-fn large(c: &mut Criterion) {
-    let mut group = c.benchmark_group("store/1GiB");
+/// The payload sizes of the put and get sweeps.
+const SWEEP: [(&str, usize); 5] = [
+    ("1KiB", 1 << 10),
+    ("64KiB", 64 << 10),
+    ("1MiB", 1 << 20),
+    ("64MiB", 64 << 20),
+    ("1GiB", GIB),
+];
+
+fn put_get(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store/put");
     group
         .sample_size(10)
-        .throughput(Throughput::Bytes(GIB as u64));
-    group.measurement_time(Duration::from_secs(10));
-    let source = payload(GIB);
-    let mut touched = vec![1u8; GIB];
-    group.bench_function("memcpy-touched", |b| {
-        b.iter(|| {
-            touched.copy_from_slice(&source);
-            black_box(&touched);
-        })
-    });
-    drop(touched);
-
-    let store = Store::new(StoreOptions::default());
-    let big = message(source.clone());
-    group.bench_function("embedded-put", |b| {
-        b.iter(|| {
-            let id = store.put_raw(big.clone()).unwrap();
-            store.delete(&id).unwrap();
-        })
-    });
-
+        .measurement_time(Duration::from_secs(5));
+    // One daemon for every size: its memfd is reserved at start for the largest.
     let running = daemon(GIB as u64 + (1 << 20));
     let client = &running.client;
-    group.bench_function("daemon-put", |b| {
-        b.iter(|| {
-            running.runtime.block_on(async {
-                let id = client.put_raw(&big).await.unwrap();
-                client.delete(&id).await.unwrap();
+    let store = Store::new(StoreOptions::default());
+    let mut touched = vec![1u8; GIB];
+    let mut stored = Vec::new();
+    for (label, len) in SWEEP {
+        group.throughput(Throughput::Bytes(len as u64));
+        let source = payload(len);
+        let into = &mut touched[..len];
+        group.bench_function(BenchmarkId::new("memcpy-touched", label), |b| {
+            b.iter(|| {
+                into.copy_from_slice(&source);
+                black_box(&into);
             })
-        })
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("store/get");
-    let big_id = running.runtime.block_on(client.put_raw(&big)).unwrap();
-    drop(big);
-    drop(source);
-    let small_id = running
-        .runtime
-        .block_on(client.put_raw(&message(payload(1024))))
-        .unwrap();
-    for (name, id) in [("daemon-1KiB", small_id), ("daemon-1GiB", big_id)] {
-        group.bench_function(name, |b| {
-            b.iter(|| black_box(running.runtime.block_on(client.get_raw(&id)).unwrap()))
         });
+        let object = message(source);
+        group.bench_function(BenchmarkId::new("embedded", label), |b| {
+            b.iter(|| {
+                let id = store.put_raw(object.clone()).unwrap();
+                store.delete(&id).unwrap();
+            })
+        });
+        group.bench_function(BenchmarkId::new("daemon", label), |b| {
+            b.iter(|| {
+                running.runtime.block_on(async {
+                    let id = client.put_raw(&object).await.unwrap();
+                    client.delete(&id).await.unwrap();
+                })
+            })
+        });
+        stored.push((label, object));
+    }
+    group.finish();
+    drop(touched);
+
+    // Gets are views of the stored object, so the same time at every size. One object at a
+    // time is stored in the daemon, whose memory holds only the largest.
+    let mut group = c.benchmark_group("store/get");
+    for (label, object) in stored {
+        let id = store.put_raw(object.clone()).unwrap();
+        group.bench_function(BenchmarkId::new("embedded", label), |b| {
+            b.iter(|| black_box(store.get_raw(&id).unwrap()))
+        });
+        store.delete(&id).unwrap();
+        let id = running.runtime.block_on(client.put_raw(&object)).unwrap();
+        drop(object);
+        // From a task on the runtime, as `store/small/daemon-get`.
+        group.bench_function(BenchmarkId::new("daemon", label), |b| {
+            b.iter_custom(|iters| {
+                let client = client.clone();
+                in_task(&running.runtime, async move {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        black_box(client.get_raw(&id).await.unwrap());
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+        running.runtime.block_on(client.delete(&id)).unwrap();
     }
     group.finish();
 }
 
-/// Objects of the spill benchmarks, and their size.
-const SPILL_OBJECTS: usize = 200;
 const MIB: usize = 1 << 20;
+/// What each spill benchmark puts: objects of one size adding up to this.
+const SPILL_TOTAL: usize = 128 << 20;
+/// The embedded store's memory in the spill benchmarks: all but this much spills.
+const SPILL_CAPACITY: u64 = 16 << 20;
 const SPILL_FILE_BYTES: u64 = 64 << 20;
+/// The object sizes of the spill and restore sweeps.
+const SPILL_SWEEP: [(&str, usize); 4] = [
+    ("1KiB", 1 << 10),
+    ("64KiB", 64 << 10),
+    ("1MiB", MIB),
+    ("16MiB", 16 << 20),
+];
 
 fn spill_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -222,17 +261,18 @@ fn spill_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// An embedded store of 8 MiB spilling into `dir`, with `SPILL_OBJECTS` objects of 1 MiB put.
+/// An embedded store of `SPILL_CAPACITY` spilling into `dir`, with `SPILL_TOTAL` bytes of
+/// copies of `object` put.
 fn spilled_store(
     dir: &std::path::Path,
     object: &Message,
 ) -> (Store, Vec<pontoon::store::ObjectId>) {
     let mut options = StoreOptions::default();
-    options.capacity = 8 << 20;
+    options.capacity = SPILL_CAPACITY;
     options.spill_dir = Some(dir.to_path_buf());
     options.spill_file_bytes = SPILL_FILE_BYTES;
     let store = Store::open(options).unwrap();
-    let ids = (0..SPILL_OBJECTS)
+    let ids = (0..SPILL_TOTAL as u64 / object.payload_len())
         .map(|_| store.put_raw(object.clone()).unwrap())
         .collect();
     (store, ids)
@@ -279,12 +319,12 @@ fn raw_write(dir: &std::path::Path, chunk: &[u8], total: u64) -> Vec<PathBuf> {
     files
 }
 
-fn spill(c: &mut Criterion) {
-    let object = message(payload(MIB));
-    // How many bytes spill (objects, record headers and padding): the raw peer writes as many.
-    // The store removes its files when dropped: they are measured before.
+/// The bytes a spill of `object`s writes (objects, record headers and padding), and how many
+/// objects spill: the raw peers write and read as many bytes. Measured on a store of its
+/// own, whose files go when it is dropped.
+fn spilled_bytes(object: &Message) -> (u64, u64) {
     let dir = spill_dir("bytes");
-    let (store, _) = spilled_store(&dir, &object);
+    let (store, _) = spilled_store(&dir, object);
     let on_disk: u64 = std::fs::read_dir(&dir)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name() != "LOCK")
@@ -293,95 +333,104 @@ fn spill(c: &mut Criterion) {
     let spilled_objects = store.stats().spilled_objects;
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
-    let total = on_disk;
-    eprintln!(
-        "store/spill: {spilled_objects} of {SPILL_OBJECTS} objects of 1 MiB spill, {total} bytes on disk"
-    );
+    (on_disk, spilled_objects)
+}
 
-    let mut group = c.benchmark_group("store/spill");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10))
-        .throughput(Throughput::Bytes(total));
+fn spill(c: &mut Criterion) {
+    // The raw peers write and read in 1 MiB calls whatever the object size: the disk's
+    // sequential bandwidth is the limit.
     let chunk = vec![7u8; MIB];
-    let dir = spill_dir("raw");
-    group.bench_function("raw-write-fdatasync", |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let started = Instant::now();
-                let files = raw_write(&dir, &chunk, total);
-                elapsed += started.elapsed();
-                files.iter().for_each(|f| std::fs::remove_file(f).unwrap());
-            }
-            elapsed
-        })
-    });
-    let spill_into = spill_dir("spill");
-    group.bench_function("spill", |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let started = Instant::now();
-                let (store, ids) = spilled_store(&spill_into, &object);
-                elapsed += started.elapsed();
-                black_box(ids);
-                drop(store);
-            }
-            elapsed
-        })
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("store/restore");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10))
-        .throughput(Throughput::Bytes(total));
-    let files = raw_write(&dir, &chunk, total);
     let mut buffer = vec![0u8; MIB];
-    // Both reads start from the disk, as a restore after a real spill does: the files' pages
-    // are dropped from the page cache first (untimed). They were synced, so the kernel can.
-    group.bench_function("raw-read", |b| {
-        b.iter_custom(|iters| {
-            use std::io::Read;
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                files.iter().for_each(|path| evict(path));
-                let started = Instant::now();
-                for path in &files {
-                    let mut file = std::fs::File::open(path).unwrap();
-                    while file.read(&mut buffer).unwrap() > 0 {}
-                    black_box(&buffer);
-                }
-                elapsed += started.elapsed();
-            }
-            elapsed
-        })
-    });
-    // A spill file's record is checked the first time it is read back: each sample spills
-    // afresh (untimed) and times the first get of every object.
-    group.bench_function("get-all", |b| {
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let (store, ids) = spilled_store(&spill_into, &object);
-                for entry in std::fs::read_dir(&spill_into).unwrap() {
-                    evict(&entry.unwrap().path());
-                }
-                let started = Instant::now();
-                for id in &ids {
-                    black_box(store.get_raw(id).unwrap());
-                }
-                elapsed += started.elapsed();
-                drop(store);
-            }
-            elapsed
-        })
-    });
-    group.finish();
-    let _ = std::fs::remove_dir_all(&dir);
+    let raw_dir = spill_dir("raw");
+    let spill_into = spill_dir("spill");
+    for (label, len) in SPILL_SWEEP {
+        let object = message(payload(len));
+        let (total, spilled_objects) = spilled_bytes(&object);
+        eprintln!(
+            "store/spill/{label}: {spilled_objects} of {} objects spill, {total} bytes on disk",
+            SPILL_TOTAL / len
+        );
+
+        let mut group = c.benchmark_group("store/spill");
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(10))
+            .throughput(Throughput::Bytes(total));
+        // Each sample writes new files (the last sample's are removed, untimed).
+        group.bench_function(BenchmarkId::new("raw-write-fdatasync", label), |b| {
+            b.iter_batched(
+                || clear(&raw_dir),
+                |()| raw_write(&raw_dir, &chunk, total),
+                BatchSize::PerIteration,
+            )
+        });
+        // The store is dropped untimed (criterion drops what the routine returns after
+        // timing it), and its files with it.
+        group.bench_function(BenchmarkId::new("spill", label), |b| {
+            b.iter_batched(
+                || (),
+                |()| spilled_store(&spill_into, &object),
+                BatchSize::PerIteration,
+            )
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("store/restore");
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(10))
+            .throughput(Throughput::Bytes(total));
+        clear(&raw_dir);
+        let files = raw_write(&raw_dir, &chunk, total);
+        // Both reads start from the disk, as a restore after a real spill does: the files'
+        // pages are dropped from the page cache first (untimed). They were synced, so the
+        // kernel can.
+        group.bench_function(BenchmarkId::new("raw-read", label), |b| {
+            b.iter_batched(
+                || files.iter().for_each(|path| evict(path)),
+                |()| {
+                    use std::io::Read;
+                    for path in &files {
+                        let mut file = std::fs::File::open(path).unwrap();
+                        while file.read(&mut buffer).unwrap() > 0 {}
+                        black_box(&buffer);
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        // A spill file's record is checked the first time it is read back: each sample spills
+        // afresh (untimed) and times the first get of every object.
+        group.bench_function(BenchmarkId::new("get-all", label), |b| {
+            b.iter_batched(
+                || {
+                    let spilled = spilled_store(&spill_into, &object);
+                    for entry in std::fs::read_dir(&spill_into).unwrap() {
+                        evict(&entry.unwrap().path());
+                    }
+                    spilled
+                },
+                |(store, ids)| {
+                    for id in &ids {
+                        black_box(store.get_raw(id).unwrap());
+                    }
+                    (store, ids)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.finish();
+        clear(&raw_dir);
+    }
+    let _ = std::fs::remove_dir_all(&raw_dir);
     let _ = std::fs::remove_dir_all(&spill_into);
+}
+
+/// Removes every file in `dir`.
+fn clear(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
 }
 
 /// Drops `path`'s pages from the page cache (`POSIX_FADV_DONTNEED`; the file was synced, so
@@ -582,5 +631,5 @@ fn daemon_serving_peers(capacity: u64) -> (Running, pontoon::transport::Address)
     (running, address)
 }
 
-criterion_group!(benches, small, large, spilling, pull);
+criterion_group!(benches, small, put_get, spilling, pull);
 criterion_main!(benches);
