@@ -939,8 +939,8 @@ impl Log {
     /// The last segment is never removed, so the log keeps its place in the sequence. Returns
     /// the files removed. The log knows nothing of snapshots: the caller decides what is no
     /// longer needed (a [`Durable`](crate::Durable) prunes what its durable snapshot covers).
-    /// With a remote ([`Log::open_remote`]), an upload round is asked for in the background,
-    /// and it deletes the remote segments pruned here.
+    /// With a remote (`Log::open_remote`, feature `remote`), an upload round is asked for in
+    /// the background, and it deletes the remote segments pruned here.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]

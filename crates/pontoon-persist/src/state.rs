@@ -446,11 +446,10 @@ where
     }
 
     /// Logs `event`, then applies it to the state; returns its sequence number once it is
-    /// durable (per [`LogOptions::durability`], and, under
-    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability), once it is durable locally and
-    /// published on the remote; if only that fails, the error is
-    /// [`StateError::NotOnRemote`] and the event stands). If logging fails, the state is
-    /// unchanged.
+    /// durable (per [`LogOptions::durability`], and, with the feature `remote`, under
+    /// `RemoteDurability::Acknowledged`, once it is durable locally and published on the
+    /// remote; if only that fails, the error is `StateError::NotOnRemote` and the event
+    /// stands). If logging fails, the state is unchanged.
     /// Then takes a snapshot if [`DurableOptions::snapshot_every`] events have accumulated;
     /// if only that fails, the error is [`StateError::AutoSnapshot`] and the event stands.
     ///

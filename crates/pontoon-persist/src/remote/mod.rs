@@ -1,4 +1,4 @@
-//! The remote (feature `remote`): a state's sealed segments, snapshots and (for remote
+//! The remote (feature `remote`): a state's (or a bare log's) sealed segments, snapshots and (for remote
 //! durability) the active segment's tail uploaded to S3-compatible object storage (or a
 //! `file://` directory standing in for it) through `object_store`, each upload published by a
 //! manifest written last with a conditional put, and an empty directory restored from the
@@ -118,7 +118,9 @@ pub enum RemoteError {
 
 /// When an [`apply`](crate::Durable::apply) of a [`Durable`](crate::Durable) state with a
 /// remote returns: before or after its event is on the remote. Set in
-/// [`DurableOptions::remote_durability`](crate::DurableOptions::remote_durability).
+/// [`DurableOptions::remote_durability`](crate::DurableOptions::remote_durability). The same
+/// holds for [`Log::append`](crate::Log::append) of a log opened with
+/// [`Log::open_remote`](crate::Log::open_remote) (read *record* for *event*).
 ///
 /// | policy | `apply` returns | a lost machine loses |
 /// | --- | --- | --- |
@@ -240,7 +242,7 @@ impl TailState {
     }
 }
 
-/// A remote for a [`Durable`](crate::Durable) state: a bucket and prefix on S3-compatible object
+/// A remote for a [`Durable`](crate::Durable) state or a bare [`Log`](crate::Log): a bucket and prefix on S3-compatible object
 /// storage, or a local directory standing in for one. It owns a small tokio runtime that
 /// drives `object_store`, so the state and its log stay plain threads.
 ///
