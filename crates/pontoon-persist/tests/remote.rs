@@ -1249,3 +1249,34 @@ fn file_log_and_durable_prefixes_are_not_confused() {
     );
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// A bare log's rounds take every sealed segment and no snapshot: a snapshot the application
+/// wrote beside its log covers records the log still holds, and neither it nor they are left
+/// off the remote. Without a remote, the remote calls are `NoRemote`.
+#[test]
+fn file_log_uploads_every_sealed_segment_and_no_snapshot() {
+    let base = scratch("file-log-no-snapshot");
+    let target = Target::file(&base);
+    let dir = base.join("log");
+    let log = open_log(&dir, target.remote("log"), RemoteDurability::Background);
+    append_log(&log, 1..=300);
+    log.sync().unwrap();
+    pontoon_persist::write_snapshot(&dir, 250, &log_message(0)).unwrap();
+    let manifest = log.sync_remote().unwrap();
+    assert!(manifest.snapshot.is_none(), "{manifest:?}");
+    assert_eq!(manifest.segments[0].0, format!("{:020}.log", 1));
+    assert_eq!(manifest.next_seq, active_first_seq(&dir));
+    let listed = target.remote("log").list().unwrap();
+    assert!(
+        !listed.iter().any(|(name, _)| name.ends_with(".snap")),
+        "{listed:?}"
+    );
+    drop(log);
+
+    let (plain, _) = Log::open(base.join("plain"), log_options()).unwrap();
+    assert!(matches!(plain.sync_remote(), Err(AppendError::NoRemote)));
+    assert!(matches!(plain.wait_remote(1), Err(AppendError::NoRemote)));
+    assert!(plain.remote_status().is_none());
+    drop(plain);
+    std::fs::remove_dir_all(&base).unwrap();
+}
