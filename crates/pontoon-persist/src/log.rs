@@ -446,7 +446,10 @@ impl Log {
 
     /// Appends a record holding `message`, of the application's `kind`; returns its sequence
     /// number once the record is as durable as [`LogOptions::durability`] promises: on disk
-    /// under `Always` and `GroupCommit`, written to the OS under `Interval` and `Never`.
+    /// under `Always` and `GroupCommit`, written to the OS under `Interval` and `Never`. A log
+    /// opened with a remote under `RemoteDurability::Acknowledged` (feature `remote`) then also
+    /// makes it durable locally and publishes it on the remote before returning; if only that
+    /// fails, the error is `AppendError::NotOnRemote` and the record stands.
     ///
     /// Threads may append to one log concurrently; sequence numbers follow the order in which
     /// appends take the log's lock.
