@@ -83,6 +83,12 @@ pub enum OpenError {
         /// Why not.
         reason: &'static str,
     },
+    /// Restoring the empty directory from the log's remote failed
+    /// ([`Log::open_remote`](crate::Log::open_remote)): the directory is left as it was.
+    /// (Boxed: the remote's errors are large, and every open returns this type.)
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(Box<crate::RemoteError>),
 }
 
 /// Why appending, syncing, waiting for durability or pruning failed.
@@ -127,6 +133,31 @@ pub enum AppendError {
     /// The message could not be encoded.
     #[error("cannot encode the record's message")]
     Encode(#[from] pontoon_wire::EncodeError),
+    /// Under [`RemoteDurability::Acknowledged`](crate::RemoteDurability::Acknowledged), record
+    /// `seq` was appended and is durable locally, but the round that was to publish it on the
+    /// remote failed: it is not acknowledged as on the remote. The record stands; the next
+    /// round (or [`Log::wait_remote`](crate::Log::wait_remote)) uploads it.
+    #[cfg(feature = "remote")]
+    #[error("record {seq} was appended locally, but putting it on the remote failed")]
+    NotOnRemote {
+        /// The appended record's sequence number.
+        seq: u64,
+        /// Why the upload failed.
+        #[source]
+        source: Box<crate::RemoteError>,
+    },
+    /// An upload asked for with [`Log::sync_remote`](crate::Log::sync_remote) or
+    /// [`Log::wait_remote`](crate::Log::wait_remote) failed. (Boxed: the remote's errors
+    /// are large, and every append returns this type.)
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Remote(Box<crate::RemoteError>),
+    /// [`Log::sync_remote`](crate::Log::sync_remote) or
+    /// [`Log::wait_remote`](crate::Log::wait_remote) was called on a log opened without a
+    /// remote.
+    #[cfg(feature = "remote")]
+    #[error("the log was opened without a remote")]
+    NoRemote,
 }
 
 /// Why reading records back failed.
@@ -321,4 +352,18 @@ pub(crate) fn describe(error: &dyn std::error::Error) -> String {
         cause = inner.source();
     }
     text
+}
+
+#[cfg(feature = "remote")]
+impl From<crate::RemoteError> for OpenError {
+    fn from(error: crate::RemoteError) -> OpenError {
+        OpenError::Remote(Box::new(error))
+    }
+}
+
+#[cfg(feature = "remote")]
+impl From<crate::RemoteError> for AppendError {
+    fn from(error: crate::RemoteError) -> AppendError {
+        AppendError::Remote(Box::new(error))
+    }
 }

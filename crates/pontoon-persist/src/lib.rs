@@ -25,14 +25,16 @@
 //! [`Log::inspect`] looks at a log without changing it (nothing created, locked exclusively, cut
 //! or written), for tools such as `pontoon log verify`.
 //!
-//! With the feature `remote`, a [`Durable`] state also lives on S3-compatible object storage
-//! (or a `file://` directory standing in for it): `Remote` names it, a background thread
-//! uploads the newest snapshot and the sealed segments after it and publishes them with a
-//! conditionally created [`RemoteManifest`], and opening an empty directory restores from it
-//! (`docs/remote.md`; the example is `Durable::sync_remote`'s). Under `RemoteDurability`'s
-//! `Acknowledged`, `apply` returns only once its event is on the remote too (the active
-//! segment's tail goes up as parts); `Durable::wait_remote` puts many submitted events there
-//! in one round.
+//! With the feature `remote`, a [`Durable`] state, or a bare [`Log`] (`Log::open_remote`),
+//! also lives on S3-compatible object storage (or a `file://` directory standing in for it):
+//! `Remote` names it, a background thread uploads the sealed segments (and, for a state, the
+//! newest snapshot, and only the segments after it) and publishes them with a conditionally
+//! created [`RemoteManifest`], and opening an empty directory restores from it
+//! (`docs/remote.md`; the examples are `Log::open_remote`'s and `Durable::sync_remote`'s).
+//! Under `RemoteDurability`'s `Acknowledged`, `append` (or `apply`) returns only once its
+//! record is on the remote too (the active segment's tail goes up as parts); `wait_remote`
+//! puts many submitted records there in one round. A `Durable` with a remote is its log's
+//! remote; a bare log refuses a state's prefix (`RemoteError::NotALog`).
 //!
 //! Records start at 64-byte aligned file offsets, and segments and snapshots are read through
 //! read-only memory maps: a frame read back is a view of the map, so an array logged is an array

@@ -69,6 +69,27 @@ pub struct Log {
     /// How many segments this handle has sealed (rolled over from): a remote's uploader is
     /// asked for a round when it changes, without taking the state's mutex to find out.
     sealed: std::sync::atomic::AtomicU64,
+    /// The remote the log uploads to, if it was opened with one.
+    #[cfg(feature = "remote")]
+    remote: Option<Attached>,
+}
+
+/// A log's remote: the uploader thread, when appends wait for it, and the sealed segment
+/// count when it was last asked for a round.
+#[cfg(feature = "remote")]
+struct Attached {
+    uploader: crate::remote::uploader::Uploader,
+    durability: crate::RemoteDurability,
+    sealed_seen: AtomicU64,
+}
+
+#[cfg(feature = "remote")]
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Log {
@@ -270,9 +291,86 @@ impl Log {
                 syncer,
                 _lock: lock,
                 sealed: std::sync::atomic::AtomicU64::new(0),
+                #[cfg(feature = "remote")]
+                remote: None,
             },
             recovery,
         ))
+    }
+
+    /// [`open`](Log::open) with a remote (feature `remote`): if `dir` holds nothing (missing,
+    /// or empty), it is first restored from the newest manifest on `remote` (its sealed
+    /// segments and the tail acknowledged there; the log goes on at the manifest's next
+    /// sequence number); then a background thread uploads each segment once it is sealed,
+    /// and publishes it with a new manifest (one with no snapshot). `durability` says whether
+    /// [`append`](Log::append) also waits for its record to be on the remote. The policies,
+    /// and what a lost machine loses under each, are in `docs/remote.md`.
+    ///
+    /// A restore takes a lock beside the directory (`.<name>.restore-lock`), so that two opens
+    /// racing for one empty directory restore it once. A prefix that holds a
+    /// [`Durable`](crate::Durable)'s state (its manifest names a snapshot) is refused with
+    /// [`RemoteError::NotALog`](crate::RemoteError::NotALog), on restore and on the first upload.
+    ///
+    /// ```
+    /// use pontoon_persist::{Log, LogOptions, Remote, RemoteDurability};
+    /// use pontoon_wire::{Header, Message};
+    ///
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-log-remote-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let remote = || Remote::open(&url, Vec::<(String, String)>::new()).unwrap();
+    /// {
+    ///     let (log, _) = Log::open_remote(base.join("a"), LogOptions::default(), remote(), RemoteDurability::Acknowledged)?;
+    ///     log.append(1, &Message::new(Header::from_serde(&"on the remote")?, vec![]))?; // on the remote now
+    /// }
+    /// // The machine is gone: a fresh directory is restored from the remote.
+    /// let (log, _) = Log::open_remote(base.join("b"), LogOptions::default(), remote(), RemoteDurability::Background)?;
+    /// assert_eq!(log.read_all()?[0].message.header.deserialize::<String>()?, "on the remote");
+    /// assert_eq!(log.next_seq(), 2);
+    /// # drop(log); std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn open_remote(
+        dir: impl AsRef<Path>,
+        options: LogOptions,
+        remote: crate::Remote,
+        durability: crate::RemoteDurability,
+    ) -> Result<(Log, Recovery), OpenError> {
+        Log::open_attached(
+            dir.as_ref(),
+            options,
+            remote,
+            durability,
+            crate::remote::Holder::Log,
+        )
+    }
+
+    /// Opens the log in `dir` with a remote, restored from it first if `dir` is empty, as a
+    /// bare log's or as a [`Durable`](crate::Durable) state's (`holder`).
+    #[cfg(feature = "remote")]
+    pub(crate) fn open_attached(
+        dir: &Path,
+        options: LogOptions,
+        remote: crate::Remote,
+        durability: crate::RemoteDurability,
+        holder: crate::remote::Holder,
+    ) -> Result<(Log, Recovery), OpenError> {
+        // A restore holds its lock until the log holds the directory's.
+        let restore_lock = crate::remote::restore_if_empty(&remote, dir, &options, holder)?;
+        let (mut log, recovery) = Log::open(dir, options)?;
+        drop(restore_lock);
+        let generation = crate::remote::read_generation(dir)?;
+        let uploader =
+            crate::remote::uploader::Uploader::start(remote, dir.to_path_buf(), holder, generation)
+                .map_err(io("starting the uploader for", dir))?;
+        log.remote = Some(Attached {
+            uploader,
+            durability,
+            sealed_seen: AtomicU64::new(0),
+        });
+        Ok((log, recovery))
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>, Poisoned> {
@@ -348,7 +446,10 @@ impl Log {
 
     /// Appends a record holding `message`, of the application's `kind`; returns its sequence
     /// number once the record is as durable as [`LogOptions::durability`] promises: on disk
-    /// under `Always` and `GroupCommit`, written to the OS under `Interval` and `Never`.
+    /// under `Always` and `GroupCommit`, written to the OS under `Interval` and `Never`. A log
+    /// opened with a remote under `RemoteDurability::Acknowledged` (feature `remote`) then also
+    /// makes it durable locally and publishes it on the remote before returning; if only that
+    /// fails, the error is `AppendError::NotOnRemote` and the record stands.
     ///
     /// Threads may append to one log concurrently; sequence numbers follow the order in which
     /// appends take the log's lock.
@@ -360,11 +461,42 @@ impl Log {
     /// # let _ = seq; Ok(()) }
     /// ```
     pub fn append(&self, kind: u32, message: &Message) -> Result<u64, AppendError> {
-        if self.shared.options.durability != Durability::GroupCommit {
-            return self.submit(kind, message);
+        let seq = if self.shared.options.durability != Durability::GroupCommit {
+            self.submit_locked(kind, message).map(|(seq, _)| seq)?
+        } else {
+            let (seq, state) = self.submit_locked(kind, message)?;
+            self.wait_locked(state, seq).map(|()| seq)?
+        };
+        #[cfg(feature = "remote")]
+        self.after_append(seq, true)?;
+        Ok(seq)
+    }
+
+    /// With a remote: asks for a round once a segment was sealed (it is synced before the
+    /// next one starts), and, for an `append` under
+    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability::Acknowledged), runs one
+    /// that puts record `seq` on the remote and waits for it.
+    #[cfg(feature = "remote")]
+    fn after_append(&self, seq: u64, wait: bool) -> Result<(), AppendError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let sealed = self.sealed.load(Ordering::Relaxed);
+        let sealed_now = remote.sealed_seen.swap(sealed, Ordering::Relaxed) != sealed;
+        if wait && remote.durability == crate::RemoteDurability::Acknowledged {
+            // Its round uploads a newly sealed segment too.
+            let tail = self.durable_tail()?;
+            remote
+                .uploader
+                .upload_now(Some(tail))
+                .map_err(|source| AppendError::NotOnRemote {
+                    seq,
+                    source: Box::new(source),
+                })?;
+        } else if sealed_now {
+            remote.uploader.request();
         }
-        let (seq, state) = self.submit_locked(kind, message)?;
-        self.wait_locked(state, seq).map(|()| seq)
+        Ok(())
     }
 
     /// Appends a record without waiting for it to be durable, and returns its sequence number;
@@ -394,7 +526,10 @@ impl Log {
     /// # Ok::<(), pontoon_persist::LogError>(())
     /// ```
     pub fn submit(&self, kind: u32, message: &Message) -> Result<u64, AppendError> {
-        self.submit_locked(kind, message).map(|(seq, _)| seq)
+        let seq = self.submit_locked(kind, message).map(|(seq, _)| seq)?;
+        #[cfg(feature = "remote")]
+        self.after_append(seq, false)?;
+        Ok(seq)
     }
 
     /// Appends a record and returns its sequence number with the log still locked.
@@ -630,10 +765,108 @@ impl Log {
         })
     }
 
-    /// How many segments this handle has sealed since it was opened.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub(crate) fn sealed_segments(&self) -> u64 {
-        self.sealed.load(std::sync::atomic::Ordering::Relaxed)
+    /// Asks the remote's uploader, if there is one, for a round in the background (after a
+    /// snapshot or a prune).
+    #[cfg(feature = "remote")]
+    pub(crate) fn request_upload(&self) {
+        if let Some(remote) = &self.remote {
+            remote.uploader.request();
+        }
+    }
+
+    /// (Rounds also run in the background, unasked: after an append that sealed a segment,
+    /// and after a [`prune_before`](Log::prune_before).)
+    ///
+    /// Uploads to the remote now the sealed segments it lacks, publishes them with a new
+    /// manifest and deletes what that manifest no longer names (segments pruned locally);
+    /// waits for it and returns the manifest. The active segment is uploaded only as far as a
+    /// tail was asked for ([`wait_remote`](Log::wait_remote), or
+    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability)); otherwise its records
+    /// reach the remote once the log rolls over to a new segment
+    /// ([`LogOptions::segment_bytes`]). Without a remote, [`AppendError::NoRemote`].
+    ///
+    /// ```
+    /// use pontoon_persist::{Log, LogOptions, Remote, RemoteDurability};
+    ///
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-log-sync-remote-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let remote = Remote::open(&url, Vec::<(String, String)>::new())?;
+    /// let mut options = LogOptions::default();
+    /// options.segment_bytes = 4096;
+    /// let (log, _) = Log::open_remote(base.join("a"), options, remote, RemoteDurability::Background)?;
+    /// for _ in 0..100 {
+    ///     log.append(0, &pontoon_wire::Message::default())?;
+    /// }
+    /// let manifest = log.sync_remote()?;
+    /// assert!(!manifest.segments.is_empty() && manifest.snapshot.is_none());
+    /// # drop(log); std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn sync_remote(&self) -> Result<crate::RemoteManifest, AppendError> {
+        match &self.remote {
+            Some(remote) => Ok(remote.uploader.upload_now(None)?),
+            None => Err(AppendError::NoRemote),
+        }
+    }
+
+    /// Waits until every record up to `seq` (every record so far, if `seq` is later) is on
+    /// the remote: makes them durable locally, uploads what the remote lacks of the active
+    /// segment as a tail part with whatever else it lacks, publishes a manifest naming it, and
+    /// returns that manifest. Records [`submit`](Log::submit)ted before it share its one round:
+    /// the way to batch under [`RemoteDurability::Acknowledged`](crate::RemoteDurability), or
+    /// to acknowledge a point under `Background`. From then on every round keeps at least that
+    /// much of the active segment on the remote. Without a remote, [`AppendError::NoRemote`].
+    ///
+    /// ```
+    /// use pontoon_persist::{Log, LogOptions, Remote, RemoteDurability};
+    ///
+    /// let base = std::env::temp_dir().join(format!("pontoon-doc-log-wait-remote-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&base);
+    /// std::fs::create_dir_all(base.join("remote")).unwrap();
+    /// let url = format!("file://{}", base.join("remote").display());
+    /// let remote = || Remote::open(&url, Vec::<(String, String)>::new()).unwrap();
+    /// {
+    ///     let (log, _) = Log::open_remote(base.join("a"), LogOptions::default(), remote(), RemoteDurability::Background)?;
+    ///     let mut last = 0;
+    ///     for _ in 0..10 {
+    ///         last = log.submit(0, &pontoon_wire::Message::default())?;
+    ///     }
+    ///     assert_eq!(log.wait_remote(last)?.next_seq, 11); // one round for all ten
+    ///     assert_eq!(log.remote_status().unwrap().failed_rounds, 0);
+    /// }
+    /// let (log, _) = Log::open_remote(base.join("b"), LogOptions::default(), remote(), RemoteDurability::Background)?;
+    /// assert_eq!(log.read_all()?.len(), 10);
+    /// # drop(log); std::fs::remove_dir_all(&base).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn wait_remote(&self, seq: u64) -> Result<crate::RemoteManifest, AppendError> {
+        let Some(remote) = &self.remote else {
+            return Err(AppendError::NoRemote);
+        };
+        self.wait_durable(seq)?;
+        let tail = self.durable_tail()?;
+        Ok(remote.uploader.upload_now(Some(tail))?)
+    }
+
+    /// What the upload rounds have done since the log was opened (how many failed, the last
+    /// error), or `None` without a remote. A background round's failure shows only here and
+    /// as a `tracing` warning.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # fn f(log: &pontoon_persist::Log) {
+    /// if let Some(status) = log.remote_status() && status.last_error.is_some() {
+    ///     eprintln!("{} of {} upload rounds failed", status.failed_rounds, status.rounds);
+    /// }
+    /// # }
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn remote_status(&self) -> Option<crate::RemoteStatus> {
+        self.remote.as_ref().map(|r| r.uploader.status())
     }
 
     /// Reads every record back at once, in order (frames are views of the segments' memory
@@ -709,6 +942,8 @@ impl Log {
     /// The last segment is never removed, so the log keeps its place in the sequence. Returns
     /// the files removed. The log knows nothing of snapshots: the caller decides what is no
     /// longer needed (a [`Durable`](crate::Durable) prunes what its durable snapshot covers).
+    /// With a remote (`Log::open_remote`, feature `remote`), an upload round is asked for in
+    /// the background, and it deletes the remote segments pruned here.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -743,6 +978,11 @@ impl Log {
         }
         // Removed once, not one at a time: a long log is pruned in linear time.
         state.segments.drain(..removed.len());
+        drop(state);
+        #[cfg(feature = "remote")]
+        if !removed.is_empty() {
+            self.request_upload();
+        }
         outcome.map(|()| removed).map_err(Into::into)
     }
 }
@@ -750,6 +990,10 @@ impl Log {
 impl Drop for Log {
     /// Stops the sync thread, which first writes and syncs whatever is still in flight.
     fn drop(&mut self) {
+        // The uploader first: its round under way gets the remote's close timeout, while the
+        // directory is still locked.
+        #[cfg(feature = "remote")]
+        drop(self.remote.take());
         if let Some(syncer) = self.syncer.take() {
             if let Ok(mut state) = self.shared.state.lock() {
                 state.closing = true;

@@ -288,13 +288,6 @@ pub struct Durable<S, E> {
     last_seq: u64,
     since_snapshot: u64,
     recovery: DurableRecovery,
-    #[cfg(feature = "remote")]
-    uploader: Option<crate::remote::uploader::Uploader>,
-    /// The log's sealed segment count when the uploader was last asked for a round.
-    #[cfg(feature = "remote")]
-    sealed_seen: u64,
-    #[cfg(feature = "remote")]
-    remote_durability: crate::RemoteDurability,
 }
 
 impl<S, E> std::fmt::Debug for Durable<S, E> {
@@ -331,21 +324,26 @@ where
         stable_name::<S>(&options.registry, "state")?;
         stable_name::<E>(&options.registry, "event")?;
         let limits = options.log.limits;
-        // A restore holds its lock until the log holds the directory's.
+        // The log first: it locks the directory before the snapshots are touched. With a
+        // remote, the log's own (restoring an empty directory, uploading in the background),
+        // as a durable state's: with its snapshots.
         #[cfg(feature = "remote")]
-        let restore_lock = match &options.remote {
-            Some(remote) => restore_if_empty(remote, &dir, &options.log)?,
-            None => None,
+        let (log, log_recovery) = match options.remote {
+            Some(remote) => Log::open_attached(
+                &dir,
+                options.log,
+                remote,
+                options.remote_durability,
+                crate::remote::Holder::Durable,
+            )
+            .map_err(|e| match e {
+                OpenError::Remote(e) => StateError::Remote(*e),
+                e => e.into(),
+            })?,
+            None => Log::open(&dir, options.log)?,
         };
-        // The log first: it locks the directory before the snapshots are touched.
+        #[cfg(not(feature = "remote"))]
         let (log, log_recovery) = Log::open(&dir, options.log)?;
-        #[cfg(feature = "remote")]
-        drop(restore_lock);
-        #[cfg(feature = "remote")]
-        let uploader = match options.remote {
-            Some(remote) => Some(start_uploader(remote, &dir)?),
-            None => None,
-        };
         let snapshots = load_snapshot(&dir, &limits)?;
         let registry = options.registry;
         let (mut state, snapshot_seq) = match &snapshots.snapshot {
@@ -414,12 +412,6 @@ where
                 snapshots,
                 replayed,
             },
-            #[cfg(feature = "remote")]
-            uploader,
-            #[cfg(feature = "remote")]
-            sealed_seen: 0,
-            #[cfg(feature = "remote")]
-            remote_durability: options.remote_durability,
         })
     }
 
@@ -454,11 +446,10 @@ where
     }
 
     /// Logs `event`, then applies it to the state; returns its sequence number once it is
-    /// durable (per [`LogOptions::durability`], and, under
-    /// [`RemoteDurability::Acknowledged`](crate::RemoteDurability), once it is durable locally and
-    /// published on the remote; if only that fails, the error is
-    /// [`StateError::NotOnRemote`] and the event stands). If logging fails, the state is
-    /// unchanged.
+    /// durable (per [`LogOptions::durability`], and, with the feature `remote`, under
+    /// `RemoteDurability::Acknowledged`, once it is durable locally and published on the
+    /// remote; if only that fails, the error is `StateError::NotOnRemote` and the event
+    /// stands). If logging fails, the state is unchanged.
     /// Then takes a snapshot if [`DurableOptions::snapshot_every`] events have accumulated;
     /// if only that fails, the error is [`StateError::AutoSnapshot`] and the event stands.
     ///
@@ -561,32 +552,27 @@ where
             .registry
             .serialize(event)
             .map_err(StateError::SerializeEvent)?;
-        let seq = if wait {
-            self.log.append(KIND_EVENT, &message)?
+        // The log's remote, if any, uploads sealed segments and (under `Acknowledged`, for
+        // `append`) puts the event on the remote before `append` returns.
+        let appended = if wait {
+            self.log.append(KIND_EVENT, &message)
         } else {
-            self.log.submit(KIND_EVENT, &message)?
+            self.log.submit(KIND_EVENT, &message)
+        };
+        let seq = match appended {
+            Ok(seq) => seq,
+            // Logged durably; only the remote failed: the event stands, applied.
+            #[cfg(feature = "remote")]
+            Err(AppendError::NotOnRemote { seq, source }) => {
+                (self.apply)(&mut self.state, event);
+                self.last_seq = seq;
+                self.since_snapshot += 1;
+                return Err(StateError::NotOnRemote { seq, source });
+            }
+            Err(e) => return Err(e.into()),
         };
         (self.apply)(&mut self.state, event);
         self.last_seq = seq;
-        #[cfg(feature = "remote")]
-        if let Some(uploader) = &self.uploader {
-            let sealed = self.log.sealed_segments();
-            let sealed_now = sealed != self.sealed_seen;
-            self.sealed_seen = sealed;
-            if wait && self.remote_durability == crate::RemoteDurability::Acknowledged {
-                // Its round uploads a newly sealed segment too.
-                let tail = self.log.durable_tail()?;
-                uploader
-                    .upload_now(Some(tail))
-                    .map_err(|source| StateError::NotOnRemote {
-                        seq,
-                        source: Box::new(source),
-                    })?;
-            } else if sealed_now {
-                // A segment was sealed (it is synced before the next one starts): upload it.
-                uploader.request();
-            }
-        }
         self.since_snapshot += 1;
         if let Some(every) = self.snapshot_every
             && self.since_snapshot >= every.get()
@@ -617,18 +603,14 @@ where
             let segments = self.log.prune_before(self.last_seq.saturating_add(1))?;
             let snapshots = remove_snapshots_before(&self.dir, self.last_seq)?;
             #[cfg(feature = "remote")]
-            if let Some(uploader) = &self.uploader {
-                uploader.request();
-            }
+            self.log.request_upload();
             Ok(Pruned {
                 segments,
                 snapshots,
             })
         } else {
             #[cfg(feature = "remote")]
-            if let Some(uploader) = &self.uploader {
-                uploader.request();
-            }
+            self.log.request_upload();
             Ok(Pruned::default())
         }
     }
@@ -673,10 +655,7 @@ where
     /// ```
     #[cfg(feature = "remote")]
     pub fn sync_remote(&self) -> Result<crate::RemoteManifest, StateError> {
-        match &self.uploader {
-            Some(uploader) => Ok(uploader.upload_now(None)?),
-            None => Err(StateError::NoRemote),
-        }
+        self.log.sync_remote().map_err(remote_error)
     }
 
     /// Waits until every event up to `seq` (every event so far, if `seq` is later) is on the
@@ -717,12 +696,7 @@ where
     /// ```
     #[cfg(feature = "remote")]
     pub fn wait_remote(&self, seq: u64) -> Result<crate::RemoteManifest, StateError> {
-        let Some(uploader) = &self.uploader else {
-            return Err(StateError::NoRemote);
-        };
-        self.log.wait_durable(seq)?;
-        let tail = self.log.durable_tail()?;
-        Ok(uploader.upload_now(Some(tail))?)
+        self.log.wait_remote(seq).map_err(remote_error)
     }
 
     /// What the upload rounds have done since the state was opened (how many failed, the last
@@ -739,7 +713,7 @@ where
     /// ```
     #[cfg(feature = "remote")]
     pub fn remote_status(&self) -> Option<crate::RemoteStatus> {
-        self.uploader.as_ref().map(|u| u.status())
+        self.log.remote_status()
     }
 
     /// The state after every event applied so far.
@@ -763,59 +737,14 @@ where
     }
 }
 
-/// Whether `dir` holds no state (missing, or empty).
+/// A log's remote error as a state's: the remote's own, or [`StateError::NoRemote`].
 #[cfg(feature = "remote")]
-fn is_empty(dir: &Path) -> Result<bool, StateError> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(crate::RemoteError::from(crate::files::io("listing", dir)(e)).into()),
+fn remote_error(error: AppendError) -> StateError {
+    match error {
+        AppendError::Remote(e) => StateError::Remote(*e),
+        AppendError::NoRemote => StateError::NoRemote,
+        e => e.into(),
     }
-}
-
-/// Restores `dir` from `remote` if it holds no state (missing, or empty). The restore takes
-/// an exclusive lock first, on `.<name>.restore-lock` beside the directory (the directory's
-/// own `LOCK` would make it non-empty), and looks again under it: two opens racing for one
-/// empty directory restore it once, the second finding it restored. The lock is returned, to
-/// be held until the log holds the directory's `LOCK`.
-#[cfg(feature = "remote")]
-fn restore_if_empty(
-    remote: &crate::Remote,
-    dir: &Path,
-    log_options: &LogOptions,
-) -> Result<Option<std::fs::File>, StateError> {
-    let io = |what, path: &Path| {
-        let path = path.to_path_buf();
-        move |e| StateError::from(crate::RemoteError::from(crate::files::io(what, &path)(e)))
-    };
-    if !is_empty(dir)? {
-        return Ok(None);
-    }
-    let (parent, path) = crate::remote::beside(dir, "restore-lock");
-    std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("opening", &path))?;
-    lock.lock().map_err(io("locking", &path))?;
-    if is_empty(dir)? {
-        remote.restore_into(dir, log_options)?;
-    }
-    Ok(Some(lock))
-}
-
-/// Starts the uploader for the state in `dir` (opened, its log holding the directory).
-#[cfg(feature = "remote")]
-fn start_uploader(
-    remote: crate::Remote,
-    dir: &Path,
-) -> Result<crate::remote::uploader::Uploader, StateError> {
-    let generation = crate::remote::read_generation(dir).map_err(crate::RemoteError::from)?;
-    crate::remote::uploader::Uploader::start(remote, dir.to_path_buf(), generation).map_err(|e| {
-        crate::RemoteError::from(crate::files::io("starting the uploader for", dir)(e)).into()
-    })
 }
 
 /// Checks that `T` has a stable name in `registry`: the name its messages carry, which must

@@ -1,7 +1,7 @@
-//! The remote: a state's round trip through it onto a fresh directory, a second writer refused
-//! by the conditional manifest, refused credentials and an unreachable endpoint as typed
-//! errors, pruning that leaves nothing behind; each against a real SeaweedFS server (S3) and
-//! against a `file://` directory.
+//! The remote: a state's (and a bare log's) round trip through it onto a fresh directory, a
+//! second writer refused by the conditional manifest, refused credentials and an unreachable
+//! endpoint as typed errors, pruning that leaves nothing behind; each against a real SeaweedFS
+//! server (S3) and against a `file://` directory.
 #![cfg(feature = "remote")]
 
 mod support {
@@ -11,7 +11,8 @@ mod support {
 use std::path::{Path, PathBuf};
 
 use pontoon_persist::{
-    Durable, DurableOptions, Remote, RemoteDurability, RemoteError, RemoteTimeouts, StateError,
+    AppendError, Durable, DurableOptions, Log, LogOptions, OpenError, Remote, RemoteDurability,
+    RemoteError, RemoteTimeouts, StateError,
 };
 use support::seaweed::Seaweed;
 
@@ -865,4 +866,417 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         cause = inner.source();
     }
     text
+}
+
+// A bare `Log` with a remote.
+
+fn log_options() -> LogOptions {
+    let mut options = LogOptions::default();
+    // Small segments, so that a few hundred records seal several.
+    options.segment_bytes = 4096;
+    options
+}
+
+fn open_log(dir: &Path, remote: Remote, durability: RemoteDurability) -> Log {
+    Log::open_remote(dir, log_options(), remote, durability)
+        .unwrap()
+        .0
+}
+
+/// Record `i`'s message: its number in the header and a frame of bytes that differ per record.
+fn log_message(i: u64) -> pontoon_wire::Message {
+    let frame: Vec<u8> = (0..(i % 97) as usize + 1)
+        .map(|b| (b as u64 * 31 + i) as u8)
+        .collect();
+    pontoon_wire::Message::new(
+        pontoon_wire::Header::from_serde(&i).unwrap(),
+        vec![pontoon_wire::Frame::from(frame)],
+    )
+}
+
+fn append_log(log: &Log, range: std::ops::RangeInclusive<u64>) {
+    for i in range {
+        assert_eq!(log.append((i % 5) as u32, &log_message(i)).unwrap(), i);
+    }
+}
+
+/// The names of the segment objects (`<first seq>.log`) under a prefix.
+fn segment_objects(remote: &Remote) -> Vec<String> {
+    remote
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.ends_with(".log"))
+        .collect()
+}
+
+/// A log's sealed segments go up in the background and come back onto a fresh directory byte
+/// for byte: every record, the same kinds and messages, and the log goes on numbering after
+/// them.
+fn log_round_trip(target: Target, base: &Path) {
+    let first_dir = base.join("first");
+    let log = open_log(
+        &first_dir,
+        target.remote("log"),
+        RemoteDurability::Background,
+    );
+    append_log(&log, 1..=300);
+    let manifest = log.sync_remote().unwrap();
+    assert!(manifest.snapshot.is_none(), "{manifest:?}");
+    assert!(manifest.segments.len() >= 2, "{manifest:?}");
+    let uploaded_up_to = active_first_seq(&first_dir) - 1;
+    assert_eq!(manifest.next_seq, uploaded_up_to + 1);
+    assert!(
+        uploaded_up_to > 100 && uploaded_up_to < 300,
+        "{uploaded_up_to}"
+    );
+    let written = log.read_all().unwrap();
+    drop(log);
+
+    let second_dir = base.join("second");
+    let restored = open_log(
+        &second_dir,
+        target.remote("log"),
+        RemoteDurability::Background,
+    );
+    assert_eq!(restored.next_seq(), uploaded_up_to + 1);
+    let read = restored.read_all().unwrap();
+    assert_eq!(read.len() as u64, uploaded_up_to);
+    for (got, want) in read.iter().zip(&written) {
+        assert_eq!(
+            (got.seq, got.kind, &got.message),
+            (want.seq, want.kind, &want.message)
+        );
+    }
+    // The sealed segment files themselves are the same bytes.
+    for (name, _) in &manifest.segments {
+        assert_eq!(
+            std::fs::read(second_dir.join(name)).unwrap(),
+            std::fs::read(first_dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // It goes on where the remote's copy ends, and uploads as its writer now.
+    append_log(&restored, uploaded_up_to + 1..=uploaded_up_to + 200);
+    let manifest = restored.sync_remote().unwrap();
+    assert!(manifest.next_seq > uploaded_up_to + 1, "{manifest:?}");
+    assert_eq!(restored.remote_status().unwrap().failed_rounds, 0);
+    drop(restored);
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn file_log_round_trip_onto_a_fresh_directory() {
+    let base = scratch("file-log-round-trip");
+    log_round_trip(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_log_round_trip_onto_a_fresh_directory() {
+    let base = scratch("s3-log-round-trip");
+    log_round_trip(Target::S3(Seaweed::start("log-round-trip")), &base);
+}
+
+/// Under `Acknowledged`, every record `append` returned is on the remote: the writer is never
+/// closed, and a fresh directory restored after any append has every record up to it.
+fn log_acknowledged_appends_are_on_the_remote(target: Target, base: &Path) {
+    let log = open_log(
+        &base.join("writer"),
+        target.remote("acked-log"),
+        RemoteDurability::Acknowledged,
+    );
+    for n in 1..=120u64 {
+        append_log(&log, n..=n);
+        if [1, 2, 50, 120].contains(&n) {
+            let restored = open_log(
+                &base.join(format!("restored-{n}")),
+                target.remote("acked-log"),
+                RemoteDurability::Background,
+            );
+            let read = restored.read_all().unwrap();
+            assert_eq!(read.len() as u64, n);
+            assert_eq!(read.last().unwrap().message, log_message(n));
+            assert_eq!(restored.next_seq(), n + 1);
+        }
+    }
+    let status = log.remote_status().unwrap();
+    assert_eq!(status.failed_rounds, 0, "{status:?}");
+    assert!(status.rounds >= 120, "{status:?}");
+    drop(log);
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn file_log_acknowledged_appends_are_on_the_remote() {
+    let base = scratch("file-log-acked");
+    log_acknowledged_appends_are_on_the_remote(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_log_acknowledged_appends_are_on_the_remote() {
+    let base = scratch("s3-log-acked");
+    log_acknowledged_appends_are_on_the_remote(Target::S3(Seaweed::start("log-acked")), &base);
+}
+
+/// Pruning a log deletes its pruned segments from the remote at the next round: the prefix
+/// lists exactly the segments still kept locally (sealed), and a restore starts where the
+/// pruned log does.
+fn log_pruning_deletes_remote_segments(target: Target, base: &Path) {
+    let dir = base.join("log");
+    let log = open_log(
+        &dir,
+        target.remote("pruned-log"),
+        RemoteDurability::Background,
+    );
+    append_log(&log, 1..=300);
+    log.sync_remote().unwrap();
+    let before = segment_objects(&target.remote("pruned-log"));
+    assert!(before.len() >= 3, "{before:?}");
+    let removed = log.prune_before(150).unwrap();
+    assert!(!removed.is_empty());
+    let manifest = log.sync_remote().unwrap();
+    let after = segment_objects(&target.remote("pruned-log"));
+    for path in &removed {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(before.contains(&name), "{name} was on the remote");
+        assert!(!after.contains(&name), "{name} is still on the remote");
+    }
+    let named: Vec<String> = manifest.segments.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(after, named);
+    assert_eq!(after.len() + removed.len(), before.len());
+    let first_seq = log.first_seq();
+    drop(log);
+    let restored = open_log(
+        &base.join("restored"),
+        target.remote("pruned-log"),
+        RemoteDurability::Background,
+    );
+    assert_eq!(restored.first_seq(), first_seq);
+    assert_eq!(
+        restored.read_all().unwrap()[0].message,
+        log_message(first_seq)
+    );
+    drop(restored);
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn file_log_pruning_deletes_remote_segments() {
+    let base = scratch("file-log-pruning");
+    log_pruning_deletes_remote_segments(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_log_pruning_deletes_remote_segments() {
+    let base = scratch("s3-log-pruning");
+    log_pruning_deletes_remote_segments(Target::S3(Seaweed::start("log-pruning")), &base);
+}
+
+/// Two writers on one prefix: the second (restored from it) publishes, and the first one's
+/// next acknowledged append is `NotOnRemote` with `OtherWriter` (the record stands locally),
+/// as is its `sync_remote`; a log that never uploaded there is refused too.
+fn log_second_writer_refused(target: Target, base: &Path) {
+    let first = open_log(
+        &base.join("first"),
+        target.remote("shared-log"),
+        RemoteDurability::Acknowledged,
+    );
+    append_log(&first, 1..=5);
+    let taken = target
+        .remote("shared-log")
+        .newest_manifest()
+        .unwrap()
+        .unwrap()
+        .generation;
+    let second = open_log(
+        &base.join("second"),
+        target.remote("shared-log"),
+        RemoteDurability::Acknowledged,
+    );
+    assert_eq!(second.next_seq(), 6);
+    append_log(&second, 6..=6);
+    let err = first.append(0, &log_message(6)).unwrap_err();
+    match &err {
+        AppendError::NotOnRemote { seq: 6, source } => assert!(
+            matches!(**source, RemoteError::OtherWriter { generation } if generation == taken + 1),
+            "{source:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(first.next_seq(), 7, "the record stands locally");
+    assert!(matches!(
+        first.sync_remote(),
+        Err(AppendError::Remote(e)) if matches!(*e, RemoteError::OtherWriter { .. })
+    ));
+    // A log with a history of its own, never uploaded to this prefix.
+    let (stranger, _) = Log::open(base.join("stranger"), log_options()).unwrap();
+    append_log(&stranger, 1..=3);
+    drop(stranger);
+    let stranger = open_log(
+        &base.join("stranger"),
+        target.remote("shared-log"),
+        RemoteDurability::Background,
+    );
+    assert!(matches!(
+        stranger.sync_remote(),
+        Err(AppendError::Remote(e)) if matches!(*e, RemoteError::OtherWriter { generation: 1 })
+    ));
+    // The second writer's state is what the remote holds.
+    let manifest = target
+        .remote("shared-log")
+        .newest_manifest()
+        .unwrap()
+        .unwrap();
+    assert_eq!((manifest.generation, manifest.next_seq), (taken + 1, 7));
+    drop((first, second, stranger));
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn file_log_second_writer_is_refused() {
+    let base = scratch("file-log-second-writer");
+    log_second_writer_refused(Target::file(&base), &base);
+}
+
+#[test]
+fn seaweedfs_log_second_writer_is_refused() {
+    let base = scratch("s3-log-second-writer");
+    log_second_writer_refused(Target::S3(Seaweed::start("log-second-writer")), &base);
+}
+
+/// A `Durable`'s prefix is not a log's: a bare log refuses to restore from a manifest naming a
+/// snapshot (`NotALog`, nothing written), and refuses to upload to it from a directory that
+/// was the state's. A log's prefix is a `Durable` state with no snapshot yet: one whose
+/// records are its events opens from it; one whose records are not is refused by the replay.
+#[test]
+fn file_log_and_durable_prefixes_are_not_confused() {
+    let base = scratch("file-confused");
+    let target = Target::file(&base);
+    let mut state = open(&base.join("state"), target.remote("durable"));
+    for n in 1..=50 {
+        state.apply(&n).unwrap();
+    }
+    state.snapshot().unwrap();
+    assert!(state.sync_remote().unwrap().snapshot.is_some());
+    drop(state);
+    let err = Log::open_remote(
+        base.join("as-log"),
+        log_options(),
+        target.remote("durable"),
+        RemoteDurability::Background,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, OpenError::Remote(e) if matches!(**e, RemoteError::NotALog { .. })),
+        "{err:?}"
+    );
+    assert!(!base.join("as-log").exists());
+    // The state's own directory, opened as a bare log: its first upload is refused.
+    let log = open_log(
+        &base.join("state"),
+        target.remote("durable"),
+        RemoteDurability::Background,
+    );
+    assert!(matches!(
+        log.sync_remote(),
+        Err(AppendError::Remote(e)) if matches!(*e, RemoteError::NotALog { .. })
+    ));
+    drop(log);
+    let restored = open(&base.join("state-again"), target.remote("durable"));
+    assert_eq!(*restored.state(), expected(50));
+    drop(restored);
+
+    // A log of events, as a Durable writes them.
+    let registry = options(target.remote("events")).registry;
+    let log = open_log(
+        &base.join("events"),
+        target.remote("events"),
+        RemoteDurability::Acknowledged,
+    );
+    for n in 1..=40u64 {
+        log.append(
+            pontoon_persist::KIND_EVENT,
+            &registry.serialize(&n).unwrap(),
+        )
+        .unwrap();
+    }
+    drop(log);
+    let mut state = open(&base.join("events-state"), target.remote("events"));
+    assert_eq!((state.last_seq(), *state.state()), (40, expected(40)));
+    state.apply(&41).unwrap();
+    state.snapshot().unwrap();
+    assert!(state.sync_remote().unwrap().snapshot.is_some());
+    drop(state);
+
+    // A log of other records: the replay refuses them, by kind or by content.
+    let log = open_log(
+        &base.join("other"),
+        target.remote("other"),
+        RemoteDurability::Acknowledged,
+    );
+    log.append(7, &log_message(1)).unwrap();
+    drop(log);
+    let err = Durable::open(
+        base.join("other-state"),
+        || 0,
+        add,
+        options(target.remote("other")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StateError::UnexpectedKind { seq: 1, kind: 7 }),
+        "{err:?}"
+    );
+    let log = open_log(
+        &base.join("not-events"),
+        target.remote("not-events"),
+        RemoteDurability::Acknowledged,
+    );
+    log.append(pontoon_persist::KIND_EVENT, &log_message(1))
+        .unwrap();
+    drop(log);
+    let err = Durable::open(
+        base.join("not-events-state"),
+        || 0,
+        add,
+        options(target.remote("not-events")),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StateError::DeserializeEvent { seq: 1, .. }),
+        "{err:?}"
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// A bare log's rounds take every sealed segment and no snapshot: a snapshot the application
+/// wrote beside its log covers records the log still holds, and neither it nor they are left
+/// off the remote. Without a remote, the remote calls are `NoRemote`.
+#[test]
+fn file_log_uploads_every_sealed_segment_and_no_snapshot() {
+    let base = scratch("file-log-no-snapshot");
+    let target = Target::file(&base);
+    let dir = base.join("log");
+    let log = open_log(&dir, target.remote("log"), RemoteDurability::Background);
+    append_log(&log, 1..=300);
+    log.sync().unwrap();
+    pontoon_persist::write_snapshot(&dir, 250, &log_message(0)).unwrap();
+    let manifest = log.sync_remote().unwrap();
+    assert!(manifest.snapshot.is_none(), "{manifest:?}");
+    assert_eq!(manifest.segments[0].0, format!("{:020}.log", 1));
+    assert_eq!(manifest.next_seq, active_first_seq(&dir));
+    let listed = target.remote("log").list().unwrap();
+    assert!(
+        !listed.iter().any(|(name, _)| name.ends_with(".snap")),
+        "{listed:?}"
+    );
+    drop(log);
+
+    let (plain, _) = Log::open(base.join("plain"), log_options()).unwrap();
+    assert!(matches!(plain.sync_remote(), Err(AppendError::NoRemote)));
+    assert!(matches!(plain.wait_remote(1), Err(AppendError::NoRemote)));
+    assert!(plain.remote_status().is_none());
+    drop(plain);
+    std::fs::remove_dir_all(&base).unwrap();
 }

@@ -1,4 +1,4 @@
-//! The remote (feature `remote`): a state's sealed segments, snapshots and (for remote
+//! The remote (feature `remote`): a state's (or a bare log's) sealed segments, snapshots and (for remote
 //! durability) the active segment's tail uploaded to S3-compatible object storage (or a
 //! `file://` directory standing in for it) through `object_store`, each upload published by a
 //! manifest written last with a conditional put, and an empty directory restored from the
@@ -100,6 +100,17 @@ pub enum RemoteError {
     /// by a manifest.
     #[error("the remote request was abandoned: the state closed and its close timeout passed")]
     Closed,
+    /// A bare [`Log`](crate::Log) was opened on a prefix whose manifest names a snapshot:
+    /// the prefix holds a [`Durable`](crate::Durable)'s state, whose records before the
+    /// snapshot are gone. Restoring it as a log would give a log without its first records,
+    /// and uploading to it would delete the snapshot; nothing is restored or uploaded.
+    #[error(
+        "the remote's manifest `{object}` names a snapshot: the prefix holds a Durable state, not a bare log"
+    )]
+    NotALog {
+        /// The manifest object.
+        object: String,
+    },
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -107,7 +118,9 @@ pub enum RemoteError {
 
 /// When an [`apply`](crate::Durable::apply) of a [`Durable`](crate::Durable) state with a
 /// remote returns: before or after its event is on the remote. Set in
-/// [`DurableOptions::remote_durability`](crate::DurableOptions::remote_durability).
+/// [`DurableOptions::remote_durability`](crate::DurableOptions::remote_durability). The same
+/// holds for [`Log::append`](crate::Log::append) of a log opened with
+/// [`Log::open_remote`](crate::Log::open_remote) (read *record* for *event*).
 ///
 /// | policy | `apply` returns | a lost machine loses |
 /// | --- | --- | --- |
@@ -229,7 +242,7 @@ impl TailState {
     }
 }
 
-/// A remote for a [`Durable`](crate::Durable) state: a bucket and prefix on S3-compatible object
+/// A remote for a [`Durable`](crate::Durable) state or a bare [`Log`](crate::Log): a bucket and prefix on S3-compatible object
 /// storage, or a local directory standing in for one. It owns a small tokio runtime that
 /// drives `object_store`, so the state and its log stay plain threads.
 ///
@@ -738,15 +751,17 @@ impl Remote {
     /// asked for in `tail`), then publishes it as manifest `generation + 1`, created only if
     /// it does not exist yet, then deletes the objects no manifest names any more. Returns the
     /// manifest published. `generation` is the one this writer published last (0: none), and
-    /// is updated, as is `tail`.
+    /// is updated, as is `tail`. `holder` says whose directory it is: a bare log's uploads
+    /// every sealed segment and no snapshot.
     pub(crate) fn upload_dir(
         &self,
         dir: &Path,
+        holder: Holder,
         generation: &mut u64,
         tail: &mut TailState,
     ) -> Result<RemoteManifest, RemoteError> {
         'round: loop {
-            let wanted = self::wanted_files(dir)?;
+            let wanted = self::wanted_files(dir, holder)?;
             let listed = self.list()?;
             // A writer that is behind the newest manifest lost the prefix to another one.
             let newest = listed
@@ -763,6 +778,11 @@ impl Remote {
                 // What this writer acknowledged before it was reopened stays on the remote.
                 if *generation > 0 {
                     let last = self.manifest(*generation)?;
+                    if holder == Holder::Log && last.snapshot.is_some() {
+                        return Err(RemoteError::NotALog {
+                            object: self.object(&manifest_name(*generation)).to_string(),
+                        });
+                    }
                     tail.published = published_parts(&last.tail);
                     if let Some((name, _)) = last.tail.first()
                         && let Some((first_seq, _)) = parse_tail_name(name)
@@ -922,7 +942,7 @@ impl Remote {
             ))
             .into());
         }
-        self.restore_into(dir, options)
+        self.restore_into(dir, options, Holder::Durable)
     }
 
     /// Restores the newest manifest's snapshot, segments and tail into `dir` (which must hold
@@ -936,10 +956,16 @@ impl Remote {
         &self,
         dir: &Path,
         options: &crate::LogOptions,
+        holder: Holder,
     ) -> Result<Option<RemoteManifest>, RemoteError> {
         let Some(manifest) = self.newest_manifest()? else {
             return Ok(None);
         };
+        if holder == Holder::Log && manifest.snapshot.is_some() {
+            return Err(RemoteError::NotALog {
+                object: self.object(&manifest_name(manifest.generation)).to_string(),
+            });
+        }
         // Everything goes into a staging directory beside `dir`, renamed onto it (missing or
         // empty) only once whole: a restore that fails halfway leaves `dir` as it was, and
         // the next open restores again instead of opening a part of the state.
@@ -1031,6 +1057,54 @@ impl Remote {
     }
 }
 
+/// Whose directory a remote holds, which decides what of it goes up: a [`Durable`](crate::Durable)
+/// state's (the newest snapshot and the segments after it) or a bare [`Log`](crate::Log)'s
+/// (every sealed segment; a snapshot file the application wrote there is its own, not the
+/// log's, and a manifest naming one is refused with [`RemoteError::NotALog`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    Log,
+    Durable,
+}
+
+/// Whether `dir` holds no state (missing, or empty).
+fn is_empty(dir: &Path) -> Result<bool, IoError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io("listing", dir)(e)),
+    }
+}
+
+/// Restores `dir` from `remote` if it holds no state (missing, or empty). The restore takes
+/// an exclusive lock first, on `.<name>.restore-lock` beside the directory (the directory's
+/// own `LOCK` would make it non-empty), and looks again under it: two opens racing for one
+/// empty directory restore it once, the second finding it restored. The lock is returned, to
+/// be held until the log holds the directory's `LOCK`.
+pub(crate) fn restore_if_empty(
+    remote: &Remote,
+    dir: &Path,
+    options: &crate::LogOptions,
+    holder: Holder,
+) -> Result<Option<File>, RemoteError> {
+    if !is_empty(dir)? {
+        return Ok(None);
+    }
+    let (parent, path) = beside(dir, "restore-lock");
+    std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("opening", &path))?;
+    lock.lock().map_err(io("locking", &path))?;
+    if is_empty(dir)? {
+        remote.restore_into(dir, options, holder)?;
+    }
+    Ok(Some(lock))
+}
+
 /// What of a state's directory belongs on the remote.
 struct Wanted {
     snapshot: Option<(String, u64)>,
@@ -1042,8 +1116,6 @@ struct Wanted {
     covered_up_to: u64,
 }
 
-/// The newest snapshot in `dir` and the sealed segments (all but the last, which is still
-/// written to) holding records after it.
 /// The directory `dir` is in (`.` for a bare name), and the path `.<name of dir>.<suffix>` in
 /// it: where a restore stages and locks, beside the state's directory rather than in it.
 pub(crate) fn beside(dir: &Path, suffix: &str) -> (PathBuf, PathBuf) {
@@ -1059,7 +1131,9 @@ pub(crate) fn beside(dir: &Path, suffix: &str) -> (PathBuf, PathBuf) {
     (parent, path)
 }
 
-fn wanted_files(dir: &Path) -> Result<Wanted, IoError> {
+/// The newest snapshot in `dir` and the sealed segments (all but the last, which is still
+/// written to) holding records after it; for a bare log, every sealed segment and no snapshot.
+fn wanted_files(dir: &Path, holder: Holder) -> Result<Wanted, IoError> {
     let mut segments: Vec<(u64, String, u64)> = Vec::new();
     let mut snapshot: Option<(u64, String, u64)> = None;
     for entry in std::fs::read_dir(dir).map_err(io("listing", dir))? {
@@ -1074,7 +1148,8 @@ fn wanted_files(dir: &Path) -> Result<Wanted, IoError> {
         };
         if let Some(first) = parse_segment_name(&name) {
             segments.push((first, name, len));
-        } else if let Some(last) = parse_snapshot_name(&name)
+        } else if holder == Holder::Durable
+            && let Some(last) = parse_snapshot_name(&name)
             && snapshot
                 .as_ref()
                 .is_none_or(|(newest, _, _)| last > *newest)

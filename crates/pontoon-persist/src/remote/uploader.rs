@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use super::{Closer, Remote, RemoteError, RemoteManifest, Tail, TailState};
+use super::{Closer, Holder, Remote, RemoteError, RemoteManifest, Tail, TailState};
 
 /// Where an upload's outcome goes: nowhere (a background round), or back to a waiting caller.
 type Reply = Option<mpsc::Sender<Result<RemoteManifest, RemoteError>>>;
@@ -17,8 +17,9 @@ struct Request {
     reply: Reply,
 }
 
-/// What a state's upload rounds have done since it was opened, from
-/// [`Durable::remote_status`](crate::Durable::remote_status). A background round that fails
+/// What a state's (or a log's) upload rounds have done since it was opened, from
+/// [`Durable::remote_status`](crate::Durable::remote_status) or
+/// [`Log::remote_status`](crate::Log::remote_status). A background round that fails
 /// is retried whole by the next one; this is where its failure shows (and in a
 /// `tracing` warning).
 ///
@@ -51,10 +52,12 @@ pub(crate) struct Uploader {
 }
 
 impl Uploader {
-    /// Starts the thread for the state in `dir`, whose writer last published `generation`.
+    /// Starts the thread for the state (or bare log, per `holder`) in `dir`, whose writer
+    /// last published `generation`.
     pub(crate) fn start(
         remote: Remote,
         dir: PathBuf,
+        holder: Holder,
         generation: u64,
     ) -> std::io::Result<Uploader> {
         let (requests, received) = mpsc::channel::<Request>();
@@ -70,7 +73,7 @@ impl Uploader {
                 let mut generation = generation;
                 let mut tail = TailState::new();
                 let mut round = |background: bool, tail: &mut TailState| {
-                    let outcome = remote.upload_dir(&dir, &mut generation, tail);
+                    let outcome = remote.upload_dir(&dir, holder, &mut generation, tail);
                     let mut status = shared.lock().unwrap_or_else(|p| p.into_inner());
                     status.rounds += 1;
                     status.generation = generation;
