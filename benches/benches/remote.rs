@@ -2,7 +2,9 @@
 //! server, in the same run: uploading a 1 GiB state (`Durable::sync_remote` of a log whose sealed
 //! segments hold 1 GiB) against putting the same objects, and restoring it onto an empty
 //! directory (`Durable::open`: manifest, downloads, files synced and renamed into place, then the
-//! log's recovery and replay) against getting the same objects into files and syncing them.
+//! log's recovery and replay) against getting the same objects into files and syncing them;
+//! and what remote durability costs per event (`remote/acknowledged`: an apply that returns
+//! once its event is on the remote, next to a local apply and to one raw put of its bytes).
 //!
 //! The server is the one `cargo xtask bench remote` starts (SeaweedFS on 127.0.0.1, named by
 //! `PONTOON_REMOTE` and the usual `AWS_*` variables); without it the area says so and measures
@@ -19,7 +21,7 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use pontoon::family::Buffer;
-use pontoon::persist::{Durable, DurableOptions, Remote};
+use pontoon::persist::{Durable, DurableOptions, Remote, RemoteDurability};
 use pontoon_benches::{note, payload};
 use serde::{Deserialize, Serialize};
 
@@ -395,7 +397,57 @@ fn remote(c: &mut Criterion) {
     });
     group.finish();
     server.clear("restore");
+    acknowledged(c, &server, &work);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The size of the events of `remote/acknowledged`.
+const SMALL_EVENT_BYTES: usize = 1 << 10;
+
+/// What remote durability costs per event: `Durable::apply` of a 1 KiB event under
+/// `RemoteDurability::Acknowledged` (a round each: the event's bytes as a tail part, then a
+/// manifest with a conditional put), next to the same apply with no remote (durable locally
+/// only) and to one raw put of the event's bytes, the least any acknowledgement from the
+/// remote needs.
+fn acknowledged(c: &mut Criterion, server: &Server, work: &Path) {
+    let mut group = c.benchmark_group("remote/acknowledged");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(1));
+    let event = Chunk {
+        data: Buffer::from(payload(SMALL_EVENT_BYTES)),
+    };
+
+    let url = format!("{}/acknowledged", server.url);
+    let mut remote_options = options(Some(
+        Remote::open(&url, Vec::<(String, String)>::new()).unwrap(),
+    ));
+    remote_options.remote_durability = RemoteDurability::Acknowledged;
+    let dir = work.join("acknowledged");
+    let mut state = Durable::open(&dir, Total::default, apply, remote_options).unwrap();
+    group.bench_function("apply-1KiB", |b| b.iter(|| state.apply(&event).unwrap()));
+    drop(state);
+    server.clear("acknowledged");
+
+    let dir = work.join("local");
+    let mut state = open(&dir, None);
+    group.bench_function("apply-1KiB-local", |b| {
+        b.iter(|| state.apply(&event).unwrap())
+    });
+    drop(state);
+
+    let bytes = payload(SMALL_EVENT_BYTES);
+    let object = server.object("raw-small", "event");
+    group.bench_function("raw-put-1KiB", |b| {
+        b.iter(|| {
+            server
+                .runtime
+                .block_on(server.store.put(&object, PutPayload::from(bytes.clone())))
+                .unwrap()
+        })
+    });
+    group.finish();
+    server.clear("raw-small");
 }
 
 criterion_group!(benches, remote);

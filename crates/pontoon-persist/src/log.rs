@@ -488,7 +488,7 @@ impl Log {
             let tail = self.durable_tail()?;
             remote
                 .uploader
-                .upload_now(Some(tail))
+                .upload_now(Some(tail), crate::remote::uploader::Answer::Published)
                 .map_err(|source| AppendError::NotOnRemote {
                     seq,
                     source: Box::new(source),
@@ -807,7 +807,9 @@ impl Log {
     #[cfg(feature = "remote")]
     pub fn sync_remote(&self) -> Result<crate::RemoteManifest, AppendError> {
         match &self.remote {
-            Some(remote) => Ok(remote.uploader.upload_now(None)?),
+            Some(remote) => Ok(remote
+                .uploader
+                .upload_now(None, crate::remote::uploader::Answer::Finished)?),
             None => Err(AppendError::NoRemote),
         }
     }
@@ -849,7 +851,9 @@ impl Log {
         };
         self.wait_durable(seq)?;
         let tail = self.durable_tail()?;
-        Ok(remote.uploader.upload_now(Some(tail))?)
+        Ok(remote
+            .uploader
+            .upload_now(Some(tail), crate::remote::uploader::Answer::Finished)?)
     }
 
     /// What the upload rounds have done since the log was opened (how many failed, the last

@@ -759,7 +759,7 @@ impl Remote {
         holder: Holder,
         generation: &mut u64,
         tail: &mut TailState,
-    ) -> Result<RemoteManifest, RemoteError> {
+    ) -> Result<Published, RemoteError> {
         'round: loop {
             let wanted = self::wanted_files(dir, holder)?;
             let listed = self.list()?;
@@ -796,9 +796,12 @@ impl Remote {
                 }
                 tail.known = true;
             }
-            let remote: std::collections::HashMap<String, u64> = listed.into_iter().collect();
+            let remote: std::collections::HashMap<&str, u64> = listed
+                .iter()
+                .map(|(name, len)| (name.as_str(), *len))
+                .collect();
             for (name, len) in wanted.snapshot.iter().chain(&wanted.segments) {
-                if remote.get(name) != Some(len)
+                if remote.get(name.as_str()) != Some(len)
                     && !self.put_file(&dir.join(name), name, 0, None)?
                 {
                     continue 'round;
@@ -869,42 +872,37 @@ impl Remote {
             *generation = next;
             tail.published = parts;
             write_generation(dir, next)?;
-            self.delete_unnamed(&manifest)?;
-            return Ok(manifest);
+            let unnamed = unnamed(&manifest, &listed);
+            return Ok(Published { manifest, unnamed });
         }
     }
 
-    /// Deletes the older manifests, then every segment, snapshot and tail part object
-    /// `manifest` does not name (what pruning removed locally, parts joined into a larger one,
-    /// or what a failed round left).
-    fn delete_unnamed(&self, manifest: &RemoteManifest) -> Result<(), RemoteError> {
-        let named: std::collections::HashSet<&str> = manifest
-            .snapshot
-            .iter()
-            .chain(&manifest.segments)
-            .chain(&manifest.tail)
-            .map(|(name, _)| name.as_str())
-            .collect();
-        let listed = self.list()?;
-        let old_manifests = listed
-            .iter()
-            .filter(|(name, _)| parse_manifest_name(name).is_some_and(|g| g < manifest.generation));
-        let unnamed = listed.iter().filter(|(name, _)| {
-            (parse_segment_name(name).is_some()
-                || parse_snapshot_name(name).is_some()
-                || parse_tail_name(name).is_some())
-                && !named.contains(name.as_str())
-        });
-        for (name, _) in old_manifests.chain(unnamed) {
-            let object = self.object(name);
-            self.run(async {
-                self.store
-                    .delete(&object)
-                    .await
-                    .map_err(store_error("deleting", &object))
-            })?;
-        }
-        Ok(())
+    /// Deletes `names` (a round's [`Published::unnamed`]), a few requests at a time.
+    pub(crate) fn delete_all(&self, names: &[String]) -> Result<(), RemoteError> {
+        /// Deletes in flight at once.
+        const IN_FLIGHT: usize = 8;
+        self.run(async {
+            let mut deletes = tokio::task::JoinSet::new();
+            let mut names = names.iter();
+            loop {
+                while deletes.len() < IN_FLIGHT
+                    && let Some(name) = names.next()
+                {
+                    let (store, object) = (Arc::clone(&self.store), self.object(name));
+                    deletes.spawn(async move {
+                        store
+                            .delete(&object)
+                            .await
+                            .map_err(store_error("deleting", &object))
+                    });
+                }
+                match deletes.join_next().await {
+                    None => return Ok(()),
+                    Some(Ok(deleted)) => deleted?,
+                    Some(Err(panicked)) => std::panic::resume_unwind(panicked.into_panic()),
+                }
+            }
+        })
     }
 
     /// Downloads the state the newest manifest names into `dir`, which must be missing or
@@ -1203,6 +1201,49 @@ impl Closer {
 }
 
 /// Records `generation` in the directory's [`GENERATION_FILE`], atomically and durably.
+/// A round that published its manifest: the manifest, and the objects it made unneeded.
+#[derive(Debug)]
+pub(crate) struct Published {
+    pub(crate) manifest: RemoteManifest,
+    /// What the round's listing held that `manifest` does not name: the older manifests, and
+    /// the segments, snapshots and tail parts it left out (pruned locally, joined into a
+    /// larger part, or what a failed round left). The uploader deletes them after it has
+    /// answered whoever waits for the round, so that an acknowledgement waits only for the
+    /// manifest; a delete that fails is retried by the next round, whose listing still holds
+    /// the object.
+    pub(crate) unnamed: Vec<String>,
+}
+
+/// [`Published::unnamed`]: from the round's own listing, taken before the manifest was put
+/// (the conditional put then proved no other writer published meanwhile), so nothing
+/// another writer may have put since is deleted.
+fn unnamed(manifest: &RemoteManifest, listed: &[(String, u64)]) -> Vec<String> {
+    let named: std::collections::HashSet<&str> = manifest
+        .snapshot
+        .iter()
+        .chain(&manifest.segments)
+        .chain(&manifest.tail)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let old_manifest =
+        |name: &str| parse_manifest_name(name).is_some_and(|g| g < manifest.generation);
+    let unnamed_file = |name: &str| {
+        (parse_segment_name(name).is_some()
+            || parse_snapshot_name(name).is_some()
+            || parse_tail_name(name).is_some())
+            && !named.contains(name)
+    };
+    // A reader reads only the newest manifest, so the order of the deletes does not matter.
+    let mut names: Vec<String> = listed
+        .iter()
+        .filter(|(name, _)| old_manifest(name))
+        .chain(listed.iter().filter(|(name, _)| unnamed_file(name)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.dedup();
+    names
+}
+
 fn write_generation(dir: &Path, generation: u64) -> Result<(), IoError> {
     let tmp: PathBuf = dir.join(format!("{GENERATION_FILE}.tmp"));
     let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;

@@ -6,15 +6,27 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use super::{Closer, Holder, Remote, RemoteError, RemoteManifest, Tail, TailState};
+use super::{Closer, Holder, Published, Remote, RemoteError, RemoteManifest, Tail, TailState};
 
 /// Where an upload's outcome goes: nowhere (a background round), or back to a waiting caller.
 type Reply = Option<mpsc::Sender<Result<RemoteManifest, RemoteError>>>;
 
-/// One request for a round: the tail it must at least upload, and who waits for it.
+/// One request for a round: the tail it must at least upload, who waits for it, and when it
+/// is answered.
 struct Request {
     tail: Option<Tail>,
     reply: Reply,
+    answer: Answer,
+}
+
+/// When a waiting caller gets a published round's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Once the manifest is published, before the round deletes what it made unneeded: an
+    /// acknowledgement waits for no more than it needs.
+    Published,
+    /// Once the round has deleted what it made unneeded too (a failed delete is the answer).
+    Finished,
 }
 
 /// What a state's (or a log's) upload rounds have done since it was opened, from
@@ -37,8 +49,8 @@ pub struct RemoteStatus {
     pub failed_rounds: u64,
     /// The generation of the last manifest this state published (0: none yet).
     pub generation: u64,
-    /// The last round's error with its causes, if the last round failed (`None` once one
-    /// succeeds again).
+    /// The last round's error with its causes, if the last round failed, or if deleting what
+    /// it made unneeded did (`None` once a round succeeds again).
     pub last_error: Option<String>,
 }
 
@@ -105,13 +117,43 @@ impl Uploader {
                         if let Some(asked) = request.tail {
                             tail.ask(asked);
                         }
-                        waiting.extend(request.reply);
+                        waiting.extend(request.reply.map(|reply| (reply, request.answer)));
                     }
-                    if waiting.is_empty() {
-                        let _ = round(true, &mut tail);
+                    let clean_up = |published: &Published| {
+                        let deleted = remote.delete_all(&published.unnamed);
+                        if let Err(error) = &deleted {
+                            let text = crate::error::describe(error);
+                            tracing::warn!(
+                                remote = remote.url(),
+                                dir = %dir.display(),
+                                error = %text,
+                                "deleting what an upload round made unneeded failed; the next round retries it"
+                            );
+                            let mut status = shared.lock().unwrap_or_else(|p| p.into_inner());
+                            status.last_error = Some(text);
+                        }
+                        deleted
+                    };
+                    if waiting.is_empty()
+                        && let Ok(published) = round(true, &mut tail)
+                    {
+                        let _ = clean_up(&published);
                     }
-                    for reply in waiting {
-                        let _ = reply.send(round(false, &mut tail));
+                    for (reply, answer) in waiting {
+                        let published = match round(false, &mut tail) {
+                            Ok(published) => published,
+                            Err(error) => {
+                                let _ = reply.send(Err(error));
+                                continue;
+                            }
+                        };
+                        if answer == Answer::Published {
+                            let _ = reply.send(Ok(published.manifest.clone()));
+                            let _ = clean_up(&published);
+                        } else {
+                            let finished = clean_up(&published).map(|()| published.manifest);
+                            let _ = reply.send(finished);
+                        }
                     }
                 }
             })?;
@@ -129,13 +171,18 @@ impl Uploader {
             let _ = requests.send(Request {
                 tail: None,
                 reply: None,
+                answer: Answer::Finished,
             });
         }
     }
 
     /// Asks for an upload round that starts after this call, uploads at least `tail` of the
-    /// active segment, and waits for its outcome.
-    pub(crate) fn upload_now(&self, tail: Option<Tail>) -> Result<RemoteManifest, RemoteError> {
+    /// active segment, and waits for its outcome, as far as `answer` says.
+    pub(crate) fn upload_now(
+        &self,
+        tail: Option<Tail>,
+        answer: Answer,
+    ) -> Result<RemoteManifest, RemoteError> {
         let (reply, outcome) = mpsc::channel();
         let stopped = || RemoteError::Manifest {
             object: String::new(),
@@ -147,6 +194,7 @@ impl Uploader {
             .send(Request {
                 tail,
                 reply: Some(reply),
+                answer,
             })
             .map_err(|_| stopped())?;
         outcome.recv().map_err(|_| stopped())?
