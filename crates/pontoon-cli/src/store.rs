@@ -6,7 +6,7 @@ use std::error::Error;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use pontoon::store::{Backing, ByteSize, Client, Daemon, ObjectId, ServeOptions};
+use pontoon::store::{Backing, ByteSize, Client, Daemon, ObjectId, ServeOptions, SpillRemote};
 use pontoon::transport::Address;
 
 /// The `pontoon store` subcommands.
@@ -27,11 +27,18 @@ pub(crate) enum Command {
         /// Bytes of shared memory (e.g. 64MiB, 2GiB).
         #[arg(long)]
         capacity: ByteSize,
-        /// Directory for spilled objects (locked while serving; spill files of an earlier run
-        /// are removed at start) and for the memory's fallback file. A directory only: the
-        /// daemon does not spill to a remote (s3://, file://) yet, and refuses one.
+        /// Where objects spill: a directory (locked while serving; spill files of an earlier
+        /// run are removed at start; also the memory's fallback), or a remote, s3://bucket/prefix
+        /// or file:///dir (spill objects an earlier run left under the prefix are removed at
+        /// start). Credentials, region and endpoint of an s3:// remote come from the usual AWS
+        /// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+        /// AWS_ENDPOINT, ...), the endpoint also from --spill-endpoint.
         #[arg(long)]
         spill_dir: Option<PathBuf>,
+        /// The S3 endpoint of an s3:// --spill-dir (`http://host:port` allowed), instead of
+        /// AWS's.
+        #[arg(long, requires = "spill_dir")]
+        spill_endpoint: Option<String>,
         /// Back the memory with a file in this directory (e.g. /dev/shm) instead of a memfd.
         #[arg(long)]
         memory_dir: Option<PathBuf>,
@@ -114,6 +121,7 @@ pub(crate) fn run(command: Command) -> Result {
                 socket,
                 capacity,
                 spill_dir,
+                spill_endpoint,
                 memory_dir,
                 listen,
                 max_clients,
@@ -122,7 +130,16 @@ pub(crate) fn run(command: Command) -> Result {
                 metrics,
             } => {
                 let mut options = ServeOptions::new(&socket, capacity.0);
-                options.spill_dir = spill_dir;
+                match spill_dir {
+                    Some(dir) if dir.to_str().is_some_and(|d| d.contains("://")) => {
+                        let url = dir.to_string_lossy().into_owned();
+                        options.spill_remote = Some(spill_remote(url, spill_endpoint));
+                    }
+                    Some(_) if spill_endpoint.is_some() => {
+                        return Err("--spill-endpoint is for an s3:// --spill-dir".into());
+                    }
+                    dir => options.spill_dir = dir,
+                }
                 if let Some(dir) = memory_dir {
                     options.backing = Backing::Directory(dir);
                 }
@@ -147,6 +164,19 @@ pub(crate) fn run(command: Command) -> Result {
     })
 }
 
+/// The remote at `url`; `endpoint`, if given, its S3 endpoint (a plain `http://` one
+/// allowed). The rest comes from the `AWS_*` environment variables.
+fn spill_remote(url: String, endpoint: Option<String>) -> SpillRemote {
+    let mut remote = SpillRemote::new(url);
+    if let Some(endpoint) = endpoint {
+        if endpoint.starts_with("http://") {
+            remote = remote.option("aws_allow_http", "true");
+        }
+        remote = remote.option("aws_endpoint", endpoint);
+    }
+    remote
+}
+
 /// Parses a socket mode in octal, as `chmod` takes it (`600`, `0660`, `0o666`).
 fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -163,16 +193,6 @@ async fn serve(options: ServeOptions, metrics: Option<std::net::SocketAddr>) -> 
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-    if let Some(dir) = &options.spill_dir
-        && let Some(url) = dir.to_str().filter(|d| d.contains("://"))
-    {
-        // Taken as a path, `s3://bucket/prefix` would become a local directory `s3:`.
-        return Err(format!(
-            "--spill-dir {url}: the daemon spills to a local directory only; spilling to a \
-             remote is an embedded store's option for now (StoreOptions::spill_remote)"
-        )
-        .into());
-    }
     // Before the daemon exists, so that its handles are the recorder's.
     if let Some(address) = metrics {
         crate::metrics::serve(address)?;

@@ -151,8 +151,8 @@ fn refusals_are_errors_with_exit_status_2() {
     let bad_size = pontoon(&["store", "serve", "--socket", sock, "--capacity", "lots"]);
     assert_eq!(bad_size.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_size.stderr).contains("is not a byte size"));
-    // A URL as the spill directory is refused, not made a local directory `s3:`.
-    let url = pontoon(&[
+    // An S3 endpoint belongs to an s3:// spill remote, not a directory.
+    let endpoint = pontoon(&[
         "store",
         "serve",
         "--socket",
@@ -160,15 +160,16 @@ fn refusals_are_errors_with_exit_status_2() {
         "--capacity",
         "1MiB",
         "--spill-dir",
-        "s3://b/p",
+        dir.join("spill").to_str().unwrap(),
+        "--spill-endpoint",
+        "http://127.0.0.1:1",
     ]);
-    assert_eq!(url.status.code(), Some(2));
+    assert_eq!(endpoint.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&url.stderr).contains("spills to a local directory only"),
+        String::from_utf8_lossy(&endpoint.stderr).contains("is for an s3:// --spill-dir"),
         "{}",
-        String::from_utf8_lossy(&url.stderr)
+        String::from_utf8_lossy(&endpoint.stderr)
     );
-    assert!(!Path::new("s3:").exists());
     // A second daemon on a live socket is refused; the first keeps serving.
     let second = pontoon(&["store", "serve", "--socket", sock, "--capacity", "1MiB"]);
     assert_eq!(second.status.code(), Some(2));
@@ -177,6 +178,66 @@ fn refusals_are_errors_with_exit_status_2() {
             .status
             .success()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A URL as the spill directory is a remote (here `file://`), not a local directory `file:`.
+#[test]
+fn serve_with_a_remote_spill_dir_spills_there_and_gets_everything_back() {
+    let dir = scratch("rs");
+    let socket = dir.join("s.sock");
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let url = format!("file://{}", remote.display());
+    let _serving = serve_with(&socket, Some(Path::new(&url)), "1MiB", &[]);
+    let sock = socket.to_str().unwrap();
+    let mut put = Vec::new();
+    // Ten files of 300 kB through 1 MiB of memory.
+    for i in 0..10u32 {
+        let bytes: Vec<u8> = (0..300_000u32).map(|b| (b * 13 + i) as u8).collect();
+        let file = dir.join(format!("in-{i}.bin"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = pontoon(&["store", "put", "--socket", sock, file.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        put.push((text(&out).trim().to_owned(), bytes));
+    }
+    let stats = pontoon(&["store", "stats", "--socket", sock, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(json["objects"], 10);
+    assert!(json["spilled_objects"].as_u64().unwrap() >= 6, "{json}");
+    let files = json["spill_files"].as_u64().unwrap();
+    let spilled = || {
+        std::fs::read_dir(&remote)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("spill-")
+            })
+            .count() as u64
+    };
+    assert_eq!(spilled(), files, "{json}");
+    assert!(!Path::new("file:").exists());
+    for (id, bytes) in &put {
+        let get = pontoon(&["store", "get", "--socket", sock, id]);
+        assert!(get.status.success(), "{get:?}");
+        assert!(get.stdout == *bytes, "{id} came back different");
+    }
+    for (id, _) in &put {
+        assert!(
+            pontoon(&["store", "delete", "--socket", sock, id])
+                .status
+                .success()
+        );
+    }
+    // Remote objects are deleted by a thread of the daemon's, just after.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spilled() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(spilled(), 0, "spill objects left on the remote");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

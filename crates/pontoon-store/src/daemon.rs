@@ -4,8 +4,8 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -41,7 +41,17 @@ pub struct ServeOptions {
     /// back to when a memfd cannot be reserved. Locked for this daemon; spill files an earlier
     /// run left there are removed at start. See `docs/store-format.md`, Spilling.
     pub spill_dir: Option<PathBuf>,
-    /// Objects are fused into spill files of up to this many bytes (default 100 MiB).
+    /// Where objects spill to instead of a directory: a remote (`s3://bucket/prefix`, or
+    /// `file:///dir`; pontoon-store's feature `remote`), default `None`. Objects are fused
+    /// into remote objects of up to `spill_file_bytes`, the remote's I/O runs with the state's
+    /// lock released, a get of an object on the remote reads it into memory of the client's
+    /// own, and nothing is created on the remote: a create that does not fit after spilling is
+    /// [`ObjectError::StoreFull`](crate::ObjectError::StoreFull). Spill objects an earlier run
+    /// left under the prefix are removed at start. Setting both this and `spill_dir` is an
+    /// error. See `docs/store-format.md`, Spilling to a remote.
+    pub spill_remote: Option<crate::SpillRemote>,
+    /// Objects are fused into spill files (or remote objects) of up to this many bytes
+    /// (default 100 MiB).
     pub spill_file_bytes: u64,
     /// Where the memory lives.
     pub backing: Backing,
@@ -86,6 +96,7 @@ impl ServeOptions {
             socket: socket.into(),
             capacity,
             spill_dir: None,
+            spill_remote: None,
             spill_file_bytes: crate::embedded::DEFAULT_SPILL_FILE_BYTES,
             backing: Backing::Memfd,
             high_water_percent: 80,
@@ -113,6 +124,11 @@ pub(crate) struct Shared {
     pub(crate) store: StoreId,
     options: ServeOptions,
     encoder: Encoder,
+    /// Signalled under the state's lock when a spill round to the remote is over.
+    pub(crate) spill_done: Condvar,
+    /// The file number of the next copy of an object read from the remote (numbers no spill
+    /// file has, each used once, so a client never takes one copy's map for another's).
+    pub(crate) next_copy: AtomicU64,
 }
 
 impl Shared {
@@ -120,6 +136,18 @@ impl Shared {
         // Each state change completes under the lock before anything can panic, so a poisoned
         // lock still guards a consistent state.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Releases `state` until the next [`spill_done`](Shared::spill_done).
+    pub(crate) fn wait_spill<'s>(&'s self, state: MutexGuard<'s, State>) -> MutexGuard<'s, State> {
+        self.spill_done
+            .wait(state)
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether objects spill to a remote (its requests then run on a blocking thread).
+    fn spills_remotely(&self) -> bool {
+        self.options.spill_remote.is_some()
     }
 
     fn encode(&self, message: &Message) -> Bytes {
@@ -192,6 +220,20 @@ impl Daemon {
         })?;
         let map = Arc::new(map);
         let store = StoreId::random();
+        let remote = match (&options.spill_remote, &options.spill_dir) {
+            (Some(remote), Some(_)) => {
+                return Err(ServeError::SpillRemote(ObjectError::SpillRemoteFailed {
+                    url: remote.url.clone(),
+                    fault: crate::RemoteFault::Other,
+                    reason: "a daemon spills to a directory or to a remote, not both".to_owned(),
+                }));
+            }
+            (Some(remote), None) => Some(
+                crate::spill_remote::RemoteSpill::open(remote, store, options.spill_file_bytes)
+                    .map_err(ServeError::SpillRemote)?,
+            ),
+            (None, _) => None,
+        };
         let spill = match &options.spill_dir {
             Some(dir) => Some(crate::spill::Spill::new(
                 crate::spill_dir::SpillDir::open(dir, store).map_err(|e| ServeError::SpillDir {
@@ -219,6 +261,15 @@ impl Daemon {
         if let Some(spill) = spill {
             state = state.with_spill(spill, map.clone());
         }
+        if let Some(remote) = remote {
+            state = state
+                .with_remote_spill(remote, map.clone())
+                .map_err(|source| ServeError::Memory {
+                    capacity: arena.len(),
+                    what: "starting the thread that deletes spilled objects".to_owned(),
+                    source,
+                })?;
+        }
         let shared = Shared {
             state: Mutex::new(state),
             waits: Waits::default(),
@@ -228,6 +279,8 @@ impl Daemon {
             store,
             options,
             encoder: Encoder::new(EncodeOptions::default()),
+            spill_done: Condvar::new(),
+            next_copy: AtomicU64::new(1 << 62),
         };
         Ok(Daemon {
             shared: Arc::new(shared),
@@ -647,10 +700,25 @@ async fn serve_client(
             });
             continue;
         }
-        let Some(response) = handle(shared, client, request) else {
-            continue;
+        let answer = if shared.spills_remotely() && crate::daemon_remote::reaches_remote(&request) {
+            // A blocking thread of its own: the remote's I/O may take seconds.
+            let on_thread = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::daemon_remote::handle(&on_thread, client, request)
+            })
+            .await
+            .map_err(|e| format!("serving its request failed: {e}"))
+        } else {
+            Ok(handle(shared, client, request).map(|response| (response, None)))
+        };
+        let (response, copy) = match answer {
+            Ok(Some(answer)) => answer,
+            Ok(None) => continue,
+            Err(reason) => break Err(reason),
         };
         let fd = match &response {
+            // A copy read from the remote: its own memory, sent with the reply.
+            Response::Spilled { .. } if copy.is_some() => copy,
             // The object is pinned (or being created) for this client: its file stays.
             Response::Spilled { file, .. } | Response::CreatedOnDisk { file, .. } => {
                 match shared.lock().spill_fd(*file) {
@@ -714,7 +782,7 @@ async fn wait(shared: &Shared, ids: &[crate::ObjectId], timeout: Duration) -> Ve
     shared.lock().ready(ids)
 }
 
-fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Response> {
+pub(crate) fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Response> {
     let refused =
         |result: Result<Response, ObjectError>| Some(result.unwrap_or_else(Response::Error));
     match request {
@@ -737,26 +805,36 @@ fn handle(shared: &Shared, client: ClientId, request: Request) -> Option<Respons
         Request::Contains { id } => Some(Response::Bool(shared.lock().contains(&id))),
         Request::Take { id } => {
             let mut state = shared.lock();
-            let result = state.take(client, &id).map(|(response, copy)| {
-                if let Some((from, to)) = copy {
-                    // Both ranges were allocated for the object's length (rounded to 64).
-                    let len = from.len.min(to.len) as usize;
-                    // SAFETY: both ranges come from the allocator, so they lie inside the
-                    // mapping and do not overlap; `from` is sealed (nobody writes it) and `to` was
-                    // just allocated (nobody else knows it), so no other access races this copy.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            shared.map.as_ptr().add(from.offset as usize),
-                            shared.map.as_ptr().add(to.offset as usize),
-                            len,
-                        );
-                    }
-                }
-                response
-            });
+            let result = take_in_memory(shared, &mut state, client, &id);
             drop(state);
             refused(result)
         }
         Request::Stats => Some(Response::Stats(shared.lock().stats())),
     }
+}
+
+/// A take of an object in memory: moved, or copied into a new range if a pin holds it.
+pub(crate) fn take_in_memory(
+    shared: &Shared,
+    state: &mut State,
+    client: ClientId,
+    id: &crate::ObjectId,
+) -> Result<Response, ObjectError> {
+    state.take(client, id).map(|(response, copy)| {
+        if let Some((from, to)) = copy {
+            // Both ranges were allocated for the object's length (rounded to 64).
+            let len = from.len.min(to.len) as usize;
+            // SAFETY: both ranges come from the allocator, so they lie inside the mapping
+            // and do not overlap; `from` is sealed (nobody writes it) and `to` was just
+            // allocated (nobody else knows it), so no other access races this copy.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    shared.map.as_ptr().add(from.offset as usize),
+                    shared.map.as_ptr().add(to.offset as usize),
+                    len,
+                );
+            }
+        }
+        response
+    })
 }

@@ -77,6 +77,12 @@ pub struct SpillRemote {
     pub url: String,
     /// `(key, value)` pairs for `object_store`.
     pub options: Vec<(String, String)>,
+    /// How long a request may take and how often it is retried (feature `remote`;
+    /// pontoon-persist's defaults: 3 retries within 15 s). A spill or a get that reaches an
+    /// unreachable remote fails once these are spent, so they bound how long a put that must
+    /// spill can wait on a remote that is gone.
+    #[cfg(feature = "remote")]
+    pub timeouts: pontoon_persist::RemoteTimeouts,
 }
 
 impl SpillRemote {
@@ -89,7 +95,23 @@ impl SpillRemote {
         SpillRemote {
             url: url.into(),
             options: Vec::new(),
+            #[cfg(feature = "remote")]
+            timeouts: pontoon_persist::RemoteTimeouts::default(),
         }
+    }
+
+    /// Sets [`timeouts`](SpillRemote::timeouts) (feature `remote`).
+    ///
+    /// ```
+    /// let mut timeouts = pontoon_persist::RemoteTimeouts::default();
+    /// timeouts.max_retries = 0;
+    /// let remote = pontoon_store::SpillRemote::new("s3://b/p").timeouts(timeouts);
+    /// assert_eq!(remote.timeouts.max_retries, 0);
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn timeouts(mut self, timeouts: pontoon_persist::RemoteTimeouts) -> SpillRemote {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Adds an option.
@@ -247,7 +269,7 @@ impl Store {
                     reason: "a store spills to a directory or to a remote, not both".to_owned(),
                 });
             }
-            RemoteSpill::open(&remote.url, &remote.options, id, options.spill_file_bytes)
+            RemoteSpill::open(remote, id, options.spill_file_bytes)
         });
         Store {
             id,

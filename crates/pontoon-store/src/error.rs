@@ -287,6 +287,10 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    /// The spill remote could not be opened or listed, its stale spill objects removed, or
+    /// it was given with a spill directory.
+    #[error("cannot spill to the remote")]
+    SpillRemote(#[source] ObjectError),
     /// Accepting connections failed for good.
     #[error("accepting store clients failed")]
     Accept(#[source] io::Error),

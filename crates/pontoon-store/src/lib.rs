@@ -31,11 +31,12 @@
 //! object comes back on `get` as views of the memory-mapped spill file, through the daemon with
 //! the file's descriptor passed to the client. No [`ObjectError::StoreFull`] while the spill
 //! disk has room; a full disk is [`ObjectError::SpillDiskFull`], and nothing sealed is lost.
-//! Without a spill directory an object that does not fit is `StoreFull`. An embedded store can
-//! spill to S3-compatible object storage instead ([`StoreOptions::spill_remote`],
-//! `s3://bucket/prefix` or `file:///dir`): objects fused into remote objects, read back with a
-//! range read of one object's record, deleted with their last object, the network I/O done
-//! without the store's lock; its failures are [`ObjectError::SpillRemoteFailed`].
+//! Without a spill directory an object that does not fit is `StoreFull`. A store can spill to
+//! S3-compatible object storage instead (feature `remote`; [`StoreOptions::spill_remote`],
+//! [`ServeOptions::spill_remote`], `pontoon store serve --spill-dir s3://bucket/prefix`, or
+//! `file:///dir`): objects fused into remote objects, read back with a range read of one
+//! object's record, deleted with their last object, the network I/O done without the store's
+//! lock; its failures are [`ObjectError::SpillRemoteFailed`].
 //!
 //! Across machines: a store serves its objects to peer stores over pontoon-transport
 //! ([`Store::serve_peers`], or `pontoon store serve --listen ADDR` for the daemon), and another
@@ -77,6 +78,7 @@ mod arena;
 mod client;
 mod daemon;
 mod daemon_peer;
+mod daemon_remote;
 mod embedded;
 mod error;
 mod fdpass;

@@ -19,7 +19,7 @@
 use bytes::Bytes;
 use pontoon_wire::{Header, Limits, Message};
 
-use crate::error::ObjectError;
+use crate::error::{ObjectError, RemoteFault};
 use crate::{ObjectId, StoreId, StoreStats};
 
 /// The protocol's version, sent in the hello both ways.
@@ -557,6 +557,30 @@ impl Response {
     }
 }
 
+/// A remote fault's number in a spill failure (0: a local spill failed).
+fn fault_number(fault: RemoteFault) -> u64 {
+    match fault {
+        RemoteFault::Unreachable => 1,
+        RemoteFault::Refused => 2,
+        RemoteFault::Full => 3,
+        RemoteFault::Corrupt => 4,
+        _ => 5,
+    }
+}
+
+/// The fault a spill failure's first number names; a number this side does not know is
+/// [`RemoteFault::Other`].
+fn fault_of(number: u64) -> Option<RemoteFault> {
+    Some(match number {
+        0 => return None,
+        1 => RemoteFault::Unreachable,
+        2 => RemoteFault::Refused,
+        3 => RemoteFault::Full,
+        4 => RemoteFault::Corrupt,
+        _ => RemoteFault::Other,
+    })
+}
+
 fn encode_error(out: &mut Out, error: &ObjectError) {
     let none = ObjectId::from_bytes([0; 16]);
     // A spill error's directory (and reason) travel in the reason text.
@@ -575,11 +599,16 @@ fn encode_error(out: &mut Out, error: &ObjectError) {
             spill_reason = format!("{}\n{reason}", dir.display());
             (code::SPILL_FAILED, none, [0; 4], spill_reason.as_str())
         }
-        // Only an embedded store spills to a remote; a daemon never sends this, but should
-        // one, it travels as a spill failure naming the remote.
+        // A spill failure naming the remote, its fault as the first number (0, what a local
+        // spill failure sends, is none: a client that predates remotes reads a spill failure).
         ObjectError::SpillRemoteFailed { url, fault, reason } => {
-            spill_reason = format!("{url}\n{fault}: {reason}");
-            (code::SPILL_FAILED, none, [0; 4], spill_reason.as_str())
+            spill_reason = format!("{url}\n{reason}");
+            (
+                code::SPILL_FAILED,
+                none,
+                [fault_number(*fault), 0, 0, 0],
+                spill_reason.as_str(),
+            )
         }
         ObjectError::Unknown { id } => (code::UNKNOWN, *id, [0; 4], ""),
         ObjectError::NotSealed { id } => (code::NOT_SEALED, *id, [0; 4], ""),
@@ -875,9 +904,16 @@ pub fn decode_response(message: &Message) -> Result<(u64, Response), ProtocolErr
                 },
                 code::SPILL_FAILED => {
                     let (dir, reason) = reason.split_once('\n').unwrap_or(("", &reason));
-                    ObjectError::SpillFailed {
-                        dir: dir.into(),
-                        reason: reason.to_owned(),
+                    match fault_of(need) {
+                        Some(fault) => ObjectError::SpillRemoteFailed {
+                            url: dir.to_owned(),
+                            fault,
+                            reason: reason.to_owned(),
+                        },
+                        None => ObjectError::SpillFailed {
+                            dir: dir.into(),
+                            reason: reason.to_owned(),
+                        },
                     }
                 }
                 code::PULL_FAILED => ObjectError::PullFailed { id, reason },
@@ -1084,6 +1120,16 @@ mod tests {
             Response::Error(ObjectError::SpillFailed {
                 dir: "/spill".into(),
                 reason: "EIO".into(),
+            }),
+            Response::Error(ObjectError::SpillRemoteFailed {
+                url: "s3://b/p".into(),
+                fault: RemoteFault::Unreachable,
+                reason: "connection refused".into(),
+            }),
+            Response::Error(ObjectError::SpillRemoteFailed {
+                url: "file:///r".into(),
+                fault: RemoteFault::Corrupt,
+                reason: "checksum".into(),
             }),
         ];
         for (rid, reply) in replies.into_iter().enumerate() {

@@ -288,29 +288,28 @@ impl RemoteSpill {
     /// Without the `remote` feature, a spill remote is refused.
     #[cfg(not(feature = "remote"))]
     pub(crate) fn open(
-        url: &str,
-        _options: &[(String, String)],
+        at: &crate::SpillRemote,
         _store: StoreId,
         _file_cap: u64,
     ) -> Result<RemoteSpill, ObjectError> {
         Err(ObjectError::SpillRemoteFailed {
-            url: url.to_owned(),
+            url: at.url.clone(),
             fault: RemoteFault::Other,
             reason: "this pontoon-store is built without its `remote` feature".to_owned(),
         })
     }
 
-    /// Opens the remote at `url` with `options` for `store`, and removes the spill objects an
+    /// Opens the remote `at` names for `store`, and removes the spill objects an
     /// earlier run left under its prefix (nothing in them is trusted). Makes requests, so it
     /// runs before the store is shared.
     #[cfg(feature = "remote")]
     pub(crate) fn open(
-        url: &str,
-        options: &[(String, String)],
+        at: &crate::SpillRemote,
         store: StoreId,
         file_cap: u64,
     ) -> Result<RemoteSpill, ObjectError> {
-        let remote = Remote::open(url, options.iter().map(|(k, v)| (k, v.clone())))
+        let url = at.url.as_str();
+        let remote = Remote::open_with(url, at.options.iter().cloned(), at.timeouts)
             .map_err(|e| remote_error(url, &e))?;
         let io = RemoteIo {
             remote: Some(remote),
@@ -350,6 +349,12 @@ impl RemoteSpill {
     /// The store whose objects these are.
     pub(crate) fn store(&self) -> StoreId {
         self.store
+    }
+
+    /// About how many bytes each remote object holds (an object larger than that gets one of
+    /// its own).
+    pub(crate) fn file_cap(&self) -> u64 {
+        self.file_cap
     }
 
     /// Live spilled objects, their bytes, and the remote objects holding them.

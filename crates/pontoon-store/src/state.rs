@@ -1,7 +1,9 @@
 //! The daemon's bookkeeping: objects and their ranges of the arena (or their places on disk),
 //! who is creating what, who pins what, and what a client's death releases. Every request the
 //! daemon serves is one call here under one lock. Its only I/O is spilling's, through the
-//! spill files (`state_spill.rs`, the spilling policy).
+//! spill files (`state_spill.rs`, the spilling policy); spilling to a remote
+//! (`state_spill_remote.rs`) is planned and finished here, its I/O done by the daemon between,
+//! with the lock released.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +17,9 @@ use crate::{ObjectId, StoreId, StoreStats};
 #[path = "state_spill.rs"]
 mod spilling;
 pub(crate) use spilling::OnDisk;
+#[path = "state_spill_remote.rs"]
+mod spilling_remote;
+pub(crate) use spilling_remote::REMOTE_COPY;
 
 /// A connection's number in the daemon.
 pub(crate) type ClientId = u64;
@@ -31,8 +36,12 @@ struct Object {
     phase: Phase,
     /// Pins held, by all clients together.
     pins: u32,
-    /// Where it is on disk, if it is not in memory.
+    /// Where it is on disk (or on the remote), if it is not in memory.
     disk: Option<OnDisk>,
+    /// Its bytes (in memory or on the remote) are being read with the lock released (a spill
+    /// to the remote, a take from it): what holds them is not freed until that ends, even if
+    /// the object is deleted meanwhile.
+    in_flight: bool,
 }
 
 #[derive(Default)]
@@ -128,6 +137,7 @@ impl State {
                 phase: Phase::Creating { owner: client },
                 pins: 0,
                 disk: None,
+                in_flight: false,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
@@ -160,6 +170,7 @@ impl State {
                 phase: Phase::Creating { owner: client },
                 pins: 0,
                 disk: None,
+                in_flight: false,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
@@ -281,6 +292,7 @@ impl State {
         } else if let Some(object) = self.zombies.get_mut(id) {
             object.pins = object.pins.saturating_sub(1);
             if object.pins == 0
+                && !object.in_flight
                 && let Some(object) = self.zombies.remove(id)
             {
                 self.release_object(object);
@@ -307,7 +319,7 @@ impl State {
 
     fn bury(&mut self, id: ObjectId, object: Object) {
         self.forget_recency(&id);
-        if object.pins == 0 {
+        if object.pins == 0 && !object.in_flight {
             self.release_object(object);
         } else {
             self.zombies.insert(id, object);
@@ -338,8 +350,13 @@ impl State {
         }
         self.forget_recency(id);
         let (object, layout) = self.sealed(id)?;
-        let (len, layout, pinned, source) =
-            (object.len, layout.clone(), object.pins > 0, object.range);
+        // Bytes on their way to the remote are read meanwhile: moved, they could be written.
+        let (len, layout, pinned, source) = (
+            object.len,
+            layout.clone(),
+            object.pins > 0 || object.in_flight,
+            object.range,
+        );
         let range = if pinned { self.allocate(len)? } else { source };
         if let Some(object) = self.objects.remove(id) {
             self.gone(&object);
@@ -356,6 +373,7 @@ impl State {
                 phase: Phase::Creating { owner: client },
                 pins: 0,
                 disk: None,
+                in_flight: false,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {

@@ -4,7 +4,9 @@
 //! that spills come in batches); one that still does not fit spills more, and one
 //! larger than what spilling can free is created on disk. A pinned object is never spilled or
 //! freed. Objects on disk are got from their file (the reply carries it), and taken back into
-//! memory with a copy.
+//! memory with a copy. With a remote instead of a directory, the policy is the same but
+//! planned and finished here with the I/O between (`state_spill_remote.rs`), and nothing is
+//! created on disk.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -13,13 +15,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pontoon_wire::{Header, Message};
 
-use super::{Object, Phase, State};
+use super::{Object, Phase, REMOTE_COPY, State};
 use crate::alloc::Range;
 use crate::arena::Mapping;
 use crate::embedded::{high_water, spill_slack};
 use crate::error::ObjectError;
 use crate::protocol::{Layout, Response};
 use crate::spill::{FileNo, MapView, Recency, Spill, Spilled};
+use crate::spill_remote::{RemoteAt, RemoteSpill};
 use crate::{ObjectId, StoreStats};
 
 /// Where an object on disk is.
@@ -29,16 +32,42 @@ pub(crate) enum OnDisk {
     Spilled(Spilled),
     /// Created on disk: a file of its own, the object from offset 0.
     Created(FileNo),
+    /// Spilled to the remote: a record in a remote object.
+    Remote(RemoteAt),
+}
+
+/// Where objects spill to.
+#[allow(clippy::large_enum_variant, reason = "one per daemon, never moved")]
+pub(super) enum Backend {
+    /// Spill files in a directory, written and read under the state's lock.
+    Local(Spill),
+    /// A remote, whose I/O the daemon does with the lock released; remote objects left with
+    /// no live object go to `deletes`, a thread that deletes them.
+    Remote {
+        spill: RemoteSpill,
+        deletes: std::sync::mpsc::Sender<u64>,
+    },
 }
 
 /// What spilling needs besides the state's own bookkeeping.
 pub(super) struct Spilling {
-    spill: Spill,
+    pub(super) backend: Backend,
     /// The daemon's writable map of the arena, to write objects out from and take them back
     /// into.
-    arena: Arc<Mapping>,
+    pub(super) arena: Arc<Mapping>,
     /// Sealed objects in memory, least recently used first.
-    recency: Recency,
+    pub(super) recency: Recency,
+    /// Bytes of objects on their way to the remote (still in memory).
+    pub(super) in_flight_bytes: u64,
+}
+
+impl Spilling {
+    fn local(&mut self) -> Option<&mut Spill> {
+        match &mut self.backend {
+            Backend::Local(spill) => Some(spill),
+            Backend::Remote { .. } => None,
+        }
+    }
 }
 
 /// No object is ever placed at this range: the range of an object on disk.
@@ -49,11 +78,29 @@ impl State {
     /// of the memory this state allocates.
     pub(crate) fn with_spill(mut self, spill: Spill, arena: Arc<Mapping>) -> State {
         self.spill = Some(Spilling {
-            spill,
+            backend: Backend::Local(spill),
             arena,
             recency: Recency::default(),
+            in_flight_bytes: 0,
         });
         self
+    }
+
+    /// Whether objects spill to a directory (so they can be created on disk too).
+    fn spills_locally(&self) -> bool {
+        self.spill
+            .as_ref()
+            .is_some_and(|s| matches!(s.backend, Backend::Local(_)))
+    }
+
+    /// The least recently used objects that may spill now: sealed, in memory, unpinned, and
+    /// not on their way out already.
+    pub(super) fn spill_candidates(&self) -> impl Iterator<Item = (ObjectId, &super::Object)> {
+        self.spill
+            .iter()
+            .flat_map(|spilling| spilling.recency.oldest())
+            .filter_map(|id| Some((id, self.objects.get(&id)?)))
+            .filter(|(_, object)| object.pins == 0 && object.disk.is_none() && !object.in_flight)
     }
 
     /// `id` (sealed, in memory) was used now.
@@ -82,9 +129,18 @@ impl State {
             None => self.alloc.release(object.range),
             Some(disk) => {
                 if let Some(spilling) = &mut self.spill {
-                    match disk {
-                        OnDisk::Spilled(at) => spilling.spill.free(&at),
-                        OnDisk::Created(file) => spilling.spill.free_object(file, object.len),
+                    match (&mut spilling.backend, disk) {
+                        (Backend::Local(spill), OnDisk::Spilled(at)) => spill.free(&at),
+                        (Backend::Local(spill), OnDisk::Created(file)) => {
+                            spill.free_object(file, object.len)
+                        }
+                        (Backend::Remote { spill, deletes }, OnDisk::Remote(at)) => {
+                            if let Some(number) = spill.free(&at) {
+                                // The deleting thread ends only with the state.
+                                let _ = deletes.send(number);
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -94,7 +150,8 @@ impl State {
     /// A range of `size` bytes of memory, spilling first as the policy says (see the module
     /// docs). A spill that failed is the error only if the range then cannot be had.
     pub(super) fn allocate(&mut self, size: u64) -> Result<Range, ObjectError> {
-        if self.spill.is_none() {
+        // A remote spill's I/O cannot run under the lock: the daemon spills and tries again.
+        if !self.spills_locally() {
             return self.alloc.allocate(size).map_err(|e| self.full(e));
         }
         let capacity = self.alloc.capacity();
@@ -129,37 +186,27 @@ impl State {
     /// or none is left; returns the bytes freed. What was written before an error stays
     /// spilled; the rest stays in memory.
     fn spill_oldest(&mut self, goal: u64) -> Result<u64, ObjectError> {
-        let Some(spilling) = &mut self.spill else {
-            return Ok(0);
-        };
         let mut victims: Vec<(ObjectId, Range)> = Vec::new();
         let mut objects: Vec<(u64, Message)> = Vec::new();
         let mut freed = 0u64;
-        for id in spilling.recency.oldest() {
+        for (id, object) in self.spill_candidates() {
             if freed >= goal {
                 break;
             }
-            let Some(object) = self.objects.get(&id) else {
-                continue;
-            };
-            if object.pins > 0 || object.disk.is_some() {
-                continue;
-            }
-            // The object's bytes as one frame (its layout stays in the state): a header a
-            // client sealed with is never parsed here.
-            let frame = Bytes::from_owner(MapView {
-                map: spilling.arena.clone(),
-                offset: object.range.offset as usize,
-                len: object.len as usize,
-            });
-            objects.push((id.seq(), Message::new(Header::empty(), vec![frame])));
+            objects.push((id.seq(), self.as_frame(object)));
             victims.push((id, object.range));
             freed += object.range.len;
         }
         if victims.is_empty() {
             return Ok(0);
         }
-        let (done, error) = spilling.spill.write(&objects);
+        let Some(spilling) = &mut self.spill else {
+            return Ok(0);
+        };
+        let Some(spill) = spilling.local() else {
+            return Ok(0);
+        };
+        let (done, error) = spill.write(&objects);
         // No view of the ranges outlives this: they are released below.
         drop(objects);
         let mut released = 0;
@@ -178,6 +225,20 @@ impl State {
         }
     }
 
+    /// An object in memory as a message of one frame, a view of the arena (its layout stays
+    /// in the state: a header a client sealed with is never parsed here).
+    pub(super) fn as_frame(&self, object: &super::Object) -> Message {
+        let Some(spilling) = &self.spill else {
+            return Message::new(Header::empty(), Vec::new());
+        };
+        let frame = Bytes::from_owner(MapView {
+            map: spilling.arena.clone(),
+            offset: object.range.offset as usize,
+            len: object.len as usize,
+        });
+        Message::new(Header::empty(), vec![frame])
+    }
+
     /// A create: in memory (spilling to make room), or on disk if it cannot fit there.
     pub(crate) fn create_reply(
         &mut self,
@@ -190,7 +251,7 @@ impl State {
                 offset: range.offset,
                 len: size,
             }),
-            Err(ObjectError::StoreFull { .. }) if self.spill.is_some() && size > 0 => {
+            Err(ObjectError::StoreFull { .. }) if self.spills_locally() && size > 0 => {
                 self.create_on_disk(client, size)
             }
             Err(e) => Err(e),
@@ -202,10 +263,10 @@ impl State {
         client: super::ClientId,
         size: u64,
     ) -> Result<Response, ObjectError> {
-        let Some(spilling) = &mut self.spill else {
+        let Some(spill) = self.spill.as_mut().and_then(Spilling::local) else {
             return Err(ObjectError::OutOfMemory { bytes: size });
         };
-        let (file, _) = spilling.spill.create_object(size)?;
+        let (file, _) = spill.create_object(size)?;
         let id = self.new_id();
         self.objects.insert(
             id,
@@ -215,6 +276,7 @@ impl State {
                 phase: Phase::Creating { owner: client },
                 pins: 0,
                 disk: Some(OnDisk::Created(file)),
+                in_flight: false,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
@@ -235,7 +297,17 @@ impl State {
         len: u64,
         layout: Layout,
     ) -> Result<Response, ObjectError> {
-        let Some(spilling) = &mut self.spill else {
+        if let OnDisk::Remote(_) = disk {
+            // Read by the daemon with the lock released, into memory of the client's own.
+            return Ok(Response::Spilled {
+                id: *id,
+                file: REMOTE_COPY,
+                offset: 0,
+                len,
+                layout,
+            });
+        }
+        let Some(spill) = self.spill.as_mut().and_then(Spilling::local) else {
             return Err(ObjectError::Unknown { id: *id });
         };
         let (file, offset) = match disk {
@@ -243,22 +315,23 @@ impl State {
             OnDisk::Spilled(at) => {
                 // Read (and checked) here, so a client never maps a record that fails its
                 // checksum.
-                let read = spilling.spill.read(&at)?;
+                let read = spill.read(&at)?;
                 let &(offset, frame_len) =
                     read.frames
                         .first()
                         .ok_or_else(|| ObjectError::SpillFailed {
-                            dir: spilling.spill.dir().to_path_buf(),
+                            dir: spill.dir().to_path_buf(),
                             reason: format!("the record of {id} holds no frame"),
                         })?;
                 if frame_len != len {
                     return Err(ObjectError::SpillFailed {
-                        dir: spilling.spill.dir().to_path_buf(),
+                        dir: spill.dir().to_path_buf(),
                         reason: format!("the record of {id} holds {frame_len} bytes, not {len}"),
                     });
                 }
                 (at.file, offset)
             }
+            OnDisk::Remote(_) => return Err(ObjectError::Unknown { id: *id }),
         };
         Ok(Response::Spilled {
             id: *id,
@@ -272,7 +345,10 @@ impl State {
     /// A descriptor of spill file `file`, to send with a reply about it.
     pub(crate) fn spill_fd(&self, file: FileNo) -> Option<OwnedFd> {
         let spilling = self.spill.as_ref()?;
-        let handle: &Arc<File> = spilling.spill.file(file)?;
+        let Backend::Local(spill) = &spilling.backend else {
+            return None;
+        };
+        let handle: &Arc<File> = spill.file(file)?;
         handle.try_clone().ok().map(OwnedFd::from)
     }
 
@@ -286,13 +362,21 @@ impl State {
         let (object, layout) = self.sealed(id)?;
         let (len, layout, pinned, disk) =
             (object.len, layout.clone(), object.pins > 0, object.disk);
+        if let Some(OnDisk::Remote(_)) = disk {
+            // The daemon reads it first, with the lock released (`take_remote_copy`).
+            return Err(ObjectError::Unknown { id: *id });
+        }
         let range = self.allocate(len)?;
         let Some(spilling) = &mut self.spill else {
             self.alloc.release(range);
             return Err(ObjectError::Unknown { id: *id });
         };
+        let Backend::Local(spill) = &mut spilling.backend else {
+            self.alloc.release(range);
+            return Err(ObjectError::Unknown { id: *id });
+        };
         let bytes: Bytes = match disk {
-            Some(OnDisk::Spilled(at)) => match spilling.spill.read(&at) {
+            Some(OnDisk::Spilled(at)) => match spill.read(&at) {
                 Ok(mut read) if read.message.frames.len() == 1 => read.message.frames.remove(0),
                 Ok(_) => Bytes::new(),
                 Err(e) => {
@@ -301,7 +385,7 @@ impl State {
                 }
             },
             Some(OnDisk::Created(file)) => {
-                let map = spilling.spill.file(file).map(|f| {
+                let map = spill.file(file).map(|f| {
                     Mapping::map(std::os::fd::AsFd::as_fd(&**f), len.max(1), false, false)
                 });
                 match map {
@@ -313,12 +397,12 @@ impl State {
                     _ => Bytes::new(),
                 }
             }
-            None => Bytes::new(),
+            Some(OnDisk::Remote(_)) | None => Bytes::new(),
         };
         if bytes.len() as u64 != len {
             self.alloc.release(range);
             return Err(ObjectError::SpillFailed {
-                dir: spilling.spill.dir().to_path_buf(),
+                dir: spill.dir().to_path_buf(),
                 reason: format!("object {id} could not be read back whole"),
             });
         }
@@ -350,6 +434,7 @@ impl State {
                 phase: Phase::Creating { owner: client },
                 pins: 0,
                 disk: None,
+                in_flight: false,
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
@@ -371,7 +456,10 @@ impl State {
                 stats.spilled_objects,
                 stats.spilled_bytes,
                 stats.spill_files,
-            ) = spilling.spill.counts();
+            ) = match &spilling.backend {
+                Backend::Local(spill) => spill.counts(),
+                Backend::Remote { spill, .. } => spill.counts(),
+            };
         }
     }
 }

@@ -265,9 +265,18 @@ fn seaweedfs_refused_credentials_and_an_unreachable_endpoint_are_typed_and_lose_
     assert_eq!(remote_fault(&err), RemoteFault::Refused, "{err}");
     assert!(err.to_string().contains("credentials refused"), "{err}");
 
-    // A store whose remote goes away: the spill fails, typed, and every object stays.
+    // A store whose remote goes away: the spill fails, typed, and every object stays. Few
+    // retries, so that each request to the dead server gives up soon.
     let target = Target::seaweed(&server, "store-e");
-    let store = target.store(1 << 20, 256 << 10).unwrap();
+    let mut timeouts = pontoon_persist::RemoteTimeouts::default();
+    timeouts.max_retries = 1;
+    timeouts.retry = std::time::Duration::from_secs(2);
+    timeouts.connect = std::time::Duration::from_secs(1);
+    let mut options = StoreOptions::default();
+    options.capacity = 1 << 20;
+    options.spill_file_bytes = 256 << 10;
+    options.spill_remote = Some(target.spill_remote().timeouts(timeouts));
+    let store = Store::open(options).unwrap();
     let messages: Vec<Message> = (0..40).map(|i| object(i, 40_000)).collect();
     let mut ids = Vec::new();
     for message in &messages[..20] {

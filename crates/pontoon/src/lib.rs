@@ -13,7 +13,7 @@
 //! | `persist` (default) | [`persist`] | `pontoon-persist`: a durable, checksummed log of messages |
 //! | `persist-remote` | [`persist`] | `pontoon-persist`'s `remote`: a durable state's (or a bare log's) segments and snapshots on S3-compatible storage or `file://`, and `apply` or `append` that waits for the remote (`RemoteDurability::Acknowledged`) |
 //! | `store` | [`store`] | `pontoon-store`: an object store, embedded or shared between processes (Linux) |
-//! | `store-remote` | [`store`] | `pontoon-store`'s `remote`: an embedded store spills to S3-compatible storage or `file://` |
+//! | `store-remote` | [`store`] | `pontoon-store`'s `remote`: a store (embedded or daemon) spills to S3-compatible storage or `file://` |
 //! | `dask` | [`dask`] | `pontoon-dask`: Dask distributed's own wire protocol and a scheduler client |
 //!
 //! With `transport`, [`connect`] and [`listen`] give [`Endpoint`](transport::Endpoint)s over

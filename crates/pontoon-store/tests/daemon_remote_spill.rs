@@ -1,0 +1,327 @@
+//! Spilling a store daemon to a remote, for real: a SeaweedFS server started by the test (the
+//! same support code as pontoon-persist's remote tests) and `file://` directories, with clients
+//! over the daemon's socket. Objects spill fused into remote objects, come back byte-exact to
+//! concurrent clients (each get of a spilled object a copy of its own), a take copies one back
+//! into memory, deletes delete the remote objects, and a remote that goes away is a typed error
+//! that loses nothing and leaves the daemon serving.
+
+#![cfg(feature = "remote")]
+
+#[allow(dead_code, reason = "each test file uses part of the shared support")]
+mod support;
+
+#[path = "../../pontoon-persist/tests/support/seaweed.rs"]
+#[allow(dead_code)]
+mod seaweed;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pontoon_persist::{Remote, RemoteTimeouts};
+use pontoon_store::{
+    Client, ClientError, Daemon, ObjectError, ObjectId, RemoteFault, ServeError, ServeOptions,
+    SpillRemote, StatsHandle,
+};
+use pontoon_wire::{Header, Message};
+use seaweed::Seaweed;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pontoon-daemon-remote-spill-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Object `i`: a header naming it and one frame of `len` bytes that differ per object.
+fn object(i: u32, len: usize) -> Message {
+    let frame: Vec<u8> = (0..len)
+        .map(|b| (b as u32).wrapping_mul(31).wrapping_add(i) as u8)
+        .collect();
+    Message::new(Header::from_serde(&i).unwrap(), vec![Bytes::from(frame)])
+}
+
+/// Where a daemon spills: the remote's URL and options.
+struct Target {
+    url: String,
+    options: Vec<(String, String)>,
+}
+
+impl Target {
+    fn file(dir: &Path) -> Target {
+        Target {
+            url: format!("file://{}", dir.display()),
+            options: Vec::new(),
+        }
+    }
+
+    fn seaweed(server: &Seaweed, prefix: &str) -> Target {
+        Target {
+            url: server.url(prefix),
+            options: server.good_options(),
+        }
+    }
+
+    fn spill_remote(&self) -> SpillRemote {
+        let mut remote = SpillRemote::new(&self.url);
+        for (k, v) in &self.options {
+            remote = remote.option(k, v);
+        }
+        remote
+    }
+
+    /// A daemon of 1 MiB spilling in remote objects of 256 KiB, on a runtime of its own.
+    fn daemon(&self, socket: &Path, timeouts: RemoteTimeouts) -> StatsHandle {
+        let mut options = ServeOptions::new(socket, 1 << 20);
+        options.spill_file_bytes = 256 << 10;
+        options.spill_remote = Some(self.spill_remote().timeouts(timeouts));
+        support::start(options)
+    }
+
+    /// The spill objects under the prefix, straight from the remote.
+    fn listed(&self) -> Vec<(String, u64)> {
+        // On a thread of its own: the remote's runtime cannot be entered from a tokio worker.
+        let listed = std::thread::scope(|s| {
+            s.spawn(|| {
+                Remote::open(&self.url, self.options.clone())
+                    .unwrap()
+                    .list()
+                    .unwrap()
+            })
+            .join()
+            .unwrap()
+        });
+        listed
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("spill-"))
+            .collect()
+    }
+
+    /// Waits (up to a minute) for the daemon's deleting thread to leave `count` spill objects.
+    fn await_listed(&self, count: usize) -> Vec<(String, u64)> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = self.listed();
+            if listed.len() == count || Instant::now() > deadline {
+                return listed;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Puts 48 objects of 40 KB into a daemon of 1 MiB: most go to the remote, fused; each comes
+/// back byte-exact, to two clients at once; a take of a spilled object copies it into memory;
+/// deleting them all deletes every remote object.
+async fn spilled_restored_taken_and_deleted(target: &Target, socket: &Path) {
+    let stats = target.daemon(socket, RemoteTimeouts::default());
+    let client = Client::connect(socket).await.unwrap();
+    let messages: Vec<Message> = (0..48).map(|i| object(i, 40_000)).collect();
+    // Held by this client: pinned, never spilled.
+    let first = client.put_raw(&messages[0]).await.unwrap();
+    let held = client.get_raw(&first).await.unwrap();
+    let mut ids = vec![first];
+    for message in &messages[1..] {
+        ids.push(client.put_raw(message).await.unwrap());
+    }
+    let now = stats.stats();
+    assert!(now.spilled_objects >= 24, "{now:?}");
+    assert!(now.used_bytes <= now.high_water_mark, "{now:?}");
+    assert_eq!(now.objects, 48, "{now:?}");
+    // Fused: about six 40 KB records per 256 KiB object, not one object each.
+    assert!(now.spill_files * 4 <= now.spilled_objects, "{now:?}");
+    let listed = target.await_listed(now.spill_files as usize);
+    assert_eq!(listed.len() as u64, now.spill_files, "{listed:?}");
+    assert!(
+        listed.iter().all(|(_, size)| *size <= 256 << 10),
+        "{listed:?}"
+    );
+    assert_eq!(
+        client.get_raw(&first).await.unwrap().frames[0].as_ptr(),
+        held.frames[0].as_ptr()
+    );
+    drop(held);
+
+    // Two clients read everything back at once, each object from its own task.
+    let other = Client::connect(socket).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let client = if i % 2 == 0 {
+            client.clone()
+        } else {
+            other.clone()
+        };
+        let id = *id;
+        tasks.spawn(async move { (i, client.get_raw(&id).await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (i, back) = done.unwrap();
+        let back = back.unwrap_or_else(|e| panic!("object {i}: {e}"));
+        assert_eq!(back, messages[i], "object {i}");
+    }
+    // Gets of spilled objects read copies: the remote still holds them all.
+    assert_eq!(stats.stats().spilled_objects, now.spilled_objects);
+
+    // A take of a spilled object copies it into memory, and frees its record.
+    let taken = client.take(&ids[1]).await.unwrap();
+    assert!(taken.copied());
+    let resealed = taken.seal().await.unwrap();
+    assert_eq!(client.get_raw(&resealed).await.unwrap(), messages[1]);
+    assert!(!client.contains(&ids[1]).await.unwrap());
+    assert_eq!(stats.stats().spilled_objects, now.spilled_objects - 1);
+
+    for id in ids.iter().filter(|id| **id != ids[1]).chain([&resealed]) {
+        client.delete(id).await.unwrap();
+    }
+    let end = stats.stats();
+    assert_eq!(
+        (end.objects, end.spilled_objects, end.spill_files),
+        (0, 0, 0),
+        "{end:?}"
+    );
+    assert_eq!(target.await_listed(0), Vec::<(String, u64)>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_daemon_objects_spill_come_back_to_concurrent_clients_and_are_deleted_after() {
+    let dir = temp_dir("file");
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    spilled_restored_taken_and_deleted(&Target::file(&remote), &dir.join("store.sock")).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_daemon_spills_to_a_directory_or_a_remote_not_both() {
+    let dir = temp_dir("both");
+    let mut options = ServeOptions::new(dir.join("store.sock"), 1 << 20);
+    options.spill_dir = Some(dir.join("spill"));
+    options.spill_remote = Some(SpillRemote::new(format!("file://{}", dir.display())));
+    let err = Daemon::bind(options).unwrap_err();
+    assert!(matches!(err, ServeError::SpillRemote(_)), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn remote_fault(error: &ClientError) -> Option<RemoteFault> {
+    match error {
+        ClientError::Refused(ObjectError::SpillRemoteFailed { fault, .. }) => Some(*fault),
+        _ => None,
+    }
+}
+
+/// One server for both cases, each under a prefix of its own (a server per test makes the
+/// tests wait on each other's start-up).
+/// (A plain test: the server's start-up waits on a runtime of its own.)
+#[test]
+fn seaweedfs_daemon_spills_restores_deletes_and_a_remote_gone_loses_nothing() {
+    let server = Seaweed::start("daemon-spill");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(seaweed_cases(server));
+}
+
+async fn seaweed_cases(server: Seaweed) {
+    let dir = temp_dir("seaweed");
+    spilled_restored_taken_and_deleted(&Target::seaweed(&server, "daemon-a"), &dir.join("a.sock"))
+        .await;
+
+    // A daemon whose remote goes away: creates that need a spill fail, typed; every object
+    // in memory stays readable and the daemon serves on. Few retries, so that each request
+    // to the dead server gives up soon.
+    let target = Target::seaweed(&server, "daemon-b");
+    let mut timeouts = RemoteTimeouts::default();
+    timeouts.max_retries = 1;
+    timeouts.retry = Duration::from_secs(2);
+    timeouts.connect = Duration::from_secs(1);
+    let socket = dir.join("b.sock");
+    let stats = target.daemon(&socket, timeouts);
+    let client = Client::connect(&socket).await.unwrap();
+    let messages: Vec<Message> = (0..40).map(|i| object(i, 40_000)).collect();
+    let mut ids: Vec<ObjectId> = Vec::new();
+    for message in &messages[..20] {
+        ids.push(client.put_raw(message).await.unwrap());
+    }
+    drop(server);
+    let mut error = None;
+    for message in &messages[20..] {
+        match client.put_raw(message).await {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let error = error.expect("a put past the capacity with the remote gone must fail");
+    assert_eq!(
+        remote_fault(&error),
+        Some(RemoteFault::Unreachable),
+        "{error}"
+    );
+    let mut in_memory = 0;
+    for (id, message) in ids.iter().zip(&messages) {
+        match client.get_raw(id).await {
+            Ok(back) => {
+                assert_eq!(&back, message);
+                in_memory += 1;
+            }
+            Err(e) => assert_eq!(remote_fault(&e), Some(RemoteFault::Unreachable), "{e}"),
+        }
+    }
+    let now = client.stats().await.unwrap();
+    assert_eq!(in_memory + now.spilled_objects, ids.len() as u64, "{now:?}");
+    assert!(in_memory > 0);
+    assert_eq!(now.objects, ids.len() as u64);
+    // A failed get released its pin: nothing is pinned now.
+    assert_eq!(stats.stats().pinned_objects, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Four clients put at once through 1 MiB of memory: their spill rounds run with the lock
+/// released and overlap (a create waits for a round under way rather than fail), and every
+/// object comes back byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_concurrent_creates_spill_in_overlapping_rounds_and_lose_nothing() {
+    let dir = temp_dir("concurrent");
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let socket = dir.join("store.sock");
+    let stats = Target::file(&remote).daemon(&socket, RemoteTimeouts::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..4u32 {
+        let socket = socket.clone();
+        tasks.spawn(async move {
+            let client = Client::connect(&socket).await.unwrap();
+            let mut ids = Vec::new();
+            for i in 0..20 {
+                let n = c * 100 + i;
+                ids.push((n, client.put_raw(&object(n, 40_000)).await.unwrap()));
+            }
+            (client, ids)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        all.push(done.unwrap());
+    }
+    let now = stats.stats();
+    assert_eq!(now.objects, 80, "{now:?}");
+    assert!(now.spilled_objects >= 50, "{now:?}");
+    assert!(now.used_bytes <= now.capacity, "{now:?}");
+    for (client, ids) in &all {
+        for (n, id) in ids {
+            assert_eq!(
+                client.get_raw(id).await.unwrap(),
+                object(*n, 40_000),
+                "object {n}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
