@@ -181,6 +181,22 @@ fn refusals_are_errors_with_exit_status_2() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Gets each `(id, bytes)` back byte-exact with `pontoon store get`, then deletes them all.
+fn get_all_then_delete(sock: &str, put: &[(String, Vec<u8>)]) {
+    for (id, bytes) in put {
+        let get = pontoon(&["store", "get", "--socket", sock, id]);
+        assert!(get.status.success(), "{get:?}");
+        assert!(get.stdout == *bytes, "{id} came back different");
+    }
+    for (id, _) in put {
+        assert!(
+            pontoon(&["store", "delete", "--socket", sock, id])
+                .status
+                .success()
+        );
+    }
+}
+
 /// A URL as the spill directory is a remote (here `file://`), not a local directory `file:`.
 #[test]
 fn serve_with_a_remote_spill_dir_spills_there_and_gets_everything_back() {
@@ -220,18 +236,7 @@ fn serve_with_a_remote_spill_dir_spills_there_and_gets_everything_back() {
     };
     assert_eq!(spilled(), files, "{json}");
     assert!(!Path::new("file:").exists());
-    for (id, bytes) in &put {
-        let get = pontoon(&["store", "get", "--socket", sock, id]);
-        assert!(get.status.success(), "{get:?}");
-        assert!(get.stdout == *bytes, "{id} came back different");
-    }
-    for (id, _) in &put {
-        assert!(
-            pontoon(&["store", "delete", "--socket", sock, id])
-                .status
-                .success()
-        );
-    }
+    get_all_then_delete(sock, &put);
     // Remote objects are deleted by a thread of the daemon's, just after.
     let deadline = Instant::now() + Duration::from_secs(30);
     while spilled() > 0 && Instant::now() < deadline {
@@ -272,18 +277,7 @@ fn serve_with_a_spill_dir_spills_and_gets_everything_back() {
         human.contains("spilled ") && human.contains(" files"),
         "{human}"
     );
-    for (id, bytes) in &put {
-        let get = pontoon(&["store", "get", "--socket", sock, id]);
-        assert!(get.status.success(), "{get:?}");
-        assert!(get.stdout == *bytes, "{id} came back different");
-    }
-    for (id, _) in &put {
-        assert!(
-            pontoon(&["store", "delete", "--socket", sock, id])
-                .status
-                .success()
-        );
-    }
+    get_all_then_delete(sock, &put);
     // A `get` process's pins go when the daemon sees it exit, which may come just after a
     // delete: the files go with the last of them.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -129,20 +129,7 @@ impl State {
     ) -> Result<(ObjectId, Range), ObjectError> {
         let range = self.allocate(size)?;
         let id = self.new_id();
-        self.objects.insert(
-            id,
-            Object {
-                range,
-                len: size,
-                phase: Phase::Creating { owner: client },
-                pins: 0,
-                disk: None,
-                in_flight: false,
-            },
-        );
-        if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.insert(id);
-        }
+        self.insert_create(client, id, range, size);
         Ok((id, range))
     }
 
@@ -162,20 +149,7 @@ impl State {
         }
         // Spilling makes room as for a create; a pulled object always lands in memory.
         let range = self.allocate(size)?;
-        self.objects.insert(
-            id,
-            Object {
-                range,
-                len: size,
-                phase: Phase::Creating { owner: client },
-                pins: 0,
-                disk: None,
-                in_flight: false,
-            },
-        );
-        if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.insert(id);
-        }
+        self.insert_create(client, id, range, size);
         Ok(Some(range))
     }
 
@@ -364,9 +338,14 @@ impl State {
                 self.zombies.insert(*id, object);
             }
         }
-        let new = self.new_id();
+        let response = self.taken(client, range, len, pinned, layout);
+        Ok((response, pinned.then_some((source, range))))
+    }
+
+    /// Makes `range` (`len` bytes) a create of `client`'s under `id`.
+    fn insert_create(&mut self, client: ClientId, id: ObjectId, range: Range, len: u64) {
         self.objects.insert(
-            new,
+            id,
             Object {
                 range,
                 len,
@@ -377,16 +356,29 @@ impl State {
             },
         );
         if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.insert(new);
+            holder.creating.insert(id);
         }
-        let response = Response::Taken {
-            id: new,
+    }
+
+    /// The reply to a take whose object is now at `range` (moved there, or `copied`): a
+    /// create of `client`'s under a new id.
+    fn taken(
+        &mut self,
+        client: ClientId,
+        range: Range,
+        len: u64,
+        copied: bool,
+        layout: Layout,
+    ) -> Response {
+        let id = self.new_id();
+        self.insert_create(client, id, range, len);
+        Response::Taken {
+            id,
             offset: range.offset,
             len,
-            copied: pinned,
+            copied,
             layout,
-        };
-        Ok((response, pinned.then_some((source, range))))
+        }
     }
 
     pub(crate) fn stats(&self) -> StoreStats {

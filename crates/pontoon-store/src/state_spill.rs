@@ -360,8 +360,7 @@ impl State {
         id: &ObjectId,
     ) -> Result<Response, ObjectError> {
         let (object, layout) = self.sealed(id)?;
-        let (len, layout, pinned, disk) =
-            (object.len, layout.clone(), object.pins > 0, object.disk);
+        let (len, layout, disk) = (object.len, layout.clone(), object.disk);
         if let Some(OnDisk::Remote(_)) = disk {
             // The daemon reads it first, with the lock released (`take_remote_copy`).
             return Err(ObjectError::Unknown { id: *id });
@@ -419,34 +418,9 @@ impl State {
         drop(bytes);
         if let Some(object) = self.objects.remove(id) {
             self.gone(&object);
-            if pinned {
-                self.zombies.insert(*id, object);
-            } else {
-                self.release_object(object);
-            }
+            self.bury(*id, object);
         }
-        let new = self.new_id();
-        self.objects.insert(
-            new,
-            Object {
-                range,
-                len,
-                phase: Phase::Creating { owner: client },
-                pins: 0,
-                disk: None,
-                in_flight: false,
-            },
-        );
-        if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.insert(new);
-        }
-        Ok(Response::Taken {
-            id: new,
-            offset: range.offset,
-            len,
-            copied: true,
-            layout,
-        })
+        Ok(self.taken(client, range, len, true, layout))
     }
 
     /// The spill counters.

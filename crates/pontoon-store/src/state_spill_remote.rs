@@ -373,27 +373,6 @@ impl State {
             self.gone(&object);
             self.bury(*id, object);
         }
-        let new = self.new_id();
-        self.objects.insert(
-            new,
-            Object {
-                range,
-                len,
-                phase: Phase::Creating { owner: client },
-                pins: 0,
-                disk: None,
-                in_flight: false,
-            },
-        );
-        if let Some(holder) = self.clients.get_mut(&client) {
-            holder.creating.insert(new);
-        }
-        Ok(Response::Taken {
-            id: new,
-            offset: range.offset,
-            len,
-            copied: true,
-            layout,
-        })
+        Ok(self.taken(client, range, len, true, layout))
     }
 }

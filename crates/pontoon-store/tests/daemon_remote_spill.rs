@@ -14,11 +14,15 @@ mod support;
 #[allow(dead_code)]
 mod seaweed;
 
+#[path = "support/remote_target.rs"]
+mod remote_target;
+use remote_target::Target;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pontoon_persist::{Remote, RemoteTimeouts};
+use pontoon_persist::RemoteTimeouts;
 use pontoon_store::{
     Client, ClientError, Daemon, ObjectError, ObjectId, RemoteFault, ServeError, ServeOptions,
     SpillRemote, StatsHandle,
@@ -44,60 +48,13 @@ fn object(i: u32, len: usize) -> Message {
     Message::new(Header::from_serde(&i).unwrap(), vec![Bytes::from(frame)])
 }
 
-/// Where a daemon spills: the remote's URL and options.
-struct Target {
-    url: String,
-    options: Vec<(String, String)>,
-}
-
 impl Target {
-    fn file(dir: &Path) -> Target {
-        Target {
-            url: format!("file://{}", dir.display()),
-            options: Vec::new(),
-        }
-    }
-
-    fn seaweed(server: &Seaweed, prefix: &str) -> Target {
-        Target {
-            url: server.url(prefix),
-            options: server.good_options(),
-        }
-    }
-
-    fn spill_remote(&self) -> SpillRemote {
-        let mut remote = SpillRemote::new(&self.url);
-        for (k, v) in &self.options {
-            remote = remote.option(k, v);
-        }
-        remote
-    }
-
     /// A daemon of 1 MiB spilling in remote objects of 256 KiB, on a runtime of its own.
     fn daemon(&self, socket: &Path, timeouts: RemoteTimeouts) -> StatsHandle {
         let mut options = ServeOptions::new(socket, 1 << 20);
         options.spill_file_bytes = 256 << 10;
         options.spill_remote = Some(self.spill_remote().timeouts(timeouts));
         support::start(options)
-    }
-
-    /// The spill objects under the prefix, straight from the remote.
-    fn listed(&self) -> Vec<(String, u64)> {
-        // On a thread of its own: the remote's runtime cannot be entered from a tokio worker.
-        let listed = std::thread::scope(|s| {
-            s.spawn(|| {
-                Remote::open(&self.url, self.options.clone())
-                    .unwrap()
-                    .list()
-                    .unwrap()
-            })
-            .join()
-            .unwrap()
-        });
-        listed
-            .into_iter()
-            .filter(|(name, _)| name.starts_with("spill-"))
-            .collect()
     }
 
     /// Waits (up to a minute) for the daemon's deleting thread to leave `count` spill objects.

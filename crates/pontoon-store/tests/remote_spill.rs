@@ -16,11 +16,15 @@ use support::TinyDisk;
 #[allow(dead_code)]
 mod seaweed;
 
-use std::path::{Path, PathBuf};
+#[path = "support/remote_target.rs"]
+mod remote_target;
+use remote_target::Target;
+
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use pontoon_persist::Remote;
-use pontoon_store::{ObjectError, ObjectId, RemoteFault, SpillRemote, Store, StoreOptions};
+use pontoon_store::{ObjectError, ObjectId, RemoteFault, Store, StoreOptions};
 use pontoon_wire::{Header, Message};
 use seaweed::Seaweed;
 
@@ -45,63 +49,13 @@ fn object(i: u32, len: usize) -> Message {
     Message::new(Header::from_serde(&i).unwrap(), vec![frame])
 }
 
-/// Where a test spills: the remote's options, and a way to list what is under a prefix.
-struct Target {
-    url: String,
-    options: Vec<(String, String)>,
-}
-
 impl Target {
-    fn file(dir: &Path) -> Target {
-        Target {
-            url: format!("file://{}", dir.display()),
-            options: Vec::new(),
-        }
-    }
-
-    fn seaweed(server: &Seaweed, prefix: &str) -> Target {
-        Target {
-            url: server.url(prefix),
-            options: server.good_options(),
-        }
-    }
-
-    fn spill_remote(&self) -> SpillRemote {
-        let mut remote = SpillRemote::new(&self.url);
-        for (k, v) in &self.options {
-            remote = remote.option(k, v);
-        }
-        remote
-    }
-
     fn store(&self, capacity: u64, file_bytes: u64) -> Result<Store, ObjectError> {
         let mut options = StoreOptions::default();
         options.capacity = capacity;
         options.spill_file_bytes = file_bytes;
         options.spill_remote = Some(self.spill_remote());
         Store::open(options)
-    }
-
-    /// The names under the prefix, straight from the remote.
-    fn listed(&self) -> Vec<(String, u64)> {
-        let prefix = self.url.rsplit('/').next().unwrap_or_default().to_owned();
-        // On a thread of its own: the remote's runtime cannot be entered from a tokio worker.
-        let listed = std::thread::scope(|s| {
-            s.spawn(|| {
-                Remote::open(&self.url, self.options.clone())
-                    .unwrap()
-                    .list()
-                    .unwrap()
-            })
-            .join()
-            .unwrap()
-        });
-        listed
-            .into_iter()
-            // SeaweedFS lists a directory emptied by deletes as a zero-length object of the
-            // prefix's own name: not something the store put.
-            .filter(|(name, size)| !(*name == prefix && *size == 0))
-            .collect()
     }
 }
 
