@@ -124,6 +124,13 @@ fn main() -> ExitCode {
         eprintln!("error: unknown task `{name}`; `cargo xtask help` lists the tasks");
         return ExitCode::FAILURE;
     };
+    // Asked of a task, help is its usage, not a run (a bench would take an hour).
+    if args[1..].iter().any(|a| a == "-h" || a == "--help") {
+        let call = format!("cargo xtask {} {}", task.name, task.usage);
+        println!("usage: {}", call.trim_end());
+        println!("\n{}", task.about);
+        return ExitCode::SUCCESS;
+    }
     match (task.run)(&args[1..]) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
