@@ -17,6 +17,7 @@ use pontoon_wire::Limits;
 use pontoon_wire::Message;
 
 use crate::error::{ObjectError, RemoteFault};
+use crate::metrics::SpillMetrics;
 use crate::spill::describe;
 #[cfg(feature = "remote")]
 use crate::spill_dir::is_spill_file;
@@ -49,6 +50,8 @@ pub(crate) struct RemoteSpill {
     live: HashMap<u64, u64>,
     objects: u64,
     bytes: u64,
+    /// The spilled-object gauges, moved with `objects` and `bytes`.
+    metrics: SpillMetrics,
 }
 
 impl std::fmt::Debug for RemoteSpill {
@@ -95,6 +98,8 @@ impl RemoteIo {
 pub(crate) struct RemoteIo {
     /// Always `Some` until dropped (see the `Drop`).
     remote: Option<Remote>,
+    /// The spill and restore counters (the gauges are [`RemoteSpill`]'s).
+    metrics: SpillMetrics,
 }
 
 #[cfg(feature = "remote")]
@@ -208,8 +213,16 @@ impl RemoteIo {
     pub(crate) fn put(&self, store: StoreId, batch: &Batch) -> Result<(), ObjectError> {
         let name = object_name(store, batch.object);
         let chunks = batch.chunks.clone();
+        let started = std::time::Instant::now();
         on_remote(self, |remote| remote.put(&name, chunks))
-            .map_err(|e| remote_error(self.url(), &e))
+            .map_err(|e| remote_error(self.url(), &e))?;
+        let bytes = batch.ats.iter().map(|at| at.bytes).sum();
+        self.metrics.spilled(
+            batch.ats.len() as u64,
+            bytes,
+            started.elapsed().as_secs_f64(),
+        );
+        Ok(())
     }
 
     /// Reads the object at `at` back: one range read of its record, checked (checksum,
@@ -222,6 +235,7 @@ impl RemoteIo {
     ) -> Result<Message, ObjectError> {
         let name = object_name(store, at.object);
         let end = at.offset.saturating_add(at.len);
+        let started = std::time::Instant::now();
         let bytes = on_remote(self, |remote| remote.get_range(&name, at.offset..end))
             .map_err(|e| remote_error(self.url(), &e))?;
         let corrupt = |reason: String| ObjectError::SpillRemoteFailed {
@@ -246,6 +260,8 @@ impl RemoteIo {
                 at.offset, record.seq, record.kind
             )));
         }
+        self.metrics
+            .restored(at.bytes, started.elapsed().as_secs_f64());
         Ok(record.message)
     }
 
@@ -313,6 +329,7 @@ impl RemoteSpill {
             .map_err(|e| remote_error(url, &e))?;
         let io = RemoteIo {
             remote: Some(remote),
+            metrics: SpillMetrics::register(),
         };
         let stale: Vec<String> = on_remote(&io, |remote| remote.list())
             .map_err(|e| remote_error(url, &e))?
@@ -338,6 +355,7 @@ impl RemoteSpill {
             live: HashMap::new(),
             objects: 0,
             bytes: 0,
+            metrics: SpillMetrics::register(),
         })
     }
 
@@ -418,6 +436,7 @@ impl RemoteSpill {
         *self.live.entry(at.object).or_insert(0) += 1;
         self.objects += 1;
         self.bytes += at.bytes;
+        self.metrics.on_disk(1, at.bytes);
     }
 
     /// A remote object was put but nothing in it is live (every object in it was deleted or
@@ -430,6 +449,7 @@ impl RemoteSpill {
     pub(crate) fn free(&mut self, at: &RemoteAt) -> Option<u64> {
         self.objects = self.objects.saturating_sub(1);
         self.bytes = self.bytes.saturating_sub(at.bytes);
+        self.metrics.off_disk(at.bytes);
         let live = self.live.get_mut(&at.object)?;
         *live = live.saturating_sub(1);
         if *live == 0 {

@@ -133,6 +133,42 @@ fn store_metrics_follow_puts_spills_restores_pins_and_clients() {
         assert_eq!(totals.get(gauge), 0, "{gauge} after the store's drop");
     }
 
+    // The same store spilling to a remote (a `file://` directory): the same gauges and
+    // counters, moved by exactly what went to the remote and came back from it.
+    #[cfg(feature = "remote")]
+    {
+        let remote = scratch("remote");
+        let (spills, restores) = (totals.get(m::SPILLS), totals.get(m::RESTORES));
+        let mut options = StoreOptions::default();
+        options.capacity = 1 << 20;
+        options.spill_file_bytes = 256 << 10;
+        options.spill_remote = Some(pontoon_store::SpillRemote::new(format!(
+            "file://{}",
+            remote.display()
+        )));
+        let store = Store::open(options).unwrap();
+        let ids: Vec<_> = (0..12)
+            .map(|i| store.put_raw(object(i, 200 << 10)).unwrap())
+            .collect();
+        let stats = store.stats();
+        assert!(stats.spilled_objects > 0, "nothing spilled: {stats:?}");
+        assert_eq!(totals.get(m::SPILLED_OBJECTS), stats.spilled_objects);
+        assert_eq!(totals.get(m::SPILLED_BYTES), stats.spilled_bytes);
+        assert_eq!(totals.get(m::SPILLS) - spills, stats.spilled_objects);
+        for id in &ids {
+            store.get_raw(id).unwrap();
+        }
+        assert_eq!(totals.get(m::RESTORES) - restores, stats.spilled_objects);
+        drop(store);
+        for gauge in [m::OBJECTS, m::SPILLED_OBJECTS, m::SPILLED_BYTES] {
+            assert_eq!(
+                totals.get(gauge),
+                0,
+                "{gauge} after the remote store's drop"
+            );
+        }
+    }
+
     // A daemon: its client, its objects and their pins.
     let dir = scratch("daemon");
     let socket = dir.join("store.sock");
