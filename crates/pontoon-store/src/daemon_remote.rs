@@ -13,7 +13,7 @@ use crate::ObjectId;
 use crate::daemon::Shared;
 use crate::error::ObjectError;
 use crate::protocol::{Request, Response};
-use crate::state::{ClientId, REMOTE_COPY, State};
+use crate::state::{ClientId, State};
 
 /// At most this many spill rounds for one request: each frees at least one object, so more
 /// means other clients fill the memory as fast as it is freed.
@@ -105,23 +105,15 @@ fn with_room<T>(
 /// A get: as without a remote, except that an object on the remote is read (with the lock
 /// released) into memory of the client's own, sent as a file of its own.
 fn get(shared: &Shared, client: ClientId, id: ObjectId) -> (Response, Option<OwnedFd>) {
-    let (read, len, layout) = {
+    let (read, layout) = {
         let mut state = shared.lock();
-        match state.get(client, &id) {
-            Ok(Response::Spilled {
-                file: REMOTE_COPY,
-                len,
-                layout,
-                ..
-            }) => (state.remote_read(&id), len, layout),
-            other => return (other.unwrap_or_else(Response::Error), None),
+        match state.get_remote(client, &id) {
+            Some(got) => got,
+            None => return (state.get(client, &id).unwrap_or_else(Response::Error), None),
         }
     };
-    let copied = match read {
-        Some(read) => read.read().and_then(|bytes| copy_fd(&bytes)),
-        None => Err(ObjectError::Unknown { id }),
-    };
-    match copied {
+    let len = read.len;
+    match read.read().and_then(|bytes| copy_fd(&bytes)) {
         Ok(fd) => (
             Response::Spilled {
                 id,

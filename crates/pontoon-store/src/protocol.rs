@@ -564,7 +564,7 @@ fn fault_number(fault: RemoteFault) -> u64 {
         RemoteFault::Refused => 2,
         RemoteFault::Full => 3,
         RemoteFault::Corrupt => 4,
-        _ => 5,
+        RemoteFault::Other => 5,
     }
 }
 

@@ -19,7 +19,6 @@ mod spilling;
 pub(crate) use spilling::OnDisk;
 #[path = "state_spill_remote.rs"]
 mod spilling_remote;
-pub(crate) use spilling_remote::REMOTE_COPY;
 
 /// A connection's number in the daemon.
 pub(crate) type ClientId = u64;
@@ -224,6 +223,12 @@ impl State {
                 layout: layout.clone(),
             },
         };
+        self.pin(client, id);
+        Ok(response)
+    }
+
+    /// `client` pins `id` (sealed), which was used now.
+    fn pin(&mut self, client: ClientId, id: &ObjectId) {
         self.touch(*id);
         if let Some(object) = self.objects.get_mut(id) {
             object.pins += 1;
@@ -238,7 +243,6 @@ impl State {
             .pins
             .entry(*id)
             .or_insert(0) += 1;
-        Ok(response)
     }
 
     /// Drops one of `client`'s pins on `id`; a pin it does not hold is ignored (a late release

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pontoon_wire::{Header, Message};
 
-use super::{Object, Phase, REMOTE_COPY, State};
+use super::{Object, Phase, State};
 use crate::alloc::Range;
 use crate::arena::Mapping;
 use crate::embedded::{high_water, spill_slack};
@@ -297,16 +297,8 @@ impl State {
         len: u64,
         layout: Layout,
     ) -> Result<Response, ObjectError> {
-        if let OnDisk::Remote(_) = disk {
-            // Read by the daemon with the lock released, into memory of the client's own.
-            return Ok(Response::Spilled {
-                id: *id,
-                file: REMOTE_COPY,
-                offset: 0,
-                len,
-                layout,
-            });
-        }
+        // An object on the remote is got through `get_remote` (the daemon reads it with the
+        // lock released); nobody else reads it.
         let Some(spill) = self.spill.as_mut().and_then(Spilling::local) else {
             return Err(ObjectError::Unknown { id: *id });
         };

@@ -20,10 +20,6 @@ use crate::protocol::Response;
 use crate::spill::Recency;
 use crate::spill_remote::{Batch, RemoteAt, RemoteIo, RemoteSpill};
 
-/// The file number of a [`Response::Spilled`] whose object is on the remote, as the state
-/// answers a get: the daemon reads the object and sends a copy of its own under a fresh number.
-pub(crate) const REMOTE_COPY: u64 = u64::MAX;
-
 /// The place of an object in memory once it is on the remote.
 const NO_RANGE: Range = Range { offset: 0, len: 0 };
 
@@ -54,7 +50,8 @@ pub(crate) struct RemoteRead {
     store: crate::StoreId,
     id: ObjectId,
     at: RemoteAt,
-    len: u64,
+    /// The object's bytes.
+    pub(crate) len: u64,
 }
 
 impl RemoteRead {
@@ -298,7 +295,21 @@ impl State {
         }
     }
 
-    /// The read of `id`, if it is on the remote (a get answered with [`REMOTE_COPY`] pinned it).
+    /// A get of `id` if it is on the remote (`None` if it is not): pinned for `client` as any
+    /// get, its read, and its layout.
+    pub(crate) fn get_remote(
+        &mut self,
+        client: ClientId,
+        id: &ObjectId,
+    ) -> Option<(RemoteRead, crate::protocol::Layout)> {
+        let read = self.remote_read(id)?;
+        let (_, layout) = self.sealed(id).ok()?;
+        let layout = layout.clone();
+        self.pin(client, id);
+        Some((read, layout))
+    }
+
+    /// The read of `id`, if it is on the remote.
     pub(crate) fn remote_read(&self, id: &ObjectId) -> Option<RemoteRead> {
         let object: &Object = self.objects.get(id)?;
         let Some(OnDisk::Remote(at)) = object.disk else {
