@@ -391,10 +391,37 @@ fn serve_max_clients_refuses_past_it_and_serves_again_when_a_client_goes() {
     };
     // The readiness probe's slot comes back.
     eventually(true);
-    // A connection that sends nothing holds the slot (for up to the 10 s hello timeout).
-    let held = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    let refused = pontoon(&["store", "stats", "--socket", sock]);
-    assert!(!refused.status.success(), "{refused:?}");
+    // A connection that sends nothing holds the slot (for up to the 10 s hello timeout). The
+    // last probe's slot is given back only when the daemon's task for it ends, which may be
+    // after the probe exits: then `held` itself is refused, which the daemon does (closing it)
+    // before it accepts the next client, so a `held` already at its end of file when the next
+    // client was served was refused, and is tried again. A `held` still open then was admitted
+    // while another client was served too: the limit did not hold.
+    let mut tries = 0;
+    let held = loop {
+        tries += 1;
+        assert!(
+            tries <= 100,
+            "the slot never came back for a held connection"
+        );
+        let mut held = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let other = pontoon(&["store", "stats", "--socket", sock]);
+        if !other.status.success() {
+            break held;
+        }
+        held.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut byte = [0u8; 1];
+        match std::io::Read::read(&mut held, &mut byte) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other_read => panic!(
+                "a second client was served while a connection held the only slot \
+                 ({other_read:?}): {other:?}"
+            ),
+        }
+    };
     drop(held);
     eventually(true);
     let _ = std::fs::remove_dir_all(&dir);
