@@ -399,7 +399,7 @@ impl Daemon {
             tokio::spawn(async move {
                 // Held for the task's life, so the slot is given back (and the client taken
                 // off the gauge) even if serving panics.
-                let _slot = slot;
+                let slot = slot;
                 let _connected = crate::metrics::Connected::new();
                 let client = shared.lock().connect();
                 tracing::info!(client, "store client connected");
@@ -409,6 +409,9 @@ impl Daemon {
                         tracing::warn!(client, "store client {client} disconnected: {reason}");
                     }
                 }
+                // The slot first: a client counted out of the stats may rely on its slot
+                // being free.
+                drop(slot);
                 shared.lock().disconnect(client);
             });
         }
