@@ -316,6 +316,41 @@ pub(crate) fn read_raw(data: &Bytes, max_depth: usize) -> Result<Raw<'_>, (usize
         .ok_or((0, MsgpackFault::Truncated))
 }
 
+/// `bytes` as text, if they are UTF-8. ASCII (every key and name Dask writes) is told apart
+/// first, cheaply: the general check costs more than the short strings it looks at.
+fn text(bytes: &[u8]) -> Option<&str> {
+    if is_ascii(bytes) {
+        // SAFETY: every byte is below 0x80, so this is ASCII, which is UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// Whether `bytes` are ASCII, with one or two word loads for the short strings of keys and
+/// names (up to 16 bytes, two loads that may overlap), where the general check costs most.
+fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(HIGH, u64::from_ne_bytes)
+    };
+    let half = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(HIGH, |w| u64::from(u32::from_ne_bytes(w)))
+    };
+    let n = bytes.len();
+    match n {
+        0..4 => bytes.iter().all(|&b| b < 0x80),
+        4..8 => (half(0) | half(n - 4)) & HIGH == 0,
+        8..=16 => (word(0) | word(n - 8)) & HIGH == 0,
+        _ => bytes.is_ascii(),
+    }
+}
+
 /// The lazy reader over a checked frame. Every read is still bounded (`get`, no indexing), so
 /// that a bug cannot read past the frame; a failure is `None`.
 #[derive(Clone, Copy)]
@@ -398,7 +433,7 @@ impl<'a> Cursor<'a> {
         let n = usize::try_from(payload).map_err(|_| (start, MsgpackFault::Truncated))?;
         let bytes = self.need(n)?;
         // ASCII (every key Dask writes) is UTF-8; the full check only for the rest.
-        if text && !bytes.is_ascii() && std::str::from_utf8(bytes).is_err() {
+        if text && !is_ascii(bytes) && std::str::from_utf8(bytes).is_err() {
             return Err((start, MsgpackFault::InvalidUtf8));
         }
         Ok(())
@@ -504,7 +539,7 @@ impl<'a> Cursor<'a> {
             0x00..=0x7f => Raw::Int(i64::from(marker)),
             0x80..=0x8f => Raw::Map(self.items(u64::from(marker & 0x0f), 2)?),
             0x90..=0x9f => Raw::List(self.items(u64::from(marker & 0x0f), 1)?),
-            0xa0..=0xbf => Raw::Str(std::str::from_utf8(self.len(u64::from(marker & 0x1f))?).ok()?),
+            0xa0..=0xbf => Raw::Str(text(self.len(u64::from(marker & 0x1f))?)?),
             0xc0 => Raw::Nil,
             0xc2 => Raw::Bool(false),
             0xc3 => Raw::Bool(true),
@@ -536,7 +571,7 @@ impl<'a> Cursor<'a> {
             }
             0xd9..=0xdb => {
                 let n = self.uint(1 << (marker - 0xd9))?;
-                Raw::Str(std::str::from_utf8(self.len(n)?).ok()?)
+                Raw::Str(text(self.len(n)?)?)
             }
             0xdc | 0xdd => {
                 let n = self.uint(2 << (marker - 0xdc))?;
@@ -611,9 +646,9 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let range = self.range(n)?;
         let data: &'a Bytes = self.data;
-        match std::str::from_utf8(&data[range]) {
-            Ok(s) => Ok(T::str(s)),
-            Err(_) => Err((at, MsgpackFault::InvalidUtf8)),
+        match text(&data[range]) {
+            Some(s) => Ok(T::str(s)),
+            None => Err((at, MsgpackFault::InvalidUtf8)),
         }
     }
 
@@ -836,6 +871,37 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_ascii_check_agrees_with_the_byte_one_at_every_length_and_position() {
+        for len in 0..40 {
+            let plain = vec![b'k'; len];
+            assert!(is_ascii(&plain), "{len}");
+            for at in 0..len {
+                let mut high = plain.clone();
+                high[at] = 0x80;
+                assert!(!is_ascii(&high), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_what_from_utf8_says_whatever_the_length() {
+        let long = "k".repeat(33);
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"op",
+            &long.as_bytes()[..32],
+            long.as_bytes(),
+            "caf\u{e9}".as_bytes(),
+            b"caf\xe9",
+            b"\xff",
+            b"\x7f\x00",
+        ];
+        for case in cases {
+            assert_eq!(text(case), std::str::from_utf8(case).ok(), "{case:?}");
+        }
+    }
 
     #[test]
     fn ints_take_the_forms_python_msgpack_writes() {
