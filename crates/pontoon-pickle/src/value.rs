@@ -435,6 +435,29 @@ impl Graph {
         &self.nodes
     }
 
+    /// Room for `additional` more nodes, reserved fallibly.
+    pub(crate) fn try_reserve(
+        &mut self,
+        additional: usize,
+    ) -> Result<(), std::collections::TryReserveError> {
+        self.nodes.try_reserve(additional)
+    }
+
+    /// Gives back room reserved for nodes that never came, when it is more than half as much
+    /// again as the nodes there are (a shrink in place: nothing is copied).
+    pub(crate) fn release_unused(&mut self) {
+        let len = self.nodes.len();
+        if self.nodes.capacity() - len > len / 2 {
+            self.nodes.shrink_to_fit();
+        }
+    }
+
+    /// How many nodes there is room for.
+    #[cfg(test)]
+    pub(crate) fn node_capacity(&self) -> usize {
+        self.nodes.capacity()
+    }
+
     /// Room for one more node, grown fallibly (amortized, as `push` would).
     pub(crate) fn reserve_one(&mut self) -> Result<(), std::collections::TryReserveError> {
         if self.nodes.len() == self.nodes.capacity() {
