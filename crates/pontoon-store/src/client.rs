@@ -639,7 +639,9 @@ impl Client {
     /// Asks the daemon to pull object `id` from the store serving peers at `peer` (a
     /// pontoon-transport address such as `tcp://10.0.0.2:7000`) into its memory; returns once
     /// the object is sealed there, so a [`get_raw`](Client::get_raw) finds it. A pull of an
-    /// object the daemon holds already is a no-op. An object that does not fit is
+    /// object the daemon holds already is a no-op. A daemon that spills makes room for it as
+    /// for a create (to a spill remote only when it runs on tokio's multi-threaded runtime, as
+    /// `pontoon store serve` does). An object that still does not fit is
     /// [`ObjectError::StoreFull`](crate::ObjectError::StoreFull); every other failure [`ObjectError::PullFailed`](crate::ObjectError::PullFailed), with the
     /// reason, and nothing of it is left in the store.
     ///

@@ -45,8 +45,9 @@ pub struct ServeOptions {
     /// `file:///dir`; pontoon-store's feature `remote`), default `None`. Objects are fused
     /// into remote objects of up to `spill_file_bytes`, the remote's I/O runs with the state's
     /// lock released, a get of an object on the remote reads it into memory of the client's
-    /// own, and nothing is created on the remote: a create that does not fit after spilling is
-    /// [`ObjectError::StoreFull`](crate::ObjectError::StoreFull). Spill objects an earlier run
+    /// own, and nothing is created on the remote: a create (or a pull from a peer) that does
+    /// not fit after spilling is [`ObjectError::StoreFull`](crate::ObjectError::StoreFull).
+    /// A pull spills to the remote only when the daemon runs on tokio's multi-threaded runtime. Spill objects an earlier run
     /// left under the prefix are removed at start. Setting both this and `spill_dir` is an
     /// error. See `docs/store-format.md`, Spilling to a remote.
     pub spill_remote: Option<crate::SpillRemote>,
@@ -146,7 +147,7 @@ impl Shared {
     }
 
     /// Whether objects spill to a remote (its requests then run on a blocking thread).
-    fn spills_remotely(&self) -> bool {
+    pub(crate) fn spills_remotely(&self) -> bool {
         self.options.spill_remote.is_some()
     }
 

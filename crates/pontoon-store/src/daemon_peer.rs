@@ -15,7 +15,7 @@ use crate::peer::{self, Served, Sink, Source, Target};
 use crate::peer_protocol::PeerRefusal;
 use crate::protocol::{Layout, Response};
 use crate::pull::{PullError, PullOptions};
-use crate::state::ClientId;
+use crate::state::{ClientId, State};
 use crate::{ObjectId, PeerServer};
 
 /// A sealed object's range of the daemon's memory, pinned by a client number of its own until
@@ -121,26 +121,49 @@ impl Sink for DaemonSink {
             id,
             reason: format!("its header is not MessagePack: {e}"),
         })?;
-        let mut state = self.0.lock();
-        let holder = state.connect();
-        match state.create_foreign(holder, id, len) {
-            Ok(Some(range)) => Ok(Some(DaemonTarget {
+        let create = |state: &mut State| {
+            let holder = state.connect();
+            let result = state.create_foreign(holder, id, len);
+            match result {
+                Ok(Some(range)) => Ok(Some((holder, range))),
+                other => {
+                    state.disconnect(holder);
+                    other.map(|_| None)
+                }
+            }
+        };
+        #[cfg(feature = "remote")]
+        let created = if self.0.spills_remotely() && can_block_in_place() {
+            // Making room may put objects to the remote and wait for other spills: blocking,
+            // as the remote's requests from clients are, but in place (the sink is called
+            // from the pull's future).
+            tokio::task::block_in_place(|| crate::daemon_remote::with_room(&self.0, len, create))
+        } else {
+            create(&mut self.0.lock())
+        };
+        #[cfg(not(feature = "remote"))]
+        let created = create(&mut self.0.lock());
+        match created {
+            Ok(Some((holder, range))) => Ok(Some(DaemonTarget {
                 shared: self.0.clone(),
                 holder,
                 id,
                 range,
                 layout: layout.clone(),
             })),
-            result => {
-                state.disconnect(holder);
-                match result {
-                    Ok(_) => Ok(None),
-                    Err(ObjectError::NotSealed { id }) => Err(PullError::InProgress { id }),
-                    Err(e) => Err(PullError::Local(e)),
-                }
-            }
+            Ok(None) => Ok(None),
+            Err(ObjectError::NotSealed { id }) => Err(PullError::InProgress { id }),
+            Err(e) => Err(PullError::Local(e)),
         }
     }
+}
+
+/// Whether this thread may block in place: a worker of a multi-threaded runtime (a pull into a
+/// daemon served by a current-thread runtime gets no room from the remote, only a `StoreFull`).
+#[cfg(feature = "remote")]
+fn can_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 impl Target for DaemonTarget {

@@ -55,7 +55,7 @@ pub(crate) fn handle(
 /// Runs `op` (which allocates), spilling to the remote first if an object of `size` bytes
 /// would take the memory past the high-water mark, and again while `op` finds no room. A
 /// failed spill is the error only if `op` then fails for want of room.
-fn with_room<T>(
+pub(crate) fn with_room<T>(
     shared: &Shared,
     size: u64,
     mut op: impl FnMut(&mut State) -> Result<T, ObjectError>,

@@ -282,3 +282,57 @@ async fn file_concurrent_creates_spill_in_overlapping_rounds_and_lose_nothing() 
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A daemon whose memory its own objects fill pulls one more from a peer store: it spills to
+/// its remote to make room, as a create does, instead of refusing the pull with `StoreFull`;
+/// the pulled object and every one of its own come back byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
+    let dir = temp_dir("pull");
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    // The peer: a daemon without a remote that serves peers, on a runtime of its own.
+    let peer_socket = dir.join("peer.sock");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let serving = peer_socket.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut daemon = Daemon::bind(ServeOptions::new(&serving, 4 << 20)).unwrap();
+            let address = daemon
+                .listen_peers(&"tcp://127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            tx.send(address).unwrap();
+            daemon.run().await.unwrap();
+        });
+    });
+    let peer_address = rx.recv().unwrap();
+    let peer = Client::connect(&peer_socket).await.unwrap();
+    let pulled = object(1000, 400_000);
+    let id = peer.put_raw(&pulled).await.unwrap();
+
+    let socket = dir.join("store.sock");
+    let stats = Target::file(&remote).daemon(&socket, RemoteTimeouts::default());
+    let client = Client::connect(&socket).await.unwrap();
+    let mut own = Vec::new();
+    for i in 0..20 {
+        own.push((client.put_raw(&object(i, 40_000)).await.unwrap(), i));
+    }
+    let before = stats.stats();
+    // 400 KB more than the memory left: only a spill makes room for it.
+    assert!(before.used_bytes + 400_000 > before.capacity, "{before:?}");
+    client.pull(&id, &peer_address).await.unwrap();
+    let after = stats.stats();
+    assert!(after.spilled_objects > before.spilled_objects, "{after:?}");
+    assert_eq!(after.objects, 21, "{after:?}");
+    assert_eq!(client.get_raw(&id).await.unwrap(), pulled);
+    for (id, i) in own {
+        assert_eq!(client.get_raw(&id).await.unwrap(), object(i, 40_000), "{i}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
