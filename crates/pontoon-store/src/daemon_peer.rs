@@ -49,6 +49,40 @@ struct DaemonSource(Arc<Shared>);
 impl Source for DaemonSource {
     fn serve(&self, id: &ObjectId) -> Result<Served, PeerRefusal> {
         let mut state = self.0.lock();
+        // A spilled object is served from where it is: a view of its spill file, or a copy
+        // read from the remote with the lock released.
+        let refused = |e: ObjectError| match e {
+            ObjectError::Unknown { id } => PeerRefusal::Unknown { id },
+            ObjectError::NotSealed { id } => PeerRefusal::NotSealed { id },
+            other => PeerRefusal::Refused {
+                reason: format!("object {id} could not be read back from its spill: {other}"),
+            },
+        };
+        if let Some((bytes, layout)) = state.peer_copy(id).map_err(refused)? {
+            return Ok(Served::contiguous(layout, bytes));
+        }
+        #[cfg(feature = "remote")]
+        if state.remote_read(id).is_some() {
+            // Pinned while it is read, so that a delete meanwhile leaves its remote object.
+            let holder = state.connect();
+            let Some((read, layout)) = state.get_remote(holder, id) else {
+                state.disconnect(holder);
+                return Err(PeerRefusal::Unknown { id: *id });
+            };
+            drop(state);
+            let bytes = if can_block_in_place() {
+                tokio::task::block_in_place(|| read.read()).map_err(refused)
+            } else {
+                Err(PeerRefusal::Refused {
+                    reason: format!(
+                        "object {id} is on this store's spill remote, which it reads for peers \
+                         only on tokio's multi-threaded runtime"
+                    ),
+                })
+            };
+            self.0.lock().disconnect(holder);
+            return Ok(Served::contiguous(layout, bytes?));
+        }
         // One client number per served object: its pin is released when the peer's
         // connection drops the object.
         let holder = state.connect();

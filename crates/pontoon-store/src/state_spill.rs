@@ -358,22 +358,54 @@ impl State {
             return Err(ObjectError::Unknown { id: *id });
         }
         let range = self.allocate(len)?;
-        let Some(spilling) = &mut self.spill else {
+        let bytes = match self.disk_bytes(id, disk, len) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.alloc.release(range);
+                return Err(e);
+            }
+        };
+        let Some(spilling) = &self.spill else {
             self.alloc.release(range);
             return Err(ObjectError::Unknown { id: *id });
         };
+        // SAFETY: `range` was just allocated for `len` bytes (rounded up to 64), so it lies
+        // inside the arena's map and nobody else knows it yet; `bytes` is a map of a file,
+        // which cannot overlap the arena's map.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                spilling.arena.as_ptr().add(range.offset as usize),
+                len as usize,
+            );
+        }
+        drop(bytes);
+        if let Some(object) = self.objects.remove(id) {
+            self.gone(&object);
+            self.bury(*id, object);
+        }
+        Ok(self.taken(client, range, len, true, layout))
+    }
+
+    /// The bytes of object `id` (`len` bytes, at `disk` in the local spill directory), read
+    /// back and checked: a view of the spill file's map, not a copy.
+    fn disk_bytes(
+        &mut self,
+        id: &ObjectId,
+        disk: Option<OnDisk>,
+        len: u64,
+    ) -> Result<Bytes, ObjectError> {
+        let Some(spilling) = &mut self.spill else {
+            return Err(ObjectError::Unknown { id: *id });
+        };
         let Backend::Local(spill) = &mut spilling.backend else {
-            self.alloc.release(range);
             return Err(ObjectError::Unknown { id: *id });
         };
         let bytes: Bytes = match disk {
             Some(OnDisk::Spilled(at)) => match spill.read(&at) {
                 Ok(mut read) if read.message.frames.len() == 1 => read.message.frames.remove(0),
                 Ok(_) => Bytes::new(),
-                Err(e) => {
-                    self.alloc.release(range);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             },
             Some(OnDisk::Created(file)) => {
                 let map = spill.file(file).map(|f| {
@@ -391,28 +423,32 @@ impl State {
             Some(OnDisk::Remote(_)) | None => Bytes::new(),
         };
         if bytes.len() as u64 != len {
-            self.alloc.release(range);
             return Err(ObjectError::SpillFailed {
                 dir: spill.dir().to_path_buf(),
                 reason: format!("object {id} could not be read back whole"),
             });
         }
-        // SAFETY: `range` was just allocated for `len` bytes (rounded up to 64), so it lies
-        // inside the arena's map and nobody else knows it yet; `bytes` is a map of a file,
-        // which cannot overlap the arena's map.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                spilling.arena.as_ptr().add(range.offset as usize),
-                len as usize,
-            );
+        Ok(bytes)
+    }
+
+    /// Sealed object `id` and its layout as a peer is served it, if it is in the local spill
+    /// directory: read back and checked, a view of the spill file's map that needs no pin
+    /// (a spill file is only ever removed, which leaves a map of it intact). `None` for an
+    /// object in memory or on a remote.
+    pub(crate) fn peer_copy(
+        &mut self,
+        id: &ObjectId,
+    ) -> Result<Option<(Bytes, crate::protocol::Layout)>, ObjectError> {
+        let (object, layout) = self.sealed(id)?;
+        let (len, layout, disk) = (object.len, layout.clone(), object.disk);
+        match disk {
+            Some(OnDisk::Spilled(_) | OnDisk::Created(_)) => {
+                let bytes = self.disk_bytes(id, disk, len)?;
+                self.touch(*id);
+                Ok(Some((bytes, layout)))
+            }
+            Some(OnDisk::Remote(_)) | None => Ok(None),
         }
-        drop(bytes);
-        if let Some(object) = self.objects.remove(id) {
-            self.gone(&object);
-            self.bury(*id, object);
-        }
-        Ok(self.taken(client, range, len, true, layout))
     }
 
     /// The spill counters.

@@ -291,27 +291,9 @@ async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
     let dir = temp_dir("pull");
     let remote = dir.join("remote");
     std::fs::create_dir_all(&remote).unwrap();
-    // The peer: a daemon without a remote that serves peers, on a runtime of its own.
+    // The peer: a daemon without a remote that serves peers.
     let peer_socket = dir.join("peer.sock");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let serving = peer_socket.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut daemon = Daemon::bind(ServeOptions::new(&serving, 4 << 20)).unwrap();
-            let address = daemon
-                .listen_peers(&"tcp://127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            tx.send(address).unwrap();
-            daemon.run().await.unwrap();
-        });
-    });
-    let peer_address = rx.recv().unwrap();
+    let (_, peer_address) = serving_peers(ServeOptions::new(&peer_socket, 4 << 20));
     let peer = Client::connect(&peer_socket).await.unwrap();
     let pulled = object(1000, 400_000);
     let id = peer.put_raw(&pulled).await.unwrap();
@@ -333,6 +315,75 @@ async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
     assert_eq!(client.get_raw(&id).await.unwrap(), pulled);
     for (id, i) in own {
         assert_eq!(client.get_raw(&id).await.unwrap(), object(i, 40_000), "{i}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A daemon that serves peers too, on a multi-threaded runtime of its own: its stats and the
+/// address peers pull from.
+fn serving_peers(options: ServeOptions) -> (StatsHandle, pontoon_transport::Address) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut daemon = Daemon::bind(options).unwrap();
+            let address = daemon
+                .listen_peers(&"tcp://127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            tx.send((daemon.stats_handle(), address)).unwrap();
+            daemon.run().await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// A peer pulls objects a daemon has spilled, to a spill directory and to a remote: each is
+/// served from where it is (a view of its spill file, or read from the remote), byte-exact,
+/// and stays spilled at the daemon; an object the daemon never had is still unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_peers_pull_objects_spilled_to_a_directory_or_a_remote() {
+    let dir = temp_dir("serve-spilled");
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let puller_socket = dir.join("puller.sock");
+    let _puller = support::start(ServeOptions::new(&puller_socket, 8 << 20));
+    let puller = Client::connect(&puller_socket).await.unwrap();
+    for (name, spill) in [("dir", None), ("remote", Some(&remote))] {
+        let socket = dir.join(format!("{name}.sock"));
+        let mut options = ServeOptions::new(&socket, 1 << 20);
+        options.spill_file_bytes = 256 << 10;
+        match spill {
+            None => options.spill_dir = Some(dir.join("spill")),
+            Some(remote) => options.spill_remote = Some(Target::file(remote).spill_remote()),
+        }
+        let (stats, address) = serving_peers(options);
+        let client = Client::connect(&socket).await.unwrap();
+        let base = if spill.is_none() { 0 } else { 100 };
+        let messages: Vec<Message> = (0..30).map(|i| object(base + i, 40_000)).collect();
+        let mut ids = Vec::new();
+        for message in &messages {
+            ids.push(client.put_raw(message).await.unwrap());
+        }
+        let spilled_before = stats.stats().spilled_objects;
+        assert!(spilled_before >= 10, "{name}: {:?}", stats.stats());
+        // The first objects put are the first spilled (least recently used).
+        for (i, id) in ids.iter().enumerate().take(10) {
+            puller.pull(id, &address).await.unwrap();
+            assert_eq!(puller.get_raw(id).await.unwrap(), messages[i], "{name} {i}");
+        }
+        assert_eq!(stats.stats().spilled_objects, spilled_before, "{name}");
+        let never = ObjectId::new(client.store_id(), 999);
+        match puller.pull(&never, &address).await {
+            Err(ClientError::Refused(ObjectError::PullFailed { reason, .. })) => {
+                assert!(reason.contains("no object"), "{name}: {reason}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
