@@ -88,7 +88,7 @@ pub fn decode_in(
         backing,
         options,
         budget: options.limits.max_expansion(received),
-        used: vec![false; frames.len()],
+        used: Claimed::new(frames.len()),
         nesting: 0,
     };
     let root = decoder.msgpack(first, 0)?;
@@ -103,9 +103,49 @@ struct Decoder<'a> {
     budget: u64,
     /// The frames a placeholder has claimed: each frame serves one object at most, so that
     /// joining copies at most what was received and decompressed.
-    used: Vec<bool>,
+    used: Claimed,
     /// How many collections the one being read is inside.
     nesting: usize,
+}
+
+/// The frames a placeholder has claimed: bits of a word for the messages of up to 128 frames
+/// (nearly all, and no allocation for them), one flag a frame past that.
+enum Claimed {
+    Few(u128),
+    Many(Vec<bool>),
+}
+
+impl Claimed {
+    fn new(frames: usize) -> Claimed {
+        if frames <= 128 {
+            Claimed::Few(0)
+        } else {
+            Claimed::Many(vec![false; frames])
+        }
+    }
+
+    /// Claims frames `range` (inside the message), unless one of them is claimed already.
+    fn claim(&mut self, range: std::ops::Range<usize>) -> bool {
+        match self {
+            Claimed::Few(bits) => {
+                let mask = range
+                    .clone()
+                    .fold(0u128, |mask, i| mask | 1u128 << (i & 127));
+                let free = *bits & mask == 0;
+                if free {
+                    *bits |= mask;
+                }
+                free
+            }
+            Claimed::Many(flags) => match flags.get_mut(range) {
+                Some(flags) if !flags.iter().any(|&f| f) => {
+                    flags.iter_mut().for_each(|f| *f = true);
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
 }
 
 /// The deepest collections (`is-collection`) may nest. A sub-header is read in place, so each
@@ -256,14 +296,13 @@ impl<'a> Decoder<'a> {
                 claimed: n as u64,
                 frames: self.frames.len(),
             })? as usize;
-        if self.used[offset..end].iter().any(|&u| u) {
+        if !self.used.claim(offset..end) {
             return Err(DecodeError::BadPlaceholder {
                 kind: context,
                 offset: format!("{offset} (its frames serve another placeholder too)"),
                 frames: self.frames.len(),
             });
         }
-        self.used[offset..end].iter_mut().for_each(|u| *u = true);
         let mut frames = self.frames[first..end].to_vec();
         if let Some(list) = header.get("compression") {
             let names = list
@@ -1016,6 +1055,25 @@ impl From<NdArray> for Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_is_claimed_once_whether_the_message_has_few_frames_or_many() {
+        for frames in [4, 128, 129, 300] {
+            let mut claimed = Claimed::new(frames);
+            assert!(claimed.claim(1..3), "{frames}");
+            assert!(!claimed.claim(2..4), "{frames}: overlaps");
+            assert!(claimed.claim(3..4), "{frames}");
+            assert!(!claimed.claim(0..frames), "{frames}");
+            if frames > 4 {
+                assert!(claimed.claim(frames - 1..frames), "{frames}: the last");
+            }
+            assert!(
+                !claimed.claim(frames - 1..frames),
+                "{frames}: the last again"
+            );
+            assert!(claimed.claim(4..4), "{frames}: nothing");
+        }
+    }
 
     fn nested(levels: usize) -> Value {
         let mut object = Object::Bytes(Bytes::from_static(b"inner"));
