@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use pontoon_pickle::{DumpOptions, Graph, LoadOptions, Node, Opaque};
 use pontoon_wire::Limits;
+use std::borrow::Cow;
 
 use crate::compression::{self, DaskCodec};
 use crate::framing::{FrameKind, OutFrame};
@@ -279,7 +280,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         offset: usize,
         context: &'static str,
-    ) -> Result<(Fields<'a>, Vec<Bytes>), DecodeError> {
+    ) -> Result<(Fields<'a>, Cow<'a, [Bytes]>), DecodeError> {
         let all: &'a [Bytes] = self.frames;
         let header = self.header(&all[offset], offset)?.fields();
         let n = header
@@ -303,7 +304,8 @@ impl<'a> Decoder<'a> {
                 frames: self.frames.len(),
             });
         }
-        let mut frames = self.frames[first..end].to_vec();
+        // Borrowed until one of them is decompressed: cloning a frame is an atomic count.
+        let mut frames: Cow<'a, [Bytes]> = Cow::Borrowed(&all[first..end]);
         if let Some(list) = header.get("compression") {
             let names = list
                 .as_list()
@@ -321,7 +323,7 @@ impl<'a> Decoder<'a> {
                             .min(self.budget);
                         let out = compression::decompress(name, &frames[i], first + i, limit)?;
                         self.spend(first + i, out.len() as u64)?;
-                        frames[i] = out;
+                        frames.to_mut()[i] = out;
                     }
                     _ => return Err(field(context, "compression", "not None or a name")),
                 }
@@ -363,7 +365,7 @@ impl<'a> Decoder<'a> {
                 }
                 merged
             }
-            (None, None) => frames,
+            (None, None) => frames.into_owned(),
             _ => {
                 return Err(field(
                     CONTEXT,
