@@ -293,7 +293,7 @@ async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
     std::fs::create_dir_all(&remote).unwrap();
     // The peer: a daemon without a remote that serves peers.
     let peer_socket = dir.join("peer.sock");
-    let (_, peer_address) = serving_peers(ServeOptions::new(&peer_socket, 4 << 20));
+    let (_, peer_address) = support::start_serving_peers(ServeOptions::new(&peer_socket, 4 << 20));
     let peer = Client::connect(&peer_socket).await.unwrap();
     let pulled = object(1000, 400_000);
     let id = peer.put_raw(&pulled).await.unwrap();
@@ -319,29 +319,6 @@ async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A daemon that serves peers too, on a multi-threaded runtime of its own: its stats and the
-/// address peers pull from.
-fn serving_peers(options: ServeOptions) -> (StatsHandle, pontoon_transport::Address) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut daemon = Daemon::bind(options).unwrap();
-            let address = daemon
-                .listen_peers(&"tcp://127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            tx.send((daemon.stats_handle(), address)).unwrap();
-            daemon.run().await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
-}
-
 /// A peer pulls objects a daemon has spilled, to a spill directory and to a remote: each is
 /// served from where it is (a view of its spill file, or read from the remote), byte-exact,
 /// and stays spilled at the daemon; an object the daemon never had is still unknown.
@@ -361,7 +338,7 @@ async fn file_peers_pull_objects_spilled_to_a_directory_or_a_remote() {
             None => options.spill_dir = Some(dir.join("spill")),
             Some(remote) => options.spill_remote = Some(Target::file(remote).spill_remote()),
         }
-        let (stats, address) = serving_peers(options);
+        let (stats, address) = support::start_serving_peers(options);
         let client = Client::connect(&socket).await.unwrap();
         let base = if spill.is_none() { 0 } else { 100 };
         let messages: Vec<Message> = (0..30).map(|i| object(base + i, 40_000)).collect();

@@ -9,6 +9,21 @@ use pontoon_store::{Daemon, ServeOptions, StatsHandle};
 
 /// A daemon on a runtime of its own thread (it lives as long as the test process).
 pub(crate) fn start(options: ServeOptions) -> StatsHandle {
+    start_serving(options, false).0
+}
+
+/// [`start`], serving peers on loopback too: its stats and the address peers pull from.
+pub(crate) fn start_serving_peers(
+    options: ServeOptions,
+) -> (StatsHandle, pontoon_transport::Address) {
+    let (stats, address) = start_serving(options, true);
+    (stats, address.expect("serving peers"))
+}
+
+fn start_serving(
+    options: ServeOptions,
+    peers: bool,
+) -> (StatsHandle, Option<pontoon_transport::Address>) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -17,8 +32,13 @@ pub(crate) fn start(options: ServeOptions) -> StatsHandle {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let daemon = Daemon::bind(options).unwrap();
-            tx.send(daemon.stats_handle()).unwrap();
+            let mut daemon = Daemon::bind(options).unwrap();
+            let mut address = None;
+            if peers {
+                let loopback = "tcp://127.0.0.1:0".parse().unwrap();
+                address = Some(daemon.listen_peers(&loopback).await.unwrap());
+            }
+            tx.send((daemon.stats_handle(), address)).unwrap();
             daemon.run().await.unwrap();
         });
     });
