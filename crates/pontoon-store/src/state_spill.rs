@@ -365,13 +365,28 @@ impl State {
                 return Err(e);
             }
         };
+        self.take_spilled_into(client, id, range, &bytes, layout)
+    }
+
+    /// The end of a take of spilled object `id`: its bytes (read back from disk or the remote,
+    /// so outside the arena) copied into `range`, just allocated for them, the spilled object
+    /// removed, and the copy a create of `client`'s under a new id.
+    pub(super) fn take_spilled_into(
+        &mut self,
+        client: super::ClientId,
+        id: &ObjectId,
+        range: Range,
+        bytes: &Bytes,
+        layout: crate::protocol::Layout,
+    ) -> Result<Response, ObjectError> {
+        let len = bytes.len() as u64;
         let Some(spilling) = &self.spill else {
             self.alloc.release(range);
             return Err(ObjectError::Unknown { id: *id });
         };
         // SAFETY: `range` was just allocated for `len` bytes (rounded up to 64), so it lies
-        // inside the arena's map and nobody else knows it yet; `bytes` is a map of a file,
-        // which cannot overlap the arena's map.
+        // inside the arena's map and nobody else knows it yet; `bytes` are a map of a spill
+        // file or memory read from the remote, neither of which can overlap the arena's map.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -379,7 +394,6 @@ impl State {
                 len as usize,
             );
         }
-        drop(bytes);
         if let Some(object) = self.objects.remove(id) {
             self.gone(&object);
             self.bury(*id, object);

@@ -366,24 +366,6 @@ impl State {
             return Err(ObjectError::Unknown { id: *id });
         }
         let range = self.allocate(len)?;
-        let Some(spilling) = &self.spill else {
-            self.alloc.release(range);
-            return Err(ObjectError::Unknown { id: *id });
-        };
-        // SAFETY: `range` was just allocated for `len` bytes (rounded up to 64), so it lies
-        // inside the arena's map and nobody else knows it yet; `bytes` were read from the
-        // remote into memory of their own, which cannot overlap the arena's map.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                spilling.arena.as_ptr().add(range.offset as usize),
-                len as usize,
-            );
-        }
-        if let Some(object) = self.objects.remove(id) {
-            self.gone(&object);
-            self.bury(*id, object);
-        }
-        Ok(self.taken(client, range, len, true, layout))
+        self.take_spilled_into(client, id, range, bytes, layout)
     }
 }
