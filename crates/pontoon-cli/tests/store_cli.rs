@@ -181,6 +181,21 @@ fn refusals_are_errors_with_exit_status_2() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Puts one file of each length (bytes that differ per file) with `pontoon store put`: the
+/// ids it printed and the bytes of each.
+fn put_files(dir: &Path, sock: &str, lens: &[u32]) -> Vec<(String, Vec<u8>)> {
+    let mut put = Vec::new();
+    for (i, &len) in (0u32..).zip(lens) {
+        let bytes: Vec<u8> = (0..len).map(|b| (b * 13 + i) as u8).collect();
+        let file = dir.join(format!("in-{i}.bin"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = pontoon(&["store", "put", "--socket", sock, file.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        put.push((text(&out).trim().to_owned(), bytes));
+    }
+    put
+}
+
 /// Gets each `(id, bytes)` back byte-exact with `pontoon store get`, then deletes them all.
 fn get_all_then_delete(sock: &str, put: &[(String, Vec<u8>)]) {
     for (id, bytes) in put {
@@ -207,16 +222,8 @@ fn serve_with_a_remote_spill_dir_spills_there_and_gets_everything_back() {
     let url = format!("file://{}", remote.display());
     let _serving = serve_with(&socket, Some(Path::new(&url)), "1MiB", &[]);
     let sock = socket.to_str().unwrap();
-    let mut put = Vec::new();
     // Ten files of 300 kB through 1 MiB of memory.
-    for i in 0..10u32 {
-        let bytes: Vec<u8> = (0..300_000u32).map(|b| (b * 13 + i) as u8).collect();
-        let file = dir.join(format!("in-{i}.bin"));
-        std::fs::write(&file, &bytes).unwrap();
-        let out = pontoon(&["store", "put", "--socket", sock, file.to_str().unwrap()]);
-        assert!(out.status.success(), "{out:?}");
-        put.push((text(&out).trim().to_owned(), bytes));
-    }
+    let put = put_files(&dir, sock, &[300_000; 10]);
     let stats = pontoon(&["store", "stats", "--socket", sock, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert_eq!(json["objects"], 10);
@@ -253,16 +260,10 @@ fn serve_with_a_spill_dir_spills_and_gets_everything_back() {
     let spill = dir.join("spill");
     let _serving = serve(&socket, &dir, "1MiB");
     let sock = socket.to_str().unwrap();
-    let mut put = Vec::new();
     // Ten files of 300 kB and one of 2 MiB through 1 MiB of memory.
-    for (i, len) in (0..11u32).map(|i| (i, if i == 10 { 2 << 20 } else { 300_000 })) {
-        let bytes: Vec<u8> = (0..len).map(|b| (b * 13 + i) as u8).collect();
-        let file = dir.join(format!("in-{i}.bin"));
-        std::fs::write(&file, &bytes).unwrap();
-        let out = pontoon(&["store", "put", "--socket", sock, file.to_str().unwrap()]);
-        assert!(out.status.success(), "{out:?}");
-        put.push((text(&out).trim().to_owned(), bytes));
-    }
+    let mut lens = vec![300_000; 10];
+    lens.push(2 << 20);
+    let put = put_files(&dir, sock, &lens);
     let stats = pontoon(&["store", "stats", "--socket", sock, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert_eq!(json["objects"], 11);
