@@ -61,14 +61,12 @@ impl Source for DaemonSource {
         if let Some((bytes, layout)) = state.peer_copy(id).map_err(refused)? {
             return Ok(Served::contiguous(layout, bytes));
         }
+        // One client number per served object: its pin is released when the object is read
+        // from the remote, or when the peer's connection drops the object.
+        let holder = state.connect();
         #[cfg(feature = "remote")]
-        if state.remote_read(id).is_some() {
+        if let Some((read, layout)) = state.get_remote(holder, id) {
             // Pinned while it is read, so that a delete meanwhile leaves its remote object.
-            let holder = state.connect();
-            let Some((read, layout)) = state.get_remote(holder, id) else {
-                state.disconnect(holder);
-                return Err(PeerRefusal::Unknown { id: *id });
-            };
             drop(state);
             let bytes = if can_block_in_place() {
                 tokio::task::block_in_place(|| read.read()).map_err(refused)
@@ -83,9 +81,6 @@ impl Source for DaemonSource {
             self.0.lock().disconnect(holder);
             return Ok(Served::contiguous(layout, bytes?));
         }
-        // One client number per served object: its pin is released when the peer's
-        // connection drops the object.
-        let holder = state.connect();
         match state.get(holder, id) {
             Ok(Response::Object {
                 offset,
