@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use crate::compression::{self, DaskCodec};
 use crate::framing::{FrameKind, OutFrame};
-use crate::msgpack::{self, Fields, Raw, Writer};
+use crate::msgpack::{self, Field, Fields, Raw, Writer};
 use crate::numpy;
 use crate::value::{Collection, CollectionKind, NdArray, Object, PickleData, Value};
 use crate::{DecodeError, EncodeError};
@@ -92,8 +92,15 @@ pub fn decode_in(
         used: Claimed::new(frames.len()),
         nesting: 0,
     };
-    let root = decoder.msgpack(first, 0)?;
-    decoder.resolve(root)
+    decoder.check_header_size(first, 0)?;
+    // Placeholders are resolved as their maps are read, as `msgpack.loads`'s object hook does:
+    // no second walk over frame 0, and no map built for a placeholder. What a placeholder may
+    // cost is bounded by the budget, whatever the rest of frame 0 holds.
+    let max_depth = options.limits.max_header_depth;
+    msgpack::read_hooked(first, max_depth, &mut decoder).map_err(|fault| match fault {
+        msgpack::Fault::Msgpack(offset, fault) => msgpack_error(0, offset, fault),
+        msgpack::Fault::Hook(error) => error,
+    })
 }
 
 struct Decoder<'a> {
@@ -169,6 +176,34 @@ fn field(context: &'static str, field: &'static str, detail: &str) -> DecodeErro
     }
 }
 
+/// Frame 0's maps, as `msgpack.loads`'s object hook sees them: a placeholder becomes its object
+/// (each frame serving one object at most), a `__Set__` map a set.
+impl<'a> msgpack::Hook<Value> for Decoder<'a> {
+    type Error = DecodeError;
+    const PLACEHOLDERS: bool = true;
+
+    fn placeholder(&mut self, pickled: bool, offset: i64) -> Result<Value, DecodeError> {
+        self.object(pickled, &Value::Int(offset))
+    }
+
+    fn map(&mut self, mut items: Vec<(Value, Value)>) -> Result<Value, DecodeError> {
+        let get = |key: &str| items.iter().position(|(k, _)| k.as_str() == Some(key));
+        if let Some(at) = get("__Serialized__") {
+            return self.object(false, &items[at].1);
+        }
+        if let Some(at) = get("__Pickled__") {
+            return self.object(true, &items[at].1);
+        }
+        if get("__Set__").is_some() {
+            return match get("as-list").map(|at| items.swap_remove(at).1) {
+                Some(Value::List(items)) => Ok(Value::Set(items)),
+                _ => Err(field("__Set__ map", "as-list", "not a list")),
+            };
+        }
+        Ok(Value::Map(items))
+    }
+}
+
 impl<'a> Decoder<'a> {
     fn check_header_size(&self, frame: &Bytes, index: usize) -> Result<(), DecodeError> {
         let limit = self.options.limits.max_header_bytes;
@@ -217,52 +252,20 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Frame 0's value with its placeholders replaced, as `msgpack.loads`'s object hook does.
-    fn resolve(&mut self, value: Value) -> Result<Value, DecodeError> {
-        match value {
-            Value::List(mut items) => {
-                // In place: the message's own vectors are kept, not rebuilt.
-                for item in &mut items {
-                    self.resolve_in_place(item)?;
-                }
-                Ok(Value::List(items))
-            }
-            Value::Map(mut items) => {
-                for (k, v) in &mut items {
-                    self.resolve_in_place(k)?;
-                    self.resolve_in_place(v)?;
-                }
-                let get = |key: &str| items.iter().position(|(k, _)| k.as_str() == Some(key));
-                if let Some(at) = get("__Serialized__") {
-                    let offset = self.placeholder("__Serialized__", &items[at].1)?;
-                    return Ok(Value::Serialized(Box::new(self.serialized(offset)?)));
-                }
-                if let Some(at) = get("__Pickled__") {
-                    let offset = self.placeholder("__Pickled__", &items[at].1)?;
-                    return Ok(Value::Pickled(Box::new(self.pickled(offset)?)));
-                }
-                if get("__Set__").is_some() {
-                    return match get("as-list").map(|at| items.swap_remove(at).1) {
-                        Some(Value::List(items)) => Ok(Value::Set(items)),
-                        _ => Err(field("__Set__ map", "as-list", "not a list")),
-                    };
-                }
-                Ok(Value::Map(items))
-            }
-            other => Ok(other),
+    /// The object a `__Serialized__` (or, `pickled`, a `__Pickled__`) placeholder at `offset`
+    /// stands for.
+    fn object(&mut self, pickled: bool, offset: &Value) -> Result<Value, DecodeError> {
+        if pickled {
+            let offset = self.frame_of("__Pickled__", offset)?;
+            Ok(Value::Pickled(Box::new(self.pickled(offset)?)))
+        } else {
+            let offset = self.frame_of("__Serialized__", offset)?;
+            Ok(Value::Serialized(Box::new(self.serialized(offset)?)))
         }
     }
 
-    /// [`Decoder::resolve`] on a value inside a list or map; scalars are left alone.
-    fn resolve_in_place(&mut self, value: &mut Value) -> Result<(), DecodeError> {
-        if matches!(value, Value::List(_) | Value::Map(_)) {
-            let taken = std::mem::replace(value, Value::Nil);
-            *value = self.resolve(taken)?;
-        }
-        Ok(())
-    }
-
-    fn placeholder(&self, kind: &'static str, offset: &Value) -> Result<usize, DecodeError> {
+    /// The frame a placeholder's offset names: one of the message's, past frame 0.
+    fn frame_of(&self, kind: &'static str, offset: &Value) -> Result<usize, DecodeError> {
         match offset.as_i64() {
             Some(o) if o >= 1 && (o as u64) < self.frames.len() as u64 => Ok(o as usize),
             _ => Err(DecodeError::BadPlaceholder {
@@ -284,7 +287,7 @@ impl<'a> Decoder<'a> {
         let all: &'a [Bytes] = self.frames;
         let header = self.header(&all[offset], offset)?.fields();
         let n = header
-            .get("num-sub-frames")
+            .get(Field::NumSubFrames)
             .and_then(Raw::as_i64)
             .ok_or_else(|| field(context, "num-sub-frames", "not an int"))?;
         let first = offset + 1;
@@ -306,7 +309,7 @@ impl<'a> Decoder<'a> {
         }
         // Borrowed until one of them is decompressed: cloning a frame is an atomic count.
         let mut frames: Cow<'a, [Bytes]> = Cow::Borrowed(&all[first..end]);
-        if let Some(list) = header.get("compression") {
+        if let Some(list) = header.get(Field::Compression) {
             let names = list
                 .as_list()
                 .filter(|l| l.len() == frames.len())
@@ -336,8 +339,8 @@ impl<'a> Decoder<'a> {
         const CONTEXT: &str = "__Serialized__ sub-header";
         let (header, frames) = self.sub_frames(offset, CONTEXT)?;
         let merged = match (
-            header.get("split-num-sub-frames"),
-            header.get("split-offsets"),
+            header.get(Field::SplitNumSubFrames),
+            header.get(Field::SplitOffsets),
         ) {
             (Some(counts), Some(offsets)) => {
                 let (Some(counts), Some(offsets)) = (counts.as_list(), offsets.as_list()) else {
@@ -416,7 +419,7 @@ impl<'a> Decoder<'a> {
         first_frame: usize,
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "serialized object's header";
-        if header.get("is-collection").is_some() {
+        if header.get(Field::IsCollection).is_some() {
             if self.nesting >= MAX_COLLECTION_NESTING {
                 return Err(field(
                     CONTEXT,
@@ -430,24 +433,23 @@ impl<'a> Decoder<'a> {
             return collection;
         }
         let serializer = header
-            .get("serializer")
+            .get(Field::Serializer)
             .and_then(Raw::as_str)
             .ok_or_else(|| field(CONTEXT, "serializer", "not a str"))?;
         self.accepts(serializer)?;
         match serializer {
             "dask" => self.dask(header, hf, frames, first_frame),
             "pickle" => {
-                let writeable =
-                    header
-                        .get("writeable")
-                        .and_then(Raw::as_list)
-                        .ok_or_else(|| {
-                            field(
-                                CONTEXT,
-                                "writeable",
-                                "the pickle family needs one flag per buffer",
-                            )
-                        })?;
+                let writeable = header
+                    .get(Field::Writeable)
+                    .and_then(Raw::as_list)
+                    .ok_or_else(|| {
+                        field(
+                            CONTEXT,
+                            "writeable",
+                            "the pickle family needs one flag per buffer",
+                        )
+                    })?;
                 if writeable.len() + 1 != frames.len() {
                     return Err(field(
                         CONTEXT,
@@ -508,7 +510,7 @@ impl<'a> Decoder<'a> {
         first: usize,
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "dask family header";
-        let Some(Raw::Bin(type_pickle)) = header.get("type-serialized") else {
+        let Some(Raw::Bin(type_pickle)) = header.get(Field::TypeSerialized) else {
             return Err(field(CONTEXT, "type-serialized", "not bytes"));
         };
         // The classes Dask sends most, recognised by their exact pickle before any parsing.
@@ -538,11 +540,13 @@ impl<'a> Decoder<'a> {
             }
         };
         let sub = header
-            .get("sub-header")
+            .get(Field::SubHeader)
             .ok_or_else(|| field(CONTEXT, "sub-header", "missing"))?;
         match (module, name) {
             ("numpy", "ndarray") => {
-                if matches!(sub.get("pickle"), Some(Raw::Bool(true))) {
+                // One walk over the numpy sub-header finds every field asked for below.
+                let sub = sub.fields();
+                if matches!(sub.get(Field::Pickle), Some(Raw::Bool(true))) {
                     self.accepts("pickle")?;
                     let Some((data, buffers)) = frames.split_first() else {
                         return Err(field(
@@ -556,7 +560,7 @@ impl<'a> Decoder<'a> {
                 let [frame] = <[Bytes; 1]>::try_from(frames)
                     .map_err(|_| field(CONTEXT, "num-sub-frames", "a numpy array has one frame"))?;
                 Ok(Object::Array(numpy::decode(
-                    &sub.fields(),
+                    &sub,
                     hf,
                     frame,
                     first,
@@ -578,16 +582,16 @@ impl<'a> Decoder<'a> {
     ) -> Result<Object, DecodeError> {
         const CONTEXT: &str = "collection header";
         let kind = header
-            .get("type-serialized")
+            .get(Field::TypeSerialized)
             .and_then(Raw::as_str)
             .and_then(CollectionKind::from_name)
             .ok_or_else(|| field(CONTEXT, "type-serialized", "not list, tuple, set or dict"))?;
         let headers = header
-            .get("sub-headers")
+            .get(Field::SubHeaders)
             .and_then(Raw::as_list)
             .ok_or_else(|| field(CONTEXT, "sub-headers", "not a list"))?;
         let lengths = header
-            .get("frame-lengths")
+            .get(Field::FrameLengths)
             .and_then(Raw::as_list)
             .filter(|l| l.len() == headers.len())
             .ok_or_else(|| field(CONTEXT, "frame-lengths", "not one per sub-header"))?;
@@ -607,7 +611,7 @@ impl<'a> Decoder<'a> {
                 .ok_or_else(|| field(CONTEXT, "frame-lengths", "past the frames"))?;
             if kind == CollectionKind::Dict {
                 collection.keys.push(
-                    sub.get("key")
+                    sub.get(Field::Key)
                         .map(|k| k.to_value(hf))
                         .ok_or_else(|| field(CONTEXT, "key", "missing"))?,
                 );
@@ -626,7 +630,7 @@ impl<'a> Decoder<'a> {
     fn pickled(&mut self, offset: usize) -> Result<PickleData, DecodeError> {
         self.accepts("pickle")?;
         let (header, frames) = self.sub_frames(offset, "__Pickled__ sub-header")?;
-        let Some(Raw::Bin(data)) = header.get("pickled-obj") else {
+        let Some(Raw::Bin(data)) = header.get(Field::PickledObj) else {
             return Err(field("__Pickled__ sub-header", "pickled-obj", "not bytes"));
         };
         let data = self.frames[offset].slice_ref(data);

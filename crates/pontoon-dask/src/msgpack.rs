@@ -10,7 +10,7 @@ use crate::error::MsgpackFault;
 use crate::value::Value;
 
 /// What the reader builds: an owned [`Value`] (frame 0 and `msgpack` objects, given to the
-/// user) or nothing at all ([`Checked`], the validating pass before a [`Raw`] is read).
+/// user) or nothing at all (`Checked`, in the tests: the reader as a check alone).
 pub(crate) trait Build<'a>: Sized {
     fn nil() -> Self;
     fn bool(v: bool) -> Self;
@@ -113,8 +113,9 @@ pub(crate) enum Raw<'a> {
     Map(Items<'a>),
 }
 
-/// The keys of Dask's sub-headers (and the numpy sub-header inside them) that decoding reads.
-pub(crate) const FIELDS: [&str; 18] = [
+/// The keys of Dask's sub-headers (and the numpy sub-header inside them) that decoding reads,
+/// named by [`Field`] (in its order): a lookup is an index, and a key misspelt does not compile.
+const FIELDS: [&str; 18] = [
     "num-sub-frames",
     "compression",
     "split-num-sub-frames",
@@ -135,19 +136,51 @@ pub(crate) const FIELDS: [&str; 18] = [
     "broadcast_to",
 ];
 
-/// A sub-header's [`FIELDS`], read in one walk: asking for each no longer walks the map again.
+/// A key of [`FIELDS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    NumSubFrames,
+    Compression,
+    SplitNumSubFrames,
+    SplitOffsets,
+    IsCollection,
+    Serializer,
+    Writeable,
+    TypeSerialized,
+    SubHeader,
+    SubHeaders,
+    FrameLengths,
+    Key,
+    PickledObj,
+    Pickle,
+    Dtype,
+    Strides,
+    Shape,
+    BroadcastTo,
+}
+
+/// A sub-header's [`FIELDS`], found in one walk: asking for each no longer walks the map again.
+/// It keeps where each value starts, not the value: a few words to move and to fill, where a
+/// [`Raw`] a field would be most of a kilobyte, copied each time the fields are handed on.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fields<'a> {
-    map: Raw<'a>,
-    values: [Option<Raw<'a>>; FIELDS.len()],
+    /// The bytes the map lies in.
+    data: &'a [u8],
+    /// Where the value of each of [`FIELDS`] starts in `data`; 0 for a field the map lacks (no
+    /// value of a map starts at 0: the map's marker and the value's key come first).
+    at: [usize; FIELDS.len()],
 }
 
 impl<'a> Fields<'a> {
-    /// The value under `key`, as [`Raw::get`] finds it.
-    pub(crate) fn get(&self, key: &str) -> Option<Raw<'a>> {
-        match FIELDS.iter().position(|f| *f == key) {
-            Some(i) => self.values.get(i).copied().flatten(),
-            None => self.map.get(key),
+    /// The value under `field` (the first, if its key repeats).
+    pub(crate) fn get(&self, field: Field) -> Option<Raw<'a>> {
+        match self.at[field as usize] {
+            0 => None,
+            pos => Cursor {
+                data: self.data,
+                pos,
+            }
+            .value_within(),
         }
     }
 }
@@ -211,7 +244,9 @@ impl<'a> Iterator for ItemsIter<'a> {
 
 impl<'a> Raw<'a> {
     /// The value under string key `key`, if this is a map that has it (the first, if the key
-    /// repeats).
+    /// repeats), by a walk over the map: the tests' way to read any key; decoding reads
+    /// [`Fields`].
+    #[cfg(test)]
     pub(crate) fn get(self, key: &str) -> Option<Raw<'a>> {
         let Raw::Map(items) = self else {
             return None;
@@ -233,12 +268,13 @@ impl<'a> Raw<'a> {
     /// repeated key); nothing if this is not a map.
     pub(crate) fn fields(self) -> Fields<'a> {
         let mut fields = Fields {
-            map: self,
-            values: [None; FIELDS.len()],
+            data: &[],
+            at: [0; FIELDS.len()],
         };
         let Raw::Map(items) = self else {
             return fields;
         };
+        fields.data = items.data;
         let mut cursor = Cursor {
             data: items.data,
             pos: items.start,
@@ -248,9 +284,11 @@ impl<'a> Raw<'a> {
                 break;
             };
             let slot = key.and_then(|k| FIELDS.iter().position(|f| f.as_bytes() == k));
-            match slot.and_then(|i| fields.values.get_mut(i)) {
-                Some(value @ None) => *value = cursor.value(),
-                _ => cursor.skip().map_or((), |()| ()),
+            if let Some(at @ 0) = slot.and_then(|i| fields.at.get_mut(i)) {
+                *at = cursor.pos;
+            }
+            if cursor.skip().is_none() {
+                break;
             }
         }
         fields
@@ -594,25 +632,84 @@ pub(crate) fn read<'a, T: Build<'a>>(
     data: &'a Bytes,
     max_depth: usize,
 ) -> Result<T, (usize, MsgpackFault)> {
+    read_hooked(data, max_depth, &mut Plain).map_err(|fault| match fault {
+        Fault::Msgpack(offset, fault) => (offset, fault),
+        Fault::Hook(never) => match never {},
+    })
+}
+
+/// [`read`] with `hook` given each map as soon as its items are read, as Python's
+/// `msgpack.loads(object_hook=...)` does: what the hook returns stands in for the map.
+pub(crate) fn read_hooked<'a, T: Build<'a>, H: Hook<T>>(
+    data: &'a Bytes,
+    max_depth: usize,
+    hook: &mut H,
+) -> Result<T, Fault<H::Error>> {
     let mut reader = Reader {
         data,
         pos: 0,
         max_depth,
+        hook,
     };
     let value = reader.value(0)?;
     if reader.pos != data.len() {
-        return Err((reader.pos, MsgpackFault::TrailingBytes));
+        return Err(Fault::Msgpack(reader.pos, MsgpackFault::TrailingBytes));
     }
     Ok(value)
 }
 
-struct Reader<'a> {
+/// What [`read_hooked`] does with the maps it reads.
+pub(crate) trait Hook<T> {
+    type Error;
+    /// Whether a map of one entry, `{"__Serialized__": n}` or `{"__Pickled__": n}` with `n` a
+    /// positive fixint, goes to [`Hook::placeholder`] without being built: Dask's frame 0 is
+    /// mostly such maps, and building one costs a string and a vector dropped at once.
+    const PLACEHOLDERS: bool;
+    /// The value that stands in for such a map (`pickled` for `__Pickled__`).
+    fn placeholder(&mut self, pickled: bool, offset: i64) -> Result<T, Self::Error>;
+    /// The value that stands in for a map read whole (its keys and values hooked already).
+    fn map(&mut self, items: Vec<(T, T)>) -> Result<T, Self::Error>;
+}
+
+/// A fault [`read_hooked`] stops at: in the MessagePack (at an offset), or the hook's.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Fault<E> {
+    Msgpack(usize, MsgpackFault),
+    Hook(E),
+}
+
+impl<E> From<(usize, MsgpackFault)> for Fault<E> {
+    fn from((offset, fault): (usize, MsgpackFault)) -> Self {
+        Fault::Msgpack(offset, fault)
+    }
+}
+
+/// No hook: a map is a map.
+struct Plain;
+
+impl<'a, T: Build<'a>> Hook<T> for Plain {
+    type Error = std::convert::Infallible;
+    const PLACEHOLDERS: bool = false;
+    fn placeholder(&mut self, _: bool, _: i64) -> Result<T, Self::Error> {
+        unreachable!("Plain::PLACEHOLDERS is false: no placeholder is handed to it")
+    }
+    fn map(&mut self, items: Vec<(T, T)>) -> Result<T, Self::Error> {
+        Ok(T::map(items))
+    }
+}
+
+/// A placeholder's key as Dask writes it, with its `fixstr` marker.
+const SERIALIZED_KEY: &[u8] = b"\xae__Serialized__";
+const PICKLED_KEY: &[u8] = b"\xab__Pickled__";
+
+struct Reader<'a, 'h, H> {
     data: &'a Bytes,
     pos: usize,
     max_depth: usize,
+    hook: &'h mut H,
 }
 
-impl<'a> Reader<'a> {
+impl<'a, H> Reader<'a, '_, H> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], (usize, MsgpackFault)> {
         let data: &'a Bytes = self.data;
         let end = self
@@ -662,7 +759,10 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    fn value<T: Build<'a>>(&mut self, depth: usize) -> Result<T, (usize, MsgpackFault)> {
+    fn value<T: Build<'a>>(&mut self, depth: usize) -> Result<T, Fault<H::Error>>
+    where
+        H: Hook<T>,
+    {
         let at = self.pos;
         let marker = self.take(1)?[0];
         Ok(match marker {
@@ -714,18 +814,16 @@ impl<'a> Reader<'a> {
                 self.map(n, depth, at)?
             }
             0xe0..=0xff => T::int(i64::from(marker as i8)),
-            0xc1 => return Err((at, MsgpackFault::ReservedMarker)),
+            0xc1 => return Err(Fault::Msgpack(at, MsgpackFault::ReservedMarker)),
         })
     }
 
-    fn array<T: Build<'a>>(
-        &mut self,
-        n: u64,
-        depth: usize,
-        at: usize,
-    ) -> Result<T, (usize, MsgpackFault)> {
+    fn array<T: Build<'a>>(&mut self, n: u64, depth: usize, at: usize) -> Result<T, Fault<H::Error>>
+    where
+        H: Hook<T>,
+    {
         if depth >= self.max_depth {
-            return Err((at, MsgpackFault::TooDeep));
+            return Err(Fault::Msgpack(at, MsgpackFault::TooDeep));
         }
         let n = self.count(n, 1)?;
         let mut items = Vec::with_capacity(n);
@@ -735,14 +833,18 @@ impl<'a> Reader<'a> {
         Ok(T::list(items))
     }
 
-    fn map<T: Build<'a>>(
-        &mut self,
-        n: u64,
-        depth: usize,
-        at: usize,
-    ) -> Result<T, (usize, MsgpackFault)> {
+    fn map<T: Build<'a>>(&mut self, n: u64, depth: usize, at: usize) -> Result<T, Fault<H::Error>>
+    where
+        H: Hook<T>,
+    {
         if depth >= self.max_depth {
-            return Err((at, MsgpackFault::TooDeep));
+            return Err(Fault::Msgpack(at, MsgpackFault::TooDeep));
+        }
+        if H::PLACEHOLDERS
+            && n == 1
+            && let Some((pickled, offset)) = self.placeholder()
+        {
+            return self.hook.placeholder(pickled, offset).map_err(Fault::Hook);
         }
         let n = self.count(n, 2)?;
         let mut items = Vec::with_capacity(n);
@@ -751,7 +853,27 @@ impl<'a> Reader<'a> {
             let value = self.value(depth + 1)?;
             items.push((key, value));
         }
-        Ok(T::map(items))
+        self.hook.map(items).map_err(Fault::Hook)
+    }
+
+    /// At a map's one entry: if it is a placeholder's key and a positive fixint, moves past
+    /// both and says which placeholder and its offset.
+    fn placeholder(&mut self) -> Option<(bool, i64)> {
+        let rest = self.data.get(self.pos..)?;
+        let (pickled, key) = if rest.starts_with(SERIALIZED_KEY) {
+            (false, SERIALIZED_KEY.len())
+        } else if rest.starts_with(PICKLED_KEY) {
+            (true, PICKLED_KEY.len())
+        } else {
+            return None;
+        };
+        match rest.get(key) {
+            Some(&offset @ 0x00..=0x7f) => {
+                self.pos += key + 1;
+                Some((pickled, i64::from(offset)))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -971,14 +1093,48 @@ mod tests {
             shape.iter().map(Raw::as_i64).collect::<Vec<_>>(),
             [Some(3), Some(1 << 40)]
         );
-        assert_eq!(raw.fields().get("shape"), raw.get("shape"));
-        assert_eq!(raw.fields().get("dtype"), None);
-        // A key outside the fields still reads, by a walk.
-        let nested = raw.fields().get("nested").unwrap();
+        assert_eq!(raw.fields().get(Field::Shape), raw.get("shape"));
+        assert_eq!(raw.fields().get(Field::Dtype), None);
+        // A key outside the fields reads by a walk.
+        let nested = raw.get("nested").unwrap();
         assert!(matches!(nested.get("b"), Some(Raw::Ext(5, b"12345678"))));
         assert_eq!(raw.get("missing"), None);
         assert_eq!(Raw::Int(1).get("shape"), None);
-        assert!(Raw::Nil.fields().get("shape").is_none());
+        assert!(Raw::Nil.fields().get(Field::Shape).is_none());
+        // Every field is found by its own key, and no other.
+        let named = [
+            (Field::NumSubFrames, "num-sub-frames"),
+            (Field::Compression, "compression"),
+            (Field::SplitNumSubFrames, "split-num-sub-frames"),
+            (Field::SplitOffsets, "split-offsets"),
+            (Field::IsCollection, "is-collection"),
+            (Field::Serializer, "serializer"),
+            (Field::Writeable, "writeable"),
+            (Field::TypeSerialized, "type-serialized"),
+            (Field::SubHeader, "sub-header"),
+            (Field::SubHeaders, "sub-headers"),
+            (Field::FrameLengths, "frame-lengths"),
+            (Field::Key, "key"),
+            (Field::PickledObj, "pickled-obj"),
+            (Field::Pickle, "pickle"),
+            (Field::Dtype, "dtype"),
+            (Field::Strides, "strides"),
+            (Field::Shape, "shape"),
+            (Field::BroadcastTo, "broadcast_to"),
+        ];
+        assert_eq!(named.len(), FIELDS.len());
+        for (field, name) in named {
+            let mut w = Writer::default();
+            w.out.push(0x82);
+            w.str("other");
+            w.int(0);
+            w.str(name);
+            w.int(7);
+            let data = Bytes::from(w.out);
+            let fields = read_raw(&data, 8).unwrap().fields();
+            assert_eq!(fields.at.iter().filter(|&&at| at != 0).count(), 1, "{name}");
+            assert_eq!(fields.get(field), Some(Raw::Int(7)), "{name}");
+        }
     }
 
     #[test]
@@ -1021,6 +1177,96 @@ mod tests {
         assert!(matches!(
             read_raw(&data, 2),
             Err((_, MsgpackFault::TooDeep))
+        ));
+    }
+
+    /// Records what the hooked reader hands it, and stands in a marker string for each.
+    #[derive(Default)]
+    struct Recorder {
+        placeholders: Vec<(bool, i64)>,
+        maps: usize,
+    }
+
+    impl Hook<Value> for Recorder {
+        type Error = &'static str;
+        const PLACEHOLDERS: bool = true;
+        fn placeholder(&mut self, pickled: bool, offset: i64) -> Result<Value, &'static str> {
+            self.placeholders.push((pickled, offset));
+            Ok(Value::Str(format!("placeholder {offset}")))
+        }
+        fn map(&mut self, items: Vec<(Value, Value)>) -> Result<Value, &'static str> {
+            self.maps += 1;
+            if items.is_empty() {
+                return Err("empty map");
+            }
+            Ok(Value::Map(items))
+        }
+    }
+
+    #[test]
+    fn the_hook_sees_each_placeholder_unbuilt_and_every_other_map_whole_inner_first() {
+        let mut w = Writer::default();
+        // [{"__Serialized__": 1}, {"__Pickled__": 2}, {"__Serialized__": 200},
+        //  {"__Serialized__": 3, "x": 1}, {"a": {"__Pickled__": 4}}]
+        w.out.push(0x95);
+        for (key, offset) in [
+            ("__Serialized__", 1),
+            ("__Pickled__", 2),
+            ("__Serialized__", 200),
+        ] {
+            w.out.push(0x81);
+            w.str(key);
+            w.int(offset);
+        }
+        w.out.push(0x82);
+        w.str("__Serialized__");
+        w.int(3);
+        w.str("x");
+        w.int(1);
+        w.out.push(0x81);
+        w.str("a");
+        w.out.push(0x81);
+        w.str("__Pickled__");
+        w.int(4);
+        let data = Bytes::from(w.out);
+
+        let mut hook = Recorder::default();
+        let value = read_hooked::<Value, _>(&data, 8, &mut hook).unwrap();
+        // Only fixint offsets take the short way; the rest are maps, read whole.
+        assert_eq!(hook.placeholders, [(false, 1), (true, 2), (true, 4)]);
+        assert_eq!(hook.maps, 3);
+        let Value::List(items) = &value else {
+            panic!("{value:?}")
+        };
+        assert_eq!(items[0].as_str(), Some("placeholder 1"));
+        assert_eq!(items[1].as_str(), Some("placeholder 2"));
+        assert!(matches!(&items[2], Value::Map(m) if m.len() == 1));
+        assert!(matches!(&items[3], Value::Map(m) if m.len() == 2));
+        assert_eq!(
+            items[4],
+            Value::Map(vec![("a".into(), Value::Str("placeholder 4".into()))])
+        );
+
+        // Without a hook the same bytes are plain maps.
+        let plain: Value = read(&data, 8).unwrap();
+        assert!(matches!(&plain, Value::List(l) if matches!(&l[0], Value::Map(_))));
+
+        // The hook's error stops the read; a fault in the bytes is still the reader's.
+        let empty = Bytes::from_static(b"\x91\x80");
+        let err = read_hooked::<Value, _>(&empty, 8, &mut Recorder::default());
+        assert_eq!(err, Err(Fault::Hook("empty map")));
+        let cut = data.slice(..data.len() - 1);
+        let err = read_hooked::<Value, _>(&cut, 8, &mut Recorder::default());
+        assert!(matches!(
+            err,
+            Err(Fault::Msgpack(_, MsgpackFault::Truncated))
+        ));
+        // A placeholder key with nothing after it is cut short, not a placeholder.
+        let key_only = Bytes::from_static(b"\x81\xae__Serialized__");
+        let err = read_hooked::<Value, _>(&key_only, 8, &mut Recorder::default());
+        assert!(matches!(
+            err,
+            Err(Fault::Msgpack(_, MsgpackFault::Truncated))
         ));
     }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use pontoon_array::{Array, DType};
 use pontoon_wire::Limits;
 
-use crate::msgpack::{Fields, Raw};
+use crate::msgpack::{Field, Fields, Raw};
 use crate::value::{ArrayData, NdArray, RawArray, RawDType, Value};
 use crate::{DecodeError, EncodeError};
 
@@ -126,7 +126,7 @@ pub(crate) fn decode(
     limits: &Limits,
 ) -> Result<NdArray, DecodeError> {
     let writeable = match sub
-        .get("writeable")
+        .get(Field::Writeable)
         .and_then(Raw::as_list)
         .map(|l| (l.len(), l.iter().next()))
     {
@@ -135,17 +135,17 @@ pub(crate) fn decode(
         _ => return Err(bad("writeable", "not a list of one bool")),
     };
     let dtype = sub
-        .get("dtype")
+        .get(Field::Dtype)
         .and_then(Raw::as_list)
         .ok_or_else(|| bad("dtype", "not a pair"))?;
-    let strides = isize_list(sub.get("strides"), "strides")?;
-    let sent_shape = usize_list(sub.get("shape"), "shape")?;
+    let strides = isize_list(sub.get(Field::Strides), "strides")?;
+    let sent_shape = usize_list(sub.get(Field::Shape), "shape")?;
     // The elements sent, before any broadcast, back to back in the frame.
     let sent_elements = sent_shape
         .iter()
         .try_fold(1usize, |a, &n| a.checked_mul(n))
         .ok_or_else(|| bad("shape", "its element count overflows"))?;
-    let shape = match sub.get("broadcast_to") {
+    let shape = match sub.get(Field::BroadcastTo) {
         Some(Raw::Nil) | None => sent_shape,
         Some(b) => usize_list(Some(b), "broadcast_to")?,
     };
