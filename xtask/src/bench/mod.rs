@@ -127,7 +127,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     let ws = workspace::metadata()?;
     let criterion_dir = std::env::var_os("CRITERION_HOME")
         .map_or_else(|| ws.target_dir.join("criterion"), std::path::PathBuf::from);
-    let results = results::read(&criterion_dir, started)?;
+    let results = results::read(&criterion_dir, started, quick)?;
     if results.is_empty() {
         return Err(format!(
             "no criterion results were written under {} during this run",

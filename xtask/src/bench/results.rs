@@ -18,9 +18,11 @@ pub(crate) struct Measurement {
     pub(crate) function: String,
     /// The parameter, e.g. `64MiB`, if the benchmark has one.
     pub(crate) parameter: Option<String>,
-    /// Median time per iteration, in nanoseconds.
+    /// Time per iteration, in nanoseconds: criterion's median, or in quick mode the faster of
+    /// its two samples (see [`read`]).
     pub(crate) median_ns: f64,
-    /// The 95% confidence interval of the median, in nanoseconds.
+    /// The 95% confidence interval of the median, in nanoseconds; in quick mode, the two
+    /// samples' times per iteration.
     pub(crate) low_ns: f64,
     pub(crate) high_ns: f64,
     /// How many samples criterion took.
@@ -47,7 +49,17 @@ impl Measurement {
 
 /// Reads every `…/new/benchmark.json` under `dir` written at or after `since`, with the
 /// estimates and samples beside it; keyed by criterion's full id.
-pub(crate) fn read(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, Measurement>> {
+///
+/// With `quick`, a benchmark's figure is the faster of the samples criterion's quick mode
+/// took (it takes two, of `n` and `2n` iterations), not their median, which is their mean: on
+/// a shared machine a disturbance only ever adds time, and one stalled sample among two moved
+/// a quick ratio tenfold where the faster one stays within a few percent of a full run's
+/// median.
+pub(crate) fn read(
+    dir: &Path,
+    since: SystemTime,
+    quick: bool,
+) -> Result<BTreeMap<String, Measurement>> {
     let mut files = Vec::new();
     find_benchmark_files(dir, &mut files);
     let mut results = BTreeMap::new();
@@ -60,11 +72,13 @@ pub(crate) fn read(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, Mea
         }
         let benchmark = read_json(&file)?;
         let estimates = read_json(&file.with_file_name("estimates.json"))?;
-        // Samples are only counted; a missing file is not worth failing the report for.
-        let samples = read_json(&file.with_file_name("sample.json"))
+        // A missing sample file is not worth failing the report for: the samples are then
+        // not counted, and a quick figure is criterion's median.
+        let per_iteration = read_json(&file.with_file_name("sample.json"))
             .ok()
-            .and_then(|s| s["iters"].as_array().map(Vec::len))
-            .unwrap_or(0);
+            .map(|s| per_iteration(&s))
+            .unwrap_or_default();
+        let samples = per_iteration.len();
         let text = |key: &str| benchmark[key].as_str().map(str::to_owned);
         let missing = |what: &str| format!("{} has no {what}", file.display());
         let full_id = text("full_id").ok_or_else(|| missing("full_id"))?;
@@ -77,6 +91,10 @@ pub(crate) fn read(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, Mea
                 .as_f64()
                 .unwrap_or(median_ns)
         };
+        let (median_ns, low_ns, high_ns) = match (quick, fastest_and_slowest(&per_iteration)) {
+            (true, Some((fastest, slowest))) => (fastest, fastest, slowest),
+            _ => (median_ns, bound("lower_bound"), bound("upper_bound")),
+        };
         results.insert(
             full_id,
             Measurement {
@@ -84,14 +102,37 @@ pub(crate) fn read(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, Mea
                 function: text("function_id").unwrap_or_default(),
                 parameter: text("value_str"),
                 median_ns,
-                low_ns: bound("lower_bound"),
-                high_ns: bound("upper_bound"),
+                low_ns,
+                high_ns,
                 samples,
                 throughput: Some(benchmark["throughput"].clone()).filter(|t| !t.is_null()),
             },
         );
     }
     Ok(results)
+}
+
+/// Each sample's time per iteration, from criterion's `sample.json` (`iters` and `times`, the
+/// total nanoseconds of each sample); samples without a positive iteration count are left out.
+fn per_iteration(sample: &Value) -> Vec<f64> {
+    let (Some(iters), Some(times)) = (sample["iters"].as_array(), sample["times"].as_array())
+    else {
+        return Vec::new();
+    };
+    iters
+        .iter()
+        .zip(times)
+        .filter_map(|(n, t)| Some((n.as_f64()?, t.as_f64()?)))
+        .filter(|&(n, _)| n > 0.0)
+        .map(|(n, t)| t / n)
+        .collect()
+}
+
+/// The fastest and the slowest of `times`, if there are any.
+fn fastest_and_slowest(times: &[f64]) -> Option<(f64, f64)> {
+    let fastest = times.iter().copied().reduce(f64::min)?;
+    let slowest = times.iter().copied().reduce(f64::max)?;
+    Some((fastest, slowest))
 }
 
 /// Adds every `benchmark.json` in a directory named `new` under `dir` to `files`.
@@ -153,14 +194,25 @@ mod tests {
             serde_json::json!({"median": {"point_estimate": 200.0,
                 "confidence_interval": {"lower_bound": 190.0, "upper_bound": 230.0}}}),
         );
-        write("sample.json", serde_json::json!({"iters": [1.0, 2.0, 3.0]}));
-        let results = read(&dir, SystemTime::UNIX_EPOCH).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        write(
+            "sample.json",
+            serde_json::json!({"iters": [1.0, 2.0, 3.0], "times": [210.0, 360.0, 900.0]}),
+        );
+        let results = read(&dir, SystemTime::UNIX_EPOCH, false).unwrap();
         let m = &results["wire/decode/pontoon/64MiB"];
         assert_eq!((m.area(), m.function.as_str()), ("wire", "pontoon"));
         assert_eq!(m.parameter.as_deref(), Some("64MiB"));
         assert_eq!(m.samples, 3);
+        assert_eq!(m.median_ns, 200.0);
         assert!((m.spread() - 0.1).abs() < 1e-9);
         assert_eq!(m.throughput.as_ref().unwrap()["Bytes"], 67108864);
+
+        // Quick: the fastest sample's time per iteration (180 ns), the slowest (300 ns) as
+        // the upper bound, not criterion's median.
+        let results = read(&dir, SystemTime::UNIX_EPOCH, true).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let m = &results["wire/decode/pontoon/64MiB"];
+        assert_eq!((m.median_ns, m.low_ns, m.high_ns), (180.0, 180.0, 300.0));
+        assert_eq!(m.samples, 3);
     }
 }
