@@ -55,22 +55,28 @@ fn isize_list(value: Option<Raw>, field: &'static str) -> Result<Vec<isize>, Dec
 }
 
 /// The bytes per element of a numpy dtype string pontoon-array does not model (`S3`, `U5`,
-/// `V4`, `f2`): the count after the kind letter, four bytes a character for `U`. Object
+/// `V4`, `f2`, `f16`): the count after the kind letter, four bytes a character for `U`. Object
 /// arrays (`O`) are refused: their elements are Python objects.
 fn raw_itemsize(descr: &str) -> Option<usize> {
     let body = descr.strip_prefix(['<', '>', '|', '=']).unwrap_or(descr);
     let mut chars = body.chars();
     let kind = chars.next()?;
     let n: usize = chars.as_str().parse().ok()?;
-    match kind {
-        'U' => n.checked_mul(4),
-        'S' | 'V' | 'f' | 'i' | 'u' | 'c' | 'b' => Some(n),
+    // Only what numpy has: strings and voids of any size (zero too), and the numbers
+    // pontoon-array does not model (half and long double floats, long double complex); no
+    // `<f0` or `<i7`, which no numpy array has.
+    match (kind, n) {
+        ('U', n) => n.checked_mul(4),
+        ('S' | 'V', n) => Some(n),
+        ('f', 2 | 12 | 16) | ('c', 24 | 32) => Some(n),
         _ => None,
     }
 }
 
 /// Checks that every element of a raw array lies inside `len` bytes from offset 0, and that
-/// its elements (a broadcast repeats bytes) make at most `limits.max_expansion(len)` bytes.
+/// its elements (a broadcast repeats bytes) make at most `limits.max_expansion(len)` bytes,
+/// each counted as one byte at least: elements of zero bytes cost nothing to hold, but walking
+/// them (a copy into C order, a hash) costs a step each, which a peer must pay for too.
 pub(crate) fn check_raw_layout(
     itemsize: usize,
     shape: &[usize],
@@ -104,7 +110,7 @@ pub(crate) fn check_raw_layout(
     if low < 0 || high + itemsize as i128 > len as i128 {
         return Err(err());
     }
-    let logical = count.saturating_mul(itemsize as u128);
+    let logical = count.saturating_mul(itemsize.max(1) as u128);
     let limit = limits.max_expansion(len as u64).max(len as u64);
     if logical > u128::from(limit) {
         return Err(DecodeError::ExpansionTooLarge {
@@ -258,7 +264,11 @@ pub(crate) fn encode(array: &NdArray) -> Result<Encoded, EncodeError> {
         .map(|(&n, &s)| if s == 0 { n.min(1) } else { n })
         .collect();
     let count: usize = sent_shape.iter().product();
-    let (frame, sent_strides) = if contiguous(itemsize, &sent_shape, &strides) {
+    let (frame, sent_strides) = if itemsize == 0 {
+        // Elements of zero bytes (`|S0`, `|V0`) have nothing to copy: the frame and layout go
+        // as they came, not remade with strides of zero that would read as a broadcast.
+        (data.clone(), strides.clone())
+    } else if contiguous(itemsize, &sent_shape, &strides) {
         // The span the elements lie in, from the lowest address.
         let low: isize = sent_shape
             .iter()

@@ -460,3 +460,65 @@ fn random_damage_to_valid_messages_never_panics() {
     }
     assert!(decoded > 0, "some damage (inside array data) still decodes");
 }
+
+#[test]
+fn elements_of_zero_bytes_keep_their_layout_and_dtypes_numpy_has_not_are_refused() {
+    let sub_header = |descr: &str| {
+        Value::map([
+            (
+                "dtype",
+                Value::List(vec![Value::Int(0), Value::from(descr)]),
+            ),
+            (
+                "shape",
+                Value::List(vec![2, 3, 4].into_iter().map(Value::Int).collect()),
+            ),
+            (
+                "strides",
+                Value::List(vec![12, 4, 1].into_iter().map(Value::Int).collect()),
+            ),
+            ("writeable", Value::List(vec![Value::Bool(true)])),
+        ])
+    };
+    // numpy has strings and voids of zero bytes, laid out however the sender had them: sent on
+    // as they are, they come back as they were (they used to come back with strides of zero,
+    // which read as a broadcast; found by the dask_message fuzz target).
+    for descr in ["|S0", "|V0", "<U0"] {
+        let frames = with_field("sub-header", sub_header(descr));
+        let value = decode(&frames, &DecodeOptions::default()).unwrap();
+        let sent: Vec<Bytes> = encode(&value, &EncodeOptions::default())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.data)
+            .collect();
+        let back = decode(&sent, &DecodeOptions::default()).unwrap();
+        assert_eq!(back, value, "{descr}");
+    }
+    // Elements of zero bytes are counted as a byte each against the expansion limit: a shape of
+    // 2^40 of them, broadcast from nothing, would otherwise be 2^40 steps to walk for free.
+    let mut frames = with_field("sub-header", sub_header("|S0"));
+    sub_header_field(
+        &mut frames,
+        &["sub-header", "strides"],
+        Value::List(vec![Value::Int(0)]),
+    );
+    sub_header_field(
+        &mut frames,
+        &["sub-header", "shape"],
+        Value::List(vec![Value::Int(1 << 40)]),
+    );
+    match decode(&frames, &DecodeOptions::default()) {
+        Err(DecodeError::ExpansionTooLarge { bytes, .. }) => assert_eq!(bytes, 1 << 40),
+        other => panic!("{other:?}"),
+    }
+    // No numpy array has numbers of zero bytes or of sizes numpy does not make.
+    for descr in [
+        "|b0", "<f0", "<i0", "<c0", "<i7", "<u3", "<f5", "<c12", "|b2",
+    ] {
+        let frames = with_field("sub-header", sub_header(descr));
+        match decode(&frames, &DecodeOptions::default()) {
+            Err(DecodeError::UnsupportedDType(d)) => assert_eq!(d, descr),
+            other => panic!("{descr}: {other:?}"),
+        }
+    }
+}
