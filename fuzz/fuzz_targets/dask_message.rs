@@ -11,6 +11,10 @@ use libfuzzer_sys::fuzz_target;
 use pontoon_dask::{DecodeOptions, EncodeOptions, decode_in, encode, framing, to_json};
 use pontoon_wire::Limits;
 
+#[path = "../../crates/pontoon-dask/tests/layout/mod.rs"]
+mod layout;
+use layout::without_strides;
+
 fuzz_target!(|data: &[u8]| {
     let input = Bytes::copy_from_slice(data);
     let Ok((frames, _rest)) = framing::decode_stream(input.clone(), &Limits::DEFAULT) else {
@@ -50,17 +54,3 @@ fuzz_target!(|data: &[u8]| {
         "what pontoon wrote goes round exactly"
     );
 });
-
-/// `json` without its arrays' `"strides":[…]` entries (inside a JSON string the quotes would be
-/// escaped, so the text cannot occur there).
-fn without_strides(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut rest = json;
-    while let Some(at) = rest.find(r#","strides":["#) {
-        out.push_str(&rest[..at]);
-        let after = &rest[at..];
-        rest = after.find(']').map_or("", |end| &after[end + 1..]);
-    }
-    out.push_str(rest);
-    out
-}
