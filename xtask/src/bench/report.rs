@@ -137,19 +137,17 @@ pub(crate) fn markdown(
         let _ = writeln!(out, "- Not measured, {bench}: {}", text.replace('\n', " "));
     }
     out.push('\n');
-    out.push_str(
-        if run.quick {
-            "A ratio divides the first benchmark's time by the second's (for throughput rows the \
+    out.push_str(if run.quick {
+        "A ratio divides the first benchmark's time by the second's (for throughput rows the \
              peer comes first, so higher is better for pontoon). Quick figures are the faster of \
              criterion's two samples; ± is half the gap between the two, relative, of both \
              benchmarks combined; samples is the smaller sample count.\n"
-        } else {
-            "A ratio divides the first benchmark's median time by the second's (for throughput \
+    } else {
+        "A ratio divides the first benchmark's median time by the second's (for throughput \
              rows the peer comes first, so higher is better for pontoon). ± is the half-width of \
              the 95% confidence intervals of both medians, combined; samples is the smaller \
              sample count.\n"
-        },
-    );
+    });
     for area in areas(results, ratios).into_iter().filter(|a| run.shows(a)) {
         let _ = writeln!(out, "\n## {area}\n");
         let area_ratios: Vec<&Evaluated> =
