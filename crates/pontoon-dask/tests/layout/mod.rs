@@ -3,7 +3,7 @@
 
 /// `json` without its arrays' `"strides":[…]` entries (inside a JSON string the quotes would be
 /// escaped, so the text cannot occur there).
-pub fn without_strides(json: &str) -> String {
+pub(crate) fn without_strides(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     let mut rest = json;
     while let Some(at) = rest.find(r#","strides":["#) {
