@@ -235,7 +235,16 @@ fn read_body<'a>(rd: &mut &'a [u8]) -> Result<Body<'a>, DeserializeError> {
         *rd = &rd[1..];
         return Ok(Body::Frame);
     }
-    let len = rmp::decode::read_bin_len(rd).map_err(|_| expected())? as usize;
+    // The three `bin` markers read by hand: every deserialize reads one, and `rmp`'s general
+    // reader costs more than the body of a small message takes to check.
+    let bytes: &'a [u8] = rd;
+    let (len, rest) = match bytes {
+        [0xc4, n, rest @ ..] => (usize::from(*n), rest),
+        [0xc5, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
+        [0xc6, a, b, c, d, rest @ ..] => (u32::from_be_bytes([*a, *b, *c, *d]) as usize, rest),
+        _ => return Err(expected()),
+    };
+    *rd = rest;
     if len > rd.len() {
         return Err(expected());
     }

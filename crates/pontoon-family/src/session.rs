@@ -525,6 +525,7 @@ impl<'a> Scope<'a> {
     }
 
     /// The deserializer slot for `family`, if this session accepts it. Every way in passes here.
+    #[inline]
     fn accepted(&self, family: &[u8]) -> Result<&'a Slot, DeserializeError> {
         // The built-in names are compared as constants (no call to a generic slice compare):
         // every message, however small, passes here.
@@ -533,9 +534,17 @@ impl<'a> Scope<'a> {
             Slot::Custom => family == CUSTOM.as_bytes(),
             Slot::User(name, _) => family == name.as_bytes(),
         };
-        if let Some(slot) = self.policy.deserializers.iter().find(named) {
-            return Ok(slot);
+        match self.policy.deserializers.iter().find(named) {
+            Some(slot) => Ok(slot),
+            None => Err(self.refused(family)),
         }
+    }
+
+    /// Why `family` is refused: not on the deserializer list, or not known at all. Off the
+    /// path every accepted message takes, so that the check itself stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, family: &[u8]) -> DeserializeError {
         let family = header::lossy(family);
         let deserializers = self
             .policy
@@ -544,15 +553,15 @@ impl<'a> Scope<'a> {
             .map(|s| s.name().to_string())
             .collect();
         if self.registry.family_names().contains(&family) {
-            Err(DeserializeError::NotAccepted {
+            DeserializeError::NotAccepted {
                 family,
                 deserializers,
-            })
+            }
         } else {
-            Err(DeserializeError::UnknownFamily {
+            DeserializeError::UnknownFamily {
                 family,
                 deserializers,
-            })
+            }
         }
     }
 
