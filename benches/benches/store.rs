@@ -103,9 +103,10 @@ const OUTSTANDING: usize = 1024;
 
 /// `iters` puts as rounds of at most [`OUTSTANDING`].
 fn rounds(iters: u64) -> impl Iterator<Item = u64> {
-    let full = iters / OUTSTANDING as u64;
-    let rest = iters % OUTSTANDING as u64;
-    std::iter::repeat_n(OUTSTANDING as u64, full as usize).chain((rest > 0).then_some(rest))
+    let most = OUTSTANDING as u64;
+    (0..iters)
+        .step_by(OUTSTANDING)
+        .map(move |done| (iters - done).min(most))
 }
 
 fn small(c: &mut Criterion) {

@@ -662,7 +662,7 @@ pub(crate) fn read_hooked<'a, T: Build<'a>, H: Hook<T>>(
 pub(crate) trait Hook<T> {
     type Error;
     /// Whether a map of one entry, `{"__Serialized__": n}` or `{"__Pickled__": n}` with `n` a
-    /// positive fixint, goes to [`Hook::placeholder`] without being built: Dask's frame 0 is
+    /// fixint (0 to 127; the hook refuses 0 as the general path does), goes to [`Hook::placeholder`] without being built: Dask's frame 0 is
     /// mostly such maps, and building one costs a string and a vector dropped at once.
     const PLACEHOLDERS: bool;
     /// The value that stands in for such a map (`pickled` for `__Pickled__`).
@@ -856,8 +856,8 @@ impl<'a, H> Reader<'a, '_, H> {
         self.hook.map(items).map_err(Fault::Hook)
     }
 
-    /// At a map's one entry: if it is a placeholder's key and a positive fixint, moves past
-    /// both and says which placeholder and its offset.
+    /// At a map's one entry: if it is a placeholder's key and a fixint, moves past both and
+    /// says which placeholder and its offset.
     fn placeholder(&mut self) -> Option<(bool, i64)> {
         let rest = self.data.get(self.pos..)?;
         let (pickled, key) = if rest.starts_with(SERIALIZED_KEY) {

@@ -304,4 +304,42 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_body_reads_under_each_bin_marker_and_a_length_past_the_header_is_refused() {
+        let body = vec![7u8; 300];
+        for (marker, len_bytes) in [(0xc4u8, 1usize), (0xc5, 2), (0xc6, 4)] {
+            for len in [0usize, 3, 255] {
+                let mut header = Vec::new();
+                rmp::encode::write_map_len(&mut header, 3).unwrap();
+                for (key, value) in [("family", "serde"), ("type", "t")] {
+                    rmp::encode::write_str(&mut header, key).unwrap();
+                    rmp::encode::write_str(&mut header, value).unwrap();
+                }
+                rmp::encode::write_str(&mut header, "body").unwrap();
+                header.push(marker);
+                header.extend_from_slice(&(len as u32).to_be_bytes()[4 - len_bytes..]);
+                let at = header.len();
+                header.extend_from_slice(&body[..len]);
+                let parsed = parse(&header).unwrap();
+                assert_eq!(
+                    parsed.body,
+                    Some(Body::Inline(&body[..len])),
+                    "{marker:#x} {len}"
+                );
+                // One byte short of the length it claims.
+                if len > 0 {
+                    assert!(parse(&header[..at + len - 1]).is_err(), "{marker:#x} {len}");
+                }
+            }
+        }
+        // Anything but bin or nil is no body.
+        let mut header = generic("t", b"", 0);
+        let at = header.iter().position(|&b| b == 0xc6).unwrap();
+        header[at] = 0xd9; // str 8
+        assert!(matches!(
+            parse(&header),
+            Err(DeserializeError::WrongType { key: "body", .. })
+        ));
+    }
 }

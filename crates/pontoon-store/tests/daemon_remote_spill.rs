@@ -40,6 +40,14 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// [`temp_dir`] with an empty `remote` directory inside it, for a `file://` remote.
+fn dir_with_remote(name: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let remote = dir.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    (dir, remote)
+}
+
 /// Object `i`: a header naming it and one frame of `len` bytes that differ per object.
 fn object(i: u32, len: usize) -> Message {
     let frame: Vec<u8> = (0..len)
@@ -144,9 +152,7 @@ async fn spilled_restored_taken_and_deleted(target: &Target, socket: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_daemon_objects_spill_come_back_to_concurrent_clients_and_are_deleted_after() {
-    let dir = temp_dir("file");
-    let remote = dir.join("remote");
-    std::fs::create_dir_all(&remote).unwrap();
+    let (dir, remote) = dir_with_remote("file");
     spilled_restored_taken_and_deleted(&Target::file(&remote), &dir.join("store.sock")).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -245,9 +251,7 @@ async fn seaweed_cases(server: Seaweed) {
 /// object comes back byte-exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_concurrent_creates_spill_in_overlapping_rounds_and_lose_nothing() {
-    let dir = temp_dir("concurrent");
-    let remote = dir.join("remote");
-    std::fs::create_dir_all(&remote).unwrap();
+    let (dir, remote) = dir_with_remote("concurrent");
     let socket = dir.join("store.sock");
     let stats = Target::file(&remote).daemon(&socket, RemoteTimeouts::default());
     let mut tasks = tokio::task::JoinSet::new();
@@ -288,9 +292,7 @@ async fn file_concurrent_creates_spill_in_overlapping_rounds_and_lose_nothing() 
 /// the pulled object and every one of its own come back byte-exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
-    let dir = temp_dir("pull");
-    let remote = dir.join("remote");
-    std::fs::create_dir_all(&remote).unwrap();
+    let (dir, remote) = dir_with_remote("pull");
     // The peer: a daemon without a remote that serves peers.
     let peer_socket = dir.join("peer.sock");
     let (_, peer_address) = support::start_serving_peers(ServeOptions::new(&peer_socket, 4 << 20));
@@ -324,9 +326,7 @@ async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
 /// and stays spilled at the daemon; an object the daemon never had is still unknown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_peers_pull_objects_spilled_to_a_directory_or_a_remote() {
-    let dir = temp_dir("serve-spilled");
-    let remote = dir.join("remote");
-    std::fs::create_dir_all(&remote).unwrap();
+    let (dir, remote) = dir_with_remote("serve-spilled");
     let puller_socket = dir.join("puller.sock");
     let _puller = support::start(ServeOptions::new(&puller_socket, 8 << 20));
     let puller = Client::connect(&puller_socket).await.unwrap();
