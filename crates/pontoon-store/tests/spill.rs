@@ -11,7 +11,7 @@
 mod support;
 use support::{TinyDisk, start};
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -459,7 +459,8 @@ async fn a_daemon_removes_the_stale_spill_files_of_an_earlier_run_at_start() {
 }
 
 /// A client that sends its hello and a get of a spilled object, then dies (its socket closed)
-/// before it reads the reply, which carries the spill file's descriptor.
+/// after reading only the answer to its hello, before the reply to its get (which carries the
+/// spill file's descriptor).
 fn die_mid_get(socket: &Path, id: ObjectId) {
     let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
     let encoder = Encoder::default();
@@ -476,6 +477,18 @@ fn die_mid_get(socket: &Path, id: ObjectId) {
         bytes.extend_from_slice(&encoder.encode(&request.to_message(rid)).unwrap().to_bytes());
     }
     stream.write_all(&bytes).unwrap();
+    // The daemon counts a client in before it answers the hello: once an answer is here, the
+    // test's wait for the count to fall back sees this client (without it, that wait could
+    // end before the daemon had taken the last dying client in, and then find it counted).
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    assert_eq!(
+        stream.read(&mut first).unwrap(),
+        1,
+        "the daemon answers the hello"
+    );
     drop(stream);
 }
 
