@@ -15,6 +15,7 @@ use pontoon::array::arrow::ArrowFamily;
 use pontoon::array::{Array, ArrayFamily};
 use pontoon::family::Registry;
 use pontoon::wire::{Encoder, Limits, decode_message};
+use pontoon_benches::{Timed, Timing};
 
 fn registry() -> Registry {
     let mut registry = Registry::new();
@@ -125,10 +126,11 @@ fn record_batches(c: &mut Criterion) {
     assert_eq!(ipc_read(&ipc_stream), batch);
 
     let mut group = c.benchmark_group("array/recordbatch");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(4),
+    });
     group.bench_function("pontoon-roundtrip", |b| {
         b.iter(|| {
             let bytes = pontoon_serialize(&registry, &encoder, black_box(&batch));
@@ -153,5 +155,9 @@ fn record_batches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, arrays, record_batches);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = arrays, record_batches
+}
 criterion_main!(benches);

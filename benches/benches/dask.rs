@@ -24,6 +24,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pontoon::array::Array;
 use pontoon::dask::{Comm, DecodeOptions, NdArray, Value, decode_in, framing};
 use pontoon::wire::Limits;
+use pontoon_benches::{Timed, Timing};
 
 const HELPER: &str = r#"
 import asyncio, logging, os, sys, time
@@ -215,9 +216,11 @@ fn transfer(c: &mut Criterion) {
     let msg = Value::map([("op", "put".into()), ("x", NdArray::from(big).into())]);
 
     let mut group = c.benchmark_group("dask/transfer-1GiB");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(8));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(8),
+    });
     group.throughput(Throughput::Bytes(1 << 30));
 
     // Rust -> Python: the receiver helper's listener reads, decodes and acknowledges.
@@ -282,5 +285,9 @@ fn transfer(c: &mut Criterion) {
     drop(receiver);
 }
 
-criterion_group!(benches, decode, transfer);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = decode, transfer
+}
 criterion_main!(benches);

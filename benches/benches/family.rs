@@ -15,6 +15,7 @@ use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use pontoon::family::{Registry, binary};
 use pontoon_benches::{
     ArchivedLogs, ArchivedMesh, LOG_RECORDS, Logs, MESH_TRIANGLES, Mesh, Model, TaskFinished,
+    Timed, Timing,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -169,9 +170,11 @@ where
 
     let mut group = c.benchmark_group(format!("family/{name}"));
     // Each iteration handles megabytes: few samples are enough, and keep the run short.
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+    group.timing(Timing {
+        samples: 20,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(3),
+    });
 
     group.bench_function("pontoon-serialize", |b| {
         b.iter(|| registry.serialize(black_box(value)).unwrap())
@@ -239,5 +242,9 @@ fn mesh(c: &mut Criterion) {
     versus_peers(c, "mesh", &Mesh::generate(MESH_TRIANGLES, 2), &rkyv);
 }
 
-criterion_group!(benches, small, buffer, log, mesh);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = small, buffer, log, mesh
+}
 criterion_main!(benches);

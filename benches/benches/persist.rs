@@ -40,7 +40,7 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group,
 use pontoon::persist::format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use pontoon::persist::{Durability, Log, LogOptions};
 use pontoon::wire::{Encoder, Header, Message};
-use pontoon_benches::payload;
+use pontoon_benches::{Timed, Timing, payload};
 
 /// Concurrent appenders in `persist/group`.
 const APPENDERS: u64 = 64;
@@ -163,9 +163,11 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 /// One 4 KiB record per append, each with its own `fdatasync`, vs write + `sync_data`.
 fn always(c: &mut Criterion) {
     let mut group = c.benchmark_group("persist/always");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(3),
+    });
     group.throughput(Throughput::Elements(1));
     let message = record(4 << 10);
     // Both directories are removed only at the end, so that removing one benchmark's files
@@ -210,9 +212,11 @@ fn always(c: &mut Criterion) {
 /// `sync_data`.
 fn group_commit(c: &mut Criterion) {
     let mut group = c.benchmark_group("persist/group");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(4));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(4),
+    });
     group.throughput(Throughput::Elements(1));
     let message = record(100);
     // Removed only at the end (see `always`).
@@ -298,9 +302,11 @@ fn group_commit(c: &mut Criterion) {
 /// One thread submitting 100-byte records under `GroupCommit`, up to 1024 in flight.
 fn pipelined(c: &mut Criterion) {
     let mut group = c.benchmark_group("persist/pipelined");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(4));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(4),
+    });
     group.throughput(Throughput::Elements(1));
     let message = record(100);
     let scratch = Scratch::new("pipelined-pontoon");
@@ -343,9 +349,11 @@ fn submit_pipelined(log: &Log, message: &Message, iters: u64) -> Duration {
 /// group list, since the recorder stays installed for the rest of the process.
 fn pipelined_recorded(c: &mut Criterion) {
     let mut group = c.benchmark_group("persist/pipelined");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(4));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(4),
+    });
     group.throughput(Throughput::Elements(1));
     let message = record(100);
     let mut handle = None;
@@ -430,9 +438,11 @@ fn recovery(c: &mut Criterion) {
     let mut group = c.benchmark_group("persist/recovery");
     // Each iteration reads the whole log: a few iterations per sample.
     group.sampling_mode(SamplingMode::Flat);
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(5));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_secs(1),
+        measurement: Duration::from_secs(5),
+    });
 
     let mut options = LogOptions::default();
     options.durability = Durability::Never;
@@ -485,12 +495,9 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    always,
-    group_commit,
-    pipelined,
-    recovery,
-    pipelined_recorded
-);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = always, group_commit, pipelined, recovery, pipelined_recorded
+}
 criterion_main!(benches);

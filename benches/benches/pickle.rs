@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use pontoon::pickle::{DumpOptions, LoadOptions, dumps, loads};
+use pontoon_benches::{Timed, Timing};
 
 const HELPER: &str = r#"
 import os, pickle, sys, time
@@ -130,7 +131,10 @@ fn pickle(c: &mut Criterion) {
         let (data, buffers) = peer.pickle(name);
         let graph = loads(&data, &buffers, &options).unwrap();
         let mut group = c.benchmark_group(format!("pickle/{name}"));
-        group.sample_size(20);
+        group.timing(Timing {
+            samples: 20,
+            ..Timing::DEFAULT
+        });
         group.bench_function("pontoon-loads", |b| {
             b.iter(|| loads(black_box(&data), black_box(&buffers), &options).unwrap())
         });
@@ -149,5 +153,9 @@ fn pickle(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, pickle);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = pickle
+}
 criterion_main!(benches);

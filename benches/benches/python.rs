@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use pontoon_benches::{note, python_peer};
+use pontoon_benches::{Timed, Timing, note, python_peer};
 
 const HELPER: &str = r#"
 import sys, time
@@ -122,10 +122,12 @@ fn ray(c: &mut Criterion) {
         }
     };
     let mut group = c.benchmark_group("python/ray");
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(3));
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_millis(500),
+        measurement: Duration::from_secs(3),
+    });
     for size in ["100B", "1GiB"] {
-        group.sample_size(10);
         group.bench_function(format!("put/{size}"), |b| {
             b.iter_custom(|iters| ray.time("put", size, iters))
         });
@@ -136,5 +138,9 @@ fn ray(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ray);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = ray
+}
 criterion_main!(benches);

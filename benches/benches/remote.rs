@@ -1,6 +1,6 @@
 //! pontoon-persist's remote next to raw object_store calls against the same S3-compatible
 //! server, in the same run: uploading a 1 GiB state (`Durable::sync_remote` of a log whose sealed
-//! segments hold 1 GiB) against putting the same objects, and restoring it onto an empty
+//! segments hold 1 GiB; 128 MiB in a quick run) against putting the same objects, and restoring it onto an empty
 //! directory (`Durable::open`: manifest, downloads, files synced and renamed into place, then the
 //! log's recovery and replay) against getting the same objects into files and syncing them;
 //! and what remote durability costs per event (`remote/acknowledged`: an apply that returns
@@ -22,11 +22,13 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use pontoon::family::Buffer;
 use pontoon::persist::{Durable, DurableOptions, Remote, RemoteDurability};
-use pontoon_benches::{note, payload};
+use pontoon_benches::{Timed, Timing, note, payload, quick};
 use serde::{Deserialize, Serialize};
 
 /// The state's size: what its sealed log segments hold.
 const STATE_BYTES: u64 = 1 << 30;
+/// The state's size in a quick run, whose every benchmark takes ten samples: two segments.
+const QUICK_STATE_BYTES: u64 = 128 << 20;
 /// One event's payload.
 const EVENT_BYTES: usize = 1 << 20;
 /// Log segments of this size, so the state is a few dozen objects, as a real log would be.
@@ -229,12 +231,22 @@ fn remote(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
 
-    // The state, once: events until the sealed segments hold STATE_BYTES.
+    // The state, once: events until the sealed segments hold its size.
+    let state_size = if quick() {
+        note(
+            "remote",
+            "a quick run uploads and restores a 128 MiB state (two segments), not 1 GiB: ten \
+             samples of 1 GiB take minutes; the ratios compare throughputs either way",
+        );
+        QUICK_STATE_BYTES
+    } else {
+        STATE_BYTES
+    };
     let base = work.join("base");
     {
         let mut state = open(&base, None);
         let chunk = payload(EVENT_BYTES);
-        let events = (STATE_BYTES + SEGMENT_BYTES) / EVENT_BYTES as u64;
+        let events = (state_size + SEGMENT_BYTES) / EVENT_BYTES as u64;
         for _ in 0..events {
             state
                 .apply(&Chunk {
@@ -248,21 +260,23 @@ fn remote(c: &mut Criterion) {
         .iter()
         .map(|(_, path)| std::fs::metadata(path).unwrap().len())
         .sum();
-    assert!(state_bytes >= STATE_BYTES, "{state_bytes}");
+    assert!(state_bytes >= state_size, "{state_bytes}");
     let in_memory: Vec<(String, Bytes)> = sealed
         .iter()
         .map(|(name, path)| (name.clone(), Bytes::from(std::fs::read(path).unwrap())))
         .collect();
 
     let mut group = c.benchmark_group("remote");
-    group.sample_size(10);
+    group.timing(Timing {
+        samples: 10,
+        warm_up: Duration::from_millis(1),
+        measurement: Duration::from_secs(1),
+    });
     group.sampling_mode(SamplingMode::Flat);
-    group.measurement_time(Duration::from_secs(1));
-    group.warm_up_time(Duration::from_millis(1));
     group.throughput(Throughput::Bytes(state_bytes));
 
     let mut round = 0u64;
-    group.bench_function("upload/raw-1GiB", |b| {
+    group.bench_function("upload/raw", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
@@ -280,7 +294,7 @@ fn remote(c: &mut Criterion) {
             spent
         })
     });
-    group.bench_function("upload/pontoon-1GiB", |b| {
+    group.bench_function("upload/pontoon", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
@@ -325,7 +339,7 @@ fn remote(c: &mut Criterion) {
         .map(|(name, _)| server.object("restore", name))
         .collect();
 
-    group.bench_function("restore/raw-to-files-1GiB", |b| {
+    group.bench_function("restore/raw-to-files", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
@@ -355,7 +369,7 @@ fn remote(c: &mut Criterion) {
             spent
         })
     });
-    group.bench_function("restore/raw-to-memory-1GiB", |b| {
+    group.bench_function("restore/raw-to-memory", |b| {
         b.iter_custom(|iters| {
             let started = Instant::now();
             for _ in 0..iters {
@@ -376,7 +390,7 @@ fn remote(c: &mut Criterion) {
             started.elapsed()
         })
     });
-    group.bench_function("restore/pontoon-1GiB", |b| {
+    group.bench_function("restore/pontoon", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
@@ -411,8 +425,11 @@ const SMALL_EVENT_BYTES: usize = 1 << 10;
 /// remote needs.
 fn acknowledged(c: &mut Criterion, server: &Server, work: &Path) {
     let mut group = c.benchmark_group("remote/acknowledged");
-    group.sample_size(10);
-    group.measurement_time(Duration::from_secs(3));
+    group.timing(Timing {
+        samples: 10,
+        measurement: Duration::from_secs(3),
+        ..Timing::DEFAULT
+    });
     group.throughput(Throughput::Elements(1));
     let event = Chunk {
         data: Buffer::from(payload(SMALL_EVENT_BYTES)),
@@ -450,5 +467,9 @@ fn acknowledged(c: &mut Criterion, server: &Server, work: &Path) {
     server.clear("raw-small");
 }
 
-criterion_group!(benches, remote);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = remote
+}
 criterion_main!(benches);

@@ -29,7 +29,8 @@
 //!   (`POSIX_FADV_DONTNEED`, untimed) before each sample.
 //! - Before the groups, once: 16,000 objects of 1 MiB spilled through a 1 GiB embedded store
 //!   (about 15 GiB written to the spill directory), and the number of spill files printed (about
-//!   160). `PONTOON_BENCH_SKIP_FUSE=1` skips it (said loudly).
+//!   160). A quick run skips it, and so does `PONTOON_BENCH_SKIP_FUSE=1`, each with a note in
+//!   the report.
 //! - `store/pull/*`: 256 MiB between two stores on loopback TCP. `transport-raw` is the physical
 //!   limit of this path: the same bytes as 4 MiB messages over one pontoon-transport connection
 //!   with the peer protocol's limits, received and dropped. `embedded` is `Store::pull` of a
@@ -45,7 +46,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pontoon::store::{Client, Daemon, ServeOptions, Store, StoreOptions};
 use pontoon::wire::{Header, Message};
-use pontoon_benches::{payload, warm_up};
+use pontoon_benches::{Timed, Timing, note, payload, quick};
 
 const GIB: usize = 1 << 30;
 
@@ -117,8 +118,7 @@ fn small(c: &mut Criterion) {
     // Puts are timed in rounds of at most `OUTSTANDING`, each deleted (untimed) before the
     // next: what a put costs then does not depend on how many iterations criterion asks for
     // (a full run asks for many more than a quick one, and a store holding tens of thousands
-    // of objects is a slower store). Warmed first, so a quick run's few rounds are not the
-    // ones that grow the store's tables.
+    // of objects is a slower store).
     let store = Store::new(StoreOptions::default());
     let mut routine = |iters: u64| {
         let mut ids = Vec::with_capacity(OUTSTANDING);
@@ -135,7 +135,6 @@ fn small(c: &mut Criterion) {
         }
         elapsed
     };
-    warm_up(&mut routine);
     group.bench_function("embedded-put", |b| b.iter_custom(&mut routine));
     let id = store.put_raw(small.clone()).unwrap();
     group.bench_function("embedded-get", |b| {
@@ -161,7 +160,6 @@ fn small(c: &mut Criterion) {
             elapsed
         })
     };
-    warm_up(&mut routine);
     group.bench_function("daemon-put", |b| b.iter_custom(&mut routine));
     let id = running
         .runtime
@@ -193,9 +191,11 @@ const SWEEP: [(&str, usize); 5] = [
 
 fn put_get(c: &mut Criterion) {
     let mut group = c.benchmark_group("store/put");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(5));
+    group.timing(Timing {
+        samples: 10,
+        measurement: Duration::from_secs(5),
+        ..Timing::DEFAULT
+    });
     // One daemon for every size: its memfd is reserved at start for the largest.
     let running = daemon(GIB as u64 + (1 << 20));
     let client = &running.client;
@@ -375,8 +375,11 @@ fn spill(c: &mut Criterion) {
 
         let mut group = c.benchmark_group("store/spill");
         group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(10))
+            .timing(Timing {
+                samples: 10,
+                measurement: Duration::from_secs(10),
+                ..Timing::DEFAULT
+            })
             .throughput(Throughput::Bytes(total));
         // Each sample writes new files (the last sample's are removed, untimed).
         group.bench_function(BenchmarkId::new("raw-write-fdatasync", label), |b| {
@@ -399,8 +402,11 @@ fn spill(c: &mut Criterion) {
 
         let mut group = c.benchmark_group("store/restore");
         group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(10))
+            .timing(Timing {
+                samples: 10,
+                measurement: Duration::from_secs(10),
+                ..Timing::DEFAULT
+            })
             .throughput(Throughput::Bytes(total));
         clear(&raw_dir);
         let files = raw_write(&raw_dir, &chunk, total);
@@ -465,9 +471,19 @@ fn evict(path: &std::path::Path) {
 /// 16,000 objects of 1 MiB through a 1 GiB store: how many spill files (ray#22485 made
 /// thousands). A count, not a time: printed once.
 fn fuse_count() {
-    if std::env::var_os("PONTOON_BENCH_SKIP_FUSE").is_some() {
-        eprintln!(
-            "\n*** store/fuse SKIPPED (PONTOON_BENCH_SKIP_FUSE is set): 16,000 objects of 1 MiB through a 1 GiB store not measured ***\n"
+    let why = if std::env::var_os("PONTOON_BENCH_SKIP_FUSE").is_some() {
+        Some("PONTOON_BENCH_SKIP_FUSE is set")
+    } else if quick() {
+        Some("a quick run leaves out its 15 GiB of writes; a full run counts them")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        note(
+            "store-fuse",
+            &format!(
+                "SKIPPED ({why}): 16,000 objects of 1 MiB through a 1 GiB store, and the spill files they make, not counted"
+            ),
         );
         return;
     }
@@ -554,19 +570,18 @@ fn transport_raw(runtime: &tokio::runtime::Runtime) -> impl FnMut(u64) -> Durati
 fn pull(c: &mut Criterion) {
     let mut group = c.benchmark_group("store/pull");
     group
-        .sample_size(10)
+        .timing(Timing {
+            samples: 10,
+            measurement: Duration::from_secs(8),
+            ..Timing::DEFAULT
+        })
         .throughput(Throughput::Bytes(PULL_BYTES as u64));
-    group.measurement_time(Duration::from_secs(8));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    // Each path runs once before it is measured, so its pools (the transport's receive
-    // buffers, the store's pulled blocks) are warm even in criterion's quick mode, which has
-    // no warm-up.
     let mut raw = transport_raw(&runtime);
-    raw(1);
     group.bench_function("transport-raw", |b| b.iter_custom(&mut raw));
 
     let owner = std::sync::Arc::new(Store::new(StoreOptions::default()));
@@ -653,5 +668,9 @@ fn daemon_serving_peers(capacity: u64) -> (Running, pontoon::transport::Address)
     (running, address)
 }
 
-criterion_group!(benches, small, put_get, spilling, pull);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = small, put_get, spilling, pull
+}
 criterion_main!(benches);

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pontoon::transport::{Address, Comm, Config, Roots, TlsConfig, connect, listen};
 use pontoon::wire::{Header, Message};
-use pontoon_benches::{TaskFinished, payload, warm_up};
+use pontoon_benches::{TaskFinished, Timed, Timing, payload};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::runtime::Runtime;
@@ -164,8 +164,6 @@ async fn raw_pair(transport: &str) -> (BoxWrite, BoxRead) {
 fn throughput(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("transport/throughput");
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(2));
     for (label, len) in [
         ("1KiB", 1usize << 10),
         ("64KiB", 64 << 10),
@@ -173,7 +171,11 @@ fn throughput(c: &mut Criterion) {
         ("100MiB", 100 << 20),
     ] {
         group.throughput(Throughput::Bytes(len as u64));
-        group.sample_size(if len >= 100 << 20 { 10 } else { 50 });
+        group.timing(Timing {
+            samples: if len >= 100 << 20 { 10 } else { 50 },
+            warm_up: Duration::from_millis(500),
+            measurement: Duration::from_secs(2),
+        });
         // Written once, outside the timing, so the pages are real memory.
         let frame: Bytes = payload(len);
         let message = Message::new(Header::from_serde(&"payload").unwrap(), vec![frame.clone()]);
@@ -203,8 +205,8 @@ fn throughput(c: &mut Criterion) {
                     start.elapsed()
                 })
             };
-            // The receive path pools its buffers: fill the pool before measuring.
-            warm_up(&mut routine);
+            // The receive path pools its buffers: criterion's warm-up fills the pool before
+            // it measures, in a quick run too.
             group.bench_function(
                 BenchmarkId::new(format!("pontoon-{transport}"), label),
                 |b| b.iter_custom(&mut routine),
@@ -233,7 +235,6 @@ fn throughput(c: &mut Criterion) {
                     start.elapsed()
                 })
             };
-            warm_up(&mut routine);
             group.bench_function(BenchmarkId::new(format!("raw-{transport}"), label), |b| {
                 b.iter_custom(&mut routine)
             });
@@ -247,8 +248,11 @@ fn throughput(c: &mut Criterion) {
 fn small(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("transport/small");
-    group.warm_up_time(Duration::from_millis(500));
-    group.measurement_time(Duration::from_secs(2));
+    group.timing(Timing {
+        warm_up: Duration::from_millis(500),
+        measurement: Duration::from_secs(2),
+        ..Timing::DEFAULT
+    });
     group.throughput(Throughput::Elements(1));
     let message = Message::new(Header::from_serde(&TaskFinished::sample()).unwrap(), vec![]);
     let (mut sender, receiver) = rt.block_on(pontoon_pair("tcp://127.0.0.1:0"));
@@ -280,5 +284,9 @@ fn small(c: &mut Criterion) {
     rt.block_on(sender.close()).unwrap();
 }
 
-criterion_group!(benches, throughput, small);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = throughput, small
+}
 criterion_main!(benches);

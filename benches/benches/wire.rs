@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pontoon::family::Registry;
 use pontoon::wire::{Decoder, Encoder, Header, Limits, Message, decode_message};
-use pontoon_benches::{TaskFinished, payload};
+use pontoon_benches::{TaskFinished, Timed, Timing, payload};
 use std::hint::black_box;
 
 /// The same six fields as a user's admin message travels (the Registry's header and body, the
@@ -54,7 +54,10 @@ fn payload_messages(c: &mut Criterion) {
         ("1GiB", 1 << 30),
     ] {
         // A copy of a gigabyte takes a tenth of a second: fewer samples.
-        group.sample_size(if len >= 1 << 30 { 10 } else { 100 });
+        group.timing(Timing {
+            samples: if len >= 1 << 30 { 10 } else { 100 },
+            ..Timing::DEFAULT
+        });
         let message = Message::new(
             Header::from_serde(&TaskFinished::sample()).unwrap(),
             vec![payload(len)],
@@ -90,5 +93,9 @@ fn payload_messages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, small_admin_message, payload_messages);
+criterion_group! {
+    name = benches;
+    config = pontoon_benches::criterion();
+    targets = small_admin_message, payload_messages
+}
 criterion_main!(benches);

@@ -1,6 +1,8 @@
 //! Shared fixtures for pontoon's benchmarks: the messages each bench encodes, built the same way
 //! for pontoon and for its peers.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use pontoon::family::Buffer;
 use serde::{Deserialize, Serialize};
@@ -342,24 +344,94 @@ impl Mesh {
     }
 }
 
-/// Runs `routine` (a criterion `iter_custom` routine: given a count, does it that many times
-/// and returns the time taken) for at least `WARM_UP` before it is measured.
+/// The environment variable `cargo xtask bench --quick` sets: every group then measures with
+/// [`Timing::QUICK`]'s shorter settings instead of its own.
+pub const QUICK_ENV: &str = "PONTOON_BENCH_QUICK";
+
+/// Whether this is a quick run (`cargo xtask bench --quick`, which sets [`QUICK_ENV`]).
 ///
-/// Criterion's `--quick` mode, which `cargo xtask bench --quick` uses, skips the warm-up, so a
-/// benchmark whose first iterations fill buffer pools or fault in fresh pages (a transfer's
-/// receive buffers, say) would be measured cold and its ratio would depend on the mode. Calling
-/// this first makes the quick figures those of the warm path, as full runs see it.
-pub fn warm_up(mut routine: impl FnMut(u64) -> std::time::Duration) {
-    let mut spent = std::time::Duration::ZERO;
-    let mut iters = 1;
-    while spent < WARM_UP {
-        spent += routine(iters);
-        iters = (iters * 2).min(1 << 20);
+/// A quick run is criterion's ordinary sampling, shortened: ten samples after a short warm-up.
+/// Not criterion's own `--quick`, whose two samples and no warm-up let one stalled sample or
+/// one cold pool move a ratio tenfold.
+pub fn quick() -> bool {
+    std::env::var_os(QUICK_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// How a benchmark group samples: criterion's sample count, warm-up and measurement time. A
+/// group states what a full run uses with [`Timed::timing`]; a quick run uses at most
+/// [`Timing::QUICK`]'s.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Samples to take (criterion needs at least 10).
+    pub samples: usize,
+    /// How long to run the routine before measuring: pools filled, pages faulted in.
+    pub warm_up: Duration,
+    /// The time criterion aims the samples at, together. A routine slower than a tenth of it
+    /// still runs once a sample.
+    pub measurement: Duration,
+}
+
+impl Timing {
+    /// Criterion's own defaults.
+    pub const DEFAULT: Timing = Timing {
+        samples: 100,
+        warm_up: Duration::from_secs(3),
+        measurement: Duration::from_secs(5),
+    };
+
+    /// The most a quick run spends: ten samples aimed at 400 ms after 200 ms of warm-up.
+    pub const QUICK: Timing = Timing {
+        samples: 10,
+        warm_up: Duration::from_millis(200),
+        measurement: Duration::from_millis(400),
+    };
+
+    /// This timing, or in a quick run the shorter of it and [`Timing::QUICK`] in each setting.
+    pub fn for_this_run(self) -> Timing {
+        if quick() { self.shortened() } else { self }
+    }
+
+    /// This timing as a quick run takes it.
+    fn shortened(self) -> Timing {
+        Timing {
+            samples: Timing::QUICK.samples,
+            warm_up: self.warm_up.min(Timing::QUICK.warm_up),
+            measurement: self.measurement.min(Timing::QUICK.measurement),
+        }
     }
 }
 
-/// How long [`warm_up`] runs a routine.
-pub const WARM_UP: std::time::Duration = std::time::Duration::from_millis(300);
+/// Setting a group's [`Timing`].
+pub trait Timed {
+    /// Samples the group's next benchmarks as `full` says, or as [`Timing::for_this_run`]
+    /// shortens it in a quick run.
+    fn timing(&mut self, full: Timing) -> &mut Self;
+}
+
+impl<M: criterion::measurement::Measurement> Timed for criterion::BenchmarkGroup<'_, M> {
+    fn timing(&mut self, full: Timing) -> &mut Self {
+        let timing = full.for_this_run();
+        self.sample_size(timing.samples)
+            .warm_up_time(timing.warm_up)
+            .measurement_time(timing.measurement)
+    }
+}
+
+/// The criterion every bench target starts from (`criterion_group!`'s `config`): groups that
+/// set no [`Timing`] get [`Timing::DEFAULT`], shortened in a quick run, where the bootstrap
+/// also resamples less (its confidence intervals rest on ten samples anyway).
+pub fn criterion() -> criterion::Criterion {
+    let timing = Timing::DEFAULT.for_this_run();
+    let criterion = criterion::Criterion::default()
+        .sample_size(timing.samples)
+        .warm_up_time(timing.warm_up)
+        .measurement_time(timing.measurement);
+    if quick() {
+        criterion.nresamples(10_000)
+    } else {
+        criterion
+    }
+}
 
 /// Says why something was not measured: on stderr, and, under `cargo xtask bench`, in a note
 /// the report prints (`PONTOON_BENCH_NOTES` names the directory), so that a row the run could
@@ -396,6 +468,21 @@ pub fn python_peer(bench: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quick_run_takes_ten_samples_and_never_longer_than_a_full_one() {
+        let full = Timing {
+            samples: 50,
+            warm_up: Duration::from_millis(1),
+            measurement: Duration::from_secs(8),
+        };
+        let quick = full.shortened();
+        assert_eq!(quick.samples, 10);
+        // A warm-up shorter than the quick one stays as the group set it.
+        assert_eq!(quick.warm_up, Duration::from_millis(1));
+        assert_eq!(quick.measurement, Timing::QUICK.measurement);
+        assert_eq!(Timing::DEFAULT.shortened().warm_up, Timing::QUICK.warm_up);
+    }
     use pontoon::family::Registry;
     use serde::de::DeserializeOwned;
     use std::any::Any;

@@ -76,6 +76,13 @@ impl Cmd {
         self
     }
 
+    /// Leaves `key` out of the command's environment (not echoed: the command line shows what
+    /// is set).
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
     /// The command line as echoed.
     pub(crate) fn shown(&self) -> &str {
         &self.shown

@@ -30,7 +30,12 @@ const PYTHON_ENV: &str = "PONTOON_BENCH_PYTHON";
 /// The environment variable naming the directory where benches leave notes for the report.
 const NOTES_ENV: &str = "PONTOON_BENCH_NOTES";
 
-/// Runs the task. `--quick` asks criterion for its quick mode, `--python` measures the Python
+/// The environment variable that makes the benches sample as a quick run does (ten samples,
+/// short warm-up and measurement; the benches crate's `Timing::QUICK`).
+const QUICK_ENV: &str = "PONTOON_BENCH_QUICK";
+
+/// Runs the task. `--quick` shortens every benchmark's sampling (see [`QUICK_ENV`]; not
+/// criterion's own `--quick`, whose two samples one stall can spoil), `--python` measures the Python
 /// peers too (installing the venv first), an area name (a bench target: `wire`, `store`, ...)
 /// runs only that area, and anything else goes to criterion (e.g. a benchmark name filter).
 pub(crate) fn run(args: &[String]) -> Result {
@@ -109,12 +114,14 @@ pub(crate) fn run(args: &[String]) -> Result {
                 cmd = cmd.env(key, &value);
             }
         }
-        if quick || !criterion_args.is_empty() {
-            cmd = cmd.arg("--");
-            if quick {
-                cmd = cmd.arg("--quick");
-            }
-            cmd = cmd.args(&criterion_args);
+        // Set or removed, so a full run is full whatever the caller's environment holds.
+        cmd = if quick {
+            cmd.env(QUICK_ENV, "1")
+        } else {
+            cmd.env_remove(QUICK_ENV)
+        };
+        if !criterion_args.is_empty() {
+            cmd = cmd.arg("--").args(&criterion_args);
         }
         cmd.run()?;
     }
@@ -127,7 +134,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     let ws = workspace::metadata()?;
     let criterion_dir = std::env::var_os("CRITERION_HOME")
         .map_or_else(|| ws.target_dir.join("criterion"), std::path::PathBuf::from);
-    let results = results::read(&criterion_dir, started, quick)?;
+    let results = results::read(&criterion_dir, started)?;
     if results.is_empty() {
         return Err(format!(
             "no criterion results were written under {} during this run",

@@ -93,9 +93,9 @@ pub(crate) fn markdown(
         run.command,
         utc(run.started),
         if run.quick {
-            "criterion quick mode, each figure the faster of two samples (rough figures)"
+            "quick: ten samples a benchmark after a short warm-up (rougher figures)"
         } else {
-            "criterion's full sampling"
+            "full: each benchmark sampled as its group sets"
         }
     );
     let _ = writeln!(
@@ -134,20 +134,15 @@ pub(crate) fn markdown(
         let _ = writeln!(out, "- Areas not run this time: {}", not_run.join(", "));
     }
     for (bench, text) in notes {
-        let _ = writeln!(out, "- Not measured, {bench}: {}", text.replace('\n', " "));
+        let _ = writeln!(out, "- Note, {bench}: {}", text.replace('\n', " "));
     }
     out.push('\n');
-    out.push_str(if run.quick {
-        "A ratio divides the first benchmark's time by the second's (for throughput rows the \
-             peer comes first, so higher is better for pontoon). Quick figures are the faster of \
-             criterion's two samples; ± is half the gap between the two, relative, of both \
-             benchmarks combined; samples is the smaller sample count.\n"
-    } else {
+    out.push_str(
         "A ratio divides the first benchmark's median time by the second's (for throughput \
-             rows the peer comes first, so higher is better for pontoon). ± is the half-width of \
-             the 95% confidence intervals of both medians, combined; samples is the smaller \
-             sample count.\n"
-    });
+         rows the peer comes first, so higher is better for pontoon). ± is the half-width of \
+         the 95% confidence intervals of both medians, combined; samples is the smaller \
+         sample count.\n",
+    );
     for area in areas(results, ratios).into_iter().filter(|a| run.shows(a)) {
         let _ = writeln!(out, "\n## {area}\n");
         let area_ratios: Vec<&Evaluated> =
@@ -375,7 +370,7 @@ mod tests {
         );
         assert!(text.contains("This area has no benchmarks yet."), "{text}");
         assert!(
-            text.contains("- Not measured, ray: Ray could not start here\n"),
+            text.contains("- Note, ray: Ray could not start here\n"),
             "{text}"
         );
         let value = json(&run, &results, &evaluated, &[], &notes);

@@ -18,11 +18,9 @@ pub(crate) struct Measurement {
     pub(crate) function: String,
     /// The parameter, e.g. `64MiB`, if the benchmark has one.
     pub(crate) parameter: Option<String>,
-    /// Time per iteration, in nanoseconds: criterion's median, or in quick mode the faster of
-    /// its two samples (see [`read`]).
+    /// Time per iteration, in nanoseconds: criterion's median.
     pub(crate) median_ns: f64,
-    /// The 95% confidence interval of the median, in nanoseconds; in quick mode, the two
-    /// samples' times per iteration.
+    /// The 95% confidence interval of the median, in nanoseconds.
     pub(crate) low_ns: f64,
     pub(crate) high_ns: f64,
     /// How many samples criterion took.
@@ -49,16 +47,7 @@ impl Measurement {
 
 /// Reads every `…/new/benchmark.json` under `dir` written at or after `since`, with the
 /// estimates and samples beside it; keyed by criterion's full id.
-///
-/// With `quick`, a benchmark's figure is the faster of the samples criterion's quick mode
-/// took (it takes two, of `n` and `2n` iterations), not their median, which is their mean: on
-/// a shared machine a disturbance only ever adds time, and one stalled sample among two has
-/// moved a quick ratio tenfold (a raw socket's 100 MiB once at 236 ms, 17–20 ms otherwise).
-pub(crate) fn read(
-    dir: &Path,
-    since: SystemTime,
-    quick: bool,
-) -> Result<BTreeMap<String, Measurement>> {
+pub(crate) fn read(dir: &Path, since: SystemTime) -> Result<BTreeMap<String, Measurement>> {
     let mut files = Vec::new();
     find_benchmark_files(dir, &mut files);
     let mut results = BTreeMap::new();
@@ -72,12 +61,10 @@ pub(crate) fn read(
         let benchmark = read_json(&file)?;
         let estimates = read_json(&file.with_file_name("estimates.json"))?;
         // A missing sample file is not worth failing the report for: the samples are then
-        // not counted, and a quick figure is criterion's median.
-        let per_iteration = read_json(&file.with_file_name("sample.json"))
+        // not counted.
+        let samples = read_json(&file.with_file_name("sample.json"))
             .ok()
-            .map(|s| per_iteration(&s))
-            .unwrap_or_default();
-        let samples = per_iteration.len();
+            .map_or(0, |s| sample_count(&s));
         let text = |key: &str| benchmark[key].as_str().map(str::to_owned);
         let missing = |what: &str| format!("{} has no {what}", file.display());
         let full_id = text("full_id").ok_or_else(|| missing("full_id"))?;
@@ -90,10 +77,6 @@ pub(crate) fn read(
                 .as_f64()
                 .unwrap_or(median_ns)
         };
-        let (median_ns, low_ns, high_ns) = match (quick, fastest_and_slowest(&per_iteration)) {
-            (true, Some((fastest, slowest))) => (fastest, fastest, slowest),
-            _ => (median_ns, bound("lower_bound"), bound("upper_bound")),
-        };
         results.insert(
             full_id,
             Measurement {
@@ -101,8 +84,8 @@ pub(crate) fn read(
                 function: text("function_id").unwrap_or_default(),
                 parameter: text("value_str"),
                 median_ns,
-                low_ns,
-                high_ns,
+                low_ns: bound("lower_bound"),
+                high_ns: bound("upper_bound"),
                 samples,
                 throughput: Some(benchmark["throughput"].clone()).filter(|t| !t.is_null()),
             },
@@ -111,27 +94,18 @@ pub(crate) fn read(
     Ok(results)
 }
 
-/// Each sample's time per iteration, from criterion's `sample.json` (`iters` and `times`, the
-/// total nanoseconds of each sample); samples without a positive iteration count are left out.
-fn per_iteration(sample: &Value) -> Vec<f64> {
+/// How many samples criterion's `sample.json` holds (`iters` and `times`, one entry each);
+/// samples without a positive iteration count are not counted.
+fn sample_count(sample: &Value) -> usize {
     let (Some(iters), Some(times)) = (sample["iters"].as_array(), sample["times"].as_array())
     else {
-        return Vec::new();
+        return 0;
     };
     iters
         .iter()
         .zip(times)
-        .filter_map(|(n, t)| Some((n.as_f64()?, t.as_f64()?)))
-        .filter(|&(n, _)| n > 0.0)
-        .map(|(n, t)| t / n)
-        .collect()
-}
-
-/// The fastest and the slowest of `times`, if there are any.
-fn fastest_and_slowest(times: &[f64]) -> Option<(f64, f64)> {
-    let fastest = times.iter().copied().reduce(f64::min)?;
-    let slowest = times.iter().copied().reduce(f64::max)?;
-    Some((fastest, slowest))
+        .filter(|(n, t)| n.as_f64().is_some_and(|n| n > 0.0) && t.as_f64().is_some())
+        .count()
 }
 
 /// Adds every `benchmark.json` in a directory named `new` under `dir` to `files`.
@@ -197,7 +171,7 @@ mod tests {
             "sample.json",
             serde_json::json!({"iters": [1.0, 2.0, 3.0], "times": [210.0, 360.0, 900.0]}),
         );
-        let results = read(&dir, SystemTime::UNIX_EPOCH, false).unwrap();
+        let results = read(&dir, SystemTime::UNIX_EPOCH).unwrap();
         let m = &results["wire/decode/pontoon/64MiB"];
         assert_eq!((m.area(), m.function.as_str()), ("wire", "pontoon"));
         assert_eq!(m.parameter.as_deref(), Some("64MiB"));
@@ -206,12 +180,6 @@ mod tests {
         assert!((m.spread() - 0.1).abs() < 1e-9);
         assert_eq!(m.throughput.as_ref().unwrap()["Bytes"], 67108864);
 
-        // Quick: the fastest sample's time per iteration (180 ns), the slowest (300 ns) as
-        // the upper bound, not criterion's median.
-        let results = read(&dir, SystemTime::UNIX_EPOCH, true).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        let m = &results["wire/decode/pontoon/64MiB"];
-        assert_eq!((m.median_ns, m.low_ns, m.high_ns), (180.0, 180.0, 300.0));
-        assert_eq!(m.samples, 3);
     }
 }
