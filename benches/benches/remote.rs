@@ -1,8 +1,9 @@
 //! pontoon-persist's remote next to raw object_store calls against the same S3-compatible
 //! server, in the same run: uploading a 1 GiB state (`Durable::sync_remote` of a log whose sealed
-//! segments hold 1 GiB; 128 MiB in a quick run) against putting the same objects, and restoring it onto an empty
-//! directory (`Durable::open`: manifest, downloads, files synced and renamed into place, then the
-//! log's recovery and replay) against getting the same objects into files and syncing them;
+//! segments hold 1 GiB; 128 MiB in a quick run) against putting the same objects, and restoring
+//! it onto an empty directory (`Durable::open`: manifest, downloads, files synced and renamed
+//! into place, then the log's recovery and replay) against getting the same objects into files
+//! and syncing them;
 //! and what remote durability costs per event (`remote/acknowledged`: an apply that returns
 //! once its event is on the remote, next to a local apply and to one raw put of its bytes).
 //!
@@ -235,8 +236,13 @@ fn remote(c: &mut Criterion) {
     let state_size = if quick() {
         note(
             "remote",
-            "a quick run uploads and restores a 128 MiB state (two segments), not 1 GiB: ten \
-             samples of 1 GiB take minutes; the ratios compare throughputs either way",
+            &format!(
+                "a quick run uploads and restores a {} MiB state ({} segments), not {} GiB: ten \
+                 samples of the full state take minutes; the ratios compare throughputs either way",
+                QUICK_STATE_BYTES >> 20,
+                QUICK_STATE_BYTES / SEGMENT_BYTES,
+                STATE_BYTES >> 30,
+            ),
         );
         QUICK_STATE_BYTES
     } else {

@@ -482,7 +482,8 @@ fn fuse_count() {
         note(
             "store-fuse",
             &format!(
-                "SKIPPED ({why}): 16,000 objects of 1 MiB through a 1 GiB store, and the spill files they make, not counted"
+                "SKIPPED ({why}): 16,000 objects of 1 MiB through a 1 GiB store, and the spill \
+                 files they make, not counted"
             ),
         );
         return;

@@ -468,6 +468,10 @@ pub fn python_peer(bench: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pontoon::family::Registry;
+    use serde::de::DeserializeOwned;
+    use std::any::Any;
+    use std::fmt::Debug;
 
     #[test]
     fn a_quick_run_takes_ten_samples_and_never_longer_than_a_full_one() {
@@ -483,10 +487,6 @@ mod tests {
         assert_eq!(quick.measurement, Timing::QUICK.measurement);
         assert_eq!(Timing::DEFAULT.shortened().warm_up, Timing::QUICK.warm_up);
     }
-    use pontoon::family::Registry;
-    use serde::de::DeserializeOwned;
-    use std::any::Any;
-    use std::fmt::Debug;
 
     /// `value` comes back equal through the Registry and through every peer the family
     /// benchmarks compare it with.

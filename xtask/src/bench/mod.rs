@@ -35,9 +35,10 @@ const NOTES_ENV: &str = "PONTOON_BENCH_NOTES";
 const QUICK_ENV: &str = "PONTOON_BENCH_QUICK";
 
 /// Runs the task. `--quick` shortens every benchmark's sampling (see [`QUICK_ENV`]; not
-/// criterion's own `--quick`, whose two samples one stall can spoil), `--python` measures the Python
-/// peers too (installing the venv first), an area name (a bench target: `wire`, `store`, ...)
-/// runs only that area, and anything else goes to criterion (e.g. a benchmark name filter).
+/// criterion's own `--quick`, whose two samples one stall can spoil), `--python` measures the
+/// Python peers too (installing the venv first), an area name (a bench target: `wire`,
+/// `store`, ...) runs only that area, and anything else goes to criterion (e.g. a benchmark
+/// name filter).
 pub(crate) fn run(args: &[String]) -> Result {
     let all_areas = bench_targets()?;
     let quick = args.iter().any(|a| a == "--quick");

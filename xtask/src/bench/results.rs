@@ -181,5 +181,9 @@ mod tests {
         assert_eq!(m.throughput.as_ref().unwrap()["Bytes"], 67108864);
 
         std::fs::remove_dir_all(&dir).unwrap();
+
+        // A sample with no iterations, or without a time, is not counted.
+        let sample = serde_json::json!({"iters": [0.0, 2.0, 3.0], "times": [0.0, 360.0, null]});
+        assert_eq!(sample_count(&sample), 1);
     }
 }
