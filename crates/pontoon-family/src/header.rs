@@ -140,6 +140,10 @@ fn wrong(key: &'static str, expected: &'static str) -> DeserializeError {
 }
 
 /// Reads a header's fields; checks types, duplicates, and that `family` and `type` are present.
+///
+/// Inlined with the serde fast path, so that what it read stays in registers: returned
+/// through memory, the result cost a stall on every small deserialize.
+#[inline(always)]
 pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
     match parse_serde_as_written(bytes) {
         Some(parsed) => Ok(parsed),
@@ -150,6 +154,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
 /// The header exactly as [`write_serde_prefix`] and [`write_buffers`] lay it out, read without the
 /// general parser's bookkeeping; `None` for anything else, which [`parse_any`] then reads (to
 /// the same result, for a header that matches here).
+#[inline(always)]
 fn parse_serde_as_written(bytes: &[u8]) -> Option<Parsed<'_>> {
     let mut rd = bytes.strip_prefix(b"\x84\xa6family\xa5serde\xa4type")?;
     let type_name = read_str_bytes(&mut rd)?;
@@ -169,6 +174,7 @@ fn parse_serde_as_written(bytes: &[u8]) -> Option<Parsed<'_>> {
 }
 
 /// Reads any header map, key by key.
+#[inline(never)]
 fn parse_any(bytes: &[u8]) -> Result<Parsed<'_>, DeserializeError> {
     let mut rd = bytes;
     let len = rmp::decode::read_map_len(&mut rd).map_err(|_| DeserializeError::HeaderNotAMap)?;

@@ -52,6 +52,7 @@ pub fn decode_limits() -> Limits {
 
 /// Runs `decode` with `limits` active on this thread, and restores what was active before (a
 /// value may deserialize another inside its own `Deserialize`).
+#[inline]
 pub(crate) fn with_limits<R>(limits: &Limits, decode: impl FnOnce() -> R) -> R {
     /// Puts the previous limits back, also when `decode` unwinds.
     struct Restore(Option<Limits>);

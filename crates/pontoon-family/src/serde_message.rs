@@ -54,7 +54,7 @@ where
     if body_len <= header::INLINE_BODY_MAX_BYTES {
         out[marker + 1..body_start].copy_from_slice(&(body_len as u32).to_be_bytes());
         header::write_buffers(&mut out, buffers.len());
-        let header = Header::from_msgpack_unchecked(Bytes::from(Box::<[u8]>::from(&out[..])));
+        let header = Header::from_msgpack_unchecked(Bytes::copy_from_slice(&out));
         if out.capacity() <= SCRATCH_KEEP_BYTES {
             SCRATCH.with(|cell| cell.set(out));
         }

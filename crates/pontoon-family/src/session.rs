@@ -284,6 +284,12 @@ impl<'a> Scope<'a> {
         let type_name = entry.map_or(std::any::type_name::<T>(), |e| e.name.as_str());
         let serde = |out: &mut Vec<u8>, depth| binary::to_writer(value, out, depth);
         let start = metrics::start();
+        // The common case returns serde's message as it is: passed up through `dumps`'
+        // `Option` and the timing, the message was moved three more times (a small serialize
+        // took 79 ns here instead of 69).
+        if start.is_none() && self.serde_first(entry) {
+            return serde_message(type_name, self.registry.max_depth, serde);
+        }
         let message = self
             .dumps(value, entry, type_name, Some(&serde))?
             .ok_or_else(|| SerializeError::NoFamily {
@@ -368,6 +374,22 @@ impl<'a> Scope<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the serde family is the first on the serializer list to take a value of this
+    /// type: `custom` ahead of it takes only types with serializers of their own, and an added
+    /// family ahead of it might take anything.
+    #[inline]
+    fn serde_first(&self, entry: Option<&TypeEntry>) -> bool {
+        for slot in &self.policy.serializers {
+            match slot {
+                Slot::Custom if entry.is_some_and(|e| e.custom.is_some()) => return false,
+                Slot::Custom => {}
+                Slot::Serde => return true,
+                Slot::User(..) => return false,
+            }
+        }
+        false
     }
 
     fn tried(&self) -> Vec<String> {
