@@ -5,10 +5,9 @@
 
 #[allow(dead_code, reason = "each test file uses part of the shared support")]
 mod support;
-use support::start;
+use support::{Scratch, start};
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,14 +15,8 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use pontoon_store::{Client, ServeOptions, Store, StoreOptions, metrics as m};
 use pontoon_wire::{Header, Message};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pontoon-store-metrics-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("store-metrics-{name}"))
 }
 
 /// Every counter and gauge summed over all snapshots so far: the debugging recorder hands out

@@ -16,6 +16,10 @@ use pontoon_transport::{Address, Comm, Config};
 use pontoon_wire::{Header, Message};
 use serde::{Deserialize, Serialize};
 
+#[allow(dead_code, reason = "each test file uses part of the shared support")]
+mod support;
+use support::Scratch;
+
 fn loopback() -> Address {
     "tcp://127.0.0.1:0".parse().unwrap()
 }
@@ -385,10 +389,8 @@ async fn a_serving_store_keeps_serving_after_bad_peers() {
 
 /// A daemon on a runtime of its own thread, serving peers on loopback; its socket and its peer
 /// address.
-fn start_daemon(name: &str, capacity: u64) -> (std::path::PathBuf, Address) {
-    let dir = std::env::temp_dir().join(format!("pontoon-pull-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn start_daemon(name: &str, capacity: u64) -> (Scratch, std::path::PathBuf, Address) {
+    let dir = Scratch::new(&format!("pull-{name}"));
     let socket = dir.join("store.sock");
     let (tx, rx) = std::sync::mpsc::channel();
     let options = pontoon_store::ServeOptions::new(&socket, capacity);
@@ -407,15 +409,15 @@ fn start_daemon(name: &str, capacity: u64) -> (std::path::PathBuf, Address) {
         });
     });
     let address = rx.recv().unwrap();
-    (socket, address)
+    (dir, socket, address)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_to_daemon_through_client_pull() {
     use pontoon_store::{Client, ClientError};
-    let (socket_a, peers_a) = start_daemon("a", 64 << 20);
-    let (socket_b, _) = start_daemon("b", 64 << 20);
-    let (socket_small, _) = start_daemon("small", 1 << 20);
+    let (_dir_a, socket_a, peers_a) = start_daemon("a", 64 << 20);
+    let (_dir_b, socket_b, _) = start_daemon("b", 64 << 20);
+    let (_dir_small, socket_small, _) = start_daemon("small", 1 << 20);
     let a = Client::connect(&socket_a).await.unwrap();
     let b = Client::connect(&socket_b).await.unwrap();
 
@@ -526,7 +528,7 @@ async fn stalled_cancelled_and_concurrent_pulls_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_pull_that_fails_or_whose_client_goes_leaves_nothing() {
     use pontoon_store::{Client, ClientError};
-    let (socket, _) = start_daemon("faults", 64 << 20);
+    let (_dir, socket, _) = start_daemon("faults", 64 << 20);
     let client = Client::connect(&socket).await.unwrap();
     let id = ObjectId::new(pontoon_store::StoreId(81), 1);
 
