@@ -83,6 +83,16 @@ impl Cmd {
         self
     }
 
+    /// What the command's environment does with `key`: `None` if it is inherited as it is,
+    /// `Some(None)` if it is removed, `Some(Some(value))` if it is set.
+    #[cfg(test)]
+    pub(crate) fn env_of(&self, key: &str) -> Option<Option<String>> {
+        self.command
+            .get_envs()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()))
+    }
+
     /// The command line as echoed.
     pub(crate) fn shown(&self) -> &str {
         &self.shown

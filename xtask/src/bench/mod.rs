@@ -105,25 +105,19 @@ pub(crate) fn run(args: &[String]) -> Result {
             areas.len(),
             clock.elapsed().as_secs_f64()
         );
-        let mut cmd = Cmd::cargo().args(["bench", "--package", "pontoon-benches", "--bench", area]);
-        cmd = cmd.env(NOTES_ENV, &notes_env);
-        if let Some(path) = &python_path {
-            cmd = cmd.env(PYTHON_ENV, path);
-        }
-        if let (Some(server), true) = (&server, *area == "remote") {
-            for (key, value) in server.env("bench") {
-                cmd = cmd.env(key, &value);
-            }
-        }
-        // Set or removed, so a full run is full whatever the caller's environment holds.
-        cmd = if quick {
-            cmd.env(QUICK_ENV, "1")
-        } else {
-            cmd.env_remove(QUICK_ENV)
+        let remote_env = match (&server, *area == "remote") {
+            (Some(server), true) => server.env("bench"),
+            _ => Vec::new(),
         };
-        if !criterion_args.is_empty() {
-            cmd = cmd.arg("--").args(&criterion_args);
-        }
+        let run = AreaRun {
+            area,
+            quick,
+            notes_env: &notes_env,
+            python: python_path.as_deref(),
+            remote_env: &remote_env,
+            criterion_args: &criterion_args,
+        };
+        let cmd = run.command();
         cmd.run()?;
     }
     eprintln!(
@@ -319,6 +313,47 @@ fn scaled(value: f64, unit: &str) -> String {
     }
 }
 
+/// What one area's bench process is run with.
+struct AreaRun<'a> {
+    area: &'a str,
+    quick: bool,
+    notes_env: &'a str,
+    python: Option<&'a str>,
+    /// The S3 server's variables, for the remote area.
+    remote_env: &'a [(&'static str, String)],
+    criterion_args: &'a [&'a str],
+}
+
+impl AreaRun<'_> {
+    /// `cargo bench` of the area's target, with the benches' variables set.
+    fn command(&self) -> Cmd {
+        let mut cmd = Cmd::cargo().args([
+            "bench",
+            "--package",
+            "pontoon-benches",
+            "--bench",
+            self.area,
+        ]);
+        cmd = cmd.env(NOTES_ENV, self.notes_env);
+        if let Some(path) = self.python {
+            cmd = cmd.env(PYTHON_ENV, path);
+        }
+        for (key, value) in self.remote_env {
+            cmd = cmd.env(key, value);
+        }
+        // Set or removed, so a full run is full whatever the caller's environment holds.
+        cmd = if self.quick {
+            cmd.env(QUICK_ENV, "1")
+        } else {
+            cmd.env_remove(QUICK_ENV)
+        };
+        if !self.criterion_args.is_empty() {
+            cmd = cmd.arg("--").args(self.criterion_args);
+        }
+        cmd
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +369,35 @@ mod tests {
         assert_eq!(format_throughput(&bytes, 500_000.0), "2.00 GB/s");
         let elements: Value = serde_json::json!({ "Elements": 1000 });
         assert_eq!(format_throughput(&elements, 1_000.0), "1.00 Gelem/s");
+    }
+
+    #[test]
+    fn a_quick_run_sets_the_quick_variable_and_a_full_run_removes_it() {
+        let run = |quick| {
+            AreaRun {
+                area: "wire",
+                quick,
+                notes_env: "/tmp/notes",
+                python: None,
+                remote_env: &[],
+                criterion_args: &["small"],
+            }
+            .command()
+        };
+        let quick = run(true);
+        assert_eq!(quick.env_of(QUICK_ENV), Some(Some("1".to_string())));
+        assert_eq!(
+            quick.env_of(NOTES_ENV),
+            Some(Some("/tmp/notes".to_string()))
+        );
+        assert_eq!(quick.env_of(PYTHON_ENV), None);
+        assert!(
+            quick.shown().ends_with("--bench wire -- small"),
+            "{}",
+            quick.shown()
+        );
+        // Removed, not merely unset: a caller's PONTOON_BENCH_QUICK=1 does not reach a full run.
+        assert_eq!(run(false).env_of(QUICK_ENV), Some(None));
     }
 
     #[test]
