@@ -64,3 +64,28 @@ pub(crate) fn with_limits<R>(limits: &Limits, decode: impl FnOnce() -> R) -> R {
     let _restore = Restore(ACTIVE.with(|active| active.replace(Some(*limits))));
     decode()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decode_sees_its_own_limits_and_the_ones_before_come_back() {
+        let mut outer = Limits::DEFAULT;
+        outer.max_expanded_bytes = 1000;
+        let mut inner = Limits::DEFAULT;
+        inner.max_expanded_bytes = 10;
+        assert_eq!(decode_limits(), Limits::DEFAULT);
+        with_limits(&outer, || {
+            assert_eq!(decode_limits(), outer);
+            // A value deserializing another with a registry of its own.
+            with_limits(&inner, || assert_eq!(decode_limits(), inner));
+            assert_eq!(decode_limits(), outer);
+            // A decode that panics still puts the limits before it back.
+            let unwound = std::panic::catch_unwind(|| with_limits(&inner, || panic!("in decode")));
+            assert!(unwound.is_err());
+            assert_eq!(decode_limits(), outer);
+        });
+        assert_eq!(decode_limits(), Limits::DEFAULT);
+    }
+}
