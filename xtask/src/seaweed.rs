@@ -64,6 +64,8 @@ impl Seaweed {
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(&weed)
+            // glog's files go next to the log, not into the system's temporary directory.
+            .arg(format!("-logdir={}", dir.display()))
             .arg("mini")
             .arg(format!("-dir={}", data.display()))
             .args([

@@ -128,6 +128,8 @@ impl Seaweed {
             .unwrap();
         let mut command = Command::new(&weed);
         command
+            // glog's files go into the server's directory, removed with it, not into /tmp.
+            .arg(format!("-logdir={}", dir.display()))
             .arg("mini")
             .arg(format!("-dir={}", dir.join("data").display()))
             .args([
