@@ -29,10 +29,20 @@ impl Cmd {
 
     /// A `cargo` command. Uses the cargo that runs xtask (`$CARGO`) so the toolchain matches.
     pub(crate) fn cargo() -> Self {
-        match std::env::var_os("CARGO") {
+        let mut cmd = match std::env::var_os("CARGO") {
             Some(cargo) => Self::with_program(cargo, "cargo"),
             None => Self::new("cargo"),
+        };
+        // `cargo run` gave xtask the variables of its own package. Build scripts that rerun
+        // when such a variable changes (ring's watches CARGO_MANIFEST_DIR and CARGO_PKG_NAME)
+        // are checked against cargo's own environment, so with them inherited every build from
+        // xtask and every plain `cargo` build after it rebuilt ring and all above it.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(is_package_variable) {
+                cmd.command.env_remove(&key);
+            }
         }
+        cmd
     }
 
     /// A `cargo +nightly` command. Goes through rustup's `cargo` proxy on `PATH`,
@@ -175,5 +185,34 @@ pub(crate) fn ensure_tool(what: &str, probe: impl Fn() -> Cmd, install: Cmd) -> 
         Err(format!(
             "{what} is still missing after `{install_line}`; install it by hand"
         ))
+    }
+}
+
+/// Whether `key` is one of the variables cargo sets for a package's own binary (and so for
+/// xtask), not one a user sets to steer cargo.
+fn is_package_variable(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_commands_leave_out_xtasks_package_variables() {
+        assert!(is_package_variable("CARGO_PKG_NAME") && is_package_variable("CARGO_MANIFEST_DIR"));
+        assert!(!is_package_variable("CARGO_HOME") && !is_package_variable("CARGO_TARGET_DIR"));
+        // Run by cargo, this test has CARGO_MANIFEST_DIR set, as xtask itself does.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert_eq!(Cmd::cargo().env_of("CARGO_MANIFEST_DIR"), Some(None));
     }
 }
