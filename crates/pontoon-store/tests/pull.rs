@@ -387,8 +387,8 @@ async fn a_serving_store_keeps_serving_after_bad_peers() {
     drop(raw);
 }
 
-/// A daemon on a runtime of its own thread, serving peers on loopback; its socket and its peer
-/// address.
+/// A daemon on a runtime of its own thread, serving peers on loopback: its directory (removed
+/// when dropped, so hold it for the test), its socket and its peer address.
 fn start_daemon(name: &str, capacity: u64) -> (Scratch, std::path::PathBuf, Address) {
     let dir = Scratch::new(&format!("pull-{name}"));
     let socket = dir.join("store.sock");
