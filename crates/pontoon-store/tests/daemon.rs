@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -28,18 +27,6 @@ const CHILD: &str = "PONTOON_STORE_TEST_CHILD";
 struct Frame {
     name: String,
     pixels: Array,
-}
-
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "pontoon-store-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -126,7 +113,7 @@ fn child_process_entry() {
 
 #[test]
 fn another_process_gets_views_of_the_shared_memory() {
-    let dir = scratch("views");
+    let dir = support::Scratch::new("store-views");
     let socket = dir.join("store.sock");
     let stats = start(ServeOptions::new(&socket, 64 << 20));
     let rt = runtime();
@@ -161,12 +148,11 @@ fn another_process_gets_views_of_the_shared_memory() {
     eventually("this process's pin released", || {
         stats.stats().pinned_objects == 0
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_killed_client_releases_its_pins_and_aborts_its_create() {
-    let dir = scratch("kill");
+    let dir = support::Scratch::new("store-kill");
     let socket = dir.join("store.sock");
     let stats = start(ServeOptions::new(&socket, 16 << 20));
     let rt = runtime();
@@ -211,7 +197,6 @@ fn a_killed_client_releases_its_pins_and_aborts_its_create() {
         matches!(err, ClientError::Refused(ObjectError::Unknown { .. })),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A client speaking the protocol by hand, with a blocking socket.
@@ -290,7 +275,7 @@ impl Raw {
 
 #[test]
 fn unknown_ids_second_seals_foreign_seals_and_a_full_store_are_typed_refusals() {
-    let dir = scratch("refusals");
+    let dir = support::Scratch::new("store-refusals");
     let socket = dir.join("store.sock");
     let stats = start(ServeOptions::new(&socket, 1 << 20));
     let mut a = Raw::connect(&socket);
@@ -342,12 +327,11 @@ fn unknown_ids_second_seals_foreign_seals_and_a_full_store_are_typed_refusals() 
     // Refusals cost nothing: both connections still serve.
     assert_eq!(b.call(2, &Request::Contains { id }), Response::Bool(true));
     assert_eq!(stats.stats().objects, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn malformed_and_never_reading_clients_cost_only_their_own_connection() {
-    let dir = scratch("hostile");
+    let dir = support::Scratch::new("store-hostile");
     let socket = dir.join("store.sock");
     let mut options = ServeOptions::new(&socket, 4 << 20);
     options.max_queued_reply_bytes = 64 << 10;
@@ -408,12 +392,11 @@ fn malformed_and_never_reading_clients_cost_only_their_own_connection() {
     assert_eq!(&object.frames[0][..], b"kept");
     drop(object);
     eventually("only the good client left", || stats.stats().clients == 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn wait_take_and_delete_through_the_daemon() {
-    let dir = scratch("ops");
+    let dir = support::Scratch::new("store-ops");
     let socket = dir.join("store.sock");
     let stats = start(ServeOptions::new(&socket, 8 << 20));
     let rt = runtime();
@@ -465,12 +448,11 @@ fn wait_take_and_delete_through_the_daemon() {
         drop(view);
     });
     eventually("all memory free", || stats.stats().used_bytes == 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_file_in_a_directory_backs_the_store_when_asked() {
-    let dir = scratch("file");
+    let dir = support::Scratch::new("store-file");
     let socket = dir.join("store.sock");
     let mut options = ServeOptions::new(&socket, 1 << 20);
     options.backing = Backing::Directory(dir.join("memory"));
@@ -488,12 +470,11 @@ fn a_file_in_a_directory_backs_the_store_when_asked() {
     assert!(object.frames[0].iter().all(|&b| b == 3));
     // The file was unlinked as soon as it was open: nothing to clean up after a crash.
     assert_eq!(std::fs::read_dir(dir.join("memory")).unwrap().count(), 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_wait_of_any_length_is_answered() {
-    let dir = scratch("wait");
+    let dir = support::Scratch::new("store-wait");
     let socket = dir.join("store.sock");
     let _stats = start(ServeOptions::new(&socket, 1 << 20));
     let mut raw = Raw::connect(&socket);
@@ -523,7 +504,6 @@ fn a_wait_of_any_length_is_answered() {
         timeout_ms: 10,
     };
     assert_eq!(raw.call(4, &wait), Response::Ready(vec![true, false]));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A fake daemon that answers the hello with `count` descriptors attached.
@@ -571,7 +551,7 @@ fn fake_daemon(socket: &Path, count: usize) -> std::thread::JoinHandle<()> {
 
 #[test]
 fn a_client_refuses_a_hello_with_the_wrong_number_of_descriptors() {
-    let dir = scratch("fds");
+    let dir = support::Scratch::new("store-fds");
     let rt = runtime();
     for (count, name) in [(0, "none.sock"), (2, "two.sock"), (6, "six.sock")] {
         let socket = dir.join(name);
@@ -587,14 +567,13 @@ fn a_client_refuses_a_hello_with_the_wrong_number_of_descriptors() {
         assert!(refused, "{count}: {err}");
         fake.join().unwrap();
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_client_refuses_store_memory_shorter_than_the_hello_says() {
     // The fake daemon's one memfd is empty while its hello claims 4096 bytes: mapping that
     // would SIGBUS at the first get, so the client refuses at connect.
-    let dir = scratch("short-memory");
+    let dir = support::Scratch::new("store-short-memory");
     let rt = runtime();
     let socket = dir.join("short.sock");
     let fake = fake_daemon(&socket, 1);
@@ -604,23 +583,21 @@ fn a_client_refuses_store_memory_shorter_than_the_hello_says() {
         "{err}"
     );
     fake.join().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_socket_is_private_to_its_user() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = scratch("private");
+    let dir = support::Scratch::new("store-private");
     let socket = dir.join("store.sock");
     let _stats = start(ServeOptions::new(&socket, 1 << 20));
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn waits_end_at_the_seal_of_their_last_id_and_a_client_past_its_wait_cap_is_cut_off() {
-    let dir = scratch("waits");
+    let dir = support::Scratch::new("store-waits");
     let socket = dir.join("store.sock");
     let mut options = ServeOptions::new(&socket, 8 << 20);
     options.max_waits_per_client = 2;
@@ -665,7 +642,6 @@ fn waits_end_at_the_seal_of_their_last_id_and_a_client_past_its_wait_cap_is_cut_
         assert!(producer.contains(&a).await.unwrap());
         assert!(waiter.contains(&b).await.unwrap());
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn eventually_async<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
@@ -678,7 +654,7 @@ async fn eventually_async<F: std::future::Future<Output = bool>>(mut check: impl
 
 #[test]
 fn clients_past_max_clients_are_closed_at_once_and_served_again_when_one_leaves() {
-    let dir = scratch("max-clients");
+    let dir = support::Scratch::new("store-max-clients");
     let socket = dir.join("store.sock");
     let mut options = ServeOptions::new(&socket, 1 << 20);
     options.max_clients = 2;
@@ -699,7 +675,6 @@ fn clients_past_max_clients_are_closed_at_once_and_served_again_when_one_leaves(
         let third = Client::connect(&socket).await.unwrap();
         assert_eq!(third.stats().await.unwrap().clients, 2);
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A connection that never says hello is closed after `hello_timeout`, and gives its slot back:
@@ -707,7 +682,7 @@ fn clients_past_max_clients_are_closed_at_once_and_served_again_when_one_leaves(
 #[test]
 fn a_connection_without_a_hello_is_closed_after_the_hello_timeout_and_frees_its_slot() {
     use std::io::Read;
-    let dir = scratch("hello-timeout");
+    let dir = support::Scratch::new("store-hello-timeout");
     let socket = dir.join("store.sock");
     let mut options = ServeOptions::new(&socket, 1 << 20);
     options.max_clients = 1;
@@ -726,7 +701,6 @@ fn a_connection_without_a_hello_is_closed_after_the_hello_timeout_and_frees_its_
         let client = Client::connect(&socket).await.unwrap();
         assert_eq!(client.stats().await.unwrap().clients, 1);
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Another user's process that reaches the socket (here, opened to everyone on purpose) is
@@ -735,7 +709,7 @@ fn a_connection_without_a_hello_is_closed_after_the_hello_timeout_and_frees_its_
 fn a_client_of_another_user_is_refused_by_its_credentials() {
     use std::os::unix::fs::PermissionsExt;
     let Some(dir) = other_user_scratch(
-        "other-user",
+        "store-other-user",
         "a_client_of_another_user_is_refused_by_its_credentials",
     ) else {
         return;
@@ -750,7 +724,6 @@ fn a_client_of_another_user_is_refused_by_its_credentials() {
         assert_eq!(client.stats().await.unwrap().clients, 1);
     });
     assert_eq!(stats.stats().objects, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// With the default mode (0600) another user cannot even connect; with a wider mode and its uid
@@ -759,7 +732,7 @@ fn a_client_of_another_user_is_refused_by_its_credentials() {
 fn the_socket_mode_and_allowed_uids_decide_who_is_served() {
     use std::os::unix::fs::PermissionsExt;
     let Some(dir) = other_user_scratch(
-        "allowed-uids",
+        "store-allowed-uids",
         "the_socket_mode_and_allowed_uids_decide_who_is_served",
     ) else {
         return;
@@ -784,13 +757,12 @@ fn the_socket_mode_and_allowed_uids_decide_who_is_served() {
     let reply: usize = hello_as_nobody(&shared).parse().unwrap();
     assert!(reply > 0, "an allowed uid gets the daemon's hello");
     assert_eq!(stats.stats().objects, 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A socket mode beyond the permission bits is refused at bind, before any file is made.
 #[test]
 fn a_socket_mode_beyond_the_permission_bits_is_refused() {
-    let dir = scratch("bad-mode");
+    let dir = support::Scratch::new("store-bad-mode");
     let socket = dir.join("store.sock");
     let mut options = ServeOptions::new(&socket, 1 << 20);
     options.socket_mode = 0o4777;
@@ -803,7 +775,6 @@ fn a_socket_mode_beyond_the_permission_bits_is_refused() {
     );
     assert!(format!("{:?}", err).contains("0o4777"), "{err:?}");
     assert!(!socket.exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The uid the other-user tests run their client as.
@@ -811,7 +782,7 @@ const NOBODY: u32 = 65534;
 
 /// A scratch directory any user can traverse, or `None` (said loudly) where no client can be
 /// run as another user here.
-fn other_user_scratch(name: &str, test: &str) -> Option<PathBuf> {
+fn other_user_scratch(name: &str, test: &str) -> Option<support::Scratch> {
     use std::os::unix::fs::PermissionsExt;
     if !is_root() || !Path::new(PYTHON).exists() {
         eprintln!(
@@ -820,7 +791,7 @@ fn other_user_scratch(name: &str, test: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    let dir = scratch(name);
+    let dir = support::Scratch::new(name);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     Some(dir)
 }

@@ -30,19 +30,10 @@ use pontoon_store::{
 use pontoon_wire::{Header, Message};
 use seaweed::Seaweed;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pontoon-daemon-remote-spill-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// [`temp_dir`] with an empty `remote` directory inside it, for a `file://` remote.
-fn dir_with_remote(name: &str) -> (PathBuf, PathBuf) {
-    let dir = temp_dir(name);
+/// A [`support::Scratch`] (`daemon-remote-spill-{name}`) with an empty `remote` directory
+/// inside it, for a `file://` remote.
+fn dir_with_remote(name: &str) -> (support::Scratch, PathBuf) {
+    let dir = support::Scratch::new(&format!("daemon-remote-spill-{name}"));
     let remote = dir.join("remote");
     std::fs::create_dir_all(&remote).unwrap();
     (dir, remote)
@@ -154,18 +145,16 @@ async fn spilled_restored_taken_and_deleted(target: &Target, socket: &Path) {
 async fn file_daemon_objects_spill_come_back_to_concurrent_clients_and_are_deleted_after() {
     let (dir, remote) = dir_with_remote("file");
     spilled_restored_taken_and_deleted(&Target::file(&remote), &dir.join("store.sock")).await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_daemon_spills_to_a_directory_or_a_remote_not_both() {
-    let dir = temp_dir("both");
+    let dir = support::Scratch::new("daemon-remote-spill-both");
     let mut options = ServeOptions::new(dir.join("store.sock"), 1 << 20);
     options.spill_dir = Some(dir.join("spill"));
     options.spill_remote = Some(SpillRemote::new(format!("file://{}", dir.display())));
     let err = Daemon::bind(options).unwrap_err();
     assert!(matches!(err, ServeError::SpillRemote(_)), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn remote_fault(error: &ClientError) -> Option<RemoteFault> {
@@ -190,7 +179,7 @@ fn seaweedfs_daemon_spills_restores_deletes_and_a_remote_gone_loses_nothing() {
 }
 
 async fn seaweed_cases(server: Seaweed) {
-    let dir = temp_dir("seaweed");
+    let dir = support::Scratch::new("daemon-remote-spill-seaweed");
     spilled_restored_taken_and_deleted(&Target::seaweed(&server, "daemon-a"), &dir.join("a.sock"))
         .await;
 
@@ -243,7 +232,6 @@ async fn seaweed_cases(server: Seaweed) {
     assert_eq!(now.objects, ids.len() as u64);
     // A failed get released its pin: nothing is pinned now.
     assert_eq!(stats.stats().pinned_objects, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Four clients put at once through 1 MiB of memory: their spill rounds run with the lock
@@ -284,7 +272,6 @@ async fn file_concurrent_creates_spill_in_overlapping_rounds_and_lose_nothing() 
             );
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A daemon whose memory its own objects fill pulls one more from a peer store: it spills to
@@ -318,7 +305,6 @@ async fn file_a_pull_into_a_full_daemon_spills_to_the_remote_to_make_room() {
     for (id, i) in own {
         assert_eq!(client.get_raw(&id).await.unwrap(), object(i, 40_000), "{i}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A peer pulls objects a daemon has spilled, to a spill directory and to a remote: each is
@@ -362,5 +348,4 @@ async fn file_peers_pull_objects_spilled_to_a_directory_or_a_remote() {
             other => panic!("{name}: {other:?}"),
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

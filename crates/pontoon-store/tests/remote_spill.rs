@@ -20,23 +20,11 @@ mod seaweed;
 mod remote_target;
 use remote_target::Target;
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use pontoon_persist::Remote;
 use pontoon_store::{ObjectError, ObjectId, RemoteFault, Store, StoreOptions};
 use pontoon_wire::{Header, Message};
 use seaweed::Seaweed;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pontoon-remote-spill-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Object `i`: a header naming it and one 64-byte-aligned frame of `len` bytes that differ
 /// per object (aligned, so that a frame read back is aligned whether it was spilled or not).
@@ -144,25 +132,22 @@ fn stale_removed_and_dropped_store_leaves_nothing(target: &Target) {
 
 #[test]
 fn file_objects_spill_come_back_byte_exact_and_are_deleted_after_free() {
-    let dir = temp_dir("file-round-trip");
+    let dir = support::Scratch::new("remote-spill-file-round-trip");
     spilled_restored_and_deleted(&Target::file(&dir));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn file_stale_spill_objects_go_at_start_and_a_dropped_store_leaves_nothing() {
-    let dir = temp_dir("file-stale");
+    let dir = support::Scratch::new("remote-spill-file-stale");
     stale_removed_and_dropped_store_leaves_nothing(&Target::file(&dir));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A store used from async code (a tokio worker, where the remote's own runtime cannot be
 /// entered) spills and reads back the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_spilling_from_inside_a_tokio_runtime_works() {
-    let dir = temp_dir("file-tokio");
+    let dir = support::Scratch::new("remote-spill-file-tokio");
     spilled_restored_and_deleted(&Target::file(&dir));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// One server for the three cases, each under a prefix of its own (a server per test makes
@@ -198,9 +183,8 @@ fn large_object_in_parts(target: &Target) {
 
 #[test]
 fn file_a_large_spilled_object_comes_back() {
-    let dir = temp_dir("file-large");
+    let dir = support::Scratch::new("remote-spill-file-large");
     large_object_in_parts(&Target::file(&dir));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn remote_fault(error: &ObjectError) -> RemoteFault {
@@ -280,7 +264,7 @@ fn seaweedfs_refused_credentials_and_an_unreachable_endpoint_are_typed_and_lose_
 
 #[test]
 fn file_a_full_remote_is_a_typed_error_and_nothing_is_lost_or_skipped_loudly() {
-    let dir = temp_dir("full");
+    let dir = support::Scratch::new("remote-spill-full");
     let disk = dir.join("disk");
     let _mounted = match TinyDisk::mount(&disk, 512 << 10) {
         Ok(mounted) => mounted,
@@ -318,7 +302,6 @@ fn file_a_full_remote_is_a_typed_error_and_nothing_is_lost_or_skipped_loudly() {
     assert_eq!(target.listed(), Vec::<(String, u64)>::new());
     drop(store);
     drop(_mounted);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Four threads putting, getting and deleting at once while spills are under way (the lock is
@@ -326,7 +309,7 @@ fn file_a_full_remote_is_a_typed_error_and_nothing_is_lost_or_skipped_loudly() {
 /// spill under way), every object comes back byte-exact, and nothing is left after.
 #[test]
 fn file_concurrent_puts_and_gets_while_spilling_lose_nothing() {
-    let dir = temp_dir("file-concurrent");
+    let dir = support::Scratch::new("remote-spill-file-concurrent");
     let target = Target::file(&dir);
     let store = target.store(1 << 20, 256 << 10).unwrap();
     std::thread::scope(|s| {
@@ -357,7 +340,6 @@ fn file_concurrent_puts_and_gets_while_spilling_lose_nothing() {
     );
     assert_eq!(target.listed(), Vec::<(String, u64)>::new());
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Whoever can write to the bucket can change a spilled object: a get of an object whose
@@ -365,7 +347,7 @@ fn file_concurrent_puts_and_gets_while_spilling_lose_nothing() {
 /// bytes, and the objects not touched still come back.
 #[test]
 fn file_a_changed_remote_object_is_corrupt_not_other_bytes() {
-    let dir = temp_dir("corrupt");
+    let dir = support::Scratch::new("remote-spill-corrupt");
     let target = Target::file(&dir);
     let store = target.store(1 << 20, 256 << 10).unwrap();
     let messages: Vec<Message> = (0..48).map(|i| object(i, 40_000)).collect();
@@ -400,5 +382,4 @@ fn file_a_changed_remote_object_is_corrupt_not_other_bytes() {
     assert!(corrupt > 0, "no changed object was noticed");
     assert!(intact > 0, "the objects in memory come back too");
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }

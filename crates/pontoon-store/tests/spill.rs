@@ -22,13 +22,6 @@ use pontoon_store::{
 };
 use pontoon_wire::{Encoder, Header, Message};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pontoon-spill-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The file a byte at `ptr` of this process is mapped from, if any (from `/proc/self/maps`).
 fn mapped_file(ptr: *const u8) -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
@@ -81,7 +74,7 @@ fn spilling_store(dir: &Path, capacity: u64, file_bytes: u64) -> Store {
 
 #[test]
 fn embedded_objects_spill_under_a_small_capacity_and_come_back_as_views_of_the_spill_file() {
-    let dir = temp_dir("embedded");
+    let dir = support::Scratch::new("spill-embedded");
     let store = spilling_store(&dir, 1 << 20, 100 << 20);
     // Held: pinned, so it must stay in memory however full the store gets.
     let first = store.put_raw(object(0, 100_000)).unwrap();
@@ -126,12 +119,11 @@ fn embedded_objects_spill_under_a_small_capacity_and_come_back_as_views_of_the_s
         (0, 0, 0)
     );
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn small_objects_fuse_into_few_files_which_go_with_their_last_object() {
-    let dir = temp_dir("fuse");
+    let dir = support::Scratch::new("spill-fuse");
     // 2,000 objects of 10 KB through a 256 KiB store, in files of 1 MiB: about 20 files.
     let store = spilling_store(&dir, 256 << 10, 1 << 20);
     let ids: Vec<_> = (0..2000)
@@ -156,12 +148,11 @@ fn small_objects_fuse_into_few_files_which_go_with_their_last_object() {
     }
     assert_eq!(spill_files(&dir), Vec::<String>::new());
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn an_object_larger_than_the_capacity_is_created_on_disk() {
-    let dir = temp_dir("on-disk");
+    let dir = support::Scratch::new("spill-on-disk");
     let store = spilling_store(&dir, 1 << 20, 100 << 20);
     let mut buffer = store.create(3 << 20).unwrap();
     for (i, b) in buffer.iter_mut().enumerate() {
@@ -193,7 +184,6 @@ fn an_object_larger_than_the_capacity_is_created_on_disk() {
     // Still readable: the views keep the map of the removed file.
     assert_eq!(back.frames[0][1000], (1000 % 253) as u8);
     drop(store);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Run in a child process of the test binary (this same test, with the environment variable
@@ -210,13 +200,13 @@ fn stale_spill_files_of_an_earlier_run_are_removed_at_start() {
         assert!(store.stats().spill_files > 0);
         std::process::abort();
     }
-    let dir = temp_dir("stale");
+    let dir = support::Scratch::new("spill-stale");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "stale_spill_files_of_an_earlier_run_are_removed_at_start",
         ])
-        .env(STALE_CHILD, &dir)
+        .env(STALE_CHILD, dir.as_os_str())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -230,7 +220,7 @@ fn stale_spill_files_of_an_earlier_run_are_removed_at_start() {
     assert_eq!(spill_files(&dir), ["notes.txt"]);
     // A second store cannot take the directory while this one holds it.
     let mut options = StoreOptions::default();
-    options.spill_dir = Some(dir.clone());
+    options.spill_dir = Some(dir.to_path_buf());
     assert!(matches!(
         Store::open(options),
         Err(ObjectError::SpillFailed { .. })
@@ -242,7 +232,6 @@ fn stale_spill_files_of_an_earlier_run_are_removed_at_start() {
     assert!(spill_files(&dir).len() > 1);
     drop(store);
     assert_eq!(spill_files(&dir), ["notes.txt"]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn spilling_daemon(dir: &Path, capacity: u64) -> (PathBuf, StatsHandle) {
@@ -255,7 +244,7 @@ fn spilling_daemon(dir: &Path, capacity: u64) -> (PathBuf, StatsHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_objects_spill_and_clients_get_them_as_views_of_the_spill_file() {
-    let dir = temp_dir("daemon");
+    let dir = support::Scratch::new("spill-daemon");
     let spill = dir.join("spill");
     let (socket, stats) = spilling_daemon(&dir, 1 << 20);
     let client = Client::connect(&socket).await.unwrap();
@@ -325,12 +314,11 @@ async fn daemon_objects_spill_and_clients_get_them_as_views_of_the_spill_file() 
         (end.objects, end.spilled_objects, end.spill_files),
         (0, 0, 0)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_creates_an_object_larger_than_its_memory_on_disk() {
-    let dir = temp_dir("daemon-on-disk");
+    let dir = support::Scratch::new("spill-daemon-on-disk");
     let spill = dir.join("spill");
     let (socket, _stats) = spilling_daemon(&dir, 1 << 20);
     let client = Client::connect(&socket).await.unwrap();
@@ -367,12 +355,11 @@ async fn daemon_creates_an_object_larger_than_its_memory_on_disk() {
     client.delete(&id).await.unwrap();
     client.delete(&big).await.unwrap();
     assert_eq!(spill_files(&spill), Vec::<String>::new());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spilled_object_taken_is_copied_back_into_memory() {
-    let dir = temp_dir("daemon-take");
+    let dir = support::Scratch::new("spill-daemon-take");
     let (socket, _stats) = spilling_daemon(&dir, 1 << 20);
     let client = Client::connect(&socket).await.unwrap();
     let first = client.put_raw(&object(0, 100_000)).await.unwrap();
@@ -387,12 +374,11 @@ async fn a_spilled_object_taken_is_copied_back_into_memory() {
     let resealed = taken.seal().await.unwrap();
     assert_eq!(client.get_raw(&resealed).await.unwrap(), object(0, 100_000));
     assert!(!client.contains(&first).await.unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_gets_of_spilled_objects_each_get_their_own_file_and_bytes() {
-    let dir = temp_dir("daemon-concurrent");
+    let dir = support::Scratch::new("spill-daemon-concurrent");
     let (socket, stats) = {
         let socket = dir.join("store.sock");
         let mut options = ServeOptions::new(&socket, 1 << 20);
@@ -430,12 +416,11 @@ async fn concurrent_gets_of_spilled_objects_each_get_their_own_file_and_bytes() 
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(stats.stats().pinned_objects, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_removes_the_stale_spill_files_of_an_earlier_run_at_start() {
-    let dir = temp_dir("daemon-stale");
+    let dir = support::Scratch::new("spill-daemon-stale");
     let spill = dir.join("spill");
     std::fs::create_dir_all(&spill).unwrap();
     for name in [
@@ -455,7 +440,6 @@ async fn a_daemon_removes_the_stale_spill_files_of_an_earlier_run_at_start() {
     assert!(refused.to_string().contains("spill directory"), "{refused}");
     let client = Client::connect(&socket).await.unwrap();
     assert_eq!(client.stats().await.unwrap().spill_files, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A client that sends its hello and a get of a spilled object, then dies (its socket closed)
@@ -494,7 +478,7 @@ fn die_mid_get(socket: &Path, id: ObjectId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_dying_mid_get_of_a_spilled_object_releases_it() {
-    let dir = temp_dir("daemon-die");
+    let dir = support::Scratch::new("spill-daemon-die");
     let spill = dir.join("spill");
     let (socket, stats) = spilling_daemon(&dir, 1 << 20);
     let client = Client::connect(&socket).await.unwrap();
@@ -519,13 +503,12 @@ async fn a_client_dying_mid_get_of_a_spilled_object_releases_it() {
         client.delete(id).await.unwrap();
     }
     assert_eq!(spill_files(&spill), Vec::<String>::new());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spill_disk_is_a_typed_error_nothing_is_lost_and_the_daemon_serves_on_or_skipped_loudly()
  {
-    let dir = temp_dir("full-disk");
+    let dir = support::Scratch::new("spill-full-disk");
     let disk = dir.join("disk");
     let _mounted = match TinyDisk::mount(&disk, 1 << 20) {
         Ok(mounted) => mounted,
@@ -604,7 +587,6 @@ async fn a_full_spill_disk_is_a_typed_error_nothing_is_lost_and_the_daemon_serve
     other.delete(&put[n - 2]).await.unwrap();
     client.put_raw(&object(1000, 100_000)).await.unwrap();
     drop(_mounted);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Replies that carry a spill file's descriptor round-trip through the protocol (the bytes;
@@ -699,7 +681,7 @@ fn fake_daemon(socket: &Path, replies: Vec<(Response, Option<std::fs::File>)>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_refuses_a_spill_file_shorter_than_the_object_and_a_reply_without_its_descriptor()
 {
-    let dir = temp_dir("fake-daemon");
+    let dir = support::Scratch::new("spill-fake-daemon");
     let socket = dir.join("fake.sock");
     let short = dir.join("short.rec");
     std::fs::write(&short, vec![0u8; 100]).unwrap();
@@ -730,5 +712,4 @@ async fn a_client_refuses_a_spill_file_shorter_than_the_object_and_a_reply_witho
     assert!(mapped_file(good.frames[0].as_ptr()).is_some_and(|f| f == short));
     let err = client.get_raw(&id).await.unwrap_err();
     assert!(matches!(err, ClientError::Closed), "{err:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

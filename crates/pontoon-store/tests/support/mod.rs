@@ -98,6 +98,13 @@ impl std::ops::Deref for Scratch {
     }
 }
 
+/// So that callers can pass `&dir` to functions taking `impl AsRef<Path>`.
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
