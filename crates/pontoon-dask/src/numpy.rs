@@ -268,6 +268,10 @@ pub(crate) fn encode(array: &NdArray) -> Result<Encoded, EncodeError> {
         // Elements of zero bytes (`|S0`, `|V0`) have nothing to copy: the frame and layout go
         // as they came, not remade with strides of zero that would read as a broadcast.
         (data.clone(), strides.clone())
+    } else if count == 0 {
+        // No elements, no span: the span's start below would be wrong for an axis of length 0
+        // with a negative stride (`(0 - 1) * -3` puts it 3 bytes into an empty frame).
+        (data.slice(0..0), strides.clone())
     } else if contiguous(itemsize, &sent_shape, &strides) {
         // The span the elements lie in, from the lowest address.
         let low: isize = sent_shape
