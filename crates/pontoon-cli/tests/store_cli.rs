@@ -1,17 +1,19 @@
 //! `pontoon store serve` in the background, then `put FILE`, `get ID --out`, `stats --json`,
 //! `delete`, and the refusals, each as a separate `pontoon` process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn scratch(test: &str) -> PathBuf {
+#[path = "../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
     // Short: a Unix socket's path is at most 107 bytes.
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cs-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cs-{test}-{}", std::process::id())),
+    )
 }
 
 fn pontoon(args: &[&str]) -> Output {

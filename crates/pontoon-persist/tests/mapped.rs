@@ -5,7 +5,7 @@
 #![cfg(target_os = "linux")]
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pontoon_array::Array;
 use pontoon_family::Registry;
@@ -13,12 +13,15 @@ use pontoon_persist::{Durability, Log, LogOptions, load_snapshot, write_snapshot
 use pontoon_wire::{Header, Limits, Message};
 use serde::{Deserialize, Serialize};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("persist-mapped-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.canonicalize().unwrap()
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("persist-mapped-{test}-{}", std::process::id())),
+    )
 }
 
 /// The address ranges at which this process maps `file`, from `/proc/self/maps`.

@@ -5,6 +5,7 @@
 #![cfg(feature = "remote")]
 
 mod support {
+    pub(crate) mod scratch;
     pub(crate) mod seaweed;
 }
 
@@ -14,14 +15,14 @@ use pontoon_persist::{
     AppendError, Durable, DurableOptions, Log, LogOptions, OpenError, Remote, RemoteDurability,
     RemoteError, RemoteTimeouts, StateError,
 };
+use support::scratch::Scratch;
 use support::seaweed::Seaweed;
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("remote-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("remote-{test}-{}", std::process::id())),
+    )
 }
 
 /// Where a test's remote lives: a local directory, or a SeaweedFS server.

@@ -77,36 +77,14 @@ impl Drop for TinyDisk {
     }
 }
 
-/// A fresh directory under the system's temporary directory, named for the test and the
-/// process, removed with everything in it on drop (so test runs leave nothing behind).
-pub(crate) struct Scratch(PathBuf);
+#[path = "../../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+pub(crate) use scratch::Scratch;
 
 impl Scratch {
-    /// `pontoon-{name}-{pid}`, emptied first if an earlier run left it.
+    /// `pontoon-{name}-{pid}` under the system's temporary directory (short, for the daemons'
+    /// sockets), emptied first if an earlier run left it.
     pub(crate) fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("pontoon-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-/// So that callers can pass `&dir` to functions taking `impl AsRef<Path>`.
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        Scratch::at(std::env::temp_dir().join(format!("pontoon-{name}-{}", std::process::id())))
     }
 }
