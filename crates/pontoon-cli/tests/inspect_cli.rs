@@ -2,15 +2,18 @@
 //! JSON of a value with sharing and a cycle, out-of-band buffers, and one-line errors with the
 //! byte offset for a refused global and a truncated file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-inspect-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-inspect-{test}-{}", std::process::id())),
+    )
 }
 
 fn inspect(args: &[&Path]) -> Output {

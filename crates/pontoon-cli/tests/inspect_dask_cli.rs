@@ -4,15 +4,18 @@
 //! JSON; and one-line errors, with a non-zero exit, for a truncated file, trailing bytes and a
 //! frame count past the limit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-inspect-dask-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-inspect-dask-{test}-{}", std::process::id())),
+    )
 }
 
 fn inspect(file: &Path) -> Output {

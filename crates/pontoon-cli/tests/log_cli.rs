@@ -1,18 +1,22 @@
 //! `pontoon log verify` and `pontoon log dump --json` on a log written with the library, and
 //! `verify` refusing a corrupted one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use bytes::Bytes;
 use pontoon::persist::{Log, LogOptions};
 use pontoon::wire::{Header, Message};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-log-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-log-{test}-{}", std::process::id())),
+    )
 }
 
 /// Writes records 1..=5: kind `seq % 3`, header `{"op": "put", "n": seq}`, and `seq % 3`

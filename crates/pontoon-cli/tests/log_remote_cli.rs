@@ -9,18 +9,21 @@
 )]
 mod seaweed;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use pontoon::persist::{Durable, DurableOptions, Remote};
 use seaweed::Seaweed;
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli-log-remote-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-log-remote-{test}-{}", std::process::id())),
+    )
 }
 
 /// Runs `pontoon log <args> <url> --endpoint <endpoint>` with the given keys in the AWS

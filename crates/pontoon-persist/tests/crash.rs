@@ -42,11 +42,15 @@ impl XorShift {
     }
 }
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("persist-crash-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("persist-crash-{test}-{}", std::process::id())),
+    )
 }
 
 /// The `crash_writer` example binary of this build profile, built (or brought up to date)

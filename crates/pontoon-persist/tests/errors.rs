@@ -2,7 +2,7 @@
 //! returns: walking a chain prints each cause once.
 
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pontoon_persist::format::{
     RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
@@ -11,11 +11,15 @@ use pontoon_persist::{
     Durable, DurableOptions, Log, LogError, LogOptions, OpenError, ReadError, StateError,
 };
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("errors-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("errors-{test}-{}", std::process::id())),
+    )
 }
 
 /// Every error in the chain starting at `error`, as text.

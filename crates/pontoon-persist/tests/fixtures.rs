@@ -9,6 +9,9 @@ use pontoon_persist::{Durable, DurableOptions, Log, LogOptions};
 
 #[path = "fixtures/content.rs"]
 mod content;
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 fn fixture(version: &str, name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,16 +23,14 @@ fn fixture(version: &str, name: &str) -> PathBuf {
 /// A copy of a fixture to open (opening may cut a torn tail and takes the lock: never on the
 /// committed files). Each call makes its own: tests run in parallel threads of one process, and
 /// two of them may copy the same fixture.
-fn copy(version: &str, name: &str) -> PathBuf {
+fn copy(version: &str, name: &str) -> Scratch {
     static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let from = fixture(version, name);
-    let to = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+    let to = Scratch::at(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "fixture-{version}-{name}-{}-{copy}",
         std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&to);
-    fs::create_dir_all(&to).unwrap();
+    )));
     for entry in fs::read_dir(&from).unwrap() {
         let entry = entry.unwrap();
         fs::copy(entry.path(), to.join(entry.file_name())).unwrap();

@@ -2,7 +2,7 @@
 //! each append still returns only once its own record is durable; nothing submitted is lost,
 //! and the file keeps sequence order whatever the mix of record sizes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -10,11 +10,15 @@ use bytes::Bytes;
 use pontoon_persist::{Durability, Log, LogOptions};
 use pontoon_wire::{Header, Message};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("persist-group-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("persist-group-{test}-{}", std::process::id())),
+    )
 }
 
 fn options(durability: Durability) -> LogOptions {
@@ -283,7 +287,7 @@ fn appenders_pipeliners_readers_and_syncs_mixed_never_lose_or_stall() {
 fn dropping_a_group_commit_log_never_hangs() {
     let dir = scratch("drop-race");
     let (done, finished) = std::sync::mpsc::channel();
-    let for_thread = dir.clone();
+    let for_thread = dir.to_path_buf();
     std::thread::spawn(move || {
         for i in 0..300 {
             let (log, _) = Log::open(&for_thread, options(Durability::GroupCommit)).unwrap();

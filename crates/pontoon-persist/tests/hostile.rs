@@ -13,12 +13,15 @@ use pontoon_persist::{
 };
 use pontoon_wire::{Header, Limits, Message};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hostile-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("hostile-{test}-{}", std::process::id())),
+    )
 }
 
 fn options() -> LogOptions {
@@ -147,7 +150,7 @@ fn a_fifo_named_like_a_segment_is_refused_without_blocking() {
         .unwrap();
     assert!(made.success());
     let (tx, rx) = mpsc::channel();
-    let for_thread = dir.clone();
+    let for_thread = dir.to_path_buf();
     std::thread::spawn(move || {
         let _ = tx.send(Log::open(&for_thread, options()).map(|_| ()));
     });

@@ -4,20 +4,23 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pontoon_persist::{Log, LogOptions, OpenError};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("inspect-{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("inspect-{test}-{}", std::process::id())),
+    )
 }
 
 /// A copy of a committed fixture.
-fn copy_fixture(name: &str, test: &str) -> PathBuf {
+fn copy_fixture(name: &str, test: &str) -> Scratch {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/v1")
         .join(name);

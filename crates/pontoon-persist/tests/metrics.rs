@@ -3,18 +3,22 @@
 //! appends, syncs, recoveries and snapshots did on disk.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use pontoon_persist::{Durability, Log, LogOptions, metrics as m};
 use pontoon_wire::{Header, Message};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("persist-metrics-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("persist-metrics-{test}-{}", std::process::id())),
+    )
 }
 
 /// What changed since the last snapshot (the debugging recorder's counters restart at 0 with

@@ -9,11 +9,15 @@ use pontoon_persist::format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LE
 use pontoon_persist::{Durability, Log, LogOptions, OpenError};
 use pontoon_wire::{Header, Message};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("persist-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("persist-{test}-{}", std::process::id())),
+    )
 }
 
 fn message(i: u64) -> Message {

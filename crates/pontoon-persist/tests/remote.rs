@@ -375,7 +375,8 @@ fn seaweedfs_refused_credentials_and_unreachable_endpoint_are_typed_errors() {
     ));
 
     // Restoring through refused credentials fails the open, typed, and creates nothing.
-    let dir = scratch("s3-credentials").join("state");
+    let base = scratch("s3-credentials");
+    let dir = base.join("state");
     let err = Durable::open(&dir, || 0u64, add, options(wrong)).unwrap_err();
     assert!(
         matches!(err, StateError::Remote(RemoteError::Refused { .. })),
@@ -681,7 +682,8 @@ fn failed_background_rounds_are_reported_and_drop_is_bounded() {
         timeouts,
     )
     .unwrap();
-    let dir = scratch("silent").join("state");
+    let base = scratch("silent");
+    let dir = base.join("state");
     // The directory holds state already, so opening does not try to restore.
     drop(
         Durable::open(&dir, || 0, add, {

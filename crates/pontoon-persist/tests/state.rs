@@ -5,17 +5,20 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pontoon_family::Registry;
 use pontoon_persist::{Durable, DurableOptions, StateError, encode_snapshot, snapshot_file_name};
 use serde::{Deserialize, Serialize};
 
-fn scratch(test: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    dir
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn scratch(test: &str) -> Scratch {
+    Scratch::unmade(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state-{test}-{}", std::process::id())),
+    )
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -29,12 +29,15 @@ pub(crate) fn python() -> PathBuf {
     )
 }
 
+#[path = "../../../pontoon-persist/tests/support/scratch.rs"]
+mod scratch;
+pub(crate) use scratch::Scratch;
+
 /// A fresh directory for one test's files under cargo's per-target temp directory.
-pub(crate) fn scratch(test: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub(crate) fn scratch(test: &str) -> Scratch {
+    Scratch::at(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id())),
+    )
 }
 
 /// Runs `prelude` then `script` with `dir` as its argument; panics with its output if it fails.
