@@ -11,36 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::Result;
 
+#[path = "../../crates/pontoon-persist/tests/support/weed_args.rs"]
+mod weed_args;
+use weed_args::{FILER_PORT, MASTER_PORT, PORT_FLAGS, S3_PORT, server_args};
+
 /// The bucket [`Seaweed::start`] makes.
 const BUCKET: &str = "pontoon";
 /// The access key it is started with (and checks on every request).
 const ACCESS_KEY: &str = "pontoon-xtask";
 /// Its secret: a local throwaway server's, not a secret.
 const SECRET_KEY: &str = "pontoon-xtask-secret";
-
-/// Every port the server opens, as `weed server`'s flags; each is set to a free one, so nothing
-/// listens on its defaults. (The S3 gateway's Iceberg and Lance endpoints are turned off.)
-const PORT_FLAGS: [&str; 8] = [
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-];
-
-/// The flags that size the volume server by these numbers, not by its disk. Left to itself,
-/// SeaweedFS makes one volume slot per free GiB and marks every volume read-only while the disk
-/// has less than 1% free, so on a big, nearly full disk every write waits for a volume that never
-/// comes. Volumes grow as written (not preallocated): 128 slots of 128 MiB claim nothing up
-/// front, and hold the benchmarks' 1 GiB state several times over.
-const SIZE_FLAGS: [&str; 3] = [
-    "-master.volumeSizeLimitMB=128",
-    "-volume.max=128",
-    "-volume.minFreeSpace=64MiB",
-];
 
 /// A running `weed server` with its S3 gateway.
 pub(crate) struct Seaweed {
@@ -74,25 +54,7 @@ impl Seaweed {
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new(&weed)
-            // glog's files go next to the log, not into the system's temporary directory.
-            .arg(format!("-logdir={}", dir.display()))
-            .arg("server")
-            .arg(format!("-dir={}", data.display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-s3",
-                "-s3.port.iceberg=0",
-                "-s3.port.lance=0",
-            ])
-            .args(SIZE_FLAGS)
-            .args(
-                PORT_FLAGS
-                    .iter()
-                    .zip(&ports)
-                    .map(|(flag, port)| format!("-{flag}={port}")),
-            )
-            // The S3 gateway makes an admin identity of these, and checks every request.
+            .args(server_args(&dir, &data, &ports))
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .current_dir(&dir)
@@ -104,10 +66,10 @@ impl Seaweed {
         let mut server = Seaweed {
             child,
             dir,
-            s3_port: ports[6],
-            master_port: ports[0],
+            s3_port: ports[S3_PORT],
+            master_port: ports[MASTER_PORT],
         };
-        let filer_port = ports[4];
+        let filer_port = ports[FILER_PORT];
         let started = Instant::now();
         // The bucket is a directory under the filer's `/buckets`; once the filer has made it and
         // the S3 port accepts connections, the server is up (the volumes may take a moment

@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "weed_args.rs"]
+#[allow(dead_code, reason = "the tests need only the S3 port's index")]
+mod weed_args;
+use weed_args::{PORT_FLAGS, S3_PORT, server_args};
+
 /// The access key the server is started with.
 pub(crate) const ACCESS_KEY: &str = "pontoon-test";
 /// Its secret.
@@ -15,31 +20,6 @@ pub(crate) const SECRET_KEY: &str = "pontoon-test-secret";
 /// The bucket: made by the first write into it (the key is an admin's, whose writes make
 /// missing buckets), which [`Seaweed::start`] does before it returns.
 pub(crate) const BUCKET: &str = "pontoon";
-
-/// Every port the server opens, as `weed server`'s flags: each is set to a free one, so nothing
-/// listens on its defaults. (The S3 gateway's Iceberg and Lance endpoints are turned off.)
-const PORT_FLAGS: [&str; 8] = [
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-];
-
-/// The flags that size the volume server by these numbers, not by the disk it is on. Left to
-/// itself (as `weed mini` is), SeaweedFS makes one volume slot per free GiB and marks every
-/// volume read-only while its disk has less than 1% free: on a 250 GB disk with 2 GB free,
-/// every write waits for a volume that never comes. Volumes are files that grow as written
-/// (not preallocated), so 128 slots of 128 MiB claim nothing up front; the server stops
-/// writing only when 64 MiB are left.
-const SIZE_FLAGS: [&str; 3] = [
-    "-master.volumeSizeLimitMB=128",
-    "-volume.max=128",
-    "-volume.minFreeSpace=64MiB",
-];
 
 /// A running `weed server`.
 pub(crate) struct Seaweed {
@@ -92,7 +72,7 @@ impl Seaweed {
         let server = Seaweed {
             child,
             dir,
-            s3_port: ports[6],
+            s3_port: ports[S3_PORT],
             ports,
         };
         server.wait_ready();
@@ -140,25 +120,7 @@ impl Seaweed {
             .unwrap();
         let mut command = Command::new(&weed);
         command
-            // glog's files go into the server's directory, removed with it, not into /tmp.
-            .arg(format!("-logdir={}", dir.display()))
-            .arg("server")
-            .arg(format!("-dir={}", dir.join("data").display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-s3",
-                "-s3.port.iceberg=0",
-                "-s3.port.lance=0",
-            ])
-            .args(SIZE_FLAGS)
-            .args(
-                PORT_FLAGS
-                    .iter()
-                    .zip(ports)
-                    .map(|(flag, port)| format!("-{flag}={port}")),
-            )
-            // The S3 gateway makes an admin identity of these, and then checks every request.
+            .args(server_args(dir, &dir.join("data"), ports))
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .current_dir(dir)
