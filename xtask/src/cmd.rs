@@ -4,6 +4,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+#[path = "../../crates/pontoon-persist/tests/support/package_vars.rs"]
+mod package_vars;
+use package_vars::is_package_variable;
+
 /// The result of a task or step: the error is a message ready to print after `error: `.
 pub(crate) type Result<T = ()> = std::result::Result<T, String>;
 
@@ -186,21 +190,6 @@ pub(crate) fn ensure_tool(what: &str, probe: impl Fn() -> Cmd, install: Cmd) -> 
             "{what} is still missing after `{install_line}`; install it by hand"
         ))
     }
-}
-
-/// Whether `key` is one of the variables cargo sets for a package's own binary (and so for
-/// xtask), not one a user sets to steer cargo.
-fn is_package_variable(key: &str) -> bool {
-    key.starts_with("CARGO_PKG_")
-        || matches!(
-            key,
-            "CARGO_MANIFEST_DIR"
-                | "CARGO_MANIFEST_PATH"
-                | "CARGO_MANIFEST_LINKS"
-                | "CARGO_CRATE_NAME"
-                | "CARGO_BIN_NAME"
-                | "CARGO_PRIMARY_PACKAGE"
-        )
 }
 
 #[cfg(test)]

@@ -68,22 +68,41 @@ fn run_selection(selection: Selection) -> Result {
     }
     let python = python::ensure_venv()?;
     let doc = Cmd::cargo().args(["test", "--doc", "--workspace"]);
-    no_incremental_in_ci(doc).env(python::ENV, &python).run()?;
-    no_incremental_in_ci(nextest(selection))
+    lean_build_in_ci(doc).env(python::ENV, &python).run()?;
+    lean_build_in_ci(nextest(selection))
         .env(python::ENV, &python)
         .run()
 }
 
-/// `cmd` with `CARGO_INCREMENTAL=0` under CI (unless that is set already): a fresh clone built
-/// once gains nothing from incremental caches, which take about 2 GB of a disk that may be
-/// nearly full.
-fn no_incremental_in_ci(cmd: Cmd) -> Cmd {
-    if in_ci() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
-        cmd.env("CARGO_INCREMENTAL", "0")
-    } else {
-        cmd
-    }
+/// `cmd` building leaner under CI, where a fresh clone is built once on a disk that may be
+/// nearly full (an earlier run ran out of space):
+/// - `CARGO_INCREMENTAL=0`: incremental caches gain nothing in one build and take about 2 GB;
+/// - `CARGO_PROFILE_DEV_DEBUG=line-tables-only`: a panic's backtrace still names files and
+///   lines, and the target directory is about half the size (3.8 GB instead of 7.9 GB).
+///
+/// Either is left as it is when set already. Cargo commands the tests start inherit both, so
+/// they reuse this build instead of making another.
+fn lean_build_in_ci(cmd: Cmd) -> Cmd {
+    lean_build(cmd, in_ci())
 }
+
+/// [`lean_build_in_ci`], told whether we run under CI.
+fn lean_build(mut cmd: Cmd, ci: bool) -> Cmd {
+    if ci {
+        for (key, value) in LEAN_BUILD {
+            if std::env::var_os(key).is_none() {
+                cmd = cmd.env(key, value);
+            }
+        }
+    }
+    cmd
+}
+
+/// The variables [`lean_build_in_ci`] sets.
+const LEAN_BUILD: [(&str, &str); 2] = [
+    ("CARGO_INCREMENTAL", "0"),
+    ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only"),
+];
 
 /// The nextest command line for `selection`.
 fn nextest(selection: Selection) -> Cmd {
@@ -108,4 +127,23 @@ fn nextest(selection: Selection) -> Cmd {
 /// Whether we run under CI (`CI` set to anything but empty, `0` or `false`).
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_builds_lean_and_other_builds_as_configured() {
+        let plain = lean_build(Cmd::cargo(), false);
+        let lean = lean_build(Cmd::cargo(), true);
+        for (key, value) in LEAN_BUILD {
+            assert_eq!(plain.env_of(key), None, "{key}");
+            // A variable set around this test is left as it is.
+            let expected = std::env::var_os(key)
+                .is_none()
+                .then(|| Some(value.to_owned()));
+            assert_eq!(lean.env_of(key), expected, "{key}");
+        }
+    }
 }

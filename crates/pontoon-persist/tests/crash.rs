@@ -42,6 +42,10 @@ impl XorShift {
     }
 }
 
+#[path = "support/package_vars.rs"]
+mod package_vars;
+use package_vars::is_package_variable;
+
 #[path = "support/scratch.rs"]
 mod scratch;
 use scratch::Scratch;
@@ -55,6 +59,14 @@ fn scratch(test: &str) -> Scratch {
 
 /// The `crash_writer` example binary of this build profile, built (or brought up to date)
 /// once per test process: a stale binary would test old code.
+///
+/// The build must be the one `cargo test --workspace` or `cargo nextest run --workspace` has
+/// just made, so that it is a no-op there. Two things would make it a second build of much of
+/// the dependency tree, which on a nearly full CI disk ran out of space:
+/// - `-p pontoon-persist` alone unifies the dependencies' features over this package only, so
+///   most crates get other hashes; `--workspace` unifies them as the test run did.
+/// - The package variables cargo gives this test are watched by ring's build script, so
+///   inherited they rebuild ring and all above it (see `package_vars`).
 fn writer_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
@@ -65,13 +77,12 @@ fn writer_binary() -> &'static Path {
             .join("examples")
             .join(format!("crash_writer{}", std::env::consts::EXE_SUFFIX));
         let mut build = Command::new(env!("CARGO"));
-        build.args([
-            "build",
-            "-p",
-            "pontoon-persist",
-            "--example",
-            "crash_writer",
-        ]);
+        build.args(["build", "--workspace", "--example", "crash_writer"]);
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(is_package_variable) {
+                build.env_remove(&key);
+            }
+        }
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")

@@ -276,6 +276,55 @@ fn seaweedfs_sealed_segments_go_up_in_the_background() {
     sealed_segments_go_up_in_the_background(Target::S3(Seaweed::start("background")), &base);
 }
 
+/// A reader asking for the newest manifest while a writer publishes round after round (each
+/// deleting the manifest before it) always gets one, never one older than it got before, and
+/// at the end the one naming every event.
+fn newest_manifest_while_a_writer_publishes(target: Target, base: &Path, rounds: u64) {
+    let mut state = open(&base.join("state"), target.remote("racing"));
+    state.apply(&1).unwrap();
+    state.sync_remote().unwrap();
+    let reader = target.remote("racing");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reads = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| {
+            let (mut reads, mut newest) = (0u64, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let manifest = reader.newest_manifest().unwrap().expect("a manifest");
+                assert!(
+                    manifest.generation >= newest,
+                    "{} after {newest}",
+                    manifest.generation
+                );
+                newest = manifest.generation;
+                reads += 1;
+            }
+            reads
+        });
+        for n in 2..=rounds {
+            state.apply(&n).unwrap();
+            // With its tail, so that every round publishes (and then deletes) something new.
+            state.wait_remote(state.last_seq()).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reading.join().unwrap()
+    });
+    assert!(reads > 0);
+    let newest = reader.newest_manifest().unwrap().unwrap();
+    assert_eq!(newest.next_seq, state.last_seq() + 1);
+}
+
+#[test]
+fn file_newest_manifest_is_read_while_a_writer_publishes() {
+    let base = scratch("file-racing");
+    newest_manifest_while_a_writer_publishes(Target::file(&base), &base, 400);
+}
+
+#[test]
+fn seaweedfs_newest_manifest_is_read_while_a_writer_publishes() {
+    let base = scratch("s3-racing");
+    newest_manifest_while_a_writer_publishes(Target::S3(Seaweed::start("racing")), &base, 100);
+}
+
 /// A snapshot larger than one part goes up as a multipart upload and comes back whole.
 fn large_snapshot_round_trip(target: Target, base: &Path) {
     let options = || {

@@ -34,6 +34,10 @@ const PART_LEN: usize = 8 << 20;
 /// however many acknowledged rounds a segment sees.
 const MAX_TAIL_PARTS: usize = 32;
 
+/// How many listings [`Remote::newest_manifest`] takes at most when the newest manifest it
+/// listed is gone before it is read (superseded by a writer publishing meanwhile).
+const MANIFEST_READ_ATTEMPTS: u32 = 8;
+
 /// The file in a state's directory that holds the generation of the last manifest this
 /// directory's writer put on the remote (the next one must be this plus one).
 pub(crate) const GENERATION_FILE: &str = "REMOTE-GENERATION";
@@ -114,6 +118,19 @@ pub enum RemoteError {
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
+}
+
+impl RemoteError {
+    /// Whether the remote said the object is not there.
+    fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
 }
 
 /// When an [`apply`](crate::Durable::apply) of a [`Durable`](crate::Durable) state with a
@@ -502,6 +519,12 @@ impl Remote {
     /// The newest manifest on the remote (highest generation), or `None` if nothing was ever
     /// uploaded under the prefix.
     ///
+    /// A writer may publish while this reads: it deletes the older manifests once a newer one
+    /// is published, so the newest one listed can be gone when it is read. Then the prefix is
+    /// listed again, up to 8 times in all, for as long as each
+    /// listing holds a newer generation than the one that went missing; a listed manifest
+    /// that is missing with nothing newer is an error.
+    ///
     /// ```no_run
     /// # #[allow(dead_code)]
     /// # fn f(remote: &pontoon_persist::Remote) -> Result<(), pontoon_persist::RemoteError> {
@@ -509,15 +532,29 @@ impl Remote {
     /// # Ok(()) }
     /// ```
     pub fn newest_manifest(&self) -> Result<Option<RemoteManifest>, RemoteError> {
-        let Some((generation, _)) = self
-            .list()?
-            .into_iter()
-            .filter_map(|(name, size)| Some((parse_manifest_name(&name)?, size)))
-            .max()
-        else {
-            return Ok(None);
-        };
-        self.manifest(generation).map(Some)
+        let mut missing: Option<(u64, RemoteError)> = None;
+        for attempt in 1.. {
+            let newest = self
+                .list()?
+                .into_iter()
+                .filter_map(|(name, _)| parse_manifest_name(&name))
+                .max();
+            if let Some((gone, error)) = missing.take()
+                && newest.is_none_or(|generation| generation <= gone)
+            {
+                return Err(error);
+            }
+            let Some(generation) = newest else {
+                return Ok(None);
+            };
+            match self.manifest(generation) {
+                Err(error) if error.is_not_found() && attempt < MANIFEST_READ_ATTEMPTS => {
+                    missing = Some((generation, error));
+                }
+                read => return read.map(Some),
+            }
+        }
+        unreachable!("the attempts are counted without end")
     }
 
     /// The manifest of `generation`, read and checked.
