@@ -13,7 +13,7 @@ use crate::cmd::Result;
 
 #[path = "../../crates/pontoon-persist/tests/support/weed_args.rs"]
 mod weed_args;
-use weed_args::{FILER_PORT, MASTER_PORT, PORT_FLAGS, S3_PORT, server_args};
+use weed_args::{FILER_PORT, MASTER_PORT, PORT_FLAGS, S3_PORT, remove_sockets, server_args};
 
 /// The bucket [`Seaweed::start`] makes.
 const BUCKET: &str = "pontoon";
@@ -28,6 +28,8 @@ pub(crate) struct Seaweed {
     dir: PathBuf,
     s3_port: u16,
     master_port: u16,
+    /// Every port it was given, in the order of `PORT_FLAGS`.
+    ports: Vec<u16>,
 }
 
 impl Seaweed {
@@ -68,6 +70,7 @@ impl Seaweed {
             dir,
             s3_port: ports[S3_PORT],
             master_port: ports[MASTER_PORT],
+            ports: ports.clone(),
         };
         let filer_port = ports[FILER_PORT];
         let started = Instant::now();
@@ -123,6 +126,7 @@ impl Drop for Seaweed {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_sockets(&self.ports);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -307,7 +307,9 @@ impl Log {
     /// and what a lost machine loses under each, are in `docs/remote.md`.
     ///
     /// A restore takes a lock beside the directory (`.<name>.restore-lock`), so that two opens
-    /// racing for one empty directory restore it once. A prefix that holds a
+    /// racing for one empty directory restore it once; the lock file stays there afterwards,
+    /// whether the restore succeeded or not (removing it would let a third open lock a new
+    /// file while a second still waits on the old one). A prefix that holds a
     /// [`Durable`](crate::Durable)'s state (its manifest names a snapshot) is refused with
     /// [`RemoteError::NotALog`](crate::RemoteError::NotALog), on restore and on the first upload.
     ///

@@ -1115,7 +1115,8 @@ fn is_empty(dir: &Path) -> Result<bool, IoError> {
 /// an exclusive lock first, on `.<name>.restore-lock` beside the directory (the directory's
 /// own `LOCK` would make it non-empty), and looks again under it: two opens racing for one
 /// empty directory restore it once, the second finding it restored. The lock is returned, to
-/// be held until the log holds the directory's `LOCK`.
+/// be held until the log holds the directory's `LOCK`. The lock file is never removed: an open
+/// waiting on it would then hold a lock on a file that a third open no longer sees.
 pub(crate) fn restore_if_empty(
     remote: &Remote,
     dir: &Path,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 #[path = "weed_args.rs"]
 #[allow(dead_code, reason = "the tests need only the S3 port's index")]
 mod weed_args;
-use weed_args::{PORT_FLAGS, S3_PORT, server_args};
+use weed_args::{PORT_FLAGS, S3_PORT, remove_sockets, server_args};
 
 /// The access key the server is started with.
 pub(crate) const ACCESS_KEY: &str = "pontoon-test";
@@ -235,6 +235,7 @@ impl Drop for Seaweed {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        remove_sockets(&self.ports);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -66,3 +66,22 @@ pub(crate) fn server_args(log_dir: &Path, data: &Path, ports: &[u16]) -> Vec<Str
     );
     args
 }
+
+/// Removes the unix sockets a server on `ports` left in `/tmp` once it is stopped: SeaweedFS
+/// makes one per gRPC and HTTP server (`/tmp/seaweedfs-<server>-<port>.sock`, a fixed path
+/// that `TMPDIR` does not move, and only two of them have a flag) and leaves them when it is
+/// killed. Only names ending in one of this server's ports are touched; call it after the
+/// process has exited, before another server can be given those ports.
+pub(crate) fn remove_sockets(ports: &[u16]) {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    let ends: Vec<String> = ports.iter().map(|port| format!("-{port}.sock")).collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("seaweedfs-") && ends.iter().any(|end| name.ends_with(end.as_str())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
