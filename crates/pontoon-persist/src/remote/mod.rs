@@ -34,8 +34,9 @@ const PART_LEN: usize = 8 << 20;
 /// however many acknowledged rounds a segment sees.
 const MAX_TAIL_PARTS: usize = 32;
 
-/// How many listings [`Remote::newest_manifest`] takes at most when the newest manifest it
-/// listed is gone before it is read (superseded by a writer publishing meanwhile).
+/// How many listings [`Remote::newest_manifest`] takes at most when a writer publishing
+/// meanwhile made one inconsistent (its newest manifest gone before it is read, or no manifest
+/// listed beside the objects of a state).
 const MANIFEST_READ_ATTEMPTS: u32 = 8;
 
 /// The file in a state's directory that holds the generation of the last manifest this
@@ -519,11 +520,13 @@ impl Remote {
     /// The newest manifest on the remote (highest generation), or `None` if nothing was ever
     /// uploaded under the prefix.
     ///
-    /// A writer may publish while this reads: it deletes the older manifests once a newer one
-    /// is published, so the newest one listed can be gone when it is read. Then the prefix is
-    /// listed again, up to 8 times in all, for as long as each
-    /// listing holds a newer generation than the one that went missing; a listed manifest
-    /// that is missing with nothing newer is an error.
+    /// A writer may publish while this reads. It deletes the older manifests once a newer one
+    /// is published, so the newest one listed can be gone when it is read; and a listing is
+    /// not a snapshot of the prefix (a directory walk, or a store's paged listing), so one taken
+    /// while a manifest is replaced can hold neither the old nor the new one. Either way the
+    /// prefix is listed again, up to 8 listings in all: a listed manifest still missing then is
+    /// an error, and a prefix still holding segments, snapshots or tail parts but no manifest
+    /// (a first upload under way, or one that never finished) gives `None`.
     ///
     /// ```no_run
     /// # #[allow(dead_code)]
@@ -532,25 +535,22 @@ impl Remote {
     /// # Ok(()) }
     /// ```
     pub fn newest_manifest(&self) -> Result<Option<RemoteManifest>, RemoteError> {
-        let mut missing: Option<(u64, RemoteError)> = None;
         for attempt in 1.. {
-            let newest = self
-                .list()?
-                .into_iter()
-                .filter_map(|(name, _)| parse_manifest_name(&name))
+            let last = attempt >= MANIFEST_READ_ATTEMPTS;
+            let listed = self.list()?;
+            let newest = listed
+                .iter()
+                .filter_map(|(name, _)| parse_manifest_name(name))
                 .max();
-            if let Some((gone, error)) = missing.take()
-                && newest.is_none_or(|generation| generation <= gone)
-            {
-                return Err(error);
-            }
             let Some(generation) = newest else {
+                let holds_state = listed.iter().any(|(name, _)| is_state_object(name));
+                if holds_state && !last {
+                    continue;
+                }
                 return Ok(None);
             };
             match self.manifest(generation) {
-                Err(error) if error.is_not_found() && attempt < MANIFEST_READ_ATTEMPTS => {
-                    missing = Some((generation, error));
-                }
+                Err(error) if error.is_not_found() && !last => continue,
                 read => return read.map(Some),
             }
         }
@@ -1252,6 +1252,13 @@ pub(crate) struct Published {
     pub(crate) unnamed: Vec<String>,
 }
 
+/// Whether `name` is one of the objects a manifest names: a segment, a snapshot or a tail part.
+fn is_state_object(name: &str) -> bool {
+    parse_segment_name(name).is_some()
+        || parse_snapshot_name(name).is_some()
+        || parse_tail_name(name).is_some()
+}
+
 /// [`Published::unnamed`]: from the round's own listing, taken before the manifest was put
 /// (the conditional put then proved no other writer published meanwhile), so nothing
 /// another writer may have put since is deleted.
@@ -1265,12 +1272,7 @@ fn unnamed(manifest: &RemoteManifest, listed: &[(String, u64)]) -> Vec<String> {
         .collect();
     let old_manifest =
         |name: &str| parse_manifest_name(name).is_some_and(|g| g < manifest.generation);
-    let unnamed_file = |name: &str| {
-        (parse_segment_name(name).is_some()
-            || parse_snapshot_name(name).is_some()
-            || parse_tail_name(name).is_some())
-            && !named.contains(name)
-    };
+    let unnamed_file = |name: &str| is_state_object(name) && !named.contains(name);
     // A reader reads only the newest manifest, so the order of the deletes does not matter.
     let mut names: Vec<String> = listed
         .iter()
