@@ -325,6 +325,18 @@ fn seaweedfs_newest_manifest_is_read_while_a_writer_publishes() {
     newest_manifest_while_a_writer_publishes(Target::S3(Seaweed::start("racing")), &base, 100);
 }
 
+/// A prefix holding a segment but no manifest (a first upload that never published) has no
+/// newest manifest: the listings it takes again find none, and it gives `None`, not an error.
+#[test]
+fn file_a_segment_without_a_manifest_is_no_manifest() {
+    let base = scratch("file-no-manifest");
+    let remote = Target::file(&base).remote("unpublished");
+    remote
+        .put("00000000000000000001.log", vec![bytes::Bytes::from_static(b"x")])
+        .unwrap();
+    assert!(remote.newest_manifest().unwrap().is_none());
+}
+
 /// A snapshot larger than one part goes up as a multipart upload and comes back whole.
 fn large_snapshot_round_trip(target: Target, base: &Path) {
     let options = || {
