@@ -332,7 +332,10 @@ fn file_a_segment_without_a_manifest_is_no_manifest() {
     let base = scratch("file-no-manifest");
     let remote = Target::file(&base).remote("unpublished");
     remote
-        .put("00000000000000000001.log", vec![bytes::Bytes::from_static(b"x")])
+        .put(
+            "00000000000000000001.log",
+            vec![bytes::Bytes::from_static(b"x")],
+        )
         .unwrap();
     assert!(remote.newest_manifest().unwrap().is_none());
 }
